@@ -1,0 +1,104 @@
+"""``python -m bench [--quick] [--json FILE] [--only NAME,...]``: every benchmark, one table.
+
+Each suite module exposes ``run_bench(quick: bool) -> list[dict]`` (sync or async) returning rows
+``{"figure", "ours", "baseline", "ratio", "goal", "passed"}``; ``unit`` and ``note`` are optional. A suite that
+fails is reported as a row, so one broken figure never hides the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from typing import Any
+
+import anyio
+
+SUITES = {
+    "adapters": "bench.adapter_bench",  # P1: MCP -> adapter -> SDK -> emulator vs the SDK directly
+    "race": "bench.race_bench",  # P2, P3, P6 and the racing benchmark
+    "sse": "bench.sse_bench",  # P4: SSE fan-out, replay, memory
+    "pty": "bench.pty_bench",  # P5: PTY throughput and echo latency
+    "mcp": "bench.mcp_bench",  # llmmixer mcp vs llmmixer ask --json
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
+            "cores": os.cpu_count()}
+
+
+def run_suite(name: str, quick: bool) -> list[dict[str, Any]]:
+    started = time.perf_counter()
+    try:
+        module = importlib.import_module(SUITES[name])
+        runner = module.run_bench
+        rows = anyio.run(runner, quick) if inspect.iscoroutinefunction(runner) else runner(quick)
+    except Exception as exc:  # noqa: BLE001 - a broken suite becomes a visible row, not a crash
+        traceback.print_exc(file=sys.stderr)
+        rows = [{"figure": f"{name}: suite failed", "ours": None, "baseline": None, "ratio": None, "goal": "",
+                 "passed": False, "note": f"{type(exc).__name__}: {exc}"}]
+    for row in rows:
+        row.setdefault("suite", name)
+    print(f"[bench] {name}: {len(rows)} rows in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    return rows
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def print_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"LLMMixer bench — {info['cpu']} ({info['cores']} cores), Python {info['python']}")
+    for column in ("figure", "ours", "baseline", "ratio", "goal", "pass"):
+        table.add_column(column, justify="left" if column in ("figure", "goal") else "right")
+    for row in rows:
+        passed = row.get("passed")
+        mark = "-" if passed is None else ("[green]pass[/]" if passed else "[red]fail[/]")
+        unit = f" {row['unit']}" if row.get("unit") else ""
+        table.add_row(str(row["figure"]), fmt(row.get("ours")) + unit, fmt(row.get("baseline")) + unit,
+                      fmt(row.get("ratio")), str(row.get("goal") or ""), mark)
+    Console(width=160).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a one-minute smoke run with fewer samples")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows and machine info as JSON")
+    parser.add_argument("--only", help=f"comma-separated suites out of {','.join(SUITES)}")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(SUITES)
+    unknown = set(names) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
+    info = machine()
+    rows = [row for name in names for row in run_suite(name, args.quick)]
+    print_table(rows, info)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"machine": info, "quick": args.quick, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+                       "rows": rows}, handle, indent=2, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

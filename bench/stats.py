@@ -1,0 +1,25 @@
+"""Small statistics shared by the bench suites."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["percentile", "row"]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def row(figure: str, ours: float | None, baseline: float | None, goal: str, *, unit: str = "",
+        passed: bool | None = None, ratio: float | None = None, note: str = "") -> dict[str, Any]:
+    """A table row; ``ratio`` defaults to ours / baseline."""
+    if ratio is None and ours is not None and baseline:
+        ratio = ours / baseline
+    return {"figure": figure, "ours": ours, "baseline": baseline, "ratio": ratio, "goal": goal, "unit": unit,
+            "passed": passed, "note": note}

@@ -1,0 +1,301 @@
+"""BaseAdapter: one vendor's model behind one streaming interface.
+
+A vendor adapter implements three things and nothing else:
+
+- :meth:`BaseAdapter.transform_messages` turns a :class:`GenerateRequest` into the vendor's request payload;
+- :meth:`BaseAdapter.call_model` sends it with the official SDK and yields :class:`TextDelta` items, then exactly
+  one :class:`Completion`; every vendor exception is mapped to the shared error tree at this boundary;
+- :meth:`BaseAdapter.list_models` reads the vendor's models endpoint.
+
+Everything vendor-free lives here, once: input validation, the missing-key error, retries with backoff that honor
+Retry-After (only before the first delta went out: a stream cannot be unsent), timings, cost, and validation of
+structured output against ``response_schema``.
+
+Cancellation: :meth:`stream` is an async generator driven by the MCP tool handler. When the caller cancels the
+``tools/call``, the handler's cancel scope is cancelled; the vendor generator's ``finally`` must then close the SDK
+stream inside :func:`shielded_close`, otherwise the close itself is cancelled and the upstream socket lingers.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import json
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import pricing
+from .errors import AuthError, InvalidInputError, InvalidOutputError, LLMMixerError, RetryableError
+
+__all__ = [
+    "ChatMessage",
+    "GenerateRequest",
+    "Usage",
+    "TextDelta",
+    "Completion",
+    "GenerateResult",
+    "AdapterSettings",
+    "BaseAdapter",
+    "shielded_close",
+]
+
+DEFAULT_MAX_PROMPT_BYTES = 1_000_000
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class GenerateRequest(BaseModel):
+    """The adapter tool contract's arguments, shared by every vendor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    system: str | None = None
+    messages: list[ChatMessage] | None = None
+    model: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    response_schema: dict[str, Any] | None = None
+
+    def conversation(self) -> list[ChatMessage]:
+        """Earlier turns followed by the prompt as the final user turn."""
+        return [*(self.messages or []), ChatMessage(role="user", content=self.prompt)]
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class Completion:
+    """What the vendor said about the finished reply (the text itself is assembled from deltas)."""
+
+    model: str
+    stop_reason: str | None
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(slots=True)
+class GenerateResult:
+    text: str
+    model: str
+    stop_reason: str | None
+    usage: Usage
+    cost_usd: float | None
+    ttft_ms: float | None
+    latency_ms: float
+    data: Any = None
+    has_data: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "text": self.text,
+            "model": self.model,
+            "stop_reason": self.stop_reason,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+            "ttft_ms": self.ttft_ms,
+            "latency_ms": self.latency_ms,
+        }
+        if self.has_data:
+            out["data"] = self.data
+        return out
+
+
+@dataclass(slots=True)
+class AdapterSettings:
+    """Vendor-free knobs every adapter server takes from flags and environment."""
+
+    default_model: str | None = None
+    max_retries: int = 2
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    max_prompt_bytes: int = DEFAULT_MAX_PROMPT_BYTES
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("adapter")
+        group.add_argument("--model", dest="default_model", default=None, help="default model id")
+        group.add_argument("--max-retries", type=int, default=int(os.environ.get("LLMMIXER_MAX_RETRIES", 2)),
+                           help="retries of retryable errors before the first delta (default 2)")
+        group.add_argument("--timeout", dest="timeout_s", type=float,
+                           default=float(os.environ.get("LLMMIXER_TIMEOUT_S", 60)),
+                           help="read timeout in seconds for the vendor stream (default 60)")
+        group.add_argument("--max-prompt-bytes", type=int,
+                           default=int(os.environ.get("LLMMIXER_MAX_PROMPT_BYTES", DEFAULT_MAX_PROMPT_BYTES)),
+                           help="largest prompt accepted, in UTF-8 bytes (default 1 MB)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> AdapterSettings:
+        if args.max_retries < 0 or args.timeout_s <= 0 or args.max_prompt_bytes <= 0:
+            raise SystemExit("--max-retries must be >= 0; --timeout and --max-prompt-bytes must be > 0")
+        return cls(default_model=args.default_model, max_retries=args.max_retries, timeout_s=args.timeout_s,
+                   max_prompt_bytes=args.max_prompt_bytes)
+
+
+async def shielded_close(closeable: Any, *, timeout_s: float = 2.0) -> None:
+    """Close an SDK stream even while the surrounding scope is being cancelled.
+
+    Without the shield, the ``await`` inside ``close()`` is cancelled at once and the HTTP connection is left for
+    the garbage collector, so the vendor keeps generating (and billing) a reply nobody reads.
+    """
+    with anyio.CancelScope(shield=True), anyio.move_on_after(timeout_s):
+        close = getattr(closeable, "aclose", None) or closeable.close
+        result = close()
+        if hasattr(result, "__await__"):
+            await result
+
+
+class BaseAdapter(abc.ABC):
+    """Subclass per vendor; see the module docstring for what a subclass implements."""
+
+    vendor: ClassVar[str]  # "anthropic", "openai", "google": the name in errors
+    source: ClassVar[str]  # "claude", "gpt", "gemini": the name in events and server names
+    key_env_vars: ClassVar[tuple[str, ...]]  # the first is the one an error message tells the user to set
+    default_model: ClassVar[str]
+
+    def __init__(self, settings: AdapterSettings | None = None) -> None:
+        self.settings = settings or AdapterSettings()
+
+    # -- what a vendor implements ---------------------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Vendor-specific flags (e.g. ``--api chat`` for OpenAI-compatible servers)."""
+
+    def configure(self, args: argparse.Namespace) -> None:
+        """Read the vendor-specific flags added by :meth:`add_arguments`."""
+
+    @abc.abstractmethod
+    def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
+        """The vendor's request payload for ``request``."""
+
+    @abc.abstractmethod
+    def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
+                   ) -> AsyncIterator[TextDelta | Completion]:
+        """Stream the reply: text deltas, then one :class:`Completion`. Raises only :class:`LLMMixerError`."""
+
+    @abc.abstractmethod
+    async def list_models(self) -> list[dict[str, Any]]:
+        """``[{"id", "display_name"}]`` from the vendor's models endpoint. Raises only :class:`LLMMixerError`."""
+
+    # -- vendor-free behaviour -------------------------------------------------------------------------------------
+
+    def api_key(self) -> str:
+        """The key from the environment, or an ``auth`` error naming the variable to set."""
+        for name in self.key_env_vars:
+            value = os.environ.get(name)
+            if value:
+                return value
+        raise AuthError(f"no API key: set {self.key_env_vars[0]}", vendor=self.vendor)
+
+    def validate(self, request: GenerateRequest) -> None:
+        if not request.prompt.strip():
+            raise InvalidInputError("prompt is empty", vendor=self.vendor)
+        size = len(request.prompt.encode()) + sum(len(m.content.encode()) for m in request.messages or [])
+        size += len((request.system or "").encode())
+        if size > self.settings.max_prompt_bytes:
+            raise InvalidInputError(
+                f"prompt is {size} bytes; the limit is {self.settings.max_prompt_bytes} (--max-prompt-bytes)",
+                vendor=self.vendor)
+        if request.response_schema is not None:
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(request.response_schema).check_schema(request.response_schema)
+            except jsonschema.SchemaError as exc:
+                raise InvalidInputError(f"response_schema is not a valid JSON Schema: {exc.message}",
+                                        vendor=self.vendor) from exc
+
+    def backoff_s(self, error: LLMMixerError, attempt: int) -> float:
+        if error.retry_after_s is not None:
+            return min(max(error.retry_after_s, 0.0), self.settings.backoff_max_s)
+        ceiling = min(self.settings.backoff_base_s * 2**attempt, self.settings.backoff_max_s)
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[TextDelta | GenerateResult]:
+        """Yield text deltas, then one :class:`GenerateResult`.
+
+        Raises:
+            LLMMixerError: any classified failure; retryable ones only after retries ran out or a delta went out.
+        """
+        self.validate(request)
+        self.api_key()
+        model = request.model or self.settings.default_model or self.default_model
+        payload = self.transform_messages(request, model)
+        started = time.perf_counter()
+        ttft_ms: float | None = None
+        parts: list[str] = []
+        completion: Completion | None = None
+        for attempt in range(self.settings.max_retries + 1):
+            try:
+                async for item in self.call_model(payload, request, model):
+                    if isinstance(item, TextDelta):
+                        if not item.text:
+                            continue
+                        if ttft_ms is None:
+                            ttft_ms = (time.perf_counter() - started) * 1000
+                        parts.append(item.text)
+                        yield item
+                    else:
+                        completion = item
+                break
+            except RetryableError as error:
+                if parts or attempt >= self.settings.max_retries:
+                    raise
+                await anyio.sleep(self.backoff_s(error, attempt))
+        if completion is None:
+            raise RetryableError("the stream ended without a final message", vendor=self.vendor)
+        text = "".join(parts)
+        result = GenerateResult(
+            text=text,
+            model=completion.model or model,
+            stop_reason=completion.stop_reason,
+            usage=completion.usage,
+            cost_usd=pricing.cost_usd(completion.model or model, completion.usage.input_tokens,
+                                      completion.usage.output_tokens),
+            ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        if request.response_schema is not None:
+            result.data, result.has_data = self.parse_structured(text, request.response_schema), True
+        yield result
+
+    def parse_structured(self, text: str, schema: dict[str, Any]) -> Any:
+        """The reply parsed as JSON and validated against ``schema``, or an ``invalid_output`` error."""
+        import jsonschema
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidOutputError(f"reply is not JSON: {exc}", vendor=self.vendor) from exc
+        try:
+            jsonschema.validate(data, schema)
+        except jsonschema.ValidationError as exc:
+            raise InvalidOutputError(f"reply does not match response_schema: {exc.message}",
+                                     vendor=self.vendor) from exc
+        return data

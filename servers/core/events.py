@@ -1,0 +1,74 @@
+"""The event model shared by every server, the orchestrator, the event stores, SSE and the dashboard.
+
+An :class:`Event` is created without an id; the event store assigns one when it appends it (strictly increasing
+per store). Ids are opaque strings to clients: an integer for the memory and sqlite stores, the entry id
+(``"1732500000123-0"``) for Redis Streams.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, get_args
+
+__all__ = ["Event", "EventType", "Source", "EVENT_TYPES"]
+
+EventType = Literal[
+    "run.started",
+    "leg.started",
+    "delta",
+    "leg.first_token",
+    "leg.done",
+    "leg.error",
+    "leg.cancelled",
+    "race.won",
+    "pty.output",
+    "pty.waiting",
+    "pty.exit",
+    "run.done",
+]
+EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+
+# Sources are open-ended on purpose: a new adapter registers under its own name without touching this module.
+Source = str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run: str
+    source: Source
+    type: EventType
+    data: dict[str, Any] = field(default_factory=dict)
+    ts: float = field(default_factory=time.time)
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {self.type!r}")
+
+    def with_id(self, event_id: str | int) -> Event:
+        return replace(self, id=str(event_id))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "run": self.run, "ts": self.ts, "source": self.source, "type": self.type,
+                "data": self.data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> Event:
+        return cls(
+            run=payload["run"],
+            source=payload["source"],
+            type=payload["type"],
+            data=payload.get("data") or {},
+            ts=payload.get("ts", time.time()),
+            id=None if payload.get("id") is None else str(payload["id"]),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Event:
+        return cls.from_dict(json.loads(text))
+

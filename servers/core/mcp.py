@@ -1,0 +1,135 @@
+"""The MCP face of an adapter: ``generate`` and ``list_models``, identical on every vendor.
+
+Text deltas go out as progress notifications (``message`` = the delta text) when the caller sent a progress token;
+the final result holds the whole text. Errors are tool results with ``isError: true`` whose text and structured
+content are ``{"error": {...}}`` from the shared error tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult
+from pydantic import BaseModel, Field
+
+from .adapter import AdapterSettings, BaseAdapter, ChatMessage, GenerateRequest, GenerateResult, TextDelta
+from .errors import InvalidInputError, LLMMixerError
+from .results import error_result, ok_result
+from .transport import add_transport_arguments, serve
+
+__all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main"]
+
+log = logging.getLogger("llmmixer.mcp")
+
+
+class LLMMixerMCPServer(MCPServer):
+    """MCPServer whose argument-validation failures come back as classified ``invalid_input`` results.
+
+    Our tools never raise ``ToolError`` themselves (they return classified error results), so a ``ToolError`` here
+    always means the call itself was wrong: unknown tool, missing argument, wrong type.
+    """
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            return error_result(InvalidInputError(str(exc)))
+
+
+class UsageOut(BaseModel):
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+class GenerateOutput(BaseModel):
+    text: str
+    model: str
+    stop_reason: str | None
+    usage: UsageOut
+    cost_usd: float | None
+    ttft_ms: float | None
+    latency_ms: float
+    data: Any = Field(default=None, description="the parsed JSON reply, present when response_schema was given")
+
+
+class ModelInfo(BaseModel):
+    id: str
+    display_name: str
+
+
+class ModelsOutput(BaseModel):
+    models: list[ModelInfo]
+
+
+GENERATE_DESCRIPTION = (
+    "Generate a reply from {vendor_title}. Text streams as progress notifications; the result holds the whole text, "
+    "usage, cost_usd, ttft_ms and latency_ms. Give response_schema (a JSON Schema) to get validated JSON in `data`."
+)
+
+
+def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
+    server = LLMMixerMCPServer(
+        name=f"llmmixer-{adapter.source}",
+        instructions=f"{adapter.source} ({adapter.vendor}) through its official SDK. Tools: generate, list_models.",
+    )
+
+    @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"))
+    async def generate(
+        prompt: str,
+        ctx: Context,
+        system: str | None = None,
+        messages: list[ChatMessage] | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        response_schema: dict[str, Any] | None = None,
+    ) -> Annotated[CallToolResult, GenerateOutput]:
+        try:
+            request = GenerateRequest(prompt=prompt, system=system, messages=messages, model=model,
+                                      max_tokens=max_tokens, temperature=temperature,
+                                      response_schema=response_schema)
+        except ValueError as exc:
+            return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
+        try:
+            sent = 0
+            async for item in adapter.stream(request):
+                if isinstance(item, TextDelta):
+                    sent += 1
+                    await ctx.report_progress(sent, None, item.text)
+                elif isinstance(item, GenerateResult):
+                    return ok_result(item.to_dict())
+        except LLMMixerError as error:
+            log.info("generate failed: %s %s", error.kind.value, error.message)
+            return error_result(error)
+        raise AssertionError("adapter stream ended without a result")  # pragma: no cover
+
+    @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
+    async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
+        try:
+            return ok_result({"models": await adapter.list_models()})
+        except LLMMixerError as error:
+            return error_result(error)
+
+    return server
+
+
+def adapter_main(adapter_cls: type[BaseAdapter], argv: Sequence[str] | None = None) -> None:
+    """The console script of one adapter server: transport flags, adapter flags, vendor flags."""
+    parser = argparse.ArgumentParser(
+        prog=f"llmmixer-{adapter_cls.source}",
+        description=f"LLMMixer {adapter_cls.source} adapter as an MCP server ({adapter_cls.vendor} official SDK). "
+                    f"Key: ${adapter_cls.key_env_vars[0]}.",
+    )
+    add_transport_arguments(parser)
+    AdapterSettings.add_arguments(parser)
+    adapter_cls.add_arguments(parser)
+    args = parser.parse_args(None if argv is None else list(argv))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    adapter = adapter_cls(AdapterSettings.from_args(args))
+    adapter.configure(args)
+    serve(build_adapter_server(adapter), args)

@@ -1,0 +1,41 @@
+"""Price per model -> ``cost_usd``. A model with no known price costs ``None``, never a guess.
+
+Dated snapshots (``claude-sonnet-4-5-20250929``, ``gpt-4o-2024-08-06``) take the price of their family; the longest
+listed family wins so ``gpt-4o-mini-…`` is never priced as ``gpt-4o``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from importlib import resources
+
+__all__ = ["price_per_million", "cost_usd"]
+
+_SNAPSHOT_SUFFIX = re.compile(r"^-(\d{4}-\d{2}-\d{2}|\d{8}|latest|preview(-[\w-]+)?|\d{3})$")
+
+
+@functools.cache
+def _table() -> dict[str, tuple[float, float]]:
+    raw = json.loads(resources.files(__package__).joinpath("prices.json").read_text())
+    return {name: (float(p[0]), float(p[1])) for name, p in raw["models"].items()}
+
+
+def price_per_million(model: str) -> tuple[float, float] | None:
+    """``(input, output)`` USD per million tokens, or ``None`` when the model has no known price."""
+    table = _table()
+    name = model.removeprefix("models/")
+    if name in table:
+        return table[name]
+    for family in sorted(table, key=len, reverse=True):
+        if name.startswith(family) and _SNAPSHOT_SUFFIX.match(name[len(family):]):
+            return table[family]
+    return None
+
+
+def cost_usd(model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
+    price = price_per_million(model)
+    if price is None or input_tokens is None or output_tokens is None:
+        return None
+    return round((input_tokens * price[0] + output_tokens * price[1]) / 1_000_000, 10)

@@ -1,0 +1,143 @@
+"""One Starlette app serving the three emulated vendor APIs side by side, plus a control API.
+
+Base URLs (what the official SDKs are pointed at):
+
+    ANTHROPIC_BASE_URL      = http://127.0.0.1:PORT/anthropic        (SDK appends /v1/messages, /v1/models)
+    OPENAI_BASE_URL         = http://127.0.0.1:PORT/openai/v1        (SDK appends /responses, /chat/completions, /models)
+    GOOGLE_GEMINI_BASE_URL  = http://127.0.0.1:PORT/gemini           (SDK appends /v1beta/models/...)
+
+Control API (JSON):
+
+    PUT    /_emulator/behaviour/{vendor}   set the vendor's default Behaviour (body: Behaviour fields)
+    POST   /_emulator/queue/{vendor}       queue one-shot behaviours (body: a list), used by the next requests in order
+    GET    /_emulator/requests[?vendor=]   the request records (see recorder.py)
+    POST   /_emulator/reset                default behaviours, empty queues, no records
+
+Each vendor lives in its own module exposing ``routes(ctx: EmulatorContext) -> list[BaseRoute]``; vendor quirks
+stay there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import threading
+from collections import deque
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+
+from .behaviour import Behaviour
+from .recorder import Recorder, RequestRecord
+
+__all__ = ["VENDORS", "EmulatorContext", "create_app", "base_urls"]
+
+# vendor name -> (module, URL prefix)
+VENDORS: dict[str, tuple[str, str]] = {
+    "anthropic": ("llmmixer.servers.emulators.anthropic", "/anthropic"),
+    "openai": ("llmmixer.servers.emulators.openai", "/openai"),
+    "gemini": ("llmmixer.servers.emulators.gemini", "/gemini"),
+}
+
+
+def base_urls(root: str) -> dict[str, str]:
+    """The SDK base-URL environment for an emulator served at ``root`` (``http://127.0.0.1:PORT``)."""
+    root = root.rstrip("/")
+    return {
+        "ANTHROPIC_BASE_URL": f"{root}/anthropic",
+        "OPENAI_BASE_URL": f"{root}/openai/v1",
+        "GOOGLE_GEMINI_BASE_URL": f"{root}/gemini",
+    }
+
+
+class EmulatorContext:
+    """Shared state handed to each vendor module: behaviours, the recorder and a seeded RNG."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.recorder = Recorder()
+        self.rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._defaults: dict[str, Behaviour] = {}
+        self._queues: dict[str, deque[Behaviour]] = {}
+
+    def behaviour_for(self, vendor: str) -> Behaviour:
+        """The next queued one-shot behaviour for ``vendor``, else its default."""
+        with self._lock:
+            queue = self._queues.get(vendor)
+            if queue:
+                return queue.popleft()
+            return self._defaults.get(vendor) or Behaviour()
+
+    def set_default(self, vendor: str, behaviour: Behaviour) -> None:
+        with self._lock:
+            self._defaults[vendor] = behaviour
+
+    def enqueue(self, vendor: str, behaviours: list[Behaviour]) -> None:
+        with self._lock:
+            self._queues.setdefault(vendor, deque()).extend(behaviours)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._defaults.clear()
+            self._queues.clear()
+        self.recorder.clear()
+
+    def open_record(self, vendor: str, request: Request, body: Any) -> RequestRecord:
+        return self.recorder.open(vendor, request.method, request.url.path, body)
+
+
+def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
+    def vendor_of(request: Request) -> str:
+        vendor = request.path_params["vendor"]
+        if vendor not in VENDORS:
+            raise ValueError(f"unknown vendor {vendor!r}; one of {sorted(VENDORS)}")
+        return vendor
+
+    async def put_behaviour(request: Request) -> JSONResponse:
+        try:
+            vendor = vendor_of(request)
+            behaviour = Behaviour.model_validate(await request.json())
+        except (ValueError, ValidationError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        ctx.set_default(vendor, behaviour)
+        return JSONResponse(behaviour.model_dump())
+
+    async def post_queue(request: Request) -> JSONResponse:
+        try:
+            vendor = vendor_of(request)
+            items = await request.json()
+            behaviours = [Behaviour.model_validate(item) for item in (items if isinstance(items, list) else [items])]
+        except (ValueError, ValidationError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        ctx.enqueue(vendor, behaviours)
+        return JSONResponse({"queued": len(behaviours)})
+
+    async def get_requests(request: Request) -> JSONResponse:
+        return JSONResponse(ctx.recorder.list(request.query_params.get("vendor")))
+
+    async def post_reset(request: Request) -> JSONResponse:
+        ctx.reset()
+        return JSONResponse({"ok": True})
+
+    return [
+        Route("/_emulator/behaviour/{vendor}", put_behaviour, methods=["PUT"]),
+        Route("/_emulator/queue/{vendor}", post_queue, methods=["POST"]),
+        Route("/_emulator/requests", get_requests, methods=["GET"]),
+        Route("/_emulator/reset", post_reset, methods=["POST"]),
+    ]
+
+
+def create_app(ctx: EmulatorContext | None = None, vendors: tuple[str, ...] = tuple(VENDORS)) -> Starlette:
+    ctx = ctx or EmulatorContext()
+    routes = _control_routes(ctx)
+    for vendor in vendors:
+        module_name, prefix = VENDORS[vendor]
+        module = importlib.import_module(module_name)
+        routes.append(Mount(prefix, routes=module.routes(ctx)))
+    app = Starlette(routes=routes)
+    app.state.emulator = ctx
+    return app

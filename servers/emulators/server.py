@@ -1,0 +1,91 @@
+"""Run the emulators: in a background thread (tests, the demo) or as their own process (bench).
+
+``EmulatorServer`` is a context manager that serves the app on 127.0.0.1 with a free port and gives a small
+client for the control API. Both work the same whether the emulator runs in-process or in another process.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx2
+import uvicorn
+
+from .app import VENDORS, EmulatorContext, base_urls, create_app
+
+__all__ = ["EmulatorClient", "EmulatorServer", "free_port"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class EmulatorClient:
+    """The control API of an emulator at ``root`` (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self._http = httpx2.Client(base_url=self.root, timeout=10)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """SDK base-URL variables pointing at this emulator."""
+        return base_urls(self.root)
+
+    def set_behaviour(self, vendor: str, **behaviour: Any) -> None:
+        self._http.put(f"/_emulator/behaviour/{vendor}", json=behaviour).raise_for_status()
+
+    def queue(self, vendor: str, *behaviours: dict[str, Any]) -> None:
+        self._http.post(f"/_emulator/queue/{vendor}", json=list(behaviours)).raise_for_status()
+
+    def requests(self, vendor: str | None = None) -> list[dict[str, Any]]:
+        params = {"vendor": vendor} if vendor else None
+        response = self._http.get("/_emulator/requests", params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self) -> None:
+        self._http.post("/_emulator/reset").raise_for_status()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class EmulatorServer(EmulatorClient):
+    """``with EmulatorServer() as emu: ...`` serves all three vendors on a free loopback port in a thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, seed: int | None = None,
+                 vendors: tuple[str, ...] = tuple(VENDORS)) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.context = EmulatorContext(seed=seed)
+        config = uvicorn.Config(create_app(self.context, vendors), host=host, port=self.port, log_level="critical",
+                                lifespan="off", timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="llmmixer-emulators", daemon=True)
+        super().__init__(f"http://{host}:{self.port}")
+
+    def start(self) -> EmulatorServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the emulator server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        self.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

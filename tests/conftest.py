@@ -18,3 +18,54 @@ def _isolated_user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "LLMMIXER_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+
+
+# -- emulators ------------------------------------------------------------------------------------------------------
+
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from llmmixer.servers.emulators.app import VENDORS  # noqa: E402
+from llmmixer.servers.emulators.server import EmulatorServer  # noqa: E402
+
+FAKE_KEYS = {
+    "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
+    "OPENAI_API_KEY": "sk-test-not-a-real-key",
+    "GEMINI_API_KEY": "gm-test-not-a-real-key",
+}
+
+
+def _available_vendors() -> tuple[str, ...]:
+    return tuple(v for v, (module, _) in VENDORS.items() if importlib.util.find_spec(module) is not None)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    """One emulator server (all vendors) for the whole test session, on a free loopback port."""
+    with EmulatorServer(vendors=_available_vendors(), seed=7) as server:
+        yield server
+
+
+@pytest.fixture
+def emu(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    """The session emulator, reset (default behaviours, no records), with this process's SDK env pointed at it."""
+    emulator.reset()
+    for name, value in {**emulator.env, **FAKE_KEYS}.items():
+        monkeypatch.setenv(name, value)
+    return emulator
+
+
+def server_env(emu: EmulatorServer | None = None, *, keys: bool = True, **extra: str) -> dict[str, str]:
+    """Environment for a server subprocess: this environment, the emulator's base URLs, fake keys, ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in FAKE_KEYS and k != "GOOGLE_API_KEY"}
+    if emu is not None:
+        env.update(emu.env)
+    if keys:
+        env.update(FAKE_KEYS)
+    env.update(extra)
+    return env
+
+
+PYTHON = sys.executable

@@ -209,8 +209,11 @@ class BaseAdapter(abc.ABC):
         """The key from the environment, or an ``auth`` error naming the variable to set."""
         for name in self.key_env_vars:
             value = os.environ.get(name)
-            if value:
+            if value and not (value.startswith("${") and value.endswith("}")):
                 return value
+            if value:  # a host that does not expand ${VAR} in its config passed the placeholder itself
+                raise AuthError(f"{name} holds the unexpanded placeholder {value}: put the key itself in the "
+                                "host's config (llmmixer config claude-desktop --with-env)", vendor=self.vendor)
         raise AuthError(f"no API key: set {self.key_env_vars[0]}", vendor=self.vendor)
 
     def validate(self, request: GenerateRequest) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "BearerTokenMiddleware",
     "streamable_http_app",
     "serve",
+    "serve_async",
 ]
 
 TOKEN_ENV = "LLMMIXER_TOKEN"
@@ -121,6 +122,22 @@ def serve(
     finally:
         if on_shutdown is not None:
             on_shutdown()
+
+
+async def serve_async(server: MCPServer, args: argparse.Namespace) -> None:
+    """Like :func:`serve`, inside a running event loop: for servers whose state (a task group, a pool of child
+    servers) must outlive every session and be closed once, by the caller, when serving ends."""
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.transport == "stdio":
+        await server.run_stdio_async()
+        return
+    if not is_loopback(args.host) and not token:
+        sys.stderr.write(f"refusing to bind {args.host}: a non-loopback bind requires ${TOKEN_ENV}\n")
+        raise SystemExit(2)
+    import uvicorn
+
+    app = streamable_http_app(server, host=args.host, token=token)
+    await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -1,0 +1,222 @@
+"""P2 race overhead and loser close delay, P3 hedging on a heavy tail, the racing benchmark, P6 CLI cold start.
+
+Everything runs against one emulator process on 127.0.0.1; the orchestrator runs in this process and launches the
+three adapter servers over stdio exactly as ``llmmixer ask`` does. Baselines run in the same minute, interleaved
+with ours.
+
+Racing benchmark assumptions (per vendor; times are a tenth of typical public-API figures so a full run stays
+short — every ratio is unchanged by the scale): time to first token lognormal with the median and sigma below, a
+5% tail at 4× the median, and a fixed token rate; replies of 40 tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .stats import percentile, row
+
+VENDOR = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
+# median TTFT ms, lognormal sigma, inter-token ms (all at 1/10 scale)
+LATENCY_MIX = {"claude": (60.0, 0.4, 1.6), "gpt": (45.0, 0.6, 1.2), "gemini": (35.0, 0.7, 0.8)}
+TAIL_FRACTION, TAIL_FACTOR, REPLY_TOKENS = 0.05, 4.0, 40
+RESULTS = Path(__file__).parent / "results"
+
+
+class _Emulator:
+    """The emulators in their own process, as a vendor would be."""
+
+    def __enter__(self) -> Any:
+        from llmmixer.servers.emulators.server import EmulatorClient, free_port
+
+        port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "llmmixer.servers.emulators", "--port", str(port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = EmulatorClient(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.client.requests()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+async def _runs(emulator: Any, **settings: Any) -> Any:
+    from llmmixer.orchestrator.config import Config, Settings, default_servers
+    from llmmixer.orchestrator.runs import Runs
+    from llmmixer.orchestrator.stores import open_store
+
+    os.environ.update({**emulator.env, "ANTHROPIC_API_KEY": "bench", "OPENAI_API_KEY": "bench",
+                       "GEMINI_API_KEY": "bench", "LLMMIXER_MAX_RETRIES": "0"})
+    runs = Runs(Config(servers=default_servers(), settings=Settings(**settings)), open_store("memory"))
+    await runs.__aenter__()
+    await runs.pool.check()
+    return runs
+
+
+async def _ask(runs: Any, **kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
+    run_id = await runs.start_ask("bench prompt", **kwargs)
+    await runs.wait(run_id, 120)
+    await runs.flush()
+    return await runs.snapshot(run_id), await runs.store.read_after(None, 100_000, run=run_id)
+
+
+async def bench_race(emulator: Any, n: int) -> list[dict[str, Any]]:
+    emulator.reset()
+    for source, ttft in (("claude", 50), ("gpt", 150), ("gemini", 250)):
+        emulator.set_behaviour(VENDOR[source], ttft_ms=ttft, inter_token_ms=5, tokens=20)
+    runs = await _runs(emulator)
+    race, alone, close_ms = [], [], []
+    try:
+        for _ in range(n):
+            single, _ = await _ask(runs, models="claude")
+            alone.append(single["latency_ms"])
+            before = {r["id"] for r in emulator.requests()}
+            result, events = await _ask(runs, models="claude,gpt,gemini", mode="race")
+            race.append(result["latency_ms"])
+            won_at = next(e.ts for e in events if e.type == "leg.done" and e.source == result["winner"])
+            for record in emulator.requests():
+                if record["id"] not in before and record["closed_at"]:
+                    close_ms.append((record["closed_at"] - won_at) * 1000)
+    finally:
+        await runs.__aexit__(None, None, None)
+    return [
+        row("P2 race latency p50 vs fastest leg alone", percentile(race, 50), percentile(alone, 50), "≤ 1.05×",
+            unit="ms", passed=percentile(race, 50) <= 1.05 * percentile(alone, 50)),
+        row("P2 race latency p95 vs fastest leg alone", percentile(race, 95), percentile(alone, 95), "≤ 1.05×",
+            unit="ms", passed=percentile(race, 95) <= 1.05 * percentile(alone, 95)),
+        row("P2 loser upstream close after the win, p95", percentile(close_ms, 95), None, "≤ 50 ms", unit="ms",
+            passed=percentile(close_ms, 95) <= 50, note=f"{len(close_ms)} closes, max {max(close_ms):.1f} ms"),
+    ]
+
+
+async def bench_hedge(emulator: Any, n: int) -> list[dict[str, Any]]:
+    emulator.reset()
+    for source in ("claude", "gpt"):
+        emulator.set_behaviour(VENDOR[source], ttft_ms=50, slow_fraction=0.05, slow_ttft_ms=2000, tokens=5)
+    runs = await _runs(emulator)
+    single, hedged = [], []
+    try:
+        for _ in range(n):
+            result, _ = await _ask(runs, models="claude")
+            single.append(result["latency_ms"])
+        hedges_before = runs.mixer.budget.hedges
+        for _ in range(n):
+            result, _ = await _ask(runs, models="claude,gpt", mode="hedge")
+            hedged.append(result["latency_ms"])
+        extra = (runs.mixer.budget.hedges - hedges_before) / n
+    finally:
+        await runs.__aexit__(None, None, None)
+    gain = percentile(single, 99) / percentile(hedged, 99)
+    return [
+        row("P3 hedged p99 vs single p99 (5% at 2 s)", percentile(hedged, 99), percentile(single, 99),
+            "≥ 3× lower", unit="ms", ratio=gain, passed=gain >= 3 and extra <= 0.15,
+            note=f"extra requests {extra:.1%} (goal ≤ 15%); delay = observed p95 TTFT"),
+    ]
+
+
+def _sample_behaviour(source: str, rng: random.Random) -> dict[str, Any]:
+    median, sigma, inter = LATENCY_MIX[source]
+    ttft = rng.lognormvariate(0, sigma) * median
+    if rng.random() < TAIL_FRACTION:
+        ttft *= TAIL_FACTOR
+    return {"ttft_ms": round(ttft, 2), "inter_token_ms": inter, "tokens": REPLY_TOKENS,
+            "reply": "x" * (REPLY_TOKENS * 4)}
+
+
+async def bench_strategies(emulator: Any, n: int) -> list[dict[str, Any]]:
+    """The racing benchmark: p50/p95/p99 per single model and per strategy, with extra tokens and cost."""
+    emulator.reset()
+    runs = await _runs(emulator, hedge_budget=0.2)
+    rng = random.Random(42)
+    plans = [("claude alone", "claude", "race"), ("gpt alone", "gpt", "race"), ("gemini alone", "gemini", "race"),
+             ("race", "claude,gpt,gemini", "race"), ("first-token", "claude,gpt,gemini", "first-token"),
+             ("hedge", "claude,gpt,gemini", "hedge")]
+    figures: dict[str, dict[str, list[float]]] = {name: {"latency": [], "extra_tokens": [], "cost": []}
+                                                  for name, _, _ in plans}
+    try:
+        for _ in range(n):
+            for name, models, mode in plans:
+                for source in VENDOR:
+                    emulator.set_behaviour(VENDOR[source], **_sample_behaviour(source, rng))
+                result, _ = await _ask(runs, models=models, mode=mode)
+                figures[name]["latency"].append(result["latency_ms"])
+                losers = [leg for leg in result["legs"] if leg["status"] != "won"]
+                figures[name]["extra_tokens"].append(sum((leg.get("usage") or {}).get("output_tokens") or 0
+                                                         for leg in losers))
+                figures[name]["cost"].append(result.get("total_cost_usd") or 0.0)
+    finally:
+        await runs.__aexit__(None, None, None)
+    best_single = min(percentile(figures[f"{s} alone"]["latency"], 99) for s in VENDOR)
+    rows = []
+    for name, _, _ in plans:
+        latency = figures[name]["latency"]
+        note = (f"p50 {percentile(latency, 50):.0f} / p95 {percentile(latency, 95):.0f} ms; "
+                f"extra tokens/run {sum(figures[name]['extra_tokens']) / n:.1f}; "
+                f"cost/run ${sum(figures[name]['cost']) / n:.6f}")
+        rows.append(row(f"racing: {name} p99", percentile(latency, 99), best_single,
+                        "vs best single p99", unit="ms", note=note))
+    _plot(figures)
+    return rows
+
+
+def _plot(figures: dict[str, dict[str, list[float]]]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    RESULTS.mkdir(exist_ok=True)
+    names = list(figures)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for offset, q in zip((-0.25, 0, 0.25), (50, 95, 99)):
+        ax.bar([i + offset for i in range(len(names))], [percentile(figures[n]["latency"], q) for n in names],
+               width=0.25, label=f"p{q}")
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_ylabel("latency (ms, emulated at 1/10 scale)")
+    ax.set_title("LLMMixer strategies across a three-vendor latency mix")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "racing.png", dpi=120)
+    plt.close(fig)
+
+
+def bench_cold_start(n: int) -> list[dict[str, Any]]:
+    """P6: ``llmmixer --help`` against ``python -c pass``, interleaved."""
+    script = str(Path(sys.executable).parent / "llmmixer")
+    ours, base = [], []
+    for _ in range(n):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, capture_output=True)
+        base.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        subprocess.run([script, "--help"], check=True, capture_output=True)
+        ours.append((time.perf_counter() - started) * 1000)
+    ratio = percentile(ours, 50) / percentile(base, 50)
+    return [row("P6 `llmmixer --help` cold start, p50", percentile(ours, 50), percentile(base, 50), "≤ 3×",
+                unit="ms", passed=ratio <= 3)]
+
+
+async def run_bench(quick: bool) -> list[dict[str, Any]]:
+    rows = bench_cold_start(5 if quick else 20)
+    with _Emulator() as emulator:
+        rows += await bench_race(emulator, 10 if quick else 100)
+        rows += await bench_hedge(emulator, 40 if quick else 300)
+        rows += await bench_strategies(emulator, 10 if quick else 100)
+    return rows

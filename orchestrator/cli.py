@@ -1,0 +1,234 @@
+"""``llmmixer``: ask several models at once, run commands, serve the dashboard, plug into MCP hosts.
+
+Heavy modules (the MCP SDK, rich's live display, uvicorn) are imported inside the commands, so ``--help`` and
+usage errors answer at once. Exit codes scripts can rely on: 0 ok, 1 every leg failed (or the command failed),
+2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from .runs import Runs
+
+__all__ = ["app", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="llmmixer",
+    help="Use Claude, GPT and Gemini together: race them, fan out, fall back; run commands; watch it live.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Generate configuration for MCP hosts.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="servers config (mcpServers JSON)")]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="event store: memory | sqlite:///path | redis://…")]
+PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _fail_usage(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _read_prompt(prompt: str | None) -> str:
+    if prompt in (None, "-"):
+        if sys.stdin.isatty():
+            raise _fail_usage("give a prompt, or pipe one on stdin: echo hi | llmmixer ask -")
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise _fail_usage("the prompt is empty")
+    return prompt
+
+
+def _parse_model_for(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        source, sep, model = pair.partition("=")
+        if not sep or not source or not model:
+            raise _fail_usage(f"--model-for takes SOURCE=MODEL, e.g. claude=claude-opus-4-1; got {pair!r}")
+        out[source.strip()] = model.strip()
+    return out
+
+
+async def _open_runs(config_path: str | None, store_url: str | None) -> Runs:
+    from ..servers.core.errors import LLMMixerError
+    from .config import load_config
+    from .runs import Runs
+    from .stores import open_store
+
+    try:
+        config = load_config(config_path)
+        store = open_store(store_url or config.settings.store)
+    except LLMMixerError as error:
+        raise _fail_usage(error.message) from error
+    return Runs(config, store)
+
+
+@app.command()
+def ask(
+    prompt: Annotated[str | None, typer.Argument(help="the prompt; '-' or nothing reads stdin")] = None,
+    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list: claude,gpt,gemini")] = None,
+    mode: Annotated[str | None, typer.Option(help="all | race | first-token | hedge | fallback")] = None,
+    model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
+    system: Annotated[str | None, typer.Option(help="system prompt")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Ask several models one prompt; each streams live in its own panel."""
+    from .mixer import MODES
+
+    text = _read_prompt(prompt)
+    if mode is not None and mode not in MODES:
+        raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
+    overrides = _parse_model_for(model_for)
+    code = _run_async(_ask(text, models, mode, system, overrides, as_json, config, store))
+    raise typer.Exit(code)
+
+
+def _run_async(coro: Any) -> int:
+    import anyio
+
+    from ..servers.core.errors import LLMMixerError
+
+    async def runner() -> int:
+        try:
+            return await coro
+        except LLMMixerError as error:
+            typer.echo(f"error: {error.kind.value}: {error.message}", err=True)
+            return EXIT_USAGE if error.kind.value == "invalid_input" else EXIT_FAILED
+
+    try:
+        return anyio.run(runner)
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _ask(prompt: str, models: str | None, mode: str | None, system: str | None,
+               model_for: dict[str, str], as_json: bool, config: str | None, store: str | None) -> int:
+    from .live import follow_ask
+
+    async with await _open_runs(config, store) as runs:
+        run_id = await runs.start_ask(prompt, models=models, mode=mode, system=system, model_for=model_for)
+        final = await follow_ask(runs, run_id, live=not as_json)
+    if as_json:
+        typer.echo(json.dumps(_public_result(final), ensure_ascii=False, indent=2))
+    return EXIT_OK if final.get("status") == "done" else EXIT_FAILED
+
+
+def _public_result(final: dict[str, Any]) -> dict[str, Any]:
+    keys = ("mode", "winner", "legs", "total_cost_usd", "latency_ms", "run_id", "status", "error")
+    return {k: final[k] for k in keys if k in final}
+
+
+@app.command()
+def run(
+    command: Annotated[str, typer.Argument(help="the shell command")],
+    cwd: Annotated[str | None, typer.Option(help="working directory")] = None,
+    timeout: Annotated[float | None, typer.Option(help="kill after this many seconds")] = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Run a shell command through the PTY runner (its policy applies); the exit code passes through."""
+    raise typer.Exit(_run_async(_run_command(command, cwd, timeout, config, store)))
+
+
+async def _run_command(command: str, cwd: str | None, timeout: float | None, config: str | None,
+                       store: str | None) -> int:
+    async with await _open_runs(config, store) as runs:
+        run_id = await runs.start_command(command, cwd=cwd, timeout_s=timeout)
+        async for _source, text in runs.deltas(run_id):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        final = await runs.snapshot(run_id)
+    if final.get("error"):
+        error = final["error"]
+        typer.echo(f"\nerror: {error.get('kind')}: {error.get('message')}", err=True)
+        return EXIT_FAILED
+    if final.get("timed_out"):
+        typer.echo("\n(timed out)", err=True)
+    code = final.get("exit_code")
+    return code if isinstance(code, int) and 0 <= code < 256 else EXIT_FAILED
+
+
+@app.command()
+def servers(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Each server: transport, status, tools, last latency."""
+    raise typer.Exit(_run_async(_servers(config, as_json)))
+
+
+async def _servers(config: str | None, as_json: bool) -> int:
+    async with await _open_runs(config, "memory") as runs:
+        statuses = await runs.servers()
+    if as_json:
+        typer.echo(json.dumps(statuses, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("server", "transport", "status", "tools", "latency ms", "error")
+        for s in statuses:
+            table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
+                          "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
+                          s["last_error"] or "")
+        Console().print(table)
+    return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
+
+
+@app.command()
+def demo(
+    prompt: Annotated[str, typer.Argument()] = "Say hello in three languages.",
+    mode: Annotated[str, typer.Option(help="race | first-token | hedge | fallback | all")] = "race",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network."""
+    from .demo import run_demo
+
+    raise typer.Exit(_run_async(run_demo(prompt, mode, as_json)))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="bind address (non-loopback needs LLMMIXER_TOKEN)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8765,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the HTTP API, the SSE event stream and the live dashboard."""
+    from .serve import serve_web
+
+    raise typer.Exit(serve_web(host=host, port=port, store_url=store, config_path=config))
+
+
+@app.command(context_settings=PASSTHROUGH, add_help_option=False)
+def mcp(ctx: typer.Context) -> None:
+    """The orchestrator itself as one MCP server (stdio, or --transport streamable-http). --help for flags."""
+    from .mcp_server import main as mcp_main
+
+    raise typer.Exit(mcp_main(ctx.args))
+
+
+@config_app.command("claude-desktop", context_settings=PASSTHROUGH, add_help_option=False)
+def claude_desktop(ctx: typer.Context) -> None:
+    """Print (or --write) the mcpServers entries for Claude Desktop; --format claude-code. --help for flags."""
+    from .desktop_config import main as config_main
+
+    raise typer.Exit(config_main(ctx.args))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""Strategies for one prompt across several model servers: all, race, first-token, hedge, fallback.
+
+A *leg* is one ``generate`` call on one adapter server. Every strategy runs legs in their own cancel scopes;
+cancelling a leg cancels its MCP ``tools/call``, which makes the adapter close its upstream HTTP stream, so a lost
+race stops costing money at once. A leg that errors never wins. Each leg reports usage and cost; a cancelled leg
+reports what it had streamed so far (output tokens counted from its deltas, marked ``estimated``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ..servers.core import pricing
+from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
+from ..servers.core.events import Event
+from .pool import ServerPool
+
+__all__ = ["MODES", "Leg", "MixResult", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
+
+MODES = ("race", "all", "first-token", "hedge", "fallback")
+# Errors after which `fallback` moves on to the next model: the next vendor may well be up.
+FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.QUOTA, ErrorKind.OVERLOADED, ErrorKind.SERVER,
+                            ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.NOT_FOUND})
+DEFAULT_HEDGE_DELAY_MS = 1000.0
+MIN_TTFT_SAMPLES = 20
+
+Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
+
+
+@dataclass
+class Leg:
+    source: str
+    status: str = "pending"  # pending | running | won | done | cancelled | error
+    parts: list[str] = field(default_factory=list)
+    text: str | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    error: dict[str, Any] | None = None
+    data: Any = None
+    has_data: bool = False
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in ("done", "won")
+
+    @property
+    def streamed(self) -> str:
+        return "".join(self.parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"source": self.source, "status": self.status, "model": self.model,
+               "text": self.text if self.text is not None else self.streamed, "usage": self.usage,
+               "cost_usd": self.cost_usd, "ttft_ms": self.ttft_ms, "latency_ms": self.latency_ms,
+               "stop_reason": self.stop_reason, "error": self.error}
+        if self.has_data:
+            out["data"] = self.data
+        return out
+
+
+@dataclass
+class MixResult:
+    mode: str
+    legs: list[Leg]
+    winner: str | None = None
+    latency_ms: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return any(leg.succeeded for leg in self.legs)
+
+    @property
+    def total_cost_usd(self) -> float | None:
+        costs = [leg.cost_usd for leg in self.legs if leg.cost_usd is not None]
+        return round(sum(costs), 10) if costs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "winner": self.winner, "legs": [leg.to_dict() for leg in self.legs],
+                "total_cost_usd": self.total_cost_usd, "latency_ms": self.latency_ms}
+
+
+class HedgeBudget:
+    """Caps extra hedge legs to ``ratio`` of runs over time (a token bucket holding at most ``burst`` hedges)."""
+
+    def __init__(self, ratio: float = 0.1, burst: float = 2.0) -> None:
+        self.ratio, self.burst = ratio, burst
+        self.tokens = 1.0
+        self.runs = self.hedges = 0
+
+    def note_run(self) -> None:
+        self.runs += 1
+        self.tokens = min(self.burst, self.tokens + self.ratio)
+
+    def try_spend(self) -> bool:
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        self.hedges += 1
+        return True
+
+
+class TtftStats:
+    """Observed time to first token per source, for the hedge delay (p95 of the last 200 legs)."""
+
+    def __init__(self) -> None:
+        self._samples: dict[str, deque[float]] = {}
+
+    def add(self, source: str, ttft_ms: float) -> None:
+        self._samples.setdefault(source, deque(maxlen=200)).append(ttft_ms)
+
+    def p95(self, source: str) -> float | None:
+        samples = sorted(self._samples.get(source, ()))
+        if len(samples) < MIN_TTFT_SAMPLES:
+            return None
+        return samples[min(len(samples) - 1, math.ceil(0.95 * len(samples)) - 1)]
+
+
+class Mixer:
+    """Runs one prompt with one strategy; see the module docstring."""
+
+    def __init__(self, pool: ServerPool, *, hedge_delay_ms: float | None = None, hedge_budget: float = 0.1,
+                 model_for: dict[str, str] | None = None) -> None:
+        self.pool = pool
+        self.hedge_delay_ms = hedge_delay_ms
+        self.budget = HedgeBudget(hedge_budget)
+        self.ttft = TtftStats()
+        self.model_for = dict(model_for or {})
+        self._models_seen: dict[str, str] = {}
+
+    async def mix(self, arguments: dict[str, Any], sources: list[str], mode: str, emit: Emit,
+                  result: MixResult | None = None) -> MixResult:
+        """Run the strategy; ``result`` (filled in as it goes) lets a caller that cancels the run keep its legs."""
+        if mode not in MODES:
+            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if not sources:
+            raise InvalidInputError("no models to ask")
+        legs = [Leg(source=source) for source in sources]
+        started = time.perf_counter()
+        strategy = {"all": self._all, "race": self._race, "first-token": self._first_token,
+                    "hedge": self._hedge, "fallback": self._fallback}[mode]
+        if result is None:
+            result = MixResult(mode=mode, legs=legs)
+        else:
+            result.mode, result.legs = mode, legs
+        try:
+            await strategy(legs, arguments, emit, result)
+        finally:
+            for leg in legs:  # a run cancelled as a whole: each leg still says how it ended
+                if leg.status in ("pending", "running") and leg.parts:
+                    leg.status = "cancelled"
+            result.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        if result.winner is not None:
+            emit("race.won", result.winner, {"winner": result.winner, "mode": mode})
+        return result
+
+    # -- one leg ------------------------------------------------------------------------------------------------------
+
+    async def _run_leg(self, leg: Leg, arguments: dict[str, Any], emit: Emit,
+                       on_first_token: Callable[[Leg], None] | None = None) -> None:
+        """Run ``leg`` to its end inside ``leg.scope``; never raises (cancellation is recorded, then absorbed)."""
+        call_args = dict(arguments)
+        if leg.source in self.model_for and "model" not in call_args:
+            call_args["model"] = self.model_for[leg.source]
+        leg.status = "running"
+        started = time.perf_counter()
+        emit("leg.started", leg.source, {"model": call_args.get("model")})
+
+        async def progress(_progress: float, _total: float | None, message: str | None) -> None:
+            if not message or leg.status != "running":
+                return
+            if leg.ttft_ms is None:
+                leg.ttft_ms = round((time.perf_counter() - started) * 1000, 3)
+                emit("leg.first_token", leg.source, {"ttft_ms": leg.ttft_ms})
+                if on_first_token is not None:
+                    on_first_token(leg)
+            leg.parts.append(message)
+            emit("delta", leg.source, {"text": message})
+
+        with leg.scope:
+            try:
+                result = await self.pool.call(leg.source, "generate", call_args, progress)
+            except LLMMixerError as error:
+                self._fail(leg, error.to_dict()["error"], started, emit)
+                return
+            except anyio.get_cancelled_exc_class():
+                self._cancelled(leg, call_args, started, emit)
+                raise
+            payload = result.structured_content or {}
+            if result.is_error:
+                error = payload.get("error") if isinstance(payload.get("error"), dict) else None
+                self._fail(leg, error or {"kind": "server", "message": _first_text(result), "retryable": False},
+                           started, emit)
+                return
+            self._done(leg, payload, started, emit)
+        if leg.scope.cancelled_caught and leg.status == "running":
+            self._cancelled(leg, call_args, started, emit)
+
+    def _done(self, leg: Leg, payload: dict[str, Any], started: float, emit: Emit) -> None:
+        leg.status = "done"
+        leg.text = payload.get("text", leg.streamed)
+        leg.model = payload.get("model")
+        leg.stop_reason = payload.get("stop_reason")
+        leg.usage = payload.get("usage")
+        leg.cost_usd = payload.get("cost_usd")
+        leg.ttft_ms = payload.get("ttft_ms", leg.ttft_ms) if leg.ttft_ms is None else leg.ttft_ms
+        leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        if "data" in payload:
+            leg.data, leg.has_data = payload["data"], True
+        if leg.model:
+            self._models_seen[leg.source] = leg.model
+        if leg.ttft_ms is not None:
+            self.ttft.add(leg.source, leg.ttft_ms)
+        emit("leg.done", leg.source, leg.to_dict())
+
+    def _fail(self, leg: Leg, error: dict[str, Any], started: float, emit: Emit) -> None:
+        leg.status = "error"
+        leg.error = error
+        leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        emit("leg.error", leg.source, {"error": error})
+
+    def _cancelled(self, leg: Leg, call_args: dict[str, Any], started: float, emit: Emit) -> None:
+        if leg.status != "running":
+            return
+        leg.status = "cancelled"
+        leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        leg.model = call_args.get("model") or self._models_seen.get(leg.source)
+        prompt_chars = len(call_args.get("prompt", "")) + len(call_args.get("system") or "")
+        leg.usage = {"input_tokens": math.ceil(prompt_chars / 4), "output_tokens": len(leg.parts),
+                     "estimated": True}
+        if leg.model:
+            leg.cost_usd = pricing.cost_usd(leg.model, leg.usage["input_tokens"], leg.usage["output_tokens"])
+        emit("leg.cancelled", leg.source, {"usage": leg.usage, "cost_usd": leg.cost_usd,
+                                           "text_chars": len(leg.streamed)})
+
+    # -- strategies ---------------------------------------------------------------------------------------------------
+
+    async def _all(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
+        async with anyio.create_task_group() as tg:
+            for leg in legs:
+                tg.start_soon(self._run_leg, leg, arguments, emit)
+
+    async def _race(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
+        async def run(leg: Leg) -> None:
+            await self._run_leg(leg, arguments, emit)
+            if leg.status == "done" and result.winner is None:
+                self._win(leg, legs, result)
+
+        async with anyio.create_task_group() as tg:
+            for leg in legs:
+                tg.start_soon(run, leg)
+
+    async def _first_token(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit,
+                           result: MixResult) -> None:
+        committed: list[Leg] = []
+
+        def commit(leg: Leg) -> None:
+            if not committed:
+                committed.append(leg)
+                for other in legs:
+                    if other is not leg:
+                        other.scope.cancel()
+
+        async def run(leg: Leg) -> None:
+            await self._run_leg(leg, arguments, emit, on_first_token=commit)
+            if leg.status == "done" and result.winner is None and (not committed or committed[0] is leg):
+                self._win(leg, legs, result)
+
+        async with anyio.create_task_group() as tg:
+            for leg in legs:
+                tg.start_soon(run, leg)
+
+    async def _hedge(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
+        self.budget.note_run()
+        primary = legs[0].source
+        delay_ms = self.hedge_delay_ms or self.ttft.p95(primary) or DEFAULT_HEDGE_DELAY_MS
+        changed = anyio.Event()
+        started: list[Leg] = []
+
+        def poke(_leg: Leg | None = None) -> None:
+            changed.set()
+
+        async def run(leg: Leg) -> None:
+            await self._run_leg(leg, arguments, emit, on_first_token=poke)
+            if leg.status == "done" and result.winner is None:
+                self._win(leg, legs, result)
+            poke()
+
+        async with anyio.create_task_group() as tg:
+            last_launch = 0.0
+
+            def launch(leg: Leg) -> None:
+                nonlocal last_launch
+                started.append(leg)
+                last_launch = time.perf_counter()
+                tg.start_soon(run, leg)
+
+            launch(legs[0])
+            while result.winner is None:
+                running = [leg for leg in started if leg.status in ("pending", "running")]
+                remaining = legs[len(started):]
+                if not remaining and not running:
+                    break
+                if remaining and not running:  # every started leg failed: move on now, no budget needed
+                    launch(remaining[0])
+                    continue
+                streaming = any(leg.ttft_ms is not None for leg in running)
+                wait_s = math.inf
+                if remaining and not streaming:
+                    wait_s = max(0.0, last_launch + delay_ms / 1000 - time.perf_counter())
+                with anyio.move_on_after(wait_s) as waited:
+                    await changed.wait()
+                changed = anyio.Event()
+                if waited.cancelled_caught and remaining and self.budget.try_spend():
+                    launch(remaining[0])
+                elif waited.cancelled_caught:
+                    delay_ms = math.inf  # the budget is spent: no more hedges in this run
+        del result.legs[len(started):]  # legs never started are not part of the result
+
+    async def _fallback(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
+        tried: list[Leg] = []
+        for leg in legs:
+            tried.append(leg)
+            await self._run_leg(leg, arguments, emit)
+            if leg.status == "done":
+                self._win(leg, legs, result)
+                break
+            if leg.status != "error" or _kind(leg.error) not in FALLBACK_KINDS:
+                break
+        result.legs[:] = tried
+
+    def _win(self, leg: Leg, legs: list[Leg], result: MixResult) -> None:
+        leg.status = "won"
+        result.winner = leg.source
+        for other in legs:
+            if other is not leg:
+                other.scope.cancel()
+
+
+def _kind(error: dict[str, Any] | None) -> ErrorKind | None:
+    try:
+        return ErrorKind((error or {}).get("kind"))
+    except ValueError:
+        return None
+
+
+def _first_text(result: Any) -> str:
+    for block in getattr(result, "content", None) or []:
+        if getattr(block, "type", None) == "text":
+            return block.text
+    return "the server returned an error with no message"

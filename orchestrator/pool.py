@@ -1,0 +1,220 @@
+"""One long-lived MCP session per configured server: opened lazily, health-checked, restarted when it dies.
+
+Each session is owned by its own task (an MCP ``Client`` must be entered and left in one task), which holds the
+connection open until the pool closes. A call that was in flight when the server process died becomes a
+``connection`` error; the next call starts a new process, after a backoff that grows with consecutive failures.
+Each server has its own concurrency limit so one busy vendor cannot starve the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ..servers.core.errors import ConnectionError_, LLMMixerError, UnavailableError
+from .config import Config, ServerSpec
+
+__all__ = ["ServerPool", "ServerStatus", "ProgressCallback"]
+
+log = logging.getLogger("llmmixer.pool")
+
+ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+CONNECT_TIMEOUT_S = 30.0
+BACKOFF_BASE_S = 0.25
+BACKOFF_MAX_S = 10.0
+
+
+@dataclass
+class ServerStatus:
+    name: str
+    source: str
+    transport: str
+    status: str  # idle | starting | ready | dead
+    tools: list[str]
+    last_latency_ms: float | None
+    calls: int
+    failures: int
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _Connection:
+    def __init__(self, spec: ServerSpec, task_group: anyio.abc.TaskGroup) -> None:
+        self.spec = spec
+        self._tg = task_group
+        self._client: Any = None
+        self._ready: anyio.Event | None = None
+        self._stop = anyio.Event()
+        self._lock = anyio.Lock()
+        self.limit = anyio.Semaphore(spec.max_concurrency)
+        self.state = "idle"
+        self.tools: list[str] = []
+        self.last_latency_ms: float | None = None
+        self.calls = 0
+        self.failures = 0
+        self.consecutive_failures = 0
+        self.last_failure_at = 0.0
+        self.last_error: str | None = None
+        self.generation = 0
+
+    def _transport(self) -> Any:
+        from mcp import StdioServerParameters
+
+        spec = self.spec
+        if spec.url:
+            if not spec.headers:
+                return spec.url
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            return streamable_http_client(spec.url, http_client=httpx2.AsyncClient(headers=spec.headers,
+                                                                                    timeout=None))
+        return StdioServerParameters(command=spec.command or "", args=spec.args, env=spec.child_env(),
+                                     encoding_error_handler="replace")
+
+    async def _own(self, ready: anyio.Event) -> None:
+        """Hold one session open until the pool stops or the server goes away."""
+        from mcp import Client
+
+        try:
+            async with Client(self._transport()) as client:
+                tools = await client.list_tools()
+                self.tools = [t.name for t in tools.tools]
+                self._client, self.state = client, "ready"
+                self.consecutive_failures = 0
+                ready.set()
+                await self._stop.wait()
+        except Exception as exc:  # noqa: BLE001 - any failure to start or keep the server is reported, not raised
+            self.last_error = _describe(exc)
+            log.warning("server %s: %s", self.spec.name, self.last_error)
+        finally:
+            self._client = None
+            if self.state != "closed":
+                self.state = "dead"
+            ready.set()
+
+    async def client(self) -> Any:
+        async with self._lock:
+            if self._client is not None and self.state == "ready":
+                return self._client
+            if self.consecutive_failures:
+                delay = min(BACKOFF_BASE_S * 2 ** (self.consecutive_failures - 1), BACKOFF_MAX_S)
+                await anyio.sleep(max(0.0, self.last_failure_at + delay - time.monotonic()))
+            self.state, self.generation = "starting", self.generation + 1
+            ready = anyio.Event()
+            self._tg.start_soon(self._own, ready, name=f"mcp-session-{self.spec.name}")
+            with anyio.move_on_after(CONNECT_TIMEOUT_S):
+                await ready.wait()
+            if self._client is None:
+                self._note_failure()
+                raise UnavailableError(f"server {self.spec.name!r} did not start: {self.last_error or 'timed out'}")
+            return self._client
+
+    def _note_failure(self) -> None:
+        self.failures += 1
+        self.consecutive_failures += 1
+        self.last_failure_at = time.monotonic()
+
+    def mark_dead(self, reason: str) -> None:
+        self.last_error = reason
+        self._note_failure()
+        self.state = "dead"
+        self._client = None
+
+    def close(self) -> None:
+        self.state = "closed"
+        self._stop.set()
+
+    def status(self) -> ServerStatus:
+        return ServerStatus(name=self.spec.name, source=self.spec.source, transport=self.spec.transport,
+                            status=self.state, tools=self.tools, last_latency_ms=self.last_latency_ms,
+                            calls=self.calls, failures=self.failures, last_error=self.last_error)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class ServerPool:
+    """``async with ServerPool(config) as pool: await pool.call("claude", "generate", {...})``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._connections: dict[str, _Connection] = {}
+
+    async def __aenter__(self) -> ServerPool:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._connections = {name: _Connection(spec, self._tg) for name, spec in self.config.servers.items()}
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        for connection in self._connections.values():
+            connection.close()
+        assert self._tg is not None
+        return await self._tg.__aexit__(*exc)
+
+    def _connection(self, source: str) -> _Connection:
+        spec = self.config.server_for(source)
+        return self._connections[spec.name]
+
+    async def call(self, source: str, tool: str, arguments: dict[str, Any],
+                   progress: ProgressCallback | None = None) -> Any:
+        """Call ``tool`` on the server playing ``source``; returns the ``CallToolResult``.
+
+        Raises:
+            LLMMixerError: ``connection`` when the server died mid-call, ``unavailable`` when it cannot start.
+        """
+        connection = self._connection(source)
+        async with connection.limit:
+            client = await connection.client()
+            generation = connection.generation
+            started = time.perf_counter()
+            connection.calls += 1
+            try:
+                result = await client.call_tool(tool, arguments, progress_callback=progress,
+                                                read_timeout_seconds=self.config.settings.call_timeout_s)
+            except LLMMixerError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the transport's failures all mean the same to a caller
+                if connection.generation == generation:
+                    connection.mark_dead(_describe(exc))
+                raise ConnectionError_(f"server {connection.spec.name!r} failed during {tool}: {_describe(exc)}",
+                                       details={"server": connection.spec.name}) from exc
+            connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            return result
+
+    async def list_tools(self, source: str) -> list[str]:
+        connection = self._connection(source)
+        await connection.client()
+        return connection.tools
+
+    def statuses(self) -> list[ServerStatus]:
+        return [c.status() for c in self._connections.values()]
+
+    async def check(self) -> list[ServerStatus]:
+        """Open every session (a health check): each server's status and tools."""
+        async def probe(connection: _Connection) -> None:
+            try:
+                client = await connection.client()
+                started = time.perf_counter()
+                await client.send_ping()
+                connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            except Exception as exc:  # noqa: BLE001 - reported in the status
+                connection.last_error = _describe(exc)
+
+        async with anyio.create_task_group() as tg:
+            for connection in self._connections.values():
+                tg.start_soon(probe, connection)
+        return self.statuses()

@@ -1,0 +1,43 @@
+"""``llmmixer serve``: the web app (HTTP API, SSE events, dashboard) over one Runs service and one event store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+__all__ = ["serve_web"]
+
+
+def serve_web(*, host: str, port: int, store_url: str | None, config_path: str | None) -> int:
+    import anyio
+    import uvicorn
+
+    from ..servers.core.errors import LLMMixerError
+    from ..servers.core.transport import TOKEN_ENV, is_loopback
+    from .config import load_config
+    from .runs import Runs
+    from .stores import open_store
+    from .web.app import create_app
+
+    token = os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host) and not token:
+        sys.stderr.write(f"refusing to bind {host}: a non-loopback bind requires ${TOKEN_ENV}\n")
+        return 2
+    try:
+        config = load_config(config_path)
+        store = open_store(store_url or config.settings.store)
+    except LLMMixerError as error:
+        sys.stderr.write(f"llmmixer serve: {error.message}\n")
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def run() -> None:
+        async with Runs(config, store) as runs:
+            app = create_app(runs, store, host=host, token=token)
+            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                   timeout_graceful_shutdown=2))
+            await server.serve()
+
+    anyio.run(run)
+    return 0

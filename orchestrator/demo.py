@@ -43,7 +43,10 @@ async def run_demo(prompt: str, mode: str, as_json: bool) -> int:
                 print(f"Emulated vendors on {emulator.root}; racing claude, gpt and gemini ({mode})…\n")
             run_id = await runs.start_ask(prompt, mode=mode)
             final = await follow_ask(runs, run_id, live=not as_json)
-        closes = _close_delays(emulator.requests(), final)
+            await runs.flush()
+            events = await runs.store.read_after(None, 100_000, run=run_id)
+        won_at = next((e.ts for e in events if e.type == "leg.done" and e.source == final.get("winner")), None)
+        closes = _close_delays(emulator.requests(), final, won_at)
     if as_json:
         print(json.dumps({**final, "upstream_close_ms": closes}, ensure_ascii=False, indent=2))
     else:
@@ -52,17 +55,15 @@ async def run_demo(prompt: str, mode: str, as_json: bool) -> int:
     return 0 if final.get("status") == "done" else 1
 
 
-def _close_delays(records: list[dict[str, Any]], final: dict[str, Any]) -> dict[str, float]:
-    """For each cancelled leg, how long after the winner finished its vendor saw the connection close."""
+def _close_delays(records: list[dict[str, Any]], final: dict[str, Any], won_at: float | None) -> dict[str, float]:
+    """For each cancelled leg, how long after the win its vendor saw the connection close."""
     vendors = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
     by_vendor = {r["vendor"]: r for r in records}
-    winner = final.get("winner")
-    won = by_vendor.get(vendors.get(winner or "", ""))
-    if not won or not won.get("ended_at"):
+    if won_at is None:
         return {}
     out = {}
     for leg in final.get("legs", []):
         record = by_vendor.get(vendors.get(leg["source"], ""))
         if leg["status"] == "cancelled" and record and record.get("closed_at"):
-            out[leg["source"]] = round((record["closed_at"] - won["ended_at"]) * 1000, 1)
+            out[leg["source"]] = round((record["closed_at"] - won_at) * 1000, 1)
     return out

@@ -64,6 +64,7 @@ async def follow_ask(runs: Runs, run_id: str, *, live: bool) -> dict[str, Any]:
         legs = {leg["source"]: leg for leg in final.get("legs", [])}
         shown = [leg["source"] for leg in final.get("legs", [])] or sources
         view.update(render_columns(shown, {}, legs))
+    console.print()
     summary = [f"mode {final.get('mode')}", f"winner {final.get('winner') or '—'}"]
     if final.get("latency_ms") is not None:
         summary.append(f"{final['latency_ms']:.0f} ms")

@@ -145,6 +145,7 @@ class Mixer:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if not sources:
             raise InvalidInputError("no models to ask")
+        await self.pool.prepare(sources)
         legs = [Leg(source=source) for source in sources]
         started = time.perf_counter()
         strategy = {"all": self._all, "race": self._race, "first-token": self._first_token,

@@ -195,6 +195,21 @@ class ServerPool:
             connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
             return result
 
+    async def prepare(self, sources: list[str]) -> None:
+        """Open the sessions of ``sources`` side by side, so a race measures the models, not process start-up.
+
+        A server that cannot start is left for the call itself to report, as that leg's error.
+        """
+        async def open_one(source: str) -> None:
+            try:
+                await self._connection(source).client()
+            except LLMMixerError:
+                pass
+
+        async with anyio.create_task_group() as tg:
+            for source in dict.fromkeys(sources):
+                tg.start_soon(open_one, source)
+
     async def list_tools(self, source: str) -> list[str]:
         connection = self._connection(source)
         await connection.client()
@@ -209,7 +224,8 @@ class ServerPool:
             try:
                 client = await connection.client()
                 started = time.perf_counter()
-                await client.send_ping()
+                tools = await client.list_tools()  # a real round trip (ping is gone from the 2026 spec)
+                connection.tools = [t.name for t in tools.tools]
                 connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
             except Exception as exc:  # noqa: BLE001 - reported in the status
                 connection.last_error = _describe(exc)

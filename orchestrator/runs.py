@@ -98,14 +98,15 @@ class Runs:
         assert self._tg is not None
         for state in self._runs.values():
             state.scope.cancel()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            while any(s.status == "running" for s in self._runs.values()):
+                await anyio.sleep(0.01)
+            await self.flush()
+        self._send.close()
+        # Task groups must be left from the scope they were entered in, so no shield around these two.
+        await self._tg.__aexit__(None, None, None)
+        await self.pool.__aexit__(None, None, None)
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(5):
-                while any(s.status == "running" for s in self._runs.values()):
-                    await anyio.sleep(0.01)
-                await self.flush()
-            self._send.close()
-            await self._tg.__aexit__(None, None, None)
-            await self.pool.__aexit__(None, None, None)
             await self.store.close()
 
     async def _writer(self, receive: Any) -> None:

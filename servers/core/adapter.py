@@ -190,6 +190,10 @@ class BaseAdapter(abc.ABC):
     def configure(self, args: argparse.Namespace) -> None:
         """Read the vendor-specific flags added by :meth:`add_arguments`."""
 
+    def warm_up(self) -> None:
+        """Pay the SDK's one-time costs (lazy imports, model validators) before serving, not inside the first call:
+        a race must not be lost to a cold import."""
+
     @abc.abstractmethod
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
         """The vendor's request payload for ``request``."""

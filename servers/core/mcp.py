@@ -26,13 +26,28 @@ __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter
 
 log = logging.getLogger("llmmixer.mcp")
 
+_UNSERVED_METHODS = ("prompts/list", "prompts/get", "resources/list", "resources/templates/list", "resources/read",
+                     "resources/subscribe", "resources/unsubscribe", "subscriptions/listen", "completion/complete",
+                     "logging/setLevel")
+
 
 class LLMMixerMCPServer(MCPServer):
     """MCPServer whose argument-validation failures come back as classified ``invalid_input`` results.
 
     Our tools never raise ``ToolError`` themselves (they return classified error results), so a ``ToolError`` here
     always means the call itself was wrong: unknown tool, missing argument, wrong type.
+
+    Tools only: the SDK wires prompt, resource, completion, logging and subscription handlers into every server and
+    derives the advertised capabilities from them, so they are dropped here and ``initialize`` and
+    ``server/discover`` advertise exactly what the server serves.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subscriptions", False)  # our tool lists never change: nothing to listen for
+        super().__init__(*args, **kwargs)
+        handlers = self._lowlevel_server._request_handlers  # noqa: SLF001 - the SDK has no way to unregister
+        for method in _UNSERVED_METHODS:
+            handlers.pop(method, None)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -132,4 +147,5 @@ def adapter_main(adapter_cls: type[BaseAdapter], argv: Sequence[str] | None = No
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     adapter = adapter_cls(AdapterSettings.from_args(args))
     adapter.configure(args)
+    adapter.warm_up()
     serve(build_adapter_server(adapter), args)

@@ -1,0 +1,229 @@
+"""Claude through the official ``anthropic`` SDK: ``client.messages.create(..., stream=True)``.
+
+Configuration is the SDK's own: the key from ``ANTHROPIC_API_KEY`` and the base URL from ``ANTHROPIC_BASE_URL``.
+The SDK's retries are off (our BaseAdapter retries, only before the first delta) and its timeout is httpx2's
+per-phase one: read = ``--timeout``, connect = ``connect_timeout_s``.
+
+We read the raw event stream rather than the SDK's accumulating ``messages.stream()`` helper: the adapter needs
+only text deltas, the stop reason and usage, and the raw stream costs less per event (this path is benchmarked
+against a bare SDK call).
+
+``temperature`` is accepted and ignored: API version 2026-10-21 (the SDK's default) refuses every sampling
+parameter, so sending it would turn a fan-out with a temperature into a Claude failure.
+
+Errors are mapped at one boundary (:func:`map_vendor_errors`). The service's body names the error type, and a
+mid-stream ``event: error`` reaches us as an ``APIStatusError`` on the 200 response, so the type decides where the
+status cannot: ``overloaded_error`` is ``overloaded`` wherever it arrives.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anthropic
+import httpx2
+
+from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, shielded_close
+from ..core.errors import (
+    AuthError,
+    BadRequestError,
+    ConnectionError_,
+    ContentFilterError,
+    ContextLengthError,
+    LLMMixerError,
+    NotFoundError,
+    OverloadedError,
+    PermissionError_,
+    QuotaError,
+    RateLimitError,
+    ServerError,
+    TimeoutError_,
+    UnavailableError,
+)
+
+__all__ = ["ClaudeAdapter", "map_vendor_errors", "from_exception"]
+
+VENDOR = "anthropic"
+KEY_HINT = "set ANTHROPIC_API_KEY to a valid key"
+# Anthropic requires max_tokens; this is what a request without one asks for.
+DEFAULT_MAX_TOKENS = 4096
+
+_CONTEXT_MESSAGE = re.compile(r"prompt is too long|context window|context length|too many (input )?tokens",
+                              re.IGNORECASE)
+
+# Statuses whose meaning does not depend on the body.
+_BY_STATUS: dict[int, type[LLMMixerError]] = {
+    401: AuthError, 402: QuotaError, 403: PermissionError_, 404: NotFoundError, 408: TimeoutError_,
+    413: BadRequestError, 429: RateLimitError, 500: ServerError, 502: ServerError, 503: UnavailableError,
+    504: TimeoutError_, 529: OverloadedError,
+}
+# The body's ``error.type`` for everything else (a mid-stream error arrives on a 200 response).
+_BY_TYPE: dict[str, type[LLMMixerError]] = {
+    "invalid_request_error": BadRequestError, "authentication_error": AuthError, "billing_error": QuotaError,
+    "permission_error": PermissionError_, "not_found_error": NotFoundError, "request_too_large": BadRequestError,
+    "rate_limit_error": RateLimitError, "api_error": ServerError, "timeout_error": TimeoutError_,
+    "overloaded_error": OverloadedError,
+}
+
+
+def _retry_after_s(headers: httpx2.Headers | None) -> float | None:
+    """``retry-after-ms``, else ``retry-after`` as seconds or as an HTTP date."""
+    if headers is None:
+        return None
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return float(ms) / 1000
+        if (value := headers.get("retry-after")) is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _from_status_error(exc: anthropic.APIStatusError) -> LLMMixerError:
+    status = exc.status_code if exc.status_code >= 400 else None
+    error_type = str(exc.type or "")
+    message = exc.api_message or (f"HTTP {exc.status_code}" if status else "error event in the stream")
+    text = f"{error_type}: {message}" if error_type else message
+    details: dict[str, Any] = {key: value for key, value in
+                               (("vendor_type", error_type or None), ("request_id", exc.request_id),
+                                ("error_code", exc.error_code)) if value}
+    if _CONTEXT_MESSAGE.search(message) and status in (None, 400, 413):
+        cls: type[LLMMixerError] = ContextLengthError
+    elif status == 429 and (error_type == "billing_error" or "spend_limit" in (exc.error_code or "")):
+        cls = QuotaError  # a spending cap: waiting will not help
+    elif status in _BY_STATUS:
+        cls = _BY_STATUS[status]
+    elif error_type in _BY_TYPE:
+        cls = _BY_TYPE[error_type]
+    else:
+        cls = ServerError if status is None or status >= 500 else BadRequestError
+    if cls is AuthError:
+        text = f"{text} ({KEY_HINT})"
+    headers = exc.response.headers if status else None
+    return cls(text, vendor=VENDOR, status=status, retry_after_s=_retry_after_s(headers), details=details)
+
+
+def from_exception(exc: BaseException) -> LLMMixerError:
+    """The classified error for anything the SDK or its HTTP client raised (most specific match wins)."""
+    if isinstance(exc, LLMMixerError):
+        return exc
+    name = type(exc).__name__
+    if isinstance(exc, anthropic.APIStatusError):
+        return _from_status_error(exc)
+    if isinstance(exc, (anthropic.APITimeoutError, httpx2.TimeoutException)):
+        phase = "connect" if isinstance(exc.__cause__ or exc, httpx2.ConnectTimeout) else "read"
+        return TimeoutError_(f"{phase} timeout talking to the Anthropic API ({name})", vendor=VENDOR)
+    if isinstance(exc, anthropic.APIConnectionError):
+        cause = exc.__cause__
+        detail = f"{type(cause).__name__}: {cause}" if cause else name
+        return ConnectionError_(f"connection to the Anthropic API failed: {detail}", vendor=VENDOR)
+    if isinstance(exc, (httpx2.TransportError, httpx2.DecodingError)):
+        return ConnectionError_(f"connection to the Anthropic API failed: {name}: {exc}", vendor=VENDOR)
+    if isinstance(exc, (anthropic.APIResponseValidationError, ValueError)):
+        return ServerError(f"the Anthropic API sent a reply that could not be read: {name}", vendor=VENDOR)
+    if isinstance(exc, anthropic.CredentialsError):
+        return AuthError(f"no usable credentials: {KEY_HINT}", vendor=VENDOR)
+    # Unknown failures are not retried: retrying a bug only multiplies it.
+    return LLMMixerError(f"unexpected {name} from the Anthropic SDK", vendor=VENDOR)
+
+
+@contextmanager
+def map_vendor_errors() -> Iterator[None]:
+    """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``)."""
+    try:
+        yield
+    except LLMMixerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one boundary where every vendor failure is classified
+        raise from_exception(exc) from exc
+
+
+class ClaudeAdapter(BaseAdapter):
+    vendor = VENDOR
+    source = "claude"
+    key_env_vars = ("ANTHROPIC_API_KEY",)
+    # The newest model that is priced in core/prices.json and not deprecated in the SDK's model table.
+    default_model = "claude-haiku-4-5"
+
+    _client: anthropic.AsyncAnthropic | None = None
+
+    def client(self) -> anthropic.AsyncAnthropic:
+        """One SDK client per adapter (one connection pool), created on first use."""
+        if self._client is None:
+            self._client = anthropic.AsyncAnthropic(
+                api_key=self.api_key(),
+                max_retries=0,
+                timeout=httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the SDK client's connection pool (its own finaliser needs the loop that made it)."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": model,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": [{"role": turn.role, "content": turn.content} for turn in request.conversation()],
+        }
+        if request.system:
+            payload["system"] = request.system
+        # ``temperature`` is deliberately not sent: the installed SDK no longer has sampling parameters, and the API
+        # version it speaks (2026-10-21) refuses them at any value. Claude answers with its own sampling instead of
+        # failing a fan-out that set a temperature for every vendor.
+        if request.response_schema is not None:
+            payload["output_config"] = {"format": {"type": "json_schema", "schema": request.response_schema}}
+        return payload
+
+    async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
+                         ) -> AsyncIterator[TextDelta | Completion]:
+        stream: Any = None
+        replied_model = model
+        usage = Usage()
+        stop_reason: str | None = None
+        finished = False
+        try:
+            with map_vendor_errors():
+                stream = await self.client().messages.create(**payload, stream=True)
+                async for event in stream:
+                    kind = event.type
+                    if kind == "content_block_delta":
+                        if event.delta.type == "text_delta":  # thinking and signature deltas are not the answer
+                            yield TextDelta(event.delta.text)
+                    elif kind == "message_start":
+                        replied_model = event.message.model or model
+                        usage = Usage(event.message.usage.input_tokens, event.message.usage.output_tokens)
+                    elif kind == "message_delta":
+                        stop_reason = event.delta.stop_reason or stop_reason
+                        # message_delta's usage is cumulative; input_tokens there is newer than message_start's
+                        usage = Usage(event.usage.input_tokens if event.usage.input_tokens is not None
+                                      else usage.input_tokens, event.usage.output_tokens)
+                    elif kind == "message_stop":
+                        finished = True
+        finally:
+            if stream is not None:
+                await shielded_close(stream)
+        if not finished:
+            raise ConnectionError_("the Anthropic stream ended before message_stop", vendor=VENDOR)
+        if stop_reason == "refusal":
+            raise ContentFilterError("Claude declined to answer (stop_reason refusal)", vendor=VENDOR, status=200)
+        yield Completion(model=replied_model, stop_reason=stop_reason, usage=usage)
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        self.api_key()
+        with map_vendor_errors():
+            return [{"id": model.id, "display_name": model.display_name or model.id}
+                    async for model in self.client().models.list(limit=100)]

@@ -1,0 +1,160 @@
+"""Gemini through the official google-genai SDK (``client.aio.models.generate_content_stream``).
+
+Configuration is the SDK's own: the key from ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY`` (the SDK prefers the latter
+when both are set) and the base URL from ``GOOGLE_GEMINI_BASE_URL``.
+
+Two SDK facts shape this module:
+
+- The SDK's stream is a stack of async generators over an httpx2 response; closing the outermost generator does not
+  reach the socket (an ``async for`` never closes the iterator it leaves). So we hand the SDK our own
+  ``httpx2.AsyncClient`` whose response hook records each streaming response of the current call, and close those
+  responses ourselves (shielded) when the call ends for any reason: the API sees the disconnect at once.
+- Without ``HttpOptions.timeout`` the SDK sends every request with no timeout at all, and with it one number covers
+  connect and read alike. Our request hook sets httpx2's per-phase timeout (read = ``--timeout``) instead.
+
+The SDK's own retries are off (our BaseAdapter retries, only before the first delta).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+from google import genai
+from google.genai import types
+
+from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, shielded_close
+from ..core.errors import ConnectionError_, ContentFilterError
+from .errors import VENDOR, map_vendor_errors
+
+__all__ = ["GeminiAdapter"]
+
+# Finish reasons that mean a filter stopped the reply (the text so far is not the model's answer).
+BLOCKING_FINISH_REASONS = frozenset({
+    "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION", "MODEL_ARMOR",
+})
+# The contract's shared stop-reason names; other finish reasons pass through lower-cased.
+STOP_REASONS = {"STOP": "end_turn", "MAX_TOKENS": "max_tokens"}
+
+# The streaming responses opened by the current call (set per call; the hook runs in the caller's task).
+_open_responses: contextvars.ContextVar[list[httpx2.Response] | None] = contextvars.ContextVar(
+    "llmmixer_gemini_open_responses", default=None)
+
+
+async def _record_response(response: httpx2.Response) -> None:
+    opened = _open_responses.get()
+    if opened is not None:
+        opened.append(response)
+
+
+def _enum_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+class GeminiAdapter(BaseAdapter):
+    vendor = VENDOR
+    source = "gemini"
+    key_env_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    default_model = "gemini-2.5-flash"
+
+    _client: genai.Client | None = None
+
+    def client(self) -> genai.Client:
+        """One SDK client per adapter (one connection pool), created on first use in the running event loop."""
+        if self._client is None:
+            timeout = httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s)
+
+            async def apply_timeouts(request: httpx2.Request) -> None:
+                request.extensions["timeout"] = timeout.as_dict()
+
+            http = httpx2.AsyncClient(timeout=timeout,
+                                      event_hooks={"request": [apply_timeouts], "response": [_record_response]})
+            self._client = genai.Client(http_options=types.HttpOptions(
+                httpx_async_client=http, retry_options=types.HttpRetryOptions(attempts=1)))
+        return self._client
+
+    def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
+        contents = [{"role": "model" if turn.role == "assistant" else "user", "parts": [{"text": turn.content}]}
+                    for turn in request.conversation()]
+        config: dict[str, Any] = {"automatic_continuation": False}
+        if request.system:
+            config["system_instruction"] = request.system
+        if request.max_tokens is not None:
+            config["max_output_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            config["temperature"] = request.temperature
+        if request.response_schema is not None:
+            config["response_mime_type"] = "application/json"
+            config["response_json_schema"] = request.response_schema
+        return {"contents": contents, "config": config}
+
+    async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
+                         ) -> AsyncIterator[TextDelta | Completion]:
+        opened: list[httpx2.Response] = []
+        token = _open_responses.set(opened)
+        stream: Any = None
+        finish: str | None = None
+        usage: Any = None
+        model_version: str | None = None
+        try:
+            with map_vendor_errors():
+                stream = await self.client().aio.models.generate_content_stream(
+                    model=model, contents=payload["contents"], config=payload["config"])
+                async for chunk in stream:
+                    feedback = chunk.prompt_feedback
+                    if feedback is not None and feedback.block_reason is not None:
+                        raise ContentFilterError(f"the prompt was blocked: {_enum_value(feedback.block_reason)}",
+                                                 vendor=VENDOR, status=200)
+                    model_version = chunk.model_version or model_version
+                    usage = chunk.usage_metadata or usage
+                    candidate = chunk.candidates[0] if chunk.candidates else None
+                    if candidate is None:
+                        continue
+                    for part in (candidate.content.parts or []) if candidate.content else []:
+                        if part.text and not part.thought:  # thought summaries are not the answer
+                            yield TextDelta(part.text)
+                    finish = _enum_value(candidate.finish_reason) or finish
+        finally:
+            for response in opened:
+                await shielded_close(response)
+            if stream is not None:
+                await shielded_close(stream)
+            try:
+                _open_responses.reset(token)
+            except ValueError:  # finalised from another context: nothing of ours is left to restore
+                pass
+        if finish is None:
+            raise ConnectionError_("the Gemini stream ended without a finishReason", vendor=VENDOR)
+        if finish in BLOCKING_FINISH_REASONS:
+            raise ContentFilterError(f"the reply was stopped by the safety filter: finishReason {finish}",
+                                     vendor=VENDOR, status=200)
+        yield Completion(model=model_version or model, stop_reason=STOP_REASONS.get(finish, finish.lower()),
+                         usage=_usage(usage))
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        self.api_key()
+        models: list[dict[str, Any]] = []
+        with map_vendor_errors():
+            pager = await self.client().aio.models.list(config={"page_size": 100})
+            async for model in pager:
+                actions = model.supported_actions
+                if not model.name or (actions is not None and "generateContent" not in actions):
+                    continue  # embedding and other models that cannot answer a prompt
+                model_id = model.name.removeprefix("models/")
+                models.append({"id": model_id, "display_name": model.display_name or model_id})
+        return models
+
+
+def _usage(metadata: Any) -> Usage:
+    """Usage from the last chunk; thinking tokens are billed as output, so they count as output here."""
+    if metadata is None:
+        return Usage()
+    output = metadata.candidates_token_count
+    if metadata.thoughts_token_count:
+        output = (output or 0) + metadata.thoughts_token_count
+    return Usage(input_tokens=metadata.prompt_token_count, output_tokens=output)

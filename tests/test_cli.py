@@ -1,0 +1,95 @@
+"""The ``llmmixer`` console script, run as a user runs it: a subprocess, real servers, the emulators."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import server_env
+
+LLMMIXER = str(Path(sys.executable).parent / "llmmixer")
+
+
+def llmmixer(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+             timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LLMMIXER, *args], input=stdin, capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def test_help_lists_every_command():
+    done = llmmixer("--help")
+    assert done.returncode == 0
+    for command in ("ask", "run", "serve", "servers", "mcp", "config", "demo"):
+        assert command in done.stdout
+
+
+def test_ask_json_prints_one_final_object(emu):
+    emu.set_behaviour("anthropic", ttft_ms=20, reply="from claude 🚀")
+    emu.set_behaviour("openai", ttft_ms=600)
+    emu.set_behaviour("gemini", ttft_ms=600)
+    done = llmmixer("ask", "hello", "--json", env=server_env(emu))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {"mode", "winner", "legs", "total_cost_usd"} <= set(result)
+    assert result["mode"] == "race" and result["winner"] == "claude"
+    legs = {leg["source"]: leg for leg in result["legs"]}
+    assert legs["claude"]["text"] == "from claude 🚀" and legs["claude"]["status"] == "won"
+    assert {legs["gpt"]["status"], legs["gemini"]["status"]} == {"cancelled"}
+    for leg in result["legs"]:
+        assert {"source", "status", "text", "usage", "cost_usd", "ttft_ms", "latency_ms", "error"} <= set(leg)
+
+
+def test_prompt_from_stdin_and_one_model(emu):
+    emu.set_behaviour("openai", reply="piped ok")
+    done = llmmixer("ask", "-", "--models", "gpt", "--json", env=server_env(emu), stdin="what is 2+2?\n")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["winner"] == "gpt" and [leg["source"] for leg in result["legs"]] == ["gpt"]
+    body = emu.requests("openai")[0]["body"]
+    assert "what is 2+2?" in json.dumps(body)
+
+
+def test_live_view_streams_each_model(emu):
+    emu.set_behaviour("anthropic", reply="alpha words")
+    emu.set_behaviour("gemini", reply="gamma words", ttft_ms=300)
+    done = llmmixer("ask", "hi", "--models", "claude,gemini", "--mode", "all", env=server_env(emu))
+    assert done.returncode == 0, done.stderr
+    assert "alpha words" in done.stdout and "gamma words" in done.stdout
+    assert "claude" in done.stdout and "gemini" in done.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("ask", "hi", "--mode", "fastest"), "--mode"),
+    (("ask", "hi", "--store", "postgres://x"), "store"),
+    (("ask", "hi", "--models", "claude,llama"), "llama"),
+    (("ask", "   "), "empty"),
+    (("ask", "hi", "--model-for", "claude"), "SOURCE=MODEL"),
+])
+def test_usage_errors_exit_2_with_a_clear_message(emu, args: tuple[str, ...], message: str):
+    done = llmmixer(*args, env=server_env(emu))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr
+
+
+def test_all_legs_failing_exits_1(emu):
+    emu.set_behaviour("anthropic", error={"status": 401})
+    emu.set_behaviour("openai", error={"status": 400, "type": "context_length_exceeded"})
+    done = llmmixer("ask", "hi", "--models", "claude,gpt", "--json", env=server_env(emu))
+    assert done.returncode == 1
+    result: dict[str, Any] = json.loads(done.stdout)
+    assert {leg["error"]["kind"] for leg in result["legs"]} == {"auth", "context_length"}
+    assert "sk-" not in done.stdout + done.stderr  # keys never printed
+
+
+def test_demo_runs_with_no_key_and_no_config(tmp_path):
+    env = server_env(None, keys=False)
+    done = subprocess.run([LLMMIXER, "demo", "--json"], capture_output=True, text=True, env=env, timeout=90,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["winner"] == "claude"
+    assert sorted(result["upstream_close_ms"]) == ["gemini", "gpt"]

@@ -26,8 +26,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich's help renderer imports a Markdown parser and triples the start-up time of `--help`.
+    rich_markup_mode=None,
 )
-config_app = typer.Typer(help="Generate configuration for MCP hosts.", no_args_is_help=True)
+config_app = typer.Typer(help="Generate configuration for MCP hosts.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="servers config (mcpServers JSON)")]

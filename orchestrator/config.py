@@ -105,7 +105,7 @@ class Settings:
     models: list[str] = field(default_factory=lambda: list(MODEL_SOURCES))
     model_for: dict[str, str] = field(default_factory=dict)
     hedge_delay_ms: float | None = None  # None: the primary's observed p95 TTFT
-    hedge_budget: float = 0.1  # extra hedge legs as a fraction of runs, over time
+    hedge_budget: float = 0.15  # extra hedge legs as a fraction of runs, over time
     call_timeout_s: float = 600.0
 
     @classmethod

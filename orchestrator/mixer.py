@@ -93,7 +93,7 @@ class MixResult:
 class HedgeBudget:
     """Caps extra hedge legs to ``ratio`` of runs over time (a token bucket holding at most ``burst`` hedges)."""
 
-    def __init__(self, ratio: float = 0.1, burst: float = 2.0) -> None:
+    def __init__(self, ratio: float = 0.15, burst: float = 3.0) -> None:
         self.ratio, self.burst = ratio, burst
         self.tokens = 1.0
         self.runs = self.hedges = 0
@@ -129,7 +129,7 @@ class TtftStats:
 class Mixer:
     """Runs one prompt with one strategy; see the module docstring."""
 
-    def __init__(self, pool: ServerPool, *, hedge_delay_ms: float | None = None, hedge_budget: float = 0.1,
+    def __init__(self, pool: ServerPool, *, hedge_delay_ms: float | None = None, hedge_budget: float = 0.15,
                  model_for: dict[str, str] | None = None) -> None:
         self.pool = pool
         self.hedge_delay_ms = hedge_delay_ms

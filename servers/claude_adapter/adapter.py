@@ -28,7 +28,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, shielded_close
+from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.errors import (
     AuthError,
     BadRequestError,
@@ -172,6 +172,11 @@ class ClaudeAdapter(BaseAdapter):
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+
+    def warm_up(self) -> None:
+        from anthropic.types import Message, RawMessageStreamEvent
+
+        prebuild_models(RawMessageStreamEvent, Message)
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
         payload: dict[str, Any] = {

@@ -44,6 +44,7 @@ __all__ = [
     "AdapterSettings",
     "BaseAdapter",
     "shielded_close",
+    "prebuild_models",
 ]
 
 DEFAULT_MAX_PROMPT_BYTES = 1_000_000
@@ -155,6 +156,32 @@ class AdapterSettings:
             raise SystemExit("--max-retries must be >= 0; --timeout and --max-prompt-bytes must be > 0")
         return cls(default_model=args.default_model, max_retries=args.max_retries, timeout_s=args.timeout_s,
                    max_prompt_bytes=args.max_prompt_bytes)
+
+
+def prebuild_models(*roots: Any) -> None:
+    """Build the validators of the pydantic models ``roots`` mention (unions included), once each.
+
+    SDKs build their event models lazily, on the first stream event they parse; an adapter's ``warm_up`` calls
+    this so that cost is paid at server start, not inside the first (raced) call.
+    """
+    from typing import get_args
+
+    seen: set[type] = set()
+    pending = list(roots)
+    while pending:
+        hint = pending.pop()
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            if hint in seen:
+                continue
+            seen.add(hint)
+            if hint is not BaseModel:
+                try:
+                    hint.model_rebuild()
+                except Exception:  # noqa: BLE001 - warming is best effort; the first call builds it anyway
+                    continue
+            pending.extend(field.annotation for field in hint.model_fields.values())
+        else:
+            pending.extend(get_args(hint))
 
 
 async def shielded_close(closeable: Any, *, timeout_s: float = 2.0) -> None:

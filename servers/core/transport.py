@@ -110,7 +110,11 @@ def serve(
     token = os.environ.get(TOKEN_ENV) or None
     try:
         if args.transport == "stdio":
-            server.run("stdio")
+            import anyio
+
+            from .stdio import run_stdio
+
+            anyio.run(run_stdio, server)
             return
         if not is_loopback(args.host) and not token:
             sys.stderr.write(f"refusing to bind {args.host}: a non-loopback bind requires ${TOKEN_ENV}\n")
@@ -129,7 +133,9 @@ async def serve_async(server: MCPServer, args: argparse.Namespace) -> None:
     servers) must outlive every session and be closed once, by the caller, when serving ends."""
     token = os.environ.get(TOKEN_ENV) or None
     if args.transport == "stdio":
-        await server.run_stdio_async()
+        from .stdio import run_stdio
+
+        await run_stdio(server)
         return
     if not is_loopback(args.host) and not token:
         sys.stderr.write(f"refusing to bind {args.host}: a non-loopback bind requires ${TOKEN_ENV}\n")

@@ -25,7 +25,7 @@ import httpx2
 from google import genai
 from google.genai import types
 
-from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, shielded_close
+from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.errors import ConnectionError_, ContentFilterError
 from .errors import VENDOR, map_vendor_errors
 
@@ -77,6 +77,9 @@ class GeminiAdapter(BaseAdapter):
             self._client = genai.Client(http_options=types.HttpOptions(
                 httpx_async_client=http, retry_options=types.HttpRetryOptions(attempts=1)))
         return self._client
+
+    def warm_up(self) -> None:
+        prebuild_models(types.GenerateContentResponse, types.GenerateContentConfig)
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
         contents = [{"role": "model" if turn.role == "assistant" else "user", "parts": [{"text": turn.content}]}

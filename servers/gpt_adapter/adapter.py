@@ -23,7 +23,6 @@ from typing import Any, Literal, get_args
 
 import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
-from pydantic import BaseModel
 
 from ..core.adapter import (
     AdapterSettings,
@@ -32,6 +31,7 @@ from ..core.adapter import (
     GenerateRequest,
     TextDelta,
     Usage,
+    prebuild_models,
     shielded_close,
 )
 from ..core.errors import ConnectionError_, ContentFilterError
@@ -107,7 +107,7 @@ class GPTAdapter(BaseAdapter):
             from openai.types.responses import ResponseStreamEvent
 
             models = (ResponseStreamEvent,)
-        _build_models(models)
+        prebuild_models(*models)
 
     def client(self) -> AsyncOpenAI:
         """One SDK client per adapter (one connection pool), created on first use."""
@@ -187,22 +187,6 @@ class GPTAdapter(BaseAdapter):
             ids = [model.id async for model in self.client().models.list()]
         return [{"id": model_id, "display_name": model_id} for model_id in ids
                 if not _NOT_TEXT_MODELS.search(model_id)]
-
-
-def _build_models(roots: tuple[Any, ...]) -> None:
-    """Build the validators of ``roots`` and of every pydantic model their fields mention, once each."""
-    seen: set[type[BaseModel]] = set()
-    pending = list(roots)
-    while pending:
-        hint = pending.pop()
-        if isinstance(hint, type) and issubclass(hint, BaseModel):
-            if hint in seen:
-                continue
-            seen.add(hint)
-            hint.model_rebuild()
-            pending.extend(field.annotation for field in hint.model_fields.values())
-        else:
-            pending.extend(get_args(hint))
 
 
 # -- reading the two stream dialects ------------------------------------------------------------------------------------

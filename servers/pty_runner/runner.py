@@ -1,0 +1,415 @@
+"""The runner: owns every child process of the server (one-shot runs and sessions) and their process groups.
+
+:class:`PtyRunner` is created once per server. ``async with runner.running():`` (the MCP server's lifespan) gives it
+a task group for the sessions' reader tasks and the idle reaper; leaving it kills every process group. Exit paths
+that never reach the lifespan's end (SIGTERM, interpreter exit) call :meth:`PtyRunner.kill_all_now`.
+
+The runner knows nothing of policy: the server checks a command (or a typed line, via :meth:`plan_send`) first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from ..core.errors import InvalidInputError, NotFoundError, UnavailableError
+from .backend import BackendName, spawn
+from .env import SecretScrubber, child_environment
+from .keyboard import KEYS, TypedLine
+from .output import OutputBuffer
+from .run import ProcessGroups, RunResult, run_command, shell_argv
+from .sessions import AutoRespond, Session, SessionView, ShellContext
+from .waiting import Waiting
+
+__all__ = ["Limits", "PtyRunner", "SendPlan", "SIGNALS", "RunResult"]
+
+log = logging.getLogger("llmmixer.pty.runner")
+
+SIGNALS: dict[str, int] = {name: int(getattr(signal, f"SIG{name}")) for name in
+                           ("TERM", "KILL", "INT", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT", "TSTP", "WINCH")}
+KEEP_EXITED = 32  # exited sessions kept readable before the oldest is forgotten
+POLL_S = 0.05  # how often wait(until="input") re-asks the kernel while nothing else changes
+_PIPE_KEYS = {"enter": b"\n"}  # a shell reading a pipe ends lines with \n; the terminal maps \r itself
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_sessions: int = 8
+    idle_timeout_s: float = 1800.0
+    output_limit: int = 1 << 20  # bytes kept per session / per run result
+    stream_limit: int = 1 << 20  # bytes of a run streamed as progress
+    read_limit: int = 256 * 1024  # bytes one read returns; the offset says where to continue
+    max_command_bytes: int = 64 * 1024
+    max_send_bytes: int = 64 * 1024
+    max_timeout_s: float = 24 * 3600.0
+    quiet_s: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    kind: Literal["write", "signal", "eof"]
+    data: bytes = b""
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    segments: tuple[_Segment, ...]
+    typed: str  # what the line tracker sees, in order
+    lines: tuple[TypedLine, ...] = field(default=())  # lines this send would end (or put at risk)
+
+    @property
+    def size(self) -> int:
+        return sum(len(s.data) for s in self.segments)
+
+
+class PtyRunner:
+    """Owns every child of the server: sessions, one-shot runs, and their process groups."""
+
+    def __init__(
+        self,
+        *,
+        backend: BackendName = "pty",
+        limits: Limits | None = None,
+        scrubber: SecretScrubber | None = None,
+        cwd: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.limits = limits or Limits()
+        self.scrubber = scrubber or SecretScrubber()
+        self.cwd = os.path.abspath(cwd or os.getcwd())
+        self._environ = environ
+        self.groups = ProcessGroups()
+        self.sessions: dict[str, Session] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[PtyRunner]:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._reap_idle)
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self._tg = None
+            await self.close_all()
+
+    async def close_all(self) -> None:
+        self.groups.kill_all_now()
+        with anyio.CancelScope(shield=True):
+            for session in list(self.sessions.values()):
+                await session.child.aclose()
+        self.sessions.clear()
+
+    def kill_all_now(self) -> None:
+        """Synchronous: SIGKILL every process group (for signal handlers and atexit)."""
+        self.groups.kill_all_now()
+
+    async def _reap_idle(self) -> None:
+        while True:
+            await anyio.sleep(min(30.0, max(self.limits.idle_timeout_s / 4, 0.05)))
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if now - session.last_used_at > self.limits.idle_timeout_s:
+                    log.info("session %s idle for %.0fs: closing", session.id, now - session.last_used_at)
+                    await self._forget(session)
+
+    # -- shared checks ---------------------------------------------------------------------------------------
+    def environment(self, cols: int, rows: int) -> dict[str, str]:
+        return child_environment(self._environ if self._environ is not None else os.environ, self.scrubber,
+                                 cols, rows)
+
+    def resolve_cwd(self, cwd: str | None) -> str:
+        """Raises: InvalidInputError when ``cwd`` is not a directory."""
+        path = os.path.abspath(os.path.join(self.cwd, os.path.expanduser(cwd))) if cwd else self.cwd
+        if not os.path.isdir(path):
+            raise InvalidInputError(f"cwd {path!r} is not a directory")
+        return path
+
+    def check_command(self, command: str) -> None:
+        """Raises: InvalidInputError (too long, empty, NUL byte)."""
+        size = len(command.encode("utf-8", errors="surrogatepass"))
+        if size > self.limits.max_command_bytes:
+            raise InvalidInputError(f"command is {size} bytes; the limit is {self.limits.max_command_bytes}")
+        if not command.strip():
+            raise InvalidInputError("command is empty")
+        if "\x00" in command:
+            raise InvalidInputError("command contains a NUL byte")
+
+    def check_timeout(self, timeout_s: float, name: str = "timeout_s") -> float:
+        """Raises: InvalidInputError for negative, NaN or too large values."""
+        if not timeout_s >= 0:  # also rejects NaN
+            raise InvalidInputError(f"{name} must be >= 0 (got {timeout_s})")
+        if timeout_s > self.limits.max_timeout_s:
+            raise InvalidInputError(f"{name} must be <= {self.limits.max_timeout_s:g}")
+        return timeout_s
+
+    # -- one-shot --------------------------------------------------------------------------------------------
+    async def run(self, command: str, *, cwd: str | None = None, timeout_s: float = 30.0, stdin: str | None = None,
+                  on_output: Callable[[str], Awaitable[None]] | None = None) -> RunResult:
+        """Run ``command`` under ``bash -c`` to its end or ``timeout_s``.
+
+        Raises:
+            InvalidInputError: bad command, cwd, stdin or timeout; the shell could not start.
+        """
+        self.check_command(command)
+        self.check_timeout(timeout_s)
+        if stdin is not None and "\x00" in stdin:
+            raise InvalidInputError("stdin contains a NUL byte")
+        path = self.resolve_cwd(cwd)
+        try:
+            return await run_command(command, cwd=path, env=self.environment(120, 40), backend=self.backend,
+                                     timeout_s=timeout_s, stdin=stdin, output_limit=self.limits.output_limit,
+                                     stream_limit=self.limits.stream_limit, groups=self.groups,
+                                     on_output=on_output)
+        except OSError as exc:
+            raise InvalidInputError(f"could not start the command: {exc.strerror or exc}") from exc
+
+    # -- sessions --------------------------------------------------------------------------------------------
+    async def start(self, command: str, *, cwd: str | None = None, cols: int = 120, rows: int = 40,
+                    auto_respond: list[dict[str, Any]] | None = None) -> Session:
+        """Raises: InvalidInputError, UnavailableError (too many sessions, runner not running)."""
+        self.check_command(command)
+        if not (1 <= cols <= 1000 and 1 <= rows <= 1000):
+            raise InvalidInputError("cols and rows must be between 1 and 1000")
+        rules = [self._rule(item) for item in auto_respond or ()]
+        path = self.resolve_cwd(cwd)
+        if self._tg is None:
+            raise UnavailableError("the runner is not running")
+        live = sum(not s.exited for s in self.sessions.values())
+        if live >= self.limits.max_sessions:
+            raise UnavailableError(f"{live} sessions are running; the limit is {self.limits.max_sessions} "
+                                   "(kill one first)")
+        try:
+            child = await spawn(shell_argv(command), cwd=path, env=self.environment(cols, rows),
+                                backend=self.backend, cols=cols, rows=rows)
+        except OSError as exc:
+            raise InvalidInputError(f"could not start the command: {exc.strerror or exc}") from exc
+        self.groups.add(child)
+        session = Session(id=uuid.uuid4().hex[:12], command=command, cwd=path, child=child,
+                          buffer=OutputBuffer(self.limits.output_limit), cols=cols, rows=rows,
+                          auto_respond=rules, quiet_s=self.limits.quiet_s)
+        self.sessions[session.id] = session
+        self._trim_exited()
+        self._tg.start_soon(self._pump, session)
+        return session
+
+    @staticmethod
+    def _rule(item: Mapping[str, Any]) -> AutoRespond:
+        try:
+            pattern = re.compile(str(item["pattern"]))
+            send = str(item["send"])
+        except KeyError as exc:
+            raise InvalidInputError(f"auto_respond rule needs {exc.args[0]!r}") from exc
+        except re.error as exc:
+            raise InvalidInputError(f"auto_respond pattern {item.get('pattern')!r} is not a regex: {exc}") from exc
+        return AutoRespond(pattern=pattern, send=send, once=bool(item.get("once", True)))
+
+    async def _pump(self, session: Session) -> None:
+        try:
+            await session.pump()
+        finally:
+            self.groups.discard(session.child)
+            session.child.kill_group(signal.SIGKILL)  # stragglers of an exited leader
+            if not session.exited:  # cancelled: the server is closing
+                await session.child.aclose()
+
+    def _trim_exited(self) -> None:
+        exited = [s for s in self.sessions.values() if s.exited]
+        for session in exited[:max(0, len(exited) - KEEP_EXITED)]:
+            self.sessions.pop(session.id, None)
+
+    def get(self, session_id: str) -> Session:
+        """Raises: NotFoundError for an unknown (or reaped) session id."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise NotFoundError(f"no session {session_id!r} (list_sessions shows the live ones)")
+        session.last_used_at = time.monotonic()
+        return session
+
+    def list(self) -> list[dict[str, Any]]:
+        return [session.describe() for session in self.sessions.values()]
+
+    async def _forget(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+        self.groups.discard(session.child)
+        await session.child.aclose()
+
+    # -- input -----------------------------------------------------------------------------------------------
+    def plan_send(self, session: Session, text: str | None, keys: list[str] | None) -> SendPlan:
+        """What sending ``text`` then ``keys`` would write, and which typed lines it would end.
+
+        Raises: InvalidInputError (nothing to send, unknown key, too much, exited session).
+        """
+        if not text and not keys:
+            raise InvalidInputError("give text, keys or both")
+        if session.exited:
+            raise InvalidInputError(f"session {session.id} has exited (exit code {session.exit_code})")
+        segments: list[_Segment] = []
+        typed = ""
+        if text:
+            if "\x00" in text:
+                raise InvalidInputError("text contains a NUL byte")
+            segments.append(_Segment("write", text.encode()))
+            typed += text
+        for name in keys or ():
+            key = name.strip().lower()
+            if key not in KEYS:
+                raise InvalidInputError(f"unknown key {name!r}; one of {', '.join(KEYS)}")
+            data = KEYS[key]
+            typed += data.decode()
+            if session.backend == "pipe" and key in ("ctrl-c", "ctrl-z", "ctrl-\\"):
+                segments.append(_Segment("signal", key=key))
+            elif session.backend == "pipe" and key == "ctrl-d":
+                segments.append(_Segment("eof"))
+            else:
+                segments.append(_Segment("write", _PIPE_KEYS.get(key, data) if session.backend == "pipe" else data))
+        plan = SendPlan(tuple(segments), typed, tuple(session.typed.preview(typed)))
+        if plan.size > self.limits.max_send_bytes:
+            raise InvalidInputError(f"send is {plan.size} bytes; the limit is {self.limits.max_send_bytes}")
+        return plan
+
+    async def shell_context(self, session: Session) -> ShellContext:
+        return await anyio.to_thread.run_sync(session.shell_context)
+
+    async def send(self, session: Session, plan: SendPlan, *, hold_partial_lines: bool) -> None:
+        """Deliver ``plan``. ``hold_partial_lines`` (pipes into a shell): a line is written only once it ends.
+
+        Raises: InvalidInputError when the child no longer takes input.
+        """
+        session.typed.feed(plan.typed)
+        try:
+            for segment in plan.segments:
+                if segment.kind == "signal":
+                    session.held = b""
+                    session.child.send_key_signal(segment.key)
+                elif segment.kind == "eof":
+                    await self._write(session, session.held)
+                    session.held = b""
+                    await session.child.close_input()
+                elif hold_partial_lines:
+                    session.held += segment.data
+                    cut = max(session.held.rfind(b"\n"), session.held.rfind(b"\r")) + 1
+                    if cut:
+                        ready, session.held = session.held[:cut], session.held[cut:]
+                        await self._write(session, ready)
+                else:
+                    await self._write(session, segment.data)
+        finally:
+            session.last_input_at = time.monotonic()
+            session.output_since_input = False
+
+    async def refuse_send(self, session: Session) -> None:
+        """Throw away the refused line: what was held back, and what a terminal's line editor already has."""
+        had_partial = bool(session.typed.text) or not session.typed.certain
+        session.typed.reset()
+        session.held = b""
+        if had_partial and session.backend == "pty" and not session.exited:
+            # ctrl-e ctrl-u: to the end of the line, then erase it (readline and the tty's own line editing).
+            # Not ctrl-c: the interrupt makes readline reset the terminal, which can drop the next keys typed.
+            with contextlib.suppress(InvalidInputError):
+                await self._write(session, b"\x05\x15")
+
+    async def _write(self, session: Session, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            with anyio.fail_after(10):
+                await session.child.write(data)
+        except (OSError, TimeoutError) as exc:
+            raise InvalidInputError(f"session {session.id} does not take input: {exc}") from exc
+
+    # -- output ----------------------------------------------------------------------------------------------
+    async def detect(self, session: Session) -> Waiting:
+        return await anyio.to_thread.run_sync(session.detect_waiting)
+
+    async def read(self, session: Session, *, since: int | None = None, wait_s: float = 0.0,
+                   plain: bool = False) -> SessionView:
+        """Output after ``since`` (default: where the last read ended), waiting up to ``wait_s`` for some."""
+        self.check_timeout(wait_s, "wait_s")
+        if since is not None and since < 0:
+            raise InvalidInputError(f"since must be >= 0 (got {since})")
+        offset = session.cursor if since is None else since
+        with anyio.move_on_after(wait_s):
+            while session.buffer.end <= offset and not session.exited:
+                await session.changed().wait()
+        return session.view(since=since, limit=self.limits.read_limit, plain=plain,
+                            waiting=await self.detect(session))
+
+    async def wait(self, session: Session, *, until: Literal["input", "exit"], timeout_s: float,
+                   plain: bool = False) -> SessionView:
+        """Until the child waits for input (or exits), or ``timeout_s``; returns the output since the last read."""
+        self.check_timeout(timeout_s)
+        waiting = Waiting(False)
+        reached = False
+        with anyio.move_on_after(timeout_s):
+            while True:
+                changed = session.changed()
+                if session.exited:
+                    reached = True
+                    break
+                if until == "input":
+                    waiting = await self.detect(session)
+                    if waiting.waiting:
+                        reached = True
+                        break
+                with anyio.move_on_after(POLL_S if until == "input" else 3600):
+                    await changed.wait()
+        if session.exited:
+            waiting = Waiting(False)
+        return session.view(since=None, limit=self.limits.read_limit, plain=plain, waiting=waiting,
+                            timed_out=not reached)
+
+    # -- control ---------------------------------------------------------------------------------------------
+    def resize(self, session: Session, cols: int, rows: int) -> None:
+        if not (1 <= cols <= 1000 and 1 <= rows <= 1000):
+            raise InvalidInputError("cols and rows must be between 1 and 1000")
+        if not session.exited:
+            with contextlib.suppress(OSError):
+                session.child.resize(cols, rows)
+        session.cols, session.rows = cols, rows
+
+    async def kill(self, session: Session, sig: str = "TERM", grace_s: float = 2.0) -> Session:
+        """Signal the session's process group; TERM/HUP/QUIT escalate to KILL after ``grace_s``.
+
+        Raises: InvalidInputError for an unknown signal name.
+        """
+        number = SIGNALS.get(sig.upper().removeprefix("SIG"))
+        if number is None:
+            raise InvalidInputError(f"unknown signal {sig!r}; one of {', '.join(sorted(SIGNALS))}")
+        if session.exited:
+            return session
+        session.child.kill_group(number)
+        if number in (signal.SIGTERM, signal.SIGKILL, signal.SIGHUP, signal.SIGQUIT):
+            with anyio.move_on_after(grace_s):
+                await self.wait_exit(session)
+            if not session.exited:
+                session.child.kill_group(signal.SIGKILL)
+                with anyio.move_on_after(grace_s):
+                    await self.wait_exit(session)
+        return session
+
+    async def wait_exit(self, session: Session) -> None:
+        while not session.exited:
+            changed = session.changed()
+            if session.exited:
+                return
+            await changed.wait()
+

@@ -1,0 +1,344 @@
+"""The PTY runner's MCP face: run, start, send, read, wait, resize, kill, list_sessions.
+
+Every command (``run``, ``start``) and every line typed into a shell session (``send``) passes the policy first.
+The check runs as a ``Resolve(...)`` resolver, before the tool body: an ``ask`` verdict becomes an MCP elicitation
+(``Elicit``), which the SDK carries the way the connection needs (an ``InputRequiredResult`` round on modern
+connections, ``elicitation/create`` on older ones). A client that did not declare elicitation is never asked: the
+command is refused. A refusal is an error of kind ``policy`` naming the rule.
+
+``run`` streams its output as progress notifications while the command runs. Errors are tool results with
+``isError: true`` and ``{"error": {...}}`` from the shared error tree.
+"""
+
+# No `from __future__ import annotations` here: the tools' `Resolve(gate.…)` annotations must be evaluated where
+# they are written, while `gate` is in scope.
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp_types import CallToolResult
+from pydantic import BaseModel, Field
+
+from ..core.errors import InvalidInputError, LLMMixerError, PolicyError
+from ..core.mcp import LLMMixerMCPServer
+from ..core.results import error_result, ok_result
+from .output import plain_text
+from .policy import Policy, Verdict, strictest
+from .runner import PtyRunner
+
+__all__ = ["build_pty_server", "PolicyGate", "Approval"]
+
+log = logging.getLogger("llmmixer.pty.server")
+
+
+class Approval(BaseModel):
+    approve: bool = Field(description="Run it?")
+
+
+# -- output schemas ----------------------------------------------------------------------------------------------
+
+
+class RunOutput(BaseModel):
+    exit_code: int | None = Field(description="the command's exit code; negative: killed by that signal; "
+                                              "null when it timed out")
+    output: str = Field(description="terminal output, ANSI kept (the last bytes when truncated)")
+    truncated: bool
+    timed_out: bool
+    duration_ms: float
+    backend: Literal["pty", "pipe"]
+    plain: str | None = Field(default=None, description="output without escape sequences, when plain=true")
+
+
+class StartOutput(BaseModel):
+    session_id: str
+    pid: int
+    backend: Literal["pty", "pipe"]
+
+
+class SendOutput(BaseModel):
+    session_id: str
+    sent_bytes: int
+    held_bytes: int = Field(description="pipe sessions into a shell: typed text kept until its line ends")
+
+
+class SessionOutput(BaseModel):
+    session_id: str
+    output: str = Field(description="output after the requested offset, ANSI kept")
+    offset: int = Field(description="offset after the returned output: pass it as `since` to continue")
+    dropped: int = Field(description="bytes between `since` and the oldest byte still held (buffer overflow)")
+    waiting_for_input: bool
+    waiting_layer: str | None = Field(description="kernel | quiescence | prompt: the layer that decided")
+    exited: bool
+    exit_code: int | None
+    events: list[dict[str, Any]] = Field(description="pty.* events since the last read (auto_respond answers, "
+                                                     "exit)")
+    timed_out: bool = False
+    plain: str | None = None
+
+
+class ResizeOutput(BaseModel):
+    session_id: str
+    cols: int
+    rows: int
+
+
+class KillOutput(BaseModel):
+    session_id: str
+    signal: str
+    exited: bool
+    exit_code: int | None
+
+
+class SessionInfo(BaseModel):
+    session_id: str
+    command: str
+    pid: int
+    backend: Literal["pty", "pipe"]
+    exited: bool
+    exit_code: int | None
+    offset: int
+    idle_s: float
+    cols: int
+    rows: int
+
+
+class SessionsOutput(BaseModel):
+    sessions: list[SessionInfo]
+
+
+class AutoRespondRule(BaseModel):
+    pattern: str = Field(description="regex searched in the recent plain-text output")
+    send: str = Field(description="text to type when it matches (include \\r or \\n to press enter)")
+    once: bool = True
+
+
+# -- the policy gate ---------------------------------------------------------------------------------------------
+
+
+def _can_elicit(ctx: Context) -> bool:
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+class PolicyGate:
+    """Resolvers that turn policy verdicts into an approval outcome before a tool body runs."""
+
+    def __init__(self, policy: Policy, runner: PtyRunner) -> None:
+        self.policy = policy
+        self.runner = runner
+
+    # Verdicts (no I/O except /proc reads for send); never raise: the tool body reports bad input itself.
+    def run_verdict(self, command: str, cwd: str | None, stdin: str | None) -> Verdict:
+        try:
+            self.runner.check_command(command)
+            path = self.runner.resolve_cwd(cwd)
+        except InvalidInputError:
+            return Verdict("allow")
+        return self.policy.check(command, cwd=path, stdin=stdin)
+
+    async def send_verdict(self, session_id: str, text: str | None, keys: list[str] | None) -> Verdict:
+        if self.policy.is_permissive:
+            return Verdict("allow")
+        session = self.runner.sessions.get(session_id)
+        if session is None:
+            return Verdict("allow")
+        try:
+            plan = self.runner.plan_send(session, text, keys)
+        except InvalidInputError:
+            return Verdict("allow")
+        if not plan.lines:
+            return Verdict("allow")
+        context = await self.runner.shell_context(session)
+        if context == "none":
+            return Verdict("allow")
+        verdicts = [self.policy.check_typed_line(line.text, certain=line.certain, shell_reads=context == "shell",
+                                                 cwd=session.cwd) for line in plan.lines]
+        return strictest(verdicts) or Verdict("allow")
+
+    def _ask(self, verdict: Verdict, what: str, ctx: Context) -> Elicit[Approval] | Verdict:
+        if verdict.action != "ask":
+            return verdict
+        if not _can_elicit(ctx):
+            return Verdict("deny", verdict.rule, verdict.command,
+                           "approval is required and this client cannot be asked (no elicitation capability)")
+        rules = ", ".join(verdict.asks) or verdict.rule or "ask"
+        return Elicit(f"The command policy asks before running this ({rules}):\n\n{what}\n\nRun it?", Approval)
+
+    async def for_run(self, command: str, cwd: str | None, stdin: str | None,
+                      ctx: Context) -> Elicit[Approval] | Verdict:
+        return self._ask(self.run_verdict(command, cwd, stdin), command, ctx)
+
+    async def for_start(self, command: str, cwd: str | None, ctx: Context) -> Elicit[Approval] | Verdict:
+        return self._ask(self.run_verdict(command, cwd, None), command, ctx)
+
+    async def for_send(self, session_id: str, text: str | None, keys: list[str] | None,
+                       ctx: Context) -> Elicit[Approval] | Verdict:
+        verdict = await self.send_verdict(session_id, text, keys)
+        return self._ask(verdict, verdict.command or (text or ""), ctx)
+
+
+def _refusal(outcome: ElicitationResult[Any], verdict: Verdict) -> PolicyError | None:
+    """None when the command may run; otherwise the policy error to return."""
+    if isinstance(outcome, AcceptedElicitation):
+        data = outcome.data
+        if isinstance(data, Verdict):
+            return None if data.allowed else data.error()
+        if isinstance(data, Approval) and data.approve:
+            return None
+        return verdict.error(f"not approved by the host (policy rule `{verdict.rule}`)")
+    answer = {"decline": "declined", "cancel": "cancelled"}.get(outcome.action, outcome.action)
+    return verdict.error(f"the host {answer} the approval request (policy rule `{verdict.rule}`)")
+
+
+# -- the server --------------------------------------------------------------------------------------------------
+
+INSTRUCTIONS = (
+    "Runs shell commands in a real pseudo-terminal. `run` for one command (output streams as progress); `start` an "
+    "interactive session, then `send` text/keys, `read` output, `wait` until it waits for input or exits. Commands "
+    "and lines typed into shells are checked against a policy; refusals are errors of kind `policy`."
+)
+
+
+def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixerMCPServer:
+    """The MCP server for ``runner``; its lifespan runs the runner (leaving it kills every child)."""
+    policy = policy or Policy.permissive()
+    gate = PolicyGate(policy, runner)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
+        async with runner.running():
+            yield {}
+
+    server = LLMMixerMCPServer(name="llmmixer-pty", instructions=INSTRUCTIONS, lifespan=lifespan)
+
+    @server.tool(description="Run one shell command (bash) to completion in a pseudo-terminal. Output streams as "
+                             "progress notifications; on timeout the whole process group is killed.")
+    async def run(
+        command: str,
+        ctx: Context,
+        approval: Annotated[ElicitationResult[Approval], Resolve(gate.for_run)],
+        cwd: str | None = None,
+        timeout_s: float = 30.0,
+        stdin: str | None = None,
+        plain: bool = False,
+    ) -> Annotated[CallToolResult, RunOutput]:
+        try:
+            refusal = _refusal(approval, gate.run_verdict(command, cwd, stdin))
+            if refusal is not None:
+                raise refusal
+            sent = 0
+
+            async def progress(text: str) -> None:
+                nonlocal sent
+                sent += 1
+                await ctx.report_progress(sent, None, text)
+
+            result = await runner.run(command, cwd=cwd, timeout_s=timeout_s, stdin=stdin, on_output=progress)
+        except LLMMixerError as error:
+            log.info("run refused or failed: %s %s", error.kind.value, error.message)
+            return error_result(error)
+        body = result.to_dict()
+        if plain:
+            body["plain"] = plain_text(result.output)
+        return ok_result(body)
+
+    @server.tool(description="Start an interactive session (bash -c COMMAND) in a pseudo-terminal. auto_respond "
+                             "rules answer known prompts; each answer is reported as an event.")
+    async def start(
+        command: str,
+        approval: Annotated[ElicitationResult[Approval], Resolve(gate.for_start)],
+        cwd: str | None = None,
+        cols: int = 120,
+        rows: int = 40,
+        auto_respond: list[AutoRespondRule] | None = None,
+    ) -> Annotated[CallToolResult, StartOutput]:
+        try:
+            refusal = _refusal(approval, gate.run_verdict(command, cwd, None))
+            if refusal is not None:
+                raise refusal
+            session = await runner.start(command, cwd=cwd, cols=cols, rows=rows,
+                                         auto_respond=[rule.model_dump() for rule in auto_respond or ()])
+        except LLMMixerError as error:
+            return error_result(error)
+        return ok_result({"session_id": session.id, "pid": session.child.pid, "backend": session.backend})
+
+    @server.tool(description="Type text and/or press named keys in a session: enter, tab, esc, backspace, up, "
+                             "down, left, right, ctrl-c, ctrl-d, ctrl-z. Lines typed into a shell are checked "
+                             "against the policy when they end.")
+    async def send(
+        session_id: str,
+        approval: Annotated[ElicitationResult[Approval], Resolve(gate.for_send)],
+        text: str | None = None,
+        keys: list[str] | None = None,
+    ) -> Annotated[CallToolResult, SendOutput]:
+        try:
+            session = runner.get(session_id)
+            plan = runner.plan_send(session, text, keys)
+            context = await runner.shell_context(session)
+            refusal = _refusal(approval, await gate.send_verdict(session_id, text, keys))
+            if refusal is not None:
+                await runner.refuse_send(session)
+                raise refusal
+            await runner.send(session, plan, hold_partial_lines=session.backend == "pipe" and context != "none")
+        except LLMMixerError as error:
+            return error_result(error)
+        return ok_result({"session_id": session.id, "sent_bytes": plan.size, "held_bytes": len(session.held)})
+
+    @server.tool(description="Read a session's output after `since` (default: where the last read ended), "
+                             "waiting up to wait_s for some. Tells whether the program waits for input.")
+    async def read(
+        session_id: str,
+        since: int | None = None,
+        wait_s: float = 0.0,
+        plain: bool = False,
+    ) -> Annotated[CallToolResult, SessionOutput]:
+        try:
+            view = await runner.read(runner.get(session_id), since=since, wait_s=wait_s, plain=plain)
+        except LLMMixerError as error:
+            return error_result(error)
+        return ok_result(view.to_dict())
+
+    @server.tool(description="Wait until the session's program waits for input (until='input') or exits "
+                             "(until='exit'), at most timeout_s; returns the output since the last read.")
+    async def wait(
+        session_id: str,
+        until: Literal["input", "exit"] = "input",
+        timeout_s: float = 30.0,
+        plain: bool = False,
+    ) -> Annotated[CallToolResult, SessionOutput]:
+        try:
+            view = await runner.wait(runner.get(session_id), until=until, timeout_s=timeout_s, plain=plain)
+        except LLMMixerError as error:
+            return error_result(error)
+        return ok_result(view.to_dict())
+
+    @server.tool(description="Change a session's terminal size (the program gets SIGWINCH).")
+    async def resize(session_id: str, cols: int, rows: int) -> Annotated[CallToolResult, ResizeOutput]:
+        try:
+            session = runner.get(session_id)
+            runner.resize(session, cols, rows)
+        except LLMMixerError as error:
+            return error_result(error)
+        return ok_result({"session_id": session.id, "cols": session.cols, "rows": session.rows})
+
+    @server.tool(description="Send a signal (default TERM, escalating to KILL) to a session's whole process "
+                             "group.")
+    async def kill(session_id: str, signal: str = "TERM") -> Annotated[CallToolResult, KillOutput]:
+        try:
+            session = await runner.kill(runner.get(session_id), signal)
+        except LLMMixerError as error:
+            return error_result(error)
+        return ok_result({"session_id": session.id, "signal": signal.upper().removeprefix("SIG"),
+                          "exited": session.exited, "exit_code": session.exit_code})
+
+    @server.tool(description="Every session: live ones and recently exited ones.")
+    async def list_sessions() -> Annotated[CallToolResult, SessionsOutput]:
+        return ok_result({"sessions": runner.list()})
+
+    return server

@@ -93,3 +93,31 @@ def test_demo_runs_with_no_key_and_no_config(tmp_path):
     result = json.loads(done.stdout)
     assert result["winner"] == "claude"
     assert sorted(result["upstream_close_ms"]) == ["gemini", "gpt"]
+
+
+def test_run_streams_output_and_passes_the_exit_code_through(tmp_path):
+    done = subprocess.run([LLMMIXER, "run", "printf 'one\\ntwo\\n'; exit 3"], capture_output=True, text=True,
+                          env=server_env(None, keys=False), timeout=60, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.replace("\r\n", "\n") == "one\ntwo\n"
+
+
+def test_run_refused_by_policy_is_a_policy_error(tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[policy]\ndefault = "allow"\ndeny = ["rm"]\n')
+    env = server_env(None, keys=False, LLMMIXER_PTY_POLICY=str(policy))
+    done = subprocess.run([LLMMIXER, "run", "echo ok; rm -rf /tmp/x"], capture_output=True, text=True, env=env,
+                          timeout=60, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "policy" in done.stderr and "rm" in done.stderr
+
+
+def test_servers_reports_each_server_and_its_tools(tmp_path):
+    done = subprocess.run([LLMMIXER, "servers", "--json"], capture_output=True, text=True,
+                          env=server_env(None, keys=False), timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    servers = {s["name"]: s for s in json.loads(done.stdout)}
+    assert set(servers) == {"claude", "gpt", "gemini", "pty"}
+    assert all(s["status"] == "ready" and s["transport"] == "stdio" for s in servers.values())
+    assert {"generate", "list_models"} <= set(servers["claude"]["tools"])
+    assert {"run", "start", "send", "read", "wait", "kill"} <= set(servers["pty"]["tools"])

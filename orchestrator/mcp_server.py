@@ -1,0 +1,302 @@
+"""``llmmixer mcp``: the orchestrator itself as one small MCP server, for Claude Desktop and other MCP hosts.
+
+Four tools and nothing else, so the schemas an MCP host pays for on every turn stay under 2,000 tokens:
+
+- ``ask``: race, hedge, fan out or fall back across the model adapters; text deltas go out as progress
+  notifications (``message`` = ``"<source>: <delta>"``); the result is the ``llmmixer ask --json`` object.
+- ``run_command``: one shell command through the PTY runner; output goes out as progress.
+- ``job`` and ``cancel``: for runs that outlive the call.
+
+Hosts time a tool call out (Claude Desktop after about 60 s). So a call waits at most ``wait_s`` (default 45) and
+then returns ``{"job_id", "status": "running", "partial"}``; the run goes on in the orchestrator, and ``job`` reads
+it later, also after a restart when the event store persists (sqlite, redis). If the host cancels the call while it
+waits, the run is cancelled end to end: no model keeps streaming for nobody.
+
+The server advertises only the tools capability; argument errors come back as ``invalid_input`` results that say
+what to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, get_args
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, Tool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..servers.core.errors import InvalidInputError, LLMMixerError, NotFoundError
+from ..servers.core.mcp import LLMMixerMCPServer
+from ..servers.core.results import error_result, ok_result
+from ..servers.core.transport import add_transport_arguments, serve_async
+
+from .mcp_schema import compact_schema
+from .mixer import MODES
+from .runs import Runs
+
+__all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
+
+log = logging.getLogger("llmmixer.mcp_server")
+
+Mode = Literal["race", "all", "first-token", "hedge", "fallback"]
+assert get_args(Mode) == MODES, "the ask tool's mode enum must list the mixer's modes"
+# Below Claude Desktop's ~60 s tool-call timeout, with room for the host's own overhead.
+DEFAULT_WAIT_S = 45.0
+MAX_WAIT_S = 3600.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output shapes (kept flat and loose on purpose: every property costs tokens in every host turn)
+
+
+class LegOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    source: str
+    status: str = Field(description="won|done|cancelled|error")
+    text: str | None = None
+    usage: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    error: dict[str, Any] | None = None
+
+
+class AskOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    status: str = Field(description="done|running|cancelled|error")
+    mode: str | None = None
+    winner: str | None = None
+    legs: list[LegOut] | None = None
+    total_cost_usd: float | None = None
+    partial: dict[str, str] | None = Field(default=None, description="text so far per model, while running")
+
+
+class CommandOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    status: str = Field(description="done|running|cancelled|error")
+    exit_code: int | None = None
+    output: str | None = None
+    truncated: bool | None = None
+    timed_out: bool | None = None
+    duration_ms: float | None = None
+    partial: str | None = Field(default=None, description="output so far, while running")
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    kind: str = Field(description="ask|command")
+    status: str = Field(description="done|running|cancelled|error")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The server
+
+
+def _explain(exc: ToolError) -> str:
+    """A short, actionable message for a rejected argument; never echoes long values such as a prompt."""
+    cause = exc.__cause__
+    if not isinstance(cause, ValidationError):
+        return str(exc)
+    parts = []
+    for err in cause.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        value = err.get("input")
+        shown = f" (got {value!r})" if isinstance(value, int | float | bool) or (
+            isinstance(value, str) and len(value) <= 40) else ""
+        parts.append(f"{where}: {err['msg']}{shown if err['type'] != 'missing' else ''}")
+    return "; ".join(parts)
+
+
+class OrchestratorMCPServer(LLMMixerMCPServer):
+    """Tools only (see the base class): compact schemas on the wire, argument errors that name the argument."""
+
+    async def list_tools(self) -> list[Tool]:
+        tools = await super().list_tools()
+        return [t.model_copy(update={"input_schema": compact_schema(t.input_schema),
+                                     "output_schema": compact_schema(t.output_schema)}) for t in tools]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await MCPServer.call_tool(self, name, arguments, context)
+        except ToolError as exc:
+            return error_result(InvalidInputError(_explain(exc)))
+
+
+def _job_id(jobs: Runs, job_id: str) -> str:
+    """``job_id`` if it has the shape of one; an ``invalid_input`` error that says where ids come from if not."""
+    try:
+        return jobs.check_id(job_id)
+    except InvalidInputError:
+        raise InvalidInputError("malformed job id: pass the job_id that ask or run_command returned") from None
+
+
+def _unknown_job(job_id: str) -> InvalidInputError:
+    # For the caller this is bad input like any other: the id was never issued, or the store has dropped it.
+    return InvalidInputError(f"unknown job id {job_id!r}: no such job (never started, or older than the event "
+                             "store keeps)")
+
+
+ASK_DESCRIPTION = (
+    "Ask several models (claude, gpt, gemini) one prompt. mode: race (default; first complete answer wins, the rest "
+    "are cancelled), first-token (keep the first model that starts streaming: lowest latency), hedge (start one "
+    "model, add the next only if it is slow: low cost, steady latency), fallback (one at a time, the next only if "
+    "one fails), all (every model to the end: compare answers). Deltas stream as progress. If the run outlives "
+    "wait_s, returns {job_id, status: running, partial}: call job later."
+)
+RUN_DESCRIPTION = (
+    "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. If it "
+    "outlives wait_s, returns {job_id, status: running, partial}: call job later."
+)
+JOB_DESCRIPTION = (
+    "Status of an ask or run_command job: the final result when done, else partial output. wait_s waits for the end."
+)
+CANCEL_DESCRIPTION = "Cancel a running job: every model stream and command it started is stopped."
+
+JobId = Annotated[str, Field(description="job_id from ask or run_command")]
+WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
+
+
+def build_server(jobs: Runs) -> OrchestratorMCPServer:
+    """The four tools over the :class:`Runs` service (which owns the runs, the store and the MCP pool)."""
+    server = OrchestratorMCPServer(
+        name="llmmixer",
+        instructions="LLMMixer: ask Claude, GPT and Gemini together (race, hedge, fan out) and run shell commands.",
+    )
+
+    @server.tool(description=ASK_DESCRIPTION)
+    async def ask(
+        prompt: str,
+        ctx: Context,
+        models: list[str] | None = None,
+        mode: Mode = "race",
+        system: str | None = None,
+        wait_s: WaitS = DEFAULT_WAIT_S,
+    ) -> Annotated[CallToolResult, AskOut]:
+        try:
+            if not prompt.strip():
+                raise InvalidInputError("prompt is empty: give the question to ask the models")
+            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system)
+            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+        except LLMMixerError as error:
+            return error_result(error)
+
+    @server.tool(description=RUN_DESCRIPTION)
+    async def run_command(
+        command: str,
+        ctx: Context,
+        cwd: str | None = None,
+        timeout_s: Annotated[float | None, Field(gt=0, description="kill the command after this")] = None,
+        wait_s: WaitS = DEFAULT_WAIT_S,
+    ) -> Annotated[CallToolResult, CommandOut]:
+        try:
+            if not command.strip():
+                raise InvalidInputError("command is empty: give the shell command to run")
+            job_id = await jobs.start_command(command=command, cwd=cwd, timeout_s=timeout_s)
+            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+        except LLMMixerError as error:
+            return error_result(error)
+
+    @server.tool(description=JOB_DESCRIPTION)
+    async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
+        try:
+            _job_id(jobs, job_id)
+            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=False))
+        except NotFoundError:
+            return error_result(_unknown_job(job_id))
+        except LLMMixerError as error:
+            return error_result(error)
+
+    @server.tool(description=CANCEL_DESCRIPTION)
+    async def cancel(job_id: JobId) -> Annotated[CallToolResult, JobOut]:
+        try:
+            _job_id(jobs, job_id)
+            return ok_result(await jobs.cancel(job_id))
+        except NotFoundError:
+            return error_result(_unknown_job(job_id))
+        except LLMMixerError as error:
+            return error_result(error)
+
+    return server
+
+
+async def _follow(jobs: Runs, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
+    """Forward the job's deltas as progress for up to ``wait_s``; then its final result, or its status and partial.
+
+    If the caller cancels the tool call meanwhile and ``cancel_on_abort`` is set, the job is cancelled too (shielded,
+    so the cancellation itself cannot be cut short).
+    """
+    sent = 0
+
+    async def forward() -> None:
+        nonlocal sent
+        async for source, text in jobs.deltas(job_id):
+            sent += 1
+            await ctx.report_progress(sent, None, f"{source}: {text}")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(forward)
+            if not await jobs.wait(job_id, wait_s):
+                tg.cancel_scope.cancel()
+            # A finished job's delta stream ends by itself once every delta is out: let it drain, so the host has
+            # seen the whole text as progress before it gets the result.
+    except anyio.get_cancelled_exc_class():
+        if cancel_on_abort:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await jobs.cancel(job_id)
+        raise
+    return await jobs.snapshot(job_id)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def build_parser(prog: str = "llmmixer mcp") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="The LLMMixer orchestrator as one MCP server.")
+    add_transport_arguments(parser)
+    parser.add_argument("--config", default=None, help="servers config file (mcpServers JSON)")
+    parser.add_argument("--store", default=None, help="event store URL: memory, sqlite:///path, redis://host:port/db")
+    return parser
+
+
+def main_mcp(args: argparse.Namespace) -> None:
+    """Serve until the host closes stdin or the process is stopped (``llmmixer mcp`` calls this)."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from .config import load_config
+    from .stores import open_store
+
+    try:
+        config = load_config(args.config)
+        store = open_store(args.store or config.settings.store)
+    except LLMMixerError as error:
+        sys.stderr.write(f"llmmixer mcp: {error.message}\n")
+        raise SystemExit(2) from error
+
+    async def run() -> None:
+        async with Runs(config, store) as runs:
+            await serve_async(build_server(runs), args)
+
+    anyio.run(run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    main_mcp(build_parser().parse_args(None if argv is None else list(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,574 @@
+// The LLMMixer dashboard: no build step, no network beyond this server, works offline.
+//
+// One EventSource on /events feeds a per-run state built from events; the page renders whichever run is selected.
+// Events are deduplicated by their store id, so a replay after a reconnect (EventSource resends Last-Event-ID by
+// itself; after a hard failure we reconnect with ?last_event_id=) never shows anything twice. An `event: gap` means
+// the server no longer had some history: we say so and fall back to the run's final result from the API.
+"use strict";
+
+(function () {
+  const EVENT_TYPES = [
+    "run.started", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
+    "race.won", "pty.output", "pty.waiting", "pty.exit", "run.done",
+  ];
+  const DEFAULT_MODELS = ["claude", "gpt", "gemini"];
+  const SEEN_LIMIT = 100000;
+
+  const $ = (sel) => document.querySelector(sel);
+
+  // ---- state -------------------------------------------------------------------------------------------------
+
+  const state = {
+    runs: new Map(), // run id -> run
+    current: null, // run id shown
+    seen: new Set(),
+    seenOrder: [],
+    lastEventId: null,
+    stats: { opens: 0, events: 0, duplicates: 0, gaps: 0, errors: 0 },
+  };
+
+  function runFor(id) {
+    let run = state.runs.get(id);
+    if (!run) {
+      run = { id, kind: null, mode: null, legs: new Map(), order: [], winner: null, done: false, result: null,
+        terminalChunks: [], exit: null, waiting: false, prompt: null };
+      state.runs.set(id, run);
+    }
+    return run;
+  }
+
+  function legFor(run, source) {
+    let leg = run.legs.get(source);
+    if (!leg) {
+      // text: what is shown (deltas, settled by the final result); streamed: exactly what the deltas built.
+      leg = { source, status: "waiting", text: "", streamed: "", ttft_ms: null, tokens: null, cost_usd: null, error: null };
+      run.legs.set(source, leg);
+      run.order.push(source);
+    }
+    return leg;
+  }
+
+  function remember(id) {
+    if (id === undefined || id === null || id === "") return true;
+    if (state.seen.has(id)) return false;
+    state.seen.add(id);
+    state.seenOrder.push(id);
+    if (state.seenOrder.length > SEEN_LIMIT) state.seen.delete(state.seenOrder.shift());
+    return true;
+  }
+
+  // ---- applying events -----------------------------------------------------------------------------------------
+
+  function legSource(ev) {
+    const d = ev.data || {};
+    return d.leg || d.source || ev.source;
+  }
+
+  function usageTokens(d) {
+    const u = d.usage || {};
+    if (typeof u.output_tokens === "number") return u.output_tokens;
+    if (typeof d.output_tokens === "number") return d.output_tokens;
+    if (typeof d.tokens === "number") return d.tokens;
+    return null;
+  }
+
+  function applyLegFigures(leg, d) {
+    if (typeof d.ttft_ms === "number") leg.ttft_ms = d.ttft_ms;
+    const tokens = usageTokens(d);
+    if (tokens !== null) leg.tokens = tokens;
+    if (typeof d.cost_usd === "number") leg.cost_usd = d.cost_usd;
+  }
+
+  function apply(ev) {
+    const run = runFor(ev.run);
+    const d = ev.data || {};
+    const changed = { run: ev.run, source: null, text: null, full: false };
+    switch (ev.type) {
+      case "run.started":
+        run.kind = d.kind || (d.command ? "command" : "ask");
+        run.mode = d.mode || run.mode;
+        run.prompt = d.prompt || d.command || run.prompt;
+        for (const m of d.models || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
+        changed.full = true;
+        break;
+      case "leg.started": {
+        const leg = legFor(run, legSource(ev));
+        if (leg.status === "waiting") leg.status = "streaming";
+        changed.source = leg.source;
+        break;
+      }
+      case "delta": {
+        const leg = legFor(run, legSource(ev));
+        const piece = d.text !== undefined ? d.text : (d.delta !== undefined ? d.delta : "");
+        leg.text += piece;
+        leg.streamed += piece;
+        if (leg.status === "waiting") leg.status = "streaming";
+        leg.tokens = (leg.tokens || 0) + (d.text !== undefined || d.delta !== undefined ? 1 : 0);
+        changed.source = leg.source;
+        changed.text = piece;
+        break;
+      }
+      case "leg.first_token": {
+        const leg = legFor(run, legSource(ev));
+        applyLegFigures(leg, d);
+        if (leg.status === "waiting") leg.status = "streaming";
+        changed.source = leg.source;
+        break;
+      }
+      case "leg.done": {
+        const leg = legFor(run, legSource(ev));
+        applyLegFigures(leg, d);
+        if (leg.status !== "won") leg.status = run.winner === leg.source ? "won" : "done";
+        changed.source = leg.source;
+        break;
+      }
+      case "leg.error": {
+        const leg = legFor(run, legSource(ev));
+        applyLegFigures(leg, d);
+        leg.status = "error";
+        leg.error = d.error && d.error.error ? d.error.error : (d.error || d);
+        changed.source = leg.source;
+        break;
+      }
+      case "leg.cancelled": {
+        const leg = legFor(run, legSource(ev));
+        applyLegFigures(leg, d);
+        if (leg.status !== "won") leg.status = "cancelled";
+        changed.source = leg.source;
+        break;
+      }
+      case "race.won": {
+        const winner = d.winner || d.source || (ev.source !== "orchestrator" ? ev.source : null);
+        if (winner) {
+          run.winner = winner;
+          legFor(run, winner).status = "won";
+          changed.source = winner;
+        }
+        break;
+      }
+      case "pty.output":
+        run.kind = "command";
+        run.terminalChunks.push(d.text !== undefined ? d.text : (d.data !== undefined ? d.data : ""));
+        changed.terminal = d.text !== undefined ? d.text : (d.data || "");
+        break;
+      case "pty.waiting":
+        run.kind = "command";
+        run.waiting = true;
+        changed.full = true;
+        break;
+      case "pty.exit":
+        run.kind = "command";
+        run.waiting = false;
+        run.exit = d.exit_code !== undefined ? d.exit_code : (d.code !== undefined ? d.code : d.status);
+        changed.full = true;
+        break;
+      case "run.done":
+        run.done = true;
+        if (d.winner) run.winner = d.winner;
+        mergeResult(run, d.result || d);
+        changed.full = true;
+        scheduleHistory();
+        break;
+      default:
+        break;
+    }
+    return changed;
+  }
+
+  // A final result (the `llmmixer ask --json` shape) settles each leg's figures and status.
+  function mergeResult(run, result) {
+    if (!result || typeof result !== "object") return;
+    run.result = result;
+    if (result.mode) run.mode = result.mode;
+    if (result.winner) run.winner = result.winner;
+    for (const l of result.legs || []) {
+      if (!l || !l.source) continue;
+      const leg = legFor(run, l.source);
+      if (l.status) leg.status = l.status;
+      if (typeof l.text === "string" && l.text.length >= leg.text.length && l.text.startsWith(leg.text)) {
+        leg.text = l.text;
+      } else if (typeof l.text === "string" && !leg.text) {
+        leg.text = l.text;
+      }
+      applyLegFigures(leg, l);
+      if (l.error) leg.error = l.error.error || l.error;
+    }
+  }
+
+  // ---- rendering -----------------------------------------------------------------------------------------------
+
+  let terminal = null;
+  let terminalRun = null;
+
+  function fmtMs(v) { return typeof v === "number" ? `${Math.round(v)} ms` : "–"; }
+  function fmtCost(v) {
+    if (typeof v !== "number") return "–";
+    return v === 0 ? "$0" : (v < 0.01 ? `$${v.toPrecision(2)}` : `$${v.toFixed(4)}`);
+  }
+
+  function columnFor(source) {
+    const columns = $("#columns");
+    let col = columns.querySelector(`.column[data-source="${CSS.escape(source)}"]`);
+    if (!col) {
+      col = $("#column-template").content.firstElementChild.cloneNode(true);
+      col.dataset.source = source;
+      col.querySelector(".name").textContent = source;
+      columns.appendChild(col);
+    }
+    return col;
+  }
+
+  function renderLeg(run, source, appended) {
+    const leg = run.legs.get(source);
+    if (!leg) return;
+    const col = columnFor(source);
+    const badge = col.querySelector(".badge");
+    badge.dataset.status = leg.status;
+    badge.textContent = leg.status;
+    col.dataset.status = leg.status;
+    col.querySelector(".ttft").textContent = fmtMs(leg.ttft_ms);
+    col.querySelector(".tokens").textContent = leg.tokens === null ? "–" : String(leg.tokens);
+    col.querySelector(".cost").textContent = fmtCost(leg.cost_usd);
+    const pre = col.querySelector(".text");
+    if (appended !== null && appended !== undefined && pre.dataset.len !== undefined &&
+        Number(pre.dataset.len) + appended.length === leg.text.length) {
+      pre.appendChild(document.createTextNode(appended));
+    } else if (pre.textContent !== leg.text) {
+      pre.textContent = leg.text;
+    }
+    pre.dataset.len = String(leg.text.length);
+    pre.scrollTop = pre.scrollHeight;
+    const err = col.querySelector(".error");
+    if (leg.error) {
+      err.hidden = false;
+      err.textContent = `${leg.error.kind || "error"}: ${leg.error.message || ""}`;
+    } else {
+      err.hidden = true;
+    }
+  }
+
+  function renderRunInfo(run) {
+    const info = $("#run-info");
+    info.textContent = "";
+    const add = (label, value, cls) => {
+      const span = document.createElement("span");
+      span.className = cls || "";
+      span.textContent = `${label}${value}`;
+      info.appendChild(span);
+    };
+    add("run ", run.id, "run-id");
+    if (run.mode) add("mode ", run.mode);
+    if (run.winner) add("winner ", run.winner, "winner");
+    const total = run.result && typeof run.result.total_cost_usd === "number" ? run.result.total_cost_usd : null;
+    if (total !== null) add("total ", fmtCost(total));
+    add("", run.done ? "done" : "running", run.done ? "state done" : "state running");
+    info.dataset.run = run.id;
+    info.dataset.done = run.done ? "true" : "false";
+    $("#cancel").disabled = run.done;
+  }
+
+  function renderTerminal(run, appended) {
+    const pane = $("#terminal-pane");
+    if (run.kind !== "command" && !run.terminalChunks.length) {
+      pane.hidden = true;
+      return;
+    }
+    pane.hidden = false;
+    if (!terminal) terminal = new window.LLMMixerAnsi.AnsiTerminal($("#terminal"));
+    if (terminalRun !== run.id) {
+      terminal.reset();
+      for (const chunk of run.terminalChunks) terminal.write(chunk);
+      terminalRun = run.id;
+    } else if (appended !== undefined && appended !== null) {
+      terminal.write(appended);
+    }
+    const status = $("#terminal-status");
+    if (run.exit !== null && run.exit !== undefined) {
+      status.textContent = `exit ${run.exit}`;
+      status.dataset.status = run.exit === 0 ? "done" : "error";
+    } else {
+      status.textContent = run.waiting ? "waiting for input" : "running";
+      status.dataset.status = run.waiting ? "waiting" : "streaming";
+    }
+  }
+
+  function renderRun(run) {
+    $("#columns").textContent = "";
+    for (const source of run.order) renderLeg(run, source, null);
+    renderRunInfo(run);
+    renderTerminal(run, null);
+  }
+
+  function render(changed) {
+    if (changed.run !== state.current) return;
+    const run = state.runs.get(state.current);
+    if (changed.full) {
+      for (const source of run.order) renderLeg(run, source, null);
+      renderRunInfo(run);
+      renderTerminal(run, null);
+      return;
+    }
+    if (changed.source) renderLeg(run, changed.source, changed.text);
+    if (changed.terminal !== undefined) renderTerminal(run, changed.terminal);
+  }
+
+  function show(runId) {
+    state.current = runId;
+    renderRun(runFor(runId));
+    for (const li of document.querySelectorAll("#history li")) {
+      li.classList.toggle("selected", li.dataset.run === runId);
+    }
+  }
+
+  function notice(text, kind) {
+    const el = $("#notice");
+    el.hidden = !text;
+    el.textContent = text || "";
+    el.dataset.kind = kind || "info";
+  }
+
+  // ---- the event stream ----------------------------------------------------------------------------------------
+
+  let source = null;
+  let retryTimer = null;
+  let backoffMs = 500;
+
+  function setConn(stateName, label) {
+    const el = $("#conn");
+    el.dataset.state = stateName;
+    el.querySelector(".label").textContent = label || stateName;
+  }
+
+  function onEvent(message) {
+    let ev;
+    try {
+      ev = JSON.parse(message.data);
+    } catch (e) {
+      state.stats.errors++;
+      return;
+    }
+    const id = message.lastEventId || ev.id;
+    if (!remember(id)) {
+      state.stats.duplicates++;
+      return;
+    }
+    if (id) state.lastEventId = id;
+    if (!ev.type) ev.type = message.type;
+    state.stats.events++;
+    render(apply(ev));
+  }
+
+  // Store ids are opaque but ordered: "42" or "1732500000123-0". Compare them as numbers, never as strings.
+  function idKey(id) {
+    const [head, tail] = String(id).split("-");
+    return [Number(head), Number(tail || 0)];
+  }
+  function idBefore(a, b) {
+    const [x, y] = [idKey(a), idKey(b)];
+    return x[0] < y[0] || (x[0] === y[0] && x[1] < y[1]);
+  }
+
+  function onGap(message) {
+    state.stats.gaps++;
+    let info = {};
+    try { info = JSON.parse(message.data); } catch (e) { /* keep the empty object */ }
+    // Our last id is unknown to the server (its memory store restarted): its ids start over, so ids seen
+    // before say nothing about the events coming now.
+    if (info.first_available === null || info.first_available === undefined ||
+        !idBefore(info.last_event_id, info.first_available)) {
+      state.seen.clear();
+      state.seenOrder.length = 0;
+    }
+    notice(`Some events were no longer kept by the server (after ${info.last_event_id ?? "?"}, ` +
+      `history starts at ${info.first_available ?? "?"}); final results are loaded from the API.`, "warn");
+    for (const run of state.runs.values()) if (!run.done) refreshRun(run.id);
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    if (source) source.close();
+    let url = "/events";
+    // EventSource resends Last-Event-ID on its own reconnects; a fresh EventSource needs it in the query.
+    if (state.lastEventId) url += `?last_event_id=${encodeURIComponent(state.lastEventId)}`;
+    setConn(state.stats.opens ? "reconnecting" : "connecting");
+    source = new EventSource(url);
+    source.onopen = () => {
+      state.stats.opens++;
+      backoffMs = 500;
+      setConn("live");
+    };
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser gave up (e.g. a 4xx or the server was down): retry ourselves from the last id we have.
+        setConn("offline", "offline — retrying");
+        retryTimer = setTimeout(connect, backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 10000);
+      } else {
+        setConn("reconnecting");
+      }
+    };
+    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+    source.addEventListener("message", onEvent);
+    source.addEventListener("gap", onGap);
+  }
+
+  // ---- the HTTP API --------------------------------------------------------------------------------------------
+
+  async function api(method, path, body) {
+    const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    let payload = null;
+    try { payload = await response.json(); } catch (e) { payload = null; }
+    if (!response.ok) {
+      const err = (payload && payload.error) || { kind: "server", message: `HTTP ${response.status}` };
+      throw Object.assign(new Error(err.message), { kind: err.kind, status: response.status });
+    }
+    return payload;
+  }
+
+  async function refreshRun(runId) {
+    try {
+      const result = await api("GET", `/api/runs/${encodeURIComponent(runId)}`);
+      const run = runFor(runId);
+      if (!result) return;
+      run.kind = run.kind || result.kind || null;
+      if (result.legs) mergeResult(run, result);
+      if (result.exit_code !== undefined && result.exit_code !== null) run.exit = result.exit_code;
+      run.done = !["pending", "running"].includes(result.status);
+      if (state.current === runId) renderRun(run);
+    } catch (e) {
+      notice(`Could not load run ${runId}: ${e.message}`, "error");
+    }
+  }
+
+  let historyTimer = null;
+  function scheduleHistory() {
+    clearTimeout(historyTimer);
+    historyTimer = setTimeout(loadHistory, 200);
+  }
+
+  async function loadHistory() {
+    let payload;
+    try {
+      payload = await api("GET", "/api/runs?limit=50");
+    } catch (e) {
+      return;
+    }
+    const list = $("#history");
+    list.textContent = "";
+    for (const item of payload.runs || []) {
+      const id = item.run_id || item.id;
+      const li = document.createElement("li");
+      li.dataset.run = id;
+      li.classList.toggle("selected", id === state.current);
+      const title = document.createElement("span");
+      title.className = "title";
+      const known = state.runs.get(id);
+      title.textContent = item.prompt || item.command || (known && known.prompt) || id;
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      const bits = [item.kind === "command" ? "terminal" : item.mode, item.status, item.winner && `won by ${item.winner}`];
+      if (typeof item.total_cost_usd === "number") bits.push(fmtCost(item.total_cost_usd));
+      meta.textContent = bits.filter(Boolean).join(" · ");
+      li.append(title, meta);
+      li.addEventListener("click", () => {
+        show(id);
+        if (!state.runs.get(id).done) return;
+        if (!state.runs.get(id).result) refreshRun(id);
+      });
+      list.appendChild(li);
+    }
+  }
+
+  async function loadModels() {
+    let names = DEFAULT_MODELS;
+    try {
+      const payload = await api("GET", "/api/servers");
+      const adapters = (payload.servers || []).filter((s) => s.kind !== "pty" && s.name !== "pty")
+        .map((s) => s.name);
+      if (adapters.length) names = adapters;
+    } catch (e) { /* keep the defaults */ }
+    const box = $("#models");
+    for (const old of box.querySelectorAll("label")) old.remove();
+    for (const name of names) {
+      const label = document.createElement("label");
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.name = "model";
+      input.value = name;
+      input.checked = true;
+      label.append(input, document.createTextNode(` ${name}`));
+      box.appendChild(label);
+    }
+  }
+
+  async function startAsk(event) {
+    event.preventDefault();
+    const prompt = $("#prompt").value.trim();
+    if (!prompt) return;
+    const models = [...document.querySelectorAll("#models input:checked")].map((i) => i.value);
+    const body = { prompt, mode: $("#mode").value };
+    if (models.length) body.models = models;
+    const system = $("#system").value.trim();
+    if (system) body.system = system;
+    $("#run").disabled = true;
+    notice("");
+    try {
+      const { run_id: runId } = await api("POST", "/api/runs", body);
+      const run = runFor(runId);
+      run.kind = run.kind || "ask";
+      run.prompt = run.prompt || prompt;
+      run.mode = run.mode || body.mode;
+      for (const m of models) legFor(run, m);
+      show(runId);
+      scheduleHistory();
+    } catch (e) {
+      notice(`${e.kind || "error"}: ${e.message}`, "error");
+    } finally {
+      $("#run").disabled = false;
+    }
+  }
+
+  async function startCommand(event) {
+    event.preventDefault();
+    const command = $("#command").value.trim();
+    if (!command) return;
+    notice("");
+    try {
+      const { run_id: runId } = await api("POST", "/api/commands", { command });
+      const run = runFor(runId);
+      run.kind = "command";
+      run.prompt = command;
+      show(runId);
+      scheduleHistory();
+    } catch (e) {
+      notice(`${e.kind || "error"}: ${e.message}`, "error");
+    }
+  }
+
+  async function cancelCurrent() {
+    if (!state.current) return;
+    try {
+      await api("POST", `/api/runs/${encodeURIComponent(state.current)}/cancel`);
+    } catch (e) {
+      notice(`${e.kind || "error"}: ${e.message}`, "error");
+    }
+  }
+
+  // ---- start ---------------------------------------------------------------------------------------------------
+
+  window.llmmixer = { state, apply, show, connect, columnText: (s) => (state.runs.get(state.current)?.legs.get(s) || {}).text };
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("#ask-form").addEventListener("submit", startAsk);
+    $("#command-form").addEventListener("submit", startCommand);
+    $("#cancel").addEventListener("click", cancelCurrent);
+    connect();
+    loadModels();
+    loadHistory();
+  });
+})();

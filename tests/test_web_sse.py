@@ -127,6 +127,27 @@ async def test_run_filter_replays_and_streams_only_that_run(kind: str, tmp_path:
         assert {e["run"] for e in got["b"].events} == {"run-b"}
 
 
+async def test_run_filter_without_an_id_starts_at_the_runs_first_event(kind: str, tmp_path: Path) -> None:
+    async with opened_store(store_url(kind, tmp_path)) as store, web(store) as (url, app):
+        for i in range(12):
+            await store.append(ev(i, run="run-a" if i % 2 else "run-b"))
+        async with httpx2.AsyncClient(timeout=10) as client, anyio.create_task_group() as tg:
+            got = {}
+
+            async def read() -> None:
+                got["b"] = await read_stream(client, url, count=9, run="run-b")
+
+            with anyio.fail_after(20):
+                tg.start_soon(read)
+                await app.state.streams.wait_until(lambda r: r.open_count == 1)
+                while app.state.hub.subscriber_count < 1:
+                    await anyio.sleep(0.005)
+                for i in range(12, 18):
+                    await store.append(ev(i, run="run-a" if i % 2 else "run-b"))
+        assert got["b"].ids == [e.id for e in await all_events(store, run="run-b")]
+        assert len(got["b"].ids) == 9 and not got["b"].gaps
+
+
 async def test_malformed_ids_and_run_filters_are_400_json(kind: str, tmp_path: Path) -> None:
     async with opened_store(store_url(kind, tmp_path)) as store, web(store) as (url, _):
         async with httpx2.AsyncClient(base_url=url, timeout=10) as client:

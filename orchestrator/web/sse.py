@@ -3,6 +3,9 @@
 Each stream sends ``retry:`` once, then every event as ``id:`` (its store id), ``event:`` (its type) and one
 ``data:`` line (the event's JSON), and a ``: keepalive`` comment when idle (every 15 s by default).
 
+Without an id, ``/events`` is live from now on, and ``/events?run=ID`` starts at that run's first event (a client
+that started a run and then connects misses nothing).
+
 Resuming: the ``Last-Event-ID`` header (which browsers send on their own reconnects) or, for clients that cannot
 set headers, ``?last_event_id=``; the header wins when both are present, since a browser keeps the original query
 string on reconnect. The stream replays every stored event strictly after that id, then continues live, with no
@@ -80,10 +83,15 @@ async def _stream(store: EventStore, hub: EventHub, after: str | None, run: str 
         yield ServerSentEvent(retry=settings.retry_ms, sep="\n").encode()
         floor: tuple[int, int] | None = None
         cursor = after
-        if after is None:
+        if after is None and run is None:
             # Live only: whatever the store holds now is history, even if the hub has not read it yet.
             newest = await store.last_id()
             floor = id_key(newest) if newest is not None else None
+        elif after is None:
+            # Following one run: it is wanted from its first event, also the ones sent before we connected.
+            async for chunk, last_sent in _replay(store, sub, None, run):
+                yield chunk
+                floor = id_key(last_sent or "")
         else:
             floor = id_key(after)
             first, last = await store.first_id(), await store.last_id()

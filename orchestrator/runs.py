@@ -47,13 +47,14 @@ class RunState:
     finished: anyio.Event = field(default_factory=anyio.Event)
     changed: anyio.Event = field(default_factory=anyio.Event)
     cancel_requested: bool = False
+    title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
 
     def touch(self) -> None:
         self.changed.set()
         self.changed = anyio.Event()
 
     def snapshot(self) -> dict[str, Any]:
-        base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind}
+        base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
         if self.result is not None:
             return {**base, **self.result, "status": self.status}
         if self.kind == "ask":
@@ -171,6 +172,7 @@ class Runs:
             if value is not None:
                 arguments[key] = value
         state = self._new_run("ask", mode)
+        state.title = {"prompt": prompt[:200]}
         assert self._tg is not None
         self._tg.start_soon(self._run_ask, state, arguments, sources, mode, model_for or {})
         return state.run_id
@@ -210,6 +212,7 @@ class Runs:
         if timeout_s is not None:
             arguments["timeout_s"] = timeout_s
         state = self._new_run("command")
+        state.title = {"command": command[:200]}
         assert self._tg is not None
         self._tg.start_soon(self._run_command, state, arguments)
         return state.run_id

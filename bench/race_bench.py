@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from .stats import percentile, row
 
 VENDOR = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
@@ -199,6 +201,56 @@ def _plot(figures: dict[str, dict[str, list[float]]]) -> None:
     plt.close(fig)
 
 
+async def bench_scaling(emulator: Any, levels: tuple[int, ...]) -> list[dict[str, Any]]:
+    """P1 under load: N concurrent one-model asks through the orchestrator vs N concurrent direct SDK calls."""
+    import anthropic
+
+    emulator.reset()
+    emulator.set_behaviour("anthropic", ttft_ms=50, inter_token_ms=5, tokens=20)
+    runs = await _runs(emulator)
+    sdk = anthropic.AsyncAnthropic(max_retries=0)
+    rows = []
+
+    async def direct() -> float:
+        started = time.perf_counter()
+        stream = await sdk.messages.create(model="claude-haiku-4-5", max_tokens=64, stream=True,
+                                           messages=[{"role": "user", "content": "bench prompt"}])
+        async for _ in stream:
+            pass
+        return (time.perf_counter() - started) * 1000
+
+    async def ours() -> float:
+        result, _ = await _ask(runs, models="claude")
+        return result["latency_ms"]
+
+    async def burst(call: Any, n: int) -> list[float]:
+        out: list[float] = []
+
+        async def one() -> None:
+            out.append(await call())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(n):
+                tg.start_soon(one)
+        return out
+
+    try:
+        await burst(ours, 2)
+        await burst(direct, 2)
+        for level in levels:
+            mine, base = [], []
+            for _ in range(max(1, 200 // level)):
+                mine += await burst(ours, level)
+                base += await burst(direct, level)
+            rows.append(row(f"P1 scaling: {level} concurrent asks, total p50", percentile(mine, 50),
+                            percentile(base, 50), "report", unit="ms",
+                            note=f"p95 {percentile(mine, 95):.0f} vs {percentile(base, 95):.0f} ms"))
+    finally:
+        await sdk.close()
+        await runs.__aexit__(None, None, None)
+    return rows
+
+
 def bench_cold_start(n: int) -> list[dict[str, Any]]:
     """P6: ``llmmixer --help`` against ``python -c pass``, interleaved."""
     script = str(Path(sys.executable).parent / "llmmixer")
@@ -221,4 +273,5 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
         rows += await bench_race(emulator, 10 if quick else 100)
         rows += await bench_hedge(emulator, 40 if quick else 300)
         rows += await bench_strategies(emulator, 10 if quick else 100)
+        rows += await bench_scaling(emulator, (1, 10) if quick else (1, 10, 100))
     return rows

@@ -62,7 +62,7 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    max_concurrency: int = 16
+    max_concurrency: int = 64
     # Environment variables passed through from the orchestrator's own environment (names only).
     passthrough: tuple[str, ...] = ()
 
@@ -91,7 +91,7 @@ class ServerSpec:
         for label, mapping in (("env", env), ("headers", headers)):
             if not (isinstance(mapping, dict) and all(isinstance(v, str) for v in mapping.values())):
                 raise InvalidInputError(f"mcpServers.{name}.{label} must map names to strings")
-        limit = raw.get("maxConcurrency", 16)
+        limit = raw.get("maxConcurrency", 64)
         if not isinstance(limit, int) or limit < 1:
             raise InvalidInputError(f"mcpServers.{name}.maxConcurrency must be a positive integer")
         return cls(name=name, source=source, command=command, args=list(args), env=dict(env), url=url,

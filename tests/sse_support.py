@@ -101,8 +101,9 @@ class Stream:
 
 
 async def read_stream(client: httpx2.AsyncClient, url: str, *, count: int, last_event_id: str | None = None,
-                      run: str | None = None, query_id: str | None = None) -> Stream:
-    """Read until ``count`` events arrived, the server ended the stream, or it was cut."""
+                      run: str | None = None, query_id: str | None = None, until_type: str | None = None) -> Stream:
+    """Read until ``count`` events (or one of type ``until_type``) arrived, the server ended the stream, or it
+    was cut."""
     params: dict[str, str] = {}
     if run is not None:
         params["run"] = run
@@ -123,7 +124,7 @@ async def read_stream(client: httpx2.AsyncClient, url: str, *, count: int, last_
                     result.events.append(payload)
                     result.ids.append(sse.id)
                     result.order.append("event")
-                    if len(result.events) >= count:
+                    if len(result.events) >= count or sse.event == until_type:
                         result.ended = "count"
                         return result
         result.ended = "eof"

@@ -5,7 +5,6 @@ promise (surviving a restart, sharing with another process) and the URL parser.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import uuid

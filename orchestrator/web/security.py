@@ -116,7 +116,7 @@ def too_large_response(cap: int) -> JSONResponse:
 class BodyTooLarge(Exception):
     """Raised from the wrapped ``receive`` when a streamed (chunked) body crosses the cap.
 
-    The app registers a handler for it (see :func:`body_too_large_handler`) so it becomes a 413 JSON error even
+    The app registers a handler for it (``api.exception_handlers``) so it becomes a 413 JSON error even
     when raised deep inside an endpoint; the middleware catches it too for apps without that handler.
     """
 

@@ -18,11 +18,11 @@ status cannot: ``overloaded_error`` is ``overloaded`` wherever it arrives.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -44,6 +44,7 @@ from ..core.errors import (
     ServerError,
     TimeoutError_,
     UnavailableError,
+    classified,
 )
 
 __all__ = ["ClaudeAdapter", "map_vendor_errors", "from_exception"]
@@ -137,15 +138,9 @@ def from_exception(exc: BaseException) -> LLMMixerError:
     return LLMMixerError(f"unexpected {name} from the Anthropic SDK", vendor=VENDOR)
 
 
-@contextmanager
-def map_vendor_errors() -> Iterator[None]:
+def map_vendor_errors() -> contextlib.AbstractContextManager[None]:
     """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``)."""
-    try:
-        yield
-    except LLMMixerError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the one boundary where every vendor failure is classified
-        raise from_exception(exc) from exc
+    return classified(from_exception)
 
 
 class ClaudeAdapter(BaseAdapter):

@@ -27,7 +27,9 @@ and :func:`error_from_dict` turns it back into the same class on the other side 
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "ConnectionError_",
     "error_class",
     "error_from_dict",
+    "classified",
 ]
 
 
@@ -217,6 +220,21 @@ _BY_KIND: dict[ErrorKind, type[LLMMixerError]] = {
 def error_class(kind: ErrorKind | str) -> type[LLMMixerError]:
     """The class for a kind (``"rate_limit"`` -> :class:`RateLimitError`)."""
     return _BY_KIND[ErrorKind(kind)]
+
+
+@contextlib.contextmanager
+def classified(classify: Callable[[Exception], LLMMixerError]) -> Iterator[None]:
+    """Re-raise any exception as the :class:`LLMMixerError` that ``classify`` makes of it (``raise ... from exc``).
+
+    Each adapter wraps its SDK calls in this, with its own ``classify``: the one boundary where every vendor failure
+    is mapped to the shared tree. Errors already classified pass through untouched.
+    """
+    try:
+        yield
+    except LLMMixerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the boundary's whole purpose
+        raise classify(exc) from exc
 
 
 def error_from_dict(payload: dict[str, Any]) -> LLMMixerError:

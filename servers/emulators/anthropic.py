@@ -43,9 +43,10 @@ from starlette.routing import BaseRoute, Route
 from .app import EmulatorContext
 from .behaviour import Behaviour, InjectedError, split_tokens
 from .recorder import RequestRecord
+from .schema_example import example_for_schema
 from .streaming import Hang, Reset, StreamingBody, pace, sse_event
 
-__all__ = ["routes", "MODELS", "error_body", "example_for_schema"]
+__all__ = ["routes", "MODELS", "error_body"]
 
 VENDOR = "anthropic"
 CONTEXT_WINDOW = 200_000
@@ -143,28 +144,6 @@ def _invalid(ctx: EmulatorContext, message: str, record: RequestRecord, status: 
 
 
 # -- structured output ---------------------------------------------------------------------------------------------
-
-def example_for_schema(schema: Any) -> Any:
-    """A small value that validates against ``schema`` (the subset structured-output schemas use)."""
-    if not isinstance(schema, dict):
-        return {}
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf"):
-        if schema.get(key):
-            return example_for_schema(schema[key][0])
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or (kind is None and "properties" in schema):
-        props = schema.get("properties", {})
-        return {name: example_for_schema(props.get(name, {})) for name in schema.get("required", list(props))}
-    if kind == "array":
-        return [example_for_schema(schema.get("items", {})) for _ in range(schema.get("minItems", 1))]
-    return {"string": "x", "integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, {})
-
 
 def _reply_text(behaviour: Behaviour, body: dict[str, Any]) -> str:
     output_format = (body.get("output_config") or {}).get("format") or {}

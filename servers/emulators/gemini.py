@@ -39,6 +39,7 @@ from starlette.routing import BaseRoute, Route
 from .app import EmulatorContext
 from .behaviour import Behaviour, InjectedError, split_tokens
 from .recorder import RequestRecord
+from .schema_example import example_for_schema
 from .streaming import Hang, Reset, StreamingBody, pace, sse_event
 
 __all__ = ["routes", "MODELS", "error_body"]
@@ -175,45 +176,12 @@ def _error_response(error: InjectedError, model: str, record: RequestRecord) -> 
 
 # -- structured output ---------------------------------------------------------------------------------------------
 
-def _example_for(schema: Any) -> Any:
-    """A small value that validates against ``schema`` (the subset structured-output schemas use)."""
-    if not isinstance(schema, dict):
-        return {}
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf"):
-        if schema.get(key):
-            return _example_for(schema[key][0])
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or (kind is None and "properties" in schema):
-        props = schema.get("properties", {})
-        return {name: _example_for(props.get(name, {})) for name in schema.get("required", list(props))}
-    if kind == "array":
-        count = schema.get("minItems", 1)
-        return [_example_for(schema.get("items", {})) for _ in range(count)]
-    if kind == "string":
-        return "x" * max(1, int(schema.get("minLength", 1)))
-    if kind == "integer":
-        return int(schema.get("minimum", 1))
-    if kind == "number":
-        return float(schema.get("minimum", 1.5))
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return {}
-
-
 def _reply_text(behaviour: Behaviour, body: dict[str, Any]) -> str:
     config = body.get("generationConfig") or {}
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
     if schema is None and config.get("responseMimeType") != "application/json":
         return behaviour.reply
-    value = behaviour.reply_json if behaviour.reply_json is not None else _example_for(schema or {})
+    value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {})
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -53,9 +53,10 @@ from starlette.routing import BaseRoute, Route
 from .app import EmulatorContext
 from .behaviour import Behaviour, InjectedError, split_tokens
 from .recorder import RequestRecord
+from .schema_example import example_for_schema
 from .streaming import Hang, Reset, StreamingBody, pace, sse_event
 
-__all__ = ["routes", "MODELS", "SNAPSHOTS", "error_body", "example_for_schema"]
+__all__ = ["routes", "MODELS", "SNAPSHOTS", "error_body"]
 
 VENDOR = "openai"
 CREATED = 1_754_425_777  # a fixed clock keeps the wire deterministic across runs
@@ -190,36 +191,6 @@ def _bearer_key(request: Request) -> str:
 
 
 # -- structured output ------------------------------------------------------------------------------------------------
-
-def example_for_schema(schema: Any) -> Any:
-    """A small value that validates against ``schema`` (the subset structured-output schemas use)."""
-    if not isinstance(schema, dict):
-        return {}
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf"):
-        if schema.get(key):
-            return example_for_schema(schema[key][0])
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or (kind is None and "properties" in schema):
-        props = schema.get("properties", {})
-        return {name: example_for_schema(props.get(name, {})) for name in schema.get("required", list(props))}
-    if kind == "array":
-        return [example_for_schema(schema.get("items", {})) for _ in range(max(1, schema.get("minItems", 1)))]
-    if kind == "string":
-        return "x" * max(1, int(schema.get("minLength", 1)))
-    if kind == "integer":
-        return int(schema.get("minimum", 1))
-    if kind == "number":
-        return float(schema.get("minimum", 1.5))
-    if kind == "boolean":
-        return True
-    return None if kind == "null" else {}
-
 
 def _requested_schema(body: dict[str, Any], api: str) -> tuple[bool, Any]:
     """(asked for JSON, the schema if any) from ``text.format`` (Responses) or ``response_format`` (Chat)."""

@@ -16,10 +16,9 @@ Rate limit vs quota (both are 429 ``RESOURCE_EXHAUSTED``; the body tells them ap
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx2
@@ -39,6 +38,7 @@ from ..core.errors import (
     ServerError,
     TimeoutError_,
     UnavailableError,
+    classified,
 )
 
 __all__ = ["VENDOR", "map_vendor_errors", "from_exception", "retry_delay_s"]
@@ -155,12 +155,6 @@ def from_exception(exc: BaseException) -> LLMMixerError:
     return LLMMixerError(f"unexpected {name} from the Gemini SDK: {exc}", vendor=VENDOR)
 
 
-@contextmanager
-def map_vendor_errors() -> Iterator[None]:
+def map_vendor_errors() -> contextlib.AbstractContextManager[None]:
     """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``)."""
-    try:
-        yield
-    except LLMMixerError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - this is the one boundary where every vendor failure is classified
-        raise from_exception(exc) from exc
+    return classified(from_exception)

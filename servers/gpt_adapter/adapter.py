@@ -19,7 +19,7 @@ import argparse
 import os
 import re
 from collections.abc import AsyncIterator
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient

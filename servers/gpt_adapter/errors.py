@@ -18,12 +18,12 @@ A 401 for a wrong key quotes the key (masked) in its message; messages are scrub
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import httpx2
@@ -45,6 +45,7 @@ from ..core.errors import (
     ServerError,
     TimeoutError_,
     UnavailableError,
+    classified,
 )
 
 __all__ = ["VENDOR", "KEY_HINT", "map_vendor_errors", "from_exception", "from_error_object", "retry_after_s",
@@ -194,12 +195,6 @@ def from_exception(exc: BaseException, secret: str | None = None) -> LLMMixerErr
     return LLMMixerError(redact(f"unexpected {name} from the OpenAI SDK: {exc}", secret), vendor=VENDOR)
 
 
-@contextmanager
-def map_vendor_errors(secret: str | None = None) -> Iterator[None]:
+def map_vendor_errors(secret: str | None = None) -> contextlib.AbstractContextManager[None]:
     """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``)."""
-    try:
-        yield
-    except LLMMixerError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - this is the one boundary where every vendor failure is classified
-        raise from_exception(exc, secret) from exc
+    return classified(lambda exc: from_exception(exc, secret))

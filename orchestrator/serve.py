@@ -11,14 +11,13 @@ __all__ = ["serve_web"]
 
 def serve_web(*, host: str, port: int, store_url: str | None, config_path: str | None) -> int:
     import anyio
-    import uvicorn
 
     from ..servers.core.errors import LLMMixerError
     from ..servers.core.transport import TOKEN_ENV, is_loopback
     from .config import load_config
     from .runs import Runs
     from .stores import open_store
-    from .web.app import create_app
+    from .web.app import serve
 
     token = os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
@@ -34,10 +33,8 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
 
     async def run() -> None:
         async with Runs(config, store) as runs:
-            app = create_app(runs, store, host=host, token=token)
-            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                   timeout_graceful_shutdown=2))
-            await server.serve()
+            # The web server stops (cutting its open event streams) before Runs closes the store under it.
+            await serve(runs, store, host=host, port=port, token=token)
 
     anyio.run(run)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,36 @@ def test_servers_reports_each_server_and_its_tools(tmp_path):
     assert all(s["status"] == "ready" and s["transport"] == "stdio" for s in servers.values())
     assert {"generate", "list_models"} <= set(servers["claude"]["tools"])
     assert {"run", "start", "send", "read", "wait", "kill"} <= set(servers["pty"]["tools"])
+
+
+def test_serve_runs_a_race_over_http_and_refuses_a_public_bind_without_a_token(emu, tmp_path):
+    import httpx2
+
+    from llmmixer.servers.emulators.server import free_port
+
+    refused = subprocess.run([LLMMIXER, "serve", "--host", "0.0.0.0"], capture_output=True, text=True,
+                             env=server_env(emu), timeout=30)
+    assert refused.returncode == 2 and "LLMMIXER_TOKEN" in refused.stderr
+
+    port = free_port()
+    server = subprocess.Popen([LLMMIXER, "serve", "--port", str(port)], env=server_env(emu), cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for _ in range(200):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                time.sleep(0.05)
+            started = client.post("/api/runs", json={"prompt": "hi", "models": ["gpt", "gemini"], "mode": "all"})
+            assert started.status_code in (200, 202), started.text
+            run_id = started.json()["run_id"]
+            result = client.get(f"/api/runs/{run_id}", params={"wait": 30}).json()
+            assert result["status"] == "done" and {leg["status"] for leg in result["legs"]} == {"done"}
+            assert client.get("/api/runs/nope!").status_code == 400
+    finally:
+        server.terminate()
+        assert server.wait(15) is not None
+    assert "sk-" not in (server.stderr.read() if server.stderr else "")

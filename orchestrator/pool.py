@@ -84,6 +84,7 @@ class _Connection:
         """Hold one session open until the pool stops or the server goes away."""
         from mcp import Client
 
+        generation = self.generation
         try:
             async with Client(self._transport()) as client:
                 tools = await client.list_tools()
@@ -96,9 +97,10 @@ class _Connection:
             self.last_error = _describe(exc)
             log.warning("server %s: %s", self.spec.name, self.last_error)
         finally:
-            self._client = None
-            if self.state != "closed":
-                self.state = "dead"
+            if generation == self.generation:  # a newer session may already have replaced this one
+                self._client = None
+                if self.state != "closed":
+                    self.state = "dead"
             ready.set()
 
     async def client(self) -> Any:

@@ -229,7 +229,12 @@ class Runs:
             try:
                 result = await self.pool.call("pty", "run", arguments, progress)
                 payload = result.structured_content or {}
-                final = payload if not result.is_error else {"error": payload.get("error")}
+                if result.is_error:
+                    error = payload.get("error")
+                    final = {"error": error if isinstance(error, dict) else
+                             {"kind": "server", "message": "the PTY runner failed without a classified error"}}
+                else:
+                    final = payload
             except LLMMixerError as error:
                 final = {"error": error.to_dict()["error"]}
         if final is None:

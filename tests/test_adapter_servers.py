@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from adapter_support import eventually
 from conftest import server_env
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -63,14 +64,6 @@ def command(source: str, *args: str) -> list[str]:
 def stdio(source: str, env: dict[str, str]) -> StdioServerParameters:
     args = command(source, "--max-prompt-bytes", str(MAX_PROMPT_BYTES))
     return StdioServerParameters(command=args[0], args=args[1:], env=env)
-
-
-async def eventually(probe: Callable[[], Any], timeout_s: float = 5.0) -> Any:
-    """Poll state owned by another thread or process (the emulator) until ``probe`` returns something truthy."""
-    with anyio.fail_after(timeout_s):
-        while not (value := probe()):
-            await anyio.sleep(0.005)
-        return value
 
 
 @asynccontextmanager

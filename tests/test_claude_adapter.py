@@ -14,6 +14,7 @@ import anthropic
 import anyio
 import httpx2
 import pytest
+from adapter_support import error_of, eventually, generate
 from conftest import FAKE_KEYS, server_env
 from mcp import Client, StdioServerParameters
 
@@ -46,33 +47,6 @@ async def adapter() -> AsyncIterator[MakeAdapter]:
     yield make
     for claude in made:
         await claude.aclose()
-
-
-async def generate(claude: ClaudeAdapter, **arguments: Any) -> tuple[Any, list[str]]:
-    """One ``generate`` call through the in-memory MCP client: (result, progress messages)."""
-    deltas: list[str] = []
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        deltas.append(message or "")
-
-    with anyio.fail_after(20):
-        async with Client(build_adapter_server(claude)) as client:
-            result = await client.call_tool("generate", {"prompt": "hi", **arguments}, progress_callback=on_progress)
-    return result, deltas
-
-
-def error_of(result: Any) -> dict[str, Any]:
-    assert result.is_error, result.structured_content
-    assert json.loads(result.content[0].text) == result.structured_content
-    return result.structured_content["error"]
-
-
-async def eventually(probe: Callable[[], Any], timeout_s: float = 5.0) -> Any:
-    """Poll state owned by another thread or process (the emulator) until ``probe`` returns something truthy."""
-    with anyio.fail_after(timeout_s):
-        while not (value := probe()):
-            await anyio.sleep(0.005)
-        return value
 
 
 # -- streaming text and usage ----------------------------------------------------------------------------------------

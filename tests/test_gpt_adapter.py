@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -15,6 +14,8 @@ import anyio
 import httpx2
 import openai
 import pytest
+from adapter_support import error_of, eventually
+from adapter_support import generate as mcp_generate
 from conftest import FAKE_KEYS, server_env
 from mcp import Client, StdioServerParameters
 
@@ -39,31 +40,10 @@ def adapter(api: str = "responses", **settings: Any) -> GPTAdapter:
 
 
 async def generate(gpt: GPTAdapter, **arguments: Any) -> tuple[Any, list[str]]:
-    """One ``generate`` call through the in-memory MCP client: (result, progress messages)."""
-    deltas: list[str] = []
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        deltas.append(message or "")
-
-    with anyio.fail_after(20):
-        async with Client(build_adapter_server(gpt)) as client:
-            result = await client.call_tool("generate", {"prompt": "hi", **arguments}, progress_callback=on_progress)
+    """One ``generate`` call through the in-memory MCP client, then the adapter's connection pool closed."""
+    result = await mcp_generate(gpt, **arguments)
     await gpt.aclose()
-    return result, deltas
-
-
-def error_of(result: Any) -> dict[str, Any]:
-    assert result.is_error, result.structured_content
-    assert json.loads(result.content[0].text) == result.structured_content
-    return result.structured_content["error"]
-
-
-async def eventually(probe: Callable[[], Any], timeout_s: float = 5.0) -> Any:
-    """Poll state owned by another thread or process (the emulator) until ``probe`` returns something truthy."""
-    with anyio.fail_after(timeout_s):
-        while not (value := probe()):
-            await anyio.sleep(0.005)
-        return value
+    return result
 
 
 # -- streaming text and usage ----------------------------------------------------------------------------------------

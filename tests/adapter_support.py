@@ -1,0 +1,41 @@
+"""Helpers shared by the adapter tests: one ``generate`` call through the in-memory MCP client, the error of a
+result, and polling state that another thread or process (the emulator) owns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from mcp import Client
+
+from llmmixer.servers.core.adapter import BaseAdapter
+from llmmixer.servers.core.mcp import build_adapter_server
+
+
+async def generate(adapter: BaseAdapter, **arguments: Any) -> tuple[Any, list[str]]:
+    """One ``generate`` call through the in-memory MCP client: (result, progress messages)."""
+    deltas: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        deltas.append(message or "")
+
+    with anyio.fail_after(20):
+        async with Client(build_adapter_server(adapter)) as client:
+            result = await client.call_tool("generate", {"prompt": "hi", **arguments}, progress_callback=on_progress)
+    return result, deltas
+
+
+def error_of(result: Any) -> dict[str, Any]:
+    assert result.is_error, result.structured_content
+    assert json.loads(result.content[0].text) == result.structured_content
+    return result.structured_content["error"]
+
+
+async def eventually(probe: Callable[[], Any], timeout_s: float = 5.0) -> Any:
+    """Poll state owned by another thread or process (the emulator) until ``probe`` returns something truthy."""
+    with anyio.fail_after(timeout_s):
+        while not (value := probe()):
+            await anyio.sleep(0.005)
+        return value

@@ -19,21 +19,20 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
 
+from .emulator import emulator_process
 from .stats import percentile, row
 from llmmixer.orchestrator.desktop_config import SERVERS, script_path
-from llmmixer.servers.emulators import EmulatorClient, free_port
+from llmmixer.servers.emulators import EmulatorClient
 
 DUMMY_KEYS = {"ANTHROPIC_API_KEY": "bench-anthropic-key", "OPENAI_API_KEY": "bench-openai-key",
               "GEMINI_API_KEY": "bench-gemini-key"}
@@ -41,30 +40,6 @@ PROMPT = "Say hello"
 MODEL = "claude"
 REPLY = "Hello from the bench emulator!"
 TOKEN_BUDGET = 2_000  # the orchestrator's tools/list, from the issue
-
-
-@contextlib.contextmanager
-def emulator_process() -> Iterator[EmulatorClient]:
-    """The emulators in their own process, as a vendor would be."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llmmixer.servers.emulators", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the emulator process did not start")
-            time.sleep(0.05)
-        client = EmulatorClient(f"http://127.0.0.1:{port}")
-        try:
-            yield client
-        finally:
-            client.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def bench_env(emu: EmulatorClient, home: str) -> dict[str, str]:

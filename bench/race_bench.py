@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 
+from .emulator import emulator_process
 from .stats import percentile, row
 
 VENDOR = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
@@ -28,33 +29,6 @@ VENDOR = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
 LATENCY_MIX = {"claude": (120.0, 0.4, 8.0), "gpt": (90.0, 0.6, 6.0), "gemini": (70.0, 0.7, 4.0)}
 TAIL_FRACTION, TAIL_FACTOR, REPLY_TOKENS = 0.05, 4.0, 40
 RESULTS = Path(__file__).parent / "results"
-
-
-class _Emulator:
-    """The emulators in their own process, as a vendor would be."""
-
-    def __enter__(self) -> Any:
-        from llmmixer.servers.emulators.server import EmulatorClient, free_port
-
-        port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "llmmixer.servers.emulators", "--port", str(port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client = EmulatorClient(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.client.requests()
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 async def _runs(emulator: Any, **settings: Any) -> Any:
@@ -269,7 +243,7 @@ def bench_cold_start(n: int) -> list[dict[str, Any]]:
 
 async def run_bench(quick: bool) -> list[dict[str, Any]]:
     rows = bench_cold_start(5 if quick else 20)
-    with _Emulator() as emulator:
+    with emulator_process() as emulator:
         rows += await bench_race(emulator, 10 if quick else 100)
         rows += await bench_hedge(emulator, 40 if quick else 300)
         rows += await bench_strategies(emulator, 10 if quick else 100)

@@ -36,6 +36,7 @@ Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 @dataclass
 class Leg:
     source: str
+    requested_model: str | None = None  # the model asked for (None: the adapter's default)
     status: str = "pending"  # pending | running | won | done | cancelled | error
     parts: list[str] = field(default_factory=list)
     text: str | None = None
@@ -138,14 +139,18 @@ class Mixer:
         self._models_seen: dict[str, str] = {}
 
     async def mix(self, arguments: dict[str, Any], sources: list[str], mode: str, emit: Emit,
-                  result: MixResult | None = None) -> MixResult:
-        """Run the strategy; ``result`` (filled in as it goes) lets a caller that cancels the run keep its legs."""
+                  result: MixResult | None = None, model_for: dict[str, str] | None = None) -> MixResult:
+        """Run the strategy; ``result`` (filled in as it goes) lets a caller that cancels the run keep its legs.
+
+        ``model_for`` picks a model per source for this run, over the mixer's configured ones.
+        """
         if mode not in MODES:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if not sources:
             raise InvalidInputError("no models to ask")
         await self.pool.prepare(sources)
-        legs = [Leg(source=source) for source in sources]
+        models = {**self.model_for, **(model_for or {})}
+        legs = [Leg(source=source, requested_model=models.get(source)) for source in sources]
         started = time.perf_counter()
         strategy = {"all": self._all, "race": self._race, "first-token": self._first_token,
                     "hedge": self._hedge, "fallback": self._fallback}[mode]
@@ -170,8 +175,8 @@ class Mixer:
                        on_first_token: Callable[[Leg], None] | None = None) -> None:
         """Run ``leg`` to its end inside ``leg.scope``; never raises (cancellation is recorded, then absorbed)."""
         call_args = dict(arguments)
-        if leg.source in self.model_for and "model" not in call_args:
-            call_args["model"] = self.model_for[leg.source]
+        if leg.requested_model and "model" not in call_args:
+            call_args["model"] = leg.requested_model
         leg.status = "running"
         started = time.perf_counter()
         emit("leg.started", leg.source, {"model": call_args.get("model")})

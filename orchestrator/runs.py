@@ -185,14 +185,9 @@ class Runs:
         emit("run.started", "orchestrator", {"kind": "ask", "mode": mode, "models": sources,
                                              "prompt_chars": len(arguments["prompt"])})
         result = MixResult(mode=mode, legs=[])
-        mixer = self.mixer
-        if model_for:
-            mixer = Mixer(self.pool, hedge_delay_ms=mixer.hedge_delay_ms,
-                          model_for={**mixer.model_for, **model_for})
-            mixer.budget, mixer.ttft = self.mixer.budget, self.mixer.ttft
         try:
             with state.scope:
-                await mixer.mix(arguments, sources, mode, emit, result)
+                await self.mixer.mix(arguments, sources, mode, emit, result, model_for)
         except LLMMixerError as error:
             await self._finish(state, "error", {"mode": mode, "winner": None, "legs": [], "total_cost_usd": None,
                                                 "error": error.to_dict()["error"]})

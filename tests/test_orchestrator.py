@@ -217,3 +217,13 @@ async def test_bad_arguments_are_invalid_input(emu):
             await runs.snapshot("../etc/passwd")
         with pytest.raises(NotFoundError):
             await runs.snapshot("0123456789abcdef")
+
+
+async def test_model_for_picks_each_sources_model_for_one_run(emu):
+    async with Runs(config(model_for={"gpt": "gpt-5"}), open_store("memory")) as runs:
+        await ask(runs, models="claude,gpt", mode="all", model_for={"claude": "claude-opus-4-1"})
+        await ask(runs, models="claude,gpt", mode="all")
+    claude_models = [r["body"]["model"] for r in emu.requests("anthropic")]
+    gpt_models = [r["body"]["model"] for r in emu.requests("openai")]
+    assert claude_models[0] == "claude-opus-4-1" and claude_models[1] != "claude-opus-4-1"
+    assert gpt_models == ["gpt-5", "gpt-5"]

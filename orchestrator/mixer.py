@@ -19,11 +19,11 @@ import anyio
 
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
+from .config import MODES
 from .pool import ServerPool
 
 __all__ = ["MODES", "Leg", "MixResult", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
 
-MODES = ("race", "all", "first-token", "hedge", "fallback")
 # Errors after which `fallback` moves on to the next model: the next vendor may well be up.
 FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.QUOTA, ErrorKind.OVERLOADED, ErrorKind.SERVER,
                             ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.NOT_FOUND})

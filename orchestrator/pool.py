@@ -212,11 +212,6 @@ class ServerPool:
             for source in dict.fromkeys(sources):
                 tg.start_soon(open_one, source)
 
-    async def list_tools(self, source: str) -> list[str]:
-        connection = self._connection(source)
-        await connection.client()
-        return connection.tools
-
     def statuses(self) -> list[ServerStatus]:
         return [c.status() for c in self._connections.values()]
 

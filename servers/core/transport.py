@@ -14,7 +14,7 @@ import hmac
 import ipaddress
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -107,30 +107,18 @@ def serve(
     on_shutdown: Callable[[], Any] | None = None,
 ) -> None:
     """Run ``server`` on the transport chosen by ``args`` until stdin closes or the process is stopped."""
-    token = os.environ.get(TOKEN_ENV) or None
+    import anyio
+
     try:
-        if args.transport == "stdio":
-            import anyio
-
-            from .stdio import run_stdio
-
-            anyio.run(run_stdio, server)
-            return
-        if not is_loopback(args.host) and not token:
-            sys.stderr.write(f"refusing to bind {args.host}: a non-loopback bind requires ${TOKEN_ENV}\n")
-            raise SystemExit(2)
-        import uvicorn
-
-        app = streamable_http_app(server, host=args.host, token=token)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        anyio.run(serve_async, server, args)
     finally:
         if on_shutdown is not None:
             on_shutdown()
 
 
 async def serve_async(server: MCPServer, args: argparse.Namespace) -> None:
-    """Like :func:`serve`, inside a running event loop: for servers whose state (a task group, a pool of child
-    servers) must outlive every session and be closed once, by the caller, when serving ends."""
+    """:func:`serve` inside a running event loop: for servers whose state (a task group, a pool of child servers)
+    must outlive every session and be closed once, by the caller, when serving ends."""
     token = os.environ.get(TOKEN_ENV) or None
     if args.transport == "stdio":
         from .stdio import run_stdio
@@ -145,6 +133,3 @@ async def serve_async(server: MCPServer, args: argparse.Namespace) -> None:
     app = streamable_http_app(server, host=args.host, token=token)
     await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()
 
-
-def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    return parser.parse_args(None if argv is None else list(argv))

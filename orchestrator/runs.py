@@ -23,6 +23,7 @@ import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.events import Event
+from ..servers.core.redact import redact_inline
 from .config import Config
 from .mixer import MODES, MixResult, Mixer
 from .pool import ServerPool
@@ -207,13 +208,14 @@ class Runs:
         if timeout_s is not None:
             arguments["timeout_s"] = timeout_s
         state = self._new_run("command")
-        state.title = {"command": command[:200]}
+        state.title = {"command": redact_inline(command)[:200]}  # FOO=sk-... cmd: the key never shows
         assert self._tg is not None
         self._tg.start_soon(self._run_command, state, arguments)
         return state.run_id
 
     async def _run_command(self, state: RunState, arguments: dict[str, Any]) -> None:
-        self._emit(state, "run.started", "orchestrator", {"kind": "command", "command": arguments["command"]})
+        self._emit(state, "run.started", "orchestrator",
+                   {"kind": "command", "command": redact_inline(arguments["command"])})
 
         async def progress(_p: float, _t: float | None, message: str | None) -> None:
             if message:

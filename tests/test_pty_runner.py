@@ -17,7 +17,7 @@ import psutil
 import pytest
 from mcp import Client, StdioServerParameters
 
-from llmmixer.servers.pty_runner.env import SecretScrubber
+from llmmixer.servers.pty_runner.secrets import EnvPolicy
 from llmmixer.servers.pty_runner.runner import Limits, PtyRunner
 from llmmixer.servers.pty_runner.server import build_pty_server
 
@@ -126,12 +126,15 @@ async def test_isatty_only_on_the_pty_backend(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_child_environment_has_no_secrets(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An allowlist: names no pattern would catch are dropped too; pass_env lets one through, `never` wins over it.
     secrets = {"ANTHROPIC_API_KEY": "sk-ant-leak", "GITHUB_TOKEN": "ghp-leak", "AWS_SECRET": "aws-leak",
-               "DB_PASSWORD": "pw-leak", "MY_PASSWORD_FILE": "pwf-leak", "INTERNAL_THING": "extra-leak"}
+               "DB_PASSWORD": "pw-leak", "MY_PASSWORD_FILE": "pwf-leak", "INTERNAL_THING": "extra-leak",
+               "OPENAI_KEY": "openai-leak", "GITHUB_PAT": "pat-leak", "SLACK_WEBHOOK_URL": "hook-leak"}
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("LLMMIXER_TEST_VISIBLE", "visible-value")
-    async with connect(backend, scrubber=SecretScrubber(["INTERNAL_THING"])) as client:
+    policy = EnvPolicy(pass_env=("LLMMIXER_TEST_*", "INTERNAL_THING"), never=("INTERNAL_THING",))
+    async with connect(backend, env_policy=policy) as client:
         body = await call(client, "run", command="env")
     output = body["output"]
     assert "LLMMIXER_TEST_VISIBLE=visible-value" in output

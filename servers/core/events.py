@@ -26,6 +26,7 @@ EventType = Literal[
     "pty.output",
     "pty.waiting",
     "pty.exit",
+    "pty.refused",  # a program refused by the sandbox's exec-time guard in a PTY session
     "run.done",
 ]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))

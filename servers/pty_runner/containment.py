@@ -106,9 +106,9 @@ class Containment:
 
     def _refresh_redactor(self) -> None:
         redactor = Redactor()
+        redactor.extend(self.secrets)  # first: a value is named after its [secrets] entry
         redactor.extend(self.env_policy.dropped_values(self.environ))
         redactor.extend(self.env_policy.dropped_values(parent_environment()))
-        redactor.extend(self.secrets)
         self.redactor = redactor
 
     @property

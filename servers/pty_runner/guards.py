@@ -12,7 +12,7 @@ the usual aliases (``/bin``, ``/usr/bin``, ``/usr/local/bin``, ``/sbin``, ``/usr
 runner's own interpreter's ``bin``) named ``p`` or one of its family: ``p`` followed by digits and dots
 (``python`` covers ``python3`` and ``python3.11``; ``perl`` covers ``perl5.36.0``). Also the targets of those
 entries' symbolic links, every other file in those directories that is the same file (a hard link), and the
-program's private exec directory (``/usr/lib/git-core/git-*`` for ``git``). A copy of the program somewhere else on
+program's private exec directory (``/usr/lib/git-core/git`` and its links, and ``git-http-push``, for ``git``). A copy of the program somewhere else on
 disk is not found: that is what the README's "what a deny rule cannot promise" says.
 """
 
@@ -132,6 +132,10 @@ def search_dirs(path_env: str | None) -> list[str]:
     return dirs
 
 
+# Separate binaries in a program's exec directory that do what a subcommand rule is about.
+_EXEC_EXTRAS = {"git": frozenset({"git-http-push", "git-send-pack"})}
+
+
 def _exec_dirs(program: str) -> list[str]:
     return [d for d in (f"/usr/lib/{program}-core", f"/usr/libexec/{program}-core", f"/usr/lib/{program}",
                         f"/usr/libexec/{program}") if os.path.isdir(d)]
@@ -164,11 +168,12 @@ def covered_paths(program: str, dirs: Sequence[str]) -> list[str]:
         for name in listings[directory]:
             if pattern.match(name):
                 add(os.path.join(directory, name))
-    for directory in _exec_dirs(program):
+    for directory in _exec_dirs(program):  # the program itself and its links; not the scripts it sources
         with contextlib.suppress(OSError):
             for name in os.listdir(directory):
-                if name == program or name.startswith(program + "-") or pattern.match(name):
-                    add(os.path.join(directory, name))
+                path = os.path.join(directory, name)
+                if pattern.match(os.path.basename(os.path.realpath(path))) or name in _EXEC_EXTRAS.get(program, ()):
+                    add(path)
     if identities:  # hard links under other names
         for directory, names in listings.items():
             for name in names:

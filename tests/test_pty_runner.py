@@ -24,12 +24,15 @@ from llmmixer.servers.pty_runner.server import build_pty_server
 pytestmark = pytest.mark.anyio
 
 BACKENDS = ["pty", "pipe"]
+# The suite runs with the sandbox as the environment asks (read at import, before the autouse fixture clears every
+# LLMMIXER_* variable): `LLMMIXER_PTY_SANDBOX=off pytest tests/test_pty_*.py` runs it unsandboxed.
+SANDBOX = os.environ.get("LLMMIXER_PTY_SANDBOX", "auto")
 WAIT_LAYERS = {"kernel", "quiescence", "prompt"}
 
 
 @contextlib.asynccontextmanager
 async def connect(backend: str, *, limits: Limits | None = None, **runner_kwargs: Any) -> AsyncIterator[Client]:
-    runner = PtyRunner(backend=backend, limits=limits, **runner_kwargs)  # type: ignore[arg-type]
+    runner = PtyRunner(backend=backend, limits=limits, sandbox=SANDBOX, **runner_kwargs)  # type: ignore[arg-type]
     async with Client(build_pty_server(runner)) as client:
         yield client
 
@@ -329,7 +332,8 @@ async def test_a_100_mb_flood_is_capped_and_the_server_stays_responsive(backend:
 
 
 def stdio_params(*args: str) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "llmmixer.servers.pty_runner", *args],
+    return StdioServerParameters(command=sys.executable, args=["-m", "llmmixer.servers.pty_runner", "--sandbox",
+                                                               SANDBOX, *args],
                                  env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-stdio-leak"})
 
 

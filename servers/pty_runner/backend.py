@@ -27,7 +27,7 @@ import subprocess
 import termios
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -102,6 +102,13 @@ class ChildProcess(ABC):
     @abstractmethod
     async def _release(self) -> None:
         """Close file descriptors; the process is already reaped or killed."""
+
+    def own_processes(self, processes: list[Any] | None) -> list[Any] | None:
+        """``processes`` (from :func:`.waiting.scan_processes`) without the sandbox's own: bwrap and its init
+        process are in the child's group but never read the terminal, and are opaque to /proc (not dumpable)."""
+        if not self.sandboxed or processes is None:
+            return processes
+        return [p for p in processes if not (p.comm == "bwrap" and (p.pid == self.pid or p.ppid == self.pid))]
 
     def send_key_signal(self, key: str) -> bool:
         """On pipes, deliver what the terminal would have for a control key. True when handled."""

@@ -71,11 +71,20 @@ def _cache_dir() -> Path:
     return path
 
 
+_built: dict[str, bytes] = {}  # compiled once per process, whatever the cache directory
+
+
 def _compiled(cache: Path) -> Path:
     source = resources.files(__package__).joinpath("guard.c").read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:16]
     binary = cache / f"guard-{digest}"
     if binary.exists():
+        return binary
+    if digest in _built:
+        temporary = cache / f".guard-{digest}.{os.getpid()}"
+        temporary.write_bytes(_built[digest])
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, binary)
         return binary
     cc = compiler()
     if cc is None:
@@ -91,6 +100,7 @@ def _compiled(cache: Path) -> Path:
                 break
         else:
             raise UnavailableError(f"could not build the exec-time guard with {cc}: {done.stderr.strip()[-500:]}")
+        _built[digest] = Path(out).read_bytes()
         temporary = cache / f".guard-{digest}.{os.getpid()}"
         shutil.copyfile(out, temporary)
         os.chmod(temporary, 0o755)

@@ -172,7 +172,8 @@ class Session:
             return Waiting(False)  # output still on its way: whatever the child waits for, the reader is behind
         now = time.monotonic()
         quiet_for = now - max(self.last_output_at, self.last_input_at)
-        kernel = kernel_state(scan_processes(), self.child.foreground_pgid(), self.child.terminal)
+        kernel = kernel_state(self.child.own_processes(scan_processes()), self.child.foreground_pgid(),
+                              self.child.terminal)
         if kernel is not None and quiet_for < SETTLE_S:
             # Just after input the reader may not have woken yet; just after output, more of it may still be in
             # the terminal's flip buffer (the kernel moves it to the reader asynchronously).
@@ -191,7 +192,7 @@ class Session:
 
         Blocking (reads /proc). Where processes cannot be listed, the answer is ``shell`` (the strict one).
         """
-        processes = scan_processes()
+        processes = self.child.own_processes(scan_processes())
         if processes is None:
             return "shell"
         members = [p for p in processes if p.session == self.child.pid and p.state not in ("Z", "X")]

@@ -22,9 +22,10 @@ import anyio
 import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
-from ..servers.core.events import Event
+from ..servers.core.events import Event, TEXT_EVENT_TYPES
 from .config import Config
-from .mixer import MODES, MixResult, Mixer
+from .mixer import MixResult, Mixer
+from .modes import check_mode
 from .pool import ServerPool
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS"]
@@ -128,7 +129,7 @@ class Runs:
             await self._written_changed.wait()
 
     def _emit(self, state: RunState, type_: str, source: str, data: dict[str, Any]) -> None:
-        if type_ in ("delta", "pty.output"):
+        if type_ in TEXT_EVENT_TYPES:
             state.deltas.append((source, data.get("text", "")))
             state.touch()
         self._emitted += 1
@@ -163,8 +164,7 @@ class Runs:
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidInputError("prompt is empty: give the question to ask the models")
         mode = mode or self.config.settings.mode
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        check_mode(mode)
         sources = self.resolve_models(models)
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException
@@ -29,6 +29,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, NotFoundError, ServerError
+from ..config import ModeName
+from .meta import get_meta, server_facts
 from .security import BodyTooLarge, error_response, too_large_response
 
 __all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exception_handlers", "status_for"]
@@ -69,7 +71,7 @@ class AskRequest(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     models: list[str] | None = None
-    mode: Literal["all", "race", "first-token", "hedge", "fallback"] | None = None
+    mode: ModeName | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
 
     @field_validator("models", mode="before")
@@ -192,7 +194,9 @@ async def list_runs(request: Request) -> Response:
 
 
 async def list_servers(request: Request) -> Response:
-    return JSONResponse({"servers": await _runs(request).servers()})
+    """Each server's live status, with what its manifest says about it (role, title, vendor, default model)."""
+    statuses = await _runs(request).servers()
+    return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})
 
 
 async def healthz(request: Request) -> Response:
@@ -242,4 +246,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),
+        Route("/api/meta", get_meta, methods=["GET"]),
     ]

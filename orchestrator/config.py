@@ -51,7 +51,7 @@ SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_P
 
 def _valid_mode(mode: str) -> str:
     if mode not in MODES:  # pydantic turns this ValueError into its validation error, naming the field
-        raise ValueError(f"must be one of {', '.join(MODES)}")
+        raise ValueError(f"must be one of {', '.join(map(repr, MODES))}")
     return mode
 
 

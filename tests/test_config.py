@@ -26,7 +26,7 @@ def write(tmp_path: Path, raw: Any) -> Path:
     ({"mcpServer": {}}, "mcpServer: unknown key; did you mean 'mcpServers'?"),
     ({"settings": {"hedge_budget": "lots"}}, 'settings.hedge_budget: Input should be a valid number'),
     ({"settings": {"hedge_budget": 3}}, "settings.hedge_budget: Input should be less than or equal to 1 (got 3)"),
-    ({"settings": {"mode": "rase"}}, 'settings.mode: must be one of race, all'),
+    ({"settings": {"mode": "rase"}}, "settings.mode: must be one of 'race', 'all'"),
     ({"settings": {"models": []}}, "settings.models: List should have at least 1 item"),
     ({"settings": {"models": "claude"}}, 'settings.models: Input should be a valid list (got "claude")'),
     ({"settings": {"call_timeout_s": 0}}, "settings.call_timeout_s: Input should be greater than 0"),

@@ -149,6 +149,7 @@ class Settings(_Strict):
     hedge_delay_ms: float | None = Field(default=None, ge=0)  # None: the primary's observed p95 TTFT
     hedge_budget: float = Field(default=0.15, ge=0, le=1)  # extra hedge legs as a fraction of runs, over time
     call_timeout_s: float = Field(default=600.0, gt=0)
+    prices: dict[str, Any] = Field(default_factory=dict)  # model -> [input, output] USD per million tokens
 
     @model_validator(mode="before")
     @classmethod
@@ -161,6 +162,13 @@ class Settings(_Strict):
         if any(not m.strip() for m in models):
             raise ValueError("a model name is empty")
         return models
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices(cls, raw: Any) -> dict[str, Any]:
+        from ..servers.core.pricing import parse_prices
+
+        return dict(parse_prices(raw))  # its ValueError names the model and the form that works
 
     @classmethod
     def from_json(cls, raw: Any) -> Settings:
@@ -256,8 +264,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """The configuration from ``path`` or the default locations; the built-in servers when there is no file.
 
     Raises:
-        InvalidInputError: the file named is missing, is not JSON, or does not validate (the message names the key).
+        InvalidInputError: the file named is missing, is not JSON, or does not validate (the message names the
+            key), or a malformed ``LLMMIXER_*`` number in the environment (checked here once, so a typo is a usage
+            error, not a child server that will not start).
     """
+    from ..servers.core.envvars import EnvError, adapter_numbers
+
+    try:
+        adapter_numbers()
+    except EnvError as error:
+        raise InvalidInputError(str(error)) from None
     explicit = path is not None or bool(os.environ.get("LLMMIXER_CONFIG"))
     for candidate in _candidates(path):
         if candidate.is_file():

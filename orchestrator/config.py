@@ -116,6 +116,7 @@ class Settings:
     hedge_delay_ms: float | None = None  # None: the primary's observed p95 TTFT
     hedge_budget: float = 0.15  # extra hedge legs as a fraction of runs, over time
     call_timeout_s: float = 600.0
+    prices: dict[str, Any] = field(default_factory=dict)  # model -> [input, output] USD per million tokens
 
     @classmethod
     def from_json(cls, raw: Any) -> Settings:
@@ -129,6 +130,12 @@ class Settings:
             setattr(settings, attr, value)
         if settings.mode not in MODES:
             raise InvalidInputError(f"settings.mode must be one of {', '.join(MODES)}")
+        from ..servers.core.pricing import parse_prices
+
+        try:
+            settings.prices = dict(parse_prices(settings.prices))
+        except ValueError as exc:
+            raise InvalidInputError(f"settings.{exc}") from None
         return settings
 
 

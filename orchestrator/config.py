@@ -43,6 +43,7 @@ from .modes import DEFAULT_MODE, MODES
 __all__ = ["MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "ConfigFile", "Config", "load_config",
            "default_servers", "model_sources", "passthrough_for"]
 
+DEFAULT_MAX_QUEUE = 256  # per server: calls waiting for a concurrency slot before runs are refused
 SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
                    # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
                    "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -82,6 +83,8 @@ class ServerSpec:
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     max_concurrency: int = 64
+    # Calls that may wait for one of those slots; a run beyond it is refused (rate_limit, HTTP 429).
+    max_queue: int = DEFAULT_MAX_QUEUE
     # Environment variables passed through from the orchestrator's own environment (names only).
     passthrough: tuple[str, ...] = ()
 
@@ -124,7 +127,8 @@ class ServerEntry(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     type: str | None = None  # Claude Code writes "stdio" / "http"; the transport follows command/url either way
     source: str | None = None
-    max_concurrency: int = Field(default=64, ge=1, alias="maxConcurrency")
+    max_concurrency: int = Field(default=64, ge=1, strict=True, alias="maxConcurrency")
+    max_queue: int = Field(default=DEFAULT_MAX_QUEUE, ge=0, strict=True, alias="maxQueue")
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerEntry:
@@ -136,6 +140,7 @@ class ServerEntry(_Strict):
         source = self.source or name
         return ServerSpec(name=name, source=source, command=self.command, args=list(self.args), env=dict(self.env),
                           url=self.url, headers=dict(self.headers), max_concurrency=self.max_concurrency,
+                          max_queue=self.max_queue,
                           passthrough=passthrough_for(source))
 
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 import importlib
 import random
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ..core.manifest import EmulatorInfo, load_manifests
@@ -85,7 +86,8 @@ class EmulatorContext:
         self.recorder.clear()
 
     def open_record(self, vendor: str, request: Request, body: Any) -> RequestRecord:
-        return self.recorder.open(vendor, request.method, request.url.path, body)
+        peer = f"{request.client.host}:{request.client.port}" if request.client else None
+        return self.recorder.open(vendor, request.method, request.url.path, body, peer)
 
 
 def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
@@ -130,12 +132,31 @@ def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
     ]
 
 
+def _base_url_routes(ctx: EmulatorContext, served: tuple[str, ...]) -> list[BaseRoute]:
+    """Each API's base URL itself, as the real hosts answer it: ``404`` with no body. A client that opens a
+    connection ahead of its next call (a HEAD of the base URL) lands here, and the record shows which connection
+    (``peer``) it opened."""
+    routes: list[BaseRoute] = []
+    known = vendors()
+    for vendor in served:
+        path = known[vendor].base_path
+
+        async def base(request: Request, vendor: str = vendor) -> Response:
+            record = ctx.open_record(vendor, request, None)
+            record.outcome, record.ended_at = "completed", time.time()
+            return Response(status_code=404)
+
+        routes += [Route(path, base, methods=["GET", "HEAD"]), Route(path + "/", base, methods=["GET", "HEAD"])]
+    return routes
+
+
 def create_app(ctx: EmulatorContext | None = None, served: tuple[str, ...] | None = None) -> Starlette:
     """The app serving ``served`` (emulated vendor names; default every registered one) and the control API."""
     ctx = ctx or EmulatorContext()
-    routes = _control_routes(ctx)
     known = vendors()
-    for vendor in known if served is None else served:
+    served = tuple(known) if served is None else served
+    routes = [*_control_routes(ctx), *_base_url_routes(ctx, served)]
+    for vendor in served:
         module = importlib.import_module(known[vendor].module)
         routes.append(Mount(f"/{vendor}", routes=module.routes(ctx)))
     app = Starlette(routes=routes)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException
@@ -31,6 +31,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, NotFoundError, ServerError
+from ..config import ModeName
+from .meta import get_meta, server_facts
 from .security import BodyTooLarge, error_response, too_large_response
 
 __all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exception_handlers", "status_for"]
@@ -72,7 +74,7 @@ class AskRequest(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     models: list[str] | None = None
-    mode: Literal["all", "race", "first-token", "hedge", "fallback"] | None = None
+    mode: ModeName | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
     response_schema: dict[str, Any] | str | None = Field(
@@ -251,7 +253,9 @@ async def list_runs(request: Request) -> Response:
 
 
 async def list_servers(request: Request) -> Response:
-    return JSONResponse({"servers": await _runs(request).servers()})
+    """Each server's live status, with what its manifest says about it (role, title, vendor, default model)."""
+    statuses = await _runs(request).servers()
+    return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})
 
 
 async def healthz(request: Request) -> Response:
@@ -264,7 +268,10 @@ async def healthz(request: Request) -> Response:
 
 async def _on_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LLMMixerError)
-    return error_response(exc, status_for(exc))
+    status = status_for(exc)
+    # A refusal that says when to come back (a full queue: 429) says it in the standard header too.
+    retry = {"Retry-After": str(math.ceil(exc.retry_after_s))} if exc.retry_after_s and status in (429, 503) else None
+    return error_response(exc, status, headers=retry)
 
 
 async def _on_too_large(request: Request, exc: Exception) -> Response:
@@ -301,4 +308,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),
+        Route("/api/meta", get_meta, methods=["GET"]),
     ]

@@ -148,10 +148,10 @@ async def start_run(request: Request) -> Response:
 
     body: AskRequest = await _json_body(request, AskRequest)
     runs = _runs(request)
-    extra: dict[str, Any] = {"conversation_id": body.conversation_id, "model_for": body.model_for,
-                             "max_tokens": body.max_tokens,
-             "temperature": body.temperature,
-             "response_schema": None if body.response_schema is None else parse_schema(body.response_schema)}
+    extra: dict[str, Any] = {
+        "conversation_id": body.conversation_id, "model_for": body.model_for, "max_tokens": body.max_tokens,
+        "temperature": body.temperature,
+        "response_schema": None if body.response_schema is None else parse_schema(body.response_schema)}
     run_id = await runs.start_ask(prompt=body.prompt, models=body.models, mode=body.mode, system=body.system,
                                   **{k: v for k, v in extra.items() if v is not None})
     started = {"run_id": run_id}

@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import anyio.abc
@@ -100,7 +100,7 @@ class Runs:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Runs:
+    async def __aenter__(self) -> Self:
         await self.store.open()
         await self.pool.__aenter__()
         self._send, receive = anyio.create_memory_object_stream[Event](math.inf)

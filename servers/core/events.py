@@ -27,6 +27,7 @@ EventType = Literal[
     "pty.waiting",
     "pty.exit",
     "run.done",
+    "store.gap",  # events the store could not keep (an outage outlasted the spool, a lost database file)
 ]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 

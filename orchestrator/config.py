@@ -41,7 +41,9 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"),
     "pty": ("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND"),
 }
-SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES")
+SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
+                   # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
+                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 
 _MODULES = {
     "claude": "llmmixer.servers.claude_adapter",

@@ -152,10 +152,10 @@ class StoreWriter:
         """Why a new run should be refused now (the store is failing and the spool is nearly full), else None."""
         if self.health.ok:
             return None
-        if len(self._spool) < 0.9 * self.max_events and self._spool_bytes < 0.9 * self.max_bytes:
+        if self.pending < 0.9 * self.max_events and self._spool_bytes < 0.9 * self.max_bytes:
             return None
         return (f"the event store {getattr(self.store, 'url', '?')} is failing ({self.health.write_error}) and "
-                f"{len(self._spool)} events are waiting to be written")
+                f"{self.pending} events are waiting to be written")
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is settled and every marker written. Returns False at once
@@ -256,6 +256,9 @@ class StoreWriter:
         return True
 
     def _written(self) -> None:
+        # What the store lost while taking this batch (a file replaced under it) was lost before the batch.
+        for reason in self.store.take_incidents():
+            self._incident(reason)
         for item in self._inflight:
             if item.seq is None:
                 continue

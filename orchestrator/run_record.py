@@ -22,7 +22,7 @@ from typing import Any
 
 from ..servers.core.events import Event
 
-__all__ = ["compact", "snapshot", "streamed_text"]
+__all__ = ["compact", "expand", "needs_events", "snapshot", "streamed_text"]
 
 TEXT_TYPES = ("delta", "pty.output")
 
@@ -87,37 +87,52 @@ def _expand_output(data: dict[str, Any], output: str) -> tuple[dict[str, Any], b
     return data, complete
 
 
+def needs_events(result: dict[str, Any]) -> bool:
+    """True when ``result`` (a compacted ``run.done``) left some text in the events."""
+    legs = result.get("legs")
+    return "output_chars" in result or (isinstance(legs, list) and any(
+        isinstance(leg, dict) and "text_chars" in leg for leg in legs))
+
+
+def expand(result: dict[str, Any], events: Sequence[Event]) -> dict[str, Any]:
+    """``result`` with the texts it left in the events put back from the run's ``events`` (oldest first);
+    ``"incomplete": true`` when the events no longer hold them all (retention, a ``store.gap``)."""
+    streamed, output = streamed_text((e.source, e.data.get("text", "")) for e in events if e.type in TEXT_TYPES)
+    data, complete = _expand_output(dict(result), output)
+    legs = data.get("legs")
+    if isinstance(legs, list):
+        expanded = []
+        for leg in legs:
+            if isinstance(leg, dict):
+                leg, ok = _expand_leg(leg, streamed)
+                complete = complete and ok
+            expanded.append(leg)
+        data["legs"] = expanded
+    gaps = [e.data for e in events if e.type == "store.gap"]
+    if gaps:
+        data["store_gaps"] = gaps
+    if not complete or gaps:
+        data["incomplete"] = True
+    return data
+
+
 def snapshot(run_id: str, events: Sequence[Event]) -> dict[str, Any]:
-    """The run's result from its stored events (oldest first, non-empty): its ``run.done`` with the text put
-    back, or ``interrupted`` when it never finished."""
+    """The run's result from its stored events alone (oldest first, non-empty): its ``run.done`` with the texts
+    put back, or ``interrupted`` when it never finished."""
     base = {"job_id": run_id, "run_id": run_id}
     started = events[0] if events[0].type == "run.started" else None
     kind = (started.data.get("kind") if started else None) or ("command" if any(
         e.type in ("pty.output", "pty.exit") for e in events) else "ask")
     title = {key: started.data[key] for key in ("prompt", "command") if started and key in started.data}
-    streamed, output = streamed_text((e.source, e.data.get("text", "")) for e in events if e.type in TEXT_TYPES)
-    gaps = [e.data for e in events if e.type == "store.gap"]
     done = next((e for e in reversed(events) if e.type == "run.done"), None)
     if done is None:
         result: dict[str, Any] = {**base, "kind": kind, **title, "status": "interrupted",
                                   "message": "the process running this job stopped before it finished"}
         if kind == "command":
-            result["output"] = output
-        complete = True
+            result["output"] = "".join(e.data.get("text", "") for e in events if e.type == "pty.output")
+        result = expand(result, events)
     else:
-        data, complete = _expand_output(dict(done.data), output)
-        legs = data.get("legs")
-        if isinstance(legs, list):
-            expanded = []
-            for leg in legs:
-                if isinstance(leg, dict):
-                    leg, ok = _expand_leg(leg, streamed)
-                    complete = complete and ok
-                expanded.append(leg)
-            data["legs"] = expanded
-        result = {**base, "kind": kind, **title, **data}
-    if started is None or gaps or not complete:
+        result = expand({**base, "kind": kind, **title, **done.data}, events)
+    if started is None:
         result["incomplete"] = True
-    if gaps:
-        result["store_gaps"] = gaps
     return result

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 
 __all__ = ["serve_web"]
 
 
-def serve_web(*, host: str, port: int, store_url: str | None, config_path: str | None) -> int:
+def serve_web(*, host: str, port: int, store_url: str | None, config_path: str | None,
+              allowed_hosts: Sequence[str] = ()) -> int:
     import anyio
 
     from ..servers.core.errors import LLMMixerError
-    from ..servers.core.transport import TOKEN_ENV, is_loopback
+    from ..servers.core.security import TOKEN_ENV, BindRefused, check_bind
     from .config import load_config
     from .runs import Runs
     from .shutdown import on_signal
@@ -21,8 +23,10 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
     from .web.app import serve
 
     token = os.environ.get(TOKEN_ENV) or None
-    if not is_loopback(host) and not token:
-        sys.stderr.write(f"refusing to bind {host}: a non-loopback bind requires ${TOKEN_ENV}\n")
+    try:
+        check_bind(host, token)
+    except BindRefused as refused:
+        sys.stderr.write(f"llmmixer serve: {refused}\n")
         return 2
     try:
         config = load_config(config_path)
@@ -39,7 +43,8 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
                 # SIGTERM/SIGINT: the runs in flight end as interrupted and are stored, then the web server stops
                 # (cutting its open event streams), and only then does Runs close the store.
                 tg.start_soon(on_signal, runs, stop)
-                await serve(runs, store, host=host, port=port, token=token, shutdown=stop)
+                await serve(runs, store, host=host, port=port, token=token, allowed_hosts=allowed_hosts,
+                            shutdown=stop)
                 tg.cancel_scope.cancel()
 
     anyio.run(run)

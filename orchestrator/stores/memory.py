@@ -17,11 +17,12 @@ import anyio.lowlevel
 from ...servers.core.events import Event
 from .base import DEFAULT_MAXLEN, DEFAULT_MEMORY_BYTES, READ_LIMIT, StoreBase, StoreHealth, WriteToken, \
     event_size, parse_int_id
+from .runlog import MemoryRunLog
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(StoreBase):
+class MemoryStore(MemoryRunLog, StoreBase):
     def __init__(self, maxlen: int = DEFAULT_MAXLEN, url: str | None = None, *,
                  max_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
         if maxlen < 1 or max_bytes < 1:

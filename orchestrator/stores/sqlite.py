@@ -45,6 +45,7 @@ import anyio.to_thread
 from ...servers.core.errors import UnavailableError
 from ...servers.core.events import Event
 from .base import READ_LIMIT, StoreBase, StoreHealth, WriteToken, parse_int_id
+from .runlog import SqliteRunLog, m002_runs
 
 __all__ = ["SqliteStore", "MIGRATIONS", "DEFAULT_MAX_BYTES"]
 
@@ -66,7 +67,7 @@ def m001_events(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX events_run_id ON events (run, id)")
 
 
-def m002_event_sizes(db: sqlite3.Connection) -> None:
+def m003_event_sizes(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE events ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
     db.execute(f"UPDATE events SET size = length(data) + length(run) + {ROW_OVERHEAD}")
     db.execute("CREATE TABLE _llmmixer_size (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL)")
@@ -77,7 +78,7 @@ def m002_event_sizes(db: sqlite3.Connection) -> None:
                "UPDATE _llmmixer_size SET bytes = bytes - OLD.size WHERE id = 1; END")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_events, m002_event_sizes]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_events, m002_runs, m003_event_sizes]
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -102,7 +103,7 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
     return Event(run=run, source=source, type=type_, data=json.loads(data), ts=ts, id=str(event_id))
 
 
-class SqliteStore(StoreBase):
+class SqliteStore(SqliteRunLog, StoreBase):
     def __init__(self, path: str | Path, *, maxlen: int | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES,
                  url: str | None = None, poll_s: float = POLL_S) -> None:
         self.path = Path(path)

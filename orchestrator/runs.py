@@ -24,7 +24,7 @@ import logging
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from ..servers.core.events import Event
 from . import history, run_record
 from .config import Config
 from .mixer import MODES, MixResult, Mixer
-from .pool import ServerPool
+from .pool import Admission, ServerPool
 from .stores.writer import StoreWriter
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS", "CACHE_RUNS", "CACHE_CHARS", "RECENT_IDS"]
@@ -69,6 +69,12 @@ class RunState:
     record: dict[str, Any] | None = None  # what the run log keeps (history.py)
     last_seq: int = 0  # the writer's accept number of this run's newest event
     chars: int = 0  # streamed text held in `deltas`
+    mix: MixResult | None = None  # an ask's legs as they go (their status: queued, running, done...)
+    command_state: str = "pending"  # a command's one leg: queued while the runner is busy, then running
+
+    def set_command_state(self, state: str) -> None:
+        self.command_state = state
+        self.touch()
 
     def touch(self) -> None:
         self.changed.set()
@@ -84,10 +90,12 @@ class RunState:
             partial: dict[str, str] = {}
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
-            return {**base, "status": "running", "mode": self.mode,
+            legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
+            return {**base, "status": "running", "mode": self.mode, "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
-        return {**base, "status": "running", "partial": output[-PARTIAL_CHARS * 4:]}
+        return {**base, "status": "running", "legs": [{"source": "pty", "status": self.command_state}],
+                "partial": output[-PARTIAL_CHARS * 4:]}
 
 
 class Runs:
@@ -163,15 +171,20 @@ class Runs:
     def _new_run(self, kind: str, mode: str | None = None, title: dict[str, str] | None = None) -> RunState:
         if self._tg is None:
             raise RuntimeError("Runs is not started: use `async with Runs(...)`")
-        refusal = self.writer.refusal()
-        if refusal is not None:
-            raise UnavailableError(f"{refusal}; try again shortly", retry_after_s=self.writer.backoff[-1])
         state = RunState(run_id=uuid.uuid4().hex[:16], kind=kind, mode=mode, title=title or {})
         self._runs[state.run_id] = state
         self._recent[state.run_id] = state.title
         if len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
         return state
+
+    def _check_store(self) -> None:
+        """Raises:
+            UnavailableError: the event store is failing and the writer's spool is nearly full.
+        """
+        refusal = self.writer.refusal()
+        if refusal is not None:
+            raise UnavailableError(f"{refusal}; try again shortly", retry_after_s=self.writer.backoff[-1])
 
     def _retire(self, state: RunState) -> None:
         """A finished run joins the cache; the oldest finished ones whose events are in the store leave memory."""
@@ -217,6 +230,8 @@ class Runs:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         sources = self.resolve_models(models)
         thread, system = await self._thread(conversation_id, system)
+        self._check_store()
+        admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
                            ("response_schema", response_schema)):
@@ -231,10 +246,24 @@ class Runs:
         state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
                                           history.new_conversation_id(), prompt=prompt, system=system,
                                           models=sources, mode=mode, options=options)
-        await self._put_record(state.record)
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_ask, state, arguments, sources, mode, model_for or {})
+        self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,
+                            model_for or {})
         return state.run_id
+
+    @staticmethod
+    async def _admitting(admission: Admission, step: Awaitable[None]) -> None:
+        """A step between admission and the run's start: if it fails, the run's places are given back."""
+        try:
+            await step
+        except BaseException:
+            admission.close()
+            raise
+
+    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], *args: Any) -> None:
+        with self.pool.admitted(admission):
+            await run(*args)
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
                        model_for: dict[str, str]) -> None:
@@ -246,7 +275,7 @@ class Runs:
                                              "prompt": arguments["prompt"][:200],
                                              "conversation_id": (state.record or {}).get("conversation_id"),
                                              "history_turns": len(arguments.get("messages") or ())})
-        result = MixResult(mode=mode, legs=[])
+        result = state.mix = MixResult(mode=mode, legs=[])
         try:
             with state.scope:
                 await self.mixer.mix(arguments, sources, mode, emit, result, model_for)
@@ -265,7 +294,8 @@ class Runs:
             raise InvalidInputError("command is empty: give the shell command to run")
         if timeout_s is not None and timeout_s <= 0:
             raise InvalidInputError("timeout_s must be positive")
-        self.config.server_for("pty")
+        self._check_store()
+        admission = self.pool.admit(["pty"])  # also checks that a pty server is configured
         arguments: dict[str, Any] = {"command": command}
         if cwd is not None:
             arguments["cwd"] = cwd
@@ -274,9 +304,9 @@ class Runs:
         state = self._new_run("command", title={"command": command[:200]})
         state.record = history.new_record(state.run_id, "command", command=command,
                                           options={k: v for k, v in arguments.items() if k != "command"})
-        await self._put_record(state.record)
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_command, state, arguments)
+        self._tg.start_soon(self._admitted, admission, self._run_command, state, arguments)
         return state.run_id
 
     async def _run_command(self, state: RunState, arguments: dict[str, Any]) -> None:
@@ -289,7 +319,7 @@ class Runs:
         final: dict[str, Any] | None = None
         with state.scope:
             try:
-                result = await self.pool.call("pty", "run", arguments, progress)
+                result = await self.pool.call("pty", "run", arguments, progress, on_state=state.set_command_state)
                 payload = result.structured_content or {}
                 if result.is_error:
                     error = payload.get("error")

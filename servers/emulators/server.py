@@ -71,9 +71,10 @@ class EmulatorServer(EmulatorClient):
         self.context = EmulatorContext(seed=seed)
         # With ``tls``, https on a certificate of a new local authority; clients trust ``self.tls.ca_file``.
         self.tls = make_local_ca() if tls else None
-        ssl_files = {"ssl_certfile": str(self.tls.cert_file), "ssl_keyfile": str(self.tls.key_file)} if self.tls else {}
         config = uvicorn.Config(create_app(self.context, vendors), host=host, port=self.port, log_level="critical",
-                                lifespan="off", timeout_keep_alive=30, **ssl_files)
+                                lifespan="off", timeout_keep_alive=30,
+                                ssl_certfile=self.tls.cert_file if self.tls else None,
+                                ssl_keyfile=self.tls.key_file if self.tls else None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="llmmixer-emulators", daemon=True)
         scheme = "https" if self.tls else "http"

@@ -20,12 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..servers.core.events import Event
+from ..servers.core.events import TEXT_EVENT_TYPES, Event
 
 __all__ = ["compact", "expand", "needs_events", "snapshot", "streamed_text"]
-
-TEXT_TYPES = ("delta", "pty.output")
-
 
 def streamed_text(deltas: Iterable[tuple[str, str]]) -> tuple[dict[str, str], str]:
     """``(text per source, all command output)`` from ``(source, text)`` pairs in order."""
@@ -97,7 +94,7 @@ def needs_events(result: dict[str, Any]) -> bool:
 def expand(result: dict[str, Any], events: Sequence[Event]) -> dict[str, Any]:
     """``result`` with the texts it left in the events put back from the run's ``events`` (oldest first);
     ``"incomplete": true`` when the events no longer hold them all (retention, a ``store.gap``)."""
-    streamed, output = streamed_text((e.source, e.data.get("text", "")) for e in events if e.type in TEXT_TYPES)
+    streamed, output = streamed_text((e.source, e.data.get("text", "")) for e in events if e.type in TEXT_EVENT_TYPES)
     data, complete = _expand_output(dict(result), output)
     legs = data.get("legs")
     if isinstance(legs, list):

@@ -32,10 +32,11 @@ import anyio
 import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError, UnavailableError
-from ..servers.core.events import Event
+from ..servers.core.events import TEXT_EVENT_TYPES, Event
 from . import history, run_record
 from .config import Config
-from .mixer import MODES, MixResult, Mixer
+from .mixer import MixResult, Mixer
+from .modes import check_mode
 from .pool import Admission, ServerPool
 from .stores.writer import StoreWriter
 
@@ -156,7 +157,7 @@ class Runs:
         return await self.writer.flush()
 
     def _emit(self, state: RunState, type_: str, source: str, data: dict[str, Any]) -> None:
-        if type_ in ("delta", "pty.output"):
+        if type_ in TEXT_EVENT_TYPES:
             text = data.get("text", "")
             state.deltas.append((source, text))
             state.chars += len(text)
@@ -226,8 +227,7 @@ class Runs:
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidInputError("prompt is empty: give the question to ask the models")
         mode = mode or self.config.settings.mode
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        check_mode(mode)
         sources = self.resolve_models(models)
         thread, system = await self._thread(conversation_id, system)
         self._check_store()

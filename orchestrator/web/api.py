@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -32,6 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, NotFoundError, ServerError
+from ..config import ModeName
+from .meta import get_meta, server_facts
 from .security import BodyTooLarge, error_response, too_large_response
 
 __all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exception_handlers", "status_for"]
@@ -73,7 +75,7 @@ class AskRequest(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     models: list[str] | None = None
-    mode: Literal["all", "race", "first-token", "hedge", "fallback"] | None = None
+    mode: ModeName | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
     response_schema: dict[str, Any] | str | None = Field(
@@ -252,7 +254,9 @@ async def list_runs(request: Request) -> Response:
 
 
 async def list_servers(request: Request) -> Response:
-    return JSONResponse({"servers": await _runs(request).servers()})
+    """Each server's live status, with what its manifest says about it (role, title, vendor, default model)."""
+    statuses = await _runs(request).servers()
+    return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})
 
 
 HEALTH_PROBE_S = 2.0
@@ -325,4 +329,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),
+        Route("/api/meta", get_meta, methods=["GET"]),
     ]

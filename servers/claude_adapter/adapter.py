@@ -28,6 +28,7 @@ from typing import Any
 import anthropic
 import httpx2
 
+from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.errors import (
     AuthError,
@@ -144,11 +145,7 @@ def map_vendor_errors() -> contextlib.AbstractContextManager[None]:
 
 
 class ClaudeAdapter(BaseAdapter):
-    vendor = VENDOR
-    source = "claude"
-    key_env_vars = ("ANTHROPIC_API_KEY",)
-    # The newest model that is priced in core/prices.json and not deprecated in the SDK's model table.
-    default_model = "claude-haiku-4-5"
+    manifest = MANIFEST
 
     _client: anthropic.AsyncAnthropic | None = None
     _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool

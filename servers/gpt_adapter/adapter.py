@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
+from .manifest import MANIFEST
 from ..core.adapter import (
     AdapterSettings,
     BaseAdapter,
@@ -67,10 +68,7 @@ def _schema_name(schema: dict[str, Any]) -> str:
 
 
 class GPTAdapter(BaseAdapter):
-    vendor = VENDOR
-    source = "gpt"
-    key_env_vars = ("OPENAI_API_KEY",)
-    default_model = "gpt-5-mini"
+    manifest = MANIFEST
 
     api_style: ApiStyle
     _client: AsyncOpenAI | None = None

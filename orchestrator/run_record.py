@@ -51,12 +51,11 @@ def _compact_output(data: dict[str, Any], output: str) -> dict[str, Any]:
 
 def compact(type_: str, source: str, data: dict[str, Any], deltas: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """``data`` as it should be stored, given the run's ``(source, text)`` deltas so far (see the module doc)."""
-    if type_ not in ("leg.done", "pty.exit", "run.done"):
+    if type_ == "leg.done":
+        return _compact_leg(data if "source" in data else {"source": source, **data}, streamed_text(deltas)[0])
+    if type_ != "pty.exit" and type_ != "run.done":
         return data
     streamed, output = streamed_text(deltas)
-    if type_ == "leg.done":
-        return _compact_leg({"source": source, **data}, streamed) if "source" not in data else \
-            _compact_leg(data, streamed)
     data = _compact_output(data, output)
     legs = data.get("legs")
     if isinstance(legs, list):
@@ -119,7 +118,7 @@ def snapshot(run_id: str, events: Sequence[Event]) -> dict[str, Any]:
     base = {"job_id": run_id, "run_id": run_id}
     started = events[0] if events[0].type == "run.started" else None
     kind = (started.data.get("kind") if started else None) or ("command" if any(
-        e.type in ("pty.output", "pty.exit") for e in events) else "ask")
+        e.type.startswith("pty.") for e in events) else "ask")
     title = {key: started.data[key] for key in ("prompt", "command") if started and key in started.data}
     done = next((e for e in reversed(events) if e.type == "run.done"), None)
     if done is None:

@@ -40,6 +40,7 @@ from .config import ModeName
 from .modes import DEFAULT_MODE, MODES, described_modes
 from .schemas import parse_schema
 from .runs import Runs
+from .service import RunService
 from .shutdown import on_signal
 
 __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
@@ -140,7 +141,7 @@ class OrchestratorMCPServer(LLMMixerMCPServer):
             return error_result(InvalidInputError(_explain(exc)))
 
 
-def _job_id(jobs: Runs, job_id: str) -> str:
+def _job_id(jobs: RunService, job_id: str) -> str:
     """``job_id`` if it has the shape of one; an ``invalid_input`` error that says where ids come from if not."""
     try:
         return jobs.check_id(job_id)
@@ -171,8 +172,8 @@ JobId = Annotated[str, Field(description="job_id from ask or run_command")]
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
-def build_server(jobs: Runs) -> OrchestratorMCPServer:
-    """The four tools over the :class:`Runs` service (which owns the runs, the store and the MCP pool)."""
+def build_server(jobs: RunService) -> OrchestratorMCPServer:
+    """The four tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
     server = OrchestratorMCPServer(
         name="llmmixer",
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
@@ -241,7 +242,7 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
     return server
 
 
-async def _follow(jobs: Runs, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
+async def _follow(jobs: RunService, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
     """Forward the job's deltas as progress for up to ``wait_s``; then its final result, or its status and partial.
 
     If the caller cancels the tool call meanwhile and ``cancel_on_abort`` is set, the job is cancelled too (shielded,

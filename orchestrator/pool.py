@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import anyio
 import anyio.abc
@@ -228,7 +228,7 @@ class ServerPool:
         self._tg: anyio.abc.TaskGroup | None = None
         self._connections: dict[str, _Connection] = {}
 
-    async def __aenter__(self) -> ServerPool:
+    async def __aenter__(self) -> Self:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._connections = {name: _Connection(spec, self._tg) for name, spec in self.config.servers.items()}

@@ -26,7 +26,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import anyio.abc
@@ -119,7 +119,7 @@ class Runs:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Runs:
+    async def __aenter__(self) -> Self:
         await self.store.open()
         await self.pool.__aenter__()
         self._tg = anyio.create_task_group()

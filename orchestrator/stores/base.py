@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from ...servers.core.errors import InvalidInputError
 from ...servers.core.events import Event
@@ -93,7 +93,7 @@ class EventStore(Protocol):
     def is_evicted(self, after: str, first: str | None) -> bool:
         """True when events newer than ``after`` may have been dropped before ``first`` (the oldest retained)."""
 
-    async def __aenter__(self) -> EventStore: ...
+    async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None: ...
@@ -226,7 +226,7 @@ class StoreBase:
     async def close(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    async def __aenter__(self) -> StoreBase:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 

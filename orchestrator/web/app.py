@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..service import RunService
 from ..stores.base import EventStore
 from . import api, sse
 from .fanout import DEFAULT_MAX_QUEUE, EventHub
@@ -51,7 +52,7 @@ async def _index(request: Request) -> Response:
 
 
 def create_app(
-    runs: Any,
+    runs: RunService,
     store: EventStore,
     *,
     host: str = "127.0.0.1",
@@ -66,7 +67,7 @@ def create_app(
     """Build the web app for a server bound to ``host``.
 
     Args:
-        runs: the run service the API calls (interface in :mod:`.api`).
+        runs: the run service the API calls (:class:`~llmmixer.orchestrator.service.RunService`).
         store: the event store ``/events`` streams from; opened by the caller (or here, idempotently).
         host: the bind address; decides the Host check and whether a token is required.
         token: the API/SSE token; ``None`` reads ``$LLMMIXER_TOKEN``.
@@ -184,7 +185,7 @@ async def running(app: Any, host: str = "127.0.0.1", port: int = 0, *,
             server.should_exit = True
 
 
-async def serve(runs: Any, store: EventStore, *, host: str = "127.0.0.1", port: int = 8765,
+async def serve(runs: RunService, store: EventStore, *, host: str = "127.0.0.1", port: int = 8765,
                 token: str | None = None, log_level: str = "warning",
                 on_ready: Callable[[str], None] | None = None, shutdown: anyio.Event | None = None,
                 **options: Any) -> None:

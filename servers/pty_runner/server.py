@@ -254,7 +254,10 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             yield {}
 
     note = _sandbox_note(runner)
-    server = LLMMixerMCPServer(name="llmmixer-pty", instructions=INSTRUCTIONS + note, lifespan=lifespan)
+    status = ("sandbox on (" + runner.sandbox_info + ")" if runner.sandbox_info.startswith("bubblewrap")
+              else "sandbox " + runner.sandbox_info)
+    server = LLMMixerMCPServer(name="llmmixer-pty", instructions=f"{INSTRUCTIONS}{note}\nStatus: {status}",
+                               lifespan=lifespan)
 
     def approved(outcome: ElicitationResult[Any], verdict: Verdict) -> tuple[str, ...]:
         return verdict.asks if verdict.action == "ask" and isinstance(outcome, AcceptedElicitation) else ()

@@ -241,14 +241,13 @@ class PtyRunner:
             if prepared.control is not None:
                 await prepared.control.open()
             child = await spawn(prepared.argv, cwd=path, env=prepared.env, backend=self.backend, cols=cols,
-                                rows=rows)
+                                rows=rows, sandboxed=prepared.jail is not None)
         except OSError as exc:
             await prepared.aclose()
             raise InvalidInputError(f"could not start the command: {exc.strerror or exc}") from exc
         except BaseException:
             await prepared.aclose()
             raise
-        child.sandboxed = prepared.jail is not None
         self.groups.add(child)
         stream = prepared.redactor.stream()
         session = Session(id=uuid.uuid4().hex[:12], command=command, cwd=path, child=child,

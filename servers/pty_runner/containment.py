@@ -167,6 +167,8 @@ class Containment:
         prepared = Prepared(argv=jail.wrap(argv), env=child_env, redactor=redactor, jail=jail)
         prepared.approvals.replace(approvals)
         exec_rules = self.exec_rules
+        if not sandbox.guards:
+            return prepared
 
         async def decide(request: GuardRequest) -> Decision:
             if exec_rules is None:

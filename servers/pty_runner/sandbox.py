@@ -205,7 +205,8 @@ class Sandbox:
             args += ["--bind", path, path]
         for guard in self.guards:
             args += ["--ro-bind", guard.source, guard.target]
-        args += ["--ro-bind", os.path.join(root, "ctl"), CONTROL_DIR]
+        if self.guards:  # nothing to report or ask without guards
+            args += ["--ro-bind", os.path.join(root, "ctl"), CONTROL_DIR]
         env = signal_env()
         if env is not None:
             args += ["--ro-bind", env, SIGNAL_ENV]

@@ -12,6 +12,7 @@ events), the environment and the redaction of secrets.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -321,7 +322,7 @@ class PtyRunner:
             await prepared.aclose()
 
     # -- input -----------------------------------------------------------------------------------------------
-    def plan_send(self, session: Session, text: str | None, keys: list[str] | None) -> SendPlan:
+    def plan_send(self, session: Session, text: str | None, keys: builtins.list[str] | None) -> SendPlan:
         """What sending ``text`` then ``keys`` would write, and which typed lines it would end.
 
         Raises: InvalidInputError (nothing to send, unknown key, too much, exited session).
@@ -330,7 +331,7 @@ class PtyRunner:
             raise InvalidInputError("give text, keys or both")
         if session.exited:
             raise InvalidInputError(f"session {session.id} has exited (exit code {session.exit_code})")
-        segments: list[_Segment] = []
+        segments: builtins.list[_Segment] = []
         typed = ""
         if text:
             if "\x00" in text:

@@ -136,13 +136,12 @@ class ChildProcess(ABC):
         """
         if self.sandboxed and sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP):
             init = self._namespace_init()
-            if init is not None:
-                targets = [init] if sig == signal.SIGKILL else _namespace_members(init)
-                for pid in targets:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, sig)
-                if sig != signal.SIGKILL:
-                    return
+            targets = [] if init is None else [init] if sig == signal.SIGKILL else _namespace_members(init)
+            for pid in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            if targets and sig != signal.SIGKILL:
+                return  # (no member yet: the sandbox is still starting, and bwrap's group takes the signal)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
 

@@ -24,6 +24,7 @@ import anyio.abc
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.events import TEXT_EVENT_TYPES, Event
 from . import history
+from .statuses import RunStatus
 from .config import Config
 from .mixer import MixResult, Mixer
 from .modes import check_mode
@@ -42,7 +43,7 @@ class RunState:
     run_id: str
     kind: str  # ask | command
     mode: str | None = None
-    status: str = "running"  # running | done | error | cancelled
+    status: RunStatus = "running"
     deltas: list[tuple[str, str]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -239,7 +240,7 @@ class Runs:
             await self._finish(state, "error", {"mode": mode, "winner": None, "legs": [], "total_cost_usd": None,
                                                 "error": error.to_dict()["error"]})
             return
-        status = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
+        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
         await self._finish(state, status, result.to_dict())
 
     async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
@@ -288,7 +289,7 @@ class Runs:
         self._emit(state, "pty.exit", "pty", final)
         await self._finish(state, "error" if "error" in final else "done", final)
 
-    async def _finish(self, state: RunState, status: str, result: dict[str, Any]) -> None:
+    async def _finish(self, state: RunState, status: RunStatus, result: dict[str, Any]) -> None:
         with anyio.CancelScope(shield=True):
             if state.record is not None and state.record.get("conversation_id"):
                 result = {**result, "conversation_id": state.record["conversation_id"]}

@@ -41,6 +41,7 @@ from .modes import DEFAULT_MODE, MODES, described_modes
 from .schemas import parse_schema
 from .runs import Runs
 from .service import RunService
+from .shutdown import on_signal
 
 __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
 
@@ -49,6 +50,7 @@ log = logging.getLogger("llmmixer.mcp_server")
 # Below Claude Desktop's ~60 s tool-call timeout, with room for the host's own overhead.
 DEFAULT_WAIT_S = 45.0
 MAX_WAIT_S = 3600.0
+STOP_GRACE_S = 0.5  # after SIGTERM, between the interrupted runs' results and the end of serving
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -297,7 +299,19 @@ def main_mcp(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with Runs(config, store) as runs:
-            await serve_async(build_server(runs), args)
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                # SIGTERM/SIGINT: the runs in flight end as interrupted (their waiting tool calls answer with
+                # that), they are stored, then serving stops.
+                async def stop_serving() -> None:
+                    await stop.wait()
+                    await anyio.sleep(STOP_GRACE_S)  # let the interrupted calls' results go out
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(on_signal, runs, stop)
+                tg.start_soon(stop_serving)
+                await serve_async(build_server(runs), args)
+                tg.cancel_scope.cancel()
 
     anyio.run(run)
 

@@ -14,6 +14,7 @@ import json
 import math
 from typing import Any
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -234,9 +235,29 @@ async def list_servers(request: Request) -> Response:
     return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})
 
 
+HEALTH_PROBE_S = 2.0
+
+
 async def healthz(request: Request) -> Response:
+    """200 ``{"ok": true, ...}``; 503 ``{"ok": false, "store": "<url>: <reason>"}`` while the event store fails
+    (its writer's last write failed, or a read now does not answer within :data:`HEALTH_PROBE_S`)."""
     state = request.app.state
-    return JSONResponse({"ok": True, "store": state.store.url, "streams": state.streams.open_count})
+    store = state.store
+    reason = getattr(getattr(store, "health", None), "write_error", None)
+    if reason is None:
+        try:
+            with anyio.fail_after(HEALTH_PROBE_S):
+                await store.last_id()
+        except TimeoutError:
+            reason = f"no answer within {HEALTH_PROBE_S:g} s"
+        except Exception as exc:  # noqa: BLE001 - any failure to read is what this endpoint reports
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    body: dict[str, Any] = {"ok": reason is None, "store": store.url if reason is None else f"{store.url}: {reason}",
+                            "streams": state.streams.open_count}
+    health = getattr(store, "health", None)
+    if health is not None and (health.spooled or health.lost):
+        body.update(spooled=health.spooled, lost=health.lost)
+    return JSONResponse(body, status_code=200 if reason is None else 503)
 
 
 # ---- errors -------------------------------------------------------------------------------------------------------

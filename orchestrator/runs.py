@@ -39,6 +39,7 @@ from .config import Config
 from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
+from .statuses import RunStatus
 from .stores.writer import StoreWriter
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS", "CACHE_RUNS", "CACHE_CHARS", "RECENT_IDS"]
@@ -59,7 +60,7 @@ class RunState:
     run_id: str
     kind: str  # ask | command
     mode: str | None = None
-    status: str = "running"  # running | done | error | cancelled
+    status: RunStatus = "running"
     deltas: list[tuple[str, str]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -287,7 +288,7 @@ class Runs:
         if state.interrupted:
             await self._finish(state, "interrupted", {**result.to_dict(), "message": INTERRUPTED})
             return
-        status = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
+        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
         await self._finish(state, status, result.to_dict())
 
     async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
@@ -343,7 +344,7 @@ class Runs:
         self._emit(state, "pty.exit", "pty", final)
         await self._finish(state, "error" if "error" in final else "done", final)
 
-    async def _finish(self, state: RunState, status: str, result: dict[str, Any]) -> None:
+    async def _finish(self, state: RunState, status: RunStatus, result: dict[str, Any]) -> None:
         with anyio.CancelScope(shield=True):
             if state.record is not None and state.record.get("conversation_id"):
                 result = {**result, "conversation_id": state.record["conversation_id"]}

@@ -50,8 +50,8 @@ class Approval(BaseModel):
 
 
 class RunOutput(BaseModel):
-    exit_code: int | None = Field(description="the command's exit code; negative: killed by that signal; "
-                                              "null when it timed out")
+    exit_code: int | None = Field(description="the command's exit code; negative: killed by that signal (in the "
+                                              "sandbox an `exit 128+N` reads the same); null when it timed out")
     output: str = Field(description="terminal output, ANSI kept (the last bytes when truncated)")
     truncated: bool
     timed_out: bool

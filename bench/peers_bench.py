@@ -122,12 +122,18 @@ async def bench_concurrency(emulator: Any, runs: Any, levels: tuple[int, ...], s
     params = _litellm_model("claude", emulator.env)
     rows = []
 
-    async def burst(call: Any, level: int) -> list[float]:
+    failures = {"ours": 0, "peer": 0}
+
+    async def burst(call: Any, level: int, side: str) -> list[float]:
         out: list[float] = []
 
         async def one() -> None:
             started = time.perf_counter()
-            await call()
+            try:
+                await call()
+            except Exception:  # noqa: BLE001 - a failed call is counted and shown, never timed
+                failures[side] += 1
+                return
             out.append((time.perf_counter() - started) * 1000)
 
         async with anyio.create_task_group() as tg:
@@ -138,12 +144,15 @@ async def bench_concurrency(emulator: Any, runs: Any, levels: tuple[int, ...], s
     for level in levels:
         ours: list[float] = []
         peer: list[float] = []
+        failures.update(ours=0, peer=0)
         for _ in range(max(1, samples // level)):
-            ours += await burst(lambda: _ours_call(runs, "claude1"), level)
-            peer += await burst(lambda: _peer_stream(params), level)
+            ours += await burst(lambda: _ours_call(runs, "claude1"), level, "ours")
+            peer += await burst(lambda: _peer_stream(params), level, "peer")
+        failed = f"; failed calls {failures['ours']} vs {failures['peer']}" if any(failures.values()) else ""
         rows.append(row(f"peers: {level} concurrent calls, total p50", percentile(ours, 50), percentile(peer, 50),
                         "≤ LiteLLM", unit="ms", passed=percentile(ours, 50) <= percentile(peer, 50) * 1.05,
-                        note=f"p95 {percentile(ours, 95):.0f} vs {percentile(peer, 95):.0f} ms; {len(ours)} calls"))
+                        note=f"p95 {percentile(ours, 95):.0f} vs {percentile(peer, 95):.0f} ms; "
+                             f"{len(ours)} vs {len(peer)} calls{failed}"))
     return rows
 
 

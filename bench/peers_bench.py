@@ -130,9 +130,12 @@ async def bench_concurrency(emulator: Any, runs: Any, levels: tuple[int, ...], s
         async def one() -> None:
             started = time.perf_counter()
             try:
-                await call()
+                outcome = await call()
             except Exception:  # noqa: BLE001 - a failed call is counted and shown, never timed
                 failures[side] += 1
+                return
+            if isinstance(outcome, tuple) and isinstance(outcome[0], dict) and outcome[0].get("status") != "done":
+                failures[side] += 1  # our run ended in an error: counted, not timed
                 return
             out.append((time.perf_counter() - started) * 1000)
 

@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,38 +172,38 @@ async def bench_concurrent(emulator: Any, n: int, rounds: int) -> list[dict[str,
         urls["redis"] = f"{REDIS}?stream={stream}"
     except Exception:  # noqa: BLE001 - no Redis here: that row says so
         pass
-    services = {kind: Runs(Config(servers=default_servers(), settings=Settings()), open_store(url))
-                for kind, url in urls.items()}
-    latencies: dict[str, list[float]] = {kind: [] for kind in services}
+    latencies: dict[str, list[float]] = {kind: [] for kind in urls}
+
+    async def one(runs: Any, out: list[float]) -> None:
+        started = time.perf_counter()
+        rid = await runs.start_ask("bench prompt", models="claude", mode="race")
+        await runs.wait(rid, 120)  # the run ends once its run.done is in the store
+        out.append((time.perf_counter() - started) * 1000)
+
     try:
-        for runs in services.values():
-            await runs.__aenter__()
-            await runs.pool.check()
-            for _ in range(3):  # warm: the adapter's SDK and connections
-                rid = await runs.start_ask("warm", models="claude", mode="race")
-                await runs.wait(rid, 60)
-
-        async def one(runs: Any, out: list[float]) -> None:
-            started = time.perf_counter()
-            rid = await runs.start_ask("bench prompt", models="claude", mode="race")
-            await runs.wait(rid, 120)  # the run ends once its run.done is in the store
-            out.append((time.perf_counter() - started) * 1000)
-
-        for _ in range(rounds):
-            for kind, runs in services.items():
-                async with anyio.create_task_group() as tg:
-                    for _ in range(n):
-                        tg.start_soon(one, runs, latencies[kind])
+        async with contextlib.AsyncExitStack() as stack:
+            services = {}
+            for kind, url in urls.items():
+                runs = await stack.enter_async_context(
+                    Runs(Config(servers=default_servers(), settings=Settings()), open_store(url)))
+                await runs.pool.check()
+                for _ in range(3):  # warm: the adapter's SDK and connections
+                    rid = await runs.start_ask("warm", models="claude", mode="race")
+                    await runs.wait(rid, 60)
+                services[kind] = runs
+            for _ in range(rounds):
+                for kind, runs in services.items():
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(n):
+                            tg.start_soon(one, runs, latencies[kind])
     finally:
-        for runs in services.values():
-            with anyio.CancelScope(shield=True):
-                await runs.__aexit__(None, None, None)
         tmp.cleanup()
         if "redis" in urls:
             import redis
 
-            redis.Redis.from_url(REDIS).delete(stream, *redis.Redis.from_url(REDIS).keys(f"{stream}:*"))
-    memory_p50 = statistics.median(latencies["memory"])
+            client = redis.Redis.from_url(REDIS)
+            client.delete(stream, *client.keys(f"{stream}:*"))
+    memory_p50 = percentile(latencies["memory"], 50)
     rows = []
     for kind in ("sqlite", "redis"):
         if kind not in latencies:

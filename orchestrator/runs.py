@@ -164,8 +164,7 @@ class Runs:
             state.touch()
         else:
             data = run_record.compact(type_, source, data, state.deltas)
-        state.last_seq = self.writer.submit(Event(run=state.run_id, source=source, type=type_,  # type: ignore[arg-type]
-                                                  data=data))
+        state.last_seq = self.writer.submit(Event(run=state.run_id, source=source, type=type_, data=data))
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 

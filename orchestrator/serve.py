@@ -37,6 +37,10 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def run() -> None:
+        try:
+            await store.open()  # a store that cannot be opened at all is a usage error, said before serving
+        except LLMMixerError as error:
+            raise _Refused(error.message) from error
         async with Runs(config, store) as runs:
             stop = anyio.Event()
             async with anyio.create_task_group() as tg:
@@ -47,5 +51,13 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
                             shutdown=stop)
                 tg.cancel_scope.cancel()
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    except _Refused as refused:
+        sys.stderr.write(f"llmmixer serve: {refused}\n")
+        return 2
     return 0
+
+
+class _Refused(Exception):
+    """The event store cannot be opened: ``llmmixer serve`` exits 2 with the reason."""

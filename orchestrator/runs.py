@@ -33,11 +33,13 @@ import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError, UnavailableError
 from ..servers.core.events import TEXT_EVENT_TYPES, Event
+from ..servers.core.redact import redact_inline
 from . import history, run_record
 from .config import Config
 from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
+from .statuses import RunStatus
 from .stores.writer import StoreWriter
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS", "CACHE_RUNS", "CACHE_CHARS", "RECENT_IDS"]
@@ -58,7 +60,7 @@ class RunState:
     run_id: str
     kind: str  # ask | command
     mode: str | None = None
-    status: str = "running"  # running | done | error | cancelled
+    status: RunStatus = "running"
     deltas: list[tuple[str, str]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -285,7 +287,7 @@ class Runs:
         if state.interrupted:
             await self._finish(state, "interrupted", {**result.to_dict(), "message": INTERRUPTED})
             return
-        status = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
+        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
         await self._finish(state, status, result.to_dict())
 
     async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
@@ -300,8 +302,9 @@ class Runs:
             arguments["cwd"] = cwd
         if timeout_s is not None:
             arguments["timeout_s"] = timeout_s
-        state = self._new_run("command", title={"command": command[:200]})
-        state.record = history.new_record(state.run_id, "command", command=command,
+        shown = redact_inline(command)  # FOO=sk-... cmd: the key never shows, nor is it kept
+        state = self._new_run("command", title={"command": shown[:200]})
+        state.record = history.new_record(state.run_id, "command", command=shown,
                                           options={k: v for k, v in arguments.items() if k != "command"})
         await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
@@ -309,7 +312,8 @@ class Runs:
         return state.run_id
 
     async def _run_command(self, state: RunState, arguments: dict[str, Any]) -> None:
-        self._emit(state, "run.started", "orchestrator", {"kind": "command", "command": arguments["command"]})
+        self._emit(state, "run.started", "orchestrator",
+                   {"kind": "command", "command": redact_inline(arguments["command"])})
 
         async def progress(_p: float, _t: float | None, message: str | None) -> None:
             if message:
@@ -339,7 +343,7 @@ class Runs:
         self._emit(state, "pty.exit", "pty", final)
         await self._finish(state, "error" if "error" in final else "done", final)
 
-    async def _finish(self, state: RunState, status: str, result: dict[str, Any]) -> None:
+    async def _finish(self, state: RunState, status: RunStatus, result: dict[str, Any]) -> None:
         with anyio.CancelScope(shield=True):
             if state.record is not None and state.record.get("conversation_id"):
                 result = {**result, "conversation_id": state.record["conversation_id"]}

@@ -27,6 +27,7 @@ EventType = Literal[
     "pty.output",
     "pty.waiting",
     "pty.exit",
+    "pty.refused",  # a program refused by the sandbox's exec-time guard in a PTY session
     "run.done",
     "store.gap",  # events the store could not keep (an outage outlasted the spool, a lost database file)
 ]

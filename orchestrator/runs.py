@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.events import Event
-from . import history
+from . import history, timeline
 from .config import Config
 from .mixer import MODES, MixResult, Mixer
 from .pool import ServerPool
@@ -50,6 +51,7 @@ class RunState:
     cancel_requested: bool = False
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
     record: dict[str, Any] | None = None  # what the run log keeps (history.py)
+    marks: list[tuple[str, str, float]] = field(default_factory=list)  # (type, source, ts) for the timeline
 
     def touch(self) -> None:
         self.changed.set()
@@ -136,7 +138,10 @@ class Runs:
             state.deltas.append((source, data.get("text", "")))
             state.touch()
         self._emitted += 1
-        self._send.send_nowait(Event(run=state.run_id, source=source, type=type_, data=data))  # type: ignore[arg-type]
+        event = Event(run=state.run_id, source=source, type=type_, data=data)  # type: ignore[arg-type]
+        if type_ in timeline.MARK_TYPES:
+            state.marks.append((type_, source, event.ts))
+        self._send.send_nowait(event)
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 
@@ -269,6 +274,9 @@ class Runs:
         with anyio.CancelScope(shield=True):
             if state.record is not None and state.record.get("conversation_id"):
                 result = {**result, "conversation_id": state.record["conversation_id"]}
+            if state.kind == "ask":
+                state.marks.append(("run.done", "orchestrator", time.time()))
+                result = {**result, "timeline": timeline.build(state.marks, result.get("legs"))}
             state.status, state.result = status, result
             self._emit(state, "run.done", "orchestrator", {"status": status, **result})
             await self.flush()

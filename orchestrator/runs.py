@@ -406,5 +406,9 @@ class Runs:
     async def servers(self) -> list[dict[str, Any]]:
         return [status.to_dict() for status in await self.pool.check()]
 
+    def server_statuses(self) -> list[dict[str, Any]]:
+        """What is known of each server now, without waiting for any (``idle``, ``starting``, ``ready``, ``dead``)."""
+        return [status.to_dict() for status in self.pool.statuses()]
+
     def run_ids(self) -> list[str]:
         return list(self._runs)

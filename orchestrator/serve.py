@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["serve_web"]
 
@@ -35,10 +36,28 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
+    def announce(url: str) -> None:
+        sys.stdout.write(f"LLMMixer dashboard on {url}  (store {store.url}; Ctrl-C stops)\n")
+        sys.stdout.flush()
+
     async def run() -> None:
-        async with Runs(config, store) as runs:
+        async with Runs(config, store) as runs, anyio.create_task_group() as tg:
+            tg.start_soon(start_servers, runs)
             # The web server stops (cutting its open event streams) before Runs closes the store under it.
-            await serve(runs, store, host=host, port=port, token=token, allowed_hosts=allowed_hosts)
+            await serve(runs, store, host=host, port=port, token=token, allowed_hosts=allowed_hosts,
+                        on_ready=announce)
+            tg.cancel_scope.cancel()
 
     anyio.run(run)
     return 0
+
+
+async def start_servers(runs: Any) -> None:
+    """Start every configured server now, not on the first request, and say how each came up."""
+    statuses = await runs.servers()
+    for status in statuses:
+        line = f"  {status['name']}: {status['status']} ({status['transport']})"
+        if status.get("last_error") and status["status"] != "ready":
+            line += f" - {status['last_error']}"
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()

@@ -251,7 +251,12 @@ async def list_runs(request: Request) -> Response:
 
 
 async def list_servers(request: Request) -> Response:
-    return JSONResponse({"servers": await _runs(request).servers()})
+    """Each server's state. ``?wait=0`` answers at once with what is known (``starting`` while a server comes up;
+    the dashboard polls); without it, every server is checked first."""
+    runs = _runs(request)
+    if request.query_params.get("wait") == "0" and hasattr(runs, "server_statuses"):
+        return JSONResponse({"servers": runs.server_statuses()})
+    return JSONResponse({"servers": await runs.servers()})
 
 
 async def healthz(request: Request) -> Response:

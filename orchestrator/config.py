@@ -41,6 +41,7 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"),
     "pty": ("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND"),
 }
+DEFAULT_MAX_QUEUE = 256  # per server: calls waiting for a concurrency slot before runs are refused
 SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
                    # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
                    "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -65,6 +66,8 @@ class ServerSpec:
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     max_concurrency: int = 64
+    # Calls that may wait for one of those slots; a run beyond it is refused (rate_limit, HTTP 429).
+    max_queue: int = DEFAULT_MAX_QUEUE
     # Environment variables passed through from the orchestrator's own environment (names only).
     passthrough: tuple[str, ...] = ()
 
@@ -96,8 +99,12 @@ class ServerSpec:
         limit = raw.get("maxConcurrency", 64)
         if not isinstance(limit, int) or limit < 1:
             raise InvalidInputError(f"mcpServers.{name}.maxConcurrency must be a positive integer")
+        queue = raw.get("maxQueue", DEFAULT_MAX_QUEUE)
+        if not isinstance(queue, int) or isinstance(queue, bool) or queue < 0:
+            raise InvalidInputError(f"mcpServers.{name}.maxQueue must be an integer >= 0")
         return cls(name=name, source=source, command=command, args=list(args), env=dict(env), url=url,
-                   headers=dict(headers), max_concurrency=limit, passthrough=SOURCE_KEYS.get(source, ()))
+                   headers=dict(headers), max_concurrency=limit, max_queue=queue,
+                   passthrough=SOURCE_KEYS.get(source, ()))
 
 
 @dataclass

@@ -15,7 +15,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from ..servers.core.events import Event
 from . import history, timeline
 from .config import Config
 from .mixer import MODES, MixResult, Mixer
-from .pool import ServerPool
+from .pool import Admission, ServerPool
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS"]
 
@@ -52,6 +52,12 @@ class RunState:
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
     record: dict[str, Any] | None = None  # what the run log keeps (history.py)
     marks: list[tuple[str, str, float]] = field(default_factory=list)  # (type, source, ts) for the timeline
+    mix: MixResult | None = None  # an ask's legs as they go (their status: queued, running, done...)
+    command_state: str = "pending"  # a command's one leg: queued while the runner is busy, then running
+
+    def set_command_state(self, state: str) -> None:
+        self.command_state = state
+        self.touch()
 
     def touch(self) -> None:
         self.changed.set()
@@ -67,10 +73,12 @@ class RunState:
             partial: dict[str, str] = {}
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
-            return {**base, "status": "running", "mode": self.mode,
+            legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
+            return {**base, "status": "running", "mode": self.mode, "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
-        return {**base, "status": "running", "partial": output[-PARTIAL_CHARS * 4:]}
+        return {**base, "status": "running", "legs": [{"source": "pty", "status": self.command_state}],
+                "partial": output[-PARTIAL_CHARS * 4:]}
 
 
 class Runs:
@@ -183,6 +191,7 @@ class Runs:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         sources = self.resolve_models(models)
         thread, system = await self._thread(conversation_id, system)
+        admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
                            ("response_schema", response_schema)):
@@ -198,10 +207,24 @@ class Runs:
         state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
                                           history.new_conversation_id(), prompt=prompt, system=system,
                                           models=sources, mode=mode, options=options)
-        await self._put_record(state.record)
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_ask, state, arguments, sources, mode, model_for or {})
+        self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,
+                            model_for or {})
         return state.run_id
+
+    @staticmethod
+    async def _admitting(admission: Admission, step: Awaitable[None]) -> None:
+        """A step between admission and the run's start: if it fails, the run's places are given back."""
+        try:
+            await step
+        except BaseException:
+            admission.close()
+            raise
+
+    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], *args: Any) -> None:
+        with self.pool.admitted(admission):
+            await run(*args)
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
                        model_for: dict[str, str]) -> None:
@@ -213,7 +236,7 @@ class Runs:
                                              "prompt": arguments["prompt"][:200],
                                              "conversation_id": (state.record or {}).get("conversation_id"),
                                              "history_turns": len(arguments.get("messages") or ())})
-        result = MixResult(mode=mode, legs=[])
+        result = state.mix = MixResult(mode=mode, legs=[])
         try:
             with state.scope:
                 await self.mixer.mix(arguments, sources, mode, emit, result, model_for)
@@ -229,7 +252,7 @@ class Runs:
             raise InvalidInputError("command is empty: give the shell command to run")
         if timeout_s is not None and timeout_s <= 0:
             raise InvalidInputError("timeout_s must be positive")
-        self.config.server_for("pty")
+        admission = self.pool.admit(["pty"])  # also checks that a pty server is configured
         arguments: dict[str, Any] = {"command": command}
         if cwd is not None:
             arguments["cwd"] = cwd
@@ -239,9 +262,9 @@ class Runs:
         state.title = {"command": command[:200]}
         state.record = history.new_record(state.run_id, "command", command=command,
                                           options={k: v for k, v in arguments.items() if k != "command"})
-        await self._put_record(state.record)
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_command, state, arguments)
+        self._tg.start_soon(self._admitted, admission, self._run_command, state, arguments)
         return state.run_id
 
     async def _run_command(self, state: RunState, arguments: dict[str, Any]) -> None:
@@ -254,7 +277,7 @@ class Runs:
         final: dict[str, Any] | None = None
         with state.scope:
             try:
-                result = await self.pool.call("pty", "run", arguments, progress)
+                result = await self.pool.call("pty", "run", arguments, progress, on_state=state.set_command_state)
                 payload = result.structured_content or {}
                 if result.is_error:
                     error = payload.get("error")

@@ -269,7 +269,10 @@ async def healthz(request: Request) -> Response:
 
 async def _on_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LLMMixerError)
-    return error_response(exc, status_for(exc))
+    status = status_for(exc)
+    # A refusal that says when to come back (a full queue: 429) says it in the standard header too.
+    retry = {"Retry-After": str(math.ceil(exc.retry_after_s))} if exc.retry_after_s and status in (429, 503) else None
+    return error_response(exc, status, headers=retry)
 
 
 async def _on_too_large(request: Request, exc: Exception) -> Response:

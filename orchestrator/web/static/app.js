@@ -8,7 +8,7 @@
 
 (function () {
   const EVENT_TYPES = [
-    "run.started", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
+    "run.started", "leg.queued", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
     "race.won", "pty.output", "pty.waiting", "pty.exit", "run.done",
   ];
   const DEFAULT_MODELS = ["claude", "gpt", "gemini"];
@@ -95,9 +95,15 @@
         for (const m of d.models || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
         changed.full = true;
         break;
+      case "leg.queued": {
+        const leg = legFor(run, legSource(ev));
+        leg.status = "queued"; // its server is busy: the leg waits for a slot
+        changed.source = leg.source;
+        break;
+      }
       case "leg.started": {
         const leg = legFor(run, legSource(ev));
-        if (leg.status === "waiting") leg.status = "streaming";
+        if (leg.status === "waiting" || leg.status === "queued") leg.status = "streaming";
         changed.source = leg.source;
         break;
       }

@@ -2,7 +2,7 @@
 
 Four tools and nothing else, so the schemas an MCP host pays for on every turn stay under 2,000 tokens:
 
-- ``ask``: race, hedge, fan out or fall back across the model adapters; text deltas go out as progress
+- ``ask``: one prompt across the model adapters in any mode of :mod:`.modes`; text deltas go out as progress
   notifications (``message`` = ``"<source>: <delta>"``); the result is the ``llmmixer ask --json`` object.
 - ``run_command``: one shell command through the PTY runner; output goes out as progress.
 - ``job`` and ``cancel``: for runs that outlive the call.
@@ -22,7 +22,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -36,7 +36,8 @@ from ..servers.core.results import error_result, ok_result
 from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
-from .mixer import MODES
+from .config import ModeName
+from .modes import DEFAULT_MODE, MODES, described_modes
 from .schemas import parse_schema
 from .runs import Runs
 
@@ -44,8 +45,6 @@ __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
 
 log = logging.getLogger("llmmixer.mcp_server")
 
-Mode = Literal["race", "all", "first-token", "hedge", "fallback"]
-assert get_args(Mode) == MODES, "the ask tool's mode enum must list the mixer's modes"
 # Below Claude Desktop's ~60 s tool-call timeout, with room for the host's own overhead.
 DEFAULT_WAIT_S = 45.0
 MAX_WAIT_S = 3600.0
@@ -154,11 +153,8 @@ def _unknown_job(job_id: str) -> InvalidInputError:
 
 
 ASK_DESCRIPTION = (
-    "Ask several models (claude, gpt, gemini) one prompt. mode: race (default; first complete answer wins, the rest "
-    "are cancelled), first-token (keep the first model that starts streaming: lowest latency), hedge (start one "
-    "model, add the next only if it is slow: low cost, steady latency), fallback (one at a time, the next only if "
-    "one fails), all (every model to the end: compare answers). Deltas stream as progress. If the run outlives "
-    "wait_s, returns {job_id, status: running, partial}: call job later."
+    f"Ask several models one prompt. mode (default {DEFAULT_MODE}): {described_modes()}. Deltas stream as "
+    "progress. If the run outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
     "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. If it "
@@ -177,7 +173,7 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
     """The four tools over the :class:`Runs` service (which owns the runs, the store and the MCP pool)."""
     server = OrchestratorMCPServer(
         name="llmmixer",
-        instructions="LLMMixer: ask Claude, GPT and Gemini together (race, hedge, fan out) and run shell commands.",
+        instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
     )
 
     @server.tool(description=ASK_DESCRIPTION)
@@ -185,7 +181,7 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
         prompt: str,
         ctx: Context,
         models: list[str] | None = None,
-        mode: Mode = "race",
+        mode: ModeName = DEFAULT_MODE,
         system: str | None = None,
         conversation_id: Annotated[str | None, Field(description="continue this conversation")] = None,
         response_schema: Annotated[dict[str, Any] | str | None, Field(

@@ -23,10 +23,11 @@ import anyio
 import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
-from ..servers.core.events import Event
+from ..servers.core.events import TEXT_EVENT_TYPES, Event
 from . import history, timeline
 from .config import Config
-from .mixer import MODES, MixResult, Mixer
+from .mixer import MixResult, Mixer
+from .modes import check_mode
 from .pool import Admission, ServerPool
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS"]
@@ -142,7 +143,7 @@ class Runs:
             await self._written_changed.wait()
 
     def _emit(self, state: RunState, type_: str, source: str, data: dict[str, Any]) -> None:
-        if type_ in ("delta", "pty.output"):
+        if type_ in TEXT_EVENT_TYPES:
             state.deltas.append((source, data.get("text", "")))
             state.touch()
         self._emitted += 1
@@ -187,8 +188,7 @@ class Runs:
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidInputError("prompt is empty: give the question to ask the models")
         mode = mode or self.config.settings.mode
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        check_mode(mode)
         sources = self.resolve_models(models)
         thread, system = await self._thread(conversation_id, system)
         admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full

@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException
@@ -31,6 +31,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, NotFoundError, ServerError
+from ..config import ModeName
+from .meta import get_meta, server_facts
 from .security import BodyTooLarge, error_response, too_large_response
 
 __all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exception_handlers", "status_for"]
@@ -72,7 +74,7 @@ class AskRequest(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     models: list[str] | None = None
-    mode: Literal["all", "race", "first-token", "hedge", "fallback"] | None = None
+    mode: ModeName | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
     response_schema: dict[str, Any] | str | None = Field(
@@ -251,12 +253,15 @@ async def list_runs(request: Request) -> Response:
 
 
 async def list_servers(request: Request) -> Response:
-    """Each server's state. ``?wait=0`` answers at once with what is known (``starting`` while a server comes up;
-    the dashboard polls); without it, every server is checked first."""
+    """Each server's live status, with what its manifest says about it (role, title, vendor, default model).
+    ``?wait=0`` answers at once with what is known (``starting`` while a server comes up; the dashboard polls);
+    without it, every server is checked first."""
     runs = _runs(request)
     if request.query_params.get("wait") == "0" and hasattr(runs, "server_statuses"):
-        return JSONResponse({"servers": runs.server_statuses()})
-    return JSONResponse({"servers": await runs.servers()})
+        statuses = runs.server_statuses()
+    else:
+        statuses = await runs.servers()
+    return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})
 
 
 async def healthz(request: Request) -> Response:
@@ -309,4 +314,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),
+        Route("/api/meta", get_meta, methods=["GET"]),
     ]

@@ -101,3 +101,28 @@ def test_logs_show_prompts_after_a_restart_on_sqlite(emu, tmp_path: Path):
     assert abs(bars["claude"].index("★") - bars["gpt"].index("✗")) <= 2
     missing = llmmixer("logs", "show", "0000000000000000", "--store", store, env=env)
     assert missing.returncode == 1 and "no run" in missing.stderr
+
+
+def test_live_panels_start_in_place_and_a_tall_answer_scrolls():
+    from rich.console import Console
+
+    from llmmixer.orchestrator.live import render_columns
+
+    console = Console(width=120, height=20, record=True, force_terminal=True, color_system=None)
+    console.print(render_columns(["claude", "gpt", "gemini"], {}, {}, console=console, max_lines=10))
+    first = console.export_text()
+    assert first.count("starting") == 3  # a panel per leg before any token, in its final column
+    def corners(line: str) -> list[int]:
+        return [i for i, char in enumerate(line) if char == "╭"]
+
+    columns = corners(first.splitlines()[0])
+    assert len(columns) == 3
+
+    tall = "\n".join(f"line {i}" for i in range(200))
+    console = Console(width=120, height=20, record=True, force_terminal=True, color_system=None)
+    console.print(render_columns(["claude", "gpt", "gemini"], {"claude": tall, "gpt": "short"}, {},
+                                 console=console, max_lines=10))
+    text = console.export_text()
+    assert len(text.splitlines()) <= 12  # the panels never grow past the terminal
+    assert "line 199" in text and "line 0\n" not in text  # the newest lines are the ones shown
+    assert corners(text.splitlines()[0]) == columns  # the same three columns as before the first token

@@ -51,13 +51,13 @@ def build(marks: Iterable[tuple[str, str, float]], legs: list[dict[str, Any]] | 
         elif type_ in _ENDS:
             row["end_ms"], row["end"] = ms(ts), _ENDS[type_]
     for leg in legs or []:
-        row = rows.get(leg.get("source", ""))
-        if row is None:
+        found = rows.get(leg.get("source", ""))
+        if found is None:
             continue
         if leg.get("status") in ("won", "cancelled", "error", "done"):
-            row["end"] = leg["status"]
+            found["end"] = leg["status"]
         if leg.get("model"):
-            row["model"] = leg["model"]
+            found["model"] = leg["model"]
     for row in rows.values():  # a leg still open when the run ended (cancelled with the run) ends with it
         if row["end_ms"] is None:
             row["end_ms"], row["end"] = ms(finish), row["end"] or "cancelled"

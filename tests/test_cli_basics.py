@@ -126,3 +126,47 @@ def test_live_panels_start_in_place_and_a_tall_answer_scrolls():
     assert len(text.splitlines()) <= 12  # the panels never grow past the terminal
     assert "line 199" in text and "line 0\n" not in text  # the newest lines are the ones shown
     assert corners(text.splitlines()[0]) == columns  # the same three columns as before the first token
+
+
+def test_serve_prints_its_url_and_starts_every_server_at_once(emu, tmp_path: Path):
+    import httpx2
+
+    from llmmixer.servers.emulators.server import free_port
+
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "llmmixer"), "serve", "--port", str(port)],
+                              env=server_env(emu), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in first, first
+        # Without any request, every server comes up and says so.
+        states = {}
+        while len(states) < 4:
+            line = server.stdout.readline()
+            assert line, server.stderr.read() if server.stderr else ""
+            name, _, rest = line.strip().partition(": ")
+            states[name] = rest.split()[0]
+        assert states == {"claude": "ready", "gpt": "ready", "gemini": "ready", "pty": "ready"}, states
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            listed = client.get("/api/servers", params={"wait": 0}).json()["servers"]
+        assert {s["name"]: s["status"] for s in listed} == states
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_chat_loops_over_one_conversation(emu, tmp_path: Path):
+    emu.queue("anthropic", {"reply": "Blue, mostly."}, {"reply": "Because of Rayleigh scattering."})
+    store = f"sqlite:///{tmp_path / 'chat.db'}"
+    done = llmmixer("chat", "--models", "claude", "--store", store, env=server_env(emu),
+                    stdin="What colour is the sky?\n\nWhy?\nexit\nnever sent\n")
+    assert done.returncode == 0, done.stderr
+    assert "Blue, mostly." in done.stdout and "Rayleigh" in done.stdout
+    posts = [r for r in emu.requests("anthropic") if r["method"] == "POST"]
+    assert len(posts) == 2  # the blank line is skipped and nothing after `exit` is sent
+    assert [m["role"] for m in posts[1]["body"]["messages"]] == ["user", "assistant", "user"]
+    assert "Blue, mostly." in json.dumps(posts[1]["body"]["messages"][1])
+    records = llmmixer("logs", "--json", "--store", store, env=server_env(emu)).stdout.splitlines()
+    assert len({json.loads(line)["conversation_id"] for line in records}) == 1 and len(records) == 2

@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from . import history, timeline
+from . import history, run_record, timeline
 from .live import print_plain
 
 __all__ = ["list_logs", "show_log", "print_models"]
@@ -73,9 +73,13 @@ async def show_log(url: str, run_id: str, *, timeline: bool = False, as_json: bo
     store = await _open(url)
     try:
         record = await store.get_run(run_id)
-        line = await _timeline_of(store, run_id, record) if timeline else None
+        events = await _events_of(store, run_id) if record is not None else []
     finally:
         await store.close()
+    if record is not None and record.get("result") and run_record.needs_events(record["result"]):
+        # The log keeps each streamed text once, in the events: put it back.
+        record = {**record, "result": run_record.expand(record["result"], events)}
+    line = _timeline_of(record, events) if timeline and record is not None else None
     if record is None:
         sys.stderr.write(f"error: no run {run_id!r} in {url} (llmmixer logs lists the runs)\n")
         return EXIT_FAILED
@@ -115,17 +119,22 @@ def timeline_text(line: dict[str, Any]) -> str:
     return timeline.render_text(line)
 
 
-async def _timeline_of(store: Any, run_id: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
-    result = (record or {}).get("result") or {}
-    if result.get("timeline"):
-        return result["timeline"]
-    events, after = [], None
-    while True:  # a run older than recorded timelines: rebuild it from its events, while the store keeps them
+async def _events_of(store: Any, run_id: str) -> list[Any]:
+    events: list[Any] = []
+    after = None
+    while True:
         batch = await store.read_after(after, 1000, run=run_id)
         if not batch:
-            break
+            return events
         events.extend(batch)
         after = batch[-1].id
+
+
+def _timeline_of(record: dict[str, Any], events: list[Any]) -> dict[str, Any] | None:
+    result = record.get("result") or {}
+    if result.get("timeline"):
+        return result["timeline"]
+    # A run recorded without a timeline: rebuild it from its events, while the store keeps them.
     return timeline.from_events(events, result.get("legs")) if events else None
 
 

@@ -40,6 +40,8 @@ from .config import ModeName
 from .modes import DEFAULT_MODE, MODES, described_modes
 from .schemas import parse_schema
 from .runs import Runs
+from .service import RunService
+from .shutdown import on_signal
 
 __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
 
@@ -48,6 +50,7 @@ log = logging.getLogger("llmmixer.mcp_server")
 # Below Claude Desktop's ~60 s tool-call timeout, with room for the host's own overhead.
 DEFAULT_WAIT_S = 45.0
 MAX_WAIT_S = 3600.0
+STOP_GRACE_S = 0.5  # after SIGTERM, between the interrupted runs' results and the end of serving
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ class OrchestratorMCPServer(LLMMixerMCPServer):
             return error_result(InvalidInputError(_explain(exc)))
 
 
-def _job_id(jobs: Runs, job_id: str) -> str:
+def _job_id(jobs: RunService, job_id: str) -> str:
     """``job_id`` if it has the shape of one; an ``invalid_input`` error that says where ids come from if not."""
     try:
         return jobs.check_id(job_id)
@@ -169,8 +172,8 @@ JobId = Annotated[str, Field(description="job_id from ask or run_command")]
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
-def build_server(jobs: Runs) -> OrchestratorMCPServer:
-    """The four tools over the :class:`Runs` service (which owns the runs, the store and the MCP pool)."""
+def build_server(jobs: RunService) -> OrchestratorMCPServer:
+    """The four tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
     server = OrchestratorMCPServer(
         name="llmmixer",
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
@@ -239,7 +242,7 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
     return server
 
 
-async def _follow(jobs: Runs, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
+async def _follow(jobs: RunService, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
     """Forward the job's deltas as progress for up to ``wait_s``; then its final result, or its status and partial.
 
     If the caller cancels the tool call meanwhile and ``cancel_on_abort`` is set, the job is cancelled too (shielded,
@@ -296,7 +299,19 @@ def main_mcp(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with Runs(config, store) as runs:
-            await serve_async(build_server(runs), args)
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                # SIGTERM/SIGINT: the runs in flight end as interrupted (their waiting tool calls answer with
+                # that), they are stored, then serving stops.
+                async def stop_serving() -> None:
+                    await stop.wait()
+                    await anyio.sleep(STOP_GRACE_S)  # let the interrupted calls' results go out
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(on_signal, runs, stop)
+                tg.start_soon(stop_serving)
+                await serve_async(build_server(runs), args)
+                tg.cancel_scope.cancel()
 
     anyio.run(run)
 

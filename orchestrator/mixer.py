@@ -19,6 +19,7 @@ import anyio
 
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
+from .statuses import LegStatus
 from .modes import MODES, strategy_name
 from .pool import CallState, ServerPool
 
@@ -37,7 +38,7 @@ Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 class Leg:
     source: str
     requested_model: str | None = None  # the model asked for (None: the adapter's default)
-    status: str = "pending"  # pending | queued | running | won | done | cancelled | error
+    status: LegStatus = "pending"
     parts: list[str] = field(default_factory=list)
     text: str | None = None
     model: str | None = None
@@ -222,8 +223,8 @@ class Mixer:
                 raise
             payload = result.structured_content or {}
             if result.is_error:
-                error = payload.get("error") if isinstance(payload.get("error"), dict) else None
-                self._fail(leg, error or {"kind": "server", "message": _first_text(result), "retryable": False},
+                reported = payload.get("error") if isinstance(payload.get("error"), dict) else None
+                self._fail(leg, reported or {"kind": "server", "message": _first_text(result), "retryable": False},
                            started, emit)
                 return
             self._done(leg, payload, started, emit)

@@ -27,7 +27,9 @@ EventType = Literal[
     "pty.output",
     "pty.waiting",
     "pty.exit",
+    "pty.refused",  # a program refused by the sandbox's exec-time guard in a PTY session
     "run.done",
+    "store.gap",  # events the store could not keep (an outage outlasted the spool, a lost database file)
 ]
 # Adding a type is one line in EventType above: the store, SSE, the dashboard (through /api/meta) and the drift test
 # (tests/test_one_list.py) all read it from here.

@@ -10,7 +10,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import httpx2
 import uvicorn
@@ -80,7 +80,7 @@ class EmulatorServer(EmulatorClient):
         scheme = "https" if self.tls else "http"
         super().__init__(f"{scheme}://{host}:{self.port}", verify=str(self.tls.ca_file) if self.tls else None)
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -94,7 +94,7 @@ class EmulatorServer(EmulatorClient):
         self._thread.join(timeout=5)
         self.close()
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

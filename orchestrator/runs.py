@@ -166,15 +166,12 @@ class Runs:
             state.deltas.append((source, text))
             state.chars += len(text)
             state.touch()
-        self._emitted += 1
+        else:
+            data = run_record.compact(type_, source, data, state.deltas)
         event = Event(run=state.run_id, source=source, type=type_, data=data)  # type: ignore[arg-type]
         if type_ in timeline.MARK_TYPES:
             state.marks.append((type_, source, event.ts))
-        self._send.send_nowait(event)
-        else:
-            data = run_record.compact(type_, source, data, state.deltas)
-        state.last_seq = self.writer.submit(Event(run=state.run_id, source=source, type=type_,  # type: ignore[arg-type]
-                                                  data=data))
+        state.last_seq = self.writer.submit(event)
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 

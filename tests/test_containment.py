@@ -344,10 +344,11 @@ async def test_the_canary_key_never_leaves_the_runner(work: Path, monkeypatch: p
                                                       "OTHER_TOKEN": CANARY + "x"})
         async with Client(params) as client:
             for tool, args in [("run", {"command": leaks}), ("run", {"command": f"echo {CANARY}"}),
-                               ("run", {"command": f"FOO={CANARY} rm x"}), ("start", {"command": leaks})]:
+                               ("run", {"command": f"FOO={CANARY} rm x"}), ("start", {"command": leaks}),
+                               ("start", {"command": f"FOO={CANARY} sleep 2"}), ("list_sessions", {})]:
                 result = await client.call_tool(tool, args, progress_callback=progress)
                 texts.append(str(result.structured_content) + str(result.content))
-                if tool == "start" and not result.is_error:
+                if tool == "start" and not result.is_error and "sleep" not in args["command"]:
                     sid = result.structured_content["session_id"]  # type: ignore[index]
                     done = await client.call_tool("wait", {"session_id": sid, "until": "exit", "timeout_s": 20})
                     texts.append(str(done.structured_content))

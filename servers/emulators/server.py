@@ -48,8 +48,9 @@ class EmulatorClient:
     def queue(self, vendor: str, *behaviours: dict[str, Any]) -> None:
         self._http.post(f"/_emulator/queue/{vendor}", json=list(behaviours)).raise_for_status()
 
-    def requests(self, vendor: str | None = None) -> list[dict[str, Any]]:
-        params = {"vendor": vendor} if vendor else None
+    def requests(self, vendor: str | None = None, probes: bool = False) -> list[dict[str, Any]]:
+        """The API calls the emulator saw; with ``probes``, also the requests of the base URLs themselves."""
+        params = {**({"vendor": vendor} if vendor else {}), **({"probes": "1"} if probes else {})} or None
         response = self._http.get("/_emulator/requests", params=params)
         response.raise_for_status()
         return response.json()

@@ -30,6 +30,7 @@ import anyio.to_thread
 
 from ..core.errors import InvalidInputError, NotFoundError, UnavailableError
 from ..core.events import Event
+from ..core.redact import redact_inline
 from .backend import BackendName, spawn
 from .containment import Containment, Prepared
 from .control import GuardRequest
@@ -311,7 +312,9 @@ class PtyRunner:
         return session
 
     def list(self) -> list[dict[str, Any]]:
-        return [session.describe() for session in self.sessions.values()]
+        redact = self.containment.redactor.redact
+        return [{**info, "command": redact_inline(redact(info["command"]))}
+                for info in (session.describe() for session in self.sessions.values())]
 
     async def _forget(self, session: Session) -> None:
         self.sessions.pop(session.id, None)

@@ -19,6 +19,7 @@ import anyio
 
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
+from ..servers.core.results import result_payload
 from .config import MODES
 from .pool import ServerPool
 
@@ -201,7 +202,7 @@ class Mixer:
             except anyio.get_cancelled_exc_class():
                 self._cancelled(leg, call_args, started, emit)
                 raise
-            payload = result.structured_content or {}
+            payload = result_payload(result)
             if result.is_error:
                 error = payload.get("error") if isinstance(payload.get("error"), dict) else None
                 self._fail(leg, error or {"kind": "server", "message": _first_text(result), "retryable": False},

@@ -23,6 +23,7 @@ import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.events import Event
+from ..servers.core.results import result_payload
 from .config import Config
 from .mixer import MODES, MixResult, Mixer
 from .pool import ServerPool
@@ -223,7 +224,7 @@ class Runs:
         with state.scope:
             try:
                 result = await self.pool.call("pty", "run", arguments, progress)
-                payload = result.structured_content or {}
+                payload = result_payload(result)
                 if result.is_error:
                     error = payload.get("error")
                     final = {"error": error if isinstance(error, dict) else

@@ -11,6 +11,10 @@ Everything vendor-free lives here, once: input validation, the missing-key error
 Retry-After (only before the first delta went out: a stream cannot be unsent), timings, cost, and validation of
 structured output against ``response_schema``.
 
+Scoped streams: every stream is consumed under :func:`contextlib.aclosing`, here (the vendor's ``call_model``) and
+by every caller of :meth:`BaseAdapter.stream`, so a consumer that stops early or raises closes the vendor stream at
+once instead of at garbage collection. :meth:`BaseAdapter.aclose` releases the adapter's SDK client.
+
 Cancellation: :meth:`stream` is an async generator driven by the MCP tool handler. When the caller cancels the
 ``tools/call``, the handler's cancel scope is cancelled; the vendor generator's ``finally`` must then close the SDK
 stream inside :func:`shielded_close`, otherwise the close itself is cancelled and the upstream socket lingers.
@@ -20,11 +24,12 @@ from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import json
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -32,7 +37,15 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import pricing
-from .errors import AuthError, InvalidInputError, InvalidOutputError, LLMMixerError, RetryableError
+from .errors import (
+    AuthError,
+    InvalidInputError,
+    InvalidOutputError,
+    LLMMixerError,
+    RetryableError,
+    ServerError,
+    UnexpectedError,
+)
 
 __all__ = [
     "ChatMessage",
@@ -227,12 +240,21 @@ class BaseAdapter(abc.ABC):
 
     @abc.abstractmethod
     def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                   ) -> AsyncIterator[TextDelta | Completion]:
+                   ) -> AsyncGenerator[TextDelta | Completion, None]:
         """Stream the reply: text deltas, then one :class:`Completion`. Raises only :class:`LLMMixerError`."""
 
     @abc.abstractmethod
     async def list_models(self) -> list[dict[str, Any]]:
         """``[{"id", "display_name"}]`` from the vendor's models endpoint. Raises only :class:`LLMMixerError`."""
+
+    async def aclose(self) -> None:
+        """Release the SDK client (its connection pool); the next call opens a new one. Safe to call twice."""
+
+    async def __aenter__(self) -> BaseAdapter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # -- vendor-free behaviour -------------------------------------------------------------------------------------
 
@@ -271,7 +293,7 @@ class BaseAdapter(abc.ABC):
         ceiling = min(self.settings.backoff_base_s * 2**attempt, self.settings.backoff_max_s)
         return random.uniform(ceiling / 2, ceiling)
 
-    async def stream(self, request: GenerateRequest) -> AsyncIterator[TextDelta | GenerateResult]:
+    async def stream(self, request: GenerateRequest) -> AsyncGenerator[TextDelta | GenerateResult, None]:
         """Yield text deltas, then one :class:`GenerateResult`.
 
         Raises:
@@ -287,23 +309,25 @@ class BaseAdapter(abc.ABC):
         completion: Completion | None = None
         for attempt in range(self.settings.max_retries + 1):
             try:
-                async for item in self.call_model(payload, request, model):
-                    if isinstance(item, TextDelta):
-                        if not item.text:
-                            continue
-                        if ttft_ms is None:
-                            ttft_ms = (time.perf_counter() - started) * 1000
-                        parts.append(item.text)
-                        yield item
-                    else:
-                        completion = item
+                async with contextlib.aclosing(self.call_model(payload, request, model)) as items:
+                    async for item in items:
+                        if isinstance(item, TextDelta):
+                            if not item.text:
+                                continue
+                            if ttft_ms is None:
+                                ttft_ms = (time.perf_counter() - started) * 1000
+                            parts.append(item.text)
+                            yield item
+                        else:
+                            completion = item
                 break
             except RetryableError as error:
-                if parts or attempt >= self.settings.max_retries:
+                # A bug repeats: an unexpected error ends the leg at once (its kind still lets a fallback move on).
+                if parts or attempt >= self.settings.max_retries or isinstance(error, UnexpectedError):
                     raise
                 await anyio.sleep(self.backoff_s(error, attempt))
         if completion is None:
-            raise RetryableError("the stream ended without a final message", vendor=self.vendor)
+            raise ServerError("the stream ended without a final message", vendor=self.vendor)
         text = "".join(parts)
         result = GenerateResult(
             text=text,

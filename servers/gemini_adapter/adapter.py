@@ -18,7 +18,7 @@ The SDK's own retries are off (our BaseAdapter retries, only before the first de
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx2
@@ -26,7 +26,7 @@ from google import genai
 from google.genai import types
 
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
-from ..core.errors import ConnectionError_, ContentFilterError
+from ..core.errors import ConnectionFailedError, ContentFilterError
 from .errors import VENDOR, map_vendor_errors
 
 __all__ = ["GeminiAdapter"]
@@ -63,6 +63,7 @@ class GeminiAdapter(BaseAdapter):
     default_model = "gemini-2.5-flash"
 
     _client: genai.Client | None = None
+    _http: httpx2.AsyncClient | None = None
 
     def client(self) -> genai.Client:
         """One SDK client per adapter (one connection pool), created on first use in the running event loop."""
@@ -72,11 +73,17 @@ class GeminiAdapter(BaseAdapter):
             async def apply_timeouts(request: httpx2.Request) -> None:
                 request.extensions["timeout"] = timeout.as_dict()
 
-            http = httpx2.AsyncClient(timeout=timeout,
-                                      event_hooks={"request": [apply_timeouts], "response": [_record_response]})
+            http = self._http = httpx2.AsyncClient(
+                timeout=timeout, event_hooks={"request": [apply_timeouts], "response": [_record_response]})
             self._client = genai.Client(http_options=types.HttpOptions(
                 httpx_async_client=http, retry_options=types.HttpRetryOptions(attempts=1)))
         return self._client
+
+    async def aclose(self) -> None:
+        """Release the connection pool (the next call opens a new one)."""
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.aclose()
 
     def warm_up(self) -> None:
         prebuild_models(types.GenerateContentResponse, types.GenerateContentConfig)
@@ -97,7 +104,7 @@ class GeminiAdapter(BaseAdapter):
         return {"contents": contents, "config": config}
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncIterator[TextDelta | Completion]:
+                         ) -> AsyncGenerator[TextDelta | Completion, None]:
         opened: list[httpx2.Response] = []
         token = _open_responses.set(opened)
         stream: Any = None
@@ -105,7 +112,7 @@ class GeminiAdapter(BaseAdapter):
         usage: Any = None
         model_version: str | None = None
         try:
-            with map_vendor_errors():
+            with map_vendor_errors(self.api_key()):
                 stream = await self.client().aio.models.generate_content_stream(
                     model=model, contents=payload["contents"], config=payload["config"])
                 async for chunk in stream:
@@ -132,7 +139,7 @@ class GeminiAdapter(BaseAdapter):
             except ValueError:  # finalised from another context: nothing of ours is left to restore
                 pass
         if finish is None:
-            raise ConnectionError_("the Gemini stream ended without a finishReason", vendor=VENDOR)
+            raise ConnectionFailedError("the Gemini stream ended without a finishReason", vendor=VENDOR)
         if finish in BLOCKING_FINISH_REASONS:
             raise ContentFilterError(f"the reply was stopped by the safety filter: finishReason {finish}",
                                      vendor=VENDOR, status=200)
@@ -140,9 +147,8 @@ class GeminiAdapter(BaseAdapter):
                          usage=_usage(usage))
 
     async def list_models(self) -> list[dict[str, Any]]:
-        self.api_key()
         models: list[dict[str, Any]] = []
-        with map_vendor_errors():
+        with map_vendor_errors(self.api_key()):
             pager = await self.client().aio.models.list(config={"page_size": 100})
             async for model in pager:
                 actions = model.supported_actions

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import httpx2
@@ -34,7 +34,7 @@ from ..core.adapter import (
     prebuild_models,
     shielded_close,
 )
-from ..core.errors import ConnectionError_, ContentFilterError
+from ..core.errors import ConnectionFailedError, ContentFilterError
 from .errors import VENDOR, from_error_object, map_vendor_errors
 
 __all__ = ["GPTAdapter", "API_STYLES", "ENV_API_STYLE"]
@@ -155,7 +155,7 @@ class GPTAdapter(BaseAdapter):
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncIterator[TextDelta | Completion]:
+                         ) -> AsyncGenerator[TextDelta | Completion, None]:
         secret = self.api_key()
         reader: _ResponsesReader | _ChatReader = (_ChatReader(model) if self.api_style == "chat"
                                                   else _ResponsesReader(model, secret))
@@ -178,7 +178,7 @@ class GPTAdapter(BaseAdapter):
             if stream is not None:
                 await shielded_close(stream)
         if completion is None:
-            raise ConnectionError_("the OpenAI stream ended before the response was complete", vendor=VENDOR)
+            raise ConnectionFailedError("the OpenAI stream ended before the response was complete", vendor=VENDOR)
         yield completion
 
     async def list_models(self) -> list[dict[str, Any]]:
@@ -262,7 +262,7 @@ class _ChatReader:
 
     def finish(self) -> Completion:
         if self.finish_reason is None:
-            raise ConnectionError_("the chat stream ended without a finish_reason", vendor=VENDOR)
+            raise ConnectionFailedError("the chat stream ended without a finish_reason", vendor=VENDOR)
         if self.refusal:
             raise ContentFilterError(f"the model refused: {''.join(self.refusal)}", vendor=VENDOR, status=200)
         if self.finish_reason == "content_filter":

@@ -204,6 +204,7 @@ def adapter_args(source: str, *extra: str) -> list[str]:
             *extra]
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("source", list(ADAPTERS))
 def test_an_adapter_reads_right_in_a_typescript_host(source: str, transport: str, emu: EmulatorServer,
@@ -259,6 +260,7 @@ def test_an_adapter_reads_right_in_a_typescript_host(source: str, transport: str
 PTY_SCRIPT = "for i in $(seq 1 40); do printf 'line %s 안녕 🚀\\n' $i; done"
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_the_pty_runner_reads_right_in_a_typescript_host(transport: str, node_modules: Path, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
@@ -292,6 +294,7 @@ def test_the_pty_runner_reads_right_in_a_typescript_host(transport: str, node_mo
 
 # -- the orchestrator (llmmixer mcp) --------------------------------------------------------------------------------
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_the_orchestrator_reads_right_in_a_typescript_host(transport: str, emu: EmulatorServer,
                                                            node_modules: Path, tmp_path: Path) -> None:
@@ -351,17 +354,27 @@ def test_the_orchestrator_reads_right_in_a_typescript_host(transport: str, emu: 
                                          and r["outcome"] != "completed"]) == 3
                  and all(r["outcome"] == "client_closed" for r in records))
 
-        # The host abandons an ask (AbortSignal): the run is cancelled end to end, every vendor sees the close.
+        # The host abandons an ask (AbortSignal): the run is cancelled end to end, every vendor sees the close. (The
+        # warm-up ask starts the adapter servers first, as above.)
         emu.reset()
         for vendor in ADAPTERS.values():
             emu.set_behaviour(vendor, reply=REPLY, tokens=40, hang_after_tokens=2)
-        pings, aborted, _ = run_host(node_modules, spec, [
+            emu.queue(vendor, {"reply": REPLY})
+        _, pings, aborted, _ = run_host(node_modules, spec, [
+            call("ask", {"prompt": "warm up", "mode": "all"}),
             {"op": "ping", "repeat": PINGS},
-            call("ask", {"prompt": "hi", "mode": "all"}, progress=True, abort_after_deltas=1, repeat=ABORTS),
+            call("ask", {"prompt": "hi", "mode": "all"}, progress=True, abort_after_deltas=3, repeat=ABORTS),
             {"op": "sleep", "ms": 1000},  # the session stays open: only the cancellation can close the streams
         ], tmp_path)["ops"]
-        closed = wait_for(lambda: len(records := [r for r in emu.requests() if r["method"] == "POST"
-                                                  and r["outcome"] == "client_closed"]) == 3 * ABORTS and records)
-        # Each abort closes its run's three streams; the last of the three is the run's close.
-        runs = [max(closed[i:i + 3], key=lambda r: r["closed_at"]) for i in range(0, len(closed), 3)]
-        assert_closed_after(runs, [outcome["abortedAt"] for outcome in aborted], pings)
+        aborted_at = [outcome["abortedAt"] for outcome in aborted]
+        hung = wait_for(lambda: (records := [r for r in emu.requests() if r["method"] == "POST"
+                                             and r["outcome"] != "completed"])
+                        and all(r["outcome"] == "client_closed" for r in records) and records)
+        # Each aborted ask's streams (those opened before its abort, after the previous one) close after that abort.
+        runs = []
+        for index, when in enumerate(aborted_at):
+            since = aborted_at[index - 1] if index else 0.0
+            opened = [r for r in hung if since <= r["started_at"] < when]
+            assert opened, (index, hung)
+            runs.append(max(opened, key=lambda r: r["closed_at"]))
+        assert_closed_after(runs, aborted_at, pings)

@@ -38,6 +38,7 @@ from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
 from .mixer import MODES
+from .schemas import parse_schema
 from .runs import Runs
 
 __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
@@ -77,6 +78,8 @@ class AskOut(BaseModel):
     winner: str | None = None
     legs: list[LegOut] | None = None
     total_cost_usd: float | None = None
+    conversation_id: str | None = Field(default=None, description="pass it back to continue the conversation")
+    data: Any = Field(default=None, description="the winner's typed answer, when response_schema was given")
     partial: dict[str, str] | None = Field(default=None, description="text so far per model, while running")
 
 
@@ -180,12 +183,19 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
         models: list[str] | None = None,
         mode: Mode = "race",
         system: str | None = None,
+        conversation_id: Annotated[str | None, Field(description="continue this conversation")] = None,
+        response_schema: Annotated[dict[str, Any] | str | None, Field(
+            description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")] = None,
+        model_for: Annotated[dict[str, str] | None, Field(description="model id per server")] = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
     ) -> Annotated[CallToolResult, AskOut]:
         try:
             if not prompt.strip():
                 raise InvalidInputError("prompt is empty: give the question to ask the models")
-            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system)
+            schema = None if response_schema is None else parse_schema(response_schema)
+            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system,
+                                          conversation_id=conversation_id, response_schema=schema,
+                                          model_for=model_for)
             return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)

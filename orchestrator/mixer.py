@@ -65,6 +65,8 @@ class Leg:
                "text": self.text if self.text is not None else self.streamed, "usage": self.usage,
                "cost_usd": self.cost_usd, "ttft_ms": self.ttft_ms, "latency_ms": self.latency_ms,
                "stop_reason": self.stop_reason, "error": self.error}
+        if self.status != "skipped" and (self.usage or self.status in ("won", "done", "cancelled")):
+            out["priced"] = self.cost_usd is not None
         if self.has_data:
             out["data"] = self.data
         return out
@@ -86,9 +88,19 @@ class MixResult:
         costs = [leg.cost_usd for leg in self.legs if leg.cost_usd is not None]
         return round(sum(costs), 10) if costs else None
 
+    @property
+    def total_cost_partial(self) -> bool:
+        """True when some leg used tokens that have no price, so the total leaves them out."""
+        return any(leg.to_dict().get("priced") is False for leg in self.legs)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "winner": self.winner, "legs": [leg.to_dict() for leg in self.legs],
-                "total_cost_usd": self.total_cost_usd, "latency_ms": self.latency_ms}
+        out = {"mode": self.mode, "winner": self.winner, "legs": [leg.to_dict() for leg in self.legs],
+               "total_cost_usd": self.total_cost_usd, "total_cost_partial": self.total_cost_partial,
+               "latency_ms": self.latency_ms}
+        winner = next((leg for leg in self.legs if leg.source == self.winner), None)
+        if winner is not None and winner.has_data:
+            out["data"] = winner.data
+        return out
 
 
 class HedgeBudget:
@@ -131,8 +143,9 @@ class Mixer:
     """Runs one prompt with one strategy; see the module docstring."""
 
     def __init__(self, pool: ServerPool, *, hedge_delay_ms: float | None = None, hedge_budget: float = 0.15,
-                 model_for: dict[str, str] | None = None) -> None:
+                 model_for: dict[str, str] | None = None, prices: pricing.Prices | None = None) -> None:
         self.pool = pool
+        self.prices = dict(prices or {})  # settings.prices: added or overridden per model
         self.hedge_delay_ms = hedge_delay_ms
         self.budget = HedgeBudget(hedge_budget)
         self.ttft = TtftStats()
@@ -180,7 +193,9 @@ class Mixer:
             call_args["model"] = leg.requested_model
         leg.status = "running"
         started = time.perf_counter()
-        emit("leg.started", leg.source, {"model": call_args.get("model")})
+        # Known before the first token (asked for, or the adapter's default), so a cancelled leg is priced too.
+        leg.model = call_args.get("model") or self.pool.default_model(leg.source) or self._models_seen.get(leg.source)
+        emit("leg.started", leg.source, {"model": leg.model})
 
         async def progress(_progress: float, _total: float | None, message: str | None) -> None:
             if not message or leg.status != "running":
@@ -219,6 +234,10 @@ class Mixer:
         leg.stop_reason = payload.get("stop_reason")
         leg.usage = payload.get("usage")
         leg.cost_usd = payload.get("cost_usd")
+        if leg.model and leg.usage and (leg.cost_usd is None or pricing.price_per_million(leg.model, self.prices)
+                                        != pricing.price_per_million(leg.model)):
+            leg.cost_usd = pricing.cost_usd(leg.model, leg.usage.get("input_tokens"), leg.usage.get("output_tokens"),
+                                            self.prices)
         leg.ttft_ms = payload.get("ttft_ms", leg.ttft_ms) if leg.ttft_ms is None else leg.ttft_ms
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         if "data" in payload:
@@ -240,12 +259,14 @@ class Mixer:
             return
         leg.status = "cancelled"
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        leg.model = call_args.get("model") or self._models_seen.get(leg.source)
+        leg.model = leg.model or call_args.get("model") or self._models_seen.get(leg.source)
         prompt_chars = len(call_args.get("prompt", "")) + len(call_args.get("system") or "")
+        prompt_chars += sum(len(m.get("content", "")) for m in call_args.get("messages") or ())
         leg.usage = {"input_tokens": math.ceil(prompt_chars / 4), "output_tokens": len(leg.parts),
                      "estimated": True}
         if leg.model:
-            leg.cost_usd = pricing.cost_usd(leg.model, leg.usage["input_tokens"], leg.usage["output_tokens"])
+            leg.cost_usd = pricing.cost_usd(leg.model, leg.usage["input_tokens"], leg.usage["output_tokens"],
+                                            self.prices)
         emit("leg.cancelled", leg.source, {"usage": leg.usage, "cost_usd": leg.cost_usd,
                                            "text_chars": len(leg.streamed)})
 

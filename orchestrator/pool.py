@@ -57,6 +57,7 @@ class _Connection:
         self.limit = anyio.Semaphore(spec.max_concurrency)
         self.state = "idle"
         self.tools: list[str] = []
+        self.default_model: str | None = None  # what the adapter's generate uses without a model argument
         self.last_latency_ms: float | None = None
         self.calls = 0
         self.failures = 0
@@ -88,7 +89,7 @@ class _Connection:
         try:
             async with Client(self._transport()) as client:
                 tools = await client.list_tools()
-                self.tools = [t.name for t in tools.tools]
+                self._note_tools(tools.tools)
                 self._client, self.state = client, "ready"
                 self.consecutive_failures = 0
                 ready.set()
@@ -119,6 +120,15 @@ class _Connection:
                 self._note_failure()
                 raise UnavailableError(f"server {self.spec.name!r} did not start: {self.last_error or 'timed out'}")
             return self._client
+
+    def _note_tools(self, tools: list[Any]) -> None:
+        from ..servers.core.mcp import DEFAULT_MODEL_META
+
+        self.tools = [t.name for t in tools]
+        for tool in tools:
+            model = (tool.meta or {}).get(DEFAULT_MODEL_META) if tool.name == "generate" else None
+            if isinstance(model, str) and model:
+                self.default_model = model
 
     def _note_failure(self) -> None:
         self.failures += 1
@@ -212,6 +222,10 @@ class ServerPool:
             for source in dict.fromkeys(sources):
                 tg.start_soon(open_one, source)
 
+    def default_model(self, source: str) -> str | None:
+        """The model the server playing ``source`` uses by default, as it said when its session opened."""
+        return self._connection(source).default_model
+
     def statuses(self) -> list[ServerStatus]:
         return [c.status() for c in self._connections.values()]
 
@@ -222,7 +236,7 @@ class ServerPool:
                 client = await connection.client()
                 started = time.perf_counter()
                 tools = await client.list_tools()  # a real round trip (ping is gone from the 2026 spec)
-                connection.tools = [t.name for t in tools.tools]
+                connection._note_tools(tools.tools)
                 connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
             except Exception as exc:  # noqa: BLE001 - reported in the status
                 connection.last_error = _describe(exc)

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
 from .adapter import AdapterSettings, BaseAdapter, ChatMessage, GenerateRequest, GenerateResult, TextDelta
@@ -32,7 +32,7 @@ from .results import error_result, ok_result
 from .transport import add_transport_arguments, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
-           "package_version", "tool_error"]
+           "DEFAULT_MODEL_META", "package_version", "tool_error"]
 
 log = logging.getLogger("llmmixer.mcp")
 
@@ -90,7 +90,26 @@ class LLMMixerMCPServer(MCPServer):
         """The message of an ``invalid_input`` result for a rejected call (a subclass may say it better)."""
         return str(exc)
 
+    async def list_tools(self) -> list[Tool]:
+        # Strict arguments: every input schema says so, and call_tool refuses what the schema does not list.
+        return [t.model_copy(update={"input_schema": {**t.input_schema, "additionalProperties": False}})
+                for t in await super().list_tools()]
+
+    def unknown_arguments(self, name: str, arguments: dict[str, Any] | None) -> InvalidInputError | None:
+        """An ``invalid_input`` error naming the arguments tool ``name`` does not take; None when all are known."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is None or not arguments:
+            return None
+        known = set(tool.parameters.get("properties") or {})
+        unknown = sorted(set(arguments) - known)
+        if not unknown:
+            return None
+        return InvalidInputError(f"{name} does not take {', '.join(repr(u) for u in unknown)}; its arguments are "
+                                 f"{', '.join(sorted(known))}", details={"unknown_arguments": unknown})
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        if (refused := self.unknown_arguments(name, arguments)) is not None:
+            return error_result(refused)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -120,6 +139,12 @@ class ModelInfo(BaseModel):
 
 class ModelsOutput(BaseModel):
     models: list[ModelInfo]
+    default_model: str | None = Field(default=None, description="what generate uses when no model is given")
+
+
+# The key of the generate tool's _meta holding the adapter's default model, so a client knows which model a leg
+# runs (and what it costs) before the first token, without a call to the vendor.
+DEFAULT_MODEL_META = "llmmixer/default_model"
 
 
 GENERATE_DESCRIPTION = (
@@ -134,7 +159,10 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
         instructions=f"{adapter.source} ({adapter.vendor}) through its official SDK. Tools: generate, list_models.",
     )
 
-    @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"))
+    default_model = adapter.settings.default_model or adapter.default_model
+
+    @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"),
+                 meta={DEFAULT_MODEL_META: default_model})
     async def generate(
         prompt: str,
         ctx: Context,
@@ -168,7 +196,7 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
         try:
-            return ok_result({"models": await adapter.list_models()})
+            return ok_result({"models": await adapter.list_models(), "default_model": default_model})
         except LLMMixerError as error:
             return error_result(error)
 

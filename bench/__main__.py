@@ -26,6 +26,7 @@ SUITES = {
     "sse": "bench.sse_bench",  # P4: SSE fan-out, replay, memory
     "pty": "bench.pty_bench",  # P5: PTY throughput and echo latency
     "mcp": "bench.mcp_bench",  # llmmixer mcp vs llmmixer ask --json
+    "stdio": "bench.stdio_bench",  # the stdio writer: coalesced, response after the drain, vs one write per message
     "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }
 DEFAULT_SUITES = [name for name in SUITES if name != "peers"]

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from ..servers.core import pricing
-from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
+from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, ServerError
 from ..servers.core.results import result_payload
 from .config import MODES
 from .pool import ServerPool
@@ -219,9 +219,8 @@ class Mixer:
                 raise
             payload = result_payload(result)
             if result.is_error:
-                error = payload.get("error") if isinstance(payload.get("error"), dict) else None
-                self._fail(leg, error or {"kind": "server", "message": _first_text(result), "retryable": False},
-                           started, emit)
+                wire = payload.get("error") if isinstance(payload.get("error"), dict) else None
+                self._fail(leg, wire or ServerError(_first_text(result)).to_dict()["error"], started, emit)
                 return
             self._done(leg, payload, started, emit)
         if leg.scope.cancelled_caught and leg.status == "running":

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
+from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError, ServerError
 from ..servers.core.events import Event
 from ..servers.core.results import result_payload
 from . import history
@@ -253,9 +253,9 @@ class Runs:
                 result = await self.pool.call("pty", "run", arguments, progress)
                 payload = result_payload(result)
                 if result.is_error:
-                    error = payload.get("error")
-                    final = {"error": error if isinstance(error, dict) else
-                             {"kind": "server", "message": "the PTY runner failed without a classified error"}}
+                    wire = payload.get("error")
+                    final = {"error": wire if isinstance(wire, dict) else ServerError(
+                        "the PTY runner failed without a classified error").to_dict()["error"]}
                 else:
                     final = payload
             except LLMMixerError as error:

@@ -299,10 +299,10 @@ def classified(classify: Callable[[Exception], LLMMixerError], *, secrets: Itera
             _scrub(error, keys)
         raise
     except Exception as exc:  # noqa: BLE001 - the boundary's whole purpose
-        error = classify(exc)
+        mapped = classify(exc)
         if keys:
-            _scrub(error, keys)
-        raise error from exc
+            _scrub(mapped, keys)
+        raise mapped from exc
 
 
 def _scrub(error: LLMMixerError, keys: list[str]) -> None:

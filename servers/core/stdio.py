@@ -21,7 +21,7 @@ import re
 import stat
 import sys
 import termios
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -69,7 +69,7 @@ class FdWriter:
     The SDK's writer loop calls :meth:`write` (one JSON-RPC message) then :meth:`flush` for every message; both only
     queue it. :meth:`run` (a task beside the server) does the writing:
 
-    - **Coalescing.** Once woken it lets every ready task run (a checkpoint) for as long as that keeps adding
+    - **Coalescing.** Once woken it lets every ready task run (checkpoints) for as long as that keeps adding
       messages, then writes everything queued in one ``os.write``. Notifications a handler sends back to back, or
       several handlers at once, cost one system call instead of one each.
     - **A response starts its own read.** TypeScript-SDK hosts (Claude Desktop, the Inspector) dispatch a progress
@@ -85,7 +85,11 @@ class FdWriter:
     #: Bytes queued before :meth:`flush` makes the SDK's writer wait (backpressure, like a full pipe).
     HIGH_WATER = 1 << 20
     #: Checkpoints a wake-up may spend collecting more messages before it writes.
-    MAX_COALESCE_ROUNDS = 64
+    MAX_COALESCE_ROUNDS = 256
+    #: Loop turns in a row without a new message after which the producers count as idle.
+    IDLE_TURNS = 1
+    #: Loop turns spent re-checking a not yet drained pipe before sleeping between checks.
+    DRAIN_SPIN_TURNS = 16
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -134,10 +138,15 @@ class FdWriter:
         self._room.set()
 
     async def _coalesce(self) -> None:
+        # "Ready together": whatever the producers queue while they keep getting turns. Waiting for several idle
+        # turns in a row made bigger writes but held notifications back until the producer stopped, which then
+        # made the response wait for the host to read all of them at once (measured: bench/stdio_bench.py).
+        idle = 0
         for _ in range(self.MAX_COALESCE_ROUNDS):
             queued = len(self._frames)
             await anyio.lowlevel.checkpoint()
-            if len(self._frames) == queued or self._queued_bytes >= READ_CHUNK:
+            idle = idle + 1 if len(self._frames) == queued else 0
+            if idle >= self.IDLE_TURNS or self._queued_bytes >= READ_CHUNK:
                 return
 
     def _take_write(self) -> tuple[bytes, bool]:
@@ -156,17 +165,17 @@ class FdWriter:
         return b"".join(parts), starts_with_response
 
     async def _drained(self) -> None:
-        """Until the reader has read every byte we wrote (spinning on checkpoints at first: the reader is fast)."""
+        """Until the reader has read every byte we wrote: a few turns of the loop first (a reader that keeps up
+        has read by then), then the event loop's finest sleep (a millisecond) while it has not."""
         if self._unread is None:
             return
-        spins, delay = 0, 0.0005
+        turns = 0
         while self._unread():
-            if spins < 200:
-                spins += 1
+            if turns < self.DRAIN_SPIN_TURNS:
+                turns += 1
                 await anyio.lowlevel.checkpoint()
             else:
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 0.005)
+                await anyio.sleep(0.001)
 
     async def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -223,7 +232,7 @@ def unread_bytes_probe(fd: int) -> Callable[[], int] | None:
 
 
 @contextlib.contextmanager
-def _claimed_std_fds() -> tuple[int, int]:  # type: ignore[misc]
+def _claimed_std_fds() -> Iterator[tuple[int, int]]:
     """Private duplicates of fd 0 and fd 1 for the wire; fd 0 → /dev/null and fd 1 → stderr while serving."""
     sys.stdout.flush()
     wire_in, wire_out = os.dup(0), os.dup(1)

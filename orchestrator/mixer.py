@@ -1,4 +1,4 @@
-"""Strategies for one prompt across several model servers: all, race, first-token, hedge, fallback.
+"""Strategies for one prompt across several model servers, one method per mode of :mod:`.modes` (``_race``...).
 
 A *leg* is one ``generate`` call on one adapter server. Every strategy runs legs in their own cancel scopes;
 cancelling a leg cancels its MCP ``tools/call``, which makes the adapter close its upstream HTTP stream, so a lost
@@ -20,8 +20,9 @@ import anyio
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, ServerError
 from ..servers.core.results import result_payload
-from .config import MODES
-from .pool import ServerPool
+from .statuses import LegStatus
+from .modes import MODES, strategy_name
+from .pool import CallState, ServerPool
 
 __all__ = ["MODES", "Leg", "MixResult", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
 
@@ -38,7 +39,7 @@ Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 class Leg:
     source: str
     requested_model: str | None = None  # the model asked for (None: the adapter's default)
-    status: str = "pending"  # pending | running | won | done | cancelled | error
+    status: LegStatus = "pending"
     parts: list[str] = field(default_factory=list)
     text: str | None = None
     model: str | None = None
@@ -158,16 +159,13 @@ class Mixer:
 
         ``model_for`` picks a model per source for this run, over the mixer's configured ones.
         """
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        strategy = getattr(self, strategy_name(mode))  # raises InvalidInputError for a mode that is not one
         if not sources:
             raise InvalidInputError("no models to ask")
         await self.pool.prepare(sources)
         models = {**self.model_for, **(model_for or {})}
         legs = [Leg(source=source, requested_model=models.get(source)) for source in sources]
         started = time.perf_counter()
-        strategy = {"all": self._all, "race": self._race, "first-token": self._first_token,
-                    "hedge": self._hedge, "fallback": self._fallback}[mode]
         if result is None:
             result = MixResult(mode=mode, legs=legs)
         else:
@@ -176,7 +174,7 @@ class Mixer:
             await strategy(legs, arguments, emit, result)
         finally:
             for leg in legs:  # a run cancelled as a whole: each leg still says how it ended
-                if leg.status in ("pending", "running") and leg.parts:
+                if leg.status in ("pending", "queued", "running") and leg.parts:
                     leg.status = "cancelled"
             result.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         if result.winner is not None:
@@ -191,11 +189,18 @@ class Mixer:
         call_args = dict(arguments)
         if leg.requested_model and "model" not in call_args:
             call_args["model"] = leg.requested_model
-        leg.status = "running"
         started = time.perf_counter()
         # Known before the first token (asked for, or the adapter's default), so a cancelled leg is priced too.
         leg.model = call_args.get("model") or self.pool.default_model(leg.source) or self._models_seen.get(leg.source)
-        emit("leg.started", leg.source, {"model": leg.model})
+
+        def on_state(state: CallState) -> None:
+            # A leg waiting for a slot of a busy server is "queued"; its clock starts when it gets the slot, so
+            # ttft and latency measure the model (and the hedge delay is not skewed by our own queue).
+            nonlocal started
+            leg.status = state
+            if state == "running":
+                started = time.perf_counter()
+            emit("leg.started" if state == "running" else "leg.queued", leg.source, {"model": leg.model})
 
         async def progress(_progress: float, _total: float | None, message: str | None) -> None:
             if not message or leg.status != "running":
@@ -210,7 +215,7 @@ class Mixer:
 
         with leg.scope:
             try:
-                result = await self.pool.call(leg.source, "generate", call_args, progress)
+                result = await self.pool.call(leg.source, "generate", call_args, progress, on_state=on_state)
             except LLMMixerError as error:
                 self._fail(leg, error.to_dict()["error"], started, emit)
                 return
@@ -223,7 +228,7 @@ class Mixer:
                 self._fail(leg, wire or ServerError(_first_text(result)).to_dict()["error"], started, emit)
                 return
             self._done(leg, payload, started, emit)
-        if leg.scope.cancelled_caught and leg.status == "running":
+        if leg.scope.cancelled_caught and leg.status in ("running", "queued"):
             self._cancelled(leg, call_args, started, emit)
 
     def _done(self, leg: Leg, payload: dict[str, Any], started: float, emit: Emit) -> None:
@@ -254,13 +259,16 @@ class Mixer:
         emit("leg.error", leg.source, {"error": error})
 
     def _cancelled(self, leg: Leg, call_args: dict[str, Any], started: float, emit: Emit) -> None:
-        if leg.status != "running":
+        if leg.status not in ("running", "queued"):
             return
+        never_sent = leg.status == "queued"  # cancelled while waiting for a slot: the vendor saw nothing
         leg.status = "cancelled"
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         leg.model = leg.model or call_args.get("model") or self._models_seen.get(leg.source)
         prompt_chars = len(call_args.get("prompt", "")) + len(call_args.get("system") or "")
         prompt_chars += sum(len(m.get("content", "")) for m in call_args.get("messages") or ())
+        if never_sent:
+            prompt_chars = 0
         leg.usage = {"input_tokens": math.ceil(prompt_chars / 4), "output_tokens": len(leg.parts),
                      "estimated": True}
         if leg.model:
@@ -333,7 +341,7 @@ class Mixer:
 
             launch(legs[0])
             while result.winner is None:
-                running = [leg for leg in started if leg.status in ("pending", "running")]
+                running = [leg for leg in started if leg.status in ("pending", "queued", "running")]
                 remaining = legs[len(started):]
                 if not remaining and not running:
                     break

@@ -157,6 +157,7 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     server = LLMMixerMCPServer(
         name=f"llmmixer-{adapter.source}",
         instructions=f"{adapter.source} ({adapter.vendor}) through its official SDK. Tools: generate, list_models.",
+        lifespan=lambda _server: adapter.serving(),
     )
 
     default_model = adapter.settings.default_model or adapter.default_model
@@ -181,8 +182,8 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
         try:
             sent = 0
-            async with contextlib.aclosing(adapter.stream(request)) as items:
-                async for item in items:
+            async with contextlib.aclosing(adapter.stream(request)) as stream:
+                async for item in stream:
                     if isinstance(item, TextDelta):
                         sent += 1
                         await ctx.report_progress(sent, None, item.text)
@@ -217,5 +218,4 @@ def adapter_main(adapter_cls: type[BaseAdapter], argv: Sequence[str] | None = No
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     adapter = adapter_cls(AdapterSettings.from_args(args))
     adapter.configure(args)
-    adapter.warm_up()
     serve(build_adapter_server(adapter), args)

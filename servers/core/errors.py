@@ -35,7 +35,7 @@ sees an SDK exception type. Tools are mapped at the MCP boundary (``core/mcp.py`
 class on the other side of an MCP boundary.
 
 Two helpers every adapter shares: :func:`retry_after_s` reads how long a vendor asked us to wait from its headers,
-and :func:`redact` takes a key out of a message a vendor echoed back.
+and :func:`redact` (``redact.redact_secrets``) takes a key out of a message a vendor echoed back.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ import contextlib
 import email.utils
 import enum
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
+
+from .redact import redact_secrets as redact
 
 __all__ = [
     "ErrorKind",
@@ -310,19 +311,6 @@ def _scrub(error: LLMMixerError, keys: list[str]) -> None:
     if clean != error.message:
         error.message = clean
         error.args = (clean,)
-
-
-# A key is redacted only where it stands as a whole token: a one-letter key must not cut "k" out of "known".
-_TOKEN_CHARS = r"A-Za-z0-9_\-"
-
-
-def redact(message: str, *secrets: str | None) -> str:
-    """``message`` with every whole-token occurrence of each secret replaced by ``[redacted]``."""
-    for secret in secrets:
-        if secret and secret in message:
-            message = re.sub(rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])", "[redacted]",
-                             message)
-    return message
 
 
 # Header names that carry "wait this long", most precise first. ``llm_provider-*`` is how LiteLLM's proxy passes

@@ -146,8 +146,8 @@ class FdWriter:
             queued = len(self._frames)
             await anyio.lowlevel.checkpoint()
             idle = idle + 1 if len(self._frames) == queued else 0
-            if idle >= self.IDLE_TURNS or self._queued_bytes >= READ_CHUNK:
-                return
+            if idle >= self.IDLE_TURNS or self._queued_bytes >= READ_CHUNK or self._frames[-1][1]:
+                return  # idle, a read's worth, or a response queued (the burst it answers is over)
 
     def _take_write(self) -> tuple[bytes, bool]:
         """Leading responses, then notifications and requests up to (not including) the next response."""

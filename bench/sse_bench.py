@@ -367,8 +367,13 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sse_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--serve", choices=("ours", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("ours", "bare", "runs"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve == "runs":
+        from .sse_load import serve_runs
+
+        anyio.run(serve_runs)
+        return 0
     if args.serve:
         anyio.run(_serve, args.serve)
         return 0

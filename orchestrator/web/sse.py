@@ -15,25 +15,22 @@ unknown to it (a memory store after a restart), the stream first sends ``event: 
 a 400 with the JSON error body, before the stream starts.
 
 Encoding goes through ``sse_starlette``'s :class:`ServerSentEvent`; several events that are ready at once are
-written in one chunk. Divergences from a plain ``EventSourceResponse``, both measured (``bench/sse_bench.py``):
-the body yields pre-encoded bytes, so each live event is encoded once for all clients (by the hub) instead of
-once per client; and the response is :class:`EventStreamResponse`, which sends those bytes with no per-chunk
-cancel scope (see its docstring).
+written in one chunk. Divergence from a plain ``EventSourceResponse`` body: the body yields pre-encoded bytes,
+so each live event is encoded once for all clients (by the hub), and the events the hub publishes together are
+joined once, so every stream sends the same bytes object (nothing is encoded or copied per client).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import anyio
 from sse_starlette.event import ServerSentEvent
+from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
 from ...servers.core.errors import InvalidInputError
 from ..stores.base import EventStore, id_key
@@ -122,52 +119,11 @@ async def _stream(store: EventStore, hub: EventHub, after: str | None, run: str 
         hub.unsubscribe(sub)
 
 
-KEEPALIVE = ServerSentEvent(comment="keepalive", sep="\n").encode()
-HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-           (b"x-accel-buffering", b"no")]
+def _keepalive() -> ServerSentEvent:
+    return ServerSentEvent(comment="keepalive", sep="\n")
 
 
-class EventStreamResponse:
-    """The ``/events`` response: a pure ASGI app that sends each chunk of ``body`` as it comes.
-
-    It does what :class:`sse_starlette.EventSourceResponse` does for us (the stream, a keepalive comment when
-    idle, the end of the stream when the client disconnects, all in one task group where the first to finish
-    cancels the rest) minus its per-chunk work: no cancel scope and no log call around each send, which in a
-    fan-out to hundreds of streams was most of the cost of a send. The chunks are already SSE-encoded (by
-    :class:`ServerSentEvent`, in the hub), so this writes bytes and nothing else.
-    """
-
-    def __init__(self, body: AsyncIterator[bytes], keepalive_s: float) -> None:
-        self.body = body
-        self.keepalive_s = keepalive_s
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        async with anyio.create_task_group() as tg:
-            async def stream() -> None:
-                async with contextlib.aclosing(self.body) as body:  # type: ignore[type-var]
-                    async for chunk in body:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                tg.cancel_scope.cancel()
-
-            async def keepalive() -> None:
-                while True:
-                    await anyio.sleep(self.keepalive_s)
-                    await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-
-            async def until_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(stream)
-            tg.start_soon(until_disconnect)
-            if self.keepalive_s > 0:
-                tg.start_soon(keepalive)
-
-
-async def events_endpoint(request: Request) -> EventStreamResponse:
+async def events_endpoint(request: Request) -> EventSourceResponse:
     """Raises:
         InvalidInputError: a malformed ``Last-Event-ID`` / ``last_event_id`` or ``run``.
     """
@@ -187,7 +143,8 @@ async def events_endpoint(request: Request) -> EventStreamResponse:
             registry.cut_for_overflow(cancel_scope)
 
     settings: SSESettings = state.sse
-    return EventStreamResponse(_stream(store, state.hub, after, run, settings, on_overflow), settings.keepalive_s)
+    return EventSourceResponse(_stream(store, state.hub, after, run, settings, on_overflow),
+                               ping=settings.keepalive_s, ping_message_factory=_keepalive, sep="\n")
 
 
 def routes() -> list[BaseRoute]:

@@ -111,13 +111,6 @@ async def _round(client: httpx2.AsyncClient, concurrency: int) -> list[float]:
     return latencies
 
 
-async def _median_latency(client: httpx2.AsyncClient, concurrency: int, rounds: int) -> float:
-    samples: list[float] = []
-    for _ in range(rounds):
-        samples += await _round(client, concurrency)
-    return statistics.median(samples)
-
-
 async def run_latency_under_readers(readers: int = 500, concurrency: int = 20, rounds: int = 3) -> dict[str, Any]:
     """Median run latency (ms) with no reader and with ``readers`` connected, in one run; ``ratio`` = with/without."""
     from .emulator import emulator_process
@@ -132,21 +125,41 @@ async def run_latency_under_readers(readers: int = 500, concurrency: int = 20, r
             limits = httpx2.Limits(max_connections=concurrency * 2 + 10)
             async with httpx2.AsyncClient(base_url=server.url, timeout=120, limits=limits) as client:
                 await _round(client, concurrency)  # warm: SDK imports, connections
-                alone = await _median_latency(client, concurrency, rounds)
-                print(f"[sse_load] alone: {alone:.0f} ms", file=sys.stderr)
+                # Interleaved, so a machine whose load drifts weighs on both sides alike.
+                samples: dict[str, list[float]] = {"alone": [], "loaded": []}
+                cpu: dict[str, float] = {"alone": 0.0, "loaded": 0.0}
                 received = [0]
-                async with anyio.create_task_group() as tg:
-                    for _ in range(readers):
-                        tg.start_soon(_reader, server, received)
+                for _ in range(rounds):
+                    before = _cpu_of(server.proc.pid)
+                    samples["alone"] += await _round(client, concurrency)
+                    cpu["alone"] += _cpu_of(server.proc.pid) - before
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(readers):
+                            tg.start_soon(_reader, server, received)
+                        with anyio.fail_after(60):
+                            while await server.clients() < readers:
+                                await anyio.sleep(0.05)
+                        before = _cpu_of(server.proc.pid)
+                        samples["loaded"] += await _round(client, concurrency)
+                        cpu["loaded"] += _cpu_of(server.proc.pid) - before
+                        tg.cancel_scope.cancel()
                     with anyio.fail_after(60):
-                        while await server.clients() < readers:
+                        while await server.clients() > 0:
                             await anyio.sleep(0.05)
-                    loaded = await _median_latency(client, concurrency, rounds)
-                    tg.cancel_scope.cancel()
+                alone, loaded = statistics.median(samples["alone"]), statistics.median(samples["loaded"])
+                print(f"[sse_load] alone {alone:.0f} ms, loaded {loaded:.0f} ms; server CPU {cpu}", file=sys.stderr)
         finally:
             server.close()
     return {"readers": readers, "concurrency": concurrency, "alone_ms": alone, "loaded_ms": loaded,
-            "ratio": loaded / alone, "bytes_read": received[0]}
+            "ratio": loaded / alone, "bytes_read": received[0], "server_cpu_alone_s": cpu["alone"],
+            "server_cpu_loaded_s": cpu["loaded"]}
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds used by the server process (user + system, this process only: the adapters are children)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

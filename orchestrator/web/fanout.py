@@ -10,7 +10,7 @@ so a slow client can neither grow the server's memory nor hold up anyone else. Q
 the shared bytes, so a full queue costs pointers, not copies.
 
 Sends are coalesced in time as the audience grows: from 20 open streams on, after each publish the hub waits
-:meth:`EventHub.frame_s` (0.2 ms per open stream, at most 100 ms) before reading the store again, and whatever
+:meth:`EventHub.frame_s` (0.5 ms per open stream, at most 250 ms) before reading the store again, and whatever
 arrived meanwhile goes out as one chunk per stream. The fan-out's cost is one wake-up and one write per stream
 per frame, so with 500 dashboards open it stays a bounded share of the loop the runs share, instead of growing
 with the event rate (one wake-up per stream per event). An idle hub publishes a new event at once; only events
@@ -43,8 +43,8 @@ log = logging.getLogger("llmmixer.web")
 DEFAULT_MAX_QUEUE = 10_000  # events a client may fall behind before its connection is cut
 IDLE_WAIT_S = 5.0  # the store is re-checked at least this often even without a wake-up
 RETRY_BACKOFF_S = (0.05, 0.2, 1.0, 2.0)
-FRAME_S_PER_STREAM = 0.0002  # the pause after a publish, per open stream: a fan-out's cost grows with its audience
-MAX_FRAME_S = 0.1  # ...but an event waits at most this long: still live to anyone watching
+FRAME_S_PER_STREAM = 0.0005  # the pause after a publish, per open stream: a fan-out's cost grows with its audience
+MAX_FRAME_S = 0.25  # ...but an event waits at most this long: still live to anyone watching
 MIN_PACED_STREAMS = 20  # below this a fan-out is cheap: publish as events come
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .asking import AskOptions, default_log_store, public_result, start_ask
+from .modes import DEFAULT_MODE, MODES, modes_help
 
 if TYPE_CHECKING:
     from .runs import Runs
@@ -84,8 +85,9 @@ async def _open_runs(config_path: str | None, store_url: str | None, *, logging_
 @app.command()
 def ask(
     prompt: Annotated[str | None, typer.Argument(help="the prompt; '-' or nothing reads stdin")] = None,
-    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list: claude,gpt,gemini")] = None,
-    mode: Annotated[str | None, typer.Option(help="all | race | first-token | hedge | fallback")] = None,
+    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list of servers, e.g. claude,gpt "
+                                                                      "(default: settings.models)")] = None,
+    mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
     model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
@@ -98,11 +100,11 @@ def ask(
     store: StoreOpt = None,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
-    from .mixer import MODES
-
     text = _read_prompt(prompt)
     if mode is not None and mode not in MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
+    if models is not None and not [m for m in models.split(",") if m.strip()]:
+        raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
     overrides = _parse_model_for(model_for)
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
@@ -204,11 +206,11 @@ async def _servers(config: str | None, as_json: bool) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("server", "transport", "status", "tools", "latency ms", "error")
+        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error")
         for s in statuses:
             table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
                           "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
-                          s["last_error"] or "")
+                          s.get("info") or "", s["last_error"] or "")
         Console().print(table)
     return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
 
@@ -216,7 +218,7 @@ async def _servers(config: str | None, as_json: bool) -> int:
 @app.command()
 def demo(
     prompt: Annotated[str, typer.Argument()] = "Say hello in three languages.",
-    mode: Annotated[str, typer.Option(help="race | first-token | hedge | fallback | all")] = "race",
+    mode: Annotated[str, typer.Option(help=modes_help())] = DEFAULT_MODE,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network."""

@@ -1,4 +1,4 @@
-"""Strategies for one prompt across several model servers: all, race, first-token, hedge, fallback.
+"""Strategies for one prompt across several model servers, one method per mode of :mod:`.modes` (``_race``...).
 
 A *leg* is one ``generate`` call on one adapter server. Every strategy runs legs in their own cancel scopes;
 cancelling a leg cancels its MCP ``tools/call``, which makes the adapter close its upstream HTTP stream, so a lost
@@ -19,7 +19,8 @@ import anyio
 
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
-from .config import MODES
+from .statuses import LegStatus
+from .modes import MODES, strategy_name
 from .pool import CallState, ServerPool
 
 __all__ = ["MODES", "Leg", "MixResult", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
@@ -37,7 +38,7 @@ Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 class Leg:
     source: str
     requested_model: str | None = None  # the model asked for (None: the adapter's default)
-    status: str = "pending"  # pending | queued | running | won | done | cancelled | error
+    status: LegStatus = "pending"
     parts: list[str] = field(default_factory=list)
     text: str | None = None
     model: str | None = None
@@ -157,16 +158,13 @@ class Mixer:
 
         ``model_for`` picks a model per source for this run, over the mixer's configured ones.
         """
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        strategy = getattr(self, strategy_name(mode))  # raises InvalidInputError for a mode that is not one
         if not sources:
             raise InvalidInputError("no models to ask")
         await self.pool.prepare(sources)
         models = {**self.model_for, **(model_for or {})}
         legs = [Leg(source=source, requested_model=models.get(source)) for source in sources]
         started = time.perf_counter()
-        strategy = {"all": self._all, "race": self._race, "first-token": self._first_token,
-                    "hedge": self._hedge, "fallback": self._fallback}[mode]
         if result is None:
             result = MixResult(mode=mode, legs=legs)
         else:
@@ -225,8 +223,8 @@ class Mixer:
                 raise
             payload = result.structured_content or {}
             if result.is_error:
-                error = payload.get("error") if isinstance(payload.get("error"), dict) else None
-                self._fail(leg, error or {"kind": "server", "message": _first_text(result), "retryable": False},
+                reported = payload.get("error") if isinstance(payload.get("error"), dict) else None
+                self._fail(leg, reported or {"kind": "server", "message": _first_text(result), "retryable": False},
                            started, emit)
                 return
             self._done(leg, payload, started, emit)

@@ -22,12 +22,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import anyio
 import anyio.abc
 
 from ..servers.core.errors import ConnectionError_, LLMMixerError, RateLimitError, UnavailableError
+from .statuses import ServerState
 from .config import Config, ServerSpec
 
 __all__ = ["ServerPool", "ServerStatus", "ProgressCallback", "Admission", "CallState"]
@@ -47,7 +48,7 @@ class ServerStatus:
     name: str
     source: str
     transport: str
-    status: str  # idle | starting | ready | dead
+    status: ServerState
     tools: list[str]
     last_latency_ms: float | None
     calls: int
@@ -57,6 +58,7 @@ class ServerStatus:
     queued: int = 0  # admitted runs waiting for one
     max_concurrency: int = 0
     max_queue: int = 0
+    info: str | None = None  # the server's own "Status: ..." line from its instructions (e.g. the PTY sandbox)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -74,8 +76,9 @@ class _Connection:
         self.active = 0  # calls holding a slot
         self.waiting = 0  # calls waiting for a slot
         self.admitted = 0  # places held by admitted runs whose leg has no slot yet
-        self.state = "idle"
+        self.state: ServerState = "idle"
         self.tools: list[str] = []
+        self.info: str | None = None
         self.default_model: str | None = None  # what the adapter's generate uses without a model argument
         self.last_latency_ms: float | None = None
         self.calls = 0
@@ -109,6 +112,7 @@ class _Connection:
             async with Client(self._transport()) as client:
                 tools = await client.list_tools()
                 self._note_tools(tools.tools)
+                self.info = _status_line(getattr(client, "instructions", None))
                 self._client, self.state = client, "ready"
                 self.consecutive_failures = 0
                 ready.set()
@@ -169,7 +173,8 @@ class _Connection:
                             status=self.state, tools=self.tools, last_latency_ms=self.last_latency_ms,
                             calls=self.calls, failures=self.failures, last_error=self.last_error,
                             active=self.active, queued=max(self.admitted, self.waiting),
-                            max_concurrency=self.spec.max_concurrency, max_queue=self.spec.max_queue)
+                            max_concurrency=self.spec.max_concurrency, max_queue=self.spec.max_queue,
+                            info=self.info)
 
     @property
     def capacity(self) -> int:
@@ -214,6 +219,14 @@ class Admission:
 _ADMISSION: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("llmmixer_admission", default=None)
 
 
+def _status_line(instructions: str | None) -> str | None:
+    """A server states its condition in a last ``Status: ...`` line of its instructions."""
+    for line in reversed((instructions or "").splitlines()):
+        if line.startswith("Status: "):
+            return line.removeprefix("Status: ").strip()[:200]
+    return None
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
@@ -228,7 +241,7 @@ class ServerPool:
         self._tg: anyio.abc.TaskGroup | None = None
         self._connections: dict[str, _Connection] = {}
 
-    async def __aenter__(self) -> ServerPool:
+    async def __aenter__(self) -> Self:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._connections = {name: _Connection(spec, self._tg) for name, spec in self.config.servers.items()}

@@ -87,8 +87,14 @@ class FakeRuns:
     async def servers(self) -> list[dict[str, Any]]:
         return [{"name": "claude", "transport": "stdio", "status": "ok"}, {"name": "pty", "status": "ok"}]
 
-    def run_ids(self) -> list[str]:
-        return list(self.snapshots)
+    async def list_runs(self, *, limit: int = 50, offset: int = 0, query: str | None = None,
+                        conversation_id: str | None = None) -> list[dict[str, Any]]:
+        newest_first = list(reversed(self.snapshots.values()))
+        return [{"run_id": s["run_id"], "status": s["status"]} for s in newest_first[offset:offset + limit]]
+
+    async def deltas(self, run_id: str) -> AsyncIterator[tuple[str, str]]:
+        return
+        yield
 
 
 @contextlib.asynccontextmanager
@@ -135,6 +141,12 @@ async def test_routes_call_the_run_service() -> None:
 
         servers = await client.get("/api/servers")
         assert [s["name"] for s in servers.json()["servers"]] == ["claude", "pty"]
+        # each status carries what the server's manifest says about it, names of variables and never values
+        claude, pty = servers.json()["servers"]
+        assert (claude["role"], claude["vendor"], claude["key_var"]) == ("model", "anthropic", "ANTHROPIC_API_KEY")
+        assert (pty["role"], pty["key_var"]) == ("runner", None)
+        meta = (await client.get("/api/meta")).json()
+        assert meta["default_mode"] == meta["modes"][0]["name"] and "run.done" in meta["event_types"]
         history = (await client.get("/api/runs", params={"limit": "2"})).json()["runs"]
         assert [h["run_id"] for h in history] == [command.json()["run_id"], default.json()["run_id"]]
         health = (await client.get("/healthz")).json()
@@ -290,4 +302,4 @@ async def test_a_store_only_server_refuses_runs_as_unavailable() -> None:
         assert_error(await client.post("/api/runs", json={"prompt": "hi"}), 503, "unavailable")
         assert_error(await client.get("/api/runs/abc"), 503, "unavailable")
         assert (await client.get("/api/servers")).json() == {"servers": []}
-        assert (await client.get("/api/runs")).json() == {"runs": []}
+        assert (await client.get("/api/runs")).json()["runs"] == []

@@ -8,6 +8,7 @@ content are ``{"error": {...}}`` from the shared error tree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -117,6 +118,7 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     server = LLMMixerMCPServer(
         name=f"llmmixer-{adapter.source}",
         instructions=f"{adapter.source} ({adapter.vendor}) through its official SDK. Tools: generate, list_models.",
+        lifespan=lambda _server: adapter.serving(),
     )
 
     default_model = adapter.settings.default_model or adapter.default_model
@@ -141,12 +143,13 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
         try:
             sent = 0
-            async for item in adapter.stream(request):
-                if isinstance(item, TextDelta):
-                    sent += 1
-                    await ctx.report_progress(sent, None, item.text)
-                elif isinstance(item, GenerateResult):
-                    return ok_result(item.to_dict())
+            async with contextlib.aclosing(adapter.stream(request)) as stream:
+                async for item in stream:
+                    if isinstance(item, TextDelta):
+                        sent += 1
+                        await ctx.report_progress(sent, None, item.text)
+                    elif isinstance(item, GenerateResult):
+                        return ok_result(item.to_dict())
         except LLMMixerError as error:
             log.info("generate failed: %s %s", error.kind.value, error.message)
             return error_result(error)
@@ -176,5 +179,4 @@ def adapter_main(adapter_cls: type[BaseAdapter], argv: Sequence[str] | None = No
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     adapter = adapter_cls(AdapterSettings.from_args(args))
     adapter.configure(args)
-    adapter.warm_up()
     serve(build_adapter_server(adapter), args)

@@ -29,6 +29,11 @@ class RequestRecord:
     closed_at: float | None = None
     outcome: str = "open"
     tokens_sent: int = 0
+    # The client's address and port: two requests with the same ``peer`` came over the same TCP connection.
+    peer: str | None = None
+    # A request to the API's base URL itself (a client opening a connection ahead of its next call), not a call
+    # of the API: listed only when asked for.
+    probe: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,16 +48,17 @@ class Recorder:
         self._records: list[RequestRecord] = []
         self._limit = limit
 
-    def open(self, vendor: str, method: str, path: str, body: Any) -> RequestRecord:
+    def open(self, vendor: str, method: str, path: str, body: Any, peer: str | None = None) -> RequestRecord:
         with self._lock:
-            record = RequestRecord(id=next(self._ids), vendor=vendor, method=method, path=path, body=body)
+            record = RequestRecord(id=next(self._ids), vendor=vendor, method=method, path=path, body=body, peer=peer)
             self._records.append(record)
             del self._records[: max(0, len(self._records) - self._limit)]
             return record
 
-    def list(self, vendor: str | None = None) -> list[dict[str, Any]]:
+    def list(self, vendor: str | None = None, probes: bool = False) -> list[dict[str, Any]]:
         with self._lock:
-            return [r.to_dict() for r in self._records if vendor is None or r.vendor == vendor]
+            return [r.to_dict() for r in self._records
+                    if (vendor is None or r.vendor == vendor) and (probes or not r.probe)]
 
     def clear(self) -> None:
         with self._lock:

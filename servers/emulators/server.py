@@ -10,12 +10,12 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import httpx2
 import uvicorn
 
-from .app import VENDORS, EmulatorContext, base_urls, create_app
+from .app import EmulatorContext, base_urls, create_app
 from .tls import make_local_ca
 
 __all__ = ["EmulatorClient", "EmulatorServer", "free_port"]
@@ -48,8 +48,9 @@ class EmulatorClient:
     def queue(self, vendor: str, *behaviours: dict[str, Any]) -> None:
         self._http.post(f"/_emulator/queue/{vendor}", json=list(behaviours)).raise_for_status()
 
-    def requests(self, vendor: str | None = None) -> list[dict[str, Any]]:
-        params = {"vendor": vendor} if vendor else None
+    def requests(self, vendor: str | None = None, probes: bool = False) -> list[dict[str, Any]]:
+        """The API calls the emulator saw; with ``probes``, also the requests of the base URLs themselves."""
+        params = {**({"vendor": vendor} if vendor else {}), **({"probes": "1"} if probes else {})} or None
         response = self._http.get("/_emulator/requests", params=params)
         response.raise_for_status()
         return response.json()
@@ -62,24 +63,25 @@ class EmulatorClient:
 
 
 class EmulatorServer(EmulatorClient):
-    """``with EmulatorServer() as emu: ...`` serves all three vendors on a free loopback port in a thread."""
+    """``with EmulatorServer() as emu: ...`` serves every registered vendor on a free loopback port in a thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, seed: int | None = None,
-                 vendors: tuple[str, ...] = tuple(VENDORS), tls: bool = False) -> None:
+                 vendors: tuple[str, ...] | None = None, tls: bool = False) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.context = EmulatorContext(seed=seed)
         # With ``tls``, https on a certificate of a new local authority; clients trust ``self.tls.ca_file``.
         self.tls = make_local_ca() if tls else None
-        ssl_files = {"ssl_certfile": str(self.tls.cert_file), "ssl_keyfile": str(self.tls.key_file)} if self.tls else {}
         config = uvicorn.Config(create_app(self.context, vendors), host=host, port=self.port, log_level="critical",
-                                lifespan="off", timeout_keep_alive=30, **ssl_files)
+                                lifespan="off", timeout_keep_alive=30,
+                                ssl_certfile=self.tls.cert_file if self.tls else None,
+                                ssl_keyfile=self.tls.key_file if self.tls else None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="llmmixer-emulators", daemon=True)
         scheme = "https" if self.tls else "http"
         super().__init__(f"{scheme}://{host}:{self.port}", verify=str(self.tls.ca_file) if self.tls else None)
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -93,7 +95,7 @@ class EmulatorServer(EmulatorClient):
         self._thread.join(timeout=5)
         self.close()
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

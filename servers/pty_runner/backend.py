@@ -210,7 +210,7 @@ class PtyChild(ChildProcess):
 
     def _slave_name(self) -> str | None:
         try:
-            number = struct.unpack("I", fcntl.ioctl(self._fd, termios.TIOCGPTN, b"\0\0\0\0"))[0]
+            number = struct.unpack("I", fcntl.ioctl(self._fd, getattr(termios, "TIOCGPTN"), b"\0\0\0\0"))[0]
             return f"/dev/pts/{number}"
         except (OSError, AttributeError):
             return _read_link(f"/proc/{self.pid}/fd/0")

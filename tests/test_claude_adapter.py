@@ -85,7 +85,8 @@ async def test_thinking_is_not_text_but_is_billed_as_output(adapter: MakeAdapter
     body = result.structured_content
     assert body["text"] == "The answer is 42." and "".join(deltas) == body["text"]
     assert "secret" not in result.content[0].text
-    assert body["usage"] == {"input_tokens": 5, "output_tokens": 3 + len(split_tokens("secret chain of thought"))}
+    thoughts = len(split_tokens("secret chain of thought"))
+    assert body["usage"] == {"input_tokens": 5, "output_tokens": 3 + thoughts, "reasoning_tokens": thoughts}
 
 
 async def test_max_tokens_truncates_and_reports_max_tokens(adapter: MakeAdapter, emu: EmulatorServer) -> None:

@@ -68,7 +68,7 @@ async def test_thought_parts_are_not_text_but_are_billed_as_output(emu: Emulator
     assert body["text"] == "The answer is 42." and "".join(deltas) == body["text"]
     assert "secret" not in result.content[0].text
     thoughts = len(split_tokens("secret chain of thought"))
-    assert body["usage"] == {"input_tokens": 5, "output_tokens": 3 + thoughts}
+    assert body["usage"] == {"input_tokens": 5, "output_tokens": 3 + thoughts, "reasoning_tokens": thoughts}
 
 
 async def test_max_tokens_truncates_and_reports_max_tokens(emu: EmulatorServer) -> None:

@@ -56,8 +56,10 @@ async def test_exact_text_from_deltas_split_inside_characters_and_usage_from_the
     body = result.structured_content
     assert not result.is_error
     assert body["text"] == REPLY and "".join(deltas) == REPLY and len(deltas) == 9
-    assert body["usage"] == {"input_tokens": 321, "output_tokens": 9}
+    assert body["usage"] == {"input_tokens": 321, "output_tokens": 9, "reasoning_tokens": 0}
     assert body["model"] == "gpt-5-mini-2025-08-07" and body["stop_reason"] == "end_turn"
+    # gpt-5 models refuse temperature: it is not sent, and the result says so
+    assert [d["param"] for d in body["dropped"]] == ["temperature"]
     assert body["cost_usd"] == pytest.approx((321 * 0.25 + 9 * 2.0) / 1e6)
     assert body["latency_ms"] >= body["ttft_ms"] > 0
     sent = emu.requests(VENDOR)[-1]
@@ -65,12 +67,12 @@ async def test_exact_text_from_deltas_split_inside_characters_and_usage_from_the
     if api == "responses":
         assert {k: sent["body"].get(k) for k in ("model", "instructions", "max_output_tokens", "temperature",
                                                  "stream", "store")} == {
-            "model": "gpt-5-mini", "instructions": "be brief", "max_output_tokens": 50, "temperature": 0.2,
+            "model": "gpt-5-mini", "instructions": "be brief", "max_output_tokens": 50, "temperature": None,
             "stream": True, "store": False}
     else:
         assert sent["body"]["messages"][0] == {"role": "system", "content": "be brief"}
         assert sent["body"]["stream_options"] == {"include_usage": True}
-        assert (sent["body"]["max_tokens"], sent["body"]["temperature"], sent["body"]["stream"]) == (50, 0.2, True)
+        assert (sent["body"]["max_tokens"], sent["body"].get("temperature"), sent["body"]["stream"]) == (50, None, True)
 
 
 @pytest.mark.parametrize("api", STYLES)
@@ -98,7 +100,8 @@ async def test_reasoning_is_not_text_but_is_billed_as_output(emu: EmulatorServer
     body = result.structured_content
     assert body["text"] == "The answer is 42." and "".join(deltas) == body["text"]
     assert "secret" not in result.content[0].text
-    assert body["usage"] == {"input_tokens": 5, "output_tokens": 3 + len(split_tokens("secret chain of thought"))}
+    thoughts = len(split_tokens("secret chain of thought"))
+    assert body["usage"] == {"input_tokens": 5, "output_tokens": 3 + thoughts, "reasoning_tokens": thoughts}
 
 
 @pytest.mark.parametrize("api", STYLES)
@@ -367,7 +370,7 @@ async def test_stdio_server_streams_progress_and_returns_the_result(emu: Emulato
             result = await client.call_tool("generate", {"prompt": "hi", "model": "gpt-5"},
                                             progress_callback=on_progress)
     assert result.structured_content["text"] == REPLY and "".join(deltas) == REPLY
-    assert result.structured_content["usage"] == {"input_tokens": 77, "output_tokens": 5}
+    assert result.structured_content["usage"] == {"input_tokens": 77, "output_tokens": 5, "reasoning_tokens": 0}
     assert result.structured_content["model"] == "gpt-5-2025-08-07"
     assert emu.requests(VENDOR)[-1]["path"] == path
 

@@ -80,21 +80,35 @@ async def _open_runs(config_path: str | None, store_url: str | None) -> Runs:
 def ask(
     prompt: Annotated[str | None, typer.Argument(help="the prompt; '-' or nothing reads stdin")] = None,
     models: Annotated[str | None, typer.Option("--models", "-m", help="comma list: claude,gpt,gemini")] = None,
-    mode: Annotated[str | None, typer.Option(help="all | race | first-token | hedge | fallback")] = None,
+    mode: Annotated[str | None, typer.Option(
+        help="race | all | first-token | hedge | fallback | synthesize | judge")] = None,
     model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
+    aggregator: Annotated[str | None, typer.Option(
+        "--aggregator", "--judge", help="synthesize/judge: the server that aggregates or judges (default: first)")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="synthesize: mixture-of-agents layers")] = 1,
+    min_answers: Annotated[int | None, typer.Option(help="synthesize: answers needed to aggregate (default 2)")
+                           ] = None,
+    deadline: Annotated[float | None, typer.Option(help="synthesize/judge: seconds to wait for the answers")] = None,
+    reasoning: Annotated[str | None, typer.Option(help="off | low | medium | high")] = None,
+    image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
-    from .mixer import MODES
+    from .mixer import MODES, MixOptions
 
     text = _read_prompt(prompt)
     if mode is not None and mode not in MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
+    if reasoning is not None and reasoning not in ("off", "low", "medium", "high"):
+        raise _fail_usage("--reasoning must be one of off, low, medium, high")
     overrides = _parse_model_for(model_for)
-    code = _run_async(_ask(text, models, mode, system, overrides, as_json, config, store))
+    options = MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers, deadline_s=deadline)
+    extra = {"reasoning": reasoning, "images": [{"path": path} for path in image] or None, "options": options}
+    code = _run_async(_ask(text, models, mode, system, overrides, as_json, config, store, extra))
     raise typer.Exit(code)
 
 
@@ -117,11 +131,13 @@ def _run_async(coro: Any) -> int:
 
 
 async def _ask(prompt: str, models: str | None, mode: str | None, system: str | None,
-               model_for: dict[str, str], as_json: bool, config: str | None, store: str | None) -> int:
+               model_for: dict[str, str], as_json: bool, config: str | None, store: str | None,
+               extra: dict[str, Any] | None = None) -> int:
     from .live import follow_ask
 
     async with await _open_runs(config, store) as runs:
-        run_id = await runs.start_ask(prompt, models=models, mode=mode, system=system, model_for=model_for)
+        run_id = await runs.start_ask(prompt, models=models, mode=mode, system=system, model_for=model_for,
+                                      **(extra or {}))
         final = await follow_ask(runs, run_id, live=not as_json)
     if as_json:
         typer.echo(json.dumps(_public_result(final), ensure_ascii=False, indent=2))
@@ -129,7 +145,8 @@ async def _ask(prompt: str, models: str | None, mode: str | None, system: str | 
 
 
 def _public_result(final: dict[str, Any]) -> dict[str, Any]:
-    keys = ("mode", "winner", "legs", "total_cost_usd", "latency_ms", "run_id", "status", "error")
+    keys = ("mode", "winner", "legs", "total_cost_usd", "latency_ms", "run_id", "status", "error", "synthesis",
+            "verdict", "recovery")
     return {k: final[k] for k in keys if k in final}
 
 
@@ -178,11 +195,12 @@ async def _servers(config: str | None, as_json: bool) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("server", "transport", "status", "tools", "latency ms", "error")
+        table = Table("server", "transport", "status", "tools", "latency ms", "error", "cooling down until")
         for s in statuses:
+            cooling = f"{s['cooling_until']} ({s['cooldown_reason']})" if s.get("cooling_until") else ""
             table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
                           "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
-                          s["last_error"] or "")
+                          s["last_error"] or "", cooling)
         Console().print(table)
     return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
 
@@ -190,7 +208,8 @@ async def _servers(config: str | None, as_json: bool) -> int:
 @app.command()
 def demo(
     prompt: Annotated[str, typer.Argument()] = "Say hello in three languages.",
-    mode: Annotated[str, typer.Option(help="race | first-token | hedge | fallback | all")] = "race",
+    mode: Annotated[str, typer.Option(
+        help="race | first-token | hedge | fallback | all | synthesize | judge")] = "race",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network."""

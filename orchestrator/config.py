@@ -32,7 +32,7 @@ from ..servers.core.errors import InvalidInputError
 __all__ = ["MODEL_SOURCES", "SOURCE_KEYS", "ServerSpec", "Settings", "Config", "load_config", "default_servers"]
 
 MODEL_SOURCES = ("claude", "gpt", "gemini")
-MODES = ("race", "all", "first-token", "hedge", "fallback")
+MODES = ("race", "all", "first-token", "hedge", "fallback", "synthesize", "judge")
 
 # The environment each built-in role may receive from the orchestrator's own environment.
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
@@ -107,6 +107,13 @@ class Settings:
     hedge_delay_ms: float | None = None  # None: the primary's observed p95 TTFT
     hedge_budget: float = 0.15  # extra hedge legs as a fraction of runs, over time
     call_timeout_s: float = 600.0
+    # Cooldowns (orchestrator/cooldown.py): the circuit opens after this many server errors in a row, for this long.
+    breaker_failures: int = 3
+    breaker_s: float = 30.0
+    # A leg with another to fall back on waits at most this long for a retry; a longer retry-after moves on.
+    fast_retry_wait_s: float = 0.5
+    # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
+    cooldown_file: str | None = None
 
     @classmethod
     def from_json(cls, raw: Any) -> Settings:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ["follow_ask", "render_columns"]
 
 BADGES = {"won": ("WON", "bold green"), "done": ("done", "green"), "cancelled": ("cancelled", "yellow"),
-          "error": ("error", "bold red"), "running": ("…", "cyan")}
+          "error": ("error", "bold red"), "running": ("…", "cyan"), "skipped": ("skipped", "yellow")}
 
 
 def render_columns(sources: list[str], texts: dict[str, str], legs: dict[str, dict[str, Any]]) -> RenderableType:
@@ -29,6 +29,8 @@ def render_columns(sources: list[str], texts: dict[str, str], legs: dict[str, di
         body = Text(texts.get(source, "") or leg.get("text") or "")
         if leg.get("error"):
             body.append(f"\n{leg['error'].get('kind')}: {leg['error'].get('message')}", style="red")
+        if leg.get("reason"):
+            body.append(f"\n{leg['reason']}", style="yellow")
         figures = []
         if leg.get("ttft_ms") is not None:
             figures.append(f"ttft {leg['ttft_ms']:.0f} ms")
@@ -71,4 +73,10 @@ async def follow_ask(runs: Runs, run_id: str, *, live: bool) -> dict[str, Any]:
     if final.get("total_cost_usd") is not None:
         summary.append(f"total ${final['total_cost_usd']:.6f}")
     console.print("  ".join(summary), style="bold")
+    verdict = final.get("verdict") or {}
+    if verdict.get("reason"):
+        console.print(f"judge: {verdict['winner']} — {verdict['reason']}")
+    for step in final.get("recovery") or []:
+        console.print(f"recovered: {step['from']} failed ({step['error']}) after streaming; moved on to "
+                      f"{', '.join(step['to'])}", style="yellow")
     return final

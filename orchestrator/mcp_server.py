@@ -36,14 +36,14 @@ from ..servers.core.results import error_result, ok_result
 from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
-from .mixer import MODES
+from .mixer import MODES, MixOptions
 from .runs import Runs
 
 __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
 
 log = logging.getLogger("llmmixer.mcp_server")
 
-Mode = Literal["race", "all", "first-token", "hedge", "fallback"]
+Mode = Literal["race", "all", "first-token", "hedge", "fallback", "synthesize", "judge"]
 assert get_args(Mode) == MODES, "the ask tool's mode enum must list the mixer's modes"
 # Below Claude Desktop's ~60 s tool-call timeout, with room for the host's own overhead.
 DEFAULT_WAIT_S = 45.0
@@ -152,7 +152,9 @@ ASK_DESCRIPTION = (
     "Ask several models (claude, gpt, gemini) one prompt. mode: race (default; first complete answer wins, the rest "
     "are cancelled), first-token (keep the first model that starts streaming: lowest latency), hedge (start one "
     "model, add the next only if it is slow: low cost, steady latency), fallback (one at a time, the next only if "
-    "one fails), all (every model to the end: compare answers). Deltas stream as progress. If the run outlives "
+    "one fails), all (every model to the end: compare answers), synthesize (every model answers, then an aggregator "
+    "writes one answer from all of them: best quality, highest cost), judge (every model answers, a judge picks the "
+    "best; anonymised and shuffled). Deltas stream as progress. If the run outlives "
     "wait_s, returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
@@ -183,11 +185,19 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
         mode: Mode = "race",
         system: str | None = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
+        aggregator: Annotated[str | None, Field(description="synthesize/judge: the aggregating or judging model")
+                              ] = None,
+        rounds: Annotated[int, Field(ge=1, le=5, description="synthesize: mixture-of-agents layers")] = 1,
+        reasoning: Literal["off", "low", "medium", "high"] | None = None,
+        images: Annotated[list[dict[str, Any]] | None, Field(
+            description="images: [{url}] or [{data: base64, media_type}] or [{path}]")] = None,
     ) -> Annotated[CallToolResult, AskOut]:
         try:
             if not prompt.strip():
                 raise InvalidInputError("prompt is empty: give the question to ask the models")
-            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system)
+            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system,
+                                          reasoning=reasoning, images=images,
+                                          options=MixOptions(aggregator=aggregator, rounds=rounds))
             return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)

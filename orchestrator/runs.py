@@ -24,7 +24,8 @@ import anyio.abc
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.events import Event
 from .config import Config
-from .mixer import MODES, MixResult, Mixer
+from .cooldown import Cooldowns, default_path
+from .mixer import MODES, MixOptions, MixResult, Mixer
 from .pool import ServerPool
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS"]
@@ -75,8 +76,11 @@ class Runs:
         self.store = store
         self.pool = pool or ServerPool(config)
         settings = config.settings
+        cooldowns = Cooldowns(consecutive_failures=settings.breaker_failures, breaker_s=settings.breaker_s,
+                              path=settings.cooldown_file or default_path())
         self.mixer = Mixer(self.pool, hedge_delay_ms=settings.hedge_delay_ms, hedge_budget=settings.hedge_budget,
-                           model_for=settings.model_for)
+                           model_for=settings.model_for, cooldowns=cooldowns,
+                           fast_retry_wait_s=settings.fast_retry_wait_s)
         self._runs: dict[str, RunState] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._send: Any = None
@@ -159,35 +163,41 @@ class Runs:
     async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
                         system: str | None = None, *, max_tokens: int | None = None,
                         temperature: float | None = None, response_schema: dict[str, Any] | None = None,
-                        model_for: dict[str, str] | None = None) -> str:
+                        model_for: dict[str, str] | None = None, reasoning: str | None = None,
+                        images: list[dict[str, Any]] | None = None, options: MixOptions | None = None) -> str:
+        """Start one prompt; ``options`` holds synthesize/judge settings (aggregator, rounds, min_answers,
+        deadline_s). Images given as ``path`` are read here and sent on as base64 (see servers/core/images.py)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidInputError("prompt is empty: give the question to ask the models")
         mode = mode or self.config.settings.mode
         if mode not in MODES:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         sources = self.resolve_models(models)
+        options = _check_options(options or MixOptions(), self.config.model_sources)
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
-                           ("response_schema", response_schema)):
+                           ("response_schema", response_schema), ("reasoning", reasoning),
+                           ("images", _portable_images(images))):
             if value is not None:
                 arguments[key] = value
         state = self._new_run("ask", mode)
         state.title = {"prompt": prompt[:200]}
         assert self._tg is not None
-        self._tg.start_soon(self._run_ask, state, arguments, sources, mode, model_for or {})
+        self._tg.start_soon(self._run_ask, state, arguments, sources, mode, model_for or {}, options)
         return state.run_id
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
-                       model_for: dict[str, str]) -> None:
+                       model_for: dict[str, str], options: MixOptions) -> None:
         def emit(type_: str, source: str, data: dict[str, Any]) -> None:
             self._emit(state, type_, source, data)
 
         emit("run.started", "orchestrator", {"kind": "ask", "mode": mode, "models": sources,
-                                             "prompt_chars": len(arguments["prompt"])})
+                                             "prompt_chars": len(arguments["prompt"]),
+                                             "images": len(arguments.get("images") or [])})
         result = MixResult(mode=mode, legs=[])
         try:
             with state.scope:
-                await self.mixer.mix(arguments, sources, mode, emit, result, model_for)
+                await self.mixer.mix(arguments, sources, mode, emit, result, model_for, options)
         except LLMMixerError as error:
             await self._finish(state, "error", {"mode": mode, "winner": None, "legs": [], "total_cost_usd": None,
                                                 "error": error.to_dict()["error"]})
@@ -319,7 +329,35 @@ class Runs:
         return state.snapshot()
 
     async def servers(self) -> list[dict[str, Any]]:
-        return [status.to_dict() for status in await self.pool.check()]
+        """Each server's status, with its cooldown (``cooling_until``, ``cooldown_reason``)."""
+        return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
+                for status in await self.pool.check()]
 
     def run_ids(self) -> list[str]:
         return list(self._runs)
+
+
+def _check_options(options: MixOptions, available: list[str]) -> MixOptions:
+    if options.aggregator is not None and options.aggregator not in available:
+        raise InvalidInputError(f"unknown aggregator {options.aggregator!r}; available: {', '.join(available)}")
+    if not isinstance(options.rounds, int) or not 1 <= options.rounds <= 5:
+        raise InvalidInputError("rounds must be an integer from 1 to 5")
+    if options.min_answers is not None and (not isinstance(options.min_answers, int) or options.min_answers < 1):
+        raise InvalidInputError("min_answers must be a positive integer")
+    if options.deadline_s is not None and not options.deadline_s > 0:
+        raise InvalidInputError("deadline_s must be a positive number of seconds")
+    return options
+
+
+def _portable_images(images: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Images as the adapters take them, with files read here (an adapter may not share this filesystem)."""
+    if not images:
+        return None
+    from ..servers.core.images import load
+
+    out = []
+    for index, image in enumerate(images):
+        checked = load(image, f"images[{index}]")
+        out.append({"url": checked.url} if checked.url is not None else
+                   {"data": checked.data, "media_type": checked.media_type})
+    return out

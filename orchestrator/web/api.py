@@ -3,7 +3,7 @@
 Every route calls the ``runs`` service on ``request.app.state.runs`` (the orchestrator's, or one that refuses when
 the web app serves a store alone); nothing here is module-level state. Its interface::
 
-    await runs.start_ask(prompt=, models=, mode=, system=) -> run_id
+    await runs.start_ask(prompt=, models=, mode=, system=, reasoning=, images=, options=) -> run_id
     await runs.start_command(command=, cwd=None, timeout_s=None) -> run_id
     await runs.snapshot(run_id) -> dict            # NotFoundError for an unknown run
     await runs.cancel(run_id) -> dict
@@ -62,6 +62,14 @@ def status_for(error: LLMMixerError) -> int:
     return STATUS_BY_KIND.get(error.kind, 500)
 
 
+class WebImage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=8192)
+    data: str | None = Field(default=None, max_length=8_000_000)
+    media_type: str | None = None
+
+
 class AskRequest(BaseModel):
     """``POST /api/runs``. ``models`` is a list or a comma-separated string; absent means the configured default."""
 
@@ -69,8 +77,16 @@ class AskRequest(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     models: list[str] | None = None
-    mode: Literal["all", "race", "first-token", "hedge", "fallback"] | None = None
+    mode: Literal["all", "race", "first-token", "hedge", "fallback", "synthesize", "judge"] | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    # synthesize / judge
+    aggregator: str | None = None
+    rounds: int = Field(default=1, ge=1, le=5)
+    min_answers: int | None = Field(default=None, ge=1)
+    deadline_s: float | None = Field(default=None, gt=0, le=3600)
+    reasoning: Literal["off", "low", "medium", "high"] | None = None
+    # URLs or base64 only: a web client has no business naming files on this machine.
+    images: list[WebImage] | None = Field(default=None, max_length=20)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -128,8 +144,14 @@ def _run_id(request: Request) -> str:
 
 async def start_run(request: Request) -> Response:
     body: AskRequest = await _json_body(request, AskRequest)
+    from ..mixer import MixOptions
+
+    options = MixOptions(aggregator=body.aggregator, rounds=body.rounds, min_answers=body.min_answers,
+                         deadline_s=body.deadline_s)
+    images = [image.model_dump(exclude_none=True) for image in body.images] if body.images else None
     run_id = await _runs(request).start_ask(prompt=body.prompt, models=body.models, mode=body.mode,
-                                            system=body.system)
+                                            system=body.system, reasoning=body.reasoning, images=images,
+                                            options=options)
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 

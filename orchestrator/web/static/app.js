@@ -9,7 +9,7 @@
 (function () {
   const EVENT_TYPES = [
     "run.started", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
-    "race.won", "pty.output", "pty.waiting", "pty.exit", "run.done",
+    "race.won", "pty.output", "pty.waiting", "pty.exit", "run.done", "leg.skipped", "leg.recovery",
   ];
   const DEFAULT_MODELS = ["claude", "gpt", "gemini"];
   const SEEN_LIMIT = 100000;
@@ -93,7 +93,9 @@
         break;
       case "leg.started": {
         const leg = legFor(run, legSource(ev));
-        if (leg.status === "waiting") leg.status = "streaming";
+        if (d.role) leg.role = d.role;
+        if (d.server) leg.server = d.server;
+        if (leg.status === "waiting" || leg.status === "cancelled") leg.status = "streaming";
         changed.source = leg.source;
         break;
       }
@@ -135,6 +137,18 @@
         applyLegFigures(leg, d);
         if (leg.status !== "won") leg.status = "cancelled";
         changed.source = leg.source;
+        break;
+      }
+      case "leg.skipped": {
+        const leg = legFor(run, legSource(ev));
+        leg.status = "skipped";
+        leg.error = { kind: "skipped", message: d.reason || "" };
+        changed.source = leg.source;
+        break;
+      }
+      case "leg.recovery": {
+        run.recovery = (run.recovery || []).concat([d]);
+        changed.full = true;
         break;
       }
       case "race.won": {
@@ -185,6 +199,9 @@
       if (!l || !l.source) continue;
       const leg = legFor(run, l.source);
       if (l.status) leg.status = l.status;
+      if (l.role) leg.role = l.role;
+      if (l.server) leg.server = l.server;
+      if (l.reason && !l.error) leg.error = { kind: l.status || "note", message: l.reason };
       if (typeof l.text === "string" && l.text.length >= leg.text.length && l.text.startsWith(leg.text)) {
         leg.text = l.text;
       } else if (typeof l.text === "string" && !leg.text) {
@@ -222,6 +239,11 @@
     const leg = run.legs.get(source);
     if (!leg) return;
     const col = columnFor(source);
+    if (leg.role && leg.role !== "proposer") {
+      // the aggregator or judge (or a recovery leg): its own column, saying which server plays the part
+      col.dataset.role = leg.role;
+      col.querySelector(".name").textContent = leg.server ? `${source} · ${leg.server}` : source;
+    }
     const badge = col.querySelector(".badge");
     badge.dataset.status = leg.status;
     badge.textContent = leg.status;
@@ -261,6 +283,15 @@
     if (run.winner) add("winner ", run.winner, "winner");
     const total = run.result && typeof run.result.total_cost_usd === "number" ? run.result.total_cost_usd : null;
     if (total !== null) add("total ", fmtCost(total));
+    const verdict = run.result && run.result.verdict;
+    if (verdict && verdict.reason) add("judge ", `${verdict.winner}: ${verdict.reason}`, "verdict");
+    const synthesis = run.result && run.result.synthesis;
+    if (synthesis && synthesis.left_out && synthesis.left_out.length) {
+      add("left out ", synthesis.left_out.map((l) => `${l.source} (${l.why})`).join(", "), "left-out");
+    }
+    for (const step of run.recovery || (run.result && run.result.recovery) || []) {
+      add("recovered ", `${step.from} → ${[].concat(step.to).join(", ")}`, "recovery");
+    }
     add("", run.done ? "done" : "running", run.done ? "state done" : "state running");
     info.dataset.run = run.id;
     info.dataset.done = run.done ? "true" : "false";
@@ -486,11 +517,13 @@
 
   async function loadModels() {
     let names = DEFAULT_MODELS;
+    const cooling = {};
     try {
       const payload = await api("GET", "/api/servers");
-      const adapters = (payload.servers || []).filter((s) => s.kind !== "pty" && s.name !== "pty")
-        .map((s) => s.name);
+      const servers = (payload.servers || []).filter((s) => s.kind !== "pty" && s.name !== "pty");
+      const adapters = servers.map((s) => s.name);
       if (adapters.length) names = adapters;
+      for (const s of servers) if (s.cooling_until) cooling[s.name] = `${s.cooling_until} (${s.cooldown_reason})`;
     } catch (e) { /* keep the defaults */ }
     const box = $("#models");
     for (const old of box.querySelectorAll("label")) old.remove();
@@ -502,6 +535,13 @@
       input.value = name;
       input.checked = true;
       label.append(input, document.createTextNode(` ${name}`));
+      if (cooling[name]) {
+        const note = document.createElement("small");
+        note.className = "cooling";
+        note.textContent = ` cooling down until ${cooling[name]}`;
+        label.title = note.textContent;
+        label.appendChild(note);
+      }
       box.appendChild(label);
     }
   }

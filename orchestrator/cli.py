@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .asking import AskOptions, default_log_store, public_result, start_ask
+
 if TYPE_CHECKING:
     from .runs import Runs
 
@@ -62,7 +64,9 @@ def _parse_model_for(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-async def _open_runs(config_path: str | None, store_url: str | None) -> Runs:
+async def _open_runs(config_path: str | None, store_url: str | None, *, logging_store: bool = False) -> Runs:
+    """The run service; ``logging_store``: with no store configured, the user's run log (``default_log_store``)
+    instead of memory, so ``-c`` and ``logs`` work across invocations."""
     from ..servers.core.errors import LLMMixerError
     from .config import load_config
     from .runs import Runs
@@ -70,7 +74,8 @@ async def _open_runs(config_path: str | None, store_url: str | None) -> Runs:
 
     try:
         config = load_config(config_path)
-        store = open_store(store_url or config.settings.store)
+        url = store_url or config.settings.store or (default_log_store() if logging_store else None)
+        store = open_store(url)
     except LLMMixerError as error:
         raise _fail_usage(error.message) from error
     return Runs(config, store)
@@ -94,6 +99,11 @@ def ask(
     reasoning: Annotated[str | None, typer.Option(help="off | low | medium | high")] = None,
     image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
+    continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
+    cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
+    schema: Annotated[str | None, typer.Option(
+        "--schema", help="typed answer: a JSON Schema file or text, or fields 'name, age int, bio: one sentence'")] = None,
+    data_only: Annotated[bool, typer.Option("--data", help="print only the typed answer (with --schema)")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -106,10 +116,28 @@ def ask(
     if reasoning is not None and reasoning not in ("off", "low", "medium", "high"):
         raise _fail_usage("--reasoning must be one of off, low, medium, high")
     overrides = _parse_model_for(model_for)
-    options = MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers, deadline_s=deadline)
-    extra = {"reasoning": reasoning, "images": [{"path": path} for path in image] or None, "options": options}
-    code = _run_async(_ask(text, models, mode, system, overrides, as_json, config, store, extra))
+    if continue_ and cid:
+        raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
+    options = AskOptions(models=models, mode=mode, system=system, model_for=overrides,
+                         schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid,
+                         reasoning=reasoning, images=[{"path": path} for path in image],
+                         mix=MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers,
+                                        deadline_s=deadline))
+    output = "data" if data_only else ("json" if as_json else "live")
+    code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
+
+
+def _parse_schema(schema: str | None) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    from ..servers.core.errors import LLMMixerError
+    from .schemas import parse_schema
+
+    try:
+        return parse_schema(schema, allow_files=True)
+    except LLMMixerError as error:
+        raise _fail_usage(f"--schema: {error.message}") from error
 
 
 def _run_async(coro: Any) -> int:
@@ -130,24 +158,20 @@ def _run_async(coro: Any) -> int:
         return 130
 
 
-async def _ask(prompt: str, models: str | None, mode: str | None, system: str | None,
-               model_for: dict[str, str], as_json: bool, config: str | None, store: str | None,
-               extra: dict[str, Any] | None = None) -> int:
+async def _ask(prompt: str, options: AskOptions, output: str, config: str | None, store: str | None) -> int:
     from .live import follow_ask
 
-    async with await _open_runs(config, store) as runs:
-        run_id = await runs.start_ask(prompt, models=models, mode=mode, system=system, model_for=model_for,
-                                      **(extra or {}))
-        final = await follow_ask(runs, run_id, live=not as_json)
-    if as_json:
-        typer.echo(json.dumps(_public_result(final), ensure_ascii=False, indent=2))
+    async with await _open_runs(config, store, logging_store=True) as runs:
+        run_id = await start_ask(runs, prompt, options)
+        final = await follow_ask(runs, run_id, live=output == "live")
+    if output == "json":
+        typer.echo(json.dumps(public_result(final), ensure_ascii=False, indent=2))
+    elif output == "data":
+        if "data" not in final:
+            typer.echo("error: no typed answer (give --schema, and see the legs' errors with --json)", err=True)
+            return EXIT_FAILED
+        typer.echo(json.dumps(final["data"], ensure_ascii=False, indent=2))
     return EXIT_OK if final.get("status") == "done" else EXIT_FAILED
-
-
-def _public_result(final: dict[str, Any]) -> dict[str, Any]:
-    keys = ("mode", "winner", "legs", "total_cost_usd", "latency_ms", "run_id", "status", "error", "synthesis",
-            "verdict", "recovery")
-    return {k: final[k] for k in keys if k in final}
 
 
 @app.command()
@@ -224,11 +248,14 @@ def serve(
     port: Annotated[int, typer.Option(help="port")] = 8765,
     store: StoreOpt = None,
     config: ConfigOpt = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", help="another Host name to answer to (repeatable; also LLMMIXER_ALLOWED_HOSTS)")] = None,
 ) -> None:
     """Serve the HTTP API, the SSE event stream and the live dashboard."""
     from .serve import serve_web
 
-    raise typer.Exit(serve_web(host=host, port=port, store_url=store, config_path=config))
+    raise typer.Exit(serve_web(host=host, port=port, store_url=store, config_path=config,
+                               allowed_hosts=allowed_host or ()))
 
 
 @app.command(context_settings=PASSTHROUGH, add_help_option=False)

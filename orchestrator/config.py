@@ -41,7 +41,10 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"),
     "pty": ("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND"),
 }
-SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES")
+DEFAULT_MAX_QUEUE = 256  # per server: calls waiting for a concurrency slot before runs are refused
+SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
+                   # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
+                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 
 _MODULES = {
     "claude": "llmmixer.servers.claude_adapter",
@@ -63,6 +66,8 @@ class ServerSpec:
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     max_concurrency: int = 64
+    # Calls that may wait for one of those slots; a run beyond it is refused (rate_limit, HTTP 429).
+    max_queue: int = DEFAULT_MAX_QUEUE
     # Environment variables passed through from the orchestrator's own environment (names only).
     passthrough: tuple[str, ...] = ()
 
@@ -94,8 +99,12 @@ class ServerSpec:
         limit = raw.get("maxConcurrency", 64)
         if not isinstance(limit, int) or limit < 1:
             raise InvalidInputError(f"mcpServers.{name}.maxConcurrency must be a positive integer")
+        queue = raw.get("maxQueue", DEFAULT_MAX_QUEUE)
+        if not isinstance(queue, int) or isinstance(queue, bool) or queue < 0:
+            raise InvalidInputError(f"mcpServers.{name}.maxQueue must be an integer >= 0")
         return cls(name=name, source=source, command=command, args=list(args), env=dict(env), url=url,
-                   headers=dict(headers), max_concurrency=limit, passthrough=SOURCE_KEYS.get(source, ()))
+                   headers=dict(headers), max_concurrency=limit, max_queue=queue,
+                   passthrough=SOURCE_KEYS.get(source, ()))
 
 
 @dataclass
@@ -114,6 +123,7 @@ class Settings:
     fast_retry_wait_s: float = 0.5
     # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
     cooldown_file: str | None = None
+    prices: dict[str, Any] = field(default_factory=dict)  # model -> [input, output] USD per million tokens
 
     @classmethod
     def from_json(cls, raw: Any) -> Settings:
@@ -127,6 +137,12 @@ class Settings:
             setattr(settings, attr, value)
         if settings.mode not in MODES:
             raise InvalidInputError(f"settings.mode must be one of {', '.join(MODES)}")
+        from ..servers.core.pricing import parse_prices
+
+        try:
+            settings.prices = dict(parse_prices(settings.prices))
+        except ValueError as exc:
+            raise InvalidInputError(f"settings.{exc}") from None
         return settings
 
 
@@ -168,7 +184,18 @@ def _candidates(path: str | os.PathLike[str] | None) -> list[Path]:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """The configuration from ``path`` or the default locations; the built-in servers when there is no file."""
+    """The configuration from ``path`` or the default locations; the built-in servers when there is no file.
+
+    Raises:
+        InvalidInputError: an unreadable or malformed file, or a malformed ``LLMMIXER_*`` number in the
+            environment (checked here once, so a typo is a usage error, not a child server that will not start).
+    """
+    from ..servers.core.envvars import EnvError, adapter_numbers
+
+    try:
+        adapter_numbers()
+    except EnvError as error:
+        raise InvalidInputError(str(error)) from None
     explicit = path is not None or bool(os.environ.get("LLMMIXER_CONFIG"))
     for candidate in _candidates(path):
         if candidate.is_file():

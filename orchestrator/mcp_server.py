@@ -37,6 +37,7 @@ from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
 from .mixer import MODES, MixOptions
+from .schemas import parse_schema
 from .runs import Runs
 
 __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
@@ -76,6 +77,8 @@ class AskOut(BaseModel):
     winner: str | None = None
     legs: list[LegOut] | None = None
     total_cost_usd: float | None = None
+    conversation_id: str | None = Field(default=None, description="pass it back to continue the conversation")
+    data: Any = Field(default=None, description="the winner's typed answer, when response_schema was given")
     partial: dict[str, str] | None = Field(default=None, description="text so far per model, while running")
 
 
@@ -128,6 +131,8 @@ class OrchestratorMCPServer(LLMMixerMCPServer):
                                      "output_schema": compact_schema(t.output_schema)}) for t in tools]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        if (refused := self.unknown_arguments(name, arguments)) is not None:
+            return error_result(refused)
         try:
             return await MCPServer.call_tool(self, name, arguments, context)
         except ToolError as exc:
@@ -184,6 +189,10 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
         models: list[str] | None = None,
         mode: Mode = "race",
         system: str | None = None,
+        conversation_id: Annotated[str | None, Field(description="continue this conversation")] = None,
+        response_schema: Annotated[dict[str, Any] | str | None, Field(
+            description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")] = None,
+        model_for: Annotated[dict[str, str] | None, Field(description="model id per server")] = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
         aggregator: Annotated[str | None, Field(description="synthesize/judge: the aggregating or judging model")
                               ] = None,
@@ -195,8 +204,10 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
         try:
             if not prompt.strip():
                 raise InvalidInputError("prompt is empty: give the question to ask the models")
+            schema = None if response_schema is None else parse_schema(response_schema)
             job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system,
-                                          reasoning=reasoning, images=images,
+                                          conversation_id=conversation_id, response_schema=schema,
+                                          model_for=model_for, reasoning=reasoning, images=images,
                                           options=MixOptions(aggregator=aggregator, rounds=rounds))
             return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:

@@ -41,7 +41,7 @@ async def _gather(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit
     if not waited.cancelled_caught:
         return False
     for leg in legs:
-        if leg.status in ("running", "pending", "cancelled") and not leg.succeeded:
+        if leg.status in ("running", "queued", "pending", "cancelled") and not leg.succeeded:
             leg.status, leg.reason = "cancelled", f"timed out at the {deadline_s:g} s deadline"
     return True
 

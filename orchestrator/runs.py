@@ -14,7 +14,7 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,11 @@ import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.events import Event
+from . import history
 from .config import Config
 from .cooldown import Cooldowns, default_path
 from .mixer import MODES, MixOptions, MixResult, Mixer
-from .pool import ServerPool
+from .pool import Admission, ServerPool
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS"]
 
@@ -49,6 +50,13 @@ class RunState:
     changed: anyio.Event = field(default_factory=anyio.Event)
     cancel_requested: bool = False
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
+    record: dict[str, Any] | None = None  # what the run log keeps (history.py)
+    mix: MixResult | None = None  # an ask's legs as they go (their status: queued, running, done...)
+    command_state: str = "pending"  # a command's one leg: queued while the runner is busy, then running
+
+    def set_command_state(self, state: str) -> None:
+        self.command_state = state
+        self.touch()
 
     def touch(self) -> None:
         self.changed.set()
@@ -56,16 +64,20 @@ class RunState:
 
     def snapshot(self) -> dict[str, Any]:
         base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
+        if self.record is not None and self.record.get("conversation_id"):
+            base["conversation_id"] = self.record["conversation_id"]
         if self.result is not None:
             return {**base, **self.result, "status": self.status}
         if self.kind == "ask":
             partial: dict[str, str] = {}
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
-            return {**base, "status": "running", "mode": self.mode,
+            legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
+            return {**base, "status": "running", "mode": self.mode, "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
-        return {**base, "status": "running", "partial": output[-PARTIAL_CHARS * 4:]}
+        return {**base, "status": "running", "legs": [{"source": "pty", "status": self.command_state}],
+                "partial": output[-PARTIAL_CHARS * 4:]}
 
 
 class Runs:
@@ -79,7 +91,7 @@ class Runs:
         cooldowns = Cooldowns(consecutive_failures=settings.breaker_failures, breaker_s=settings.breaker_s,
                               path=settings.cooldown_file or default_path())
         self.mixer = Mixer(self.pool, hedge_delay_ms=settings.hedge_delay_ms, hedge_budget=settings.hedge_budget,
-                           model_for=settings.model_for, cooldowns=cooldowns,
+                           model_for=settings.model_for, prices=settings.prices, cooldowns=cooldowns,
                            fast_retry_wait_s=settings.fast_retry_wait_s)
         self._runs: dict[str, RunState] = {}
         self._tg: anyio.abc.TaskGroup | None = None
@@ -163,28 +175,62 @@ class Runs:
     async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
                         system: str | None = None, *, max_tokens: int | None = None,
                         temperature: float | None = None, response_schema: dict[str, Any] | None = None,
-                        model_for: dict[str, str] | None = None, reasoning: str | None = None,
-                        images: list[dict[str, Any]] | None = None, options: MixOptions | None = None) -> str:
-        """Start one prompt; ``options`` holds synthesize/judge settings (aggregator, rounds, min_answers,
-        deadline_s). Images given as ``path`` are read here and sent on as base64 (see servers/core/images.py)."""
+                        model_for: dict[str, str] | None = None, conversation_id: str | None = None,
+                        reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
+                        options: MixOptions | None = None) -> str:
+        """Start an ask; returns its run id at once. ``conversation_id`` continues that conversation (its history
+        goes to the models as ``messages``); without one the run starts a new conversation. ``options`` holds the
+        synthesize/judge settings (aggregator, rounds, min_answers, deadline_s). Images given as ``path`` are read
+        here and sent on as base64 (see servers/core/images.py).
+
+        Raises:
+            InvalidInputError: empty prompt, unknown mode or model server, bad options or images.
+            NotFoundError: ``conversation_id`` names no conversation the store holds.
+        """
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidInputError("prompt is empty: give the question to ask the models")
         mode = mode or self.config.settings.mode
         if mode not in MODES:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         sources = self.resolve_models(models)
-        options = _check_options(options or MixOptions(), self.config.model_sources)
+        mix_options = _check_options(options or MixOptions(), self.config.model_sources)
+        portable_images = _portable_images(images)
+        thread, system = await self._thread(conversation_id, system)
+        admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
                            ("response_schema", response_schema), ("reasoning", reasoning),
-                           ("images", _portable_images(images))):
+                           ("images", portable_images)):
             if value is not None:
                 arguments[key] = value
+        if thread:
+            arguments["messages"] = thread
+        options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
+                                     ("response_schema", response_schema), ("model_for", model_for or None))
+                   if v is not None}
         state = self._new_run("ask", mode)
         state.title = {"prompt": prompt[:200]}
+        state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
+                                          history.new_conversation_id(), prompt=prompt, system=system,
+                                          models=sources, mode=mode, options=options)
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_ask, state, arguments, sources, mode, model_for or {}, options)
+        self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,
+                            model_for or {}, mix_options)
         return state.run_id
+
+    @staticmethod
+    async def _admitting(admission: Admission, step: Awaitable[None]) -> None:
+        """A step between admission and the run's start: if it fails, the run's places are given back."""
+        try:
+            await step
+        except BaseException:
+            admission.close()
+            raise
+
+    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], *args: Any) -> None:
+        with self.pool.admitted(admission):
+            await run(*args)
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
                        model_for: dict[str, str], options: MixOptions) -> None:
@@ -193,8 +239,11 @@ class Runs:
 
         emit("run.started", "orchestrator", {"kind": "ask", "mode": mode, "models": sources,
                                              "prompt_chars": len(arguments["prompt"]),
-                                             "images": len(arguments.get("images") or [])})
-        result = MixResult(mode=mode, legs=[])
+                                             "images": len(arguments.get("images") or []),
+                                             "prompt": arguments["prompt"][:200],
+                                             "conversation_id": (state.record or {}).get("conversation_id"),
+                                             "history_turns": len(arguments.get("messages") or ())})
+        result = state.mix = MixResult(mode=mode, legs=[])
         try:
             with state.scope:
                 await self.mixer.mix(arguments, sources, mode, emit, result, model_for, options)
@@ -210,7 +259,7 @@ class Runs:
             raise InvalidInputError("command is empty: give the shell command to run")
         if timeout_s is not None and timeout_s <= 0:
             raise InvalidInputError("timeout_s must be positive")
-        self.config.server_for("pty")
+        admission = self.pool.admit(["pty"])  # also checks that a pty server is configured
         arguments: dict[str, Any] = {"command": command}
         if cwd is not None:
             arguments["cwd"] = cwd
@@ -218,8 +267,11 @@ class Runs:
             arguments["timeout_s"] = timeout_s
         state = self._new_run("command")
         state.title = {"command": command[:200]}
+        state.record = history.new_record(state.run_id, "command", command=command,
+                                          options={k: v for k, v in arguments.items() if k != "command"})
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_command, state, arguments)
+        self._tg.start_soon(self._admitted, admission, self._run_command, state, arguments)
         return state.run_id
 
     async def _run_command(self, state: RunState, arguments: dict[str, Any]) -> None:
@@ -232,7 +284,7 @@ class Runs:
         final: dict[str, Any] | None = None
         with state.scope:
             try:
-                result = await self.pool.call("pty", "run", arguments, progress)
+                result = await self.pool.call("pty", "run", arguments, progress, on_state=state.set_command_state)
                 payload = result.structured_content or {}
                 if result.is_error:
                     error = payload.get("error")
@@ -250,11 +302,57 @@ class Runs:
 
     async def _finish(self, state: RunState, status: str, result: dict[str, Any]) -> None:
         with anyio.CancelScope(shield=True):
+            if state.record is not None and state.record.get("conversation_id"):
+                result = {**result, "conversation_id": state.record["conversation_id"]}
             state.status, state.result = status, result
             self._emit(state, "run.done", "orchestrator", {"status": status, **result})
             await self.flush()
+            if state.record is not None:
+                state.record = history.finish_record(state.record, status, result)
+                await self._put_record(state.record)
         state.finished.set()
         state.touch()
+
+    # -- the run log and conversations -------------------------------------------------------------------------------
+
+    async def _put_record(self, record: dict[str, Any]) -> None:
+        try:
+            await self.store.put_run(record)
+        except LLMMixerError as error:  # history is worth less than the run itself: say so, go on
+            log.error("run log write failed for %s: %s", record.get("run_id"), error.message)
+
+    async def _thread(self, conversation_id: str | None, system: str | None
+                      ) -> tuple[list[dict[str, str]], str | None]:
+        """The ``messages`` continuing ``conversation_id`` and the system prompt to use (the thread's own unless
+        one is given)."""
+        if conversation_id is None:
+            return [], system
+        if not isinstance(conversation_id, str) or not RUN_ID.match(conversation_id):
+            raise InvalidInputError("malformed conversation id: pass the conversation_id a run returned")
+        records = await self.store.conversation_runs(conversation_id, history.MAX_HISTORY_RUNS)
+        if not records:
+            raise NotFoundError(f"no conversation {conversation_id!r} (unknown, or older than the store keeps)")
+        if system is None:
+            system = next((r.get("system") for r in reversed(records) if r.get("system")), None)
+        return history.messages_for(records), system
+
+    async def latest_conversation(self) -> str | None:
+        """The conversation of the newest run in the store (what ``llmmixer ask -c`` continues)."""
+        return await self.store.latest_conversation()
+
+    async def list_runs(self, *, limit: int = 50, offset: int = 0, query: str | None = None,
+                        conversation_id: str | None = None) -> list[dict[str, Any]]:
+        """Run summaries from the run log, newest first; runs this process holds carry their live status."""
+        records = await self.store.list_runs(limit=limit, offset=offset, query=query,
+                                             conversation_id=conversation_id)
+        out = []
+        for record in records:
+            line = history.summary(record)
+            held = self._runs.get(record["run_id"])
+            if held is not None:
+                line["status"] = held.status
+            out.append(line)
+        return out
 
     # -- following runs -----------------------------------------------------------------------------------------------
 
@@ -271,7 +369,11 @@ class Runs:
         return await self._snapshot_from_store(run_id)
 
     async def _snapshot_from_store(self, run_id: str) -> dict[str, Any]:
-        """A run this process does not hold: its final result from the store, if it ever finished."""
+        """A run this process does not hold: its record (prompt and final result) from the run log, else what its
+        events say."""
+        record = await self.store.get_run(run_id)
+        if record is not None:
+            return history.snapshot(record)
         events: list[Event] = []
         after: str | None = None
         while True:

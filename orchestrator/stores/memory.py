@@ -12,11 +12,12 @@ import anyio.lowlevel
 
 from ...servers.core.events import Event
 from .base import DEFAULT_MAXLEN, READ_LIMIT, StoreBase, parse_int_id
+from .runlog import MemoryRunLog
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(StoreBase):
+class MemoryStore(MemoryRunLog, StoreBase):
     def __init__(self, maxlen: int = DEFAULT_MAXLEN, url: str | None = None) -> None:
         if maxlen < 1:
             raise ValueError("maxlen must be positive")

@@ -25,6 +25,7 @@ import anyio
 from ...servers.core.errors import ConnectionError_, InvalidInputError, TimeoutError_, UnavailableError
 from ...servers.core.events import Event
 from .base import DEFAULT_MAXLEN, READ_LIMIT, StoreBase, id_key
+from .runlog import RedisRunLog
 
 __all__ = ["RedisStore", "DEFAULT_STREAM"]
 
@@ -54,7 +55,7 @@ def _entry_to_event(entry_id: str, fields: dict[str, str]) -> Event:
     return Event.from_json(fields["e"]).with_id(entry_id)
 
 
-class RedisStore(StoreBase):
+class RedisStore(RedisRunLog, StoreBase):
     def __init__(self, redis_url: str, *, stream: str = DEFAULT_STREAM, maxlen: int | None = DEFAULT_MAXLEN,
                  url: str | None = None) -> None:
         self.redis_url = redis_url

@@ -29,6 +29,7 @@ import anyio.to_thread
 from ...servers.core.errors import UnavailableError
 from ...servers.core.events import Event
 from .base import READ_LIMIT, StoreBase, parse_int_id
+from .runlog import SqliteRunLog, m002_runs
 
 __all__ = ["SqliteStore", "MIGRATIONS"]
 
@@ -47,7 +48,7 @@ def m001_events(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX events_run_id ON events (run, id)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_events]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_events, m002_runs]
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -72,7 +73,7 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
     return Event(run=run, source=source, type=type_, data=json.loads(data), ts=ts, id=str(event_id))
 
 
-class SqliteStore(StoreBase):
+class SqliteStore(SqliteRunLog, StoreBase):
     def __init__(self, path: str | Path, *, maxlen: int | None = None, url: str | None = None,
                  poll_s: float = POLL_S) -> None:
         self.path = Path(path)

@@ -3,13 +3,16 @@
 Every route calls the ``runs`` service on ``request.app.state.runs`` (the orchestrator's, or one that refuses when
 the web app serves a store alone); nothing here is module-level state. Its interface::
 
-    await runs.start_ask(prompt=, models=, mode=, system=, reasoning=, images=, options=) -> run_id
+    await runs.start_ask(prompt=, models=, mode=, system=, [conversation_id=, response_schema=, model_for=,
+                         max_tokens=, temperature=, reasoning=, images=, options=]) -> run_id
+                         (the bracketed ones only when given)
     await runs.start_command(command=, cwd=None, timeout_s=None) -> run_id
     await runs.snapshot(run_id) -> dict            # NotFoundError for an unknown run
     await runs.cancel(run_id) -> dict
     await runs.servers() -> list[dict]
     runs.check_id(run_id)                          # InvalidInputError / NotFoundError
-    optional: await runs.wait(run_id, timeout_s) (for ?wait=S), runs.run_ids() (for the history list)
+    optional: await runs.wait(run_id, timeout_s) (for ?wait=S); await runs.list_runs(limit=, offset=, query=,
+    conversation_id=) (the history list, from the run log), else runs.run_ids()
 
 Errors are the shared tree's wire form, ``{"error": {"kind", "message", ...}}``, with a status that fits the kind
 (:data:`STATUS_BY_KIND`).
@@ -35,6 +38,7 @@ __all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exceptio
 
 MAX_PROMPT_CHARS = 200_000
 MAX_WAIT_S = 60.0
+MAX_JSON_DEPTH = 32  # a request is a prompt and a few fields; deeper nesting is an attack, not a request
 SUMMARY_KEYS = ("run_id", "kind", "mode", "status", "winner", "total_cost_usd", "exit_code")
 
 STATUS_BY_KIND: dict[ErrorKind, int] = {
@@ -79,6 +83,12 @@ class AskRequest(BaseModel):
     models: list[str] | None = None
     mode: Literal["all", "race", "first-token", "hedge", "fallback", "synthesize", "judge"] | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
+    response_schema: dict[str, Any] | str | None = Field(
+        default=None, description="a JSON Schema, or the concise form 'name, age int, bio: one sentence'")
+    model_for: dict[str, str] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     # synthesize / judge
     aggregator: str | None = None
     rounds: int = Field(default=1, ge=1, le=5)
@@ -110,6 +120,21 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers deeper than ``limit`` (iterative: a deep body cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return False
+
+
 async def _json_body(request: Request, model: type[BaseModel]) -> Any:
     """Parse and validate the body, turning every failure into an ``invalid_input`` error that says what is wrong.
 
@@ -120,8 +145,12 @@ async def _json_body(request: Request, model: type[BaseModel]) -> Any:
     raw = await request.body()
     try:
         payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
+        raise InvalidInputError(f"request body is not valid JSON: {str(exc)[:200]}") from None
+    if _depth_exceeds(payload, MAX_JSON_DEPTH):
+        raise InvalidInputError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(payload, dict):
         raise InvalidInputError("request body must be a JSON object")
     try:
@@ -143,16 +172,27 @@ def _run_id(request: Request) -> str:
 
 
 async def start_run(request: Request) -> Response:
+    from ..schemas import parse_schema
+
     body: AskRequest = await _json_body(request, AskRequest)
     from ..mixer import MixOptions
 
-    options = MixOptions(aggregator=body.aggregator, rounds=body.rounds, min_answers=body.min_answers,
-                         deadline_s=body.deadline_s)
-    images = [image.model_dump(exclude_none=True) for image in body.images] if body.images else None
-    run_id = await _runs(request).start_ask(prompt=body.prompt, models=body.models, mode=body.mode,
-                                            system=body.system, reasoning=body.reasoning, images=images,
-                                            options=options)
-    return JSONResponse({"run_id": run_id}, status_code=202)
+    runs = _runs(request)
+    mix = MixOptions(aggregator=body.aggregator, rounds=body.rounds, min_answers=body.min_answers,
+                     deadline_s=body.deadline_s)
+    extra = {"conversation_id": body.conversation_id, "model_for": body.model_for, "max_tokens": body.max_tokens,
+             "temperature": body.temperature,
+             "response_schema": None if body.response_schema is None else parse_schema(body.response_schema),
+             "reasoning": body.reasoning,
+             "images": [image.model_dump(exclude_none=True) for image in body.images] if body.images else None,
+             "options": mix if mix != MixOptions() else None}
+    run_id = await runs.start_ask(prompt=body.prompt, models=body.models, mode=body.mode, system=body.system,
+                                  **{k: v for k, v in extra.items() if v is not None})
+    started = {"run_id": run_id}
+    conversation_id = (await runs.snapshot(run_id)).get("conversation_id")
+    if conversation_id:
+        started["conversation_id"] = conversation_id
+    return JSONResponse(started, status_code=202)
 
 
 async def start_command(request: Request) -> Response:
@@ -195,12 +235,33 @@ async def cancel_run(request: Request) -> Response:
     return JSONResponse(await _runs(request).cancel(run_id))
 
 
+LIST_PARAMS = {"limit", "offset", "q", "conversation_id"}
+
+
 async def list_runs(request: Request) -> Response:
-    """The newest runs this process holds, newest first, as summaries (for the dashboard's history)."""
-    raw = request.query_params.get("limit", "50")
+    """The newest runs in the run log, newest first, as summaries with their prompts (the dashboard's history).
+
+    ``?limit=N&offset=M`` pages (``next_offset`` is set while more may follow); ``q`` searches prompts and answers;
+    ``conversation_id`` keeps one conversation.
+    """
+    params = request.query_params
+    unknown = sorted(set(params) - LIST_PARAMS)
+    if unknown:
+        raise InvalidInputError(f"GET /api/runs does not take {', '.join(unknown)}; it takes "
+                                f"{', '.join(sorted(LIST_PARAMS))}", details={"unknown_arguments": unknown})
+    raw = params.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
         raise InvalidInputError(f"limit must be an integer from 1 to 1000, got {raw[:40]!r}")
+    raw_offset = params.get("offset", "0")
+    if not raw_offset.isdigit():
+        raise InvalidInputError(f"offset must be a non-negative integer, got {raw_offset[:40]!r}")
     runs = _runs(request)
+    if hasattr(runs, "list_runs"):
+        limit, offset = int(raw), int(raw_offset)
+        page = await runs.list_runs(limit=limit, offset=offset, query=params.get("q") or None,
+                                    conversation_id=params.get("conversation_id") or None)
+        return JSONResponse({"runs": page, "offset": offset,
+                             "next_offset": offset + len(page) if len(page) == limit else None})
     run_ids = getattr(runs, "run_ids", None)
     ids = list(await _maybe_await(run_ids()))[-int(raw):] if run_ids is not None else []
     summaries = []
@@ -227,7 +288,10 @@ async def healthz(request: Request) -> Response:
 
 async def _on_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LLMMixerError)
-    return error_response(exc, status_for(exc))
+    status = status_for(exc)
+    # A refusal that says when to come back (a full queue: 429) says it in the standard header too.
+    retry = {"Retry-After": str(math.ceil(exc.retry_after_s))} if exc.retry_after_s and status in (429, 503) else None
+    return error_response(exc, status, headers=retry)
 
 
 async def _on_too_large(request: Request, exc: Exception) -> Response:

@@ -24,7 +24,7 @@ import contextlib
 import email.utils
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
@@ -162,16 +162,21 @@ class ClaudeAdapter(BaseAdapter):
     capability_table = TABLE
 
     _client: anthropic.AsyncAnthropic | None = None
+    _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool
 
     def client(self) -> anthropic.AsyncAnthropic:
         """One SDK client per adapter (one connection pool), created on first use."""
         if self._client is None:
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self.api_key(),
-                max_retries=0,
-                timeout=httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s),
-            )
+            timeout = httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s)
+            self._http = anthropic.DefaultAsyncHttpxClient(timeout=timeout)
+            self._client = anthropic.AsyncAnthropic(api_key=self.api_key(), max_retries=0, timeout=timeout,
+                                                    http_client=self._http)
         return self._client
+
+    def connection_target(self) -> tuple[httpx2.AsyncClient, str] | None:
+        if self._client is None or self._http is None:
+            return None
+        return self._http, str(self._client.base_url)
 
     async def aclose(self) -> None:
         """Close the SDK client's connection pool (its own finaliser needs the loop that made it)."""
@@ -214,7 +219,7 @@ class ClaudeAdapter(BaseAdapter):
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncIterator[TextDelta | Completion]:
+                         ) -> AsyncGenerator[TextDelta | Completion, None]:
         stream: Any = None
         replied_model = model
         usage = Usage()

@@ -16,6 +16,7 @@ __all__ = ["Event", "EventType", "Source", "EVENT_TYPES"]
 
 EventType = Literal[
     "run.started",
+    "leg.queued",
     "leg.started",
     "delta",
     "leg.first_token",

@@ -22,13 +22,14 @@ from __future__ import annotations
 import importlib
 import random
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from .behaviour import Behaviour
@@ -87,7 +88,8 @@ class EmulatorContext:
         self.recorder.clear()
 
     def open_record(self, vendor: str, request: Request, body: Any) -> RequestRecord:
-        return self.recorder.open(vendor, request.method, request.url.path, body)
+        peer = f"{request.client.host}:{request.client.port}" if request.client else None
+        return self.recorder.open(vendor, request.method, request.url.path, body, peer)
 
 
 def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
@@ -131,9 +133,28 @@ def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
     ]
 
 
+def _base_url_routes(ctx: EmulatorContext, vendors: tuple[str, ...]) -> list[BaseRoute]:
+    """Each API's base URL itself, as the real hosts answer it: ``404`` with no body. A client that opens a
+    connection ahead of its next call (a HEAD of the base URL) lands here, and the record shows which connection
+    (``peer``) it opened."""
+    routes: list[BaseRoute] = []
+    for path in base_urls("").values():
+        vendor = next((v for v in vendors if path.startswith(VENDORS[v][1])), None)
+        if vendor is None:
+            continue
+
+        async def base(request: Request, vendor: str = vendor) -> Response:
+            record = ctx.open_record(vendor, request, None)
+            record.outcome, record.ended_at = "completed", time.time()
+            return Response(status_code=404)
+
+        routes += [Route(path, base, methods=["GET", "HEAD"]), Route(path + "/", base, methods=["GET", "HEAD"])]
+    return routes
+
+
 def create_app(ctx: EmulatorContext | None = None, vendors: tuple[str, ...] = tuple(VENDORS)) -> Starlette:
     ctx = ctx or EmulatorContext()
-    routes = _control_routes(ctx)
+    routes = [*_control_routes(ctx), *_base_url_routes(ctx, vendors)]
     for vendor in vendors:
         module_name, prefix = VENDORS[vendor]
         module = importlib.import_module(module_name)

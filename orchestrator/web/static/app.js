@@ -8,7 +8,7 @@
 
 (function () {
   const EVENT_TYPES = [
-    "run.started", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
+    "run.started", "leg.queued", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
     "race.won", "pty.output", "pty.waiting", "pty.exit", "run.done", "leg.skipped", "leg.recovery",
   ];
   const DEFAULT_MODELS = ["claude", "gpt", "gemini"];
@@ -91,11 +91,17 @@
         for (const m of d.models || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
         changed.full = true;
         break;
+      case "leg.queued": {
+        const leg = legFor(run, legSource(ev));
+        leg.status = "queued"; // its server is busy: the leg waits for a slot
+        changed.source = leg.source;
+        break;
+      }
       case "leg.started": {
         const leg = legFor(run, legSource(ev));
         if (d.role) leg.role = d.role;
         if (d.server) leg.server = d.server;
-        if (leg.status === "waiting" || leg.status === "cancelled") leg.status = "streaming";
+        if (leg.status === "waiting" || leg.status === "queued" || leg.status === "cancelled") leg.status = "streaming";
         changed.source = leg.source;
         break;
       }
@@ -446,7 +452,8 @@
   // ---- the HTTP API --------------------------------------------------------------------------------------------
 
   async function api(method, path, body) {
-    const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    // X-LLMMixer: the server refuses writes without it or a JSON body, so a cross-site form cannot post.
+    const init = { method, headers: { Accept: "application/json", "X-LLMMixer": "1" }, credentials: "same-origin" };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);

@@ -195,7 +195,6 @@ class Mixer:
         self.budget = HedgeBudget(hedge_budget)
         self.ttft = TtftStats()
         self.model_for = dict(model_for or {})
-        self.models: dict[str, str] = dict(self.model_for)  # this run's model per server
         self._models_seen: dict[str, str] = {}
 
     async def mix(self, arguments: dict[str, Any], sources: list[str], mode: str, emit: Emit,
@@ -212,7 +211,6 @@ class Mixer:
             raise InvalidInputError("no models to ask")
         await self.pool.prepare(sources)
         models = {**self.model_for, **(model_for or {})}
-        self.models = models
         legs = [Leg(source=source, requested_model=models.get(source)) for source in sources]
         started = time.perf_counter()
         if result is None:

@@ -51,6 +51,12 @@ def _left_out(legs: list[Leg]) -> list[dict[str, Any]]:
              "why": leg.reason or (leg.error or {}).get("kind") or leg.status} for leg in legs if not leg.succeeded]
 
 
+def _model_of(mixer: Mixer, legs: list[Leg], server: str) -> str | None:
+    """The model this run asked of ``server`` (its legs carry it), else the configured one."""
+    return next((leg.requested_model for leg in legs if leg.target == server and leg.requested_model),
+                mixer.model_for.get(server))
+
+
 def _combiner(mixer: Mixer, legs: list[Leg], options: MixOptions) -> str:
     """The aggregating/judging server: the one asked for, else the first leg's that is not cooling down."""
     if options.aggregator:
@@ -93,7 +99,7 @@ async def synthesize(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], e
         synthesis["skipped"] = f"only {len(answers)} of {len(current)} proposers answered (min {need})"
         mixer._win(answers[0], [], result)  # noqa: SLF001
         return
-    aggregator = Leg(source="aggregator", server=server, requested_model=mixer.models.get(server),
+    aggregator = Leg(source="aggregator", server=server, requested_model=_model_of(mixer, legs, server),
                      role="aggregator")
     result.legs.append(aggregator)
     aggregate_args = {**arguments, "system": aggregation_system([leg.text or "" for leg in answers],
@@ -127,7 +133,8 @@ async def judge(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: 
     for key in ("images", "reasoning"):
         if key in arguments:
             judge_args[key] = arguments[key]
-    judge_leg = Leg(source="judge", server=server, requested_model=mixer.models.get(server), role="judge")
+    judge_leg = Leg(source="judge", server=server, requested_model=_model_of(mixer, legs, server),
+                    role="judge")
     result.legs.append(judge_leg)
     verdict["order"] = [leg.source for leg in shown]
     await mixer._run_leg(judge_leg, judge_args, emit)  # noqa: SLF001

@@ -126,7 +126,7 @@ async def test_judge_picks_by_a_structured_verdict_over_shuffled_anonymous_answe
 async def test_cooldown_skips_a_rate_limited_server_then_uses_it_again(emu):
     async with Runs(config(), open_store("memory")) as runs:
         await warm_up(runs, emu)
-        emu.set_behaviour("anthropic", error={"status": 429, "retry_after_s": 6})
+        emu.set_behaviour("anthropic", error={"status": 429, "retry_after_s": 30})
         emu.set_behaviour("openai", ttft_ms=300)  # claude's 429 arrives before gpt could win
         first, _ = await ask(runs, models="claude,gpt", mode="race")
         assert legs_by_source(first)["claude"]["error"]["kind"] == "rate_limit"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .asking import AskOptions, default_log_store, public_result, start_ask
+from .modes import DEFAULT_MODE, MODES, modes_help
 
 if TYPE_CHECKING:
     from .runs import Runs
@@ -84,9 +85,9 @@ async def _open_runs(config_path: str | None, store_url: str | None, *, logging_
 @app.command()
 def ask(
     prompt: Annotated[str | None, typer.Argument(help="the prompt; '-' or nothing reads stdin")] = None,
-    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list: claude,gpt,gemini")] = None,
-    mode: Annotated[str | None, typer.Option(
-        help="race | all | first-token | hedge | fallback | synthesize | judge")] = None,
+    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list of servers, e.g. claude,gpt "
+                                                                      "(default: settings.models)")] = None,
+    mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
     model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     aggregator: Annotated[str | None, typer.Option(
@@ -108,11 +109,13 @@ def ask(
     store: StoreOpt = None,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
-    from .mixer import MODES, MixOptions
+    from .mixer import MixOptions
 
     text = _read_prompt(prompt)
     if mode is not None and mode not in MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
+    if models is not None and not [m for m in models.split(",") if m.strip()]:
+        raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
     if reasoning is not None and reasoning not in ("off", "low", "medium", "high"):
         raise _fail_usage("--reasoning must be one of off, low, medium, high")
     overrides = _parse_model_for(model_for)
@@ -232,8 +235,7 @@ async def _servers(config: str | None, as_json: bool) -> int:
 @app.command()
 def demo(
     prompt: Annotated[str, typer.Argument()] = "Say hello in three languages.",
-    mode: Annotated[str, typer.Option(
-        help="race | first-token | hedge | fallback | all | synthesize | judge")] = "race",
+    mode: Annotated[str, typer.Option(help=modes_help())] = DEFAULT_MODE,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network."""

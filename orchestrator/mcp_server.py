@@ -2,7 +2,7 @@
 
 Four tools and nothing else, so the schemas an MCP host pays for on every turn stay under 2,000 tokens:
 
-- ``ask``: race, hedge, fan out or fall back across the model adapters; text deltas go out as progress
+- ``ask``: one prompt across the model adapters in any mode of :mod:`.modes`; text deltas go out as progress
   notifications (``message`` = ``"<source>: <delta>"``); the result is the ``llmmixer ask --json`` object.
 - ``run_command``: one shell command through the PTY runner; output goes out as progress.
 - ``job`` and ``cancel``: for runs that outlive the call.
@@ -22,7 +22,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -36,19 +36,22 @@ from ..servers.core.results import error_result, ok_result
 from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
-from .mixer import MODES, MixOptions
+from .config import ModeName
+from .mixer import MixOptions
+from .modes import DEFAULT_MODE, MODES, described_modes
 from .schemas import parse_schema
 from .runs import Runs
+from .service import RunService
+from .shutdown import on_signal
 
 __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
 
 log = logging.getLogger("llmmixer.mcp_server")
 
-Mode = Literal["race", "all", "first-token", "hedge", "fallback", "synthesize", "judge"]
-assert get_args(Mode) == MODES, "the ask tool's mode enum must list the mixer's modes"
 # Below Claude Desktop's ~60 s tool-call timeout, with room for the host's own overhead.
 DEFAULT_WAIT_S = 45.0
 MAX_WAIT_S = 3600.0
+STOP_GRACE_S = 0.5  # after SIGTERM, between the interrupted runs' results and the end of serving
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -139,7 +142,7 @@ class OrchestratorMCPServer(LLMMixerMCPServer):
             return error_result(InvalidInputError(_explain(exc)))
 
 
-def _job_id(jobs: Runs, job_id: str) -> str:
+def _job_id(jobs: RunService, job_id: str) -> str:
     """``job_id`` if it has the shape of one; an ``invalid_input`` error that says where ids come from if not."""
     try:
         return jobs.check_id(job_id)
@@ -154,13 +157,8 @@ def _unknown_job(job_id: str) -> InvalidInputError:
 
 
 ASK_DESCRIPTION = (
-    "Ask several models (claude, gpt, gemini) one prompt. mode: race (default; first complete answer wins, the rest "
-    "are cancelled), first-token (keep the first model that starts streaming: lowest latency), hedge (start one "
-    "model, add the next only if it is slow: low cost, steady latency), fallback (one at a time, the next only if "
-    "one fails), all (every model to the end: compare answers), synthesize (every model answers, then an aggregator "
-    "writes one answer from all of them: best quality, highest cost), judge (every model answers, a judge picks the "
-    "best; anonymised and shuffled). Deltas stream as progress. If the run outlives "
-    "wait_s, returns {job_id, status: running, partial}: call job later."
+    f"Ask several models one prompt. mode (default {DEFAULT_MODE}): {described_modes()}. Deltas stream as "
+    "progress. If the run outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
     "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. If it "
@@ -175,11 +173,11 @@ JobId = Annotated[str, Field(description="job_id from ask or run_command")]
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
-def build_server(jobs: Runs) -> OrchestratorMCPServer:
-    """The four tools over the :class:`Runs` service (which owns the runs, the store and the MCP pool)."""
+def build_server(jobs: RunService) -> OrchestratorMCPServer:
+    """The four tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
     server = OrchestratorMCPServer(
         name="llmmixer",
-        instructions="LLMMixer: ask Claude, GPT and Gemini together (race, hedge, fan out) and run shell commands.",
+        instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
     )
 
     @server.tool(description=ASK_DESCRIPTION)
@@ -187,7 +185,7 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
         prompt: str,
         ctx: Context,
         models: list[str] | None = None,
-        mode: Mode = "race",
+        mode: ModeName = DEFAULT_MODE,
         system: str | None = None,
         conversation_id: Annotated[str | None, Field(description="continue this conversation")] = None,
         response_schema: Annotated[dict[str, Any] | str | None, Field(
@@ -252,7 +250,7 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
     return server
 
 
-async def _follow(jobs: Runs, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
+async def _follow(jobs: RunService, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
     """Forward the job's deltas as progress for up to ``wait_s``; then its final result, or its status and partial.
 
     If the caller cancels the tool call meanwhile and ``cancel_on_abort`` is set, the job is cancelled too (shielded,
@@ -309,7 +307,19 @@ def main_mcp(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with Runs(config, store) as runs:
-            await serve_async(build_server(runs), args)
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                # SIGTERM/SIGINT: the runs in flight end as interrupted (their waiting tool calls answer with
+                # that), they are stored, then serving stops.
+                async def stop_serving() -> None:
+                    await stop.wait()
+                    await anyio.sleep(STOP_GRACE_S)  # let the interrupted calls' results go out
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(on_signal, runs, stop)
+                tg.start_soon(stop_serving)
+                await serve_async(build_server(runs), args)
+                tg.cancel_scope.cancel()
 
     anyio.run(run)
 

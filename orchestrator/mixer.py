@@ -1,5 +1,5 @@
-"""Strategies for one prompt across several model servers: all, race, first-token, hedge, fallback (and, in
-:mod:`.moa`, synthesize and judge).
+"""Strategies for one prompt across several model servers, one method per mode of :mod:`.modes` (``_race``...;
+the combining modes ``_synthesize`` and ``_judge`` run :mod:`.moa`).
 
 A *leg* is one ``generate`` call on one adapter server. Every strategy runs legs in their own cancel scopes;
 cancelling a leg cancels its MCP ``tools/call``, which makes the adapter close its upstream HTTP stream, so a lost
@@ -26,8 +26,9 @@ import anyio
 
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
-from .config import MODES
 from .cooldown import Cooldowns
+from .modes import MODES, strategy_name
+from .statuses import LegStatus
 from .pool import CallState, ServerPool
 
 __all__ = ["MODES", "Leg", "MixResult", "MixOptions", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
@@ -41,6 +42,7 @@ MIN_TTFT_SAMPLES = 20
 FAST_RETRY_WAIT_S = 0.5
 # Modes that skip cooling servers (``all`` asks every server: comparing them is its point).
 SKIPPING_MODES = frozenset({"race", "first-token", "hedge", "fallback", "synthesize", "judge"})
+COMBINING_MODES = frozenset({"synthesize", "judge"})  # their strategies take MixOptions
 
 Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 
@@ -49,7 +51,7 @@ Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 class Leg:
     source: str  # the leg's name in events and results (a server's role, or "aggregator" / "judge")
     requested_model: str | None = None  # the model asked for (None: the adapter's default)
-    status: str = "pending"  # pending | queued | running | won | done | cancelled | error | skipped
+    status: LegStatus = "pending"
     parts: list[str] = field(default_factory=list)
     text: str | None = None
     model: str | None = None
@@ -205,8 +207,7 @@ class Mixer:
         ``model_for`` picks a model per source for this run, over the mixer's configured ones; ``options`` holds
         the combining modes' settings.
         """
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        strategy = getattr(self, strategy_name(mode))  # raises InvalidInputError for a mode that is not one
         if not sources:
             raise InvalidInputError("no models to ask")
         await self.pool.prepare(sources)
@@ -219,15 +220,8 @@ class Mixer:
             result.mode, result.legs = mode, legs
         active = self._skip_cooling(legs, emit) if mode in SKIPPING_MODES else legs
         try:
-            if mode in ("synthesize", "judge"):
-                from . import moa
-
-                combine = moa.synthesize if mode == "synthesize" else moa.judge
-                await combine(self, active, arguments, emit, result, options or MixOptions())
-            else:
-                strategy = {"all": self._all, "race": self._race, "first-token": self._first_token,
-                            "hedge": self._hedge, "fallback": self._fallback}[mode]
-                await strategy(active, arguments, emit, result)
+            extra = {"options": options or MixOptions()} if mode in COMBINING_MODES else {}
+            await strategy(active, arguments, emit, result, **extra)
         finally:
             for leg in result.legs:  # a run cancelled as a whole: each leg still says how it ended
                 if leg.status in ("pending", "queued", "running") and leg.parts:
@@ -298,8 +292,8 @@ class Mixer:
                 raise
             payload = result.structured_content or {}
             if result.is_error:
-                error = payload.get("error") if isinstance(payload.get("error"), dict) else None
-                self._fail(leg, error or {"kind": "server", "message": _first_text(result), "retryable": False},
+                reported = payload.get("error") if isinstance(payload.get("error"), dict) else None
+                self._fail(leg, reported or {"kind": "server", "message": _first_text(result), "retryable": False},
                            started, emit)
                 return
             self._done(leg, payload, started, emit)
@@ -465,6 +459,18 @@ class Mixer:
                 break
             if leg.status != "error" or _kind(leg.error) not in FALLBACK_KINDS:
                 break
+
+    async def _synthesize(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult, *,
+                          options: MixOptions) -> None:
+        from . import moa
+
+        await moa.synthesize(self, legs, arguments, emit, result, options)
+
+    async def _judge(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult, *,
+                     options: MixOptions) -> None:
+        from . import moa
+
+        await moa.judge(self, legs, arguments, emit, result, options)
 
     def _win(self, leg: Leg, legs: list[Leg], result: MixResult) -> None:
         leg.status = "won"

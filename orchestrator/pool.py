@@ -22,12 +22,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import anyio
 import anyio.abc
 
 from ..servers.core.errors import ConnectionError_, LLMMixerError, RateLimitError, UnavailableError
+from .statuses import ServerState
 from .config import Config, ServerSpec
 
 __all__ = ["ServerPool", "ServerStatus", "ProgressCallback", "Admission", "CallState"]
@@ -47,7 +48,7 @@ class ServerStatus:
     name: str
     source: str
     transport: str
-    status: str  # idle | starting | ready | dead
+    status: ServerState
     tools: list[str]
     last_latency_ms: float | None
     calls: int
@@ -74,7 +75,7 @@ class _Connection:
         self.active = 0  # calls holding a slot
         self.waiting = 0  # calls waiting for a slot
         self.admitted = 0  # places held by admitted runs whose leg has no slot yet
-        self.state = "idle"
+        self.state: ServerState = "idle"
         self.tools: list[str] = []
         self.default_model: str | None = None  # what the adapter's generate uses without a model argument
         self.last_latency_ms: float | None = None
@@ -228,7 +229,7 @@ class ServerPool:
         self._tg: anyio.abc.TaskGroup | None = None
         self._connections: dict[str, _Connection] = {}
 
-    async def __aenter__(self) -> ServerPool:
+    async def __aenter__(self) -> Self:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._connections = {name: _Connection(spec, self._tg) for name, spec in self.config.servers.items()}

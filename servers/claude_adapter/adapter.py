@@ -30,6 +30,7 @@ from typing import Any
 import anthropic
 import httpx2
 
+from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.images import Image
 from ..core.errors import (
@@ -154,11 +155,7 @@ def _image_block(image: Image) -> dict[str, Any]:
 
 
 class ClaudeAdapter(BaseAdapter):
-    vendor = VENDOR
-    source = "claude"
-    key_env_vars = ("ANTHROPIC_API_KEY",)
-    # The newest model that is priced in core/prices.json and not deprecated in the SDK's model table.
-    default_model = "claude-haiku-4-5"
+    manifest = MANIFEST
     capability_table = TABLE
 
     _client: anthropic.AsyncAnthropic | None = None

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from . import pricing
 from .capabilities import CapabilityTable, Dropped, ModelCaps, Reasoning, fit
+from .manifest import ServerManifest
 from .errors import AuthError, InvalidInputError, InvalidOutputError, LLMMixerError, RetryableError
 from .envvars import ADAPTER_NUMBERS, EnvError, adapter_numbers, exit_usage
 from .images import Image, ImageInput, load
@@ -234,14 +235,30 @@ async def shielded_close(closeable: Any, *, timeout_s: float = 2.0) -> None:
 
 
 class BaseAdapter(abc.ABC):
-    """Subclass per vendor; see the module docstring for what a subclass implements."""
+    """Subclass per vendor; see the module docstring for what a subclass implements.
 
+    A subclass sets ``manifest`` (its package's :class:`ServerManifest`); ``vendor``, ``source``, ``key_env_vars``
+    and ``default_model`` are read from it, so each fact is written once.
+    """
+
+    manifest: ClassVar[ServerManifest]
     vendor: ClassVar[str]  # "anthropic", "openai", "google": the name in errors
     source: ClassVar[str]  # "claude", "gpt", "gemini": the name in events and server names
     key_env_vars: ClassVar[tuple[str, ...]]  # the first is the one an error message tells the user to set
     default_model: ClassVar[str]
     # What each model accepts (see capabilities.py); None: everything is sent as given.
     capability_table: ClassVar[CapabilityTable | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        manifest = cls.__dict__.get("manifest")
+        if manifest is None:
+            return
+        facts = {"vendor": manifest.vendor, "source": manifest.name, "key_env_vars": manifest.key_vars,
+                 "default_model": manifest.default_model}
+        for name, value in facts.items():
+            if name not in cls.__dict__ and value is not None:
+                setattr(cls, name, value)
 
     def __init__(self, settings: AdapterSettings | None = None) -> None:
         self.settings = settings or AdapterSettings()

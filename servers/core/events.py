@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
-__all__ = ["Event", "EventType", "Source", "EVENT_TYPES"]
+__all__ = ["Event", "EventType", "Source", "EVENT_TYPES", "EVENT_TYPE_ORDER", "TEXT_EVENT_TYPES"]
 
 EventType = Literal[
     "run.started",
@@ -29,9 +29,16 @@ EventType = Literal[
     "pty.output",
     "pty.waiting",
     "pty.exit",
+    "pty.refused",  # a program refused by the sandbox's exec-time guard in a PTY session
     "run.done",
+    "store.gap",  # events the store could not keep (an outage outlasted the spool, a lost database file)
 ]
-EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+# Adding a type is one line in EventType above: the store, SSE, the dashboard (through /api/meta) and the drift test
+# (tests/test_one_list.py) all read it from here.
+EVENT_TYPE_ORDER: tuple[str, ...] = get_args(EventType)
+EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPE_ORDER)
+# The types whose ``data.text`` is streamed output (a model's delta, a terminal's bytes).
+TEXT_EVENT_TYPES: frozenset[str] = frozenset({"delta", "pty.output"})
 
 # Sources are open-ended on purpose: a new adapter registers under its own name without touching this module.
 Source = str

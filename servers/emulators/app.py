@@ -1,6 +1,8 @@
 """One Starlette app serving the three emulated vendor APIs side by side, plus a control API.
 
-Base URLs (what the official SDKs are pointed at):
+Which vendors are served, at which prefix, and which base-URL variable points an SDK at each, comes from the
+server manifests (``ServerManifest.emulator``, ``base_url_var``), so a plugin's emulator is mounted like the
+bundled ones. For the bundled servers:
 
     ANTHROPIC_BASE_URL      = http://127.0.0.1:PORT/anthropic        (SDK appends /v1/messages, /v1/models)
     OPENAI_BASE_URL         = http://127.0.0.1:PORT/openai/v1        (SDK appends /responses, /chat/completions, /models)
@@ -32,27 +34,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from ..core.manifest import EmulatorInfo, load_manifests
 from .behaviour import Behaviour
 from .recorder import Recorder, RequestRecord
 
-__all__ = ["VENDORS", "EmulatorContext", "create_app", "base_urls"]
+__all__ = ["vendors", "EmulatorContext", "create_app", "base_urls"]
 
-# vendor name -> (module, URL prefix)
-VENDORS: dict[str, tuple[str, str]] = {
-    "anthropic": ("llmmixer.servers.emulators.anthropic", "/anthropic"),
-    "openai": ("llmmixer.servers.emulators.openai", "/openai"),
-    "gemini": ("llmmixer.servers.emulators.gemini", "/gemini"),
-}
+
+def vendors() -> dict[str, EmulatorInfo]:
+    """Emulated vendor name (control API, URL prefix) -> what the manifest of the server using it says."""
+    return {m.emulator.name: m.emulator for m in load_manifests() if m.emulator is not None}
 
 
 def base_urls(root: str) -> dict[str, str]:
     """The SDK base-URL environment for an emulator served at ``root`` (``http://127.0.0.1:PORT``)."""
     root = root.rstrip("/")
-    return {
-        "ANTHROPIC_BASE_URL": f"{root}/anthropic",
-        "OPENAI_BASE_URL": f"{root}/openai/v1",
-        "GOOGLE_GEMINI_BASE_URL": f"{root}/gemini",
-    }
+    return {m.base_url_var: f"{root}{m.emulator.base_path}" for m in load_manifests()
+            if m.emulator is not None and m.base_url_var}
 
 
 class EmulatorContext:
@@ -95,8 +93,9 @@ class EmulatorContext:
 def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
     def vendor_of(request: Request) -> str:
         vendor = request.path_params["vendor"]
-        if vendor not in VENDORS:
-            raise ValueError(f"unknown vendor {vendor!r}; one of {sorted(VENDORS)}")
+        known = vendors()
+        if vendor not in known:
+            raise ValueError(f"unknown vendor {vendor!r}; one of {sorted(known)}")
         return vendor
 
     async def put_behaviour(request: Request) -> JSONResponse:
@@ -133,15 +132,14 @@ def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
     ]
 
 
-def _base_url_routes(ctx: EmulatorContext, vendors: tuple[str, ...]) -> list[BaseRoute]:
+def _base_url_routes(ctx: EmulatorContext, served: tuple[str, ...]) -> list[BaseRoute]:
     """Each API's base URL itself, as the real hosts answer it: ``404`` with no body. A client that opens a
     connection ahead of its next call (a HEAD of the base URL) lands here, and the record shows which connection
     (``peer``) it opened."""
     routes: list[BaseRoute] = []
-    for path in base_urls("").values():
-        vendor = next((v for v in vendors if path.startswith(VENDORS[v][1])), None)
-        if vendor is None:
-            continue
+    known = vendors()
+    for vendor in served:
+        path = known[vendor].base_path
 
         async def base(request: Request, vendor: str = vendor) -> Response:
             record = ctx.open_record(vendor, request, None)
@@ -152,13 +150,15 @@ def _base_url_routes(ctx: EmulatorContext, vendors: tuple[str, ...]) -> list[Bas
     return routes
 
 
-def create_app(ctx: EmulatorContext | None = None, vendors: tuple[str, ...] = tuple(VENDORS)) -> Starlette:
+def create_app(ctx: EmulatorContext | None = None, served: tuple[str, ...] | None = None) -> Starlette:
+    """The app serving ``served`` (emulated vendor names; default every registered one) and the control API."""
     ctx = ctx or EmulatorContext()
-    routes = [*_control_routes(ctx), *_base_url_routes(ctx, vendors)]
-    for vendor in vendors:
-        module_name, prefix = VENDORS[vendor]
-        module = importlib.import_module(module_name)
-        routes.append(Mount(prefix, routes=module.routes(ctx)))
+    known = vendors()
+    served = tuple(known) if served is None else served
+    routes = [*_control_routes(ctx), *_base_url_routes(ctx, served)]
+    for vendor in served:
+        module = importlib.import_module(known[vendor].module)
+        routes.append(Mount(f"/{vendor}", routes=module.routes(ctx)))
     app = Starlette(routes=routes)
     app.state.emulator = ctx
     return app

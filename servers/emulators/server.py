@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import uvicorn
 
-from .app import VENDORS, EmulatorContext, base_urls, create_app
+from .app import EmulatorContext, base_urls, create_app
 from .tls import make_local_ca
 
 __all__ = ["EmulatorClient", "EmulatorServer", "free_port"]
@@ -62,10 +62,10 @@ class EmulatorClient:
 
 
 class EmulatorServer(EmulatorClient):
-    """``with EmulatorServer() as emu: ...`` serves all three vendors on a free loopback port in a thread."""
+    """``with EmulatorServer() as emu: ...`` serves every registered vendor on a free loopback port in a thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, seed: int | None = None,
-                 vendors: tuple[str, ...] = tuple(VENDORS), tls: bool = False) -> None:
+                 vendors: tuple[str, ...] | None = None, tls: bool = False) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.context = EmulatorContext(seed=seed)

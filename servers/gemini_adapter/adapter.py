@@ -26,6 +26,7 @@ import httpx2
 from google import genai
 from google.genai import types
 
+from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.errors import ConnectionError_, ContentFilterError
 from ..core.images import Image
@@ -60,10 +61,7 @@ def _enum_value(value: Any) -> str | None:
 
 
 class GeminiAdapter(BaseAdapter):
-    vendor = VENDOR
-    source = "gemini"
-    key_env_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-    default_model = "gemini-2.5-flash"
+    manifest = MANIFEST
     capability_table = TABLE
 
     _client: genai.Client | None = None

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
+from .manifest import MANIFEST
 from ..core.adapter import (
     AdapterSettings,
     BaseAdapter,
@@ -70,10 +71,7 @@ def _schema_name(schema: dict[str, Any]) -> str:
 
 
 class GPTAdapter(BaseAdapter):
-    vendor = VENDOR
-    source = "gpt"
-    key_env_vars = ("OPENAI_API_KEY",)
-    default_model = "gpt-5-mini"
+    manifest = MANIFEST
     capability_table = TABLE
 
     api_style: ApiStyle

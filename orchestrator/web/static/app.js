@@ -7,11 +7,8 @@
 "use strict";
 
 (function () {
-  const EVENT_TYPES = [
-    "run.started", "leg.queued", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
-    "race.won", "pty.output", "pty.waiting", "pty.exit", "run.done", "leg.skipped", "leg.recovery",
-  ];
-  const DEFAULT_MODELS = ["claude", "gpt", "gemini"];
+  // The event types, the modes and the registered servers come from /api/meta: they are defined once, in Python.
+  const meta = { event_types: [], modes: [], default_mode: null, servers: [] };
   const SEEN_LIMIT = 100000;
 
   const $ = (sel) => document.querySelector(sel);
@@ -444,7 +441,7 @@
         setConn("reconnecting");
       }
     };
-    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+    for (const type of meta.event_types) source.addEventListener(type, onEvent);
     source.addEventListener("message", onEvent);
     source.addEventListener("gap", onGap);
   }
@@ -522,16 +519,35 @@
     }
   }
 
+  async function loadMeta() {
+    try {
+      Object.assign(meta, await api("GET", "/api/meta"));
+    } catch (e) {
+      notice(`Could not load /api/meta (${e.message}): live events are not shown`, "error");
+    }
+    const select = $("#mode");
+    select.textContent = "";
+    for (const mode of meta.modes) {
+      const option = document.createElement("option");
+      option.value = mode.name;
+      option.textContent = `${mode.name} — ${mode.help}`;
+      option.selected = mode.name === meta.default_mode;
+      select.appendChild(option);
+    }
+  }
+
+  const isModel = (server) => server.role !== "runner";
+
   async function loadModels() {
-    let names = DEFAULT_MODELS;
+    let names = meta.servers.filter(isModel).map((s) => s.name);
     const cooling = {};
     try {
       const payload = await api("GET", "/api/servers");
-      const servers = (payload.servers || []).filter((s) => s.kind !== "pty" && s.name !== "pty");
+      const servers = (payload.servers || []).filter(isModel);
       const adapters = servers.map((s) => s.name);
       if (adapters.length) names = adapters;
       for (const s of servers) if (s.cooling_until) cooling[s.name] = `${s.cooling_until} (${s.cooldown_reason})`;
-    } catch (e) { /* keep the defaults */ }
+    } catch (e) { /* keep the registered ones */ }
     const box = $("#models");
     for (const old of box.querySelectorAll("label")) old.remove();
     for (const name of names) {
@@ -614,8 +630,7 @@
     $("#ask-form").addEventListener("submit", startAsk);
     $("#command-form").addEventListener("submit", startCommand);
     $("#cancel").addEventListener("click", cancelCurrent);
-    connect();
-    loadModels();
+    loadMeta().then(() => { connect(); loadModels(); });
     loadHistory();
   });
 })();

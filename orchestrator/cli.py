@@ -91,12 +91,12 @@ def ask(
     model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     aggregator: Annotated[str | None, typer.Option(
-        "--aggregator", "--judge", help="synthesize/judge: the server that aggregates or judges (default: first)")
+        "--aggregator", "--judge", help="the server that aggregates (synthesize) or judges (judge); default: the first")
     ] = None,
     rounds: Annotated[int, typer.Option(help="synthesize: mixture-of-agents layers")] = 1,
     min_answers: Annotated[int | None, typer.Option(help="synthesize: answers needed to aggregate (default 2)")
                            ] = None,
-    deadline: Annotated[float | None, typer.Option(help="synthesize/judge: seconds to wait for the answers")] = None,
+    deadline: Annotated[float | None, typer.Option(help="synthesize and judge: seconds to wait for the answers")] = None,
     reasoning: Annotated[str | None, typer.Option(help="off | low | medium | high")] = None,
     image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,

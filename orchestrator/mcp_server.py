@@ -192,7 +192,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")] = None,
         model_for: Annotated[dict[str, str] | None, Field(description="model id per server")] = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
-        aggregator: Annotated[str | None, Field(description="synthesize/judge: the aggregating or judging model")
+        aggregator: Annotated[str | None, Field(description="the aggregating (synthesize) or judging (judge) model")
                               ] = None,
         rounds: Annotated[int, Field(ge=1, le=5, description="synthesize: mixture-of-agents layers")] = 1,
         reasoning: Literal["off", "low", "medium", "high"] | None = None,

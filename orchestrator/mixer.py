@@ -27,7 +27,7 @@ import anyio
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
 from .cooldown import Cooldowns
-from .modes import MODES, strategy_name
+from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, strategy_name
 from .statuses import LegStatus
 from .pool import CallState, ServerPool
 
@@ -40,9 +40,7 @@ DEFAULT_HEDGE_DELAY_MS = 1000.0
 MIN_TTFT_SAMPLES = 20
 # A leg with another to fall back on waits at most this long between retries; a longer retry-after ends it at once.
 FAST_RETRY_WAIT_S = 0.5
-# Modes that skip cooling servers (``all`` asks every server: comparing them is its point).
-SKIPPING_MODES = frozenset({"race", "first-token", "hedge", "fallback", "synthesize", "judge"})
-COMBINING_MODES = frozenset({"synthesize", "judge"})  # their strategies take MixOptions
+
 
 Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 
@@ -117,7 +115,7 @@ class MixResult:
 
     @property
     def ok(self) -> bool:
-        if self.mode in ("synthesize", "judge"):
+        if self.mode in COMBINING_MODES:
             return self.winner is not None
         return any(leg.succeeded for leg in self.legs)
 
@@ -464,13 +462,13 @@ class Mixer:
                           options: MixOptions) -> None:
         from . import moa
 
-        await moa.synthesize(self, legs, arguments, emit, result, options)
+        await moa.synthesize_answers(self, legs, arguments, emit, result, options)
 
     async def _judge(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult, *,
                      options: MixOptions) -> None:
         from . import moa
 
-        await moa.judge(self, legs, arguments, emit, result, options)
+        await moa.judge_answers(self, legs, arguments, emit, result, options)
 
     def _win(self, leg: Leg, legs: list[Leg], result: MixResult) -> None:
         leg.status = "won"

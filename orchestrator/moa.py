@@ -28,7 +28,7 @@ from .mixer import Emit, Leg, MixOptions, MixResult
 if TYPE_CHECKING:
     from .mixer import Mixer
 
-__all__ = ["synthesize", "judge"]
+__all__ = ["synthesize_answers", "judge_answers"]
 
 
 async def _gather(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit,
@@ -65,7 +65,7 @@ def _combiner(mixer: Mixer, legs: list[Leg], options: MixOptions) -> str:
     return next((s for s in servers if mixer.cooldowns.cooling_until(s) is None), servers[0])
 
 
-async def synthesize(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
+async def synthesize_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
                      options: MixOptions) -> None:
     if not legs:
         return
@@ -109,7 +109,7 @@ async def synthesize(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], e
         mixer._win(aggregator, [], result)  # noqa: SLF001
 
 
-async def judge(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
+async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
                 options: MixOptions) -> None:
     if not legs:
         return

@@ -227,7 +227,7 @@ class Runs:
                         options: MixOptions | None = None) -> str:
         """Start an ask; returns its run id at once. ``conversation_id`` continues that conversation (its history
         goes to the models as ``messages``); without one the run starts a new conversation. ``options`` holds the
-        synthesize/judge settings (aggregator, rounds, min_answers, deadline_s). Images given as ``path`` are read
+        settings of the combining modes (aggregator, rounds, min_answers, deadline_s). Images given as ``path`` are read
         here and sent on as base64 (see servers/core/images.py).
 
         Raises:

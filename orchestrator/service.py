@@ -25,7 +25,7 @@ class RunService(Protocol):
                         model_for: dict[str, str] | None = None, conversation_id: str | None = None,
                         reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
                         options: MixOptions | None = None) -> str:
-        """Start one prompt across the models; the run id, at once. ``options``: synthesize/judge settings.
+        """Start one prompt across the models; the run id, at once. ``options``: the combining modes' settings.
 
         Raises:
             InvalidInputError: an empty prompt, an unknown model or mode.

@@ -252,13 +252,13 @@ class Runs:
                 arguments[key] = value
         if thread:
             arguments["messages"] = thread
-        options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
-                                     ("response_schema", response_schema), ("model_for", model_for or None))
-                   if v is not None}
+        record_options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
+                                            ("response_schema", response_schema), ("reasoning", reasoning),
+                                            ("model_for", model_for or None)) if v is not None}
         state = self._new_run("ask", mode, {"prompt": prompt[:200]})
         state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
                                           history.new_conversation_id(), prompt=prompt, system=system,
-                                          models=sources, mode=mode, options=options)
+                                          models=sources, mode=mode, options=record_options)
         await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
         self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,

@@ -138,6 +138,7 @@ async def test_synthesize_shows_the_aggregator_in_its_own_column_and_a_cooling_s
             with anyio.fail_after(60):
                 await page.goto(url)
                 await page.wait_for_selector('#conn[data-state="live"]')
+                await page.wait_for_selector("#models .cooling")
                 cooling = await page.inner_text("#models")
                 assert "gemini" in cooling and "cooling down until" in cooling
                 await page.fill("#prompt", "Combine your answers")

@@ -222,12 +222,12 @@ async def _servers(config: str | None, as_json: bool) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("server", "transport", "status", "tools", "latency ms", "error", "cooling down until")
+        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error", "cooling down until")
         for s in statuses:
             cooling = f"{s['cooling_until']} ({s['cooldown_reason']})" if s.get("cooling_until") else ""
             table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
                           "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
-                          s["last_error"] or "", cooling)
+                          s.get("info") or "", s["last_error"] or "", cooling)
         Console().print(table)
     return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
 

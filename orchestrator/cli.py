@@ -34,6 +34,25 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Generate configuration for MCP hosts.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
+logs_app = typer.Typer(help="Browse the run log: prompts, answers, costs (llmmixer logs show ID for one run).",
+                       invoke_without_command=True, rich_markup_mode=None)
+app.add_typer(logs_app, name="logs")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        __version__ = version("llmmixer")
+
+        typer.echo(f"llmmixer {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """Use Claude, GPT and Gemini together: race them, fan out, fall back; run commands; watch it live."""
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="servers config (mcpServers JSON)")]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="event store: memory | sqlite:///path | redis://…")]
@@ -85,8 +104,10 @@ async def _open_runs(config_path: str | None, store_url: str | None, *, logging_
 @app.command()
 def ask(
     prompt: Annotated[str | None, typer.Argument(help="the prompt; '-' or nothing reads stdin")] = None,
-    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list of servers, e.g. claude,gpt "
-                                                                      "(default: settings.models)")] = None,
+    models: Annotated[str | None, typer.Option("--models", help="comma list of servers, e.g. claude,gpt "
+                                                                "(default: settings.models)")] = None,
+    model: Annotated[list[str], typer.Option(
+        "--model", "-m", help="a model id or alias (llmmixer models); its server is found; repeatable")] = [],  # noqa: B006
     mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
     model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
@@ -121,7 +142,7 @@ def ask(
     overrides = _parse_model_for(model_for)
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
-    options = AskOptions(models=models, mode=mode, system=system, model_for=overrides,
+    options = AskOptions(models=models, mode=mode, system=system, model_for=overrides, model_ids=list(model),
                          schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid,
                          reasoning=reasoning, images=[{"path": path} for path in image],
                          mix=MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers,
@@ -175,6 +196,104 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
             return EXIT_FAILED
         typer.echo(json.dumps(final["data"], ensure_ascii=False, indent=2))
     return EXIT_OK if final.get("status") == "done" else EXIT_FAILED
+
+
+@app.command()
+def chat(
+    models: Annotated[str | None, typer.Option("--models", help="servers, a comma list: claude,gpt,gemini")] = None,
+    model: Annotated[list[str], typer.Option("--model", "-m", help="a model id or alias; repeatable")] = [],  # noqa: B006
+    mode: Annotated[str | None, typer.Option(help="all | race | first-token | hedge | fallback")] = None,
+    system: Annotated[str | None, typer.Option(help="system prompt")] = None,
+    continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
+    cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Chat in a loop: each message goes to the models with the conversation so far ('exit' or Ctrl-D ends)."""
+    from .chat import run_chat
+
+    if mode is not None and mode not in MODES:
+        raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
+    if continue_ and cid:
+        raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
+    options = AskOptions(models=models, mode=mode, system=system, model_ids=list(model), continue_latest=continue_,
+                         conversation_id=cid)
+
+    async def go() -> int:
+        async with await _open_runs(config, store, logging_store=True) as runs:
+            return await run_chat(runs, options)
+
+    raise typer.Exit(_run_async(go()))
+
+
+@app.command()
+def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every model server's models, their aliases and prices; the default of each server is marked."""
+
+    async def go() -> int:
+        from .models import list_all_models
+
+        async with await _open_runs(config, "memory") as runs:
+            listings = await list_all_models(runs)
+        if as_json:
+            typer.echo(json.dumps({"servers": listings}, indent=2))
+        else:
+            from .logs import print_models
+
+            print_models(listings)
+        return EXIT_OK if any(listing["models"] for listing in listings) else EXIT_FAILED
+
+    raise typer.Exit(_run_async(go()))
+
+
+@logs_app.callback()
+def logs(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, help="how many runs, newest first")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one run record each")] = False,
+    query: Annotated[str | None, typer.Option("-q", "--query", help="only runs whose prompt or answer has TEXT")] = None,
+    cid: Annotated[str | None, typer.Option("--cid", help="only this conversation, oldest first")] = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """The newest runs: prompt, models, winner, cost, answer."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"config": config, "store": store}
+        return
+    from .logs import list_logs
+
+    raise typer.Exit(_run_async(list_logs(_log_store(config, store), count=count, as_json=as_json, query=query,
+                                          conversation_id=cid)))
+
+
+@logs_app.command("show")
+def logs_show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="the run id (llmmixer logs lists them)")],
+    timeline: Annotated[bool, typer.Option("--timeline", help="each leg's start, first token and end")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole record as JSON")] = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """One run whole: prompt, system, options, every leg's answer and figures."""
+    from .logs import show_log
+
+    parent = ctx.obj or {}
+    url = _log_store(config or parent.get("config"), store or parent.get("store"))
+    raise typer.Exit(_run_async(show_log(url, run_id, timeline=timeline, as_json=as_json)))
+
+
+def _log_store(config_path: str | None, store_url: str | None) -> str:
+    from ..servers.core.errors import LLMMixerError
+    from .config import load_config
+
+    if store_url:
+        return store_url
+    try:
+        configured = load_config(config_path).settings.store
+    except LLMMixerError as error:
+        raise _fail_usage(error.message) from error
+    return configured or default_log_store()
 
 
 @app.command()

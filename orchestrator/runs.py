@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,7 +35,7 @@ import anyio.abc
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError, UnavailableError
 from ..servers.core.events import TEXT_EVENT_TYPES, Event
 from ..servers.core.redact import redact_inline
-from . import history, run_record
+from . import history, run_record, timeline
 from .config import Config
 from .cooldown import Cooldowns, default_path
 from .mixer import MixOptions, MixResult, Mixer
@@ -72,6 +73,7 @@ class RunState:
     interrupted: bool = False  # ended by Runs.interrupt() (shutdown), not by a caller
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
     record: dict[str, Any] | None = None  # what the run log keeps (history.py)
+    marks: list[tuple[str, str, float]] = field(default_factory=list)  # (type, source, ts) for the timeline
     last_seq: int = 0  # the writer's accept number of this run's newest event
     chars: int = 0  # streamed text held in `deltas`
     mix: MixResult | None = None  # an ask's legs as they go (their status: queued, running, done...)
@@ -178,8 +180,10 @@ class Runs:
             state.touch()
         else:
             data = run_record.compact(type_, source, data, state.deltas)
-        state.last_seq = self.writer.submit(Event(run=state.run_id, source=source, type=type_,  # type: ignore[arg-type]
-                                                  data=data))
+        event = Event(run=state.run_id, source=source, type=type_, data=data)  # type: ignore[arg-type]
+        if type_ in timeline.MARK_TYPES:
+            state.marks.append((type_, source, event.ts))
+        state.last_seq = self.writer.submit(event)
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 
@@ -368,6 +372,9 @@ class Runs:
         with anyio.CancelScope(shield=True):
             if state.record is not None and state.record.get("conversation_id"):
                 result = {**result, "conversation_id": state.record["conversation_id"]}
+            if state.kind == "ask":
+                state.marks.append(("run.done", "orchestrator", time.time()))
+                result = {**result, "timeline": timeline.build(state.marks, result.get("legs"))}
             state.status, state.result = status, result
             self._emit(state, "run.done", "orchestrator", {"status": status, **result})
             await self.flush()
@@ -500,6 +507,10 @@ class Runs:
         """Each server's status, with its cooldown (``cooling_until``, ``cooldown_reason``)."""
         return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
                 for status in await self.pool.check()]
+
+    def server_statuses(self) -> list[dict[str, Any]]:
+        """What is known of each server now, without waiting for any (``idle``, ``starting``, ``ready``, ``dead``)."""
+        return [status.to_dict() for status in self.pool.statuses()]
 
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""

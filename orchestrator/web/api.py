@@ -253,8 +253,14 @@ async def list_runs(request: Request) -> Response:
 
 
 async def list_servers(request: Request) -> Response:
-    """Each server's live status, with what its manifest says about it (role, title, vendor, default model)."""
-    statuses = await _runs(request).servers()
+    """Each server's live status, with what its manifest says about it (role, title, vendor, default model).
+    ``?wait=0`` answers at once with what is known (``starting`` while a server comes up; the dashboard polls);
+    without it, every server is checked first."""
+    runs = _runs(request)
+    if request.query_params.get("wait") == "0" and hasattr(runs, "server_statuses"):
+        statuses = runs.server_statuses()
+    else:
+        statuses = await runs.servers()
     return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})
 
 

@@ -148,7 +148,7 @@ def _invalid(ctx: EmulatorContext, message: str, record: RequestRecord, status: 
 
 def _reply_text(behaviour: Behaviour, body: dict[str, Any]) -> str:
     output_format = (body.get("output_config") or {}).get("format") or {}
-    if output_format.get("type") != "json_schema":
+    if output_format.get("type") != "json_schema" or behaviour.ignore_schema:
         return behaviour.reply
     value = behaviour.reply_json
     if value is None:

@@ -180,7 +180,7 @@ def _error_response(error: InjectedError, model: str, record: RequestRecord) -> 
 def _reply_text(behaviour: Behaviour, body: dict[str, Any]) -> str:
     config = body.get("generationConfig") or {}
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
-    if schema is None and config.get("responseMimeType") != "application/json":
+    if (schema is None and config.get("responseMimeType") != "application/json") or behaviour.ignore_schema:
         return behaviour.reply
     value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {})
     return json.dumps(value, ensure_ascii=False)

@@ -219,7 +219,7 @@ class _Reply:
         self.model = SNAPSHOTS.get(requested, requested)
         self.created = CREATED
         wants_json, schema = _requested_schema(body, api)
-        if wants_json:
+        if wants_json and not behaviour.ignore_schema:
             value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {})
             text = json.dumps(value, ensure_ascii=False)
         else:

@@ -28,7 +28,7 @@
     let run = state.runs.get(id);
     if (!run) {
       run = { id, kind: null, mode: null, legs: new Map(), order: [], winner: null, done: false, result: null,
-        terminalChunks: [], exit: null, waiting: false, prompt: null };
+        terminalChunks: [], exit: null, waiting: false, prompt: null, status: null, marks: [] };
       state.runs.set(id, run);
     }
     return run;
@@ -80,6 +80,10 @@
     const run = runFor(ev.run);
     const d = ev.data || {};
     const changed = { run: ev.run, source: null, text: null, full: false };
+    if (window.LLMMixerTimeline && window.LLMMixerTimeline.MARKS.has(ev.type) && typeof ev.ts === "number") {
+      run.marks.push({ type: ev.type, source: ev.source, ts: ev.ts });
+      changed.timeline = true;
+    }
     switch (ev.type) {
       case "run.started":
         run.kind = d.kind || (d.command ? "command" : "ask");
@@ -181,6 +185,7 @@
         break;
       case "run.done":
         run.done = true;
+        run.status = d.status || run.status;
         if (d.winner) run.winner = d.winner;
         mergeResult(run, d.result || d);
         changed.full = true;
@@ -295,7 +300,8 @@
     for (const step of run.recovery || (run.result && run.result.recovery) || []) {
       add("recovered ", `${step.from} → ${[].concat(step.to).join(", ")}`, "recovery");
     }
-    add("", run.done ? "done" : "running", run.done ? "state done" : "state running");
+    const stateName = run.done ? (run.status || "done") : "running";
+    add("", stateName, `state ${run.done ? "done" : "running"} ${stateName}`);
     info.dataset.run = run.id;
     info.dataset.done = run.done ? "true" : "false";
     $("#cancel").disabled = run.done;
@@ -317,7 +323,12 @@
       terminal.write(appended);
     }
     const status = $("#terminal-status");
-    if (run.exit !== null && run.exit !== undefined) {
+    if (run.done && (run.exit === null || run.exit === undefined)) {
+      // Ended without an exit code: cancelled, refused by policy, or the runner failed.
+      const ended = run.status || "done";
+      status.textContent = ended;
+      status.dataset.status = ended === "done" ? "done" : (ended === "cancelled" ? "cancelled" : "error");
+    } else if (run.exit !== null && run.exit !== undefined) {
       status.textContent = `exit ${run.exit}`;
       status.dataset.status = run.exit === 0 ? "done" : "error";
     } else {
@@ -326,11 +337,22 @@
     }
   }
 
+  function renderTimeline(run) {
+    const box = $("#timeline");
+    if (!box || !window.LLMMixerTimeline) return;
+    const T = window.LLMMixerTimeline;
+    const stored = run.result && run.result.timeline;
+    const data = stored || (run.kind === "command" ? null : T.fromMarks(run.marks, run.result && run.result.legs,
+      Date.now() / 1000));
+    T.render(box, data);
+  }
+
   function renderRun(run) {
     $("#columns").textContent = "";
     for (const source of run.order) renderLeg(run, source, null);
     renderRunInfo(run);
     renderTerminal(run, null);
+    renderTimeline(run);
   }
 
   function render(changed) {
@@ -340,8 +362,10 @@
       for (const source of run.order) renderLeg(run, source, null);
       renderRunInfo(run);
       renderTerminal(run, null);
+      renderTimeline(run);
       return;
     }
+    if (changed.timeline) renderTimeline(run);
     if (changed.source) renderLeg(run, changed.source, changed.text);
     if (changed.terminal !== undefined) renderTerminal(run, changed.terminal);
   }
@@ -471,8 +495,16 @@
       const run = runFor(runId);
       if (!result) return;
       run.kind = run.kind || result.kind || null;
+      run.prompt = run.prompt || result.prompt || result.command || null;
+      run.mode = run.mode || result.mode || null;
+      for (const m of result.models || []) legFor(run, m);
       if (result.legs) mergeResult(run, result);
+      else if (result.kind === "command" || result.status !== "running") run.result = result;
       if (result.exit_code !== undefined && result.exit_code !== null) run.exit = result.exit_code;
+      if (run.kind === "command" && typeof result.output === "string" && !run.terminalChunks.length) {
+        run.terminalChunks.push(result.output);
+      }
+      run.status = result.status || run.status;
       run.done = !["pending", "running"].includes(result.status);
       if (state.current === runId) renderRun(run);
     } catch (e) {
@@ -510,10 +542,13 @@
       if (typeof item.total_cost_usd === "number") bits.push(fmtCost(item.total_cost_usd));
       meta.textContent = bits.filter(Boolean).join(" · ");
       li.append(title, meta);
+      li.dataset.status = item.status || "";
       li.addEventListener("click", () => {
+        const run = runFor(id);
+        if (!run.prompt) run.prompt = item.prompt || item.command || null;
         show(id);
-        if (!state.runs.get(id).done) return;
-        if (!state.runs.get(id).result) refreshRun(id);
+        // A run this page did not watch (a reload, another process): its state and result from the run log.
+        if (!run.done || !run.result) refreshRun(id);
       });
       list.appendChild(li);
     }
@@ -538,34 +573,42 @@
 
   const isModel = (server) => server.role !== "runner";
 
+  // The model servers and their state; polled while any is still starting (the server starts them eagerly).
+  let modelPolls = 0;
   async function loadModels() {
-    let names = meta.servers.filter(isModel).map((s) => s.name);
-    const cooling = {};
+    let servers = meta.servers.filter(isModel).map((s) => ({ name: s.name, status: "starting" }));
     try {
-      const payload = await api("GET", "/api/servers");
-      const servers = (payload.servers || []).filter(isModel);
-      const adapters = servers.map((s) => s.name);
-      if (adapters.length) names = adapters;
-      for (const s of servers) if (s.cooling_until) cooling[s.name] = `${s.cooling_until} (${s.cooldown_reason})`;
+      const payload = await api("GET", "/api/servers?wait=0");
+      const adapters = (payload.servers || []).filter(isModel);
+      if (adapters.length) servers = adapters;
     } catch (e) { /* keep the registered ones */ }
     const box = $("#models");
+    const checked = new Map([...box.querySelectorAll("input")].map((i) => [i.value, i.checked]));
     for (const old of box.querySelectorAll("label")) old.remove();
-    for (const name of names) {
+    for (const server of servers) {
       const label = document.createElement("label");
+      label.dataset.status = server.status || "";
       const input = document.createElement("input");
       input.type = "checkbox";
       input.name = "model";
-      input.value = name;
-      input.checked = true;
-      label.append(input, document.createTextNode(` ${name}`));
-      if (cooling[name]) {
+      input.value = server.name;
+      input.checked = checked.has(server.name) ? checked.get(server.name) : true;
+      const state = document.createElement("span");
+      state.className = "server-state";
+      state.textContent = { ready: "", idle: " (idle)", starting: " (starting…)", dead: " (down)" }[server.status] ??
+        ` (${server.status})`;
+      label.append(input, document.createTextNode(` ${server.name}`), state);
+      if (server.cooling_until) {
         const note = document.createElement("small");
         note.className = "cooling";
-        note.textContent = ` cooling down until ${cooling[name]}`;
+        note.textContent = ` cooling down until ${server.cooling_until} (${server.cooldown_reason})`;
         label.title = note.textContent;
         label.appendChild(note);
       }
       box.appendChild(label);
+    }
+    if (servers.some((s) => ["idle", "starting"].includes(s.status)) && modelPolls++ < 120) {
+      setTimeout(loadModels, 500);
     }
   }
 

@@ -510,7 +510,8 @@ class Runs:
 
     def server_statuses(self) -> list[dict[str, Any]]:
         """What is known of each server now, without waiting for any (``idle``, ``starting``, ``ready``, ``dead``)."""
-        return [status.to_dict() for status in self.pool.statuses()]
+        return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
+                for status in self.pool.statuses()]
 
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""

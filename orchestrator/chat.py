@@ -1,8 +1,8 @@
 """``llmmixer chat``: an interactive loop over one conversation, with the same live panels as ``ask``.
 
 Each line typed is one ask in the conversation (the first starts it, unless ``-c``/``--cid`` continues one); the
-models see the thread so far. ``exit``, ``quit`` or end of input (Ctrl-D) ends the loop; Ctrl-C cancels the
-answer being streamed and returns to the prompt.
+models see the thread so far. ``exit``, ``quit`` or end of input (Ctrl-D) ends the loop; Ctrl-C ends it at once
+(the answer being streamed is cancelled with every leg, as for ``ask``).
 """
 
 from __future__ import annotations
@@ -54,10 +54,7 @@ async def run_chat(runs: Runs, options: AskOptions) -> int:
             sys.stderr.write(f"error: {error.kind.value}: {error.message}\n")
             code = 1
             continue
-        try:
-            final = await follow_ask(runs, run_id, live=True)
-        except KeyboardInterrupt:
-            final = await runs.cancel(run_id)
+        final = await follow_ask(runs, run_id, live=True)
         code = 0 if final.get("status") == "done" else 1
         if final.get("conversation_id"):
             options = replace(options, continue_latest=False, conversation_id=final["conversation_id"])

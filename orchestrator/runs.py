@@ -180,7 +180,7 @@ class Runs:
             state.touch()
         else:
             data = run_record.compact(type_, source, data, state.deltas)
-        event = Event(run=state.run_id, source=source, type=type_, data=data)  # type: ignore[arg-type]
+        event = Event(run=state.run_id, source=source, type=type_, data=data)
         if type_ in timeline.MARK_TYPES:
             state.marks.append((type_, source, event.ts))
         state.last_seq = self.writer.submit(event)

@@ -503,3 +503,18 @@ def test_sandbox_on_without_bubblewrap_names_the_package(tmp_path: Path) -> None
     done = subprocess.run([sys.executable, "-m", "llmmixer.servers.pty_runner", "--sandbox", "on"], env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "bubblewrap" in done.stderr, done.stderr
+
+
+async def test_a_key_typed_inline_never_reaches_the_run_events(tmp_path: Path) -> None:
+    from llmmixer.orchestrator.config import Config, default_servers
+    from llmmixer.orchestrator.runs import Runs
+    from llmmixer.orchestrator.stores import open_store
+
+    store = open_store("memory")
+    async with Runs(Config(servers=default_servers()), store) as runs:
+        run_id = await runs.start_command(f"FOO={CANARY} sh -c 'echo $FOO'", cwd=str(tmp_path))
+        assert await runs.wait(run_id, 60)
+        events = await store.read_after(None, run=run_id)
+    started = [e for e in events if e.type == "run.started"]
+    assert started and started[0].data["command"] == "FOO=[redacted] sh -c 'echo $FOO'"
+    assert CANARY not in str([e.to_dict() for e in events])

@@ -93,6 +93,20 @@ async def test_http_api_typed_race(emu):
             refused = await c.post("/api/runs", json={"prompt": "x", "response_schema": {"type": 5}})
             assert refused.status_code == 400 and refused.json()["error"]["kind"] == "invalid_input"
 
+            # The history lists it from the run log, with its prompt, paginated and searchable.
+            again = await c.post("/api/runs", json={"prompt": "Describe Grace", "models": "gpt",
+                                                    "conversation_id": started.json()["conversation_id"]})
+            await c.get(f"/api/runs/{again.json()['run_id']}", params={"wait": 30})
+            page = (await c.get("/api/runs", params={"limit": 1})).json()
+            assert [r["prompt"] for r in page["runs"]] == ["Describe Grace"] and page["next_offset"] == 1
+            rest = (await c.get("/api/runs", params={"limit": 1, "offset": 1})).json()
+            assert [r["prompt"] for r in rest["runs"]] == ["Describe Ada"]
+            assert rest["runs"][0]["winner"] == "gpt" and rest["runs"][0]["status"] == "done"
+            found = (await c.get("/api/runs", params={"q": "grace"})).json()["runs"]
+            assert [r["run_id"] for r in found] == [again.json()["run_id"]]
+            thread = (await c.get("/api/runs", params={"conversation_id": started.json()["conversation_id"]})).json()
+            assert len(thread["runs"]) == 2 and again.json()["conversation_id"] == started.json()["conversation_id"]
+
 
 @pytest.mark.anyio
 async def test_mcp_ask_typed_race(emu, tmp_path: Path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["looks_secret", "redact_inline", "REDACTED"]
+__all__ = ["looks_secret", "redact_inline", "inline_secrets", "REDACTED"]
 
 REDACTED = "[redacted]"
 
@@ -45,3 +45,13 @@ def redact_inline(command: str) -> str:
         return f"{name}={REDACTED}" if looks_secret(name, value) else match.group(0)
 
     return _ASSIGNMENT.sub(replace, command)
+
+
+def inline_secrets(command: str) -> dict[str, str]:
+    """The key-like values typed inline into ``command`` (``FOO=sk-abc cmd`` -> ``{"FOO": "sk-abc"}``), unquoted."""
+    found: dict[str, str] = {}
+    for match in _ASSIGNMENT.finditer(command):
+        name, value = match.group(1), match.group(2)
+        if looks_secret(name, value):
+            found[name] = value[1:-1] if value[:1] in "'\"" and value[-1:] == value[:1] else value
+    return found

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -78,7 +78,7 @@ class FdWriter:
 
 
 @contextlib.contextmanager
-def _claimed_std_fds() -> tuple[int, int]:  # type: ignore[misc]
+def _claimed_std_fds() -> Iterator[tuple[int, int]]:
     """Private duplicates of fd 0 and fd 1 for the wire; fd 0 → /dev/null and fd 1 → stderr while serving."""
     sys.stdout.flush()
     wire_in, wire_out = os.dup(0), os.dup(1)

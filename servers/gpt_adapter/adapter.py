@@ -60,7 +60,7 @@ def _api_style(value: str) -> ApiStyle:
     style = value.strip().lower()
     if style not in API_STYLES:
         raise ValueError(f"{ENV_API_STYLE} / --api must be one of {', '.join(API_STYLES)}, not {value!r}")
-    return style  # type: ignore[return-value]
+    return style
 
 
 def _schema_name(schema: dict[str, Any]) -> str:

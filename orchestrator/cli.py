@@ -186,7 +186,7 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
 def chat(
     models: Annotated[str | None, typer.Option("--models", help="servers, a comma list: claude,gpt,gemini")] = None,
     model: Annotated[list[str], typer.Option("--model", "-m", help="a model id or alias; repeatable")] = [],  # noqa: B006
-    mode: Annotated[str | None, typer.Option(help="all | race | first-token | hedge | fallback")] = None,
+    mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
     cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,

@@ -42,6 +42,10 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
         sys.stdout.flush()
 
     async def run() -> None:
+        try:
+            await store.open()  # a store that cannot be opened at all is a usage error, said before serving
+        except LLMMixerError as error:
+            raise _Refused(error.message) from error
         async with Runs(config, store) as runs:
             stop = anyio.Event()
             async with anyio.create_task_group() as tg:
@@ -53,7 +57,11 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
                             shutdown=stop, on_ready=announce)
                 tg.cancel_scope.cancel()
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    except _Refused as refused:
+        sys.stderr.write(f"llmmixer serve: {refused}\n")
+        return 2
     return 0
 
 
@@ -66,3 +74,7 @@ async def start_servers(runs: Any) -> None:
             line += f" - {status['last_error']}"
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+class _Refused(Exception):
+    """The event store cannot be opened: ``llmmixer serve`` exits 2 with the reason."""

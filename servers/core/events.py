@@ -24,6 +24,8 @@ EventType = Literal[
     "leg.done",
     "leg.error",
     "leg.cancelled",
+    "leg.skipped",
+    "leg.recovery",
     "race.won",
     "pty.output",
     "pty.waiting",

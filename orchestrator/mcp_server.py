@@ -22,7 +22,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -37,6 +37,7 @@ from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
 from .config import ModeName
+from .mixer import MixOptions
 from .modes import DEFAULT_MODE, MODES, described_modes
 from .schemas import parse_schema
 from .runs import Runs
@@ -191,6 +192,12 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")] = None,
         model_for: Annotated[dict[str, str] | None, Field(description="model id per server")] = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
+        aggregator: Annotated[str | None, Field(description="the aggregating (synthesize) or judging (judge) model")
+                              ] = None,
+        rounds: Annotated[int, Field(ge=1, le=5, description="synthesize: mixture-of-agents layers")] = 1,
+        reasoning: Literal["off", "low", "medium", "high"] | None = None,
+        images: Annotated[list[dict[str, Any]] | None, Field(
+            description="images: [{url}] or [{data: base64, media_type}] or [{path}]")] = None,
     ) -> Annotated[CallToolResult, AskOut]:
         try:
             if not prompt.strip():
@@ -198,7 +205,8 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             schema = None if response_schema is None else parse_schema(response_schema)
             job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system,
                                           conversation_id=conversation_id, response_schema=schema,
-                                          model_for=model_for)
+                                          model_for=model_for, reasoning=reasoning, images=images,
+                                          options=MixOptions(aggregator=aggregator, rounds=rounds))
             return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)

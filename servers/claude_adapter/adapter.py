@@ -8,8 +8,10 @@ We read the raw event stream rather than the SDK's accumulating ``messages.strea
 only text deltas, the stop reason and usage, and the raw stream costs less per event (this path is benchmarked
 against a bare SDK call).
 
-``temperature`` is accepted and ignored: API version 2026-10-21 (the SDK's default) refuses every sampling
-parameter, so sending it would turn a fan-out with a temperature into a Claude failure.
+``temperature`` is accepted and not sent: API version 2026-10-21 (the SDK's default) refuses every sampling
+parameter, so sending it would turn a fan-out with a temperature into a Claude failure; the result lists it in
+``dropped``. ``reasoning`` and images follow :mod:`.capabilities` (thinking budget or adaptive effort; ``image``
+blocks).
 
 Errors are mapped at one boundary (:func:`map_vendor_errors`). The service's body names the error type, and a
 mid-stream ``event: error`` reaches us as an ``APIStatusError`` on the 200 response, so the type decides where the
@@ -30,6 +32,7 @@ import httpx2
 
 from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
+from ..core.images import Image
 from ..core.errors import (
     AuthError,
     BadRequestError,
@@ -47,6 +50,7 @@ from ..core.errors import (
     UnavailableError,
     classified,
 )
+from .capabilities import TABLE, THINKING_BUDGETS, adaptive_thinking
 
 __all__ = ["ClaudeAdapter", "map_vendor_errors", "from_exception"]
 
@@ -144,8 +148,15 @@ def map_vendor_errors() -> contextlib.AbstractContextManager[None]:
     return classified(from_exception)
 
 
+def _image_block(image: Image) -> dict[str, Any]:
+    if image.url is not None:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    return {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.data}}
+
+
 class ClaudeAdapter(BaseAdapter):
     manifest = MANIFEST
+    capability_table = TABLE
 
     _client: anthropic.AsyncAnthropic | None = None
     _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool
@@ -176,18 +187,32 @@ class ClaudeAdapter(BaseAdapter):
         prebuild_models(RawMessageStreamEvent, Message)
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
+        turns: list[dict[str, Any]] = [{"role": turn.role, "content": turn.content} for turn in request.conversation()]
+        if images := request.loaded_images():
+            turns[-1]["content"] = [*(_image_block(image) for image in images),
+                                    {"type": "text", "text": request.prompt}]
         payload: dict[str, Any] = {
             "model": model,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": [{"role": turn.role, "content": turn.content} for turn in request.conversation()],
+            "messages": turns,
         }
         if request.system:
             payload["system"] = request.system
-        # ``temperature`` is deliberately not sent: the installed SDK no longer has sampling parameters, and the API
-        # version it speaks (2026-10-21) refuses them at any value. Claude answers with its own sampling instead of
-        # failing a fan-out that set a temperature for every vendor.
+        # ``temperature`` never gets here: the capability table drops it (API version 2026-10-21 refuses it).
+        output_config: dict[str, Any] = {}
         if request.response_schema is not None:
-            payload["output_config"] = {"format": {"type": "json_schema", "schema": request.response_schema}}
+            output_config["format"] = {"type": "json_schema", "schema": request.response_schema}
+        if request.reasoning == "off":
+            payload["thinking"] = {"type": "disabled"}
+        elif request.reasoning is not None and adaptive_thinking(model):
+            payload["thinking"] = {"type": "adaptive"}
+            output_config["effort"] = request.reasoning
+        elif request.reasoning is not None:
+            budget = THINKING_BUDGETS[request.reasoning]
+            payload["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            payload["max_tokens"] += budget  # thinking counts toward max_tokens; the answer keeps its own limit
+        if output_config:
+            payload["output_config"] = output_config
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
@@ -211,8 +236,10 @@ class ClaudeAdapter(BaseAdapter):
                     elif kind == "message_delta":
                         stop_reason = event.delta.stop_reason or stop_reason
                         # message_delta's usage is cumulative; input_tokens there is newer than message_start's
+                        details = event.usage.output_tokens_details
                         usage = Usage(event.usage.input_tokens if event.usage.input_tokens is not None
-                                      else usage.input_tokens, event.usage.output_tokens)
+                                      else usage.input_tokens, event.usage.output_tokens,
+                                      details.thinking_tokens if details is not None else None)
                     elif kind == "message_stop":
                         finished = True
         finally:

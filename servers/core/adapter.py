@@ -38,12 +38,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from . import pricing
+from .capabilities import CapabilityTable, Dropped, ModelCaps, Reasoning, fit
 from .manifest import ServerManifest
 from .errors import AuthError, InvalidInputError, InvalidOutputError, LLMMixerError, RetryableError
 from .envvars import ADAPTER_NUMBERS, EnvError, adapter_numbers, exit_usage
+from .images import Image, ImageInput, load
 
 __all__ = [
     "ChatMessage",
@@ -80,19 +82,38 @@ class GenerateRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     response_schema: dict[str, Any] | None = None
+    # off | low | medium | high, mapped by each adapter to its vendor's native control (see its capabilities.py).
+    reasoning: Reasoning | None = None
+    # Images for the final user turn (see images.py), sent in the vendor's native format.
+    images: list[ImageInput] | None = Field(default=None, max_length=20)
+    # Retry only waits up to this long: a longer wait (a retry-after of 30 s) ends the call at once with the
+    # error, so a caller with another model to try moves on, and honours the wait on its next use of this one.
+    max_retry_wait_s: float | None = Field(default=None, ge=0)
+
+    _images: list[Image] | None = PrivateAttr(default=None)
 
     def conversation(self) -> list[ChatMessage]:
         """Earlier turns followed by the prompt as the final user turn."""
         return [*(self.messages or []), ChatMessage(role="user", content=self.prompt)]
 
+    def loaded_images(self) -> list[Image]:
+        """The images, read and checked once (see :func:`images.load`). Raises ``InvalidInputError``."""
+        if self._images is None:
+            self._images = [load(image, f"images[{index}]") for index, image in enumerate(self.images or [])]
+        return self._images
+
 
 @dataclass(slots=True)
 class Usage:
     input_tokens: int | None = None
-    output_tokens: int | None = None
+    output_tokens: int | None = None  # includes reasoning tokens: every vendor bills them as output
+    reasoning_tokens: int | None = None  # the part of output_tokens spent reasoning, when the vendor says
 
     def to_dict(self) -> dict[str, int | None]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        out = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.reasoning_tokens is not None:
+            out["reasoning_tokens"] = self.reasoning_tokens
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +141,7 @@ class GenerateResult:
     latency_ms: float
     data: Any = None
     has_data: bool = False
+    dropped: list[Dropped] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -133,6 +155,8 @@ class GenerateResult:
         }
         if self.has_data:
             out["data"] = self.data
+        if self.dropped:
+            out["dropped"] = [item.to_dict() for item in self.dropped]
         return out
 
 
@@ -222,6 +246,8 @@ class BaseAdapter(abc.ABC):
     source: ClassVar[str]  # "claude", "gpt", "gemini": the name in events and server names
     key_env_vars: ClassVar[tuple[str, ...]]  # the first is the one an error message tells the user to set
     default_model: ClassVar[str]
+    # What each model accepts (see capabilities.py); None: everything is sent as given.
+    capability_table: ClassVar[CapabilityTable | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -335,6 +361,10 @@ class BaseAdapter(abc.ABC):
                 raise InvalidInputError(f"response_schema is not a valid JSON Schema: {exc.message}",
                                         vendor=self.vendor) from exc
 
+    def capabilities(self, model: str) -> ModelCaps:
+        return self.capability_table.for_model(model) if self.capability_table is not None else ModelCaps(
+            reasoning=True)
+
     def backoff_s(self, error: LLMMixerError, attempt: int) -> float:
         if error.retry_after_s is not None:
             return min(max(error.retry_after_s, 0.0), self.settings.backoff_max_s)
@@ -352,6 +382,8 @@ class BaseAdapter(abc.ABC):
         if self._warmed is not None:
             await self._warmed.wait()
         model = request.model or self.settings.default_model or self.default_model
+        request.loaded_images()
+        request, dropped = fit(request, model, self.capabilities(model), self.vendor)
         payload = self.transform_messages(request, model)
         started = time.perf_counter()
         ttft_ms: float | None = None
@@ -378,7 +410,10 @@ class BaseAdapter(abc.ABC):
                 except RetryableError as error:
                     if parts or attempt >= self.settings.max_retries:
                         raise
-                    await anyio.sleep(self.backoff_s(error, attempt))
+                    wait_s = self.backoff_s(error, attempt)
+                    if request.max_retry_wait_s is not None and wait_s > request.max_retry_wait_s:
+                        raise  # the caller would rather move on than wait (see GenerateRequest.max_retry_wait_s)
+                    await anyio.sleep(wait_s)
             ended = True
         except LLMMixerError:
             ended = True
@@ -398,6 +433,7 @@ class BaseAdapter(abc.ABC):
                                       completion.usage.output_tokens),
             ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            dropped=dropped,
         )
         if request.response_schema is not None:
             result.data, result.has_data = self.parse_structured(text, request.response_schema), True

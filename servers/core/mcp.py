@@ -19,6 +19,8 @@ from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
 from .adapter import AdapterSettings, BaseAdapter, ChatMessage, GenerateRequest, GenerateResult, TextDelta
+from .capabilities import Reasoning
+from .images import ImageInput
 from .errors import InvalidInputError, LLMMixerError
 from .results import error_result, ok_result
 from .transport import add_transport_arguments, serve
@@ -80,6 +82,12 @@ class LLMMixerMCPServer(MCPServer):
 class UsageOut(BaseModel):
     input_tokens: int | None
     output_tokens: int | None
+    reasoning_tokens: int | None = Field(default=None, description="the part of output_tokens spent reasoning")
+
+
+class DroppedOut(BaseModel):
+    param: str
+    reason: str
 
 
 class GenerateOutput(BaseModel):
@@ -91,6 +99,7 @@ class GenerateOutput(BaseModel):
     ttft_ms: float | None
     latency_ms: float
     data: Any = Field(default=None, description="the parsed JSON reply, present when response_schema was given")
+    dropped: list[DroppedOut] | None = Field(default=None, description="parameters the model refuses, not sent")
 
 
 class ModelInfo(BaseModel):
@@ -110,7 +119,9 @@ DEFAULT_MODEL_META = "llmmixer/default_model"
 
 GENERATE_DESCRIPTION = (
     "Generate a reply from {vendor_title}. Text streams as progress notifications; the result holds the whole text, "
-    "usage, cost_usd, ttft_ms and latency_ms. Give response_schema (a JSON Schema) to get validated JSON in `data`."
+    "usage, cost_usd, ttft_ms and latency_ms. Give response_schema (a JSON Schema) to get validated JSON in `data`. "
+    "reasoning: off|low|medium|high. images: [{{path}}|{{url}}|{{data, media_type}}]. Parameters the model refuses are "
+    "not sent and are listed in `dropped`."
 )
 
 
@@ -134,11 +145,15 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
         max_tokens: int | None = None,
         temperature: float | None = None,
         response_schema: dict[str, Any] | None = None,
+        reasoning: Reasoning | None = None,
+        images: list[ImageInput] | None = None,
+        max_retry_wait_s: float | None = None,
     ) -> Annotated[CallToolResult, GenerateOutput]:
         try:
             request = GenerateRequest(prompt=prompt, system=system, messages=messages, model=model,
                                       max_tokens=max_tokens, temperature=temperature,
-                                      response_schema=response_schema)
+                                      response_schema=response_schema, reasoning=reasoning, images=images,
+                                      max_retry_wait_s=max_retry_wait_s)
         except ValueError as exc:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
         try:

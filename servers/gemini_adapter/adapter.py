@@ -29,6 +29,8 @@ from google.genai import types
 from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.errors import ConnectionError_, ContentFilterError
+from ..core.images import Image
+from .capabilities import TABLE, thinking_config
 from .errors import VENDOR, map_vendor_errors
 
 __all__ = ["GeminiAdapter"]
@@ -60,6 +62,7 @@ def _enum_value(value: Any) -> str | None:
 
 class GeminiAdapter(BaseAdapter):
     manifest = MANIFEST
+    capability_table = TABLE
 
     _client: genai.Client | None = None
     _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool
@@ -87,8 +90,11 @@ class GeminiAdapter(BaseAdapter):
         prebuild_models(types.GenerateContentResponse, types.GenerateContentConfig)
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
-        contents = [{"role": "model" if turn.role == "assistant" else "user", "parts": [{"text": turn.content}]}
-                    for turn in request.conversation()]
+        contents: list[Any] = [
+            {"role": "model" if turn.role == "assistant" else "user", "parts": [{"text": turn.content}]}
+            for turn in request.conversation()]
+        if images := request.loaded_images():
+            contents[-1]["parts"] = [*(_image_part(image) for image in images), {"text": request.prompt}]
         config: dict[str, Any] = {"automatic_continuation": False}
         if request.system:
             config["system_instruction"] = request.system
@@ -99,6 +105,8 @@ class GeminiAdapter(BaseAdapter):
         if request.response_schema is not None:
             config["response_mime_type"] = "application/json"
             config["response_json_schema"] = request.response_schema
+        if request.reasoning is not None:
+            config["thinking_config"] = types.ThinkingConfig(**thinking_config(model, request.reasoning))
         return {"contents": contents, "config": config}
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
@@ -158,6 +166,12 @@ class GeminiAdapter(BaseAdapter):
         return models
 
 
+def _image_part(image: Image) -> types.Part:
+    if image.url is not None:
+        return types.Part(file_data=types.FileData(file_uri=image.url, mime_type=image.media_type or "image/jpeg"))
+    return types.Part(inline_data=types.Blob(mime_type=image.media_type, data=image.raw()))
+
+
 def _usage(metadata: Any) -> Usage:
     """Usage from the last chunk; thinking tokens are billed as output, so they count as output here."""
     if metadata is None:
@@ -165,4 +179,5 @@ def _usage(metadata: Any) -> Usage:
     output = metadata.candidates_token_count
     if metadata.thoughts_token_count:
         output = (output or 0) + metadata.thoughts_token_count
-    return Usage(input_tokens=metadata.prompt_token_count, output_tokens=output)
+    return Usage(input_tokens=metadata.prompt_token_count, output_tokens=output,
+                 reasoning_tokens=metadata.thoughts_token_count)

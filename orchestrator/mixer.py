@@ -26,6 +26,7 @@ import anyio
 
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, ServerError
+from ..servers.core.events import EventType
 from ..servers.core.results import result_payload
 from .cooldown import Cooldowns
 from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, strategy_name
@@ -43,7 +44,7 @@ MIN_TTFT_SAMPLES = 20
 FAST_RETRY_WAIT_S = 0.5
 
 
-Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
+Emit = Callable[[EventType, str, dict[str, Any]], None]  # (type, source, data)
 
 
 @dataclass

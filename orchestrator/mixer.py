@@ -26,6 +26,7 @@ import anyio
 
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
+from ..servers.core.events import EventType
 from .cooldown import Cooldowns
 from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, strategy_name
 from .statuses import LegStatus
@@ -42,7 +43,7 @@ MIN_TTFT_SAMPLES = 20
 FAST_RETRY_WAIT_S = 0.5
 
 
-Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
+Emit = Callable[[EventType, str, dict[str, Any]], None]  # (type, source, data)
 
 
 @dataclass

@@ -33,7 +33,7 @@ import anyio
 import anyio.abc
 
 from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError, UnavailableError
-from ..servers.core.events import TEXT_EVENT_TYPES, Event
+from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
 from ..servers.core.redact import redact_inline
 from . import history, run_record, timeline
 from .config import Config
@@ -172,7 +172,7 @@ class Runs:
         when they wait in the writer's spool."""
         return await self.writer.flush()
 
-    def _emit(self, state: RunState, type_: str, source: str, data: dict[str, Any]) -> None:
+    def _emit(self, state: RunState, type_: EventType, source: str, data: dict[str, Any]) -> None:
         if type_ in TEXT_EVENT_TYPES:
             text = data.get("text", "")
             state.deltas.append((source, text))
@@ -292,7 +292,7 @@ class Runs:
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
                        model_for: dict[str, str], options: MixOptions) -> None:
-        def emit(type_: str, source: str, data: dict[str, Any]) -> None:
+        def emit(type_: EventType, source: str, data: dict[str, Any]) -> None:
             self._emit(state, type_, source, data)
 
         emit("run.started", "orchestrator", {"kind": "ask", "mode": mode, "models": sources,

@@ -557,6 +557,7 @@
   async function loadMeta() {
     try {
       Object.assign(meta, await api("GET", "/api/meta"));
+      if (window.LLMMixerTimeline) window.LLMMixerTimeline.configure(meta);
     } catch (e) {
       notice(`Could not load /api/meta (${e.message}): live events are not shown`, "error");
     }

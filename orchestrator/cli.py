@@ -111,6 +111,15 @@ def ask(
     mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
     model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
+    aggregator: Annotated[str | None, typer.Option(
+        "--aggregator", "--judge", help="the server that aggregates (synthesize) or judges (judge); default: the first")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="synthesize: mixture-of-agents layers")] = 1,
+    min_answers: Annotated[int | None, typer.Option(help="synthesize: answers needed to aggregate (default 2)")
+                           ] = None,
+    deadline: Annotated[float | None, typer.Option(help="synthesize and judge: seconds to wait for the answers")] = None,
+    reasoning: Annotated[str | None, typer.Option(help="off | low | medium | high")] = None,
+    image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
     cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
@@ -121,16 +130,23 @@ def ask(
     store: StoreOpt = None,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
+    from .mixer import MixOptions
+
     text = _read_prompt(prompt)
     if mode is not None and mode not in MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
     if models is not None and not [m for m in models.split(",") if m.strip()]:
         raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
+    if reasoning is not None and reasoning not in ("off", "low", "medium", "high"):
+        raise _fail_usage("--reasoning must be one of off, low, medium, high")
     overrides = _parse_model_for(model_for)
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
     options = AskOptions(models=models, mode=mode, system=system, model_for=overrides, model_ids=list(model),
-                         schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid)
+                         schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid,
+                         reasoning=reasoning, images=[{"path": path} for path in image],
+                         mix=MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers,
+                                        deadline_s=deadline))
     output = "data" if data_only else ("json" if as_json else "live")
     code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
@@ -186,7 +202,7 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
 def chat(
     models: Annotated[str | None, typer.Option("--models", help="servers, a comma list: claude,gpt,gemini")] = None,
     model: Annotated[list[str], typer.Option("--model", "-m", help="a model id or alias; repeatable")] = [],  # noqa: B006
-    mode: Annotated[str | None, typer.Option(help="all | race | first-token | hedge | fallback")] = None,
+    mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
     cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
@@ -325,11 +341,12 @@ async def _servers(config: str | None, as_json: bool) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error")
+        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error", "cooling down until")
         for s in statuses:
+            cooling = f"{s['cooling_until']} ({s['cooldown_reason']})" if s.get("cooling_until") else ""
             table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
                           "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
-                          s.get("info") or "", s["last_error"] or "")
+                          s.get("info") or "", s["last_error"] or "", cooling)
         Console().print(table)
     return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
 

@@ -62,6 +62,8 @@ def render_columns(sources: list[str], texts: dict[str, str], legs: dict[str, di
         body = Text(texts.get(source) or leg.get("text") or "")
         if leg.get("error"):
             body.append(f"\n{leg['error'].get('kind')}: {leg['error'].get('message')}", style="red")
+        if leg.get("reason"):  # skipped (cooling down) or left out at a deadline
+            body.append(f"\n{leg['reason']}", style="yellow")
         if max_lines is not None and console is not None and width is not None:
             lines = body.wrap(console, width)
             if len(lines) > max_lines:
@@ -81,6 +83,11 @@ def summary_line(final: dict[str, Any]) -> str:
         summary.append(f"total ${final['total_cost_usd']:.6f}{partial}")
     if final.get("conversation_id"):
         summary.append(f"conversation {final['conversation_id']}")
+    verdict = final.get("verdict") or {}
+    if verdict.get("reason"):
+        summary.append(f"judge: {verdict['winner']} ({verdict['reason']})")
+    for step in final.get("recovery") or []:
+        summary.append(f"recovered: {step['from']} failed ({step['error']}), moved on to {', '.join(step['to'])}")
     return "  ".join(summary)
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..servers.core.events import LEG_ENDS, TIMELINE_TYPES
+
 __all__ = ["MARK_TYPES", "build", "from_events", "render_text"]
 
-MARK_TYPES = frozenset({"run.started", "leg.started", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
-                        "run.done"})
-_ENDS = {"leg.done": "done", "leg.error": "error", "leg.cancelled": "cancelled"}
+MARK_TYPES = TIMELINE_TYPES
+_ENDS = LEG_ENDS
 BAR_WIDTH = 60
 
 
@@ -40,7 +41,7 @@ def build(marks: Iterable[tuple[str, str, float]], legs: list[dict[str, Any]] | 
 
     rows: dict[str, dict[str, Any]] = {}
     for type_, source, ts in marks:
-        if type_ in ("run.started", "run.done"):
+        if not type_.startswith("leg."):  # the run's own bounds
             continue
         row = rows.setdefault(source, {"source": source, "start_ms": None, "first_token_ms": None, "end_ms": None,
                                        "end": None})

@@ -38,6 +38,7 @@ from starlette.routing import BaseRoute, Route
 
 from .app import EmulatorContext
 from .behaviour import Behaviour, InjectedError, split_tokens
+from .input_checks import gemini_problem
 from .recorder import RequestRecord
 from .schema_example import example_for_schema
 from .streaming import Hang, Reset, StreamingBody, pace, sse_event
@@ -263,6 +264,8 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
             return _error_response(InjectedError(status=403, message=_NO_KEY_MESSAGE), model, record)
         if body is None:
             return _error_response(InjectedError(status=400, message="Invalid JSON payload received."), model, record)
+        if (problem := gemini_problem(body, model)) is not None:
+            return _error_response(InjectedError(status=400, message=problem), model, record)
         # A non-streaming call cannot fail halfway: its error (even one scripted mid-stream) is the whole answer.
         if behaviour.error is not None and (behaviour.error_after_tokens is None or method == "generateContent"):
             await anyio.sleep(behaviour.first_token_delay_s(ctx.rng))

@@ -52,6 +52,7 @@ from starlette.routing import BaseRoute, Route
 
 from .app import EmulatorContext
 from .behaviour import Behaviour, InjectedError, split_tokens
+from .input_checks import openai_problem
 from .recorder import RequestRecord
 from .schema_example import example_for_schema
 from .streaming import Hang, Reset, StreamingBody, pace, sse_event
@@ -525,6 +526,9 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
                     "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
                     "valid JSON.")), record)
             model = str(body.get("model") or "")
+            if (problem := openai_problem(body, api)) is not None:
+                return _error_response(ctx, InjectedError(status=400, body=problem), record, model=model, key=key,
+                                       api=api)
             streaming = body.get("stream") is True
             # A non-streaming call cannot fail halfway: its error (even one scripted mid-stream) is the whole answer.
             if behaviour.error is not None and (behaviour.error_after_tokens is None or not streaming):

@@ -100,7 +100,9 @@
       }
       case "leg.started": {
         const leg = legFor(run, legSource(ev));
-        if (leg.status === "waiting" || leg.status === "queued") leg.status = "streaming";
+        if (d.role) leg.role = d.role;
+        if (d.server) leg.server = d.server;
+        if (leg.status === "waiting" || leg.status === "queued" || leg.status === "cancelled") leg.status = "streaming";
         changed.source = leg.source;
         break;
       }
@@ -142,6 +144,18 @@
         applyLegFigures(leg, d);
         if (leg.status !== "won") leg.status = "cancelled";
         changed.source = leg.source;
+        break;
+      }
+      case "leg.skipped": {
+        const leg = legFor(run, legSource(ev));
+        leg.status = "skipped";
+        leg.error = { kind: "skipped", message: d.reason || "" };
+        changed.source = leg.source;
+        break;
+      }
+      case "leg.recovery": {
+        run.recovery = (run.recovery || []).concat([d]);
+        changed.full = true;
         break;
       }
       case "race.won": {
@@ -193,6 +207,9 @@
       if (!l || !l.source) continue;
       const leg = legFor(run, l.source);
       if (l.status) leg.status = l.status;
+      if (l.role) leg.role = l.role;
+      if (l.server) leg.server = l.server;
+      if (l.reason && !l.error) leg.error = { kind: l.status || "note", message: l.reason };
       if (typeof l.text === "string" && l.text.length >= leg.text.length && l.text.startsWith(leg.text)) {
         leg.text = l.text;
       } else if (typeof l.text === "string" && !leg.text) {
@@ -230,6 +247,11 @@
     const leg = run.legs.get(source);
     if (!leg) return;
     const col = columnFor(source);
+    if (leg.role && leg.role !== "proposer") {
+      // the aggregator or judge (or a recovery leg): its own column, saying which server plays the part
+      col.dataset.role = leg.role;
+      col.querySelector(".name").textContent = leg.server ? `${source} · ${leg.server}` : source;
+    }
     const badge = col.querySelector(".badge");
     badge.dataset.status = leg.status;
     badge.textContent = leg.status;
@@ -269,6 +291,15 @@
     if (run.winner) add("winner ", run.winner, "winner");
     const total = run.result && typeof run.result.total_cost_usd === "number" ? run.result.total_cost_usd : null;
     if (total !== null) add("total ", fmtCost(total));
+    const verdict = run.result && run.result.verdict;
+    if (verdict && verdict.reason) add("judge ", `${verdict.winner}: ${verdict.reason}`, "verdict");
+    const synthesis = run.result && run.result.synthesis;
+    if (synthesis && synthesis.left_out && synthesis.left_out.length) {
+      add("left out ", synthesis.left_out.map((l) => `${l.source} (${l.why})`).join(", "), "left-out");
+    }
+    for (const step of run.recovery || (run.result && run.result.recovery) || []) {
+      add("recovered ", `${step.from} → ${[].concat(step.to).join(", ")}`, "recovery");
+    }
     const stateName = run.done ? (run.status || "done") : "running";
     add("", stateName, `state ${run.done ? "done" : "running"} ${stateName}`);
     info.dataset.run = run.id;
@@ -526,6 +557,7 @@
   async function loadMeta() {
     try {
       Object.assign(meta, await api("GET", "/api/meta"));
+      if (window.LLMMixerTimeline) window.LLMMixerTimeline.configure(meta);
     } catch (e) {
       notice(`Could not load /api/meta (${e.message}): live events are not shown`, "error");
     }
@@ -567,6 +599,13 @@
       state.textContent = { ready: "", idle: " (idle)", starting: " (starting…)", dead: " (down)" }[server.status] ??
         ` (${server.status})`;
       label.append(input, document.createTextNode(` ${server.name}`), state);
+      if (server.cooling_until) {
+        const note = document.createElement("small");
+        note.className = "cooling";
+        note.textContent = ` cooling down until ${server.cooling_until} (${server.cooldown_reason})`;
+        label.title = note.textContent;
+        label.appendChild(note);
+      }
       box.appendChild(label);
     }
     if (servers.some((s) => ["idle", "starting"].includes(s.status)) && modelPolls++ < 120) {

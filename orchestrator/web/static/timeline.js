@@ -7,9 +7,13 @@
 "use strict";
 
 (function () {
-  const MARKS = new Set(["run.started", "leg.started", "leg.first_token", "leg.done", "leg.error",
-    "leg.cancelled", "run.done"]);
-  const ENDS = { "leg.done": "done", "leg.error": "error", "leg.cancelled": "cancelled" };
+  // Which event types mark the timeline, and the end each leg type stands for: from /api/meta (configure()).
+  const MARKS = new Set();
+  const ENDS = {};
+  function configure(meta) {
+    for (const type of meta.timeline_types || []) MARKS.add(type);
+    Object.assign(ENDS, meta.leg_ends || {});
+  }
 
   // marks: [{type, source, ts}] (ts in seconds); legs: the result's legs (final statuses), optional.
   function fromMarks(marks, legs, nowTs) {
@@ -106,5 +110,5 @@
     container.dataset.durationMs = String(duration);
   }
 
-  window.LLMMixerTimeline = { MARKS, fromMarks, render };
+  window.LLMMixerTimeline = { MARKS, configure, fromMarks, render };
 })();

@@ -128,6 +128,7 @@ class Config:
     servers: dict[str, ServerSpec]
     settings: Settings = field(default_factory=Settings)
     path: Path | None = None
+    agents: dict[str, Any] | None = None  # the raw ``agents`` object; orchestrator/agents/spec.py reads it
 
     def server_for(self, source: str) -> ServerSpec:
         for spec in self.servers.values():
@@ -186,4 +187,4 @@ def _parse(raw: Any, path: Path) -> Config:
         servers = {name: ServerSpec.from_json(name, entry) for name, entry in servers_raw.items()}
     settings = Settings.from_json(raw.get("settings", {}))
     settings.store = settings.store or os.environ.get("LLMMIXER_STORE") or None
-    return Config(servers=servers, settings=settings, path=path)
+    return Config(servers=servers, settings=settings, path=path, agents=raw.get("agents"))

@@ -38,7 +38,7 @@ PARTIAL_CHARS = 8_000  # per source in a running snapshot: far below hosts' tool
 @dataclass
 class RunState:
     run_id: str
-    kind: str  # ask | command
+    kind: str  # ask | command | agent
     mode: str | None = None
     status: str = "running"  # running | done | error | cancelled
     deltas: list[tuple[str, str]] = field(default_factory=list)
@@ -57,7 +57,7 @@ class RunState:
         base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
         if self.result is not None:
             return {**base, **self.result, "status": self.status}
-        if self.kind == "ask":
+        if self.kind in ("ask", "agent"):
             partial: dict[str, str] = {}
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
@@ -128,7 +128,7 @@ class Runs:
             await self._written_changed.wait()
 
     def _emit(self, state: RunState, type_: str, source: str, data: dict[str, Any]) -> None:
-        if type_ in ("delta", "pty.output"):
+        if type_ in ("delta", "pty.output", "agent.output"):
             state.deltas.append((source, data.get("text", "")))
             state.touch()
         self._emitted += 1
@@ -237,6 +237,45 @@ class Runs:
             return
         self._emit(state, "pty.exit", "pty", final)
         await self._finish(state, "error" if "error" in final else "done", final)
+
+    async def start_agents(self, request: Any) -> str:
+        """Start coding agents on a task (an ``agents.AgentRequest``); checked before anything starts.
+
+        Raises:
+            InvalidInputError, NotFoundError: see ``agents.plan_agents``.
+        """
+        from .agents import agent_specs, plan_agents
+
+        self.config.server_for("pty")
+        state = self._new_run("agent", request.mode)
+        try:
+            plan = plan_agents(request, agent_specs(self.config.agents), state.run_id)
+        except LLMMixerError:
+            self._runs.pop(state.run_id, None)
+            raise
+        state.title = {"task": request.task[:200]}
+        assert self._tg is not None
+        self._tg.start_soon(self._run_agents, state, plan)
+        return state.run_id
+
+    async def _run_agents(self, state: RunState, plan: Any) -> None:
+        from .agents import run_agents
+
+        request = plan.request
+        self._emit(state, "run.started", "orchestrator", {"kind": "agent", "mode": request.mode,
+                                                          "agents": request.agents, "check": request.check})
+
+        def emit(type_: str, source: str, data: dict[str, Any]) -> None:
+            self._emit(state, type_, source, data)
+
+        try:
+            with state.scope:
+                await run_agents(plan, self.pool, emit)
+        except LLMMixerError as error:
+            await self._finish(state, "error", {**plan.to_dict(), "error": error.to_dict()["error"]})
+            return
+        status = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
+        await self._finish(state, status, plan.to_dict())
 
     async def _finish(self, state: RunState, status: str, result: dict[str, Any]) -> None:
         with anyio.CancelScope(shield=True):

@@ -27,6 +27,15 @@ EventType = Literal[
     "pty.waiting",
     "pty.exit",
     "run.done",
+    # coding-agent legs (orchestrator/agents): raw terminal text, then what the CLI's JSON stream said
+    "agent.output",
+    "agent.text",
+    "agent.tool_call",
+    "agent.tool_result",
+    "agent.command",
+    "agent.file_changed",
+    "agent.exit",
+    "agent.check",
 ]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 

@@ -234,7 +234,13 @@ def demo(
     mode: Annotated[str, typer.Option(help="race | first-token | hedge | fallback | all")] = "race",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network."""
+    """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network.
+
+    `llmmixer demo agents` races the installed coding CLIs on a scripted task instead."""
+    if prompt == "agents":
+        from .agents.demo import run_agents_demo
+
+        raise typer.Exit(_run_async(run_agents_demo(as_json)))
     from .demo import run_demo
 
     raise typer.Exit(_run_async(run_demo(prompt, mode, as_json)))

@@ -15,7 +15,7 @@ from llmmixer.servers.emulators.server import EmulatorServer, free_port
 from tests.conftest import FAKE_KEYS
 from tests.netns_support import LoopbackNetns, netns_available
 
-__all__ = ["NODE_BIN", "SHELL_TOOLS", "VENDOR_OF", "shell_turns", "make_repo", "AgentWorld", "agent_world",
+__all__ = ["LLMMIXER", "NODE_BIN", "SHELL_TOOLS", "VENDOR_OF", "shell_turns", "make_repo", "AgentWorld", "agent_world",
            "needs_clis"]
 
 NODE_BIN = Path(__file__).resolve().parents[1] / ".ci" / "node" / "node_modules" / ".bin"

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from llmmixer.orchestrator.agents.launch import LEG_MARKER
-from tests.agent_support import VENDOR_OF, AgentWorld, agent_world, make_repo, needs_clis, shell_turns
+from tests.agent_support import LLMMIXER, VENDOR_OF, AgentWorld, agent_world, make_repo, needs_clis, shell_turns
 
 __all__ = ["agent_world"]
 
@@ -105,3 +105,52 @@ def test_a_missing_cli_names_its_npm_package(agent_world: AgentWorld, tmp_path: 
                                 cwd=repo, timeout=120)
     assert done.returncode == 1
     assert "npm install -g @openai/codex" in done.stderr
+
+
+@pytest.mark.anyio
+async def test_the_mcp_agent_tool_runs_as_a_job(agent_world: AgentWorld, tmp_path: Path) -> None:
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    world = agent_world
+    world.emulator.reset()
+    world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND))
+    world.emulator.set_script("anthropic", shell_turns("claude-code", TASK_COMMAND))
+    repo = make_repo(tmp_path / "repo")
+    params = StdioServerParameters(command=world.ns.exec_prefix[0], args=[*world.ns.exec_prefix[1:], LLMMIXER, "mcp"],
+                                   env=world.env(), cwd=str(repo))
+    with anyio.fail_after(600):
+        async with Client(params) as client:
+            first = await client.call_tool("agent", {"task": "Create created.txt", "check": CHECK,
+                                                     "agents": ["codex", "claude-code"], "cwd": str(repo),
+                                                     "wait_s": 0})
+            started = first.structured_content
+            assert not first.is_error, started
+            assert started["status"] == "running" and started["kind"] == "agent"
+            final = started
+            while final["status"] == "running":
+                final = (await client.call_tool("job", {"job_id": started["job_id"], "wait_s": 30})
+                         ).structured_content
+    assert final["status"] == "done", final
+    assert final["winner"] in ("codex", "claude-code") and "created.txt" in final["diff"]
+    assert {leg["agent"] for leg in final["legs"]} == {"codex", "claude-code"}
+    assert (repo / "edit.txt").read_text() == "old\n"  # no apply: the user's tree is untouched
+    world.assert_stayed_home()
+
+
+def test_demo_agents_races_the_installed_clis_without_a_key(agent_world: AgentWorld, tmp_path: Path) -> None:
+    world = agent_world
+    env = {k: v for k, v in world.env().items() if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL")}
+    done = subprocess.run(world.command(LLMMIXER, "demo", "agents", "--json"), cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["winner"] == "codex" and "+print(\"Hello, world!\")" in result["diff"]
+    legs = {leg["agent"]: leg for leg in result["legs"]}
+    assert set(legs) == {"claude-code", "codex", "gemini-cli"}
+    assert legs["codex"]["check"]["passed"] is True and legs["codex"]["usage"]["output_tokens"] > 0
+    assert legs["gemini-cli"]["status"] == "cancelled"
+    assert legs["claude-code"]["status"] in ("failed", "cancelled")
+    for leg in legs.values():
+        assert {"status", "check", "usage", "cost_usd", "duration_ms"} <= set(leg)
+    assert world.ns.escapes() == []

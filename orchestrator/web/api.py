@@ -5,6 +5,7 @@ the web app serves a store alone); nothing here is module-level state. Its inter
 
     await runs.start_ask(prompt=, models=, mode=, system=) -> run_id
     await runs.start_command(command=, cwd=None, timeout_s=None) -> run_id
+    await runs.start_agents(AgentRequest) -> run_id   # POST /api/agents (orchestrator/agents)
     await runs.snapshot(run_id) -> dict            # NotFoundError for an unknown run
     await runs.cancel(run_id) -> dict
     await runs.servers() -> list[dict]
@@ -90,6 +91,27 @@ class CommandRequest(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)
 
 
+class AgentsRequest(BaseModel):
+    """``POST /api/agents``: coding agents on a task in a git repository (``llmmixer agent``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    check: str = Field(min_length=1, max_length=100_000)
+    agents: list[str] | None = None
+    mode: Literal["race", "all"] = "race"
+    cwd: str | None = Field(default=None, max_length=4096)
+    timeout_s: float | None = Field(default=None, gt=0, le=86_400)
+    apply: bool = False
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value or None
+
+
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
@@ -136,6 +158,16 @@ async def start_run(request: Request) -> Response:
 async def start_command(request: Request) -> Response:
     body: CommandRequest = await _json_body(request, CommandRequest)
     run_id = await _runs(request).start_command(command=body.command, cwd=body.cwd, timeout_s=body.timeout_s)
+    return JSONResponse({"run_id": run_id}, status_code=202)
+
+
+async def start_agents(request: Request) -> Response:
+    from ..agents import CLIS, AgentRequest
+
+    body: AgentsRequest = await _json_body(request, AgentsRequest)
+    run_id = await _runs(request).start_agents(AgentRequest(
+        task=body.task, check=body.check, agents=body.agents or list(CLIS), mode=body.mode, cwd=body.cwd or ".",
+        timeout_s=body.timeout_s, apply=body.apply))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 
@@ -239,6 +271,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs", start_run, methods=["POST"]),
         Route("/api/runs", list_runs, methods=["GET"]),
         Route("/api/commands", start_command, methods=["POST"]),
+        Route("/api/agents", start_agents, methods=["POST"]),
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),

@@ -10,6 +10,8 @@
   const EVENT_TYPES = [
     "run.started", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
     "race.won", "pty.output", "pty.waiting", "pty.exit", "run.done",
+    "agent.output", "agent.text", "agent.tool_call", "agent.tool_result", "agent.command", "agent.file_changed",
+    "agent.exit", "agent.check",
   ];
   const DEFAULT_MODELS = ["claude", "gpt", "gemini"];
   const SEEN_LIMIT = 100000;
@@ -88,7 +90,7 @@
         run.kind = d.kind || (d.command ? "command" : "ask");
         run.mode = d.mode || run.mode;
         run.prompt = d.prompt || d.command || run.prompt;
-        for (const m of d.models || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
+        for (const m of d.models || d.agents || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
         changed.full = true;
         break;
       case "leg.started": {
@@ -170,6 +172,11 @@
         scheduleHistory();
         break;
       default:
+        if (ev.type.startsWith("agent.") && window.LLMMixerAgents) {
+          const leg = legFor(run, ev.source);
+          window.LLMMixerAgents.apply(run, leg, ev);
+          changed.source = leg.source;
+        }
         break;
     }
     return changed;
@@ -182,8 +189,8 @@
     if (result.mode) run.mode = result.mode;
     if (result.winner) run.winner = result.winner;
     for (const l of result.legs || []) {
-      if (!l || !l.source) continue;
-      const leg = legFor(run, l.source);
+      if (!l || !(l.source || l.agent)) continue;
+      const leg = legFor(run, l.source || l.agent);
       if (l.status) leg.status = l.status;
       if (typeof l.text === "string" && l.text.length >= leg.text.length && l.text.startsWith(leg.text)) {
         leg.text = l.text;
@@ -238,6 +245,7 @@
     }
     pre.dataset.len = String(leg.text.length);
     pre.scrollTop = pre.scrollHeight;
+    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg);
     const err = col.querySelector(".error");
     if (leg.error) {
       err.hidden = false;
@@ -468,7 +476,7 @@
       const title = document.createElement("span");
       title.className = "title";
       const known = state.runs.get(id);
-      title.textContent = item.prompt || item.command || (known && known.prompt) || id;
+      title.textContent = item.prompt || item.command || item.task || (known && known.prompt) || id;
       const meta = document.createElement("span");
       meta.className = "meta";
       const bits = [item.kind === "command" ? "terminal" : item.mode, item.status, item.winner && `won by ${item.winner}`];
@@ -550,6 +558,27 @@
     }
   }
 
+  async function startAgents(event) {
+    event.preventDefault();
+    const task = $("#agent-task").value.trim();
+    const check = $("#agent-check").value.trim();
+    if (!task || !check) return;
+    const body = { task, check, mode: $("#agent-mode").value };
+    const agents = $("#agent-names").value.trim();
+    if (agents) body.agents = agents;
+    notice("");
+    try {
+      const { run_id: runId } = await api("POST", "/api/agents", body);
+      const run = runFor(runId);
+      run.kind = "agent";
+      run.prompt = task;
+      show(runId);
+      scheduleHistory();
+    } catch (e) {
+      notice(`${e.kind || "error"}: ${e.message}`, "error");
+    }
+  }
+
   async function cancelCurrent() {
     if (!state.current) return;
     try {
@@ -566,6 +595,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("#ask-form").addEventListener("submit", startAsk);
     $("#command-form").addEventListener("submit", startCommand);
+    $("#agent-form").addEventListener("submit", startAgents);
     $("#cancel").addEventListener("click", cancelCurrent);
     connect();
     loadModels();

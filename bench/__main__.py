@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--json FILE] [--only NAME,...]``: every benchmark, one table.
+"""``python -m bench [--quick] [--peers] [--json FILE] [--only NAME,...]``: every benchmark, one table.
 
 Each suite module exposes ``run_bench(quick: bool) -> list[dict]`` (sync or async) returning rows
 ``{"figure", "ours", "baseline", "ratio", "goal", "passed"}``; ``unit`` and ``note`` are optional. A suite that
@@ -26,7 +26,9 @@ SUITES = {
     "sse": "bench.sse_bench",  # P4: SSE fan-out, replay, memory
     "pty": "bench.pty_bench",  # P5: PTY throughput and echo latency
     "mcp": "bench.mcp_bench",  # llmmixer mcp vs llmmixer ask --json
+    "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }
+DEFAULT_SUITES = [name for name in SUITES if name != "peers"]
 
 
 def machine() -> dict[str, Any]:
@@ -85,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a one-minute smoke run with fewer samples")
     parser.add_argument("--json", metavar="FILE", help="also write the rows and machine info as JSON")
     parser.add_argument("--only", help=f"comma-separated suites out of {','.join(SUITES)}")
+    parser.add_argument("--peers", action="store_true",
+                        help="LLMMixer and LiteLLM side by side (needs the bench-peers extra); alone, only that suite")
     args = parser.parse_args(argv)
-    names = args.only.split(",") if args.only else list(SUITES)
+    names = args.only.split(",") if args.only else ([] if args.peers else list(DEFAULT_SUITES))
+    if args.peers and "peers" not in names:
+        names.append("peers")
     unknown = set(names) - set(SUITES)
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")

@@ -252,11 +252,14 @@ def serve(
     port: Annotated[int, typer.Option(help="port")] = 8765,
     store: StoreOpt = None,
     config: ConfigOpt = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", help="another Host name to answer to (repeatable; also LLMMIXER_ALLOWED_HOSTS)")] = None,
 ) -> None:
     """Serve the HTTP API, the SSE event stream and the live dashboard."""
     from .serve import serve_web
 
-    raise typer.Exit(serve_web(host=host, port=port, store_url=store, config_path=config))
+    raise typer.Exit(serve_web(host=host, port=port, store_url=store, config_path=config,
+                               allowed_hosts=allowed_host or ()))
 
 
 @app.command(context_settings=PASSTHROUGH, add_help_option=False)

@@ -41,7 +41,9 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"),
     "pty": ("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND"),
 }
-SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES")
+SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
+                   # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
+                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 
 _MODULES = {
     "claude": "llmmixer.servers.claude_adapter",
@@ -162,7 +164,18 @@ def _candidates(path: str | os.PathLike[str] | None) -> list[Path]:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """The configuration from ``path`` or the default locations; the built-in servers when there is no file."""
+    """The configuration from ``path`` or the default locations; the built-in servers when there is no file.
+
+    Raises:
+        InvalidInputError: an unreadable or malformed file, or a malformed ``LLMMIXER_*`` number in the
+            environment (checked here once, so a typo is a usage error, not a child server that will not start).
+    """
+    from ..servers.core.envvars import EnvError, adapter_numbers
+
+    try:
+        adapter_numbers()
+    except EnvError as error:
+        raise InvalidInputError(str(error)) from None
     explicit = path is not None or bool(os.environ.get("LLMMIXER_CONFIG"))
     for candidate in _candidates(path):
         if candidate.is_file():

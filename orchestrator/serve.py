@@ -5,23 +5,27 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 
 __all__ = ["serve_web"]
 
 
-def serve_web(*, host: str, port: int, store_url: str | None, config_path: str | None) -> int:
+def serve_web(*, host: str, port: int, store_url: str | None, config_path: str | None,
+              allowed_hosts: Sequence[str] = ()) -> int:
     import anyio
 
     from ..servers.core.errors import LLMMixerError
-    from ..servers.core.transport import TOKEN_ENV, is_loopback
+    from ..servers.core.security import TOKEN_ENV, BindRefused, check_bind
     from .config import load_config
     from .runs import Runs
     from .stores import open_store
     from .web.app import serve
 
     token = os.environ.get(TOKEN_ENV) or None
-    if not is_loopback(host) and not token:
-        sys.stderr.write(f"refusing to bind {host}: a non-loopback bind requires ${TOKEN_ENV}\n")
+    try:
+        check_bind(host, token)
+    except BindRefused as refused:
+        sys.stderr.write(f"llmmixer serve: {refused}\n")
         return 2
     try:
         config = load_config(config_path)
@@ -34,7 +38,7 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
     async def run() -> None:
         async with Runs(config, store) as runs:
             # The web server stops (cutting its open event streams) before Runs closes the store under it.
-            await serve(runs, store, host=host, port=port, token=token)
+            await serve(runs, store, host=host, port=port, token=token, allowed_hosts=allowed_hosts)
 
     anyio.run(run)
     return 0

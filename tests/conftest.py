@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -10,20 +12,31 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+# Variables the project, the vendors' SDKs or the servers read. Whatever a developer's shell holds under these
+# prefixes (LLMMIXER_CONFIG, LLMMIXER_STORE, a real ANTHROPIC_API_KEY, an OPENAI_BASE_URL...) must not reach a test.
+ISOLATED_PREFIXES = ("LLMMIXER_", "ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "CLAUDE_", "CODEX_")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point config and state lookups at a fresh directory so no test touches ~/.config or real API keys."""
+    """Every test starts from nothing of the user's: a fresh HOME, XDG dirs and working directory (so no stray
+    ``./llmmixer.json`` is read), and none of the project's or the vendors' variables."""
     home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith(ISOLATED_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "LLMMIXER_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    (home / "work").mkdir()
+    monkeypatch.chdir(home / "work")
 
 
 # -- emulators ------------------------------------------------------------------------------------------------------
 
 import importlib.util  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 

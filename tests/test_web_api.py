@@ -129,7 +129,7 @@ async def test_routes_call_the_run_service() -> None:
 
         snapshot = await client.get("/api/runs/run1")
         assert snapshot.status_code == 200 and snapshot.json()["status"] == "running"
-        cancelled = await client.post("/api/runs/run1/cancel")
+        cancelled = await client.post("/api/runs/run1/cancel", headers={"X-LLMMixer": "1"})
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         assert runs.calls[-1] == ("cancel", {"run_id": "run1"})
 
@@ -164,7 +164,8 @@ async def test_malformed_json_and_wrong_fields_are_400() -> None:
     async with api() as (client, runs):
         bad = await client.post("/api/runs", content=b'{"prompt": "hi",', headers={"content-type": "application/json"})
         assert "not valid JSON" in assert_error(bad, 400, "invalid_input")["message"]
-        assert_error(await client.post("/api/runs", content=b"\xff\xfe"), 400, "invalid_input")
+        assert_error(await client.post("/api/runs", content=b"\xff\xfe", headers={"content-type": "application/json"}),
+                     400, "invalid_input")
         assert_error(await client.post("/api/runs", json=["prompt"]), 400, "invalid_input")
         wrong = await client.post("/api/runs", json={"prompt": 42, "mode": "sprint", "colour": "red"})
         problems = assert_error(wrong, 400, "invalid_input")["details"]["problems"]
@@ -180,7 +181,8 @@ async def test_malformed_json_and_wrong_fields_are_400() -> None:
 async def test_unknown_and_malformed_run_ids_and_paths() -> None:
     async with api() as (client, _):
         assert_error(await client.get("/api/runs/does-not-exist"), 404, "not_found")
-        assert_error(await client.post("/api/runs/does-not-exist/cancel"), 404, "not_found")
+        assert_error(await client.post("/api/runs/does-not-exist/cancel", headers={"X-LLMMixer": "1"}), 404,
+                     "not_found")
         assert_error(await client.get("/api/runs/bad%20id!"), 400, "invalid_input")
         assert_error(await client.get("/api/nothing-here"), 404, "not_found")
         assert_error(await client.delete("/api/runs"), 405, "invalid_input")
@@ -229,12 +231,12 @@ async def test_ten_megabyte_body_is_413_declared_or_chunked() -> None:
         await assert_alive(client)
 
 
-async def test_foreign_origin_and_rebinding_host_are_403() -> None:
+async def test_foreign_origin_is_403_and_rebinding_host_is_421() -> None:
     async with api() as (client, runs):
         foreign = await client.post("/api/runs", json={"prompt": "hi"}, headers={"Origin": "https://evil.example"})
         assert_error(foreign, 403, "permission")
         assert_error(await client.get("/events", headers={"Origin": "http://localhost:1"}), 403, "permission")
-        assert_error(await client.get("/api/servers", headers={"Host": "evil.example"}), 403, "permission")
+        assert_error(await client.get("/api/servers", headers={"Host": "evil.example"}), 421, "permission")
         own = await client.post("/api/runs", json={"prompt": "hi"},
                                 headers={"Origin": str(client.base_url).rstrip("/")})
         assert own.status_code == 202

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import anyio
 
 from ...servers.core.errors import InvalidInputError, LLMMixerError, UnavailableError
-from ...servers.core.transport import TOKEN_ENV
+from ...servers.core.security import TOKEN_ENV
 
 __all__ = ["NoRuns", "main"]
 
@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--store", default="memory", help="memory | sqlite:///path | redis://host:port/db")
     parser.add_argument("--host", default="127.0.0.1", help=f"bind address (non-loopback requires ${TOKEN_ENV})")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="another Host name to answer to (repeatable; also LLMMIXER_ALLOWED_HOSTS)")
     parser.add_argument("--keepalive", type=float, default=15.0, help="seconds between keepalive comments")
     parser.add_argument("--max-queue", type=int, default=None, help="events a client may lag before it is cut")
     parser.add_argument("--log-level", default="warning")
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidInputError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    options: dict[str, Any] = {"keepalive_s": args.keepalive}
+    options: dict[str, Any] = {"keepalive_s": args.keepalive, "allowed_hosts": args.allowed_host}
     if args.max_queue is not None:
         options["max_queue"] = args.max_queue
 

@@ -36,6 +36,7 @@ __all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exceptio
 
 MAX_PROMPT_CHARS = 200_000
 MAX_WAIT_S = 60.0
+MAX_JSON_DEPTH = 32  # a request is a prompt and a few fields; deeper nesting is an attack, not a request
 SUMMARY_KEYS = ("run_id", "kind", "mode", "status", "winner", "total_cost_usd", "exit_code")
 
 STATUS_BY_KIND: dict[ErrorKind, int] = {
@@ -116,6 +117,21 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers deeper than ``limit`` (iterative: a deep body cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return False
+
+
 async def _json_body(request: Request, model: type[BaseModel]) -> Any:
     """Parse and validate the body, turning every failure into an ``invalid_input`` error that says what is wrong.
 
@@ -126,8 +142,12 @@ async def _json_body(request: Request, model: type[BaseModel]) -> Any:
     raw = await request.body()
     try:
         payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
+        raise InvalidInputError(f"request body is not valid JSON: {str(exc)[:200]}") from None
+    if _depth_exceeds(payload, MAX_JSON_DEPTH):
+        raise InvalidInputError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(payload, dict):
         raise InvalidInputError("request body must be a JSON object")
     try:

@@ -61,6 +61,7 @@ def create_app(
     max_queue: int = DEFAULT_MAX_QUEUE,
     max_body: int = DEFAULT_MAX_BODY,
     extra_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = (),
 ) -> Starlette:
     """Build the web app for a server bound to ``host``.
 
@@ -74,11 +75,14 @@ def create_app(
         max_queue: events a stream may fall behind live before its connection is cut.
         max_body: request body cap in bytes (413 beyond).
         extra_origins: browser origins allowed besides the server's own (e.g. a proxy's public URL).
+        allowed_hosts: Host names answered besides loopback and, on a wildcard bind, the machine's own
+            (``$LLMMIXER_ALLOWED_HOSTS`` adds more).
 
     Raises:
         BindRefused: ``host`` is not loopback and no token is set.
     """
-    policy = SecurityPolicy.for_bind(host, token=token, max_body=max_body, extra_origins=extra_origins)
+    policy = SecurityPolicy.for_bind(host, token=token, max_body=max_body, extra_origins=extra_origins,
+                                     allowed_hosts=allowed_hosts)
     streams = StreamRegistry()
     hub = EventHub(store, max_queue=max_queue)
 

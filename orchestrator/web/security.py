@@ -1,41 +1,41 @@
-"""The web app's front door: bind rules, token, Host/Origin checks and the request-body cap.
+"""The web app's front door: the shared HTTP rules (:mod:`llmmixer.servers.core.security`) plus what only a
+browser-facing app needs: the token cookie and the request-body cap.
 
-One pure ASGI middleware (streaming-safe: it never buffers a response) checks, in order:
+One pure ASGI middleware checks, in order:
 
-1. **Host** — on a loopback bind only loopback names are accepted, so a DNS-rebinding page (``evil.example``
-   resolving to 127.0.0.1) is refused even though its requests carry a matching ``Origin``.
-2. **Origin** — a request whose ``Origin`` is present and is not the server's own (``scheme://Host``) is refused
-   with 403. Browsers always send ``Origin`` on cross-site fetches, EventSource and form posts.
-3. **Token** — when a token is configured (required for any non-loopback bind), every ``/api/*`` and ``/events``
-   request must carry ``Authorization: Bearer <token>`` or the ``llmmixer_token`` cookie. Visiting ``/?token=...``
-   once sets that cookie (HttpOnly, SameSite=Strict) and redirects to ``/`` so the token leaves the address bar.
-   The dashboard's static files and ``/healthz`` hold nothing secret and stay open.
-4. **Body cap** — a declared ``Content-Length`` over the cap is refused at once with 413; a chunked body is
+1. **Host** (421), **Origin** (403), **cross-site writes** (403: a ``POST`` needs a JSON body or an
+   ``X-LLMMixer`` header) and the **token** (401), exactly as every LLMMixer HTTP face does (see the core module).
+   Here the token protects ``/api/*`` and ``/events``; it may also come as the ``llmmixer_token`` cookie.
+   Visiting ``/?token=...`` once sets that cookie (HttpOnly, SameSite=Strict) and redirects to ``/`` so the token
+   leaves the address bar. The dashboard's static files and ``/healthz`` hold nothing secret and stay open.
+2. **Body cap** — a declared ``Content-Length`` over the cap is refused at once with 413; a chunked body is
    counted as it is read and refused the moment it crosses the cap.
 
+Only requests that carry a body get the counting ``receive``; every other request (``GET /events`` above all)
+gets the server's own ``receive`` and ``send`` untouched, so a long stream pays nothing per chunk here.
 Every refusal is JSON in the shared error shape, ``{"error": {"kind", "message", "status", ...}}``.
 """
 
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llmmixer.servers.core.errors import (
-    AuthError,
-    InvalidInputError,
-    LLMMixerError,
-    PermissionError_,
+from llmmixer.servers.core.errors import AuthError, InvalidInputError, LLMMixerError
+from llmmixer.servers.core.security import (
+    TOKEN_ENV,
+    BindRefused,
+    HTTPPolicy,
+    check_bind,
+    send_refusal,
 )
-from llmmixer.servers.core.transport import TOKEN_ENV, is_loopback
 
 __all__ = [
     "COOKIE_NAME",
@@ -51,53 +51,41 @@ __all__ = [
 
 COOKIE_NAME = "llmmixer_token"
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: a prompt, never a file upload
-LOOPBACK_HOSTNAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 # Paths that need the token when one is set. Everything else is the dashboard's own static shell.
 PROTECTED_PREFIXES = ("/api/", "/api", "/events")
-
-
-class BindRefused(RuntimeError):
-    """A non-loopback bind without ``LLMMIXER_TOKEN``: the server refuses to start."""
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse a non-loopback bind without a token.
-
-    Raises:
-        BindRefused: ``host`` is not loopback and ``token`` is empty; the message names the variable to set.
-    """
-    if not is_loopback(host) and not token:
-        raise BindRefused(f"refusing to bind {host}: a non-loopback bind requires ${TOKEN_ENV} "
-                          "(every API and SSE request must then carry it)")
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
 class SecurityPolicy:
-    """What the front door enforces. Build it with :meth:`for_bind` so the bind rules are applied once."""
+    """The shared :class:`HTTPPolicy` plus the body cap. Build it with :meth:`for_bind`."""
 
-    host: str = "127.0.0.1"
-    token: str | None = None
+    http: HTTPPolicy
     max_body: int = DEFAULT_MAX_BODY
-    # Extra origins allowed besides the server's own (e.g. a reverse proxy's public URL).
-    extra_origins: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def for_bind(cls, host: str, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 extra_origins: Iterable[str] = (), env: bool = True) -> SecurityPolicy:
+                 extra_origins: Iterable[str] = (), allowed_hosts: Iterable[str] = (),
+                 env: bool = True) -> SecurityPolicy:
         """The policy for serving on ``host``; ``token`` defaults to ``$LLMMIXER_TOKEN``.
 
         Raises:
             BindRefused: non-loopback ``host`` and no token.
         """
-        if token is None and env:
-            token = os.environ.get(TOKEN_ENV) or None
-        check_bind(host, token)
-        return cls(host=host, token=token, max_body=max_body,
-                   extra_origins=frozenset(o.rstrip("/").lower() for o in extra_origins))
+        return cls(HTTPPolicy.for_bind(host, token=token, allowed_hosts=allowed_hosts, extra_origins=extra_origins,
+                                       protected_prefixes=PROTECTED_PREFIXES, env=env), max_body)
 
     @property
-    def loopback(self) -> bool:
-        return is_loopback(self.host)
+    def host(self) -> str:
+        return self.http.host
+
+    @property
+    def token(self) -> str | None:
+        return self.http.token
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        return self.http.allowed_hosts
 
 
 def error_response(error: LLMMixerError, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -129,75 +117,41 @@ def _query(scope: Scope) -> dict[str, list[str]]:
     return parse_qs(scope.get("query_string", b"").decode("latin-1"))
 
 
-def _hostname(host_header: str) -> str:
-    """``"127.0.0.1:8765"`` -> ``"127.0.0.1"``, ``"[::1]:80"`` -> ``"::1"``."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
 class SecurityMiddleware:
     """Pure ASGI guard in front of the whole app (see the module docstring for the checks and their order)."""
 
     def __init__(self, app: ASGIApp, policy: SecurityPolicy) -> None:
         self.app = app
         self.policy = policy
-        self._expected_bearer = f"Bearer {policy.token}".encode() if policy.token else b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        refusal = self._refusal(scope, headers)
+        refusal = self.policy.http.refusal(scope, headers, authorised=self._authorised)
         if refusal is not None:
-            await refusal(scope, receive, send)
+            await send_refusal(refusal, scope, receive, send)
+            return
+        declared = headers.get("content-length")
+        if declared is not None and int(declared) > self.policy.max_body:  # digits: checked by the policy
+            await too_large_response(self.policy.max_body)(scope, receive, send)
             return
         if self.policy.token and scope["path"] == "/" and "token" in _query(scope):
             await self._set_cookie(scope, receive, send)
             return
-        await self._with_body_cap(scope, receive, send, headers)
-
-    def _refusal(self, scope: Scope, headers: Headers) -> JSONResponse | None:
-        host_header = headers.get("host", "")
-        if self.policy.loopback and _hostname(host_header) not in LOOPBACK_HOSTNAMES:
-            return error_response(PermissionError_(
-                f"host {host_header!r} refused: this server answers only to loopback names"), 403)
-        origin = headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin, scope, host_header):
-            return error_response(PermissionError_(
-                f"origin {origin!r} refused: only the dashboard's own origin may call this server"), 403)
-        if self.policy.token and scope["path"].startswith(PROTECTED_PREFIXES) and not self._authorised(headers):
-            return error_response(AuthError(
-                f"missing or wrong token: send 'Authorization: Bearer <${TOKEN_ENV}>' "
-                "or open /?token=... once in the browser"), 401, headers={"WWW-Authenticate": "Bearer"})
-        content_length = headers.get("content-length")
-        if content_length is not None:
-            try:
-                declared = int(content_length)
-            except ValueError:
-                return error_response(InvalidInputError(f"malformed Content-Length {content_length!r}"), 400)
-            if declared > self.policy.max_body:
-                return self._too_large()
-        return None
-
-    def _origin_allowed(self, origin: str, scope: Scope, host_header: str) -> bool:
-        origin = origin.rstrip("/").lower()
-        if origin in self.policy.extra_origins:
-            return True
-        parts = urlsplit(origin)
-        own_scheme = scope.get("scheme", "http")
-        return parts.scheme == own_scheme and parts.netloc == host_header.strip().lower() and bool(parts.netloc)
+        if scope["method"] in BODYLESS_METHODS:
+            await self.app(scope, receive, send)  # the fast path: nothing wrapped, nothing per chunk
+            return
+        await self._with_body_cap(scope, receive, send)
 
     def _authorised(self, headers: Headers) -> bool:
-        token = self.policy.token or ""
-        supplied = headers.get("authorization", "").encode()
-        if supplied and hmac.compare_digest(supplied, self._expected_bearer):
+        if self.policy.http.bearer_ok(headers):
             return True
+        token = self.policy.token or ""
         cookie_header = headers.get("cookie")
         if cookie_header:
-            jar = SimpleCookie()
+            jar: SimpleCookie = SimpleCookie()
             try:
                 jar.load(cookie_header)
             except Exception:  # noqa: BLE001 - a garbled cookie header just means "no token"
@@ -218,10 +172,7 @@ class SecurityMiddleware:
                             secure=scope.get("scheme") == "https")
         await response(scope, receive, send)
 
-    def _too_large(self) -> JSONResponse:
-        return too_large_response(self.policy.max_body)
-
-    async def _with_body_cap(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+    async def _with_body_cap(self, scope: Scope, receive: Receive, send: Send) -> None:
         cap = self.policy.max_body
         seen = 0
         started = False
@@ -246,4 +197,4 @@ class SecurityMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await self._too_large()(scope, receive, send)
+            await too_large_response(cap)(scope, receive, send)

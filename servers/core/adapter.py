@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import pricing
 from .errors import AuthError, InvalidInputError, InvalidOutputError, LLMMixerError, RetryableError
+from .envvars import ADAPTER_NUMBERS, EnvError, adapter_numbers, exit_usage
 
 __all__ = [
     "ChatMessage",
@@ -47,7 +48,7 @@ __all__ = [
     "prebuild_models",
 ]
 
-DEFAULT_MAX_PROMPT_BYTES = 1_000_000
+DEFAULT_MAX_PROMPT_BYTES = int(ADAPTER_NUMBERS["LLMMIXER_MAX_PROMPT_BYTES"][1])
 
 
 class ChatMessage(BaseModel):
@@ -141,13 +142,15 @@ class AdapterSettings:
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("adapter")
         group.add_argument("--model", dest="default_model", default=None, help="default model id")
-        group.add_argument("--max-retries", type=int, default=int(os.environ.get("LLMMIXER_MAX_RETRIES", 2)),
+        try:
+            numbers = adapter_numbers()
+        except EnvError as error:
+            raise exit_usage(error, parser.prog) from None
+        group.add_argument("--max-retries", type=int, default=numbers["LLMMIXER_MAX_RETRIES"],
                            help="retries of retryable errors before the first delta (default 2)")
-        group.add_argument("--timeout", dest="timeout_s", type=float,
-                           default=float(os.environ.get("LLMMIXER_TIMEOUT_S", 60)),
+        group.add_argument("--timeout", dest="timeout_s", type=float, default=numbers["LLMMIXER_TIMEOUT_S"],
                            help="read timeout in seconds for the vendor stream (default 60)")
-        group.add_argument("--max-prompt-bytes", type=int,
-                           default=int(os.environ.get("LLMMIXER_MAX_PROMPT_BYTES", DEFAULT_MAX_PROMPT_BYTES)),
+        group.add_argument("--max-prompt-bytes", type=int, default=numbers["LLMMIXER_MAX_PROMPT_BYTES"],
                            help="largest prompt accepted, in UTF-8 bytes (default 1 MB)")
 
     @classmethod

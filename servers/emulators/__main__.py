@@ -1,4 +1,4 @@
-"""``python -m llmmixer.servers.emulators [--host 127.0.0.1] [--port 8900] [--seed N]``: serve the emulators."""
+"""``python -m llmmixer.servers.emulators [--host 127.0.0.1] [--port 8900] [--seed N] [--tls]``: serve the emulators."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from .app import EmulatorContext, base_urls, create_app
+from .tls import make_local_ca
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,10 +17,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--tls", action="store_true",
+                        help="serve https with a certificate of a new local authority (printed as SSL_CERT_FILE)")
     args = parser.parse_args(argv)
-    for name, url in base_urls(f"http://{args.host}:{args.port}").items():
-        print(f"export {name}={url}", file=sys.stderr)
-    uvicorn.run(create_app(EmulatorContext(seed=args.seed)), host=args.host, port=args.port, log_level="warning")
+    local = make_local_ca() if args.tls else None
+    scheme = "https" if local else "http"
+    env = {**base_urls(f"{scheme}://{args.host}:{args.port}"), **(local.client_env if local else {})}
+    for name, value in env.items():
+        print(f"export {name}={value}", file=sys.stderr, flush=True)
+    ssl_files = {"ssl_certfile": str(local.cert_file), "ssl_keyfile": str(local.key_file)} if local else {}
+    uvicorn.run(create_app(EmulatorContext(seed=args.seed)), host=args.host, port=args.port, log_level="warning",
+                **ssl_files)
 
 
 if __name__ == "__main__":

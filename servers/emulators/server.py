@@ -7,6 +7,7 @@ client for the control API. Both work the same whether the emulator runs in-proc
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -15,6 +16,7 @@ import httpx2
 import uvicorn
 
 from .app import VENDORS, EmulatorContext, base_urls, create_app
+from .tls import make_local_ca
 
 __all__ = ["EmulatorClient", "EmulatorServer", "free_port"]
 
@@ -28,14 +30,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmulatorClient:
     """The control API of an emulator at ``root`` (``http://127.0.0.1:PORT``)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, verify: str | None = None) -> None:
+        """``verify``: the PEM of the authority to trust when ``root`` is https (see :mod:`.tls`)."""
         self.root = root.rstrip("/")
-        self._http = httpx2.Client(base_url=self.root, timeout=10)
+        self._ca_file = verify
+        context = ssl.create_default_context(cafile=verify) if verify else True
+        self._http = httpx2.Client(base_url=self.root, timeout=10, verify=context)
 
     @property
     def env(self) -> dict[str, str]:
-        """SDK base-URL variables pointing at this emulator."""
-        return base_urls(self.root)
+        """SDK base-URL variables pointing at this emulator (and, over TLS, ``SSL_CERT_FILE`` trusting it)."""
+        return {**base_urls(self.root), **({"SSL_CERT_FILE": self._ca_file} if self._ca_file else {})}
 
     def set_behaviour(self, vendor: str, **behaviour: Any) -> None:
         self._http.put(f"/_emulator/behaviour/{vendor}", json=behaviour).raise_for_status()
@@ -75,13 +80,16 @@ class EmulatorServer(EmulatorClient):
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, seed: int | None = None,
-                 vendors: tuple[str, ...] = tuple(VENDORS),
+                 vendors: tuple[str, ...] = tuple(VENDORS), tls: bool = False,
                  extra_sockets: list[socket.socket] | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.context = EmulatorContext(seed=seed)
+        # With ``tls``, https on a certificate of a new local authority; clients trust ``self.tls.ca_file``.
+        self.tls = make_local_ca() if tls else None
+        ssl_files = {"ssl_certfile": str(self.tls.cert_file), "ssl_keyfile": str(self.tls.key_file)} if self.tls else {}
         config = uvicorn.Config(create_app(self.context, vendors), host=host, port=self.port, log_level="critical",
-                                lifespan="off", timeout_keep_alive=30)
+                                lifespan="off", timeout_keep_alive=30, **ssl_files)
         self._server = uvicorn.Server(config)
         sockets = None
         if extra_sockets:
@@ -92,7 +100,8 @@ class EmulatorServer(EmulatorClient):
             sockets = [own, *extra_sockets]
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": sockets},
                                         name="llmmixer-emulators", daemon=True)
-        super().__init__(f"http://{host}:{self.port}")
+        scheme = "https" if self.tls else "http"
+        super().__init__(f"{scheme}://{host}:{self.port}", verify=str(self.tls.ca_file) if self.tls else None)
 
     def start(self) -> EmulatorServer:
         self._thread.start()

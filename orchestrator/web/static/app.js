@@ -423,7 +423,8 @@
   // ---- the HTTP API --------------------------------------------------------------------------------------------
 
   async function api(method, path, body) {
-    const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    // X-LLMMixer: the server refuses writes without it or a JSON body, so a cross-site form cannot post.
+    const init = { method, headers: { Accept: "application/json", "X-LLMMixer": "1" }, credentials: "same-origin" };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);

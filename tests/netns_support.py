@@ -136,6 +136,10 @@ class LoopbackNetns:
         with self._lock:
             return list(self._attempts)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._attempts.clear()
+
     def _note(self, what: str) -> None:
         with self._lock:
             self._attempts.append(what)

@@ -47,7 +47,7 @@ def _run(world: AgentWorld, repo: Path, *args: str) -> dict:
 
 def test_each_cli_does_a_scripted_task(agent_world: AgentWorld, tmp_path: Path) -> None:
     world = agent_world
-    world.emulator.reset()
+    world.reset()
     for agent, vendor in VENDOR_OF.items():
         world.emulator.set_script(vendor, shell_turns(agent, TASK_COMMAND, say=f"{agent} finished."))
     repo = make_repo(tmp_path / "repo")
@@ -75,7 +75,7 @@ def test_each_cli_does_a_scripted_task(agent_world: AgentWorld, tmp_path: Path) 
 
 def test_race_the_passing_agent_wins_and_the_loser_is_killed(agent_world: AgentWorld, tmp_path: Path) -> None:
     world = agent_world
-    world.emulator.reset()
+    world.reset()
     world.emulator.set_script("anthropic", shell_turns("claude-code", "echo wrong > edit.txt"))  # check fails
     world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND))  # check passes
     # Still busy in its tool (a child process of its shell) when the race is decided.
@@ -113,7 +113,7 @@ async def test_the_mcp_agent_tool_runs_as_a_job(agent_world: AgentWorld, tmp_pat
     from mcp import Client, StdioServerParameters
 
     world = agent_world
-    world.emulator.reset()
+    world.reset()
     world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND))
     world.emulator.set_script("anthropic", shell_turns("claude-code", TASK_COMMAND))
     repo = make_repo(tmp_path / "repo")
@@ -140,6 +140,7 @@ async def test_the_mcp_agent_tool_runs_as_a_job(agent_world: AgentWorld, tmp_pat
 
 def test_demo_agents_races_the_installed_clis_without_a_key(agent_world: AgentWorld, tmp_path: Path) -> None:
     world = agent_world
+    world.reset()
     env = {k: v for k, v in world.env().items() if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL")}
     done = subprocess.run(world.command(LLMMIXER, "demo", "agents", "--json"), cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -1,7 +1,9 @@
 """Claude Code (``@anthropic-ai/claude-code``): ``claude -p --output-format stream-json --verbose``.
 
 - Endpoint: ``ANTHROPIC_BASE_URL``; key: ``ANTHROPIC_API_KEY``. ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`` turns
-  off telemetry, error reporting, auto-updates and feedback surveys in one switch.
+  off telemetry, error reporting and feedback surveys; started interactively it still checks for releases
+  (``downloads.claude.ai``) and installs the official plugin marketplace (``github.com``) unless ``DISABLE_UPDATES``,
+  ``DISABLE_INSTALLATION_CHECKS`` and ``CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL`` say no.
 - Approvals: ``--dangerously-skip-permissions``, which Claude Code refuses as root unless ``IS_SANDBOX=1`` says it
   runs in a sandbox (it does: the runner's).
 - HOME: ``.claude.json`` marks onboarding as done and the API key as approved, so no first-run screen asks.
@@ -36,8 +38,10 @@ class ClaudeCode(AgentCLI):
         return {".claude.json": json.dumps(state), ".claude/settings.json": json.dumps(settings)}
 
     def environment(self, home: Path, *, base_url: str | None) -> dict[str, str]:
-        env = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-               "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1", "IS_SANDBOX": "1"}
+        env = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_UPDATES": "1",
+               "DISABLE_INSTALLATION_CHECKS": "1", "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
+               "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1", "DISABLE_GROWTHBOOK": "1",
+               "IS_SANDBOX": "1"}
         if base_url:
             env[self.base_url_var] = base_url
         return env

@@ -64,6 +64,9 @@ class Codex(AgentCLI):
             "[otel]",
             'exporter = "none"',
             "",
+            "[tui]",  # tips include an announcement fetched from raw.githubusercontent.com
+            "show_tooltips = false",
+            "",
         ]
         return {".codex/config.toml": "\n".join(lines)}
 

@@ -30,6 +30,7 @@ from .env import SecretScrubber, child_environment
 from .keyboard import KEYS, TypedLine
 from .output import OutputBuffer
 from .run import ProcessGroups, RunResult, run_command, shell_argv
+from .screen import VirtualScreen
 from .sessions import AutoRespond, Session, SessionView, ShellContext
 from .waiting import Waiting
 
@@ -48,8 +49,8 @@ _PIPE_KEYS = {"enter": b"\n"}  # a shell reading a pipe ends lines with \n; the 
 class Limits:
     max_sessions: int = 8
     idle_timeout_s: float = 1800.0
-    output_limit: int = 1 << 20  # bytes kept per session / per run result
-    stream_limit: int = 1 << 20  # bytes of a run streamed as progress
+    output_limit: int = 8 << 20  # bytes kept per session / per run result (a coding agent's run is long)
+    stream_limit: int = 8 << 20  # bytes of a run streamed as progress
     read_limit: int = 256 * 1024  # bytes one read returns; the offset says where to continue
     max_command_bytes: int = 64 * 1024
     max_send_bytes: int = 64 * 1024
@@ -59,7 +60,7 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class _Segment:
-    kind: Literal["write", "signal", "eof"]
+    kind: Literal["write", "signal", "eof", "pause"]
     data: bytes = b""
     key: str = ""
 
@@ -205,7 +206,8 @@ class PtyRunner:
         self.groups.add(child)
         session = Session(id=uuid.uuid4().hex[:12], command=command, cwd=path, child=child,
                           buffer=OutputBuffer(self.limits.output_limit), cols=cols, rows=rows,
-                          auto_respond=rules, quiet_s=self.limits.quiet_s)
+                          auto_respond=rules, quiet_s=self.limits.quiet_s,
+                          screen=VirtualScreen(cols, rows) if child.backend == "pty" else None)
         self.sessions[session.id] = session
         self._trim_exited()
         self._tg.start_soon(self._pump, session)
@@ -220,7 +222,10 @@ class PtyRunner:
             raise InvalidInputError(f"auto_respond rule needs {exc.args[0]!r}") from exc
         except re.error as exc:
             raise InvalidInputError(f"auto_respond pattern {item.get('pattern')!r} is not a regex: {exc}") from exc
-        return AutoRespond(pattern=pattern, send=send, once=bool(item.get("once", True)))
+        delay = float(item.get("delay_ms") or 0) / 1000
+        if not 0 <= delay <= 60:
+            raise InvalidInputError("auto_respond delay_ms must be between 0 and 60000")
+        return AutoRespond(pattern=pattern, send=send, once=bool(item.get("once", True)), delay_s=delay)
 
     async def _pump(self, session: Session) -> None:
         try:
@@ -253,8 +258,12 @@ class PtyRunner:
         await session.child.aclose()
 
     # -- input -----------------------------------------------------------------------------------------------
-    def plan_send(self, session: Session, text: str | None, keys: list[str] | None) -> SendPlan:
+    def plan_send(self, session: Session, text: str | None, keys: list[str] | None,
+                  keys_delay_s: float = 0.0) -> SendPlan:
         """What sending ``text`` then ``keys`` would write, and which typed lines it would end.
+
+        With ``keys_delay_s``, the keys go out that long after the text: a TUI reads text and Enter arriving
+        together as a paste and does not submit it.
 
         Raises: InvalidInputError (nothing to send, unknown key, too much, exited session).
         """
@@ -269,6 +278,8 @@ class PtyRunner:
                 raise InvalidInputError("text contains a NUL byte")
             segments.append(_Segment("write", text.encode()))
             typed += text
+            if keys and keys_delay_s > 0:
+                segments.append(_Segment("pause", key=str(keys_delay_s)))
         for name in keys or ():
             key = name.strip().lower()
             if key not in KEYS:
@@ -297,7 +308,9 @@ class PtyRunner:
         session.typed.feed(plan.typed)
         try:
             for segment in plan.segments:
-                if segment.kind == "signal":
+                if segment.kind == "pause":
+                    await anyio.sleep(float(segment.key))
+                elif segment.kind == "signal":
                     session.held = b""
                     session.child.send_key_signal(segment.key)
                 elif segment.kind == "eof":
@@ -315,6 +328,8 @@ class PtyRunner:
         finally:
             session.last_input_at = time.monotonic()
             session.output_since_input = False
+            if session.screen is not None:
+                session.screen.mark()
 
     async def refuse_send(self, session: Session) -> None:
         """Throw away the refused line: what was held back, and what a terminal's line editor already has."""
@@ -341,7 +356,7 @@ class PtyRunner:
         return await anyio.to_thread.run_sync(session.detect_waiting)
 
     async def read(self, session: Session, *, since: int | None = None, wait_s: float = 0.0,
-                   plain: bool = False) -> SessionView:
+                   plain: bool = False, screen: bool = False) -> SessionView:
         """Output after ``since`` (default: where the last read ended), waiting up to ``wait_s`` for some."""
         self.check_timeout(wait_s, "wait_s")
         if since is not None and since < 0:
@@ -351,10 +366,10 @@ class PtyRunner:
             while session.buffer.end <= offset and not session.exited:
                 await session.changed().wait()
         return session.view(since=since, limit=self.limits.read_limit, plain=plain,
-                            waiting=await self.detect(session))
+                            waiting=await self.detect(session), screen=screen)
 
     async def wait(self, session: Session, *, until: Literal["input", "exit"], timeout_s: float,
-                   plain: bool = False) -> SessionView:
+                   plain: bool = False, screen: bool = False) -> SessionView:
         """Until the child waits for input (or exits), or ``timeout_s``; returns the output since the last read."""
         self.check_timeout(timeout_s)
         waiting = Waiting(False)
@@ -375,7 +390,7 @@ class PtyRunner:
         if session.exited:
             waiting = Waiting(False)
         return session.view(since=None, limit=self.limits.read_limit, plain=plain, waiting=waiting,
-                            timed_out=not reached)
+                            timed_out=not reached, screen=screen)
 
     # -- control ---------------------------------------------------------------------------------------------
     def resize(self, session: Session, cols: int, rows: int) -> None:
@@ -384,6 +399,8 @@ class PtyRunner:
         if not session.exited:
             with contextlib.suppress(OSError):
                 session.child.resize(cols, rows)
+        if session.screen is not None:
+            session.screen.resize(cols, rows)
         session.cols, session.rows = cols, rows
 
     async def kill(self, session: Session, sig: str = "TERM", grace_s: float = 2.0) -> Session:

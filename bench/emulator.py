@@ -16,11 +16,21 @@ __all__ = ["emulator_process"]
 
 
 @contextlib.contextmanager
-def emulator_process(pin: bool = False) -> Iterator[EmulatorClient]:
-    """The emulators in their own process (on a CPU of their own when ``pin`` and the machine has two or more)."""
+def emulator_process(pin: bool = False, tls: bool = False) -> Iterator[EmulatorClient]:
+    """The emulators in their own process (on a CPU of their own when ``pin`` and the machine has two or more);
+    with ``tls``, over https from a local authority that the client and ``env`` (``SSL_CERT_FILE``) trust."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llmmixer.servers.emulators", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "llmmixer.servers.emulators", "--port", str(port),
+                             *(["--tls"] if tls else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if tls else subprocess.DEVNULL, text=True)
+    ca_file = None
+    if tls:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the exports it prints first: the authority's PEM among them
+            if line.startswith("export SSL_CERT_FILE="):
+                ca_file = line.strip().split("=", 1)[1]
+                break
+        proc.stderr.close()
     ours = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     pinned = pin and len(ours) >= 2
     try:
@@ -35,7 +45,7 @@ def emulator_process(pin: bool = False) -> Iterator[EmulatorClient]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("the emulator process did not start")
             time.sleep(0.05)
-        client = EmulatorClient(f"http://127.0.0.1:{port}")
+        client = EmulatorClient(f"{'https' if tls else 'http'}://127.0.0.1:{port}", verify=ca_file)
         try:
             yield client
         finally:

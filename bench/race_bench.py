@@ -109,6 +109,32 @@ async def bench_hedge(emulator: Any, n: int) -> list[dict[str, Any]]:
     ]
 
 
+async def bench_rewarm(n: int) -> list[dict[str, Any]]:
+    """Over TLS: the next call of a race's loser (its connection was cut by the cancel) vs a call on a connection
+    that a completed call left warm. The adapter opens a replacement in the background after a cancelled stream."""
+    loser_next, warm = [], []
+    with emulator_process(tls=True) as emulator:
+        runs = await _runs(emulator)
+        try:
+            for _ in range(n):
+                emulator.set_behaviour("anthropic", ttft_ms=20, inter_token_ms=2, tokens=5)
+                emulator.set_behaviour("openai", ttft_ms=150, inter_token_ms=10, tokens=20)
+                result, _ = await _ask(runs, models="claude,gpt", mode="race")
+                assert result["winner"] == "claude", result
+                await anyio.sleep(0.2)  # the user's next question comes later than this
+                emulator.set_behaviour("openai", ttft_ms=20, inter_token_ms=2, tokens=5)
+                after_loss, _ = await _ask(runs, models="gpt")
+                loser_next.append(after_loss["legs"][0]["ttft_ms"])
+                again, _ = await _ask(runs, models="gpt")
+                warm.append(again["legs"][0]["ttft_ms"])
+        finally:
+            await runs.__aexit__(None, None, None)
+    ratio = percentile(loser_next, 50) / percentile(warm, 50)
+    return [row("P2 TLS: a loser's next call TTFT p50 vs a warm call", percentile(loser_next, 50),
+                percentile(warm, 50), "≤ 1.05×", unit="ms", passed=ratio <= 1.05,
+                note=f"p95 {percentile(loser_next, 95):.1f} vs {percentile(warm, 95):.1f} ms; {n} races")]
+
+
 def _sample_behaviour(source: str, rng: random.Random) -> dict[str, Any]:
     median, sigma, inter = LATENCY_MIX[source]
     ttft = rng.lognormvariate(0, sigma) * median
@@ -250,4 +276,5 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
         rows += await bench_hedge(emulator, 40 if quick else 300)
         rows += await bench_strategies(emulator, 10 if quick else 100)
         rows += await bench_scaling(emulator, (1, 10) if quick else (1, 10, 100))
+    rows += await bench_rewarm(5 if quick else 40)
     return rows

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .asking import AskOptions, default_log_store, public_result, start_ask
+from .modes import DEFAULT_MODE, MODES, modes_help
+
 if TYPE_CHECKING:
     from .runs import Runs
 
@@ -62,7 +65,9 @@ def _parse_model_for(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-async def _open_runs(config_path: str | None, store_url: str | None) -> Runs:
+async def _open_runs(config_path: str | None, store_url: str | None, *, logging_store: bool = False) -> Runs:
+    """The run service; ``logging_store``: with no store configured, the user's run log (``default_log_store``)
+    instead of memory, so ``-c`` and ``logs`` work across invocations."""
     from ..servers.core.errors import LLMMixerError
     from .config import load_config
     from .runs import Runs
@@ -70,7 +75,8 @@ async def _open_runs(config_path: str | None, store_url: str | None) -> Runs:
 
     try:
         config = load_config(config_path)
-        store = open_store(store_url or config.settings.store)
+        url = store_url or config.settings.store or (default_log_store() if logging_store else None)
+        store = open_store(url)
     except LLMMixerError as error:
         raise _fail_usage(error.message) from error
     return Runs(config, store)
@@ -79,23 +85,46 @@ async def _open_runs(config_path: str | None, store_url: str | None) -> Runs:
 @app.command()
 def ask(
     prompt: Annotated[str | None, typer.Argument(help="the prompt; '-' or nothing reads stdin")] = None,
-    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list: claude,gpt,gemini")] = None,
-    mode: Annotated[str | None, typer.Option(help="all | race | first-token | hedge | fallback")] = None,
+    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list of servers, e.g. claude,gpt "
+                                                                      "(default: settings.models)")] = None,
+    mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
     model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
+    continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
+    cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
+    schema: Annotated[str | None, typer.Option(
+        "--schema", help="typed answer: a JSON Schema file or text, or fields 'name, age int, bio: one sentence'")] = None,
+    data_only: Annotated[bool, typer.Option("--data", help="print only the typed answer (with --schema)")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
-    from .mixer import MODES
-
     text = _read_prompt(prompt)
     if mode is not None and mode not in MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
+    if models is not None and not [m for m in models.split(",") if m.strip()]:
+        raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
     overrides = _parse_model_for(model_for)
-    code = _run_async(_ask(text, models, mode, system, overrides, as_json, config, store))
+    if continue_ and cid:
+        raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
+    options = AskOptions(models=models, mode=mode, system=system, model_for=overrides,
+                         schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid)
+    output = "data" if data_only else ("json" if as_json else "live")
+    code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
+
+
+def _parse_schema(schema: str | None) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    from ..servers.core.errors import LLMMixerError
+    from .schemas import parse_schema
+
+    try:
+        return parse_schema(schema, allow_files=True)
+    except LLMMixerError as error:
+        raise _fail_usage(f"--schema: {error.message}") from error
 
 
 def _run_async(coro: Any) -> int:
@@ -116,21 +145,20 @@ def _run_async(coro: Any) -> int:
         return 130
 
 
-async def _ask(prompt: str, models: str | None, mode: str | None, system: str | None,
-               model_for: dict[str, str], as_json: bool, config: str | None, store: str | None) -> int:
+async def _ask(prompt: str, options: AskOptions, output: str, config: str | None, store: str | None) -> int:
     from .live import follow_ask
 
-    async with await _open_runs(config, store) as runs:
-        run_id = await runs.start_ask(prompt, models=models, mode=mode, system=system, model_for=model_for)
-        final = await follow_ask(runs, run_id, live=not as_json)
-    if as_json:
-        typer.echo(json.dumps(_public_result(final), ensure_ascii=False, indent=2))
+    async with await _open_runs(config, store, logging_store=True) as runs:
+        run_id = await start_ask(runs, prompt, options)
+        final = await follow_ask(runs, run_id, live=output == "live")
+    if output == "json":
+        typer.echo(json.dumps(public_result(final), ensure_ascii=False, indent=2))
+    elif output == "data":
+        if "data" not in final:
+            typer.echo("error: no typed answer (give --schema, and see the legs' errors with --json)", err=True)
+            return EXIT_FAILED
+        typer.echo(json.dumps(final["data"], ensure_ascii=False, indent=2))
     return EXIT_OK if final.get("status") == "done" else EXIT_FAILED
-
-
-def _public_result(final: dict[str, Any]) -> dict[str, Any]:
-    keys = ("mode", "winner", "legs", "total_cost_usd", "latency_ms", "run_id", "status", "error")
-    return {k: final[k] for k in keys if k in final}
 
 
 @app.command()
@@ -231,7 +259,7 @@ async def _servers(config: str | None, as_json: bool) -> int:
 @app.command()
 def demo(
     prompt: Annotated[str, typer.Argument()] = "Say hello in three languages.",
-    mode: Annotated[str, typer.Option(help="race | first-token | hedge | fallback | all")] = "race",
+    mode: Annotated[str, typer.Option(help=modes_help())] = DEFAULT_MODE,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network.

@@ -1,7 +1,8 @@
 """Which MCP servers the orchestrator talks to, in Claude Desktop's ``mcpServers`` shape, and its settings.
 
 Lookup order: ``--config PATH`` (or ``$LLMMIXER_CONFIG``), then ``./llmmixer.json``, then ``<user config dir>/llmmixer/config.json``
-(platformdirs). With no file, the four built-in servers are launched over stdio with this Python.
+(platformdirs). With no file, every registered server (see :mod:`llmmixer.servers.core.manifest`) is launched over
+stdio with this Python.
 
 ```json
 {
@@ -13,44 +14,61 @@ Lookup order: ``--config PATH`` (or ``$LLMMIXER_CONFIG``), then ``./llmmixer.jso
 }
 ```
 
-A server named ``claude``, ``gpt``, ``gemini`` or ``pty`` (or with ``"source"`` set) plays that role. Each child
-gets only its own key: the orchestrator never hands Anthropic's key to the Gemini adapter, nor any key to the PTY
-runner.
+A server named after a registered server (``claude``, ``gpt``, ``gemini``, ``pty``, or a plugin's), or with
+``"source"`` set to one, plays that role. Each child gets only its own variables, as its manifest lists them: the
+orchestrator never hands Anthropic's key to the Gemini adapter, nor any key to the PTY runner.
+
+The file is validated by pydantic models with ``extra="forbid"`` (as llm's ``Options``): an unknown key, a typo
+such as ``mcpServer``, or a value of the wrong type is an :class:`InvalidInputError` naming the key and the value.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator,
+                      model_validator)
 
 from ..servers.core.errors import InvalidInputError
+from ..servers.core.manifest import load_manifests, manifest_for, model_manifests
+from .modes import DEFAULT_MODE, MODES
 
-__all__ = ["MODEL_SOURCES", "SOURCE_KEYS", "ServerSpec", "Settings", "Config", "load_config", "default_servers"]
+__all__ = ["MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "ConfigFile", "Config", "load_config",
+           "default_servers", "model_sources", "passthrough_for"]
 
-MODEL_SOURCES = ("claude", "gpt", "gemini")
-MODES = ("race", "all", "first-token", "hedge", "fallback")
-
-# The environment each built-in role may receive from the orchestrator's own environment.
-SOURCE_KEYS: dict[str, tuple[str, ...]] = {
-    "claude": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
-    "gpt": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_STYLE", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"),
-    "pty": ("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND"),
-}
+DEFAULT_MAX_QUEUE = 256  # per server: calls waiting for a concurrency slot before runs are refused
 SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
                    # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
                    "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 
-_MODULES = {
-    "claude": "llmmixer.servers.claude_adapter",
-    "gpt": "llmmixer.servers.gpt_adapter",
-    "gemini": "llmmixer.servers.gemini_adapter",
-    "pty": "llmmixer.servers.pty_runner",
-}
+
+
+def _valid_mode(mode: str) -> str:
+    if mode not in MODES:  # pydantic turns this ValueError into its validation error, naming the field
+        raise ValueError(f"must be one of {', '.join(map(repr, MODES))}")
+    return mode
+
+
+# A mode in a pydantic model or an MCP tool signature: validated, with the modes as the schema's enum.
+ModeName = Annotated[str, AfterValidator(_valid_mode), WithJsonSchema({"type": "string", "enum": list(MODES)})]
+
+
+def model_sources() -> list[str]:
+    """The registered model adapters, in their default order: the default ``settings.models``."""
+    return [m.name for m in model_manifests()]
+
+
+def passthrough_for(source: str) -> tuple[str, ...]:
+    """The variables a server playing ``source`` may receive from the orchestrator's environment."""
+    manifest = manifest_for(source)
+    return manifest.passthrough if manifest else ()
 
 
 @dataclass
@@ -65,6 +83,8 @@ class ServerSpec:
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     max_concurrency: int = 64
+    # Calls that may wait for one of those slots; a run beyond it is refused (rate_limit, HTTP 429).
+    max_queue: int = DEFAULT_MAX_QUEUE
     # Environment variables passed through from the orchestrator's own environment (names only).
     passthrough: tuple[str, ...] = ()
 
@@ -81,48 +101,129 @@ class ServerSpec:
 
     @classmethod
     def from_json(cls, name: str, raw: Any) -> ServerSpec:
-        if not isinstance(raw, dict):
-            raise InvalidInputError(f"mcpServers.{name} must be an object")
-        source = raw.get("source") or name
-        url, command = raw.get("url"), raw.get("command")
-        if bool(url) == bool(command):
-            raise InvalidInputError(f"mcpServers.{name} needs exactly one of 'command' or 'url'")
-        args, env, headers = raw.get("args", []), raw.get("env", {}), raw.get("headers", {})
-        if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
-            raise InvalidInputError(f"mcpServers.{name}.args must be a list of strings")
-        for label, mapping in (("env", env), ("headers", headers)):
-            if not (isinstance(mapping, dict) and all(isinstance(v, str) for v in mapping.values())):
-                raise InvalidInputError(f"mcpServers.{name}.{label} must map names to strings")
-        limit = raw.get("maxConcurrency", 64)
-        if not isinstance(limit, int) or limit < 1:
-            raise InvalidInputError(f"mcpServers.{name}.maxConcurrency must be a positive integer")
-        return cls(name=name, source=source, command=command, args=list(args), env=dict(env), url=url,
-                   headers=dict(headers), max_concurrency=limit, passthrough=SOURCE_KEYS.get(source, ()))
+        """One ``mcpServers`` entry, validated.
+
+        Raises:
+            InvalidInputError: not an object, an unknown key, a wrong type, or not exactly one of command/url.
+        """
+        try:
+            entry = ServerEntry.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidInputError(explain(exc, f"mcpServers.{name}")) from None
+        return entry.spec(name)
 
 
-@dataclass
-class Settings:
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ServerEntry(_Strict):
+    """One ``mcpServers`` entry as written in the file (Claude Desktop's keys, plus ``source``/``maxConcurrency``)."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    type: str | None = None  # Claude Code writes "stdio" / "http"; the transport follows command/url either way
+    source: str | None = None
+    max_concurrency: int = Field(default=64, ge=1, strict=True, alias="maxConcurrency")
+    max_queue: int = Field(default=DEFAULT_MAX_QUEUE, ge=0, strict=True, alias="maxQueue")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ServerEntry:
+        if bool(self.url) == bool(self.command):
+            raise ValueError("needs exactly one of 'command' or 'url'")
+        return self
+
+    def spec(self, name: str) -> ServerSpec:
+        source = self.source or name
+        return ServerSpec(name=name, source=source, command=self.command, args=list(self.args), env=dict(self.env),
+                          url=self.url, headers=dict(self.headers), max_concurrency=self.max_concurrency,
+                          max_queue=self.max_queue,
+                          passthrough=passthrough_for(source))
+
+
+class Settings(_Strict):
+    """``settings`` in the config file. Keys may be written with ``-`` or ``_`` (``hedge-budget``)."""
+
     store: str | None = None
-    mode: str = "race"
-    models: list[str] = field(default_factory=lambda: list(MODEL_SOURCES))
-    model_for: dict[str, str] = field(default_factory=dict)
-    hedge_delay_ms: float | None = None  # None: the primary's observed p95 TTFT
-    hedge_budget: float = 0.15  # extra hedge legs as a fraction of runs, over time
-    call_timeout_s: float = 600.0
+    mode: ModeName = DEFAULT_MODE
+    models: list[str] = Field(default_factory=model_sources, min_length=1)
+    model_for: dict[str, str] = Field(default_factory=dict)
+    hedge_delay_ms: float | None = Field(default=None, ge=0)  # None: the primary's observed p95 TTFT
+    hedge_budget: float = Field(default=0.15, ge=0, le=1)  # extra hedge legs as a fraction of runs, over time
+    call_timeout_s: float = Field(default=600.0, gt=0)
+    prices: dict[str, Any] = Field(default_factory=dict)  # model -> [input, output] USD per million tokens
+
+    @model_validator(mode="before")
+    @classmethod
+    def _underscores(cls, raw: Any) -> Any:
+        return {str(k).replace("-", "_"): v for k, v in raw.items()} if isinstance(raw, dict) else raw
+
+    @field_validator("models")
+    @classmethod
+    def _no_blank_model(cls, models: list[str]) -> list[str]:
+        if any(not m.strip() for m in models):
+            raise ValueError("a model name is empty")
+        return models
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices(cls, raw: Any) -> dict[str, Any]:
+        from ..servers.core.pricing import parse_prices
+
+        return dict(parse_prices(raw))  # its ValueError names the model and the form that works
 
     @classmethod
     def from_json(cls, raw: Any) -> Settings:
-        if not isinstance(raw, dict):
-            raise InvalidInputError("settings must be an object")
-        settings = cls()
-        for key, value in raw.items():
-            attr = key.replace("-", "_")
-            if not hasattr(settings, attr):
-                raise InvalidInputError(f"unknown setting {key!r}")
-            setattr(settings, attr, value)
-        if settings.mode not in MODES:
-            raise InvalidInputError(f"settings.mode must be one of {', '.join(MODES)}")
-        return settings
+        """The ``settings`` object, validated.
+
+        Raises:
+            InvalidInputError: not an object, an unknown setting, or a value of the wrong type or range.
+        """
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidInputError(explain(exc, "settings")) from None
+
+
+class ConfigFile(_Strict):
+    """The whole file: ``mcpServers`` and ``settings``, nothing else."""
+
+    mcpServers: dict[str, ServerEntry] | None = None  # noqa: N815 - Claude Desktop's spelling
+    settings: Settings = Field(default_factory=Settings)
+
+
+def explain(exc: ValidationError, where: str) -> str:
+    """One line per problem: the dotted key, what is wrong, the value given; a near-miss key gets a suggestion."""
+    problems = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in (where, *error["loc"]) if part != "")
+        if error["type"] == "extra_forbidden":
+            key = str(error["loc"][-1]) if error["loc"] else ""
+            known = _known_keys(error["loc"][:-1], where)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else (f"; known keys: {', '.join(known)}" if known else "")
+            problems.append(f"{path}: unknown key{hint}")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            message = re.sub(r" or instance of \w+", "", message)
+            problems.append(f"{path}: {message} (got {_shown(error.get('input'))})")
+    return "; ".join(problems)
+
+
+def _known_keys(loc: tuple[Any, ...], where: str) -> list[str]:
+    if where == "settings" or loc[:1] == ("settings",):
+        return list(Settings.model_fields)
+    if where.startswith("mcpServers") or loc[:1] == ("mcpServers",):
+        return [f.alias or name for name, f in ServerEntry.model_fields.items()]
+    return list(ConfigFile.model_fields)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -143,15 +244,17 @@ class Config:
 
     @property
     def model_sources(self) -> list[str]:
-        return [s.source for s in self.servers.values() if s.source != "pty"]
+        """Configured servers that answer prompts: every one but the command runner."""
+        runners = {m.name for m in load_manifests() if m.role == "runner"}
+        return [s.source for s in self.servers.values() if s.source not in runners]
 
 
 def default_servers(python: str | None = None) -> dict[str, ServerSpec]:
-    """The four built-in servers, launched over stdio with ``python -m`` (works inside any venv)."""
+    """Every registered server, launched over stdio with ``python -m`` (works inside any venv)."""
     python = python or sys.executable
-    return {source: ServerSpec(name=source, source=source, command=python, args=["-m", module],
-                               passthrough=SOURCE_KEYS[source])
-            for source, module in _MODULES.items()}
+    return {m.name: ServerSpec(name=m.name, source=m.name, command=python, args=["-m", m.module],
+                               passthrough=m.passthrough)
+            for m in load_manifests()}
 
 
 def _candidates(path: str | os.PathLike[str] | None) -> list[Path]:
@@ -167,8 +270,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """The configuration from ``path`` or the default locations; the built-in servers when there is no file.
 
     Raises:
-        InvalidInputError: an unreadable or malformed file, or a malformed ``LLMMIXER_*`` number in the
-            environment (checked here once, so a typo is a usage error, not a child server that will not start).
+        InvalidInputError: the file named is missing, is not JSON, or does not validate (the message names the
+            key), or a malformed ``LLMMIXER_*`` number in the environment (checked here once, so a typo is a usage
+            error, not a child server that will not start).
     """
     from ..servers.core.envvars import EnvError, adapter_numbers
 
@@ -192,12 +296,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 def _parse(raw: Any, path: Path) -> Config:
     if not isinstance(raw, dict):
         raise InvalidInputError(f"{path}: the top level must be an object")
-    servers_raw = raw.get("mcpServers")
-    servers = default_servers() if servers_raw is None else {}
-    if servers_raw is not None:
-        if not isinstance(servers_raw, dict):
-            raise InvalidInputError(f"{path}: mcpServers must be an object")
-        servers = {name: ServerSpec.from_json(name, entry) for name, entry in servers_raw.items()}
-    settings = Settings.from_json(raw.get("settings", {}))
+    try:
+        parsed = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInputError(f"{path}: {explain(exc, '')}") from None
+    if parsed.mcpServers is None:
+        servers = default_servers()
+    else:
+        servers = {name: entry.spec(name) for name, entry in parsed.mcpServers.items()}
+    settings = parsed.settings
     settings.store = settings.store or os.environ.get("LLMMIXER_STORE") or None
     return Config(servers=servers, settings=settings, path=path, agents=raw.get("agents"))

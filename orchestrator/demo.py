@@ -1,8 +1,9 @@
 """``llmmixer demo``: the whole stack against the bundled vendor emulators, with no API key and no network.
 
-The emulators run in this process on a free loopback port; the three adapter servers are launched over stdio as
-usual, pointed at them. Each vendor gets its own pace so the race has a clear winner, and the losers' upstream
-streams are shown closing right after the win (the emulators record when each client hung up).
+The emulators run in this process on a free loopback port; every registered adapter server that has an emulator
+(its manifest says so) is launched over stdio as usual, pointed at it. Each gets its own pace so the race has a
+clear winner, and the losers' upstream streams are shown closing right after the win (the emulators record when
+each client hung up).
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ import json
 import os
 from typing import Any
 
-__all__ = ["run_demo", "DEMO_BEHAVIOURS"]
+from ..servers.core.manifest import ServerManifest, model_manifests
 
-# Time to first token and pace per vendor: the winner is clear and the losers are still streaming when it wins.
-DEMO_BEHAVIOURS: dict[str, dict[str, Any]] = {
-    "anthropic": {"ttft_ms": 150, "inter_token_ms": 25,
-                  "reply": "Hello! ¡Hola! 안녕하세요! 👋 — Claude here, answering first."},
-    "openai": {"ttft_ms": 450, "inter_token_ms": 30,
-               "reply": "Hi there! Bonjour ! こんにちは! GPT, a little slower today."},
-    "gemini": {"ttft_ms": 700, "inter_token_ms": 30,
-               "reply": "Hallo! Ciao! 你好! Gemini, streaming from far away. 🌍"},
-}
-DEMO_KEYS = {"ANTHROPIC_API_KEY": "demo", "OPENAI_API_KEY": "demo", "GEMINI_API_KEY": "demo"}
+__all__ = ["run_demo", "demo_behaviours"]
+
+GREETINGS = ("Hello! ¡Hola! 안녕하세요! 👋", "Hi there! Bonjour ! こんにちは!", "Hallo! Ciao! 你好! 🌍", "Hej! Olá! Merhaba!")
+
+
+def _emulated() -> list[ServerManifest]:
+    return [m for m in model_manifests() if m.emulator is not None and m.key_vars]
+
+
+def demo_behaviours() -> dict[str, dict[str, Any]]:
+    """Emulated vendor -> its pace and reply: the first server answers first; the others are still streaming when
+    it wins."""
+    return {m.emulator.name: {"ttft_ms": 150 + 300 * i, "inter_token_ms": 25 + 5 * min(i, 1),
+                              "reply": f"{GREETINGS[i % len(GREETINGS)]} — {m.title} here."}
+            for i, m in enumerate(_emulated()) if m.emulator is not None}
 
 
 async def run_demo(prompt: str, mode: str, as_json: bool) -> int:
@@ -33,15 +39,16 @@ async def run_demo(prompt: str, mode: str, as_json: bool) -> int:
     from .stores import open_store
 
     with EmulatorServer(seed=1) as emulator:
-        for vendor, behaviour in DEMO_BEHAVIOURS.items():
+        for vendor, behaviour in demo_behaviours().items():
             emulator.set_behaviour(vendor, **behaviour)
         # The adapters read their base URLs and keys from the environment the orchestrator passes them.
-        os.environ.update({**emulator.env, **DEMO_KEYS})
+        os.environ.update({**emulator.env, **{m.key_vars[0]: "demo" for m in _emulated()}})
         config = Config(servers=default_servers())
         async with Runs(config, open_store("memory")) as runs:
             if not as_json:
-                print(f"Emulated vendors on {emulator.root}; racing claude, gpt and gemini ({mode})…\n")
-            run_id = await runs.start_ask(prompt, mode=mode)
+                names = ", ".join(m.name for m in _emulated())
+                print(f"Emulated vendors on {emulator.root}; racing {names} ({mode})…\n")
+            run_id = await runs.start_ask(prompt, models=[m.name for m in _emulated()], mode=mode)
             final = await follow_ask(runs, run_id, live=not as_json)
             await runs.flush()
             events = await runs.store.read_after(None, 100_000, run=run_id)
@@ -57,8 +64,9 @@ async def run_demo(prompt: str, mode: str, as_json: bool) -> int:
 
 def _close_delays(records: list[dict[str, Any]], final: dict[str, Any], won_at: float | None) -> dict[str, float]:
     """For each cancelled leg, how long after the win its vendor saw the connection close."""
-    vendors = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
-    by_vendor = {r["vendor"]: r for r in records}
+    vendors = {m.name: m.emulator.name for m in _emulated() if m.emulator is not None}
+    # The stream each vendor saw its client close (later records, such as a replacement connection's HEAD, aside).
+    by_vendor = {r["vendor"]: r for r in records if r.get("closed_at")}
     if won_at is None:
         return {}
     out = {}

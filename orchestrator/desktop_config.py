@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..servers.core.manifest import ServerManifest, load_manifests, model_manifests
+
 __all__ = [
-    "SERVERS",
+    "servers",
     "CONFIG_PATH_ENV",
     "ServerSpec",
     "WriteOutcome",
@@ -52,29 +54,37 @@ class ServerSpec:
     """One LLMMixer server as a host launches it."""
 
     entry_name: str  # the key under mcpServers
-    script: str  # console script
+    script: str | None  # console script; None: ``python -m module`` with this interpreter
     args: tuple[str, ...] = ()
-    key_vars: tuple[str, ...] = ()  # the API-key variables it reads (names only)
+    key_vars: tuple[str, ...] = ()  # the API-key variables it reads (names only); the first is the usual one
     url_vars: tuple[str, ...] = ()  # base-URL overrides, copied only with --with-env and only when set
     extra_vars: tuple[str, ...] = field(default=())  # other settings copied with --with-env when set
+    module: str | None = None
+    # Per server it stands for: the usual key name, then names the SDK accepts instead (GEMINI_API_KEY, GOOGLE_API_KEY)
+    key_groups: tuple[tuple[str, ...], ...] = ()
 
 
-_CLAUDE = ("ANTHROPIC_API_KEY",)
-_GPT = ("OPENAI_API_KEY",)
-_GEMINI = ("GEMINI_API_KEY",)
-_URLS = ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
+ORCHESTRATOR = "orchestrator"
 
-SERVERS: dict[str, ServerSpec] = {
-    "claude": ServerSpec("llmmixer-claude", "llmmixer-claude", key_vars=_CLAUDE, url_vars=("ANTHROPIC_BASE_URL",)),
-    "gpt": ServerSpec("llmmixer-gpt", "llmmixer-gpt", key_vars=_GPT, url_vars=("OPENAI_BASE_URL",)),
-    "gemini": ServerSpec("llmmixer-gemini", "llmmixer-gemini", key_vars=_GEMINI,
-                         url_vars=("GOOGLE_GEMINI_BASE_URL",)),
-    "pty": ServerSpec("llmmixer-pty", "llmmixer-pty"),
-    # The orchestrator launches the adapters itself, so it needs every key they need.
-    "orchestrator": ServerSpec("llmmixer", "llmmixer", args=("mcp",), key_vars=_CLAUDE + _GPT + _GEMINI, url_vars=_URLS,
-                               extra_vars=("LLMMIXER_CONFIG", "LLMMIXER_STORE")),
-}
-DEFAULT_SERVERS = ("claude", "gpt", "gemini", "pty", "orchestrator")
+
+def _spec(manifest: ServerManifest) -> ServerSpec:
+    return ServerSpec(entry_name=manifest.script or f"llmmixer-{manifest.name}", script=manifest.script,
+                      key_vars=manifest.key_vars[:1], module=manifest.module,
+                      key_groups=(manifest.key_vars,) if manifest.key_vars else (),
+                      url_vars=(manifest.base_url_var,) if manifest.base_url_var else (), extra_vars=manifest.env_vars)
+
+
+def servers() -> dict[str, ServerSpec]:
+    """Every registered server (from its manifest), then the orchestrator, which launches the adapters itself and
+    so needs every key they need."""
+    specs = {manifest.name: _spec(manifest) for manifest in load_manifests()}
+    models = [specs[m.name] for m in model_manifests()]
+    specs[ORCHESTRATOR] = ServerSpec("llmmixer", "llmmixer", args=("mcp",),
+                                     key_vars=tuple(v for spec in models for v in spec.key_vars),
+                                     key_groups=tuple(g for spec in models for g in spec.key_groups),
+                                     url_vars=tuple(v for spec in models for v in spec.url_vars),
+                                     extra_vars=("LLMMIXER_CONFIG", "LLMMIXER_STORE"))
+    return specs
 
 
 def placeholder(name: str) -> str:
@@ -117,17 +127,13 @@ def script_path(script: str) -> str:
     raise FileNotFoundError(f"console script {script!r} not found; install LLMMixer with `pip install llmmixer`")
 
 
-# A variable the SDK accepts instead of the usual key variable.
-ALTERNATE_KEY_VARS = {"GEMINI_API_KEY": "GOOGLE_API_KEY"}
-
-
 def _env_for(spec: ServerSpec, with_env: bool, environ: Mapping[str, str]) -> dict[str, str]:
     env: dict[str, str] = {}
-    for name in spec.key_vars:
-        alternate = ALTERNATE_KEY_VARS.get(name)
+    for name, *alternates in spec.key_groups:
+        alternate = next((a for a in alternates if environ.get(a)), None)
         if with_env and environ.get(name):
             env[name] = environ[name]
-        elif with_env and alternate and environ.get(alternate):
+        elif with_env and alternate:
             env[alternate] = environ[alternate]
         else:
             env[name] = placeholder(name)
@@ -139,7 +145,7 @@ def _env_for(spec: ServerSpec, with_env: bool, environ: Mapping[str, str]) -> di
 
 
 def server_entries(
-    servers: Sequence[str] = DEFAULT_SERVERS,
+    names: Sequence[str] | None = None,
     *,
     with_env: bool = False,
     environ: Mapping[str, str] | None = None,
@@ -151,12 +157,16 @@ def server_entries(
         FileNotFoundError: a console script is not installed.
     """
     environ = os.environ if environ is None else environ
+    known = servers()
     entries: dict[str, dict[str, Any]] = {}
-    for name in servers:
-        spec = SERVERS.get(name)
+    for name in known if names is None else names:
+        spec = known.get(name)
         if spec is None:
-            raise ValueError(f"unknown server {name!r}; choose from {', '.join(SERVERS)}")
-        entry: dict[str, Any] = {"command": script_path(spec.script), "args": list(spec.args)}
+            raise ValueError(f"unknown server {name!r}; choose from {', '.join(known)}")
+        if spec.script is None:  # a plugin without a console script: run its module with this interpreter
+            entry: dict[str, Any] = {"command": sys.executable, "args": ["-m", str(spec.module), *spec.args]}
+        else:
+            entry = {"command": script_path(spec.script), "args": list(spec.args)}
         env = _env_for(spec, with_env, environ)
         if env:
             entry["env"] = env
@@ -257,8 +267,8 @@ def write_config(path: Path, entries: Mapping[str, Mapping[str, Any]], *, now: _
 
 def build_parser(prog: str = "llmmixer config claude-desktop") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Print (or --write) the MCP host config for LLMMixer.")
-    parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
-                        help=f"comma-separated, out of {','.join(SERVERS)} (default: all)")
+    parser.add_argument("--servers", default=None,
+                        help=f"comma-separated, out of {','.join(servers())} (default: all)")
     parser.add_argument("--write", action="store_true",
                         help="merge into Claude Desktop's config file (backup first; other entries kept)")
     parser.add_argument("--with-env", action="store_true",
@@ -272,7 +282,7 @@ def build_parser(prog: str = "llmmixer config claude-desktop") -> argparse.Argum
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    names = None if args.servers is None else [n.strip() for n in args.servers.split(",") if n.strip()]
     try:
         entries = server_entries(names, with_env=args.with_env)
     except (ValueError, FileNotFoundError) as exc:

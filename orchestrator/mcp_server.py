@@ -2,7 +2,7 @@
 
 Five tools and nothing else, so the schemas an MCP host pays for on every turn stay under 2,000 tokens:
 
-- ``ask``: race, hedge, fan out or fall back across the model adapters; text deltas go out as progress
+- ``ask``: one prompt across the model adapters in any mode of :mod:`.modes`; text deltas go out as progress
   notifications (``message`` = ``"<source>: <delta>"``); the result is the ``llmmixer ask --json`` object.
 - ``run_command``: one shell command through the PTY runner; output goes out as progress.
 - ``agent``: coding agents (Claude Code, Codex, Gemini CLI) race on a task in their own git worktrees; a check
@@ -24,7 +24,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -38,18 +38,21 @@ from ..servers.core.results import error_result, ok_result
 from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
-from .mixer import MODES
+from .config import ModeName
+from .modes import DEFAULT_MODE, MODES, described_modes
+from .schemas import parse_schema
 from .runs import Runs
+from .service import RunService
+from .shutdown import on_signal
 
 __all__ = ["MODES", "OrchestratorMCPServer", "build_server", "main", "main_mcp"]
 
 log = logging.getLogger("llmmixer.mcp_server")
 
-Mode = Literal["race", "all", "first-token", "hedge", "fallback"]
-assert get_args(Mode) == MODES, "the ask tool's mode enum must list the mixer's modes"
 # Below Claude Desktop's ~60 s tool-call timeout, with room for the host's own overhead.
 DEFAULT_WAIT_S = 45.0
 MAX_WAIT_S = 3600.0
+STOP_GRACE_S = 0.5  # after SIGTERM, between the interrupted runs' results and the end of serving
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -78,6 +81,8 @@ class AskOut(BaseModel):
     winner: str | None = None
     legs: list[LegOut] | None = None
     total_cost_usd: float | None = None
+    conversation_id: str | None = Field(default=None, description="pass it back to continue the conversation")
+    data: Any = Field(default=None, description="the winner's typed answer, when response_schema was given")
     partial: dict[str, str] | None = Field(default=None, description="text so far per model, while running")
 
 
@@ -140,13 +145,15 @@ class OrchestratorMCPServer(LLMMixerMCPServer):
                                      "output_schema": compact_schema(t.output_schema)}) for t in tools]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        if (refused := self.unknown_arguments(name, arguments)) is not None:
+            return error_result(refused)
         try:
             return await MCPServer.call_tool(self, name, arguments, context)
         except ToolError as exc:
             return error_result(InvalidInputError(_explain(exc)))
 
 
-def _job_id(jobs: Runs, job_id: str) -> str:
+def _job_id(jobs: RunService, job_id: str) -> str:
     """``job_id`` if it has the shape of one; an ``invalid_input`` error that says where ids come from if not."""
     try:
         return jobs.check_id(job_id)
@@ -161,11 +168,8 @@ def _unknown_job(job_id: str) -> InvalidInputError:
 
 
 ASK_DESCRIPTION = (
-    "Ask several models (claude, gpt, gemini) one prompt. mode: race (default; first complete answer wins, the rest "
-    "are cancelled), first-token (keep the first model that starts streaming: lowest latency), hedge (start one "
-    "model, add the next only if it is slow: low cost, steady latency), fallback (one at a time, the next only if "
-    "one fails), all (every model to the end: compare answers). Deltas stream as progress. If the run outlives "
-    "wait_s, returns {job_id, status: running, partial}: call job later."
+    f"Ask several models one prompt. mode (default {DEFAULT_MODE}): {described_modes()}. Deltas stream as "
+    "progress. If the run outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
     "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. If it "
@@ -185,11 +189,11 @@ JobId = Annotated[str, Field(description="job_id from ask, run_command or agent"
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
-def build_server(jobs: Runs) -> OrchestratorMCPServer:
-    """The five tools over the :class:`Runs` service (which owns the runs, the store and the MCP pool)."""
+def build_server(jobs: RunService) -> OrchestratorMCPServer:
+    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
     server = OrchestratorMCPServer(
         name="llmmixer",
-        instructions="LLMMixer: ask Claude, GPT and Gemini together (race, hedge, fan out) and run shell commands.",
+        instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
     )
 
     @server.tool(description=ASK_DESCRIPTION)
@@ -197,14 +201,21 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
         prompt: str,
         ctx: Context,
         models: list[str] | None = None,
-        mode: Mode = "race",
+        mode: ModeName = DEFAULT_MODE,
         system: str | None = None,
+        conversation_id: Annotated[str | None, Field(description="continue this conversation")] = None,
+        response_schema: Annotated[dict[str, Any] | str | None, Field(
+            description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")] = None,
+        model_for: Annotated[dict[str, str] | None, Field(description="model id per server")] = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
     ) -> Annotated[CallToolResult, AskOut]:
         try:
             if not prompt.strip():
                 raise InvalidInputError("prompt is empty: give the question to ask the models")
-            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system)
+            schema = None if response_schema is None else parse_schema(response_schema)
+            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system,
+                                          conversation_id=conversation_id, response_schema=schema,
+                                          model_for=model_for)
             return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
@@ -270,7 +281,7 @@ def build_server(jobs: Runs) -> OrchestratorMCPServer:
     return server
 
 
-async def _follow(jobs: Runs, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
+async def _follow(jobs: RunService, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:
     """Forward the job's deltas as progress for up to ``wait_s``; then its final result, or its status and partial.
 
     If the caller cancels the tool call meanwhile and ``cancel_on_abort`` is set, the job is cancelled too (shielded,
@@ -327,7 +338,19 @@ def main_mcp(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with Runs(config, store) as runs:
-            await serve_async(build_server(runs), args)
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                # SIGTERM/SIGINT: the runs in flight end as interrupted (their waiting tool calls answer with
+                # that), they are stored, then serving stops.
+                async def stop_serving() -> None:
+                    await stop.wait()
+                    await anyio.sleep(STOP_GRACE_S)  # let the interrupted calls' results go out
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(on_signal, runs, stop)
+                tg.start_soon(stop_serving)
+                await serve_async(build_server(runs), args)
+                tg.cancel_scope.cancel()
 
     anyio.run(run)
 

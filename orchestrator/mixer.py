@@ -1,4 +1,4 @@
-"""Strategies for one prompt across several model servers: all, race, first-token, hedge, fallback.
+"""Strategies for one prompt across several model servers, one method per mode of :mod:`.modes` (``_race``...).
 
 A *leg* is one ``generate`` call on one adapter server. Every strategy runs legs in their own cancel scopes;
 cancelling a leg cancels its MCP ``tools/call``, which makes the adapter close its upstream HTTP stream, so a lost
@@ -19,8 +19,9 @@ import anyio
 
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
-from .config import MODES
-from .pool import ServerPool
+from .statuses import LegStatus
+from .modes import MODES, strategy_name
+from .pool import CallState, ServerPool
 
 __all__ = ["MODES", "Leg", "MixResult", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
 
@@ -37,7 +38,7 @@ Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 class Leg:
     source: str
     requested_model: str | None = None  # the model asked for (None: the adapter's default)
-    status: str = "pending"  # pending | running | won | done | cancelled | error
+    status: LegStatus = "pending"
     parts: list[str] = field(default_factory=list)
     text: str | None = None
     model: str | None = None
@@ -64,6 +65,8 @@ class Leg:
                "text": self.text if self.text is not None else self.streamed, "usage": self.usage,
                "cost_usd": self.cost_usd, "ttft_ms": self.ttft_ms, "latency_ms": self.latency_ms,
                "stop_reason": self.stop_reason, "error": self.error}
+        if self.status != "skipped" and (self.usage or self.status in ("won", "done", "cancelled")):
+            out["priced"] = self.cost_usd is not None
         if self.has_data:
             out["data"] = self.data
         return out
@@ -85,9 +88,19 @@ class MixResult:
         costs = [leg.cost_usd for leg in self.legs if leg.cost_usd is not None]
         return round(sum(costs), 10) if costs else None
 
+    @property
+    def total_cost_partial(self) -> bool:
+        """True when some leg used tokens that have no price, so the total leaves them out."""
+        return any(leg.to_dict().get("priced") is False for leg in self.legs)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "winner": self.winner, "legs": [leg.to_dict() for leg in self.legs],
-                "total_cost_usd": self.total_cost_usd, "latency_ms": self.latency_ms}
+        out = {"mode": self.mode, "winner": self.winner, "legs": [leg.to_dict() for leg in self.legs],
+               "total_cost_usd": self.total_cost_usd, "total_cost_partial": self.total_cost_partial,
+               "latency_ms": self.latency_ms}
+        winner = next((leg for leg in self.legs if leg.source == self.winner), None)
+        if winner is not None and winner.has_data:
+            out["data"] = winner.data
+        return out
 
 
 class HedgeBudget:
@@ -130,8 +143,9 @@ class Mixer:
     """Runs one prompt with one strategy; see the module docstring."""
 
     def __init__(self, pool: ServerPool, *, hedge_delay_ms: float | None = None, hedge_budget: float = 0.15,
-                 model_for: dict[str, str] | None = None) -> None:
+                 model_for: dict[str, str] | None = None, prices: pricing.Prices | None = None) -> None:
         self.pool = pool
+        self.prices = dict(prices or {})  # settings.prices: added or overridden per model
         self.hedge_delay_ms = hedge_delay_ms
         self.budget = HedgeBudget(hedge_budget)
         self.ttft = TtftStats()
@@ -144,16 +158,13 @@ class Mixer:
 
         ``model_for`` picks a model per source for this run, over the mixer's configured ones.
         """
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        strategy = getattr(self, strategy_name(mode))  # raises InvalidInputError for a mode that is not one
         if not sources:
             raise InvalidInputError("no models to ask")
         await self.pool.prepare(sources)
         models = {**self.model_for, **(model_for or {})}
         legs = [Leg(source=source, requested_model=models.get(source)) for source in sources]
         started = time.perf_counter()
-        strategy = {"all": self._all, "race": self._race, "first-token": self._first_token,
-                    "hedge": self._hedge, "fallback": self._fallback}[mode]
         if result is None:
             result = MixResult(mode=mode, legs=legs)
         else:
@@ -162,7 +173,7 @@ class Mixer:
             await strategy(legs, arguments, emit, result)
         finally:
             for leg in legs:  # a run cancelled as a whole: each leg still says how it ended
-                if leg.status in ("pending", "running") and leg.parts:
+                if leg.status in ("pending", "queued", "running") and leg.parts:
                     leg.status = "cancelled"
             result.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         if result.winner is not None:
@@ -177,9 +188,18 @@ class Mixer:
         call_args = dict(arguments)
         if leg.requested_model and "model" not in call_args:
             call_args["model"] = leg.requested_model
-        leg.status = "running"
         started = time.perf_counter()
-        emit("leg.started", leg.source, {"model": call_args.get("model")})
+        # Known before the first token (asked for, or the adapter's default), so a cancelled leg is priced too.
+        leg.model = call_args.get("model") or self.pool.default_model(leg.source) or self._models_seen.get(leg.source)
+
+        def on_state(state: CallState) -> None:
+            # A leg waiting for a slot of a busy server is "queued"; its clock starts when it gets the slot, so
+            # ttft and latency measure the model (and the hedge delay is not skewed by our own queue).
+            nonlocal started
+            leg.status = state
+            if state == "running":
+                started = time.perf_counter()
+            emit("leg.started" if state == "running" else "leg.queued", leg.source, {"model": leg.model})
 
         async def progress(_progress: float, _total: float | None, message: str | None) -> None:
             if not message or leg.status != "running":
@@ -194,7 +214,7 @@ class Mixer:
 
         with leg.scope:
             try:
-                result = await self.pool.call(leg.source, "generate", call_args, progress)
+                result = await self.pool.call(leg.source, "generate", call_args, progress, on_state=on_state)
             except LLMMixerError as error:
                 self._fail(leg, error.to_dict()["error"], started, emit)
                 return
@@ -203,12 +223,12 @@ class Mixer:
                 raise
             payload = result.structured_content or {}
             if result.is_error:
-                error = payload.get("error") if isinstance(payload.get("error"), dict) else None
-                self._fail(leg, error or {"kind": "server", "message": _first_text(result), "retryable": False},
+                reported = payload.get("error") if isinstance(payload.get("error"), dict) else None
+                self._fail(leg, reported or {"kind": "server", "message": _first_text(result), "retryable": False},
                            started, emit)
                 return
             self._done(leg, payload, started, emit)
-        if leg.scope.cancelled_caught and leg.status == "running":
+        if leg.scope.cancelled_caught and leg.status in ("running", "queued"):
             self._cancelled(leg, call_args, started, emit)
 
     def _done(self, leg: Leg, payload: dict[str, Any], started: float, emit: Emit) -> None:
@@ -218,6 +238,10 @@ class Mixer:
         leg.stop_reason = payload.get("stop_reason")
         leg.usage = payload.get("usage")
         leg.cost_usd = payload.get("cost_usd")
+        if leg.model and leg.usage and (leg.cost_usd is None or pricing.price_per_million(leg.model, self.prices)
+                                        != pricing.price_per_million(leg.model)):
+            leg.cost_usd = pricing.cost_usd(leg.model, leg.usage.get("input_tokens"), leg.usage.get("output_tokens"),
+                                            self.prices)
         leg.ttft_ms = payload.get("ttft_ms", leg.ttft_ms) if leg.ttft_ms is None else leg.ttft_ms
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         if "data" in payload:
@@ -235,16 +259,21 @@ class Mixer:
         emit("leg.error", leg.source, {"error": error})
 
     def _cancelled(self, leg: Leg, call_args: dict[str, Any], started: float, emit: Emit) -> None:
-        if leg.status != "running":
+        if leg.status not in ("running", "queued"):
             return
+        never_sent = leg.status == "queued"  # cancelled while waiting for a slot: the vendor saw nothing
         leg.status = "cancelled"
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        leg.model = call_args.get("model") or self._models_seen.get(leg.source)
+        leg.model = leg.model or call_args.get("model") or self._models_seen.get(leg.source)
         prompt_chars = len(call_args.get("prompt", "")) + len(call_args.get("system") or "")
+        prompt_chars += sum(len(m.get("content", "")) for m in call_args.get("messages") or ())
+        if never_sent:
+            prompt_chars = 0
         leg.usage = {"input_tokens": math.ceil(prompt_chars / 4), "output_tokens": len(leg.parts),
                      "estimated": True}
         if leg.model:
-            leg.cost_usd = pricing.cost_usd(leg.model, leg.usage["input_tokens"], leg.usage["output_tokens"])
+            leg.cost_usd = pricing.cost_usd(leg.model, leg.usage["input_tokens"], leg.usage["output_tokens"],
+                                            self.prices)
         emit("leg.cancelled", leg.source, {"usage": leg.usage, "cost_usd": leg.cost_usd,
                                            "text_chars": len(leg.streamed)})
 
@@ -312,7 +341,7 @@ class Mixer:
 
             launch(legs[0])
             while result.winner is None:
-                running = [leg for leg in started if leg.status in ("pending", "running")]
+                running = [leg for leg in started if leg.status in ("pending", "queued", "running")]
                 remaining = legs[len(started):]
                 if not remaining and not running:
                     break

@@ -4,27 +4,40 @@ Each session is owned by its own task (an MCP ``Client`` must be entered and lef
 connection open until the pool closes. A call that was in flight when the server process died becomes a
 ``connection`` error; the next call starts a new process, after a backoff that grows with consecutive failures.
 Each server has its own concurrency limit so one busy vendor cannot starve the others.
+
+Admission control: each server also has a bounded queue (``maxQueue``, default
+:data:`~.config.DEFAULT_MAX_QUEUE`) of calls waiting for one of those slots. A run is admitted when it starts
+(:meth:`ServerPool.admit`), which holds one place per server it uses until that leg gets its slot or the run
+ends; beyond ``maxConcurrency + maxQueue`` places the run is refused at once with ``rate_limit`` and a
+``retry_after_s`` (the HTTP API answers 429), instead of queueing without limit. A call that has to wait
+reports ``queued`` through ``on_state`` and ``running`` once it has its slot.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Self
 
 import anyio
 import anyio.abc
 
-from ..servers.core.errors import ConnectionError_, LLMMixerError, UnavailableError
+from ..servers.core.errors import ConnectionError_, LLMMixerError, RateLimitError, UnavailableError
+from .statuses import ServerState
 from .config import Config, ServerSpec
 
-__all__ = ["ServerPool", "ServerStatus", "ProgressCallback"]
+__all__ = ["ServerPool", "ServerStatus", "ProgressCallback", "Admission", "CallState"]
 
 log = logging.getLogger("llmmixer.pool")
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+CallState = Literal["queued", "running"]
+MAX_RETRY_AFTER_S = 60.0
 CONNECT_TIMEOUT_S = 30.0
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 10.0
@@ -35,12 +48,16 @@ class ServerStatus:
     name: str
     source: str
     transport: str
-    status: str  # idle | starting | ready | dead
+    status: ServerState
     tools: list[str]
     last_latency_ms: float | None
     calls: int
     failures: int
     last_error: str | None
+    active: int = 0  # calls holding a concurrency slot
+    queued: int = 0  # admitted runs waiting for one
+    max_concurrency: int = 0
+    max_queue: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -55,8 +72,12 @@ class _Connection:
         self._stop = anyio.Event()
         self._lock = anyio.Lock()
         self.limit = anyio.Semaphore(spec.max_concurrency)
-        self.state = "idle"
+        self.active = 0  # calls holding a slot
+        self.waiting = 0  # calls waiting for a slot
+        self.admitted = 0  # places held by admitted runs whose leg has no slot yet
+        self.state: ServerState = "idle"
         self.tools: list[str] = []
+        self.default_model: str | None = None  # what the adapter's generate uses without a model argument
         self.last_latency_ms: float | None = None
         self.calls = 0
         self.failures = 0
@@ -88,7 +109,7 @@ class _Connection:
         try:
             async with Client(self._transport()) as client:
                 tools = await client.list_tools()
-                self.tools = [t.name for t in tools.tools]
+                self._note_tools(tools.tools)
                 self._client, self.state = client, "ready"
                 self.consecutive_failures = 0
                 ready.set()
@@ -120,6 +141,15 @@ class _Connection:
                 raise UnavailableError(f"server {self.spec.name!r} did not start: {self.last_error or 'timed out'}")
             return self._client
 
+    def _note_tools(self, tools: list[Any]) -> None:
+        from ..servers.core.mcp import DEFAULT_MODEL_META
+
+        self.tools = [t.name for t in tools]
+        for tool in tools:
+            model = (tool.meta or {}).get(DEFAULT_MODEL_META) if tool.name == "generate" else None
+            if isinstance(model, str) and model:
+                self.default_model = model
+
     def _note_failure(self) -> None:
         self.failures += 1
         self.consecutive_failures += 1
@@ -138,7 +168,51 @@ class _Connection:
     def status(self) -> ServerStatus:
         return ServerStatus(name=self.spec.name, source=self.spec.source, transport=self.spec.transport,
                             status=self.state, tools=self.tools, last_latency_ms=self.last_latency_ms,
-                            calls=self.calls, failures=self.failures, last_error=self.last_error)
+                            calls=self.calls, failures=self.failures, last_error=self.last_error,
+                            active=self.active, queued=max(self.admitted, self.waiting),
+                            max_concurrency=self.spec.max_concurrency, max_queue=self.spec.max_queue)
+
+    @property
+    def capacity(self) -> int:
+        return self.spec.max_concurrency + self.spec.max_queue
+
+    def retry_after_s(self) -> float:
+        """A fair guess at when a place frees up: the queue ahead, drained at the observed call latency."""
+        per_call_s = (self.last_latency_ms or 1000.0) / 1000
+        rounds = math.ceil((self.admitted + self.waiting + 1) / self.spec.max_concurrency)
+        return round(min(MAX_RETRY_AFTER_S, max(1.0, per_call_s * rounds)), 1)
+
+
+class Admission:
+    """The places one run holds in its servers' queues (see the module docstring). Idempotent to close."""
+
+    def __init__(self, connections: Sequence[_Connection]) -> None:
+        self._held: dict[str, tuple[_Connection, int]] = {}
+        for connection in connections:
+            held = self._held.get(connection.spec.name, (connection, 0))[1]
+            self._held[connection.spec.name] = (connection, held + 1)
+            connection.admitted += 1
+
+    def take(self, connection: _Connection) -> None:
+        """The run's leg on ``connection`` got its slot: its place in the queue is free."""
+        entry = self._held.get(connection.spec.name)
+        if entry is None:
+            return
+        if entry[1] <= 1:
+            del self._held[connection.spec.name]
+        else:
+            self._held[connection.spec.name] = (connection, entry[1] - 1)
+        connection.admitted -= 1
+
+    def close(self) -> None:
+        for connection, held in self._held.values():
+            connection.admitted -= held
+        self._held.clear()
+
+
+# The admission of the run whose task is calling (set by :meth:`ServerPool.admitted`; child tasks inherit it),
+# so a strategy's legs give back their run's places without the strategy knowing about admission.
+_ADMISSION: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("llmmixer_admission", default=None)
 
 
 def _describe(exc: BaseException) -> str:
@@ -155,7 +229,7 @@ class ServerPool:
         self._tg: anyio.abc.TaskGroup | None = None
         self._connections: dict[str, _Connection] = {}
 
-    async def __aenter__(self) -> ServerPool:
+    async def __aenter__(self) -> Self:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._connections = {name: _Connection(spec, self._tg) for name, spec in self.config.servers.items()}
@@ -171,31 +245,91 @@ class ServerPool:
         spec = self.config.server_for(source)
         return self._connections[spec.name]
 
+    def admit(self, sources: Sequence[str]) -> Admission:
+        """Hold a place in the queue of each server ``sources`` use, or refuse the run (see the module docstring).
+
+        Raises:
+            RateLimitError: a server's ``maxConcurrency + maxQueue`` places are all held; ``retry_after_s`` says
+                when to try again.
+            InvalidInputError: a source no server plays.
+        """
+        connections = [self._connection(source) for source in sources]
+        for connection in dict.fromkeys(connections):
+            wanted = connections.count(connection)
+            if connection.admitted + connection.active + wanted > connection.capacity:
+                spec = connection.spec
+                retry = connection.retry_after_s()
+                raise RateLimitError(
+                    f"server {spec.name!r} is at capacity ({spec.max_concurrency} calls at once and "
+                    f"{spec.max_queue} waiting, maxConcurrency/maxQueue): retry in {retry:g} s",
+                    retry_after_s=retry, details={"server": spec.name})
+        return Admission(connections)
+
+    @contextlib.contextmanager
+    def admitted(self, admission: Admission) -> Iterator[None]:
+        """Run the block (and every task it starts) as ``admission``'s run; its places are given back at the end."""
+        token = _ADMISSION.set(admission)
+        try:
+            yield
+        finally:
+            _ADMISSION.reset(token)
+            admission.close()
+
+    async def _slot(self, connection: _Connection, on_state: Callable[[CallState], None] | None) -> None:
+        try:
+            connection.limit.acquire_nowait()
+        except anyio.WouldBlock:
+            connection.waiting += 1
+            if on_state is not None:
+                on_state("queued")
+            try:
+                await connection.limit.acquire()
+            finally:
+                connection.waiting -= 1
+        connection.active += 1
+        admission = _ADMISSION.get()
+        if admission is not None:
+            admission.take(connection)
+
     async def call(self, source: str, tool: str, arguments: dict[str, Any],
-                   progress: ProgressCallback | None = None) -> Any:
+                   progress: ProgressCallback | None = None, *,
+                   on_state: Callable[[CallState], None] | None = None) -> Any:
         """Call ``tool`` on the server playing ``source``; returns the ``CallToolResult``.
+
+        ``on_state("queued")`` is called when the call must wait for a concurrency slot, and
+        ``on_state("running")`` once it has one (always, queued or not).
 
         Raises:
             LLMMixerError: ``connection`` when the server died mid-call, ``unavailable`` when it cannot start.
         """
         connection = self._connection(source)
-        async with connection.limit:
-            client = await connection.client()
-            generation = connection.generation
-            started = time.perf_counter()
-            connection.calls += 1
-            try:
-                result = await client.call_tool(tool, arguments, progress_callback=progress,
-                                                read_timeout_seconds=self.config.settings.call_timeout_s)
-            except LLMMixerError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the transport's failures all mean the same to a caller
-                if connection.generation == generation:
-                    connection.mark_dead(_describe(exc))
-                raise ConnectionError_(f"server {connection.spec.name!r} failed during {tool}: {_describe(exc)}",
-                                       details={"server": connection.spec.name}) from exc
-            connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            return result
+        await self._slot(connection, on_state)
+        try:
+            if on_state is not None:
+                on_state("running")
+            return await self._call(connection, tool, arguments, progress)
+        finally:
+            connection.active -= 1
+            connection.limit.release()
+
+    async def _call(self, connection: _Connection, tool: str, arguments: dict[str, Any],
+                    progress: ProgressCallback | None) -> Any:
+        client = await connection.client()
+        generation = connection.generation
+        started = time.perf_counter()
+        connection.calls += 1
+        try:
+            result = await client.call_tool(tool, arguments, progress_callback=progress,
+                                            read_timeout_seconds=self.config.settings.call_timeout_s)
+        except LLMMixerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the transport's failures all mean the same to a caller
+            if connection.generation == generation:
+                connection.mark_dead(_describe(exc))
+            raise ConnectionError_(f"server {connection.spec.name!r} failed during {tool}: {_describe(exc)}",
+                                   details={"server": connection.spec.name}) from exc
+        connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        return result
 
     async def prepare(self, sources: list[str]) -> None:
         """Open the sessions of ``sources`` side by side, so a race measures the models, not process start-up.
@@ -212,6 +346,10 @@ class ServerPool:
             for source in dict.fromkeys(sources):
                 tg.start_soon(open_one, source)
 
+    def default_model(self, source: str) -> str | None:
+        """The model the server playing ``source`` uses by default, as it said when its session opened."""
+        return self._connection(source).default_model
+
     def statuses(self) -> list[ServerStatus]:
         return [c.status() for c in self._connections.values()]
 
@@ -222,7 +360,7 @@ class ServerPool:
                 client = await connection.client()
                 started = time.perf_counter()
                 tools = await client.list_tools()  # a real round trip (ping is gone from the 2026 spec)
-                connection.tools = [t.name for t in tools.tools]
+                connection._note_tools(tools.tools)
                 connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
             except Exception as exc:  # noqa: BLE001 - reported in the status
                 connection.last_error = _describe(exc)

@@ -4,35 +4,55 @@ One :class:`Runs` service backs every way in: the CLI, the web app and the orche
 gets an id at once and goes on in the service's task group, so a caller may wait for it, follow its deltas, read a
 snapshot later (from memory, or from the store after a restart) or cancel it, which cancels every leg end to end.
 
-Events go to the store through one writer task, in the order they were emitted: a progress callback never waits
-on a database, and ``run.done`` is written before anyone is told the run has ended.
+Events go to the store through one :class:`~.stores.writer.StoreWriter`, in the order they were emitted: a progress
+callback never waits on a database; events ready together are written in one transaction; a failing store is
+retried from a bounded spool and what has to be given up is recorded as ``store.gap`` events. ``run.done`` is
+written before anyone is told the run has ended (unless the store is failing: then it waits in the spool). A run
+is refused with ``unavailable`` only when the store is failing *and* the spool is nearly full.
+
+Memory stays flat however long the service runs: a finished run stays in memory only among the few most recent
+(:data:`CACHE_RUNS`, :data:`CACHE_CHARS`), and only once its events are settled in the store; after that its
+snapshot is rebuilt from the store (:mod:`.run_record`, which also keeps each text once in the store).
+
+Shutting down (leaving ``async with``, or :meth:`Runs.interrupt` on SIGTERM) ends the runs in flight as
+``interrupted``, each leg with what it had produced, and writes them before the store closes.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import anyio.abc
 
-from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError
-from ..servers.core.events import Event
+from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError, UnavailableError
+from ..servers.core.events import TEXT_EVENT_TYPES, Event
+from ..servers.core.redact import redact_inline
+from . import history, run_record
 from .config import Config
-from .mixer import MODES, MixResult, Mixer
-from .pool import ServerPool
+from .mixer import MixResult, Mixer
+from .modes import check_mode
+from .pool import Admission, ServerPool
+from .statuses import RunStatus
+from .stores.writer import StoreWriter
 
-__all__ = ["Runs", "RunState", "PARTIAL_CHARS"]
+__all__ = ["Runs", "RunState", "PARTIAL_CHARS", "CACHE_RUNS", "CACHE_CHARS", "RECENT_IDS"]
 
 log = logging.getLogger("llmmixer.runs")
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PARTIAL_CHARS = 8_000  # per source in a running snapshot: far below hosts' tool-output limits
+CACHE_RUNS = 16  # finished runs kept in memory; older ones are read back from the store
+CACHE_CHARS = 8 << 20  # ...and at most about this much of their text
+RECENT_IDS = 1000  # run ids (and titles) remembered for the history list
+SHUTDOWN_S = 5.0  # how long leaving Runs waits for interrupted runs and the store
+INTERRUPTED = "interrupted: the service stopped while this run was in flight; each leg keeps what it had produced"
 
 
 @dataclass
@@ -40,14 +60,24 @@ class RunState:
     run_id: str
     kind: str  # ask | command | agent
     mode: str | None = None
-    status: str = "running"  # running | done | error | cancelled
+    status: RunStatus = "running"
     deltas: list[tuple[str, str]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     finished: anyio.Event = field(default_factory=anyio.Event)
     changed: anyio.Event = field(default_factory=anyio.Event)
     cancel_requested: bool = False
+    interrupted: bool = False  # ended by Runs.interrupt() (shutdown), not by a caller
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
+    record: dict[str, Any] | None = None  # what the run log keeps (history.py)
+    last_seq: int = 0  # the writer's accept number of this run's newest event
+    chars: int = 0  # streamed text held in `deltas`
+    mix: MixResult | None = None  # an ask's legs as they go (their status: queued, running, done...)
+    command_state: str = "pending"  # a command's one leg: queued while the runner is busy, then running
+
+    def set_command_state(self, state: str) -> None:
+        self.command_state = state
+        self.touch()
 
     def touch(self) -> None:
         self.changed.set()
@@ -55,93 +85,122 @@ class RunState:
 
     def snapshot(self) -> dict[str, Any]:
         base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
+        if self.record is not None and self.record.get("conversation_id"):
+            base["conversation_id"] = self.record["conversation_id"]
         if self.result is not None:
             return {**base, **self.result, "status": self.status}
         if self.kind in ("ask", "agent"):
             partial: dict[str, str] = {}
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
-            return {**base, "status": "running", "mode": self.mode,
+            legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
+            return {**base, "status": "running", "mode": self.mode, "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
-        return {**base, "status": "running", "partial": output[-PARTIAL_CHARS * 4:]}
+        return {**base, "status": "running", "legs": [{"source": "pty", "status": self.command_state}],
+                "partial": output[-PARTIAL_CHARS * 4:]}
 
 
 class Runs:
     """``async with Runs(config, store) as runs: run_id = await runs.start_ask(prompt="hi")``."""
 
-    def __init__(self, config: Config, store: Any, pool: ServerPool | None = None) -> None:
+    def __init__(self, config: Config, store: Any, pool: ServerPool | None = None, *,
+                 writer: StoreWriter | None = None) -> None:
         self.config = config
         self.store = store
         self.pool = pool or ServerPool(config)
         settings = config.settings
         self.mixer = Mixer(self.pool, hedge_delay_ms=settings.hedge_delay_ms, hedge_budget=settings.hedge_budget,
-                           model_for=settings.model_for)
-        self._runs: dict[str, RunState] = {}
+                           model_for=settings.model_for, prices=settings.prices)
+        self.writer = writer or StoreWriter(store)
+        self._runs: dict[str, RunState] = {}  # in flight, and the recent finished ones
+        self._finished: OrderedDict[str, None] = OrderedDict()  # finished runs still in _runs, oldest first
+        self._finished_chars = 0
+        self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # run id -> title, newest last
         self._tg: anyio.abc.TaskGroup | None = None
-        self._send: Any = None
-        self._emitted = 0
-        self._written = 0
-        self._written_changed = anyio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Runs:
+    async def __aenter__(self) -> Self:
         await self.store.open()
         await self.pool.__aenter__()
-        self._send, receive = anyio.create_memory_object_stream[Event](math.inf)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._writer, receive)
+        await self._tg.start(self.writer.run)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self._tg is not None
-        for state in self._runs.values():
-            state.scope.cancel()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            while any(s.status == "running" for s in self._runs.values()):
-                await anyio.sleep(0.01)
-            await self.flush()
-        self._send.close()
+        with anyio.CancelScope(shield=True):
+            await self.interrupt(SHUTDOWN_S)
+            await self.writer.aclose(SHUTDOWN_S)
         # Task groups must be left from the scope they were entered in, so no shield around these two.
         await self._tg.__aexit__(None, None, None)
         await self.pool.__aexit__(None, None, None)
         with anyio.CancelScope(shield=True):
             await self.store.close()
 
-    async def _writer(self, receive: Any) -> None:
-        async with receive:
-            async for event in receive:
-                try:
-                    await self.store.append(event)
-                except Exception:  # noqa: BLE001 - a store hiccup must not end every run
-                    log.exception("event store append failed for %s %s", event.run, event.type)
-                self._written += 1
-                self._written_changed.set()
-                self._written_changed = anyio.Event()
+    async def interrupt(self, timeout_s: float = SHUTDOWN_S) -> int:
+        """End every run in flight as ``interrupted`` (their legs keep what they had produced) and wait, up to
+        ``timeout_s``, until they are written to the store. Returns how many runs were interrupted."""
+        running = [state for state in self._runs.values() if not state.finished.is_set()]
+        for state in running:
+            state.interrupted = True
+            state.scope.cancel()
+        with anyio.move_on_after(timeout_s):
+            for state in running:
+                await state.finished.wait()
+            await self.writer.flush()
+        return len(running)
 
-    async def flush(self) -> None:
-        """Wait until every event emitted so far is in the store."""
-        target = self._emitted
-        while self._written < target:
-            await self._written_changed.wait()
+    async def flush(self) -> bool:
+        """Wait until every event emitted so far is in the store; False (at once) while the store is failing,
+        when they wait in the writer's spool."""
+        return await self.writer.flush()
 
     def _emit(self, state: RunState, type_: str, source: str, data: dict[str, Any]) -> None:
-        if type_ in ("delta", "pty.output", "agent.output"):
-            state.deltas.append((source, data.get("text", "")))
+        if type_ in TEXT_EVENT_TYPES:
+            text = data.get("text", "")
+            state.deltas.append((source, text))
+            state.chars += len(text)
             state.touch()
-        self._emitted += 1
-        self._send.send_nowait(Event(run=state.run_id, source=source, type=type_, data=data))  # type: ignore[arg-type]
+        else:
+            data = run_record.compact(type_, source, data, state.deltas)
+        state.last_seq = self.writer.submit(Event(run=state.run_id, source=source, type=type_,  # type: ignore[arg-type]
+                                                  data=data))
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 
-    def _new_run(self, kind: str, mode: str | None = None) -> RunState:
+    def _new_run(self, kind: str, mode: str | None = None, title: dict[str, str] | None = None) -> RunState:
         if self._tg is None:
             raise RuntimeError("Runs is not started: use `async with Runs(...)`")
-        state = RunState(run_id=uuid.uuid4().hex[:16], kind=kind, mode=mode)
+        state = RunState(run_id=uuid.uuid4().hex[:16], kind=kind, mode=mode, title=title or {})
         self._runs[state.run_id] = state
+        self._recent[state.run_id] = state.title
+        if len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
         return state
+
+    def _check_store(self) -> None:
+        """Raises:
+            UnavailableError: the event store is failing and the writer's spool is nearly full.
+        """
+        refusal = self.writer.refusal()
+        if refusal is not None:
+            raise UnavailableError(f"{refusal}; try again shortly", retry_after_s=self.writer.backoff[-1])
+
+    def _retire(self, state: RunState) -> None:
+        """A finished run joins the cache; the oldest finished ones whose events are in the store leave memory."""
+        self._finished[state.run_id] = None
+        self._finished_chars += state.chars
+        while len(self._finished) > CACHE_RUNS or (self._finished_chars > CACHE_CHARS and len(self._finished) > 1):
+            oldest = self._runs.get(next(iter(self._finished)))
+            if oldest is not None and not self.writer.is_settled(oldest.last_seq):
+                break  # not in the store yet: its snapshot can only come from memory
+            run_id, _ = self._finished.popitem(last=False)
+            gone = self._runs.pop(run_id, None)
+            if gone is not None:
+                self._finished_chars -= gone.chars
 
     def resolve_models(self, models: list[str] | str | None) -> list[str]:
         available = self.config.model_sources
@@ -159,23 +218,54 @@ class Runs:
     async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
                         system: str | None = None, *, max_tokens: int | None = None,
                         temperature: float | None = None, response_schema: dict[str, Any] | None = None,
-                        model_for: dict[str, str] | None = None) -> str:
+                        model_for: dict[str, str] | None = None, conversation_id: str | None = None) -> str:
+        """Start an ask; returns its run id at once. ``conversation_id`` continues that conversation (its history
+        goes to the models as ``messages``); without one the run starts a new conversation.
+
+        Raises:
+            InvalidInputError: empty prompt, unknown mode or model server.
+            NotFoundError: ``conversation_id`` names no conversation the store holds.
+        """
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidInputError("prompt is empty: give the question to ask the models")
         mode = mode or self.config.settings.mode
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        check_mode(mode)
         sources = self.resolve_models(models)
+        thread, system = await self._thread(conversation_id, system)
+        self._check_store()
+        admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
                            ("response_schema", response_schema)):
             if value is not None:
                 arguments[key] = value
-        state = self._new_run("ask", mode)
-        state.title = {"prompt": prompt[:200]}
+        if thread:
+            arguments["messages"] = thread
+        options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
+                                     ("response_schema", response_schema), ("model_for", model_for or None))
+                   if v is not None}
+        state = self._new_run("ask", mode, {"prompt": prompt[:200]})
+        state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
+                                          history.new_conversation_id(), prompt=prompt, system=system,
+                                          models=sources, mode=mode, options=options)
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_ask, state, arguments, sources, mode, model_for or {})
+        self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,
+                            model_for or {})
         return state.run_id
+
+    @staticmethod
+    async def _admitting(admission: Admission, step: Awaitable[None]) -> None:
+        """A step between admission and the run's start: if it fails, the run's places are given back."""
+        try:
+            await step
+        except BaseException:
+            admission.close()
+            raise
+
+    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], *args: Any) -> None:
+        with self.pool.admitted(admission):
+            await run(*args)
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
                        model_for: dict[str, str]) -> None:
@@ -183,8 +273,11 @@ class Runs:
             self._emit(state, type_, source, data)
 
         emit("run.started", "orchestrator", {"kind": "ask", "mode": mode, "models": sources,
-                                             "prompt_chars": len(arguments["prompt"])})
-        result = MixResult(mode=mode, legs=[])
+                                             "prompt_chars": len(arguments["prompt"]),
+                                             "prompt": arguments["prompt"][:200],
+                                             "conversation_id": (state.record or {}).get("conversation_id"),
+                                             "history_turns": len(arguments.get("messages") or ())})
+        result = state.mix = MixResult(mode=mode, legs=[])
         try:
             with state.scope:
                 await self.mixer.mix(arguments, sources, mode, emit, result, model_for)
@@ -192,7 +285,10 @@ class Runs:
             await self._finish(state, "error", {"mode": mode, "winner": None, "legs": [], "total_cost_usd": None,
                                                 "error": error.to_dict()["error"]})
             return
-        status = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
+        if state.interrupted:
+            await self._finish(state, "interrupted", {**result.to_dict(), "message": INTERRUPTED})
+            return
+        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
         await self._finish(state, status, result.to_dict())
 
     async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
@@ -200,20 +296,25 @@ class Runs:
             raise InvalidInputError("command is empty: give the shell command to run")
         if timeout_s is not None and timeout_s <= 0:
             raise InvalidInputError("timeout_s must be positive")
-        self.config.server_for("pty")
+        self._check_store()
+        admission = self.pool.admit(["pty"])  # also checks that a pty server is configured
         arguments: dict[str, Any] = {"command": command}
         if cwd is not None:
             arguments["cwd"] = cwd
         if timeout_s is not None:
             arguments["timeout_s"] = timeout_s
-        state = self._new_run("command")
-        state.title = {"command": command[:200]}
+        shown = redact_inline(command)  # FOO=sk-... cmd: the key never shows, nor is it kept
+        state = self._new_run("command", title={"command": shown[:200]})
+        state.record = history.new_record(state.run_id, "command", command=shown,
+                                          options={k: v for k, v in arguments.items() if k != "command"})
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_command, state, arguments)
+        self._tg.start_soon(self._admitted, admission, self._run_command, state, arguments)
         return state.run_id
 
     async def _run_command(self, state: RunState, arguments: dict[str, Any]) -> None:
-        self._emit(state, "run.started", "orchestrator", {"kind": "command", "command": arguments["command"]})
+        self._emit(state, "run.started", "orchestrator",
+                   {"kind": "command", "command": redact_inline(arguments["command"])})
 
         async def progress(_p: float, _t: float | None, message: str | None) -> None:
             if message:
@@ -222,7 +323,7 @@ class Runs:
         final: dict[str, Any] | None = None
         with state.scope:
             try:
-                result = await self.pool.call("pty", "run", arguments, progress)
+                result = await self.pool.call("pty", "run", arguments, progress, on_state=state.set_command_state)
                 payload = result.structured_content or {}
                 if result.is_error:
                     error = payload.get("error")
@@ -232,6 +333,11 @@ class Runs:
                     final = payload
             except LLMMixerError as error:
                 final = {"error": error.to_dict()["error"]}
+        if final is None and state.interrupted:
+            output = "".join(text for _, text in state.deltas)
+            await self._finish(state, "interrupted", {"output": output, "message": INTERRUPTED,
+                                                      "error": CancelledError_(INTERRUPTED).to_dict()["error"]})
+            return
         if final is None:
             await self._finish(state, "cancelled", {"error": CancelledError_("cancelled").to_dict()["error"]})
             return
@@ -246,16 +352,23 @@ class Runs:
         """
         from .agents import agent_specs, plan_agents
 
-        self.config.server_for("pty")
-        state = self._new_run("agent", request.mode)
+        self._check_store()
+        admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
         try:
-            plan = plan_agents(request, agent_specs(self.config.agents), state.run_id)
-        except LLMMixerError:
-            self._runs.pop(state.run_id, None)
+            state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
+            try:
+                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id)
+            except LLMMixerError:
+                self._runs.pop(state.run_id, None)
+                raise
+        except BaseException:
+            admission.close()
             raise
-        state.title = {"task": request.task[:200]}
+        state.record = history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode,
+                                          options={"agents": request.agents, "check": request.check})
+        await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
-        self._tg.start_soon(self._run_agents, state, plan)
+        self._tg.start_soon(self._admitted, admission, self._run_agents, state, plan)
         return state.run_id
 
     async def _run_agents(self, state: RunState, plan: Any) -> None:
@@ -263,7 +376,8 @@ class Runs:
 
         request = plan.request
         self._emit(state, "run.started", "orchestrator", {"kind": "agent", "mode": request.mode,
-                                                          "agents": request.agents, "check": request.check})
+                                                          "agents": request.agents, "check": request.check,
+                                                          "task": request.task[:200]})
 
         def emit(type_: str, source: str, data: dict[str, Any]) -> None:
             self._emit(state, type_, source, data)
@@ -274,16 +388,68 @@ class Runs:
         except LLMMixerError as error:
             await self._finish(state, "error", {**plan.to_dict(), "error": error.to_dict()["error"]})
             return
-        status = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
+        if state.interrupted:
+            await self._finish(state, "interrupted", {**plan.to_dict(), "message": INTERRUPTED})
+            return
+        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
         await self._finish(state, status, plan.to_dict())
 
-    async def _finish(self, state: RunState, status: str, result: dict[str, Any]) -> None:
+    async def _finish(self, state: RunState, status: RunStatus, result: dict[str, Any]) -> None:
         with anyio.CancelScope(shield=True):
+            if state.record is not None and state.record.get("conversation_id"):
+                result = {**result, "conversation_id": state.record["conversation_id"]}
             state.status, state.result = status, result
             self._emit(state, "run.done", "orchestrator", {"status": status, **result})
             await self.flush()
+            if state.record is not None:
+                state.record = history.finish_record(state.record, status, result)
+                # The log keeps the result with its streamed texts left in the events (run_record).
+                await self._put_record({**state.record, "result": run_record.compact(
+                    "run.done", "orchestrator", result, state.deltas)})
         state.finished.set()
         state.touch()
+        self._retire(state)
+
+    # -- the run log and conversations -------------------------------------------------------------------------------
+
+    async def _put_record(self, record: dict[str, Any]) -> None:
+        try:
+            await self.store.put_run(record)
+        except LLMMixerError as error:  # history is worth less than the run itself: say so, go on
+            log.error("run log write failed for %s: %s", record.get("run_id"), error.message)
+
+    async def _thread(self, conversation_id: str | None, system: str | None
+                      ) -> tuple[list[dict[str, str]], str | None]:
+        """The ``messages`` continuing ``conversation_id`` and the system prompt to use (the thread's own unless
+        one is given)."""
+        if conversation_id is None:
+            return [], system
+        if not isinstance(conversation_id, str) or not RUN_ID.match(conversation_id):
+            raise InvalidInputError("malformed conversation id: pass the conversation_id a run returned")
+        records = await self.store.conversation_runs(conversation_id, history.MAX_HISTORY_RUNS)
+        if not records:
+            raise NotFoundError(f"no conversation {conversation_id!r} (unknown, or older than the store keeps)")
+        if system is None:
+            system = next((r.get("system") for r in reversed(records) if r.get("system")), None)
+        return history.messages_for(records), system
+
+    async def latest_conversation(self) -> str | None:
+        """The conversation of the newest run in the store (what ``llmmixer ask -c`` continues)."""
+        return await self.store.latest_conversation()
+
+    async def list_runs(self, *, limit: int = 50, offset: int = 0, query: str | None = None,
+                        conversation_id: str | None = None) -> list[dict[str, Any]]:
+        """Run summaries from the run log, newest first; runs this process holds carry their live status."""
+        records = await self.store.list_runs(limit=limit, offset=offset, query=query,
+                                             conversation_id=conversation_id)
+        out = []
+        for record in records:
+            line = history.summary(record)
+            held = self._runs.get(record["run_id"])
+            if held is not None:
+                line["status"] = held.status
+            out.append(line)
+        return out
 
     # -- following runs -----------------------------------------------------------------------------------------------
 
@@ -300,7 +466,16 @@ class Runs:
         return await self._snapshot_from_store(run_id)
 
     async def _snapshot_from_store(self, run_id: str) -> dict[str, Any]:
-        """A run this process does not hold: its final result from the store, if it ever finished."""
+        """A run this process does not hold (finished a while ago, or before a restart): its record (prompt and
+        final result) from the run log with the texts put back from its events, else what its events say.
+
+        Raises:
+            NotFoundError: the store holds neither a record nor an event of this run.
+        """
+        record = await self.store.get_run(run_id)
+        snap = history.snapshot(record) if record is not None else None
+        if snap is not None and not run_record.needs_events(snap):
+            return snap
         events: list[Event] = []
         after: str | None = None
         while True:
@@ -309,17 +484,11 @@ class Runs:
                 break
             events.extend(batch)
             after = batch[-1].id
+        if snap is not None:
+            return run_record.expand(snap, events)
         if not events:
             raise NotFoundError(f"no run {run_id!r} (unknown, or older than the event store keeps)")
-        base = {"job_id": run_id, "run_id": run_id}
-        for event in reversed(events):
-            if event.type == "run.done":
-                data = dict(event.data)
-                kind = events[0].data.get("kind", "ask")
-                return {**base, "kind": kind, **data}
-        kind = events[0].data.get("kind", "ask")
-        return {**base, "kind": kind, "status": "interrupted",
-                "message": "the process running this job stopped before it finished"}
+        return {**self._recent.get(run_id, {}), **run_record.snapshot(run_id, events)}
 
     async def wait(self, run_id: str, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the run to end; True when it has ended (or is not held here)."""
@@ -361,4 +530,5 @@ class Runs:
         return [status.to_dict() for status in await self.pool.check()]
 
     def run_ids(self) -> list[str]:
-        return list(self._runs)
+        """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""
+        return list(self._recent)

@@ -18,6 +18,7 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
     from ..servers.core.security import TOKEN_ENV, BindRefused, check_bind
     from .config import load_config
     from .runs import Runs
+    from .shutdown import on_signal
     from .stores import open_store
     from .web.app import serve
 
@@ -37,8 +38,14 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
 
     async def run() -> None:
         async with Runs(config, store) as runs:
-            # The web server stops (cutting its open event streams) before Runs closes the store under it.
-            await serve(runs, store, host=host, port=port, token=token, allowed_hosts=allowed_hosts)
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                # SIGTERM/SIGINT: the runs in flight end as interrupted and are stored, then the web server stops
+                # (cutting its open event streams), and only then does Runs close the store.
+                tg.start_soon(on_signal, runs, stop)
+                await serve(runs, store, host=host, port=port, token=token, allowed_hosts=allowed_hosts,
+                            shutdown=stop)
+                tg.cancel_scope.cancel()
 
     anyio.run(run)
     return 0

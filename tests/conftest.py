@@ -40,7 +40,7 @@ import importlib.util  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
-from llmmixer.servers.emulators.app import VENDORS  # noqa: E402
+from llmmixer.servers.emulators.app import vendors  # noqa: E402
 from llmmixer.servers.emulators.server import EmulatorServer  # noqa: E402
 
 FAKE_KEYS = {
@@ -51,7 +51,7 @@ FAKE_KEYS = {
 
 
 def _available_vendors() -> tuple[str, ...]:
-    return tuple(v for v, (module, _) in VENDORS.items() if importlib.util.find_spec(module) is not None)
+    return tuple(name for name, info in vendors().items() if importlib.util.find_spec(info.module) is not None)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ table, the policy file protecting itself, typed lines in interactive shells, and
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from llmmixer.servers.pty_runner.server import build_pty_server
 pytestmark = pytest.mark.anyio
 
 BACKENDS = ["pty", "pipe"]
+# The suite runs with the sandbox as the environment asks (read at import, before the autouse fixture clears every
+# LLMMIXER_* variable): `LLMMIXER_PTY_SANDBOX=off pytest tests/test_pty_*.py` runs it unsandboxed.
+SANDBOX = os.environ.get("LLMMIXER_PTY_SANDBOX", "auto")
 
 POLICY_TOML = """
 [policy]
@@ -114,7 +118,8 @@ def write_policy(directory: Path, text: str = POLICY_TOML) -> Path:
 
 @contextlib.asynccontextmanager
 async def connect(backend: str, policy: Policy, cwd: Path, **client_kwargs: Any) -> AsyncIterator[Client]:
-    server = build_pty_server(PtyRunner(backend=backend, cwd=str(cwd)), policy)  # type: ignore[arg-type]
+    server = build_pty_server(PtyRunner(backend=backend, cwd=str(cwd), sandbox=SANDBOX),  # type: ignore[arg-type]
+                              policy)
     async with Client(server, **client_kwargs) as client:
         yield client
 

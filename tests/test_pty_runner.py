@@ -17,19 +17,22 @@ import psutil
 import pytest
 from mcp import Client, StdioServerParameters
 
-from llmmixer.servers.pty_runner.env import SecretScrubber
+from llmmixer.servers.pty_runner.secrets import EnvPolicy
 from llmmixer.servers.pty_runner.runner import Limits, PtyRunner
 from llmmixer.servers.pty_runner.server import build_pty_server
 
 pytestmark = pytest.mark.anyio
 
 BACKENDS = ["pty", "pipe"]
+# The suite runs with the sandbox as the environment asks (read at import, before the autouse fixture clears every
+# LLMMIXER_* variable): `LLMMIXER_PTY_SANDBOX=off pytest tests/test_pty_*.py` runs it unsandboxed.
+SANDBOX = os.environ.get("LLMMIXER_PTY_SANDBOX", "auto")
 WAIT_LAYERS = {"kernel", "quiescence", "prompt"}
 
 
 @contextlib.asynccontextmanager
 async def connect(backend: str, *, limits: Limits | None = None, **runner_kwargs: Any) -> AsyncIterator[Client]:
-    runner = PtyRunner(backend=backend, limits=limits, **runner_kwargs)  # type: ignore[arg-type]
+    runner = PtyRunner(backend=backend, limits=limits, sandbox=SANDBOX, **runner_kwargs)  # type: ignore[arg-type]
     async with Client(build_pty_server(runner)) as client:
         yield client
 
@@ -126,12 +129,15 @@ async def test_isatty_only_on_the_pty_backend(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_child_environment_has_no_secrets(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An allowlist: names no pattern would catch are dropped too; pass_env lets one through, `never` wins over it.
     secrets = {"ANTHROPIC_API_KEY": "sk-ant-leak", "GITHUB_TOKEN": "ghp-leak", "AWS_SECRET": "aws-leak",
-               "DB_PASSWORD": "pw-leak", "MY_PASSWORD_FILE": "pwf-leak", "INTERNAL_THING": "extra-leak"}
+               "DB_PASSWORD": "pw-leak", "MY_PASSWORD_FILE": "pwf-leak", "INTERNAL_THING": "extra-leak",
+               "OPENAI_KEY": "openai-leak", "GITHUB_PAT": "pat-leak", "SLACK_WEBHOOK_URL": "hook-leak"}
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("LLMMIXER_TEST_VISIBLE", "visible-value")
-    async with connect(backend, scrubber=SecretScrubber(["INTERNAL_THING"])) as client:
+    policy = EnvPolicy(pass_env=("LLMMIXER_TEST_*", "INTERNAL_THING"), never=("INTERNAL_THING",))
+    async with connect(backend, env_policy=policy) as client:
         body = await call(client, "run", command="env")
     output = body["output"]
     assert "LLMMIXER_TEST_VISIBLE=visible-value" in output
@@ -326,7 +332,8 @@ async def test_a_100_mb_flood_is_capped_and_the_server_stays_responsive(backend:
 
 
 def stdio_params(*args: str) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "llmmixer.servers.pty_runner", *args],
+    return StdioServerParameters(command=sys.executable, args=["-m", "llmmixer.servers.pty_runner", "--sandbox",
+                                                               SANDBOX, *args],
                                  env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-stdio-leak"})
 
 

@@ -15,8 +15,10 @@ from typing import Any
 import anyio
 import pytest
 
-from llmmixer.orchestrator.stores import MemoryStore, RedisStore, SqliteStore, id_key, open_store
-from llmmixer.orchestrator.stores.base import EventStore
+from llmmixer.orchestrator import run_record
+from llmmixer.orchestrator.stores import MemoryStore, RedisStore, SqliteStore, StoreWriter, id_key, open_store
+from llmmixer.orchestrator.stores.base import EventStore, WriteToken
+from llmmixer.orchestrator.stores.sqlite import MIGRATIONS
 from llmmixer.servers.core.errors import InvalidInputError
 from llmmixer.servers.core.events import Event
 
@@ -211,6 +213,144 @@ async def test_open_is_idempotent(make_store: MakeStore) -> None:
     assert await store.read_after(None) == [stored]
 
 
+# ---- group commit ---------------------------------------------------------------------------------------------------
+
+
+async def test_append_many_stores_a_batch_in_order_with_increasing_ids(make_store: MakeStore) -> None:
+    store = await make_store()
+    before = await store.append(ev(-1))
+    batch = [ev(i, run=f"run-{i % 3}") for i in range(300)]
+    stored = await store.append_many(batch)
+    assert all(s is not None for s in stored)
+    ids = [s.id for s in stored if s is not None]
+    assert keys([before, *stored]) == sorted(set(keys([before, *stored])))  # type: ignore[list-item]
+    assert [s.with_id("x") for s in stored if s] == [e.with_id("x") for e in batch]
+    assert [e.id for e in await store.read_after(before.id)] == ids
+    assert await store.append_many([]) == []
+
+
+async def test_a_retried_batch_with_the_same_token_is_not_stored_twice(make_store: MakeStore) -> None:
+    """A write whose reply was lost is retried with its token: Redis skips what it already applied. (Memory and
+    SQLite writes are never ambiguous; they store what they are given.)"""
+    store = await make_store()
+    batch = [ev(i) for i in range(5)]
+    token = WriteToken("w-test", 1)
+    first = await store.append_many(batch, token)
+    again = await store.append_many(batch, token)
+    stored = await store.read_after(None)
+    if isinstance(store, RedisStore):
+        assert again == [None] * 5 and [e.id for e in stored] == [e.id for e in first if e]
+        newer = await store.append_many([ev(9)], WriteToken("w-test", 6))
+        assert newer[0] is not None and (await store.read_after(None))[-1].id == newer[0].id
+    else:
+        assert len(stored) == 10
+
+
+async def test_the_writer_commits_what_is_ready_together_in_order(make_store: MakeStore) -> None:
+    store = await make_store()
+    writer = StoreWriter(store, batch_events=100)
+    async with anyio.create_task_group() as tg:
+        await tg.start(writer.run)
+        seqs = [writer.submit(ev(i, run=f"run-{i % 4}")) for i in range(1000)]  # all ready at once
+        with anyio.fail_after(30):
+            assert await writer.flush()
+        assert await writer.aclose()
+    assert seqs == list(range(1, 1001)) and writer.stored == 1000 and writer.lost == 0
+    assert writer.batches == 10  # 1000 events ready together: ten transactions of 100, not 1000 of one
+    stored = await store.read_after(None, limit=2000)
+    assert [e.data["i"] for e in stored] == list(range(1000))
+    assert keys(stored) == sorted(set(keys(stored)))
+    assert store.health.ok and store.health.spooled == 0
+
+
+# ---- bounded by bytes -----------------------------------------------------------------------------------------------
+
+
+async def test_memory_ring_is_bounded_by_bytes_as_well_as_count() -> None:
+    store = MemoryStore(maxlen=10_000, max_bytes=200_000)
+    big = "x" * 10_000
+    stored = [await store.append(ev(i, text=big)) for i in range(100)]
+    assert store.bytes_held <= 200_000
+    first = await store.first_id()
+    assert first is not None and 10 < int(first) < 100
+    held = await store.read_after(None, limit=1000)
+    assert held == stored[int(first) - 1:]  # the newest, in order
+    assert store.is_evicted(stored[0].id or "", first) and not store.is_evicted(stored[-2].id or "", first)
+    huge = await store.append(ev(100, text="y" * 500_000))  # alone over the budget: kept, everything else goes
+    assert await store.read_after(None) == [huge]
+
+
+async def test_sqlite_has_a_size_cap_evicting_oldest_first(tmp_path: Path) -> None:
+    cap = 400_000
+    async with SqliteStore(tmp_path / "events.db", max_bytes=cap) as store:
+        big = "z" * 10_000
+        stored: list[Event] = []
+        for i in range(0, 600, 20):
+            stored += [s for s in await store.append_many([ev(j, text=big) for j in range(i, i + 20)]) if s]
+            assert await store.bytes_held() <= cap
+        first = await store.first_id()
+        held = await store.read_after(None, limit=1000)
+        assert first is not None and held == stored[-len(held):] and 20 < len(held) < 40
+        assert store.is_evicted(stored[0].id or "", first)
+        assert await store.bytes_held() == sum(len(json.dumps(e.data)) + len(e.run) + 64 for e in held)
+    # Freed pages are reused: after 6 MB of events the file holds about the cap, not the 6 MB.
+    assert (tmp_path / "events.db").stat().st_size < 4 * cap
+
+
+async def test_sqlite_migrations_are_ordered_named_and_upgrade_an_old_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE _llmmixer_migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
+    MIGRATIONS[0](db)
+    db.execute("INSERT INTO _llmmixer_migrations VALUES ('m001_events', 0)")
+    db.execute("INSERT INTO events (run, ts, source, type, data) VALUES ('r', 1, 'claude', 'delta', '{\"i\": 1}')")
+    db.close()
+    async with SqliteStore(path) as store:
+        assert [e.data for e in await store.read_after(None)] == [{"i": 1}]
+        assert await store.bytes_held() == len('{"i": 1}') + 1 + 64
+        appended = await store.append(ev(2))
+        assert appended.id == "2"
+    names = [row[0] for row in sqlite3.connect(path).execute("SELECT name FROM _llmmixer_migrations ORDER BY name")]
+    assert names == [m.__name__ for m in MIGRATIONS] == sorted(names)
+
+
+# ---- each text stored once ------------------------------------------------------------------------------------------
+
+
+def test_a_run_record_keeps_each_text_once_and_rebuilds_the_result() -> None:
+    deltas = [("claude", "Hel"), ("gpt", "Bon"), ("claude", "lo"), ("gpt", "jour")]
+    leg_claude = {"source": "claude", "status": "won", "text": "Hello", "usage": {"output_tokens": 2}}
+    leg_gpt = {"source": "gpt", "status": "cancelled", "text": "Bonjour"}
+    leg_done = run_record.compact("leg.done", "claude", leg_claude, deltas)
+    assert "text" not in leg_done and leg_done["text_chars"] == 5 and leg_done["usage"] == {"output_tokens": 2}
+    other = run_record.compact("leg.done", "claude", {**leg_claude, "text": "not what streamed"}, deltas)
+    assert other["text"] == "not what streamed"  # a differing copy is kept
+    done = run_record.compact("run.done", "orchestrator", {"status": "done", "winner": "claude",
+                                                           "legs": [leg_claude, leg_gpt]}, deltas)
+    assert all("text" not in leg for leg in done["legs"])
+
+    events = [Event(run="r1", source="orchestrator", type="run.started", data={"kind": "ask"}, id="1")]
+    events += [Event(run="r1", source=s, type="delta", data={"text": t}, id=str(i + 2)) for i, (s, t) in
+               enumerate(deltas)]
+    events += [Event(run="r1", source="orchestrator", type="run.done", data=done, id="9")]
+    rebuilt = run_record.snapshot("r1", events)
+    assert rebuilt["legs"] == [leg_claude, leg_gpt] and rebuilt["status"] == "done" and "incomplete" not in rebuilt
+    partial = run_record.snapshot("r1", [events[0], *events[2:]])  # a delta evicted
+    assert partial["incomplete"] is True
+
+    output = "line\n" * 1000
+    chunks = [("pty", output[i:i + 700]) for i in range(0, len(output), 700)]
+    exit_data = run_record.compact("pty.exit", "pty", {"exit_code": 0, "output": output[-2000:]}, chunks)
+    assert exit_data == {"exit_code": 0, "output_chars": 2000}
+    cmd = [Event(run="c", source="orchestrator", type="run.started", data={"kind": "command"}, id="1")]
+    cmd += [Event(run="c", source="pty", type="pty.output", data={"text": t}, id=str(i + 2))
+            for i, (_, t) in enumerate(chunks)]
+    cmd += [Event(run="c", source="orchestrator", type="run.done", data={"status": "done", **exit_data}, id="99")]
+    assert run_record.snapshot("c", cmd)["output"] == output[-2000:]
+
+
 # ---- surviving a restart, sharing with other processes --------------------------------------------------------------
 
 WRITER = """
@@ -298,6 +438,9 @@ def test_store_urls_pick_the_right_store(tmp_path: Path) -> None:
     assert isinstance(absolute, SqliteStore) and absolute.path == tmp_path / "e.db" and absolute.maxlen == 5
     relative = open_store("sqlite:///data/e.db")
     assert isinstance(relative, SqliteStore) and str(relative.path) == "data/e.db" and relative.maxlen is None
+    assert relative.max_bytes == 256 << 20  # capped by default
+    assert open_store("sqlite:///e.db?max_bytes=64m").max_bytes == 64 << 20  # type: ignore[attr-defined]
+    assert open_store("memory://?max_bytes=1000").max_bytes == 1000  # type: ignore[attr-defined]
 
     redis_store = open_store("redis://127.0.0.1:6380/2?stream=mine&maxlen=50")
     assert isinstance(redis_store, RedisStore)
@@ -310,7 +453,8 @@ def test_store_urls_pick_the_right_store(tmp_path: Path) -> None:
     "postgres://localhost/events", "events.db", "memory://somewhere", "memory://?maxlen=0",
     "memory://?maxlen=ten", "memory://?size=5", "sqlite://events.db", "sqlite:///", "sqlite:///e.db?maxlen=-1",
     "redis://", "redis://:6379/0", "redis://localhost:port/0", "redis://localhost/zero",
-    "redis://localhost/0?maxlen=0", "redis://localhost/0?stream=",
+    "redis://localhost/0?maxlen=0", "redis://localhost/0?stream=", "memory://?max_bytes=0",
+    "sqlite:///e.db?max_bytes=lots", "sqlite:///e.db?max_bytes=-1m",
 ])
 def test_bad_store_urls_fail_before_anything_starts(url: str) -> None:
     with pytest.raises(InvalidInputError) as caught:

@@ -87,8 +87,14 @@ class FakeRuns:
     async def servers(self) -> list[dict[str, Any]]:
         return [{"name": "claude", "transport": "stdio", "status": "ok"}, {"name": "pty", "status": "ok"}]
 
-    def run_ids(self) -> list[str]:
-        return list(self.snapshots)
+    async def list_runs(self, *, limit: int = 50, offset: int = 0, query: str | None = None,
+                        conversation_id: str | None = None) -> list[dict[str, Any]]:
+        newest_first = list(reversed(self.snapshots.values()))
+        return [{"run_id": s["run_id"], "status": s["status"]} for s in newest_first[offset:offset + limit]]
+
+    async def deltas(self, run_id: str) -> AsyncIterator[tuple[str, str]]:
+        return
+        yield
 
 
 @contextlib.asynccontextmanager
@@ -290,4 +296,4 @@ async def test_a_store_only_server_refuses_runs_as_unavailable() -> None:
         assert_error(await client.post("/api/runs", json={"prompt": "hi"}), 503, "unavailable")
         assert_error(await client.get("/api/runs/abc"), 503, "unavailable")
         assert (await client.get("/api/servers")).json() == {"servers": []}
-        assert (await client.get("/api/runs")).json() == {"runs": []}
+        assert (await client.get("/api/runs")).json()["runs"] == []

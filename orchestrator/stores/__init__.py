@@ -1,14 +1,17 @@
 """Event stores behind one protocol (:class:`EventStore`), chosen by URL with :func:`open_store`.
 
 ==================================  ==========================================================================
-``None``, ``memory``                a bounded ring in this process (10,000 events); ``memory://?maxlen=N``
-``sqlite:///path``                  a SQLite file in WAL mode, survives restarts; optional ``?maxlen=N``
+``None``, ``memory``                a bounded ring in this process (10,000 events, 64 MiB);
+                                    ``memory://?maxlen=N&max_bytes=M``
+``sqlite:///path``                  a SQLite file in WAL mode, survives restarts; capped at 256 MiB of events by
+                                    default, oldest first; ``?maxlen=N&max_bytes=M`` (M: bytes, or 64m, 1g)
 ``redis://host:port/db``            a Redis Stream shared by replicas; ``?stream=NAME&maxlen=N`` (default
                                     ``llmmixer:events``, 10,000); ``rediss://`` for TLS
 ==================================  ==========================================================================
 
 :func:`open_store` only parses: it connects nothing, so a bad URL fails before anything starts. Open the store
-with ``await store.open()`` or ``async with open_store(url) as store:``.
+with ``await store.open()`` or ``async with open_store(url) as store:``. The orchestrator writes through a
+:class:`StoreWriter` (spool, retries, group commit, ``store.gap`` markers); see :mod:`.writer`.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from ...servers.core.errors import InvalidInputError
-from .base import DEFAULT_MAXLEN, EventStore, id_key, parse_maxlen
+from .base import DEFAULT_MAXLEN, DEFAULT_MEMORY_BYTES, EventStore, StoreHealth, id_key, parse_maxlen, parse_size
 from .memory import MemoryStore
 from .redis import DEFAULT_STREAM, RedisStore
-from .sqlite import SqliteStore
+from .sqlite import DEFAULT_MAX_BYTES, SqliteStore
+from .writer import StoreWriter
 
-__all__ = ["EventStore", "MemoryStore", "SqliteStore", "RedisStore", "open_store", "id_key", "DEFAULT_MAXLEN"]
+__all__ = ["EventStore", "MemoryStore", "SqliteStore", "RedisStore", "StoreWriter", "StoreHealth", "open_store",
+           "id_key", "DEFAULT_MAXLEN"]
 
 _EXAMPLES = "memory, memory://?maxlen=N, sqlite:///path/to/events.db or redis://host:6379/0"
 
@@ -51,8 +56,10 @@ def open_store(url: str | None) -> EventStore:
         if location:
             raise InvalidInputError(f"bad event store URL {url!r}: a memory store has no location; "
                                     "use memory or memory://?maxlen=N")
-        options = _query(url, query, {"maxlen"})
-        return MemoryStore(parse_maxlen(options.get("maxlen"), url, DEFAULT_MAXLEN) or DEFAULT_MAXLEN, url=url)
+        options = _query(url, query, {"maxlen", "max_bytes"})
+        return MemoryStore(parse_maxlen(options.get("maxlen"), url, DEFAULT_MAXLEN) or DEFAULT_MAXLEN, url=url,
+                           max_bytes=parse_size(options.get("max_bytes"), url, DEFAULT_MEMORY_BYTES)
+                           or DEFAULT_MEMORY_BYTES)
     if scheme == "sqlite":
         if not rest.startswith("/"):
             raise InvalidInputError(f"bad event store URL {url!r}: write sqlite:///relative/path.db or "
@@ -61,8 +68,9 @@ def open_store(url: str | None) -> EventStore:
         if not path:
             raise InvalidInputError(f"bad event store URL {url!r}: the database path is missing "
                                     "(sqlite:///path/to/events.db)")
-        options = _query(url, query, {"maxlen"})
-        return SqliteStore(path, maxlen=parse_maxlen(options.get("maxlen"), url, None), url=url)
+        options = _query(url, query, {"maxlen", "max_bytes"})
+        return SqliteStore(path, maxlen=parse_maxlen(options.get("maxlen"), url, None), url=url,
+                           max_bytes=parse_size(options.get("max_bytes"), url, DEFAULT_MAX_BYTES))
     if scheme in ("redis", "rediss"):
         parts = urlsplit(url)
         if not parts.hostname:

@@ -10,6 +10,12 @@ Gap detection reads ``XINFO STREAM`` in :meth:`RedisStore.first_id`: when nothin
 (``entries-added == length``) no reader can have missed anything; once something was, an id older than the oldest
 retained is a gap (conservatively: the ids of trimmed entries are gone, so the one right before the oldest counts
 too), as is any id below ``max-deleted-entry-id``.
+
+Group commit: :meth:`RedisStore.append_many` sends a batch as one Lua script call (one round trip, applied
+atomically). A write whose reply is lost (Redis stopped after applying it) is retried with the same
+:class:`~.base.WriteToken`; the script keeps the last write sequence number each writer stored (``<stream>:w:<id>``,
+expiring a day after its last write) and skips what it already has, so a retry never stores an event twice.
+Point the store at a Redis that persists (AOF) if events must survive a Redis restart.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anyio
 
 from ...servers.core.errors import ConnectionError_, InvalidInputError, TimeoutError_, UnavailableError
 from ...servers.core.events import Event
-from .base import DEFAULT_MAXLEN, READ_LIMIT, StoreBase, id_key
+from .base import DEFAULT_MAXLEN, READ_LIMIT, StoreBase, StoreHealth, WriteToken, id_key
+from .runlog import RedisRunLog
 
 __all__ = ["RedisStore", "DEFAULT_STREAM"]
 
@@ -33,6 +40,30 @@ _ENTRY_ID = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
 _U64 = 2**64 - 1
 _MIN_PAGE = 100  # entries per XRANGE when filtering by run
 BLOCK_SLICE_S = 2.0
+WRITER_KEY_TTL_S = 86_400
+CLIENT_RETRIES = 2  # redis-py's own retries on a dropped connection; the writer's spool does the long wait
+
+# KEYS[1] the stream, KEYS[2] (optional) this writer's last stored sequence number.
+# ARGV: maxlen (0: none), first sequence number, ttl, then (run, payload) pairs.
+_APPEND_LUA = """
+local last = 0
+if KEYS[2] then last = tonumber(redis.call('GET', KEYS[2]) or '0') end
+local maxlen = tonumber(ARGV[1])
+local first = tonumber(ARGV[2])
+local ids = {}
+local n = (#ARGV - 3) / 2
+for i = 1, n do
+  if KEYS[2] and first + i - 1 <= last then
+    ids[i] = false
+  elseif maxlen > 0 then
+    ids[i] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'r', ARGV[2 * i + 2], 'e', ARGV[2 * i + 3])
+  else
+    ids[i] = redis.call('XADD', KEYS[1], '*', 'r', ARGV[2 * i + 2], 'e', ARGV[2 * i + 3])
+  end
+end
+if KEYS[2] and first + n - 1 > last then redis.call('SET', KEYS[2], first + n - 1, 'EX', tonumber(ARGV[3])) end
+return ids
+"""
 
 
 @contextlib.contextmanager
@@ -54,7 +85,7 @@ def _entry_to_event(entry_id: str, fields: dict[str, str]) -> Event:
     return Event.from_json(fields["e"]).with_id(entry_id)
 
 
-class RedisStore(StoreBase):
+class RedisStore(RedisRunLog, StoreBase):
     def __init__(self, redis_url: str, *, stream: str = DEFAULT_STREAM, maxlen: int | None = DEFAULT_MAXLEN,
                  url: str | None = None) -> None:
         self.redis_url = redis_url
@@ -64,13 +95,19 @@ class RedisStore(StoreBase):
         self._client: Any = None
         self._max_deleted = (0, 0)
         self._trimmed = False  # learnt from XINFO STREAM in first_id()
+        self._append: Any = None
+        self.health = StoreHealth()
 
     async def open(self) -> None:
         if self._client is not None:
             return
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff
 
-        client = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
+        client = aioredis.Redis.from_url(self.redis_url, decode_responses=True,
+                                         retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2),
+                                                     CLIENT_RETRIES))
         try:
             with _redis_errors(self.url):
                 await client.ping()
@@ -78,6 +115,13 @@ class RedisStore(StoreBase):
             await client.aclose()
             raise
         self._client = client
+        self._append = client.register_script(_APPEND_LUA)
+
+    async def reconnect(self) -> None:
+        """Drop every pooled connection (stale after a Redis restart); the next command connects afresh."""
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.connection_pool.disconnect()
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -90,13 +134,18 @@ class RedisStore(StoreBase):
             raise UnavailableError(f"event store {self.url} is not open")
         return self._client
 
-    async def append(self, event: Event) -> Event:
-        payload = json.dumps({k: v for k, v in event.to_dict().items() if k != "id"}, ensure_ascii=False,
-                             separators=(",", ":"))
+    async def append_many(self, events: Sequence[Event], token: WriteToken | None = None) -> list[Event | None]:
+        if not events:
+            return []
+        client = self.client
+        args: list[Any] = [self.maxlen or 0, token.first if token else 0, WRITER_KEY_TTL_S]
+        for event in events:
+            args += [event.run, json.dumps({k: v for k, v in event.to_dict().items() if k != "id"},
+                                           ensure_ascii=False, separators=(",", ":"))]
+        keys = [self.stream] + ([f"{self.stream}:w:{token.writer}"] if token else [])
         with _redis_errors(self.url):
-            entry_id = await self.client.xadd(self.stream, {"r": event.run, "e": payload}, maxlen=self.maxlen,
-                                              approximate=True)
-        return event.with_id(entry_id)
+            ids = await self._append(keys=keys, args=args, client=client)
+        return [None if not entry_id else event.with_id(entry_id) for event, entry_id in zip(events, ids)]
 
     async def read_after(self, after: str | None, limit: int = READ_LIMIT, run: str | None = None) -> list[Event]:
         start = f"({after}" if after is not None else "-"

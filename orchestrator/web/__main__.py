@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 
 import anyio
@@ -26,11 +26,25 @@ class NoRuns:
     def _refuse(self) -> NoReturn:
         raise UnavailableError("this server only streams events; start runs through `llmmixer serve`")
 
-    async def start_ask(self, **_: Any) -> str:
+    async def start_ask(self, *args: Any, **kwargs: Any) -> str:
         self._refuse()
 
-    async def start_command(self, **_: Any) -> str:
+    async def start_command(self, *args: Any, **kwargs: Any) -> str:
         self._refuse()
+
+    async def start_agents(self, *args: Any, **kwargs: Any) -> str:
+        self._refuse()
+
+    async def wait(self, run_id: str, timeout_s: float) -> bool:
+        self._refuse()
+
+    async def deltas(self, run_id: str) -> AsyncIterator[tuple[str, str]]:
+        self._refuse()
+        yield  # pragma: no cover - an async generator that refuses before its first item
+
+    async def list_runs(self, *, limit: int = 50, offset: int = 0, query: str | None = None,
+                        conversation_id: str | None = None) -> list[dict[str, Any]]:
+        return []  # a store alone keeps events, not the run log
 
     async def snapshot(self, run_id: str) -> dict[str, Any]:
         self._refuse()

@@ -1,16 +1,8 @@
 """The HTTP API: start runs and commands, read a run's result or state, cancel, list servers, health.
 
-Every route calls the ``runs`` service on ``request.app.state.runs`` (the orchestrator's, or one that refuses when
-the web app serves a store alone); nothing here is module-level state. Its interface::
-
-    await runs.start_ask(prompt=, models=, mode=, system=) -> run_id
-    await runs.start_command(command=, cwd=None, timeout_s=None) -> run_id
-    await runs.start_agents(AgentRequest) -> run_id   # POST /api/agents (orchestrator/agents)
-    await runs.snapshot(run_id) -> dict            # NotFoundError for an unknown run
-    await runs.cancel(run_id) -> dict
-    await runs.servers() -> list[dict]
-    runs.check_id(run_id)                          # InvalidInputError / NotFoundError
-    optional: await runs.wait(run_id, timeout_s) (for ?wait=S), runs.run_ids() (for the history list)
+Every route calls the run service on ``request.app.state.runs`` (the orchestrator's, or one that refuses when
+the web app serves a store alone), through the :class:`~llmmixer.orchestrator.service.RunService` protocol; nothing
+here is module-level state.
 
 Errors are the shared tree's wire form, ``{"error": {"kind", "message", ...}}``, with a status that fits the kind
 (:data:`STATUS_BY_KIND`).
@@ -18,11 +10,11 @@ Errors are the shared tree's wire form, ``{"error": {"kind", "message", ...}}``,
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -30,6 +22,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, NotFoundError, ServerError
+from ..config import ModeName
+from ..service import RunService
+from .meta import get_meta, server_facts
 from .security import BodyTooLarge, error_response, too_large_response
 
 __all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exception_handlers", "status_for"]
@@ -37,7 +32,6 @@ __all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exceptio
 MAX_PROMPT_CHARS = 200_000
 MAX_WAIT_S = 60.0
 MAX_JSON_DEPTH = 32  # a request is a prompt and a few fields; deeper nesting is an attack, not a request
-SUMMARY_KEYS = ("run_id", "kind", "mode", "status", "winner", "total_cost_usd", "exit_code")
 
 STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.BAD_REQUEST: 400,
@@ -71,8 +65,14 @@ class AskRequest(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     models: list[str] | None = None
-    mode: Literal["all", "race", "first-token", "hedge", "fallback"] | None = None
+    mode: ModeName | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
+    response_schema: dict[str, Any] | str | None = Field(
+        default=None, description="a JSON Schema, or the concise form 'name, age int, bio: one sentence'")
+    model_for: dict[str, str] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -111,10 +111,6 @@ class AgentsRequest(BaseModel):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value or None
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
@@ -158,8 +154,9 @@ async def _json_body(request: Request, model: type[BaseModel]) -> Any:
         raise InvalidInputError(f"invalid request: {summary}", details={"problems": problems}) from None
 
 
-def _runs(request: Request) -> Any:
-    return request.app.state.runs
+def _runs(request: Request) -> RunService:
+    runs: RunService = request.app.state.runs
+    return runs
 
 
 def _run_id(request: Request) -> str:
@@ -169,10 +166,21 @@ def _run_id(request: Request) -> str:
 
 
 async def start_run(request: Request) -> Response:
+    from ..schemas import parse_schema
+
     body: AskRequest = await _json_body(request, AskRequest)
-    run_id = await _runs(request).start_ask(prompt=body.prompt, models=body.models, mode=body.mode,
-                                            system=body.system)
-    return JSONResponse({"run_id": run_id}, status_code=202)
+    runs = _runs(request)
+    extra: dict[str, Any] = {
+        "conversation_id": body.conversation_id, "model_for": body.model_for, "max_tokens": body.max_tokens,
+        "temperature": body.temperature,
+        "response_schema": None if body.response_schema is None else parse_schema(body.response_schema)}
+    run_id = await runs.start_ask(prompt=body.prompt, models=body.models, mode=body.mode, system=body.system,
+                                  **{k: v for k, v in extra.items() if v is not None})
+    started = {"run_id": run_id}
+    conversation_id = (await runs.snapshot(run_id)).get("conversation_id")
+    if conversation_id:
+        started["conversation_id"] = conversation_id
+    return JSONResponse(started, status_code=202)
 
 
 async def start_command(request: Request) -> Response:
@@ -214,7 +222,7 @@ async def get_run(request: Request) -> Response:
     run_id = _run_id(request)
     runs = _runs(request)
     snapshot = await runs.snapshot(run_id)
-    if wait_s > 0 and _running(snapshot) and hasattr(runs, "wait"):
+    if wait_s > 0 and _running(snapshot):
         await runs.wait(run_id, wait_s)
         snapshot = await runs.snapshot(run_id)
     return JSONResponse(snapshot)
@@ -225,31 +233,62 @@ async def cancel_run(request: Request) -> Response:
     return JSONResponse(await _runs(request).cancel(run_id))
 
 
+LIST_PARAMS = {"limit", "offset", "q", "conversation_id"}
+
+
 async def list_runs(request: Request) -> Response:
-    """The newest runs this process holds, newest first, as summaries (for the dashboard's history)."""
-    raw = request.query_params.get("limit", "50")
+    """The newest runs in the run log, newest first, as summaries with their prompts (the dashboard's history).
+
+    ``?limit=N&offset=M`` pages (``next_offset`` is set while more may follow); ``q`` searches prompts and answers;
+    ``conversation_id`` keeps one conversation.
+    """
+    params = request.query_params
+    unknown = sorted(set(params) - LIST_PARAMS)
+    if unknown:
+        raise InvalidInputError(f"GET /api/runs does not take {', '.join(unknown)}; it takes "
+                                f"{', '.join(sorted(LIST_PARAMS))}", details={"unknown_arguments": unknown})
+    raw = params.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
         raise InvalidInputError(f"limit must be an integer from 1 to 1000, got {raw[:40]!r}")
-    runs = _runs(request)
-    run_ids = getattr(runs, "run_ids", None)
-    ids = list(await _maybe_await(run_ids()))[-int(raw):] if run_ids is not None else []
-    summaries = []
-    for run_id in reversed(ids):
-        try:
-            snapshot = await runs.snapshot(run_id)
-        except NotFoundError:
-            continue
-        summaries.append({key: snapshot[key] for key in SUMMARY_KEYS if key in snapshot})
-    return JSONResponse({"runs": summaries})
+    raw_offset = params.get("offset", "0")
+    if not raw_offset.isdigit():
+        raise InvalidInputError(f"offset must be a non-negative integer, got {raw_offset[:40]!r}")
+    limit, offset = int(raw), int(raw_offset)
+    page = await _runs(request).list_runs(limit=limit, offset=offset, query=params.get("q") or None,
+                                          conversation_id=params.get("conversation_id") or None)
+    return JSONResponse({"runs": page, "offset": offset,
+                         "next_offset": offset + len(page) if len(page) == limit else None})
 
 
 async def list_servers(request: Request) -> Response:
-    return JSONResponse({"servers": await _runs(request).servers()})
+    """Each server's live status, with what its manifest says about it (role, title, vendor, default model)."""
+    statuses = await _runs(request).servers()
+    return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})
+
+
+HEALTH_PROBE_S = 2.0
 
 
 async def healthz(request: Request) -> Response:
+    """200 ``{"ok": true, ...}``; 503 ``{"ok": false, "store": "<url>: <reason>"}`` while the event store fails
+    (its writer's last write failed, or a read now does not answer within :data:`HEALTH_PROBE_S`)."""
     state = request.app.state
-    return JSONResponse({"ok": True, "store": state.store.url, "streams": state.streams.open_count})
+    store = state.store
+    reason = getattr(getattr(store, "health", None), "write_error", None)
+    if reason is None:
+        try:
+            with anyio.fail_after(HEALTH_PROBE_S):
+                await store.last_id()
+        except TimeoutError:
+            reason = f"no answer within {HEALTH_PROBE_S:g} s"
+        except Exception as exc:  # noqa: BLE001 - any failure to read is what this endpoint reports
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    body: dict[str, Any] = {"ok": reason is None, "store": store.url if reason is None else f"{store.url}: {reason}",
+                            "streams": state.streams.open_count}
+    health = getattr(store, "health", None)
+    if health is not None and (health.spooled or health.lost):
+        body.update(spooled=health.spooled, lost=health.lost)
+    return JSONResponse(body, status_code=200 if reason is None else 503)
 
 
 # ---- errors -------------------------------------------------------------------------------------------------------
@@ -257,7 +296,10 @@ async def healthz(request: Request) -> Response:
 
 async def _on_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LLMMixerError)
-    return error_response(exc, status_for(exc))
+    status = status_for(exc)
+    # A refusal that says when to come back (a full queue: 429) says it in the standard header too.
+    retry = {"Retry-After": str(math.ceil(exc.retry_after_s))} if exc.retry_after_s and status in (429, 503) else None
+    return error_response(exc, status, headers=retry)
 
 
 async def _on_too_large(request: Request, exc: Exception) -> Response:
@@ -295,4 +337,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),
+        Route("/api/meta", get_meta, methods=["GET"]),
     ]

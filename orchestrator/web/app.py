@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..service import RunService
 from ..stores.base import EventStore
 from . import api, sse
 from .fanout import DEFAULT_MAX_QUEUE, EventHub
@@ -51,7 +52,7 @@ async def _index(request: Request) -> Response:
 
 
 def create_app(
-    runs: Any,
+    runs: RunService,
     store: EventStore,
     *,
     host: str = "127.0.0.1",
@@ -66,7 +67,7 @@ def create_app(
     """Build the web app for a server bound to ``host``.
 
     Args:
-        runs: the run service the API calls (interface in :mod:`.api`).
+        runs: the run service the API calls (:class:`~llmmixer.orchestrator.service.RunService`).
         store: the event store ``/events`` streams from; opened by the caller (or here, idempotently).
         host: the bind address; decides the Host check and whether a token is required.
         token: the API/SSE token; ``None`` reads ``$LLMMIXER_TOKEN``.
@@ -120,11 +121,19 @@ class _Server(uvicorn.Server):
     """uvicorn's server with a readiness event, and open event streams cut first when it shuts down (otherwise
     the graceful shutdown waits its full timeout for streams that never end)."""
 
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None] | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None] | None = None, *,
+                 own_signals: bool = True) -> None:
         super().__init__(config)
         self.ready = anyio.Event()
         self.url: str | None = None
         self._on_ready = on_ready
+        self._own_signals = own_signals
+
+    def capture_signals(self) -> Any:
+        # When the caller handles SIGTERM/SIGINT itself (and stops us through `shutdown`), uvicorn must neither
+        # take the handlers over nor re-raise the signal after serving, which would kill the process before the
+        # caller has finished its runs.
+        return super().capture_signals() if self._own_signals else contextlib.nullcontext()
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
@@ -176,13 +185,26 @@ async def running(app: Any, host: str = "127.0.0.1", port: int = 0, *,
             server.should_exit = True
 
 
-async def serve(runs: Any, store: EventStore, *, host: str = "127.0.0.1", port: int = 8765,
+async def serve(runs: RunService, store: EventStore, *, host: str = "127.0.0.1", port: int = 8765,
                 token: str | None = None, log_level: str = "warning",
-                on_ready: Callable[[str], None] | None = None, **options: Any) -> None:
-    """Serve the web app until SIGINT/SIGTERM (``llmmixer serve``). ``on_ready(url)`` is called once listening.
+                on_ready: Callable[[str], None] | None = None, shutdown: anyio.Event | None = None,
+                **options: Any) -> None:
+    """Serve the web app until SIGINT/SIGTERM (``llmmixer serve``), or, when ``shutdown`` is given, until it is
+    set (the caller then handles the signals). ``on_ready(url)`` is called once listening.
 
     Raises:
         BindRefused: ``host`` is not loopback and no token is set (checked before binding).
     """
     app = create_app(runs, store, host=host, token=token, **options)
-    await _Server(_config(app, host, port, log_level), on_ready).serve()
+    server = _Server(_config(app, host, port, log_level), on_ready, own_signals=shutdown is None)
+    if shutdown is None:
+        await server.serve()
+        return
+    async with anyio.create_task_group() as tg:
+        async def stop_when_asked() -> None:
+            await shutdown.wait()
+            server.should_exit = True
+
+        tg.start_soon(stop_when_asked)
+        await server.serve()
+        tg.cancel_scope.cancel()

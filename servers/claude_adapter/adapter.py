@@ -22,12 +22,13 @@ import contextlib
 import email.utils
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
 import httpx2
 
+from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.errors import (
     AuthError,
@@ -144,23 +145,24 @@ def map_vendor_errors() -> contextlib.AbstractContextManager[None]:
 
 
 class ClaudeAdapter(BaseAdapter):
-    vendor = VENDOR
-    source = "claude"
-    key_env_vars = ("ANTHROPIC_API_KEY",)
-    # The newest model that is priced in core/prices.json and not deprecated in the SDK's model table.
-    default_model = "claude-haiku-4-5"
+    manifest = MANIFEST
 
     _client: anthropic.AsyncAnthropic | None = None
+    _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool
 
     def client(self) -> anthropic.AsyncAnthropic:
         """One SDK client per adapter (one connection pool), created on first use."""
         if self._client is None:
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self.api_key(),
-                max_retries=0,
-                timeout=httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s),
-            )
+            timeout = httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s)
+            self._http = anthropic.DefaultAsyncHttpxClient(timeout=timeout)
+            self._client = anthropic.AsyncAnthropic(api_key=self.api_key(), max_retries=0, timeout=timeout,
+                                                    http_client=self._http)
         return self._client
+
+    def connection_target(self) -> tuple[httpx2.AsyncClient, str] | None:
+        if self._client is None or self._http is None:
+            return None
+        return self._http, str(self._client.base_url)
 
     async def aclose(self) -> None:
         """Close the SDK client's connection pool (its own finaliser needs the loop that made it)."""
@@ -189,7 +191,7 @@ class ClaudeAdapter(BaseAdapter):
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncIterator[TextDelta | Completion]:
+                         ) -> AsyncGenerator[TextDelta | Completion, None]:
         stream: Any = None
         replied_model = model
         usage = Usage()

@@ -11,6 +11,13 @@ Everything vendor-free lives here, once: input validation, the missing-key error
 Retry-After (only before the first delta went out: a stream cannot be unsent), timings, cost, and validation of
 structured output against ``response_schema``.
 
+Connections: a cancelled stream (a lost race) takes its TCP/TLS connection with it, so the vendor's next call would
+pay a new handshake on its critical path. While serving (:meth:`BaseAdapter.serving`, the server's lifespan), the
+adapter opens a replacement in the background: a ``HEAD`` of the vendor's base URL through the SDK's own HTTP client
+(:meth:`BaseAdapter.connection_target`), which leaves a fresh connection in the client's pool. The same lifespan
+builds the SDK's models (:meth:`BaseAdapter.warm_up`) in a worker thread after the server has started answering;
+the first call waits for that rather than racing it.
+
 Cancellation: :meth:`stream` is an async generator driven by the MCP tool handler. When the caller cancels the
 ``tools/call``, the handler's cancel scope is cancelled; the vendor generator's ``finally`` must then close the SDK
 stream inside :func:`shielded_close`, otherwise the close itself is cancelled and the upstream socket lingers.
@@ -20,11 +27,13 @@ from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import json
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -32,6 +41,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import pricing
+from .manifest import ServerManifest
 from .errors import AuthError, InvalidInputError, InvalidOutputError, LLMMixerError, RetryableError
 from .envvars import ADAPTER_NUMBERS, EnvError, adapter_numbers, exit_usage
 
@@ -201,15 +211,33 @@ async def shielded_close(closeable: Any, *, timeout_s: float = 2.0) -> None:
 
 
 class BaseAdapter(abc.ABC):
-    """Subclass per vendor; see the module docstring for what a subclass implements."""
+    """Subclass per vendor; see the module docstring for what a subclass implements.
 
+    A subclass sets ``manifest`` (its package's :class:`ServerManifest`); ``vendor``, ``source``, ``key_env_vars``
+    and ``default_model`` are read from it, so each fact is written once.
+    """
+
+    manifest: ClassVar[ServerManifest]
     vendor: ClassVar[str]  # "anthropic", "openai", "google": the name in errors
     source: ClassVar[str]  # "claude", "gpt", "gemini": the name in events and server names
     key_env_vars: ClassVar[tuple[str, ...]]  # the first is the one an error message tells the user to set
     default_model: ClassVar[str]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        manifest = cls.__dict__.get("manifest")
+        if manifest is None:
+            return
+        facts = {"vendor": manifest.vendor, "source": manifest.name, "key_env_vars": manifest.key_vars,
+                 "default_model": manifest.default_model}
+        for name, value in facts.items():
+            if name not in cls.__dict__ and value is not None:
+                setattr(cls, name, value)
+
     def __init__(self, settings: AdapterSettings | None = None) -> None:
         self.settings = settings or AdapterSettings()
+        self._background: anyio.abc.TaskGroup | None = None
+        self._warmed: anyio.Event | None = None
 
     # -- what a vendor implements ---------------------------------------------------------------------------------
 
@@ -224,13 +252,18 @@ class BaseAdapter(abc.ABC):
         """Pay the SDK's one-time costs (lazy imports, model validators) before serving, not inside the first call:
         a race must not be lost to a cold import."""
 
+    def connection_target(self) -> tuple[Any, str] | None:
+        """The SDK's ``httpx2.AsyncClient`` and the vendor's base URL, once the SDK client exists; ``None`` (the
+        default, or before the first call) means no replacement connection is opened."""
+        return None
+
     @abc.abstractmethod
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
         """The vendor's request payload for ``request``."""
 
     @abc.abstractmethod
     def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                   ) -> AsyncIterator[TextDelta | Completion]:
+                   ) -> AsyncGenerator[TextDelta | Completion, None]:
         """Stream the reply: text deltas, then one :class:`Completion`. Raises only :class:`LLMMixerError`."""
 
     @abc.abstractmethod
@@ -238,6 +271,40 @@ class BaseAdapter(abc.ABC):
         """``[{"id", "display_name"}]`` from the vendor's models endpoint. Raises only :class:`LLMMixerError`."""
 
     # -- vendor-free behaviour -------------------------------------------------------------------------------------
+
+    def serving(self) -> AbstractAsyncContextManager[BaseAdapter]:
+        """``async with adapter.serving():`` for the server's lifetime: SDK warm-up in the background, and
+        replacement connections after cancelled streams. Without it, the first call warms nothing up and a cancelled
+        stream is not replaced (which is all a one-off script needs)."""
+        return self._serving()
+
+    @contextlib.asynccontextmanager
+    async def _serving(self) -> AsyncIterator[BaseAdapter]:
+        warmed = anyio.Event()
+
+        async def warm() -> None:
+            try:
+                await anyio.to_thread.run_sync(self.warm_up)
+            finally:
+                warmed.set()
+
+        async with anyio.create_task_group() as tg:
+            self._background, self._warmed = tg, warmed
+            tg.start_soon(warm)
+            try:
+                yield self
+            finally:
+                self._background = None
+                tg.cancel_scope.cancel()
+
+    async def rewarm(self) -> None:
+        """Leave a fresh connection to the vendor in the SDK's pool (best effort: any answer, or none, will do)."""
+        target = self.connection_target()
+        if target is None:
+            return
+        http, url = target
+        with anyio.move_on_after(self.settings.connect_timeout_s), contextlib.suppress(Exception):
+            await http.head(url)
 
     def api_key(self) -> str:
         """The key from the environment, or an ``auth`` error naming the variable to set."""
@@ -274,7 +341,7 @@ class BaseAdapter(abc.ABC):
         ceiling = min(self.settings.backoff_base_s * 2**attempt, self.settings.backoff_max_s)
         return random.uniform(ceiling / 2, ceiling)
 
-    async def stream(self, request: GenerateRequest) -> AsyncIterator[TextDelta | GenerateResult]:
+    async def stream(self, request: GenerateRequest) -> AsyncGenerator[TextDelta | GenerateResult, None]:
         """Yield text deltas, then one :class:`GenerateResult`.
 
         Raises:
@@ -282,29 +349,43 @@ class BaseAdapter(abc.ABC):
         """
         self.validate(request)
         self.api_key()
+        if self._warmed is not None:
+            await self._warmed.wait()
         model = request.model or self.settings.default_model or self.default_model
         payload = self.transform_messages(request, model)
         started = time.perf_counter()
         ttft_ms: float | None = None
         parts: list[str] = []
         completion: Completion | None = None
-        for attempt in range(self.settings.max_retries + 1):
-            try:
-                async for item in self.call_model(payload, request, model):
-                    if isinstance(item, TextDelta):
-                        if not item.text:
-                            continue
-                        if ttft_ms is None:
-                            ttft_ms = (time.perf_counter() - started) * 1000
-                        parts.append(item.text)
-                        yield item
-                    else:
-                        completion = item
-                break
-            except RetryableError as error:
-                if parts or attempt >= self.settings.max_retries:
-                    raise
-                await anyio.sleep(self.backoff_s(error, attempt))
+        ended = False  # the vendor stream ran to its end, or failed: its connection needs no replacement
+        try:
+            for attempt in range(self.settings.max_retries + 1):
+                try:
+                    # Scoped: when our consumer stops early, the vendor stream is closed here and now (not by the
+                    # garbage collector), before a replacement connection is opened.
+                    async with contextlib.aclosing(self.call_model(payload, request, model)) as items:
+                        async for item in items:
+                            if isinstance(item, TextDelta):
+                                if not item.text:
+                                    continue
+                                if ttft_ms is None:
+                                    ttft_ms = (time.perf_counter() - started) * 1000
+                                parts.append(item.text)
+                                yield item
+                            else:
+                                completion = item
+                    break
+                except RetryableError as error:
+                    if parts or attempt >= self.settings.max_retries:
+                        raise
+                    await anyio.sleep(self.backoff_s(error, attempt))
+            ended = True
+        except LLMMixerError:
+            ended = True
+            raise
+        finally:
+            if not ended and self._background is not None:
+                self._background.start_soon(self.rewarm)
         if completion is None:
             raise RetryableError("the stream ended without a final message", vendor=self.vendor)
         text = "".join(parts)

@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
-__all__ = ["Event", "EventType", "Source", "EVENT_TYPES"]
+__all__ = ["Event", "EventType", "Source", "EVENT_TYPES", "EVENT_TYPE_ORDER", "TEXT_EVENT_TYPES"]
 
 EventType = Literal[
     "run.started",
+    "leg.queued",
     "leg.started",
     "delta",
     "leg.first_token",
@@ -26,7 +27,9 @@ EventType = Literal[
     "pty.output",
     "pty.waiting",
     "pty.exit",
+    "pty.refused",  # a program refused by the sandbox's exec-time guard in a PTY session
     "run.done",
+    "store.gap",  # events the store could not keep (an outage outlasted the spool, a lost database file)
     # coding-agent legs (orchestrator/agents): raw terminal text, then what the CLI's JSON stream said
     "agent.output",
     "agent.text",
@@ -37,7 +40,12 @@ EventType = Literal[
     "agent.exit",
     "agent.check",
 ]
-EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+# Adding a type is one line in EventType above: the store, SSE, the dashboard (through /api/meta) and the drift test
+# (tests/test_one_list.py) all read it from here.
+EVENT_TYPE_ORDER: tuple[str, ...] = get_args(EventType)
+EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPE_ORDER)
+# The types whose ``data.text`` is streamed output (a model's delta, a terminal's bytes).
+TEXT_EVENT_TYPES: frozenset[str] = frozenset({"delta", "pty.output", "agent.output"})
 
 # Sources are open-ended on purpose: a new adapter registers under its own name without touching this module.
 Source = str

@@ -8,13 +8,14 @@ content are ``{"error": {...}}`` from the shared error tree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
 from .adapter import AdapterSettings, BaseAdapter, ChatMessage, GenerateRequest, GenerateResult, TextDelta
@@ -22,7 +23,8 @@ from .errors import InvalidInputError, LLMMixerError
 from .results import error_result, ok_result
 from .transport import add_transport_arguments, serve
 
-__all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main"]
+__all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
+           "DEFAULT_MODEL_META"]
 
 log = logging.getLogger("llmmixer.mcp")
 
@@ -49,7 +51,26 @@ class LLMMixerMCPServer(MCPServer):
         for method in _UNSERVED_METHODS:
             handlers.pop(method, None)
 
+    async def list_tools(self) -> list[Tool]:
+        # Strict arguments: every input schema says so, and call_tool refuses what the schema does not list.
+        return [t.model_copy(update={"input_schema": {**t.input_schema, "additionalProperties": False}})
+                for t in await super().list_tools()]
+
+    def unknown_arguments(self, name: str, arguments: dict[str, Any] | None) -> InvalidInputError | None:
+        """An ``invalid_input`` error naming the arguments tool ``name`` does not take; None when all are known."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is None or not arguments:
+            return None
+        known = set(tool.parameters.get("properties") or {})
+        unknown = sorted(set(arguments) - known)
+        if not unknown:
+            return None
+        return InvalidInputError(f"{name} does not take {', '.join(repr(u) for u in unknown)}; its arguments are "
+                                 f"{', '.join(sorted(known))}", details={"unknown_arguments": unknown})
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        if (refused := self.unknown_arguments(name, arguments)) is not None:
+            return error_result(refused)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -79,6 +100,12 @@ class ModelInfo(BaseModel):
 
 class ModelsOutput(BaseModel):
     models: list[ModelInfo]
+    default_model: str | None = Field(default=None, description="what generate uses when no model is given")
+
+
+# The key of the generate tool's _meta holding the adapter's default model, so a client knows which model a leg
+# runs (and what it costs) before the first token, without a call to the vendor.
+DEFAULT_MODEL_META = "llmmixer/default_model"
 
 
 GENERATE_DESCRIPTION = (
@@ -91,9 +118,13 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     server = LLMMixerMCPServer(
         name=f"llmmixer-{adapter.source}",
         instructions=f"{adapter.source} ({adapter.vendor}) through its official SDK. Tools: generate, list_models.",
+        lifespan=lambda _server: adapter.serving(),
     )
 
-    @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"))
+    default_model = adapter.settings.default_model or adapter.default_model
+
+    @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"),
+                 meta={DEFAULT_MODEL_META: default_model})
     async def generate(
         prompt: str,
         ctx: Context,
@@ -112,12 +143,13 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
         try:
             sent = 0
-            async for item in adapter.stream(request):
-                if isinstance(item, TextDelta):
-                    sent += 1
-                    await ctx.report_progress(sent, None, item.text)
-                elif isinstance(item, GenerateResult):
-                    return ok_result(item.to_dict())
+            async with contextlib.aclosing(adapter.stream(request)) as stream:
+                async for item in stream:
+                    if isinstance(item, TextDelta):
+                        sent += 1
+                        await ctx.report_progress(sent, None, item.text)
+                    elif isinstance(item, GenerateResult):
+                        return ok_result(item.to_dict())
         except LLMMixerError as error:
             log.info("generate failed: %s %s", error.kind.value, error.message)
             return error_result(error)
@@ -126,7 +158,7 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
         try:
-            return ok_result({"models": await adapter.list_models()})
+            return ok_result({"models": await adapter.list_models(), "default_model": default_model})
         except LLMMixerError as error:
             return error_result(error)
 
@@ -147,5 +179,4 @@ def adapter_main(adapter_cls: type[BaseAdapter], argv: Sequence[str] | None = No
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     adapter = adapter_cls(AdapterSettings.from_args(args))
     adapter.configure(args)
-    adapter.warm_up()
     serve(build_adapter_server(adapter), args)

@@ -11,7 +11,7 @@ import json
 import re
 from importlib import resources
 
-__all__ = ["price_per_million", "cost_usd"]
+__all__ = ["price_per_million", "cost_usd", "parse_prices", "Prices"]
 
 _SNAPSHOT_SUFFIX = re.compile(r"^-(\d{4}-\d{2}-\d{2}|\d{8}|latest|preview(-[\w-]+)?|\d{3})$")
 
@@ -22,9 +22,15 @@ def _table() -> dict[str, tuple[float, float]]:
     return {name: (float(p[0]), float(p[1])) for name, p in raw["models"].items()}
 
 
-def price_per_million(model: str) -> tuple[float, float] | None:
-    """``(input, output)`` USD per million tokens, or ``None`` when the model has no known price."""
-    table = _table()
+Prices = dict[str, tuple[float, float]]
+
+
+def price_per_million(model: str, overrides: Prices | None = None) -> tuple[float, float] | None:
+    """``(input, output)`` USD per million tokens, or ``None`` when the model has no known price.
+
+    ``overrides`` (``settings.prices``) adds models or replaces their prices, snapshots included.
+    """
+    table = {**_table(), **overrides} if overrides else _table()
     name = model.removeprefix("models/")
     if name in table:
         return table[name]
@@ -34,8 +40,28 @@ def price_per_million(model: str) -> tuple[float, float] | None:
     return None
 
 
-def cost_usd(model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
-    price = price_per_million(model)
+def cost_usd(model: str, input_tokens: int | None, output_tokens: int | None,
+             overrides: Prices | None = None) -> float | None:
+    price = price_per_million(model, overrides)
     if price is None or input_tokens is None or output_tokens is None:
         return None
     return round((input_tokens * price[0] + output_tokens * price[1]) / 1_000_000, 10)
+
+
+def parse_prices(raw: object) -> Prices:
+    """``settings.prices``: ``{"model": [input, output]}`` (or ``{"input": x, "output": y}``), USD per million.
+
+    Raises:
+        ValueError: not that shape, or a negative price; the message says what is wrong.
+    """
+    if not isinstance(raw, dict):
+        raise ValueError("prices must map model ids to [input, output] USD per million tokens")
+    out: Prices = {}
+    for model, price in raw.items():
+        if isinstance(price, dict):
+            price = [price.get("input"), price.get("output")]
+        if (not isinstance(price, list | tuple) or len(price) != 2
+                or not all(isinstance(p, int | float) and not isinstance(p, bool) and p >= 0 for p in price)):
+            raise ValueError(f"prices.{model} must be [input, output] USD per million tokens, e.g. [1.0, 5.0]")
+        out[str(model)] = (float(price[0]), float(price[1]))
+    return out

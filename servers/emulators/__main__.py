@@ -25,9 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     env = {**base_urls(f"{scheme}://{args.host}:{args.port}"), **(local.client_env if local else {})}
     for name, value in env.items():
         print(f"export {name}={value}", file=sys.stderr, flush=True)
-    ssl_files = {"ssl_certfile": str(local.cert_file), "ssl_keyfile": str(local.key_file)} if local else {}
     uvicorn.run(create_app(EmulatorContext(seed=args.seed)), host=args.host, port=args.port, log_level="warning",
-                **ssl_files)
+                ssl_certfile=local.cert_file if local else None, ssl_keyfile=local.key_file if local else None)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """One Starlette app serving the three emulated vendor APIs side by side, plus a control API.
 
-Base URLs (what the official SDKs are pointed at):
+Which vendors are served, at which prefix, and which base-URL variable points an SDK at each, comes from the
+server manifests (``ServerManifest.emulator``, ``base_url_var``), so a plugin's emulator is mounted like the
+bundled ones. For the bundled servers:
 
     ANTHROPIC_BASE_URL      = http://127.0.0.1:PORT/anthropic        (SDK appends /v1/messages, /v1/models)
     OPENAI_BASE_URL         = http://127.0.0.1:PORT/openai/v1        (SDK appends /responses, /chat/completions, /models)
@@ -15,8 +17,7 @@ Control API (JSON):
     GET    /_emulator/tool_results[?vendor=]   every tool result the agents sent back (script.py)
     POST   /_emulator/reset                default behaviours, empty queues, no scripts, no records
 
-``HEAD`` (or ``GET``) on a vendor's base URL answers 200: Claude Code probes ``HEAD $ANTHROPIC_BASE_URL`` before
-its first request. A request to a path no vendor serves is recorded with outcome ``unserved`` (and answered 404), so a test can
+A request to a path no vendor serves is recorded with outcome ``unserved`` (and answered 404), so a test can
 assert that a client called nothing the emulators do not know.
 
 Each vendor lives in its own module exposing ``routes(ctx: EmulatorContext) -> list[BaseRoute]``; vendor quirks
@@ -38,28 +39,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from ..core.manifest import EmulatorInfo, load_manifests
 from .behaviour import Behaviour
 from .recorder import Recorder, RequestRecord
 from .script import Script, ToolResults, Turn
 
-__all__ = ["VENDORS", "EmulatorContext", "create_app", "base_urls"]
+__all__ = ["vendors", "EmulatorContext", "create_app", "base_urls"]
 
-# vendor name -> (module, URL prefix)
-VENDORS: dict[str, tuple[str, str]] = {
-    "anthropic": ("llmmixer.servers.emulators.anthropic", "/anthropic"),
-    "openai": ("llmmixer.servers.emulators.openai", "/openai"),
-    "gemini": ("llmmixer.servers.emulators.gemini", "/gemini"),
-}
+
+def vendors() -> dict[str, EmulatorInfo]:
+    """Emulated vendor name (control API, URL prefix) -> what the manifest of the server using it says."""
+    return {m.emulator.name: m.emulator for m in load_manifests() if m.emulator is not None}
 
 
 def base_urls(root: str) -> dict[str, str]:
     """The SDK base-URL environment for an emulator served at ``root`` (``http://127.0.0.1:PORT``)."""
     root = root.rstrip("/")
-    return {
-        "ANTHROPIC_BASE_URL": f"{root}/anthropic",
-        "OPENAI_BASE_URL": f"{root}/openai/v1",
-        "GOOGLE_GEMINI_BASE_URL": f"{root}/gemini",
-    }
+    return {m.base_url_var: f"{root}{m.emulator.base_path}" for m in load_manifests()
+            if m.emulator is not None and m.base_url_var}
 
 
 class EmulatorContext:
@@ -119,14 +116,16 @@ class EmulatorContext:
         self.tool_results.clear()
 
     def open_record(self, vendor: str, request: Request, body: Any) -> RequestRecord:
-        return self.recorder.open(vendor, request.method, request.url.path, body)
+        peer = f"{request.client.host}:{request.client.port}" if request.client else None
+        return self.recorder.open(vendor, request.method, request.url.path, body, peer)
 
 
 def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
     def vendor_of(request: Request) -> str:
         vendor = request.path_params["vendor"]
-        if vendor not in VENDORS:
-            raise ValueError(f"unknown vendor {vendor!r}; one of {sorted(VENDORS)}")
+        known = vendors()
+        if vendor not in known:
+            raise ValueError(f"unknown vendor {vendor!r}; one of {sorted(known)}")
         return vendor
 
     async def put_behaviour(request: Request) -> JSONResponse:
@@ -191,23 +190,33 @@ def _unserved_route(ctx: EmulatorContext) -> BaseRoute:
     return Route("/{path:path}", unserved, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
 
 
-def _probe_route(ctx: EmulatorContext, vendor: str, prefix: str) -> BaseRoute:
-    async def probe(request: Request) -> Response:
-        record = ctx.recorder.open(vendor, request.method, request.url.path, None)
-        record.outcome, record.ended_at = "completed", time.time()
-        return Response(status_code=200)
+def _base_url_routes(ctx: EmulatorContext, served: tuple[str, ...]) -> list[BaseRoute]:
+    """Each API's base URL itself, as the real hosts answer it: ``404`` with no body. A client that opens a
+    connection ahead of its next call (a HEAD of the base URL) lands here, and the record shows which connection
+    (``peer``) it opened."""
+    routes: list[BaseRoute] = []
+    known = vendors()
+    for vendor in served:
+        path = known[vendor].base_path
 
-    return Route(prefix, probe, methods=["HEAD", "GET"])
+        async def base(request: Request, vendor: str = vendor) -> Response:
+            record = ctx.open_record(vendor, request, None)
+            record.outcome, record.ended_at = "completed", time.time()
+            return Response(status_code=404)
+
+        routes += [Route(path, base, methods=["GET", "HEAD"]), Route(path + "/", base, methods=["GET", "HEAD"])]
+    return routes
 
 
-def create_app(ctx: EmulatorContext | None = None, vendors: tuple[str, ...] = tuple(VENDORS)) -> Starlette:
+def create_app(ctx: EmulatorContext | None = None, served: tuple[str, ...] | None = None) -> Starlette:
+    """The app serving ``served`` (emulated vendor names; default every registered one) and the control API."""
     ctx = ctx or EmulatorContext()
-    routes = _control_routes(ctx)
-    for vendor in vendors:
-        module_name, prefix = VENDORS[vendor]
-        module = importlib.import_module(module_name)
-        routes.append(_probe_route(ctx, vendor, prefix))
-        routes.append(Mount(prefix, routes=[*module.routes(ctx), _unserved_route(ctx)]))
+    known = vendors()
+    served = tuple(known) if served is None else served
+    routes = [*_control_routes(ctx), *_base_url_routes(ctx, served)]
+    for vendor in served:
+        module = importlib.import_module(known[vendor].module)
+        routes.append(Mount(f"/{vendor}", routes=[*module.routes(ctx), _unserved_route(ctx)]))
     routes.append(_unserved_route(ctx))
     app = Starlette(routes=routes)
     app.state.emulator = ctx

@@ -29,6 +29,8 @@ class RequestRecord:
     closed_at: float | None = None
     outcome: str = "open"
     tokens_sent: int = 0
+    # The client's address and port: two requests with the same ``peer`` came over the same TCP connection.
+    peer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,9 +45,9 @@ class Recorder:
         self._records: list[RequestRecord] = []
         self._limit = limit
 
-    def open(self, vendor: str, method: str, path: str, body: Any) -> RequestRecord:
+    def open(self, vendor: str, method: str, path: str, body: Any, peer: str | None = None) -> RequestRecord:
         with self._lock:
-            record = RequestRecord(id=next(self._ids), vendor=vendor, method=method, path=path, body=body)
+            record = RequestRecord(id=next(self._ids), vendor=vendor, method=method, path=path, body=body, peer=peer)
             self._records.append(record)
             del self._records[: max(0, len(self._records) - self._limit)]
             return record

@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import uvicorn
 
-from .app import VENDORS, EmulatorContext, base_urls, create_app
+from .app import EmulatorContext, base_urls, create_app
 from .tls import make_local_ca
 
 __all__ = ["EmulatorClient", "EmulatorServer", "free_port"]
@@ -73,23 +73,24 @@ class EmulatorClient:
 
 
 class EmulatorServer(EmulatorClient):
-    """``with EmulatorServer() as emu: ...`` serves all three vendors on a free loopback port in a thread.
+    """``with EmulatorServer() as emu: ...`` serves every registered vendor on a free loopback port in a thread.
 
     ``extra_sockets`` are listening sockets served as well, e.g. one bound on the same port inside a network
     namespace, so programs confined there reach the same emulator at the same URL.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, seed: int | None = None,
-                 vendors: tuple[str, ...] = tuple(VENDORS), tls: bool = False,
+                 vendors: tuple[str, ...] | None = None, tls: bool = False,
                  extra_sockets: list[socket.socket] | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.context = EmulatorContext(seed=seed)
         # With ``tls``, https on a certificate of a new local authority; clients trust ``self.tls.ca_file``.
         self.tls = make_local_ca() if tls else None
-        ssl_files = {"ssl_certfile": str(self.tls.cert_file), "ssl_keyfile": str(self.tls.key_file)} if self.tls else {}
         config = uvicorn.Config(create_app(self.context, vendors), host=host, port=self.port, log_level="critical",
-                                lifespan="off", timeout_keep_alive=30, **ssl_files)
+                                lifespan="off", timeout_keep_alive=30,
+                                ssl_certfile=self.tls.cert_file if self.tls else None,
+                                ssl_keyfile=self.tls.key_file if self.tls else None)
         self._server = uvicorn.Server(config)
         sockets = None
         if extra_sockets:

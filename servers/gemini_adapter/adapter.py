@@ -18,13 +18,15 @@ The SDK's own retries are off (our BaseAdapter retries, only before the first de
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx2
 from google import genai
 from google.genai import types
 
+from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.errors import ConnectionError_, ContentFilterError
 from .errors import VENDOR, map_vendor_errors
@@ -57,12 +59,10 @@ def _enum_value(value: Any) -> str | None:
 
 
 class GeminiAdapter(BaseAdapter):
-    vendor = VENDOR
-    source = "gemini"
-    key_env_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-    default_model = "gemini-2.5-flash"
+    manifest = MANIFEST
 
     _client: genai.Client | None = None
+    _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool
 
     def client(self) -> genai.Client:
         """One SDK client per adapter (one connection pool), created on first use in the running event loop."""
@@ -72,11 +72,16 @@ class GeminiAdapter(BaseAdapter):
             async def apply_timeouts(request: httpx2.Request) -> None:
                 request.extensions["timeout"] = timeout.as_dict()
 
-            http = httpx2.AsyncClient(timeout=timeout,
-                                      event_hooks={"request": [apply_timeouts], "response": [_record_response]})
+            self._http = httpx2.AsyncClient(timeout=timeout,
+                                            event_hooks={"request": [apply_timeouts], "response": [_record_response]})
             self._client = genai.Client(http_options=types.HttpOptions(
-                httpx_async_client=http, retry_options=types.HttpRetryOptions(attempts=1)))
+                httpx_async_client=self._http, retry_options=types.HttpRetryOptions(attempts=1)))
         return self._client
+
+    def connection_target(self) -> tuple[httpx2.AsyncClient, str] | None:
+        if self._client is None or self._http is None:
+            return None
+        return self._http, os.environ.get("GOOGLE_GEMINI_BASE_URL") or "https://generativelanguage.googleapis.com/"
 
     def warm_up(self) -> None:
         prebuild_models(types.GenerateContentResponse, types.GenerateContentConfig)
@@ -97,7 +102,7 @@ class GeminiAdapter(BaseAdapter):
         return {"contents": contents, "config": config}
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncIterator[TextDelta | Completion]:
+                         ) -> AsyncGenerator[TextDelta | Completion, None]:
         opened: list[httpx2.Response] = []
         token = _open_responses.set(opened)
         stream: Any = None

@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
+from .manifest import MANIFEST
 from ..core.adapter import (
     AdapterSettings,
     BaseAdapter,
@@ -67,13 +68,11 @@ def _schema_name(schema: dict[str, Any]) -> str:
 
 
 class GPTAdapter(BaseAdapter):
-    vendor = VENDOR
-    source = "gpt"
-    key_env_vars = ("OPENAI_API_KEY",)
-    default_model = "gpt-5-mini"
+    manifest = MANIFEST
 
     api_style: ApiStyle
     _client: AsyncOpenAI | None = None
+    _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool
 
     def __init__(self, settings: AdapterSettings | None = None, *, api_style: str | None = None) -> None:
         super().__init__(settings)
@@ -116,9 +115,14 @@ class GPTAdapter(BaseAdapter):
             # The SDK's own default HTTP client closes itself from ``__del__`` on whichever event loop is running
             # at that moment, which breaks when the adapter outlives its loop; this one has the same defaults
             # and is closed by :meth:`aclose`.
-            self._client = AsyncOpenAI(api_key=self.api_key(), max_retries=0, timeout=timeout,
-                                       http_client=DefaultAsyncHttpxClient(timeout=timeout))
+            self._http = DefaultAsyncHttpxClient(timeout=timeout)
+            self._client = AsyncOpenAI(api_key=self.api_key(), max_retries=0, timeout=timeout, http_client=self._http)
         return self._client
+
+    def connection_target(self) -> tuple[httpx2.AsyncClient, str] | None:
+        if self._client is None or self._http is None:
+            return None
+        return self._http, str(self._client.base_url)
 
     async def aclose(self) -> None:
         """Release the connection pool (the next call opens a new one)."""
@@ -155,7 +159,7 @@ class GPTAdapter(BaseAdapter):
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncIterator[TextDelta | Completion]:
+                         ) -> AsyncGenerator[TextDelta | Completion, None]:
         secret = self.api_key()
         reader: _ResponsesReader | _ChatReader = (_ChatReader(model) if self.api_style == "chat"
                                                   else _ResponsesReader(model, secret))

@@ -2,12 +2,18 @@
 
 Every child is killed (process group) when the server exits: at the end of the lifespan when the host closes stdio
 or HTTP serving stops, from the SIGTERM/SIGHUP handler, and at interpreter exit as a last resort.
+
+With the sandbox off, the server first re-executes itself with a scrubbed environment (the children's allowlist plus
+what Python and this server need): its own ``/proc/self/environ`` then holds no key for an unsandboxed child to read.
+The original environment travels through an inherited pipe and lives only in the new process's memory, where the
+``[secrets]`` sources and the transport's ``LLMMIXER_TOKEN`` still find it.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import logging
 import os
 import signal
@@ -18,10 +24,13 @@ from types import FrameType
 from ..core.errors import LLMMixerError
 from ..core.transport import add_transport_arguments, serve
 from .backend import BACKEND_ENV, resolve_backend
-from .env import SecretScrubber
 from .policy import POLICY_ENV, Policy
 from .runner import Limits, PtyRunner
-from .server import build_pty_server
+from .sandbox import SANDBOX_ENV, resolve_sandbox
+from .secrets import EnvPolicy
+
+REEXEC_ENV = "LLMMIXER_PTY_ENV_FD"  # set in the re-executed server: the fd its original environment comes from
+_SERVER_ENV = ("PYTHON*", "VIRTUAL_ENV", "XDG_*", "LLMMIXER_PTY_*")
 
 __all__ = ["main", "build_parser"]
 
@@ -40,30 +49,98 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
     parser.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s,
                         help="seconds before an unused session is killed")
+    parser.add_argument("--sandbox", choices=("auto", "on", "off"), default=None,
+                        help=f"run every child in bubblewrap: auto (default: where it works), on (refuse to start "
+                             f"without it), off (default ${SANDBOX_ENV}, else the policy's [sandbox] mode)")
+    parser.add_argument("--pass-env", action="append", default=[], metavar="NAMES",
+                        help="more variable names (or shell patterns) children get besides PATH, HOME, LANG, LC_*, "
+                             "TERM...; comma-separated, repeatable")
     parser.add_argument("--secret-env", action="append", default=[], metavar="NAMES",
-                        help="more variable names (or shell patterns) never passed to children; comma-separated, "
-                             "repeatable")
+                        help="variable names (or patterns) never passed to children, even when allowed; "
+                             "comma-separated, repeatable")
+    parser.add_argument("--protect", action="append", default=[], metavar="PATH",
+                        help="a file never writable by commands (the policy file and the llmmixer config always "
+                             "are); repeatable")
     parser.add_argument("--cwd", default=None, help="working directory for commands (default: the current one)")
     return parser
 
 
+def _names(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
+def _llmmixer_configs() -> list[str]:
+    import platformdirs
+
+    paths = [os.environ.get("LLMMIXER_CONFIG") or "", os.path.join(os.getcwd(), "llmmixer.json"),
+             os.path.join(platformdirs.user_config_dir("llmmixer"), "config.json")]
+    return [p for p in paths if p and os.path.exists(p)]
+
+
+def _reexec_scrubbed(env_policy: EnvPolicy) -> None:
+    """Replace this process by itself with a scrubbed environment (does not return on success)."""
+    import fnmatch
+
+    keep = {name: value for name, value in os.environ.items()
+            if env_policy.allowed(name) or any(fnmatch.fnmatchcase(name, p) for p in _SERVER_ENV)}
+    read_end, write_end = os.pipe()
+    payload = json.dumps(dict(os.environ)).encode()
+    if len(payload) > 60000:  # more than a pipe holds without a reader: keep the environment as it is
+        os.close(read_end)
+        os.close(write_end)
+        return
+    os.write(write_end, payload)
+    os.close(write_end)
+    os.set_inheritable(read_end, True)
+    keep[REEXEC_ENV] = str(read_end)
+    os.execve(sys.executable, list(sys.orig_argv), keep)
+
+
+def _restore_environment() -> bool:
+    """In the re-executed server: the original environment back in memory (not in /proc/self/environ). True there.
+    """
+    fd = os.environ.pop(REEXEC_ENV, None)
+    if fd is None or not fd.isdigit():
+        return fd is not None
+    chunks = []
+    try:
+        while chunk := os.read(int(fd), 65536):
+            chunks.append(chunk)
+        os.close(int(fd))
+        original = json.loads(b"".join(chunks))
+    except (OSError, ValueError):
+        return True
+    for name, value in original.items():
+        os.environ.setdefault(name, value)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    reexecuted = _restore_environment()
     args = build_parser().parse_args(None if argv is None else list(argv))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    env_policy = EnvPolicy(pass_env=_names(args.pass_env), never=_names(args.secret_env))
     try:
         policy = Policy.load(args.policy) if args.policy else Policy.permissive()
         backend = resolve_backend(args.backend)
+        mode = args.sandbox or os.environ.get(SANDBOX_ENV) or policy.sandbox.mode
+        enabled, _ = resolve_sandbox(mode)
+        if not enabled and argv is None and not reexecuted and not sys.flags.interactive:
+            _reexec_scrubbed(EnvPolicy(pass_env=(*env_policy.pass_env, *policy.sandbox.pass_env),
+                                       never=env_policy.never))
+        if args.max_output_bytes <= 0 or args.max_sessions <= 0:
+            raise ValueError("--max-output-bytes and --max-sessions must be positive")
+        limits = Limits(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
+                        output_limit=args.max_output_bytes, stream_limit=args.max_output_bytes)
+        from .server import build_pty_server  # after the re-exec: the MCP SDK is most of the start-up time
+
+        runner = PtyRunner(backend=backend, limits=limits, env_policy=env_policy, cwd=args.cwd, sandbox=mode,
+                           protect=(*args.protect, *_llmmixer_configs()))
+        server = build_pty_server(runner, policy)
     except (LLMMixerError, ValueError) as error:
         sys.stderr.write(f"llmmixer-pty: {getattr(error, 'message', error)}\n")
         return 2
-    if args.max_output_bytes <= 0 or args.max_sessions <= 0:
-        sys.stderr.write("llmmixer-pty: --max-output-bytes and --max-sessions must be positive\n")
-        return 2
-    extra = [name.strip() for value in args.secret_env for name in value.split(",") if name.strip()]
-    limits = Limits(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
-                    output_limit=args.max_output_bytes, stream_limit=args.max_output_bytes)
-    runner = PtyRunner(backend=backend, limits=limits, scrubber=SecretScrubber(extra), cwd=args.cwd)
     atexit.register(runner.kill_all_now)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -75,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    serve(build_pty_server(runner, policy), args, on_shutdown=runner.kill_all_now)
+    serve(server, args, on_shutdown=runner.kill_all_now)
     return 0
 
 

@@ -5,6 +5,11 @@ still serves every tool: :func:`spawn` falls back to anyio subprocess pipes, log
 ``backend: "pipe"``. Both backends start the child as the leader of a new session (and so of a new process group),
 which is what lets :meth:`ChildProcess.kill_group` take down everything the command spawned.
 
+Child hygiene: whatever dispositions the server inherited or set (Python ignores ``SIGPIPE``; a server started from
+a background job ignores ``SIGINT`` and ``SIGQUIT``), the child starts with ``SIGPIPE``, ``SIGINT``, ``SIGQUIT`` and
+``SIGXFSZ`` at their defaults and no signal blocked: reset in the forked child on the PTY backend, and by
+``subprocess`` (``PIPE``, ``XFSZ``) plus ``env --default-signal`` (``INT``, ``QUIT``, where coreutils has it) on pipes.
+
 The differences a caller can see are the terminal's: on the PTY backend the child sees ``isatty()``, output passes
 the line discipline (``\\n`` becomes ``\\r\\n``) and control characters are signals; on the pipe backend stderr is
 merged into stdout and the control keys are mapped to the signals a terminal would have sent.
@@ -22,7 +27,7 @@ import subprocess
 import termios
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -55,6 +60,10 @@ class ChildProcess(ABC):
     #: detector looks for processes blocked reading exactly this file.
     terminal: str | None = None
 
+    #: Runs bwrap, which exits 128+N when its command dies of signal N: reported as -N like an unsandboxed child
+    #: (an explicit ``exit 130`` cannot be told apart from SIGINT then).
+    sandboxed: bool = False
+
     def __init__(self) -> None:
         self._returncode: int | None = None
 
@@ -65,7 +74,10 @@ class ChildProcess(ABC):
     @property
     def returncode(self) -> int | None:
         """Exit code once reaped; negative signal number when killed by a signal (``subprocess`` convention)."""
-        return self._returncode
+        code = self._returncode
+        if self.sandboxed and code is not None and 128 < code <= 128 + 64:
+            return 128 - code
+        return code
 
     @abstractmethod
     async def read(self, max_bytes: int = READ_SIZE) -> bytes: ...
@@ -90,6 +102,13 @@ class ChildProcess(ABC):
     @abstractmethod
     async def _release(self) -> None:
         """Close file descriptors; the process is already reaped or killed."""
+
+    def own_processes(self, processes: list[Any] | None) -> list[Any] | None:
+        """``processes`` (from :func:`.waiting.scan_processes`) without the sandbox's own: bwrap and its init
+        process are in the child's group but never read the terminal, and are opaque to /proc (not dumpable)."""
+        if not self.sandboxed or processes is None:
+            return processes
+        return [p for p in processes if not (p.comm == "bwrap" and (p.pid == self.pid or p.ppid == self.pid))]
 
     def send_key_signal(self, key: str) -> bool:
         """On pipes, deliver what the terminal would have for a control key. True when handled."""
@@ -209,7 +228,7 @@ class PtyChild(ChildProcess):
                 await anyio.wait_readable(self._pidfd)
             else:
                 await anyio.sleep(0.02)
-        return self._returncode
+        return self.returncode  # type: ignore[return-value]
 
     async def _release(self) -> None:
         if not self._closed:
@@ -278,7 +297,7 @@ class PipeChild(ChildProcess):
     async def wait(self) -> int:
         if self._returncode is None:
             self._returncode = await self._process.wait()
-        return self._returncode
+        return self.returncode  # type: ignore[return-value]
 
     async def _release(self) -> None:
         if not self._closed:
@@ -291,10 +310,38 @@ class PipeChild(ChildProcess):
             await self._process.aclose()
 
 
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGXFSZ)
+
+
+def reset_signals() -> None:
+    """In the forked child, before exec: default dispositions and an empty signal mask."""
+    for sig in RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+_default_signal_prefix: list[str] | None = None
+
+
+def _pipe_prefix() -> list[str]:
+    """``env --default-signal=INT,QUIT`` where ``env`` knows it (coreutils 9+), else nothing."""
+    global _default_signal_prefix
+    if _default_signal_prefix is None:
+        env = "/usr/bin/env" if os.path.exists("/usr/bin/env") else "/bin/env"
+        try:
+            done = subprocess.run([env, "--default-signal=INT,QUIT", "true"], capture_output=True, timeout=10,
+                                  check=False)
+            _default_signal_prefix = [env, "--default-signal=INT,QUIT"] if done.returncode == 0 else []
+        except (OSError, subprocess.TimeoutExpired):
+            _default_signal_prefix = []
+    return _default_signal_prefix
+
+
 def _spawn_pty(argv: Sequence[str], cwd: str, env: Mapping[str, str], cols: int, rows: int) -> PtyChild:
     import ptyprocess  # lazily: only the PTY backend needs it
 
-    proc = ptyprocess.PtyProcess.spawn(list(argv), cwd=cwd, env=dict(env), dimensions=(rows, cols))
+    proc = ptyprocess.PtyProcess.spawn(list(argv), cwd=cwd, env=dict(env), dimensions=(rows, cols),
+                                       preexec_fn=reset_signals)
     return PtyChild(proc)
 
 
@@ -304,7 +351,7 @@ async def _spawn_pipe(argv: Sequence[str], cwd: str, env: Mapping[str, str]) -> 
     with contextlib.suppress(OSError, AttributeError):
         fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)  # type: ignore[attr-defined]
     try:
-        process = await anyio.open_process(list(argv), stdin=subprocess.PIPE, stdout=write_end,
+        process = await anyio.open_process([*_pipe_prefix(), *argv], stdin=subprocess.PIPE, stdout=write_end,
                                            stderr=subprocess.STDOUT, cwd=cwd, env=dict(env),
                                            start_new_session=True)
     except BaseException:

@@ -18,6 +18,10 @@ What cannot be resolved statically — a program name built at run time, a shell
 command line the parser cannot read — is denied whenever a deny rule exists (otherwise it is asked about when ask
 rules exist, else it gets the default).
 
+Two more tables: ``[sandbox]`` (:class:`.sandbox.SandboxSettings`: mode, writable, network, pass_env) and
+``[secrets]`` (:func:`.secrets.load_secrets`). Inside the sandbox the rules also hold at exec time
+(:mod:`.exec_rules`); the parse-time check here gives the early, explained refusal.
+
 The policy file protects itself: a command that writes to it (a redirection onto it, or naming it to a program that
 is not known to only read) is refused by a built-in rule. The server also reads the file once, at start: editing it
 later changes nothing until the server restarts.
@@ -34,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..core.errors import InvalidInputError, PolicyError
+from .sandbox import SandboxSettings
+from .secrets import SecretSource, load_secrets
 from .shell_commands import Analysis, SimpleCommand, Word, analyze
 
 __all__ = ["Action", "Rule", "Verdict", "Policy", "strictest", "POLICY_ENV", "PROTECT_RULE", "UNRESOLVED_RULE",
@@ -131,6 +137,8 @@ class Policy:
     default: Action = "allow"
     rules: list[Rule] = field(default_factory=list)
     path: str | None = None  # the policy file, protected from the commands it governs
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    secrets: tuple[SecretSource, ...] = ()
 
     # -- loading ---------------------------------------------------------------------------------------------
     @classmethod
@@ -139,7 +147,8 @@ class Policy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, path: str | None = None) -> Policy:
-        section = data.get("policy", data)
+        tables = ("sandbox", "secrets")
+        section = data.get("policy", {k: v for k, v in data.items() if k not in tables})
         if not isinstance(section, dict):
             raise InvalidInputError("the policy file needs a [policy] table")
         unknown = set(section) - {"default", "deny", "ask", "allow"}
@@ -154,7 +163,8 @@ class Policy:
             if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
                 raise InvalidInputError(f"policy {action} must be a list of strings")
             rules += [Rule.parse(action, entry) for entry in entries]
-        return cls(default=default, rules=rules, path=os.path.realpath(path) if path else None)
+        return cls(default=default, rules=rules, path=os.path.realpath(path) if path else None,
+                   sandbox=SandboxSettings.from_table(data.get("sandbox")), secrets=load_secrets(data.get("secrets")))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Policy:
@@ -199,6 +209,12 @@ class Policy:
         if analysis.reads_stdin and stdin:
             verdicts += self._verdicts(analyze(stdin), cwd)
         return strictest(verdicts) or Verdict("allow")
+
+    def check_argv(self, words: Iterable[str], *, cwd: str | None = None) -> Verdict:
+        """The verdict on one program about to be executed with exactly these words (the exec-time check)."""
+        program, *args = list(words)
+        command = SimpleCommand(os.path.basename(program), tuple(Word(a) for a in args))
+        return strictest(self._command_verdicts(command, cwd)) or Verdict("allow")
 
     def check_typed_line(self, line: str, *, certain: bool, shell_reads: bool, cwd: str | None = None) -> Verdict:
         """A line typed into an interactive session, checked when it ends.

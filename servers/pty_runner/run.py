@@ -25,6 +25,7 @@ import anyio
 
 from .backend import BackendName, ChildProcess, PtyChild, spawn
 from .output import OutputBuffer, decode
+from .secrets import StreamRedactor
 
 __all__ = ["RunResult", "run_command", "shell_argv", "ProcessGroups"]
 
@@ -64,10 +65,17 @@ class RunResult:
     timed_out: bool
     duration_ms: float
     backend: BackendName
+    sandbox: str = "off"  # "bubblewrap" when the command ran sandboxed
+    refused: tuple[dict[str, Any], ...] = ()  # exec-time refusals by the guards: {program, rule, argv, cwd}
 
     def to_dict(self) -> dict[str, Any]:
         return {"exit_code": self.exit_code, "output": self.output, "truncated": self.truncated,
-                "timed_out": self.timed_out, "duration_ms": round(self.duration_ms, 3), "backend": self.backend}
+                "timed_out": self.timed_out, "duration_ms": round(self.duration_ms, 3), "backend": self.backend,
+                "sandbox": self.sandbox}
+
+    def with_containment(self, sandbox: str, refused: tuple[dict[str, Any], ...]) -> RunResult:
+        return RunResult(self.exit_code, self.output, self.truncated, self.timed_out, self.duration_ms,
+                         self.backend, sandbox, refused)
 
 
 class _Stream:
@@ -131,14 +139,19 @@ async def run_command(
     on_output: Callable[[str], Awaitable[None]] | None = None,
     cols: int = 120,
     rows: int = 40,
+    argv: list[str] | None = None,
+    redact: StreamRedactor | None = None,
+    sandboxed: bool = False,
 ) -> RunResult:
-    """Run ``command`` to completion or timeout.
+    """Run ``command`` (or ``argv``, the command wrapped in its sandbox) to completion or timeout. ``redact`` sees
+    every chunk before anything else does.
 
     Raises:
         OSError: the shell could not be started (bad ``cwd``, no ``bash``).
     """
     started = time.perf_counter()
-    child = await spawn(shell_argv(command), cwd=cwd, env=env, backend=backend, cols=cols, rows=rows)
+    child = await spawn(argv or shell_argv(command), cwd=cwd, env=env, backend=backend, cols=cols, rows=rows)
+    child.sandboxed = sandboxed
     groups.add(child)
     buffer = OutputBuffer(output_limit)
     stream = _Stream(on_output, stream_limit) if on_output is not None else None
@@ -147,9 +160,15 @@ async def run_command(
 
     async def reader() -> None:
         while chunk := await child.read():
+            if redact is not None:
+                chunk = redact.feed(chunk)
             buffer.append(chunk)
             if stream is not None:
                 stream.feed(chunk)
+        if redact is not None and (tail := redact.flush()):
+            buffer.append(tail)
+            if stream is not None:
+                stream.feed(tail)
         eof.set()
 
     async def feed_input() -> None:

@@ -4,7 +4,10 @@
 a task group for the sessions' reader tasks and the idle reaper; leaving it kills every process group. Exit paths
 that never reach the lifespan's end (SIGTERM, interpreter exit) call :meth:`PtyRunner.kill_all_now`.
 
-The runner knows nothing of policy: the server checks a command (or a typed line, via :meth:`plan_send`) first.
+The runner knows nothing of policy verdicts: the server checks a command (or a typed line, via :meth:`plan_send`)
+first. What happens after the exec is :class:`~.containment.Containment`'s: the sandbox, the guards over the
+programs the policy names (their refusals come back in :attr:`RunResult.refused` and as ``pty.refused`` session
+events), the environment and the redaction of secrets.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ import anyio.abc
 import anyio.to_thread
 
 from ..core.errors import InvalidInputError, NotFoundError, UnavailableError
+from ..core.events import Event
 from .backend import BackendName, spawn
-from .env import SecretScrubber, child_environment
+from .containment import Containment, Prepared
+from .control import GuardRequest
+from .exec_rules import Asker
+from .secrets import EnvPolicy
 from .keyboard import KEYS, TypedLine
 from .output import OutputBuffer
 from .run import ProcessGroups, RunResult, run_command, shell_argv
@@ -84,17 +91,25 @@ class PtyRunner:
         *,
         backend: BackendName = "pty",
         limits: Limits | None = None,
-        scrubber: SecretScrubber | None = None,
+        env_policy: EnvPolicy | None = None,
         cwd: str | None = None,
         environ: Mapping[str, str] | None = None,
+        sandbox: str | None = None,
+        protect: tuple[str, ...] = (),
+        containment: Containment | None = None,
     ) -> None:
+        """``sandbox``: auto | on | off (default ``$LLMMIXER_PTY_SANDBOX``, else auto).
+
+        Raises: UnavailableError for ``sandbox="on"`` where bubblewrap does not work.
+        """
         self.backend = backend
         self.limits = limits or Limits()
-        self.scrubber = scrubber or SecretScrubber()
+        self.containment = containment or Containment(mode=sandbox, env_policy=env_policy, environ=environ,
+                                                      protect=protect)
         self.cwd = os.path.abspath(cwd or os.getcwd())
-        self._environ = environ
         self.groups = ProcessGroups()
         self.sessions: dict[str, Session] = {}
+        self._prepared: dict[str, Prepared] = {}
         self._tg: anyio.abc.TaskGroup | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -133,9 +148,10 @@ class PtyRunner:
                     await self._forget(session)
 
     # -- shared checks ---------------------------------------------------------------------------------------
-    def environment(self, cols: int, rows: int) -> dict[str, str]:
-        return child_environment(self._environ if self._environ is not None else os.environ, self.scrubber,
-                                 cols, rows)
+    @property
+    def sandbox_info(self) -> str:
+        """``bubblewrap`` when children are sandboxed, else ``off`` and why."""
+        return self.containment.info
 
     def resolve_cwd(self, cwd: str | None) -> str:
         """Raises: InvalidInputError when ``cwd`` is not a directory."""
@@ -164,29 +180,51 @@ class PtyRunner:
 
     # -- one-shot --------------------------------------------------------------------------------------------
     async def run(self, command: str, *, cwd: str | None = None, timeout_s: float = 30.0, stdin: str | None = None,
-                  on_output: Callable[[str], Awaitable[None]] | None = None) -> RunResult:
+                  on_output: Callable[[str], Awaitable[None]] | None = None, writable: tuple[str, ...] = (),
+                  env: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None,
+                  asker: Asker | None = None, approvals: tuple[str, ...] = ()) -> RunResult:
         """Run ``command`` under ``bash -c`` to its end or ``timeout_s``.
 
+        ``writable``, ``env`` and ``secrets`` are this call's extras (see :mod:`.sandbox`); ``approvals`` are the
+        ``ask`` rules the host approved for it, and ``asker`` may ask the host about others at exec time.
+
         Raises:
-            InvalidInputError: bad command, cwd, stdin or timeout; the shell could not start.
+            InvalidInputError: bad command, cwd, stdin, timeout, env or writable paths; the shell could not start.
+            UnavailableError: the sandbox is required and cannot be set up.
         """
         self.check_command(command)
         self.check_timeout(timeout_s)
         if stdin is not None and "\x00" in stdin:
             raise InvalidInputError("stdin contains a NUL byte")
         path = self.resolve_cwd(cwd)
+        prepared = self.containment.prepare(shell_argv(command), cwd=path, cols=120, rows=40, writable=writable,
+                                            env=env, secrets=secrets, asker=asker, approvals=approvals)
         try:
-            return await run_command(command, cwd=path, env=self.environment(120, 40), backend=self.backend,
-                                     timeout_s=timeout_s, stdin=stdin, output_limit=self.limits.output_limit,
-                                     stream_limit=self.limits.stream_limit, groups=self.groups,
-                                     on_output=on_output)
+            async with anyio.create_task_group() as tg:
+                await prepared.start_control(tg)
+                try:
+                    result = await run_command(command, cwd=path, env=prepared.env, backend=self.backend,
+                                               timeout_s=timeout_s, stdin=stdin,
+                                               output_limit=self.limits.output_limit,
+                                               stream_limit=self.limits.stream_limit, groups=self.groups,
+                                               on_output=on_output, argv=prepared.argv,
+                                               redact=prepared.redactor.stream(),
+                                               sandboxed=prepared.jail is not None)
+                finally:
+                    tg.cancel_scope.cancel()
         except OSError as exc:
             raise InvalidInputError(f"could not start the command: {exc.strerror or exc}") from exc
+        finally:
+            await prepared.aclose()
+        refused = tuple(r.to_dict() for r in prepared.control.refusals) if prepared.control else ()
+        return result.with_containment(self.sandbox_info if prepared.jail is not None else "off", refused)
 
     # -- sessions --------------------------------------------------------------------------------------------
     async def start(self, command: str, *, cwd: str | None = None, cols: int = 120, rows: int = 40,
-                    auto_respond: list[dict[str, Any]] | None = None) -> Session:
-        """Raises: InvalidInputError, UnavailableError (too many sessions, runner not running)."""
+                    auto_respond: list[dict[str, Any]] | None = None, writable: tuple[str, ...] = (),
+                    env: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None,
+                    approvals: tuple[str, ...] = ()) -> Session:
+        """Raises: InvalidInputError, UnavailableError (too many sessions, runner not running, no sandbox)."""
         self.check_command(command)
         if not (1 <= cols <= 1000 and 1 <= rows <= 1000):
             raise InvalidInputError("cols and rows must be between 1 and 1000")
@@ -198,17 +236,31 @@ class PtyRunner:
         if live >= self.limits.max_sessions:
             raise UnavailableError(f"{live} sessions are running; the limit is {self.limits.max_sessions} "
                                    "(kill one first)")
+        prepared = self.containment.prepare(shell_argv(command), cwd=path, cols=cols, rows=rows, writable=writable,
+                                            env=env, secrets=secrets, approvals=approvals)
         try:
-            child = await spawn(shell_argv(command), cwd=path, env=self.environment(cols, rows),
-                                backend=self.backend, cols=cols, rows=rows)
+            if prepared.control is not None:
+                await prepared.control.open()
+            child = await spawn(prepared.argv, cwd=path, env=prepared.env, backend=self.backend, cols=cols,
+                                rows=rows)
         except OSError as exc:
+            await prepared.aclose()
             raise InvalidInputError(f"could not start the command: {exc.strerror or exc}") from exc
+        except BaseException:
+            await prepared.aclose()
+            raise
+        child.sandboxed = prepared.jail is not None
         self.groups.add(child)
+        stream = prepared.redactor.stream()
         session = Session(id=uuid.uuid4().hex[:12], command=command, cwd=path, child=child,
                           buffer=OutputBuffer(self.limits.output_limit), cols=cols, rows=rows,
-                          auto_respond=rules, quiet_s=self.limits.quiet_s,
+                          auto_respond=rules, quiet_s=self.limits.quiet_s, redact=(stream.feed, stream.flush),
                           screen=VirtualScreen(cols, rows) if child.backend == "pty" else None)
         self.sessions[session.id] = session
+        self._prepared[session.id] = prepared
+        if prepared.control is not None:
+            prepared.control.on_refusal = lambda request: self._refused(session, request)
+            self._tg.start_soon(prepared.control.serve)
         self._trim_exited()
         self._tg.start_soon(self._pump, session)
         return session
@@ -235,6 +287,20 @@ class PtyRunner:
             session.child.kill_group(signal.SIGKILL)  # stragglers of an exited leader
             if not session.exited:  # cancelled: the server is closing
                 await session.child.aclose()
+            prepared = self._prepared.pop(session.id, None)
+            if prepared is not None:
+                with anyio.CancelScope(shield=True):
+                    await prepared.aclose()
+
+    def _refused(self, session: Session, request: GuardRequest) -> None:
+        session.record(Event(run=session.id, source="pty", type="pty.refused",
+                             data={"session_id": session.id, **request.to_dict()}))
+
+    def set_approvals(self, session: Session, rules: tuple[str, ...]) -> None:
+        """The ``ask`` rules the host approved for the line being sent (replacing the previous line's)."""
+        prepared = self._prepared.get(session.id)
+        if prepared is not None:
+            prepared.approvals.replace(rules)
 
     def _trim_exited(self) -> None:
         exited = [s for s in self.sessions.values() if s.exited]
@@ -256,6 +322,9 @@ class PtyRunner:
         self.sessions.pop(session.id, None)
         self.groups.discard(session.child)
         await session.child.aclose()
+        prepared = self._prepared.pop(session.id, None)
+        if prepared is not None:
+            await prepared.aclose()
 
     # -- input -----------------------------------------------------------------------------------------------
     def plan_send(self, session: Session, text: str | None, keys: list[str] | None,

@@ -7,7 +7,12 @@ connections, ``elicitation/create`` on older ones). A client that did not declar
 command is refused. A refusal is an error of kind ``policy`` naming the rule.
 
 ``run`` streams its output as progress notifications while the command runs. Errors are tool results with
-``isError: true`` and ``{"error": {...}}`` from the shared error tree.
+``isError: true`` and ``{"error": {...}}`` from the shared error tree; every error message, detail and log line
+passes the runner's redactor (its secrets, and inline ``NAME=key`` values) first.
+
+With the sandbox on, the parse-time check is the early, explained refusal, not the boundary: the sandbox and the
+exec-time guards are. A program refused by a guard makes ``run`` an error of kind ``policy`` naming the rule (its
+``details.result`` holds the command's result) and a session report a ``pty.refused`` event.
 """
 
 # No `from __future__ import annotations` here: the tools' `Resolve(gate.…)` annotations must be evaluated where
@@ -26,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from ..core.errors import InvalidInputError, LLMMixerError, PolicyError
 from ..core.mcp import LLMMixerMCPServer
+from ..core.redact import redact_inline
 from ..core.results import error_result, ok_result
 from .output import plain_text
 from .policy import Policy, Verdict, strictest
@@ -51,6 +57,7 @@ class RunOutput(BaseModel):
     timed_out: bool
     duration_ms: float
     backend: Literal["pty", "pipe"]
+    sandbox: str = Field(description="`bubblewrap` when the command ran sandboxed; otherwise `off` and why")
     plain: str | None = Field(default=None, description="output without escape sequences, when plain=true")
 
 
@@ -58,6 +65,7 @@ class StartOutput(BaseModel):
     session_id: str
     pid: int
     backend: Literal["pty", "pipe"]
+    sandbox: str = Field(description="`bubblewrap` when the session runs sandboxed; otherwise `off` and why")
 
 
 class SendOutput(BaseModel):
@@ -203,13 +211,43 @@ def _refusal(outcome: ElicitationResult[Any], verdict: Verdict) -> PolicyError |
 INSTRUCTIONS = (
     "Runs shell commands in a real pseudo-terminal. `run` for one command (output streams as progress); `start` an "
     "interactive session, then `send` text/keys, `read` output, `wait` until it waits for input or exits. Commands "
-    "and lines typed into shells are checked against a policy; refusals are errors of kind `policy`."
+    "and lines typed into shells are checked against a policy; refusals are errors of kind `policy`. "
 )
+
+WRITABLE = Field(default=None, description="more absolute directories the command may write (created if missing), "
+                                           "e.g. a fresh HOME; everything else outside cwd is read-only")
+ENV = Field(default=None, description="variables set for the command (after the runner's allowlist)")
+SECRETS = Field(default=None, description="variables set like env whose values are redacted from all output")
+
+
+def _sandbox_note(runner: PtyRunner) -> str:
+    if runner.sandbox_info.startswith("bubblewrap"):
+        return (f"Sandbox: {runner.sandbox_info} (own PID namespace, read-only filesystem except cwd and writable "
+                "paths, private /tmp, allowlisted environment; denied programs cannot run however they are "
+                "reached).")
+    return f"Sandbox: {runner.sandbox_info}."
+
+
+def _redacted(runner: PtyRunner, error: LLMMixerError) -> LLMMixerError:
+    redactor = runner.containment.redactor
+    error.message = redact_inline(redactor.redact(error.message))
+    if error.details:
+        error.details = redactor.redact_any(error.details)  # type: ignore[assignment]
+    return error
+
+
+def _exec_refusal(result: Any, body: dict[str, Any]) -> PolicyError:
+    first = result.refused[0]
+    message = (f"`{first['program']}` was refused when it was executed, by policy rule `{first['rule']}`"
+               f" ({len(result.refused)} refusal{'s' if len(result.refused) != 1 else ''})")
+    return PolicyError(message, details={"rule": first["rule"], "program": first["program"], "action": "deny",
+                                         "refused": list(result.refused), "result": body})
 
 
 def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixerMCPServer:
     """The MCP server for ``runner``; its lifespan runs the runner (leaving it kills every child)."""
     policy = policy or Policy.permissive()
+    runner.containment.use_policy(policy)
     gate = PolicyGate(policy, runner)
 
     @contextlib.asynccontextmanager
@@ -217,10 +255,14 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         async with runner.running():
             yield {}
 
-    server = LLMMixerMCPServer(name="llmmixer-pty", instructions=INSTRUCTIONS, lifespan=lifespan)
+    note = _sandbox_note(runner)
+    server = LLMMixerMCPServer(name="llmmixer-pty", instructions=INSTRUCTIONS + note, lifespan=lifespan)
+
+    def approved(outcome: ElicitationResult[Any], verdict: Verdict) -> tuple[str, ...]:
+        return verdict.asks if verdict.action == "ask" and isinstance(outcome, AcceptedElicitation) else ()
 
     @server.tool(description="Run one shell command (bash) to completion in a pseudo-terminal. Output streams as "
-                             "progress notifications; on timeout the whole process group is killed.")
+                             "progress notifications; on timeout the whole process group is killed. " + note)
     async def run(
         command: str,
         ctx: Context,
@@ -229,9 +271,13 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         timeout_s: float = 30.0,
         stdin: str | None = None,
         plain: bool = False,
+        writable: Annotated[list[str] | None, WRITABLE] = None,
+        env: Annotated[dict[str, str] | None, ENV] = None,
+        secrets: Annotated[dict[str, str] | None, SECRETS] = None,
     ) -> Annotated[CallToolResult, RunOutput]:
         try:
-            refusal = _refusal(approval, gate.run_verdict(command, cwd, stdin))
+            verdict = gate.run_verdict(command, cwd, stdin)
+            refusal = _refusal(approval, verdict)
             if refusal is not None:
                 raise refusal
             sent = 0
@@ -241,17 +287,31 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
                 sent += 1
                 await ctx.report_progress(sent, None, text)
 
-            result = await runner.run(command, cwd=cwd, timeout_s=timeout_s, stdin=stdin, on_output=progress)
+            async def asker(message: str) -> bool:
+                try:  # a question in the middle of a call: legacy connections only
+                    answer = await ctx.elicit(message, Approval)
+                except Exception:  # noqa: BLE001 - cannot ask: the guard refuses
+                    return False
+                return isinstance(answer, AcceptedElicitation) and bool(answer.data.approve)
+
+            result = await runner.run(command, cwd=cwd, timeout_s=timeout_s, stdin=stdin, on_output=progress,
+                                      writable=tuple(writable or ()), env=env, secrets=secrets, asker=asker,
+                                      approvals=approved(approval, verdict))
+            body = result.to_dict()
+            if plain:
+                body["plain"] = plain_text(result.output)
+            if result.refused:
+                raise _exec_refusal(result, body)
         except LLMMixerError as error:
+            error = _redacted(runner, error)
             log.info("run refused or failed: %s %s", error.kind.value, error.message)
             return error_result(error)
-        body = result.to_dict()
-        if plain:
-            body["plain"] = plain_text(result.output)
         return ok_result(body)
 
     @server.tool(description="Start an interactive session (bash -c COMMAND) in a pseudo-terminal. auto_respond "
-                             "rules answer known prompts; each answer is reported as an event.")
+                             "rules answer known prompts; each answer is reported as an event. auto_respond text "
+                             "is not checked by the policy parser: it is contained by the sandbox and its "
+                             "exec-time rules. " + note)
     async def start(
         command: str,
         approval: Annotated[ElicitationResult[Approval], Resolve(gate.for_start)],
@@ -259,20 +319,28 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         cols: int = 120,
         rows: int = 40,
         auto_respond: list[AutoRespondRule] | None = None,
+        writable: Annotated[list[str] | None, WRITABLE] = None,
+        env: Annotated[dict[str, str] | None, ENV] = None,
+        secrets: Annotated[dict[str, str] | None, SECRETS] = None,
     ) -> Annotated[CallToolResult, StartOutput]:
         try:
-            refusal = _refusal(approval, gate.run_verdict(command, cwd, None))
+            verdict = gate.run_verdict(command, cwd, None)
+            refusal = _refusal(approval, verdict)
             if refusal is not None:
                 raise refusal
             session = await runner.start(command, cwd=cwd, cols=cols, rows=rows,
-                                         auto_respond=[rule.model_dump() for rule in auto_respond or ()])
+                                         auto_respond=[rule.model_dump() for rule in auto_respond or ()],
+                                         writable=tuple(writable or ()), env=env, secrets=secrets,
+                                         approvals=approved(approval, verdict))
         except LLMMixerError as error:
-            return error_result(error)
-        return ok_result({"session_id": session.id, "pid": session.child.pid, "backend": session.backend})
+            return error_result(_redacted(runner, error))
+        return ok_result({"session_id": session.id, "pid": session.child.pid, "backend": session.backend,
+                          "sandbox": runner.sandbox_info if session.child.sandboxed else "off"})
 
     @server.tool(description="Type text and/or press named keys in a session: enter, tab, esc, backspace, up, "
                              "down, left, right, ctrl-c, ctrl-d, ctrl-z. Lines typed into a shell are checked "
-                             "against the policy when they end.")
+                             "against the policy when they end; lines read by another program (a REPL such as "
+                             "python3) are not parsed: they are contained by the sandbox and its exec-time rules.")
     async def send(
         session_id: str,
         approval: Annotated[ElicitationResult[Approval], Resolve(gate.for_send)],
@@ -286,13 +354,16 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
                 raise InvalidInputError("keys_delay_ms must be between 0 and 10000")
             plan = runner.plan_send(session, text, keys, keys_delay_ms / 1000)
             context = await runner.shell_context(session)
-            refusal = _refusal(approval, await gate.send_verdict(session_id, text, keys))
+            verdict = await gate.send_verdict(session_id, text, keys)
+            refusal = _refusal(approval, verdict)
             if refusal is not None:
                 await runner.refuse_send(session)
                 raise refusal
+            if plan.lines:
+                runner.set_approvals(session, approved(approval, verdict))
             await runner.send(session, plan, hold_partial_lines=session.backend == "pipe" and context != "none")
         except LLMMixerError as error:
-            return error_result(error)
+            return error_result(_redacted(runner, error))
         return ok_result({"session_id": session.id, "sent_bytes": plan.size, "held_bytes": len(session.held)})
 
     @server.tool(description="Read a session's output after `since` (default: where the last read ended), "

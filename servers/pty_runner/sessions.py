@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,6 +96,7 @@ class Session:
     held: bytes = b""  # pipe backend: a partial line kept back until it ends and passes the policy
     events: list[Event] = field(default_factory=list)
     events_reported: int = 0
+    redact: tuple[Callable[[bytes], bytes], Callable[[], bytes]] | None = None  # (feed, flush) for secrets
     screen: VirtualScreen | None = None  # pty sessions: the rendered terminal (screen.py)
     _changed: anyio.Event = field(default_factory=anyio.Event)
     _scan_from: int = 0
@@ -119,11 +121,18 @@ class Session:
         self.events.append(event)
         log.info("event %s", json.dumps(event.to_dict(), ensure_ascii=False))
 
+    def record(self, event: Event) -> None:
+        """An event from outside the reader (an exec-time refusal); wakes waiters."""
+        self._record(event)
+        self._notify()
+
     # -- the reader task -------------------------------------------------------------------------------------
     async def pump(self) -> None:
         """Read until the child's output closes, then reap it."""
         try:
             while chunk := await self.child.read():
+                if self.redact is not None:
+                    chunk = self.redact[0](chunk)
                 self.buffer.append(chunk)
                 if self.screen is not None and (answers := self.screen.feed(chunk)):
                     with contextlib.suppress(OSError):
@@ -133,6 +142,8 @@ class Session:
                 if self.auto_respond:
                     await self._auto_respond()
                 self._notify()
+            if self.redact is not None:
+                self.buffer.append(self.redact[1]())
             await self.child.wait()
         finally:
             self.exited = self.child.returncode is not None
@@ -179,7 +190,8 @@ class Session:
             return Waiting(False)  # output still on its way: whatever the child waits for, the reader is behind
         now = time.monotonic()
         quiet_for = now - max(self.last_output_at, self.last_input_at)
-        kernel = kernel_state(scan_processes(), self.child.foreground_pgid(), self.child.terminal)
+        kernel = kernel_state(self.child.own_processes(scan_processes()), self.child.foreground_pgid(),
+                              self.child.terminal)
         if self.screen is not None and not self.screen.changed_since_mark and quiet_for < BLANK_QUIET_S:
             # Nothing drawn since the start or the last input: a TUI starting up reads the terminal (its own
             # queries' answers, its key reader thread) and goes quiet long before it shows a prompt.
@@ -202,7 +214,7 @@ class Session:
 
         Blocking (reads /proc). Where processes cannot be listed, the answer is ``shell`` (the strict one).
         """
-        processes = scan_processes()
+        processes = self.child.own_processes(scan_processes())
         if processes is None:
             return "shell"
         members = [p for p in processes if p.session == self.child.pid and p.state not in ("Z", "X")]

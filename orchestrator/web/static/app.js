@@ -7,13 +7,8 @@
 "use strict";
 
 (function () {
-  const EVENT_TYPES = [
-    "run.started", "leg.started", "delta", "leg.first_token", "leg.done", "leg.error", "leg.cancelled",
-    "race.won", "pty.output", "pty.waiting", "pty.exit", "run.done",
-    "agent.output", "agent.text", "agent.tool_call", "agent.tool_result", "agent.command", "agent.file_changed",
-    "agent.exit", "agent.check",
-  ];
-  const DEFAULT_MODELS = ["claude", "gpt", "gemini"];
+  // The event types, the modes and the registered servers come from /api/meta: they are defined once, in Python.
+  const meta = { event_types: [], modes: [], default_mode: null, servers: [] };
   const SEEN_LIMIT = 100000;
 
   const $ = (sel) => document.querySelector(sel);
@@ -93,9 +88,15 @@
         for (const m of d.models || d.agents || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
         changed.full = true;
         break;
+      case "leg.queued": {
+        const leg = legFor(run, legSource(ev));
+        leg.status = "queued"; // its server is busy: the leg waits for a slot
+        changed.source = leg.source;
+        break;
+      }
       case "leg.started": {
         const leg = legFor(run, legSource(ev));
-        if (leg.status === "waiting") leg.status = "streaming";
+        if (leg.status === "waiting" || leg.status === "queued") leg.status = "streaming";
         changed.source = leg.source;
         break;
       }
@@ -415,7 +416,7 @@
         setConn("reconnecting");
       }
     };
-    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+    for (const type of meta.event_types) source.addEventListener(type, onEvent);
     source.addEventListener("message", onEvent);
     source.addEventListener("gap", onGap);
   }
@@ -493,14 +494,32 @@
     }
   }
 
+  async function loadMeta() {
+    try {
+      Object.assign(meta, await api("GET", "/api/meta"));
+    } catch (e) {
+      notice(`Could not load /api/meta (${e.message}): live events are not shown`, "error");
+    }
+    const select = $("#mode");
+    select.textContent = "";
+    for (const mode of meta.modes) {
+      const option = document.createElement("option");
+      option.value = mode.name;
+      option.textContent = `${mode.name} — ${mode.help}`;
+      option.selected = mode.name === meta.default_mode;
+      select.appendChild(option);
+    }
+  }
+
+  const isModel = (server) => server.role !== "runner";
+
   async function loadModels() {
-    let names = DEFAULT_MODELS;
+    let names = meta.servers.filter(isModel).map((s) => s.name);
     try {
       const payload = await api("GET", "/api/servers");
-      const adapters = (payload.servers || []).filter((s) => s.kind !== "pty" && s.name !== "pty")
-        .map((s) => s.name);
+      const adapters = (payload.servers || []).filter(isModel).map((s) => s.name);
       if (adapters.length) names = adapters;
-    } catch (e) { /* keep the defaults */ }
+    } catch (e) { /* keep the registered ones */ }
     const box = $("#models");
     for (const old of box.querySelectorAll("label")) old.remove();
     for (const name of names) {
@@ -598,8 +617,7 @@
     $("#command-form").addEventListener("submit", startCommand);
     $("#agent-form").addEventListener("submit", startAgents);
     $("#cancel").addEventListener("click", cancelCurrent);
-    connect();
-    loadModels();
+    loadMeta().then(() => { connect(); loadModels(); });
     loadHistory();
   });
 })();

@@ -1,0 +1,1 @@
+../../llmmixer/__init__.py

@@ -1,0 +1,69 @@
+"""What ``llmmixer ask`` and ``llmmixer chat`` share: their options, where the run log lives, the printed result.
+
+Light on imports on purpose: the CLI imports this module before parsing arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .runs import Runs
+
+__all__ = ["AskOptions", "default_log_store", "public_result", "start_ask", "PUBLIC_KEYS"]
+
+PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_partial", "latency_ms", "run_id",
+               "conversation_id", "status", "error")
+
+
+@dataclass
+class AskOptions:
+    models: str | list[str] | None = None  # servers (--models)
+    mode: str | None = None
+    system: str | None = None
+    model_for: dict[str, str] = field(default_factory=dict)
+    model_ids: list[str] = field(default_factory=list)  # -m/--model: model ids or aliases, servers found for them
+    schema: dict[str, Any] | None = None
+    continue_latest: bool = False
+    conversation_id: str | None = None
+
+
+def default_log_store() -> str:
+    """The run log ``ask``, ``chat`` and ``logs`` use when no store is configured: a SQLite file in the user's data
+    directory (``$XDG_DATA_HOME/llmmixer/logs.db`` on Linux), as simonw/llm keeps its logs."""
+    import platformdirs
+
+    path = os.path.join(platformdirs.user_data_dir("llmmixer"), "logs.db")
+    return f"sqlite:///{os.path.abspath(path)}"
+
+
+def public_result(final: dict[str, Any]) -> dict[str, Any]:
+    """The ``ask --json`` object."""
+    return {k: final[k] for k in PUBLIC_KEYS if k in final}
+
+
+async def start_ask(runs: Runs, prompt: str, options: AskOptions) -> str:
+    """Start the ask ``options`` describe (resolving ``-c`` and ``-m``); returns the run id.
+
+    Raises:
+        LLMMixerError: ``invalid_input`` for an unknown model or server, ``not_found`` for an unknown conversation.
+    """
+    from ..servers.core.errors import NotFoundError
+
+    conversation_id = options.conversation_id
+    if options.continue_latest and conversation_id is None:
+        conversation_id = await runs.latest_conversation()
+        if conversation_id is None:
+            raise NotFoundError("no conversation to continue yet: ask something first (without -c)")
+    models, model_for = options.models, dict(options.model_for)
+    if options.model_ids:
+        from .models import resolve_model_ids
+
+        chosen = await resolve_model_ids(runs, options.model_ids)
+        models = [source for source, _ in chosen]
+        model_for.update(dict(chosen))
+    return await runs.start_ask(prompt, models=models, mode=options.mode, system=options.system,
+                                model_for=model_for or None, response_schema=options.schema,
+                                conversation_id=conversation_id)

@@ -1,0 +1,53 @@
+"""The mixing modes, defined once.
+
+:data:`MODE_HELP` is the one list: the CLI's ``--mode`` help, the HTTP API's and the MCP ``ask`` tool's input
+schemas, the MCP tool description, the config validation and the dashboard's mode picker (through ``/api/meta``)
+all derive from it (``ModeName`` in :mod:`.config` is the pydantic form; this module stays import-light for the
+CLI's ``--help``); ``tests/test_one_list.py`` fails when a copy appears anywhere else. Adding a mode is one line
+here plus its strategy, the :class:`~llmmixer.orchestrator.mixer.Mixer` method named after it (``first-token`` ->
+``_first_token``).
+"""
+
+from __future__ import annotations
+
+from ..servers.core.errors import InvalidInputError
+
+__all__ = ["DEFAULT_MODE", "MODES", "MODE_HELP", "check_mode", "described_modes", "modes_help",
+           "strategy_name"]
+
+# mode -> what it does, for people (help text, tool descriptions, the dashboard). The first is the default.
+MODE_HELP: dict[str, str] = {
+    "race": "first complete answer wins; the rest are cancelled",
+    "all": "every model to the end: compare answers",
+    "first-token": "keep the first model that starts streaming: lowest latency",
+    "hedge": "start one model, add the next only if it is slow: low cost, steady latency",
+    "fallback": "one at a time, the next only if one fails",
+}
+MODES: tuple[str, ...] = tuple(MODE_HELP)
+DEFAULT_MODE = MODES[0]
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` itself when it is a mode.
+
+    Raises:
+        InvalidInputError: any other value, naming the modes there are.
+    """
+    if mode not in MODE_HELP:
+        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    return mode
+
+
+def modes_help(separator: str = " | ") -> str:
+    """``race | all | ...`` for a flag's help."""
+    return separator.join(MODES)
+
+
+def described_modes() -> str:
+    """``race (first complete answer wins ...), all (...)``: for a tool description."""
+    return ", ".join(f"{mode} ({text})" for mode, text in MODE_HELP.items())
+
+
+def strategy_name(mode: str) -> str:
+    """The name of the Mixer method that runs ``mode``."""
+    return "_" + check_mode(mode).replace("-", "_")

@@ -1,0 +1,47 @@
+"""What looks like a key, and hiding the keys typed inline into a command line.
+
+Used by the PTY runner (its logs, errors and redaction set) and by the orchestrator (the ``run.started`` event of a
+command), so both hide the same things. A value looks like a key when its variable's name says so (``*KEY*``,
+``*TOKEN*``, ``*SECRET*``, ``*PASS*``, ``*PAT``, ``*_AUTH*``, ``*CREDENTIAL*``, ``*WEBHOOK*``, ``*DSN``) or when it
+has a key's shape: 16+ characters with no spaces and no path or URL shape, mixing letters and digits, or a known
+prefix (``sk-``, ``ghp_``, ``xox``, ``AKIA``, ``AIza``, ``glpat-``).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["looks_secret", "redact_inline", "REDACTED"]
+
+REDACTED = "[redacted]"
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASS|_PAT$|^PAT$|AUTH|CREDENTIAL|WEBHOOK|DSN$|COOKIE|SESSION",
+                          re.IGNORECASE)
+_KNOWN_PREFIX = re.compile(r"^(sk-|sk_|rk_|pk_|ghp_|gho_|ghs_|ghu_|github_pat_|xox[abprs]-|AKIA|ASIA|AIza|"
+                           r"glpat-|ya29\.|eyJ)")
+_ASSIGNMENT = re.compile(r"(?<![\w$/.-])([A-Za-z_][A-Za-z0-9_]*)=('(?:[^']*)'|\"(?:[^\"\\]|\\.)*\"|[^\s;&|<>()]+)")
+
+
+def looks_secret(name: str, value: str) -> bool:
+    value = value.strip("'\"")
+    if len(value) < 6:
+        return False
+    if _KNOWN_PREFIX.match(value):
+        return True
+    if _SECRET_NAME.search(name) and not value.startswith(("/", "~", "./")):
+        return True
+    if len(value) < 16 or any(ch.isspace() for ch in value) or value.startswith(("/", "~", ".")):
+        return False
+    if "://" in value and "@" not in value:
+        return False
+    return bool(re.search(r"[A-Za-z]", value) and re.search(r"[0-9]", value))
+
+
+def redact_inline(command: str) -> str:
+    """``FOO=sk-abc cmd`` -> ``FOO=[redacted] cmd``, for every ``NAME=VALUE`` word that looks like a key."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        return f"{name}={REDACTED}" if looks_secret(name, value) else match.group(0)
+
+    return _ASSIGNMENT.sub(replace, command)

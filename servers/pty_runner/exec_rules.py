@@ -1,0 +1,97 @@
+"""Policy rules at exec time: which guard goes over which program, and what an ``ask`` guard is answered.
+
+- A ``deny`` rule naming a whole program (``rm``) puts a ``refuse`` guard over it and its family, unless an
+  ``allow`` rule with arguments carves out an exception for that program (then it gets an ``ask`` guard and the
+  exception is decided per call).
+- A rule with arguments (``git push --force``) or any ``ask`` rule puts an ``ask`` guard over the program: each
+  exec asks the runner, which applies the same rules to the argv as it will run (for ``git``, after
+  :func:`.git_args.effective_git`).
+- An ``ask`` verdict passes when the host approved that rule for this command before it started (the approval asked
+  at parse time), or when the host can be asked now (``asker``; only legacy MCP connections allow a question in the
+  middle of a call). Otherwise it is refused, and the message says to run the command plainly so the host can be
+  asked first.
+- ``default = "deny"`` / ``"ask"`` is a parse-time rule only: there is no guard over programs no rule names.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from .control import Decision, GuardRequest
+from .git_args import effective_git
+from .guards import GuardMode
+from .policy import Policy
+
+__all__ = ["ExecRules", "Asker", "Approvals"]
+
+Asker = Callable[[str], Awaitable[bool]]
+
+
+@dataclass(slots=True)
+class Approvals:
+    """The ``ask`` rules the host approved for one command (or the last line typed into a session)."""
+
+    rules: set[str] = field(default_factory=set)
+
+    def replace(self, rules: Iterable[str]) -> None:
+        self.rules = set(rules)
+
+
+@dataclass(slots=True)
+class ExecRules:
+    policy: Policy
+    guarded: dict[str, str] = field(default_factory=dict)  # guarded host path -> program
+
+    def orders(self) -> list[tuple[GuardMode, str, str]]:
+        """(mode, program, rule) for every program a rule names."""
+        by_program: dict[str, list[str]] = {}
+        for rule in self.policy.rules:
+            by_program.setdefault(rule.program, [])
+        result: list[tuple[GuardMode, str, str]] = []
+        for program in by_program:
+            rules = [r for r in self.policy.rules if r.program == program]
+            bare_deny = next((r for r in rules if r.action == "deny" and not r.args), None)
+            exceptions = [r for r in rules if r.action == "allow" and r.args]
+            if bare_deny is not None and not exceptions:
+                result.append(("refuse", program, str(bare_deny)))
+            elif any(r.args for r in rules if r.action != "allow") or any(r.action == "ask" for r in rules) \
+                    or bare_deny is not None:
+                result.append(("ask", program, ", ".join(str(r) for r in rules if r.action != "allow")))
+        return result
+
+    def words(self, request: GuardRequest, host_path: Callable[[str], str]) -> tuple[tuple[str, ...], str | None]:
+        argv = request.argv or (request.program,)
+        if request.program == "git":
+            real = shutil.which("git")
+            command = effective_git(argv, cwd=request.cwd, env=request.env, real_git=real, host_path=host_path)
+            return command.words, command.shell_alias
+        return (request.program, *argv[1:]), None
+
+    async def decide(self, request: GuardRequest, *, approvals: Approvals, asker: Asker | None,
+                     host_path: Callable[[str], str]) -> Decision:
+        real = request.exe if request.exe in self.guarded else None
+        if real is None or not os.path.exists(real):
+            return Decision(False, f"llmmixer: {request.program} refused: {request.exe!r} is not a guarded program")
+        words, shell_alias = self.words(request, host_path)
+        if shell_alias is not None:
+            return Decision(True, real=real)  # the alias's shell runs inside the sandbox: its programs meet guards
+        verdict = self.policy.check_argv(words, cwd=host_path(request.cwd))
+        shown = " ".join(words)
+        if verdict.action == "allow":
+            return Decision(True, real=real)
+        if verdict.action == "deny":
+            rule = verdict.rule or "default: deny"
+            return Decision(False, f"llmmixer: {shown} refused by policy rule {rule}", rule=rule)
+        asked = set(verdict.asks) or {verdict.rule or "default: ask"}
+        if asked <= approvals.rules:
+            return Decision(True, real=real)
+        if asker is not None and await asker(f"The command policy asks before running this ({', '.join(sorted(asked))})"
+                                             f":\n\n{shown}\n\nRun it?"):
+            return Decision(True, real=real)
+        rules = ", ".join(sorted(asked))
+        return Decision(False, f"llmmixer: {shown} refused: policy rule {rules} needs the host's approval, which can "
+                               f"only be asked before a command starts; run `{shown}` as a command of its own",
+                        rule=rules)

@@ -1,0 +1,212 @@
+"""Exec-time rules: the guard program bind-mounted over every binary a policy rule names, inside the sandbox.
+
+The guard (``guard.c``) is a small static C program, compiled once with the machine's C compiler (``cc``/``gcc``)
+into the user's cache directory and reused while its source is unchanged. It was chosen over a ``#!/bin/sh`` stub
+because it needs no interpreter (a rule may deny ``sh`` or ``bash`` themselves, and an interpreter reads
+``BASH_ENV``/``ENV`` and friends), loads no shared library (``LD_PRELOAD`` cannot change it) and reads no variable.
+One file is written per (mode, program, rule): the compiled guard with its orders appended as a trailer, so a copy
+keeps them.
+
+Which files a rule covers (:func:`covered_paths`): for program ``p``, every entry of every ``PATH`` directory and of
+the usual aliases (``/bin``, ``/usr/bin``, ``/usr/local/bin``, ``/sbin``, ``/usr/sbin``, ``/usr/local/sbin``, the
+runner's own interpreter's ``bin``) named ``p`` or one of its family: ``p`` followed by digits and dots
+(``python`` covers ``python3`` and ``python3.11``; ``perl`` covers ``perl5.36.0``). Also the targets of those
+entries' symbolic links, every other file in those directories that is the same file (a hard link), and the
+program's private exec directory (``/usr/lib/git-core/git`` and its links, and ``git-http-push``, for ``git``). A copy of the program somewhere else on
+disk is not found: that is what the README's "what a deny rule cannot promise" says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+from ..core.errors import UnavailableError
+
+__all__ = ["GuardMode", "Guard", "guard_binary", "covered_paths", "search_dirs", "family_pattern", "compiler"]
+
+log = logging.getLogger("llmmixer.pty.guards")
+
+GuardMode = Literal["refuse", "ask"]
+ALIAS_DIRS = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin")
+MARKER = b"\nLLMMIXER-GUARD\t"
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """One guard file to bind over ``target`` (a host path, the same path inside the sandbox)."""
+
+    target: str
+    source: str
+    mode: GuardMode
+    program: str
+    rule: str
+
+
+def compiler() -> str | None:
+    for name in ("cc", "gcc", "clang"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _cache_dir() -> Path:
+    path = Path(platformdirs.user_cache_dir("llmmixer")) / "guards"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_built: dict[str, bytes] = {}  # compiled once per process, whatever the cache directory
+
+
+def _compiled(cache: Path) -> Path:
+    source = resources.files(__package__).joinpath("guard.c").read_bytes()
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    binary = cache / f"guard-{digest}"
+    if binary.exists():
+        return binary
+    if digest in _built:
+        temporary = cache / f".guard-{digest}.{os.getpid()}"
+        temporary.write_bytes(_built[digest])
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, binary)
+        return binary
+    cc = compiler()
+    if cc is None:
+        raise UnavailableError("the sandbox's exec-time guard needs a C compiler to build it once (install gcc, "
+                               "Debian/Ubuntu package `gcc`)")
+    with tempfile.TemporaryDirectory(prefix="llmmixer-guard-") as work:
+        src = os.path.join(work, "guard.c")
+        Path(src).write_bytes(source)
+        out = os.path.join(work, "guard")
+        for flags in (["-static", "-O2", "-s"], ["-O2", "-s"]):  # static where libc.a exists
+            done = subprocess.run([cc, *flags, "-o", out, src], capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                break
+        else:
+            raise UnavailableError(f"could not build the exec-time guard with {cc}: {done.stderr.strip()[-500:]}")
+        _built[digest] = Path(out).read_bytes()
+        temporary = cache / f".guard-{digest}.{os.getpid()}"
+        shutil.copyfile(out, temporary)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, binary)
+    return binary
+
+
+def guard_binary(mode: GuardMode, program: str, rule: str) -> str:
+    """The guard file for these orders (built on first use).
+
+    Raises: UnavailableError when no C compiler can build the guard.
+    """
+    cache = _cache_dir()
+    base = _compiled(cache)
+    orders = MARKER + "\t".join((mode, program, rule)).replace("\n", " ").encode() + b"\n"
+    digest = hashlib.sha256(base.name.encode() + orders).hexdigest()[:16]
+    path = cache / f"{mode}-{re.sub(r'[^A-Za-z0-9_.-]', '_', program)[:40]}-{digest}"
+    if not path.exists():
+        temporary = cache / f".{path.name}.{os.getpid()}"
+        temporary.write_bytes(base.read_bytes() + orders)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, path)
+    return str(path)
+
+
+def family_pattern(program: str) -> re.Pattern[str]:
+    """``python`` matches ``python``, ``python3``, ``python3.11``; ``git`` only ``git``... and ``git2``."""
+    return re.compile(re.escape(program) + r"[0-9][0-9.]*$|" + re.escape(program) + "$")
+
+
+def search_dirs(path_env: str | None) -> list[str]:
+    """Every directory a command could find a program in: ``PATH``, the usual aliases, our interpreter's bin."""
+    dirs: list[str] = []
+    candidates = [*(path_env or "").split(os.pathsep), *ALIAS_DIRS, os.path.dirname(sys.executable),
+                  os.path.join(sys.base_prefix, "bin"), os.path.dirname(os.path.realpath(sys.executable))]
+    for entry in candidates:
+        if entry and os.path.isabs(entry) and os.path.isdir(entry) and entry not in dirs:
+            dirs.append(entry)
+    return dirs
+
+
+# Separate binaries in a program's exec directory that do what a subcommand rule is about.
+_EXEC_EXTRAS = {"git": frozenset({"git-http-push", "git-send-pack"})}
+
+
+def _exec_dirs(program: str) -> list[str]:
+    return [d for d in (f"/usr/lib/{program}-core", f"/usr/libexec/{program}-core", f"/usr/lib/{program}",
+                        f"/usr/libexec/{program}") if os.path.isdir(d)]
+
+
+def _is_executable_file(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def covered_paths(program: str, dirs: Sequence[str]) -> list[str]:
+    """Every host path that runs ``program`` or its family: see the module docstring. Real files only."""
+    pattern = family_pattern(program)
+    found: dict[str, None] = {}
+    identities: set[tuple[int, int]] = set()
+
+    def add(path: str) -> None:
+        real = os.path.realpath(path)
+        if _is_executable_file(real):
+            found.setdefault(real, None)
+            with contextlib.suppress(OSError):
+                st = os.stat(real)
+                identities.add((st.st_dev, st.st_ino))
+
+    listings: dict[str, list[str]] = {}
+    for directory in dirs:
+        try:
+            listings[directory] = os.listdir(directory)
+        except OSError:
+            continue
+        for name in listings[directory]:
+            if pattern.match(name):
+                add(os.path.join(directory, name))
+    for directory in _exec_dirs(program):  # the program itself and its links; not the scripts it sources
+        with contextlib.suppress(OSError):
+            for name in os.listdir(directory):
+                path = os.path.join(directory, name)
+                if pattern.match(os.path.basename(os.path.realpath(path))) or name in _EXEC_EXTRAS.get(program, ()):
+                    add(path)
+    if identities:  # hard links under other names
+        for directory, names in listings.items():
+            for name in names:
+                path = os.path.join(directory, name)
+                with contextlib.suppress(OSError):
+                    st = os.stat(path)
+                    if (st.st_dev, st.st_ino) in identities:
+                        add(path)
+    return list(found)
+
+
+def guards_for(rules: Iterable[tuple[GuardMode, str, str]], dirs: Sequence[str]) -> list[Guard]:
+    """One :class:`Guard` per covered path; a ``refuse`` order wins over an ``ask`` one for the same program."""
+    chosen: dict[str, tuple[GuardMode, str, str]] = {}
+    for mode, program, rule in rules:
+        current = chosen.get(program)
+        if current is None or (current[0] == "ask" and mode == "refuse"):
+            chosen[program] = (mode, program, rule)
+    guards: dict[str, Guard] = {}
+    for mode, program, rule in chosen.values():
+        source = guard_binary(mode, program, rule)
+        for target in covered_paths(program, dirs):
+            existing = guards.get(target)
+            if existing is None or (existing.mode == "ask" and mode == "refuse"):
+                guards[target] = Guard(target=target, source=source, mode=mode, program=program, rule=rule)
+    return list(guards.values())

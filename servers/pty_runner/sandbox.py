@@ -1,0 +1,237 @@
+"""The boundary: every child of the runner runs inside bubblewrap (``bwrap``), one sandbox per command or session.
+
+What a sandboxed child gets (:meth:`Sandbox.jail`):
+
+- its own PID, IPC and UTS namespaces (``/proc`` shows only its own processes, so no ancestor's environment can be
+  read), ``--die-with-parent``, and no capabilities (``--cap-drop ALL``: nothing can be unmounted or remounted);
+- the host's filesystem read-only, except the working directory, the policy's ``writable`` paths (relative to the
+  working directory), the call's extra writable directories, and a private ``/tmp`` (a fresh host directory, removed
+  when the child ends);
+- with ``network = "deny"``, its own network namespace with only a loopback interface (``--unshare-net``);
+- the exec-time guards bound over every binary a rule names (:mod:`.guards`), and the control socket at
+  ``/dev/llmmixer/control`` (read-only) through which they report and ask (:mod:`.control`);
+- last, the policy file, the llmmixer configuration and any ``--protect`` path bound read-only over themselves, and
+  every directory between them and a writable root bound over itself, so they can be neither written, replaced nor
+  moved away (renaming a directory that holds a mount point fails with EBUSY).
+
+``mode``: ``auto`` (default) uses the sandbox when :func:`probe` says it works and runs unsandboxed otherwise
+(every result says which in ``backend.sandbox``); ``on`` refuses to start without it, naming the missing package;
+``off`` is explicit.
+
+Interface for other callers (coding-agent legs run the vendors' CLIs through ``run``/``start``): a call may pass
+``writable=[...]`` (absolute host paths, e.g. a fresh ``HOME`` outside the working directory; created if missing),
+``env={...}`` (plain variables, set after the allowlist) and ``secrets={...}`` (set like env and redacted from
+everything the runner returns). ``127.0.0.1`` is reachable when ``network = "allow"`` (the host's network namespace is
+shared). Killing a session ends its PID namespace: no process of it survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..core.errors import InvalidInputError, UnavailableError
+from .guards import Guard
+
+__all__ = ["SandboxMode", "SandboxSettings", "Sandbox", "Jail", "probe", "resolve_sandbox", "CONTROL_DIR",
+           "SANDBOX_ENV"]
+
+log = logging.getLogger("llmmixer.pty.sandbox")
+
+SandboxMode = Literal["auto", "on", "off"]
+SANDBOX_ENV = "LLMMIXER_PTY_SANDBOX"
+CONTROL_DIR = "/dev/llmmixer"  # inside the sandbox; the guards' socket is CONTROL_DIR/control
+MISSING = ("bubblewrap is not installed: the `bwrap` program (Debian/Ubuntu package `bubblewrap`, Fedora "
+           "`bubblewrap`) is needed for --sandbox on")
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    mode: SandboxMode = "auto"
+    writable: tuple[str, ...] = (".",)
+    network: Literal["allow", "deny"] = "allow"
+    pass_env: tuple[str, ...] = ()
+
+    @classmethod
+    def from_table(cls, table: object) -> SandboxSettings:
+        """The ``[sandbox]`` table of a policy file. Raises: InvalidInputError."""
+        if table is None:
+            return cls()
+        if not isinstance(table, dict):
+            raise InvalidInputError("[sandbox] must be a table")
+        unknown = set(table) - {"mode", "writable", "network", "pass_env"}
+        if unknown:
+            raise InvalidInputError(f"unknown [sandbox] keys: {', '.join(sorted(unknown))}")
+        mode = table.get("mode", "auto")
+        if mode not in ("auto", "on", "off"):
+            raise InvalidInputError(f"[sandbox] mode must be auto, on or off (got {mode!r})")
+        network = table.get("network", "allow")
+        if network not in ("allow", "deny"):
+            raise InvalidInputError(f"[sandbox] network must be allow or deny (got {network!r})")
+        lists = {}
+        for key in ("writable", "pass_env"):
+            value = table.get(key, ["."] if key == "writable" else [])
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise InvalidInputError(f"[sandbox] {key} must be a list of strings")
+            lists[key] = tuple(value)
+        return cls(mode=mode, network=network, writable=lists["writable"], pass_env=lists["pass_env"])
+
+
+_probe_cache: dict[str, str | None] = {}
+
+
+def probe(bwrap: str | None = None) -> str | None:
+    """None when bubblewrap works here; otherwise why not (cached per process)."""
+    path = bwrap or shutil.which("bwrap")
+    if path is None:
+        return MISSING
+    if path in _probe_cache:
+        return _probe_cache[path]
+    try:
+        done = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid",
+                               "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL", "--",
+                               "/bin/sh", "-c", "exit 0"], capture_output=True, text=True, timeout=20, check=False)
+        reason = None if done.returncode == 0 else f"bwrap cannot create a sandbox here: {done.stderr.strip()}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        reason = f"bwrap cannot create a sandbox here: {exc}"
+    _probe_cache[path] = reason
+    return reason
+
+
+def resolve_sandbox(mode: str) -> tuple[bool, str]:
+    """(enabled, why) for ``mode``.
+
+    Raises: UnavailableError for ``on`` without a working bubblewrap; InvalidInputError for an unknown mode.
+    """
+    if mode not in ("auto", "on", "off"):
+        raise InvalidInputError(f"unknown sandbox mode {mode!r} (expected auto, on or off)")
+    if mode == "off":
+        return False, "off (--sandbox off)"
+    reason = probe()
+    if reason is None:
+        return True, "bubblewrap"
+    if mode == "on":
+        raise UnavailableError(reason)
+    return False, f"off: {reason}"
+
+
+@dataclass(slots=True)
+class Jail:
+    """One child's sandbox: its private directories on the host and the bwrap command line in front of argv."""
+
+    root: str  # host directory holding tmp/ (the child's /tmp) and ctl/ (its control socket)
+    prefix: list[str]
+    writable: tuple[str, ...] = ()
+
+    @property
+    def tmp(self) -> str:
+        return os.path.join(self.root, "tmp")
+
+    @property
+    def control_socket(self) -> str:
+        return os.path.join(self.root, "ctl", "control")
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        return [*self.prefix, "--", *argv]
+
+    def host_path(self, inside: str) -> str:
+        """A path as the child sees it -> the same file on the host (only /tmp differs)."""
+        if inside == "/tmp" or inside.startswith("/tmp/"):
+            return self.tmp + inside[4:]
+        return inside
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass(slots=True)
+class Sandbox:
+    settings: SandboxSettings = field(default_factory=SandboxSettings)
+    protected: tuple[str, ...] = ()  # host paths never writable inside
+    guards: list[Guard] = field(default_factory=list)
+    bwrap: str = "bwrap"
+
+    def jail(self, cwd: str, extra_writable: Iterable[str] = ()) -> Jail:
+        """A fresh :class:`Jail` for one child working in ``cwd``.
+
+        Raises: InvalidInputError for a writable path that cannot be used.
+        """
+        root = tempfile.mkdtemp(prefix="llmmixer-sbx-")
+        try:
+            os.mkdir(os.path.join(root, "tmp"), 0o1777)
+            os.chmod(os.path.join(root, "tmp"), 0o1777)
+            os.mkdir(os.path.join(root, "ctl"), 0o700)
+            writable = self._writable(cwd, extra_writable)
+            prefix = self._prefix(root, cwd, writable)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return Jail(root=root, prefix=prefix, writable=tuple(writable))
+
+    def _writable(self, cwd: str, extra: Iterable[str]) -> list[str]:
+        paths: list[str] = [cwd]
+        for entry in self.settings.writable:
+            path = os.path.realpath(os.path.join(cwd, os.path.expanduser(entry)))
+            if os.path.isdir(path) or os.path.isfile(path):
+                paths.append(path)
+        for entry in extra:
+            if not os.path.isabs(entry):
+                raise InvalidInputError(f"writable path {entry!r} must be absolute")
+            path = os.path.realpath(entry)
+            if path in ("/", "/proc", "/dev", "/sys"):
+                raise InvalidInputError(f"writable path {entry!r} cannot be made writable")
+            os.makedirs(path, exist_ok=True)
+            paths.append(path)
+        return list(dict.fromkeys(paths))
+
+    def _prefix(self, root: str, cwd: str, writable: Sequence[str]) -> list[str]:
+        args: list[str] = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                           "--bind", os.path.join(root, "tmp"), "/tmp",
+                           "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+                           "--cap-drop", "ALL"]
+        if self.settings.network == "deny":
+            args.append("--unshare-net")
+        for path in writable:
+            args += ["--bind", path, path]
+        for guard in self.guards:
+            args += ["--ro-bind", guard.source, guard.target]
+        args += ["--ro-bind", os.path.join(root, "ctl"), CONTROL_DIR]
+        args += self._protection(writable)
+        args += ["--chdir", cwd]
+        return args
+
+    def _protection(self, writable: Sequence[str]) -> list[str]:
+        args: list[str] = []
+        pinned: set[str] = set()
+        for path in dict.fromkeys(os.path.realpath(p) for p in self.protected):
+            if not os.path.exists(path):
+                continue
+            # Every directory between a writable root and the file becomes a mount point: it cannot be renamed.
+            for top in writable:
+                if path.startswith(top.rstrip("/") + "/"):
+                    directory = os.path.dirname(path)
+                    while len(directory) > len(top) and directory not in pinned:
+                        pinned.add(directory)
+                        args += ["--bind", directory, directory]
+                        directory = os.path.dirname(directory)
+            args += ["--ro-bind", path, path]
+        # Pins must come before the read-only binds inside them; bwrap applies them in order (outer first).
+        binds = [args[i:i + 3] for i in range(0, len(args), 3)]
+        binds.sort(key=lambda b: (b[0] == "--ro-bind", b[1].count("/")))
+        return [word for bind in binds for word in bind]
+
+    def describe(self) -> dict[str, Any]:
+        return {"network": self.settings.network, "writable": list(self.settings.writable),
+                "guards": len(self.guards)}
+
+
+def remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -26,6 +26,7 @@ SUITES = {
     "sse": "bench.sse_bench",  # P4: SSE fan-out, replay, memory
     "pty": "bench.pty_bench",  # P5: PTY throughput and echo latency
     "mcp": "bench.mcp_bench",  # llmmixer mcp vs llmmixer ask --json
+    "agents": "bench.agents_bench",  # coding-agent legs: losers stopped, leg overhead over the CLI directly
     "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }
 DEFAULT_SUITES = [name for name in SUITES if name != "peers"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .asking import AskOptions, default_log_store, public_result, start_ask
-from .modes import DEFAULT_MODE, MODES, modes_help
+from .modes import AGENT_MODES, DEFAULT_MODE, MODES, modes_help
 
 if TYPE_CHECKING:
     from .runs import Runs
@@ -196,7 +196,7 @@ def agent(
     task: Annotated[str, typer.Argument(help="what the agents should do")],
     check: Annotated[str, typer.Option("--check", help="shell command run in each agent's worktree; exit 0 wins")],
     agents: Annotated[str, typer.Option("--agents", "-a", help="comma list")] = "claude-code,codex,gemini-cli",
-    mode: Annotated[str, typer.Option(help="race | all")] = "race",
+    mode: Annotated[str, typer.Option(help=f"{' | '.join(AGENT_MODES)}")] = AGENT_MODES[0],
     timeout: Annotated[float | None, typer.Option(help="seconds each agent may run")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
@@ -204,8 +204,6 @@ def agent(
     store: StoreOpt = None,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
-    from .agents.race import AGENT_MODES
-
     if mode not in AGENT_MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(AGENT_MODES)}")
     names = [name.strip() for name in agents.split(",") if name.strip()]

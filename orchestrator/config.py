@@ -189,10 +189,11 @@ class Settings(_Strict):
 
 
 class ConfigFile(_Strict):
-    """The whole file: ``mcpServers`` and ``settings``, nothing else."""
+    """The whole file: ``mcpServers``, ``settings`` and ``agents``, nothing else."""
 
     mcpServers: dict[str, ServerEntry] | None = None  # noqa: N815 - Claude Desktop's spelling
     settings: Settings = Field(default_factory=Settings)
+    agents: dict[str, Any] | None = None  # coding agents; validated by orchestrator/agents/spec.py
 
 
 def explain(exc: ValidationError, where: str) -> str:

@@ -243,7 +243,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
         ctx: Context,
         cwd: Annotated[str | None, Field(description="the git repository (default: the server's cwd)")] = None,
         agents: list[str] | None = None,
-        mode: Literal["race", "all"] = "race",
+        mode: Annotated[str, Field(description="race (default) or all")] = "race",
         timeout_s: Annotated[float | None, Field(gt=0)] = None,
         apply: bool = False,
         wait_s: WaitS = DEFAULT_WAIT_S,

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from llmmixer.orchestrator.agents.launch import LegLayout, endpoint_for, prepare_home, secrets_for
+from llmmixer.orchestrator.agents.launch import LegLayout, endpoint_for, leg_environment, prepare_home, secrets_for
 from llmmixer.orchestrator.agents.processes import leg_processes
 from llmmixer.orchestrator.agents.spec import AgentSpec, find_command
 from tests.agent_support import AgentWorld, agent_world, needs_clis
@@ -47,21 +47,22 @@ def _structured(result: Any) -> dict[str, Any]:
     return result.structured_content
 
 
-def _layout(agent: str, tmp: Path) -> tuple[str, LegLayout]:
+def _layout(agent: str, tmp: Path) -> tuple[str, LegLayout, dict[str, Any]]:
+    """The command, its leg layout, and the start call's env / secrets / writable, as an agent leg prepares them."""
     spec = AgentSpec.default(agent)
     adapter = spec.adapter()
     layout = LegLayout(root=tmp / agent, leg_id=f"interactive-{agent}-{os.getpid()}")
     layout.work.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(layout.work)], check=True)
-    env = {**os.environ, **FAKE_KEYS}
+    environ = {**os.environ, **FAKE_KEYS}
     binary = find_command(spec)
-    prepare_home(adapter, spec, layout, base_url=endpoint_for(adapter, spec, env), secrets=secrets_for(adapter, env),
-                 binary=binary)
-    env_file = layout.home / ".llmmixer-env"
-    if agent == "gemini-cli":  # no key in its environment: its first-run dialog asks for one
-        lines = env_file.read_text().splitlines(keepends=True)
-        env_file.write_text("".join(line for line in lines if "GEMINI_API_KEY" not in line))
-    return f"cd {layout.work} && . {env_file} && rm -f {env_file} && exec {binary}", layout
+    base_url = endpoint_for(adapter, spec, environ)
+    prepare_home(adapter, spec, layout, base_url=base_url)
+    extras: dict[str, Any] = {"env": leg_environment(adapter, spec, layout, base_url=base_url, binary=binary),
+                              "writable": [str(layout.work / ".git")]}
+    if agent != "gemini-cli":  # started without GEMINI_API_KEY, Gemini CLI's first-run dialog asks for one
+        extras["secrets"] = secrets_for(adapter, environ)
+    return f"cd {layout.work} && exec {binary}", layout, extras
 
 
 @pytest.mark.parametrize("agent", list(FIRST_RUN))
@@ -75,7 +76,7 @@ async def test_an_interactive_start_answers_first_run_prompts_and_shows_the_answ
                                  reply=REPLY)
     for name, value in world.emulator.env.items():
         monkeypatch.setenv(name, value)
-    command, layout = _layout(agent, tmp_path)
+    command, layout, extras = _layout(agent, tmp_path)
     rules, idle = FIRST_RUN[agent]
     params = StdioServerParameters(command=world.ns.exec_prefix[0],
                                    args=[*world.ns.exec_prefix[1:], sys.executable, "-m",
@@ -84,7 +85,8 @@ async def test_an_interactive_start_answers_first_run_prompts_and_shows_the_answ
         with anyio.fail_after(480):
             async with Client(params) as client:
                 started = _structured(await client.call_tool("start", {
-                    "command": command, "cwd": str(layout.root), "cols": 110, "rows": 34, "auto_respond": rules}))
+                    "command": command, "cwd": str(layout.root), "cols": 110, "rows": 34, "auto_respond": rules,
+                    **extras}))
                 sid = started["session_id"]
                 # The first time it is said to wait for input, something is on the screen: start-up silence
                 # does not count.
@@ -105,13 +107,14 @@ async def test_an_interactive_start_answers_first_run_prompts_and_shows_the_answ
                 # Text, then Enter a moment later: typed at once, a TUI would take both as one paste.
                 _structured(await client.call_tool("send", {"session_id": sid, "text": "say hello",
                                                             "keys": ["enter"]}))
-                while "interactive emulator" not in screen:
+                while "word by word" not in screen:
                     view = _structured(await client.call_tool("read", {"session_id": sid, "wait_s": 2,
                                                                         "screen": True}))
                     assert not view["exited"], view["screen"]
                     screen = view["screen"]
-                # Rendered, not stripped: the words keep their spaces (TUIs draw spaces as cursor moves).
-                assert "Hello from the interactive emulator, word by word." in screen
+                # Rendered, not stripped: the words keep their spaces (TUIs draw spaces as cursor moves), wherever
+                # the TUI wrapped the line.
+                assert "Hello from the interactive emulator, word by word." in " ".join(screen.split())
                 await client.call_tool("kill", {"session_id": sid, "signal": "TERM"})
     finally:
         for pid in leg_processes(layout.leg_id):  # e.g. Codex's daemon, which leaves the process group

@@ -1,12 +1,12 @@
 """Everything one leg needs before its CLI starts: its directory, its fresh HOME, its secrets, its command line.
 
-A leg lives in ``<agents dir>/<run>/<agent>/``: ``work/`` is its git worktree, ``home/`` its HOME. The runner runs
-the command with the leg directory as its working directory (the sandbox makes only that writable), and the command
-moves into ``work/`` itself.
+A leg lives in ``<agents dir>/<run>/<agent>/``: ``work/`` is its git worktree, ``home/`` its HOME, ``tmp/`` its
+TMPDIR. The runner runs the command with the leg directory as its working directory (its sandbox makes that
+writable, and nothing else but the worktree's own git admin directory), and the command moves into ``work/``.
 
-Secrets (the CLI's API key) never appear on a command line or in an event: they are written to a file in the leg's
-HOME readable only by its owner, which the command sources and deletes before it ``exec``\\ s the CLI. Every event
-text is redacted of their values (:class:`Redactor`).
+The environment goes to the runner as the ``env`` of its ``run`` call, and the CLI's API key as ``secrets``: set in
+the CLI's environment, never on a command line, and redacted by the runner from everything it returns. Every event
+text is redacted here too (:class:`Redactor`), in case a runner without that duty is configured.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from pathlib import Path
 from .base import AgentCLI
 from .spec import AgentSpec
 
-__all__ = ["LegLayout", "Redactor", "agents_dir", "endpoint_for", "secrets_for", "prepare_home", "shell_command",
-           "LEG_MARKER"]
+__all__ = ["LegLayout", "Redactor", "agents_dir", "endpoint_for", "secrets_for", "prepare_home", "leg_environment",
+           "shell_command", "LEG_MARKER"]
 
 LEG_MARKER = "LLMMIXER_AGENT_LEG"  # set in every leg's environment: finds its processes, wherever they went
-ENV_FILE = ".llmmixer-env"
 
 
 def agents_dir() -> Path:
@@ -78,31 +77,30 @@ def secrets_for(adapter: AgentCLI, environ: dict[str, str] | None = None) -> dic
     return {}
 
 
-def prepare_home(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, base_url: str | None,
-                 secrets: dict[str, str], binary: str) -> None:
-    """Seed the fresh HOME: the CLI's config files, and the environment file the command sources."""
+def prepare_home(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, base_url: str | None) -> None:
+    """Seed the fresh HOME with the CLI's config files (endpoint, no first-run prompts, no telemetry)."""
     home = layout.home
     home.mkdir(parents=True, exist_ok=True)
+    (layout.root / "tmp").mkdir(parents=True, exist_ok=True)
     for relative, content in adapter.home_files(home, base_url=base_url, model=spec.model).items():
         path = home / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
-    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
-           "XDG_DATA_HOME": str(home / ".local" / "share"), "XDG_STATE_HOME": str(home / ".local" / "state"),
-           "TMPDIR": str(layout.root / "tmp"), LEG_MARKER: layout.leg_id,
-           "PATH": os.pathsep.join([os.path.dirname(binary), os.environ.get("PATH", "/usr/bin:/bin")]),
-           **adapter.environment(home, base_url=base_url), **spec.env, **secrets}
-    (layout.root / "tmp").mkdir(parents=True, exist_ok=True)
-    target = home / ENV_FILE
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        for name, value in env.items():
-            handle.write(f"export {name}={shlex.quote(value)}\n")
+
+
+def leg_environment(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, base_url: str | None,
+                    binary: str) -> dict[str, str]:
+    """The CLI's environment, secrets aside: its HOME and XDG dirs, PATH with its own directory first, the leg
+    marker, the adapter's switches and the config's ``env``."""
+    home = layout.home
+    return {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"), "XDG_STATE_HOME": str(home / ".local" / "state"),
+            "TMPDIR": str(layout.root / "tmp"), LEG_MARKER: layout.leg_id,
+            "PATH": os.pathsep.join([os.path.dirname(binary), os.environ.get("PATH", "/usr/bin:/bin")]),
+            **adapter.environment(home, base_url=base_url), **spec.env}
 
 
 def shell_command(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, binary: str, task: str) -> str:
-    """The bash command the runner runs: load the environment file, delete it, ``exec`` the CLI in the worktree."""
-    env_file = shlex.quote(str(layout.home / ENV_FILE))
+    """The bash command the runner runs: ``exec`` the CLI, in its structured mode, in the worktree."""
     argv = [binary, *adapter.argv(task, model=spec.model, extra=spec.args)]
-    return (f"cd {shlex.quote(str(layout.work))} && . {env_file} && rm -f {env_file} && "
-            f"exec {shlex.join(argv)}")
+    return f"cd {shlex.quote(str(layout.work))} && exec {shlex.join(argv)}"

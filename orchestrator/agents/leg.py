@@ -108,8 +108,8 @@ def _error_of(payload: dict[str, Any]) -> dict[str, Any]:
     return error if isinstance(error, dict) else {"kind": "server", "message": "the PTY runner failed"}
 
 
-async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: float, emit: Emit,
-                  redact: Redactor) -> None:
+async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: float, emit: Emit, redact: Redactor,
+                  *, env: dict[str, str], secrets: dict[str, str], writable: list[str]) -> None:
     """Run the CLI to its end (or ``timeout_s``) through the runner; fills ``leg``'s report, exit code, output."""
     lines = _Lines()
     tail: list[str] = []
@@ -123,8 +123,8 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
         for raw in lines.feed(text):
             _handle_line(leg, raw, emit, redact)
 
-    result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.root),
-                                            "timeout_s": timeout_s}, progress)
+    result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.root), "timeout_s": timeout_s,
+                                            "env": env, "secrets": secrets, "writable": writable}, progress)
     for raw in lines.rest():
         _handle_line(leg, raw, emit, redact)
     payload = result.structured_content or {}

@@ -20,16 +20,17 @@ from typing import Any
 import anyio
 
 from ...servers.core.errors import InvalidInputError, LLMMixerError
+from ..modes import AGENT_MODES
 from ..pool import ServerPool
-from .launch import LegLayout, Redactor, agents_dir, endpoint_for, prepare_home, secrets_for, shell_command
+from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, leg_environment, prepare_home, secrets_for,
+                     shell_command)
 from .leg import AgentLeg, Emit, missing_key, run_check, run_cli
 from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
-from .worktree import add_worktree, apply_diff, remove_worktree, repo_root, worktree_diff
+from .worktree import add_worktree, apply_diff, git_admin_dir, remove_worktree, repo_root, worktree_diff
 
 __all__ = ["AGENT_MODES", "AgentRequest", "AgentRun", "run_agents", "plan_agents", "DEFAULT_CHECK_TIMEOUT_S"]
 
-AGENT_MODES = ("race", "all")
 DEFAULT_CHECK_TIMEOUT_S = 300.0
 
 
@@ -120,10 +121,14 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                     raise missing_key(adapter)
                 binary = find_command(spec)
                 await add_worktree(run.repo, leg.layout.work)
-                prepare_home(adapter, spec, leg.layout, base_url=endpoint_for(adapter, spec), secrets=secrets,
-                             binary=binary)
+                base_url = endpoint_for(adapter, spec)
+                prepare_home(adapter, spec, leg.layout, base_url=base_url)
                 command = shell_command(adapter, spec, leg.layout, binary=binary, task=request.task)
-                await run_cli(leg, pool, command, request.timeout_s or spec.timeout_s, emit, redact)
+                env = leg_environment(adapter, spec, leg.layout, base_url=base_url, binary=binary)
+                # The worktree's git admin dir (index, HEAD) so the agent's own git commands work; nothing else.
+                writable = [str(await git_admin_dir(leg.layout.work))]
+                await run_cli(leg, pool, command, request.timeout_s or spec.timeout_s, emit, redact, env=env,
+                              secrets=secrets, writable=writable)
                 emit("agent.exit", leg.name, {"exit_code": leg.exit_code, "timed_out": leg.timed_out,
                                               "error": leg.report.error})
                 leg.check = await run_check(leg, pool, request.check, request.check_timeout_s, emit, redact)

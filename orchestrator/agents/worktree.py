@@ -14,7 +14,7 @@ import anyio.to_thread
 
 from ...servers.core.errors import InvalidInputError, LLMMixerError
 
-__all__ = ["repo_root", "add_worktree", "remove_worktree", "worktree_diff", "apply_diff"]
+__all__ = ["repo_root", "add_worktree", "remove_worktree", "worktree_diff", "apply_diff", "git_admin_dir"]
 
 GIT_TIMEOUT_S = 120
 
@@ -45,6 +45,12 @@ async def add_worktree(repo: Path, dest: Path) -> None:
     done = await anyio.to_thread.run_sync(lambda: _git(repo, "worktree", "add", "--detach", str(dest), "HEAD"))
     if done.returncode != 0:
         raise LLMMixerError(f"git worktree add failed: {done.stderr.strip()[-500:]}")
+
+
+async def git_admin_dir(work: Path) -> Path:
+    """The worktree's own admin directory under the repository's ``.git/worktrees/`` (its index, HEAD, locks)."""
+    found = await anyio.to_thread.run_sync(lambda: _git(work, "rev-parse", "--absolute-git-dir"))
+    return Path(found.stdout.strip())
 
 
 async def remove_worktree(repo: Path, dest: Path) -> None:

@@ -100,7 +100,7 @@ class AgentsRequest(BaseModel):
     task: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     check: str = Field(min_length=1, max_length=100_000)
     agents: list[str] | None = None
-    mode: Literal["race", "all"] = "race"
+    mode: str = Field(default="race", max_length=20)  # an agent mode (modes.AGENT_MODES), checked when it starts
     cwd: str | None = Field(default=None, max_length=4096)
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)
     apply: bool = False

@@ -583,7 +583,7 @@
     const task = $("#agent-task").value.trim();
     const check = $("#agent-check").value.trim();
     if (!task || !check) return;
-    const body = { task, check, mode: $("#agent-mode").value };
+    const body = { task, check, mode: $("#agent-all").checked ? "all" : "race" };
     const agents = $("#agent-names").value.trim();
     if (agents) body.agents = agents;
     notice("");

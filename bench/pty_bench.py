@@ -11,6 +11,10 @@ runner's own cost: PTY or pipe plumbing, the read loop, the bounded buffer.
 - latency: ``send`` of a short line to a ``cat`` session until its text is in the session's output (the terminal's
   echo on PTY; cat's copy on pipes), p50 and p95, vs the same round trip written straight to a ptyprocess child.
 
+- sandbox: the cost of bubblewrap, side by side in one run: the time from ``run("true")`` to its result with the
+  sandbox on vs off (median of interleaved runs; goal: at most 30 ms added), and the PTY backend's throughput on
+  vs off (goal: at least 0.9x). Skipped, with a row saying why, where bubblewrap does not work.
+
 ``python -m bench.pty_bench [--quick]`` prints the rows; ``python -m bench --only pty`` puts them in the table.
 """
 
@@ -74,8 +78,9 @@ def raw_pty_seconds(size: int) -> float:
     return elapsed
 
 
-async def runner_seconds(backend: str, size: int) -> float:
-    runner = PtyRunner(backend=backend, limits=Limits(output_limit=1 << 20))  # type: ignore[arg-type]
+async def runner_seconds(backend: str, size: int, sandbox: str = "off") -> float:
+    runner = PtyRunner(backend=backend, limits=Limits(output_limit=1 << 20),  # type: ignore[arg-type]
+                       sandbox=sandbox)
     started = time.perf_counter()
     result = await runner.run(child_command(size), timeout_s=600)
     elapsed = time.perf_counter() - started
@@ -160,8 +165,46 @@ async def latency_rows(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+async def startup_ms(runner: PtyRunner) -> float:
+    started = time.perf_counter()
+    result = await runner.run("true", timeout_s=60)
+    elapsed = (time.perf_counter() - started) * 1000
+    if result.exit_code != 0:
+        raise RuntimeError(f"run('true') failed: {result.output[-200:]}")
+    return elapsed
+
+
+async def sandbox_rows(quick: bool) -> list[dict[str, Any]]:
+    from llmmixer.servers.pty_runner.sandbox import probe
+
+    reason = probe()
+    if reason is not None:
+        return [row("pty: sandbox cost", None, None, "<= +30 ms, >= 0.9x", passed=None, note=f"skipped: {reason}")]
+    on, off = PtyRunner(backend="pty", sandbox="on"), PtyRunner(backend="pty", sandbox="off")
+    await startup_ms(on)  # warm: the first sandboxed run builds nothing without a policy, but pays the probe
+    samples = 15 if quick else 50
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(samples):
+        times["on"].append(await startup_ms(on))
+        times["off"].append(await startup_ms(off))
+    start_on, start_off = statistics.median(times["on"]), statistics.median(times["off"])
+    size = 10 * MB if quick else 100 * MB
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(3 if quick else 5):
+        for mode in ("on", "off"):
+            rates[mode].append(size / MB / await runner_seconds("pty", size, sandbox=mode))
+    rate_on, rate_off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    note = f"{NOTE}; medians of interleaved runs, same runner options"
+    return [
+        row(f"pty: run('true') to its result, sandbox on vs off ({samples} runs each)", start_on, start_off,
+            "<= +30 ms", unit="ms", passed=start_on - start_off <= 30, note=f"{note}; added {start_on - start_off:.1f} ms"),
+        row(f"pty: read {size // MB} MB through the PTY backend, sandbox on vs off", rate_on, rate_off, ">= 0.9x",
+            unit="MB/s", passed=rate_on >= 0.9 * rate_off, note=note),
+    ]
+
+
 async def run_bench(quick: bool) -> list[dict[str, Any]]:
-    return [*await throughput_rows(quick), *await latency_rows(quick)]
+    return [*await throughput_rows(quick), *await latency_rows(quick), *await sandbox_rows(quick)]
 
 
 def main() -> None:

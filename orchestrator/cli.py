@@ -245,11 +245,11 @@ async def _servers(config: str | None, as_json: bool) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("server", "transport", "status", "tools", "latency ms", "error")
+        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error")
         for s in statuses:
             table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
                           "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
-                          s["last_error"] or "")
+                          s.get("info") or "", s["last_error"] or "")
         Console().print(table)
     return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
 

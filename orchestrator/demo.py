@@ -65,8 +65,7 @@ async def run_demo(prompt: str, mode: str, as_json: bool) -> int:
 def _close_delays(records: list[dict[str, Any]], final: dict[str, Any], won_at: float | None) -> dict[str, float]:
     """For each cancelled leg, how long after the win its vendor saw the connection close."""
     vendors = {m.name: m.emulator.name for m in _emulated() if m.emulator is not None}
-    # The stream each vendor saw its client close (later records, such as a replacement connection's HEAD, aside).
-    by_vendor = {r["vendor"]: r for r in records if r.get("closed_at")}
+    by_vendor = {r["vendor"]: r for r in records}
     if won_at is None:
         return {}
     out = {}

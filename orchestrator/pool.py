@@ -58,6 +58,7 @@ class ServerStatus:
     queued: int = 0  # admitted runs waiting for one
     max_concurrency: int = 0
     max_queue: int = 0
+    info: str | None = None  # the server's own "Status: ..." line from its instructions (e.g. the PTY sandbox)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -77,6 +78,7 @@ class _Connection:
         self.admitted = 0  # places held by admitted runs whose leg has no slot yet
         self.state: ServerState = "idle"
         self.tools: list[str] = []
+        self.info: str | None = None
         self.default_model: str | None = None  # what the adapter's generate uses without a model argument
         self.last_latency_ms: float | None = None
         self.calls = 0
@@ -110,6 +112,7 @@ class _Connection:
             async with Client(self._transport()) as client:
                 tools = await client.list_tools()
                 self._note_tools(tools.tools)
+                self.info = _status_line(getattr(client, "instructions", None))
                 self._client, self.state = client, "ready"
                 self.consecutive_failures = 0
                 ready.set()
@@ -170,7 +173,8 @@ class _Connection:
                             status=self.state, tools=self.tools, last_latency_ms=self.last_latency_ms,
                             calls=self.calls, failures=self.failures, last_error=self.last_error,
                             active=self.active, queued=max(self.admitted, self.waiting),
-                            max_concurrency=self.spec.max_concurrency, max_queue=self.spec.max_queue)
+                            max_concurrency=self.spec.max_concurrency, max_queue=self.spec.max_queue,
+                            info=self.info)
 
     @property
     def capacity(self) -> int:
@@ -213,6 +217,14 @@ class Admission:
 # The admission of the run whose task is calling (set by :meth:`ServerPool.admitted`; child tasks inherit it),
 # so a strategy's legs give back their run's places without the strategy knowing about admission.
 _ADMISSION: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("llmmixer_admission", default=None)
+
+
+def _status_line(instructions: str | None) -> str | None:
+    """A server states its condition in a last ``Status: ...`` line of its instructions."""
+    for line in reversed((instructions or "").splitlines()):
+        if line.startswith("Status: "):
+            return line.removeprefix("Status: ").strip()[:200]
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -65,7 +65,8 @@ class RunState:
     result: dict[str, Any] | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     finished: anyio.Event = field(default_factory=anyio.Event)
-    changed: anyio.Event = field(default_factory=anyio.Event)
+    # Set (then dropped) at the next change; made only when someone waits, so a delta nobody follows costs no Event.
+    _changed: anyio.Event | None = None
     cancel_requested: bool = False
     interrupted: bool = False  # ended by Runs.interrupt() (shutdown), not by a caller
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
@@ -80,8 +81,15 @@ class RunState:
         self.touch()
 
     def touch(self) -> None:
-        self.changed.set()
-        self.changed = anyio.Event()
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def next_change(self) -> anyio.Event:
+        """An event set at the next :meth:`touch`: take it before reading the state, then wait on it."""
+        if self._changed is None:
+            self._changed = anyio.Event()
+        return self._changed
 
     def snapshot(self) -> dict[str, Any]:
         base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
@@ -506,7 +514,7 @@ class Runs:
             return
         index = 0
         while True:
-            changed = state.changed
+            changed = state.next_change()
             while index < len(state.deltas):
                 yield state.deltas[index]
                 index += 1

@@ -43,11 +43,12 @@ from collections.abc import Iterator  # noqa: E402
 from llmmixer.servers.emulators.app import vendors  # noqa: E402
 from llmmixer.servers.emulators.server import EmulatorServer  # noqa: E402
 
-FAKE_KEYS = {
-    "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
-    "OPENAI_API_KEY": "sk-test-not-a-real-key",
-    "GEMINI_API_KEY": "gm-test-not-a-real-key",
-}
+from llmmixer.servers.core.manifest import model_manifests  # noqa: E402
+
+# A fake key for every registered model server, by its key variable (a plugin's too).
+FAKE_KEYS = {m.key_vars[0]: f"sk-test-{m.name}-not-a-real-key" for m in model_manifests() if m.key_vars}
+# Every key variable a server reads, alternates included: none reaches a child unless a test sets it.
+KEY_VARS = frozenset(v for m in model_manifests() for v in m.key_vars)
 
 
 def _available_vendors() -> tuple[str, ...]:
@@ -72,7 +73,7 @@ def emu(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorSe
 
 def server_env(emu: EmulatorServer | None = None, *, keys: bool = True, **extra: str) -> dict[str, str]:
     """Environment for a server subprocess: this environment, the emulator's base URLs, fake keys, ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in FAKE_KEYS and k != "GOOGLE_API_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
     if emu is not None:
         env.update(emu.env)
     if keys:

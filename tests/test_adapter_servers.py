@@ -25,16 +25,14 @@ from conftest import server_env
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from llmmixer.servers.core.manifest import model_manifests
 from llmmixer.servers.emulators.server import EmulatorServer, free_port
 
 pytestmark = pytest.mark.anyio
 
-# source -> (emulator vendor, key variable the auth error must name)
-VENDORS: dict[str, tuple[str, str]] = {
-    "claude": ("anthropic", "ANTHROPIC_API_KEY"),
-    "gpt": ("openai", "OPENAI_API_KEY"),
-    "gemini": ("gemini", "GEMINI_API_KEY"),
-}
+# source -> (emulator vendor, key variable the auth error must name), from every registered model server's manifest
+VENDORS: dict[str, tuple[str, str]] = {m.name: (m.emulator.name, m.key_vars[0]) for m in model_manifests()
+                                       if m.emulator is not None and m.key_vars}
 REPLY = "Racing 안녕하세요 across vendors 🚀👋🏽 — done."
 MAX_PROMPT_BYTES = 1000
 BAD_ARGUMENTS = [

@@ -122,6 +122,10 @@ def test_servers_reports_each_server_and_its_tools(tmp_path):
     assert all(s["status"] == "ready" and s["transport"] == "stdio" for s in servers.values())
     assert {"generate", "list_models"} <= set(servers["claude"]["tools"])
     assert {"run", "start", "send", "read", "wait", "kill"} <= set(servers["pty"]["tools"])
+    from llmmixer.servers.pty_runner.sandbox import probe
+
+    expected = "sandbox on (bubblewrap" if probe() is None else "sandbox off"
+    assert (servers["pty"]["info"] or "").startswith(expected), servers["pty"]  # the PTY runner says where it stands
 
 
 def test_serve_runs_a_race_over_http_and_refuses_a_public_bind_without_a_token(emu, tmp_path):

@@ -48,12 +48,12 @@ async def test_a_cancelled_stream_is_replaced_by_a_warm_connection(source: str, 
 
         cancelled = await eventually(lambda: [r for r in emu.requests(vendor)
                                               if r["method"] == "POST" and r["outcome"] == "client_closed"], 10)
-        warm = await eventually(lambda: [r for r in emu.requests(vendor)
+        warm = await eventually(lambda: [r for r in emu.requests(vendor, probes=True)
                                          if r["method"] == "HEAD" and r["id"] > cancelled[0]["id"]], 10)
         assert warm[0]["peer"] != cancelled[0]["peer"]  # a new connection, not the cancelled one
 
         emu.set_behaviour(vendor, reply="quick", tokens=2)
         result = await client.call_tool("generate", {"prompt": "next"})
         assert not result.is_error, result.content
-        nxt = [r for r in emu.requests(vendor) if r["method"] == "POST" and r["id"] > warm[0]["id"]]
+        nxt = [r for r in emu.requests(vendor) if r["id"] > warm[0]["id"]]
         assert [r["peer"] for r in nxt] == [warm[0]["peer"]]  # the next call rode the warmed connection

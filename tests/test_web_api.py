@@ -141,6 +141,12 @@ async def test_routes_call_the_run_service() -> None:
 
         servers = await client.get("/api/servers")
         assert [s["name"] for s in servers.json()["servers"]] == ["claude", "pty"]
+        # each status carries what the server's manifest says about it, names of variables and never values
+        claude, pty = servers.json()["servers"]
+        assert (claude["role"], claude["vendor"], claude["key_var"]) == ("model", "anthropic", "ANTHROPIC_API_KEY")
+        assert (pty["role"], pty["key_var"]) == ("runner", None)
+        meta = (await client.get("/api/meta")).json()
+        assert meta["default_mode"] == meta["modes"][0]["name"] and "run.done" in meta["event_types"]
         history = (await client.get("/api/runs", params={"limit": "2"})).json()["runs"]
         assert [h["run_id"] for h in history] == [command.json()["run_id"], default.json()["run_id"]]
         health = (await client.get("/healthz")).json()

@@ -12,7 +12,8 @@ Control API (JSON):
 
     PUT    /_emulator/behaviour/{vendor}   set the vendor's default Behaviour (body: Behaviour fields)
     POST   /_emulator/queue/{vendor}       queue one-shot behaviours (body: a list), used by the next requests in order
-    GET    /_emulator/requests[?vendor=]   the request records (see recorder.py)
+    GET    /_emulator/requests[?vendor=][&probes=1]   the request records (see recorder.py); ``probes=1`` adds
+                                    the requests of the base URLs themselves
     PUT    /_emulator/script/{vendor}      scripted agent turns for the vendor (body: {"turns": [...]}, script.py)
     GET    /_emulator/tool_results[?vendor=]   every tool result the agents sent back (script.py)
     POST   /_emulator/reset                default behaviours, empty queues, no scripts, no records
@@ -148,7 +149,8 @@ def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
         return JSONResponse({"queued": len(behaviours)})
 
     async def get_requests(request: Request) -> JSONResponse:
-        return JSONResponse(ctx.recorder.list(request.query_params.get("vendor")))
+        return JSONResponse(ctx.recorder.list(request.query_params.get("vendor"),
+                                              probes=request.query_params.get("probes") == "1"))
 
     async def post_reset(request: Request) -> JSONResponse:
         ctx.reset()
@@ -201,7 +203,7 @@ def _base_url_routes(ctx: EmulatorContext, served: tuple[str, ...]) -> list[Base
 
         async def base(request: Request, vendor: str = vendor) -> Response:
             record = ctx.open_record(vendor, request, None)
-            record.outcome, record.ended_at = "completed", time.time()
+            record.probe, record.outcome, record.ended_at = True, "completed", time.time()
             return Response(status_code=404)
 
         routes += [Route(path, base, methods=["GET", "HEAD"]), Route(path + "/", base, methods=["GET", "HEAD"])]

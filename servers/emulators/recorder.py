@@ -31,6 +31,9 @@ class RequestRecord:
     tokens_sent: int = 0
     # The client's address and port: two requests with the same ``peer`` came over the same TCP connection.
     peer: str | None = None
+    # A request to the API's base URL itself (a client opening a connection ahead of its next call), not a call
+    # of the API: listed only when asked for.
+    probe: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,9 +55,10 @@ class Recorder:
             del self._records[: max(0, len(self._records) - self._limit)]
             return record
 
-    def list(self, vendor: str | None = None) -> list[dict[str, Any]]:
+    def list(self, vendor: str | None = None, probes: bool = False) -> list[dict[str, Any]]:
         with self._lock:
-            return [r.to_dict() for r in self._records if vendor is None or r.vendor == vendor]
+            return [r.to_dict() for r in self._records
+                    if (vendor is None or r.vendor == vendor) and (probes or not r.probe)]
 
     def clear(self) -> None:
         with self._lock:

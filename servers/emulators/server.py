@@ -10,7 +10,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import httpx2
 import uvicorn
@@ -59,8 +59,9 @@ class EmulatorClient:
         response.raise_for_status()
         return response.json()
 
-    def requests(self, vendor: str | None = None) -> list[dict[str, Any]]:
-        params = {"vendor": vendor} if vendor else None
+    def requests(self, vendor: str | None = None, probes: bool = False) -> list[dict[str, Any]]:
+        """The API calls the emulator saw; with ``probes``, also the requests of the base URLs themselves."""
+        params = {**({"vendor": vendor} if vendor else {}), **({"probes": "1"} if probes else {})} or None
         response = self._http.get("/_emulator/requests", params=params)
         response.raise_for_status()
         return response.json()
@@ -104,7 +105,7 @@ class EmulatorServer(EmulatorClient):
         scheme = "https" if self.tls else "http"
         super().__init__(f"{scheme}://{host}:{self.port}", verify=str(self.tls.ca_file) if self.tls else None)
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -118,7 +119,7 @@ class EmulatorServer(EmulatorClient):
         self._thread.join(timeout=5)
         self.close()
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -9,6 +9,9 @@ Child hygiene: whatever dispositions the server inherited or set (Python ignores
 a background job ignores ``SIGINT`` and ``SIGQUIT``), the child starts with ``SIGPIPE``, ``SIGINT``, ``SIGQUIT`` and
 ``SIGXFSZ`` at their defaults and no signal blocked: reset in the forked child on the PTY backend, and by
 ``subprocess`` (``PIPE``, ``XFSZ``) plus ``env --default-signal`` (``INT``, ``QUIT``, where coreutils has it) on pipes.
+A sandboxed child is bwrap, in the command's process group: it ignores ``SIGINT`` and ``SIGQUIT`` (a ctrl-c is the
+command's to handle, not a reason to tear the sandbox down) and the command inside gets them back at their defaults
+(:meth:`.sandbox.Jail.wrap`).
 
 The differences a caller can see are the terminal's: on the PTY backend the child sees ``isatty()``, output passes
 the line discipline (``\\n`` becomes ``\\r\\n``) and control characters are signals; on the pipe backend stderr is
@@ -125,9 +128,31 @@ class ChildProcess(ABC):
             return 0
 
     def kill_group(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group; a group that is already gone is not an error."""
+        """Signal the whole process group; a group that is already gone is not an error.
+
+        A sandboxed child's ``SIGKILL`` ends its whole PID namespace (the namespace's init is killed, and the kernel
+        kills every process in it, daemons that left the group included); ``SIGTERM`` and ``SIGHUP`` go to every
+        process in the namespace but bwrap's own, so each can clean up before the ``SIGKILL`` that follows.
+        """
+        if self.sandboxed and sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP):
+            init = self._namespace_init()
+            targets = [] if init is None else [init] if sig == signal.SIGKILL else _namespace_members(init)
+            for pid in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            if targets and sig != signal.SIGKILL:
+                return  # (no member yet: the sandbox is still starting, and bwrap's group takes the signal)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
+
+    def _namespace_init(self) -> int | None:
+        """The host pid of the sandbox's PID-namespace init (bwrap's child), if it is still there."""
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as handle:
+                children = handle.read().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
 
     async def aclose(self) -> None:
         """Kill the group if still running, reap the child, release descriptors. Safe to call twice."""
@@ -147,6 +172,21 @@ def _read_link(path: str) -> str | None:
         return os.readlink(path)
     except OSError:
         return None
+
+
+def _namespace_members(init: int) -> list[int]:
+    """Every process in ``init``'s PID namespace except bwrap's own (its init)."""
+    try:
+        namespace = os.readlink(f"/proc/{init}/ns/pid")
+    except OSError:
+        return []
+    members = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != init:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{name}/ns/pid") == namespace:
+                    members.append(int(name))
+    return members
 
 
 class PtyChild(ChildProcess):
@@ -313,45 +353,58 @@ class PipeChild(ChildProcess):
 RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGXFSZ)
 
 
-def reset_signals() -> None:
-    """In the forked child, before exec: default dispositions and an empty signal mask."""
+KEYBOARD_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
+
+
+def reset_signals(ignore_keyboard: bool = False) -> None:
+    """In the forked child, before exec: default dispositions and an empty signal mask. ``ignore_keyboard``: the
+    child is bwrap, which must outlive a ctrl-c meant for the command (the command resets them itself)."""
     for sig in RESET_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_IGN if ignore_keyboard and sig in KEYBOARD_SIGNALS else signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-_default_signal_prefix: list[str] | None = None
+_signal_env: str | None | bool = False  # False: not probed yet
 
 
-def _pipe_prefix() -> list[str]:
-    """``env --default-signal=INT,QUIT`` where ``env`` knows it (coreutils 9+), else nothing."""
-    global _default_signal_prefix
-    if _default_signal_prefix is None:
+def signal_env() -> str | None:
+    """The ``env`` program when it has ``--default-signal``/``--ignore-signal`` (coreutils 9+), else None."""
+    global _signal_env
+    if _signal_env is False:
         env = "/usr/bin/env" if os.path.exists("/usr/bin/env") else "/bin/env"
         try:
-            done = subprocess.run([env, "--default-signal=INT,QUIT", "true"], capture_output=True, timeout=10,
-                                  check=False)
-            _default_signal_prefix = [env, "--default-signal=INT,QUIT"] if done.returncode == 0 else []
+            done = subprocess.run([env, "--default-signal=INT,QUIT", "--ignore-signal=TTOU", "true"],
+                                  capture_output=True, timeout=10, check=False)
+            _signal_env = env if done.returncode == 0 else None
         except (OSError, subprocess.TimeoutExpired):
-            _default_signal_prefix = []
-    return _default_signal_prefix
+            _signal_env = None
+    return _signal_env  # type: ignore[return-value]
 
 
-def _spawn_pty(argv: Sequence[str], cwd: str, env: Mapping[str, str], cols: int, rows: int) -> PtyChild:
+def _pipe_prefix(sandboxed: bool) -> list[str]:
+    env = signal_env()
+    if env is None:
+        return []
+    return [env, "--ignore-signal=INT,QUIT" if sandboxed else "--default-signal=INT,QUIT"]
+
+
+def _spawn_pty(argv: Sequence[str], cwd: str, env: Mapping[str, str], cols: int, rows: int,
+               sandboxed: bool) -> PtyChild:
     import ptyprocess  # lazily: only the PTY backend needs it
 
+    ignore = sandboxed and signal_env() is not None
     proc = ptyprocess.PtyProcess.spawn(list(argv), cwd=cwd, env=dict(env), dimensions=(rows, cols),
-                                       preexec_fn=reset_signals)
+                                       preexec_fn=lambda: reset_signals(ignore))
     return PtyChild(proc)
 
 
-async def _spawn_pipe(argv: Sequence[str], cwd: str, env: Mapping[str, str]) -> PipeChild:
+async def _spawn_pipe(argv: Sequence[str], cwd: str, env: Mapping[str, str], sandboxed: bool) -> PipeChild:
     read_end, write_end = os.pipe()
     # A bigger pipe means fewer wake-ups per megabyte read (Linux; elsewhere the default size stays).
     with contextlib.suppress(OSError, AttributeError):
         fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)  # type: ignore[attr-defined]
     try:
-        process = await anyio.open_process([*_pipe_prefix(), *argv], stdin=subprocess.PIPE, stdout=write_end,
+        process = await anyio.open_process([*_pipe_prefix(sandboxed), *argv], stdin=subprocess.PIPE, stdout=write_end,
                                            stderr=subprocess.STDOUT, cwd=cwd, env=dict(env),
                                            start_new_session=True)
     except BaseException:
@@ -370,16 +423,25 @@ async def spawn(
     backend: BackendName = "pty",
     cols: int = 120,
     rows: int = 40,
+    sandboxed: bool = False,
 ) -> ChildProcess:
     """Start ``argv`` in a new session on ``backend``; fall back to pipes (once warned) if no PTY can be opened.
+    ``sandboxed``: ``argv`` is a bwrap command line (see :attr:`ChildProcess.sandboxed`).
 
     Raises:
         OSError: the program could not be started at all (on either backend).
     """
+    child = await _spawn(argv, cwd=cwd, env=env, backend=backend, cols=cols, rows=rows, sandboxed=sandboxed)
+    child.sandboxed = sandboxed
+    return child
+
+
+async def _spawn(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], backend: BackendName, cols: int,
+                 rows: int, sandboxed: bool) -> ChildProcess:
     global _fallback_warned
     if backend == "pty":
         try:
-            return _spawn_pty(argv, cwd, env, cols, rows)
+            return _spawn_pty(argv, cwd, env, cols, rows, sandboxed)
         except ImportError as exc:
             reason = f"ptyprocess is not importable ({exc})"
         except OSError as exc:
@@ -389,4 +451,4 @@ async def spawn(
         if not _fallback_warned:
             _fallback_warned = True
             log.warning("PTY backend unavailable, using pipes: %s", reason)
-    return await _spawn_pipe(argv, cwd, env)
+    return await _spawn_pipe(argv, cwd, env, sandboxed)

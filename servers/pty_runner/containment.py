@@ -155,11 +155,11 @@ class Containment:
         all_secrets = {**self.secrets, **call_secrets}
         redactor = self.redactor.copy_with(call_secrets) if call_secrets else self.redactor
         child_env = self.env_policy.child_env(self.environ, cols, rows, secrets=all_secrets, extra=extra)
-        if not self.enabled:
-            if writable:
-                for path in writable:
-                    if not os.path.isabs(path):
-                        raise InvalidInputError(f"writable path {path!r} must be absolute")
+        if not self.enabled:  # everything is writable anyway; the directories are still made, as inside
+            for path in writable:
+                if not os.path.isabs(path):
+                    raise InvalidInputError(f"writable path {path!r} must be absolute")
+                os.makedirs(path, exist_ok=True)
             return Prepared(argv=list(argv), env=child_env, redactor=redactor)
         sandbox = self.sandbox()
         jail = sandbox.jail(cwd, writable)
@@ -167,6 +167,8 @@ class Containment:
         prepared = Prepared(argv=jail.wrap(argv), env=child_env, redactor=redactor, jail=jail)
         prepared.approvals.replace(approvals)
         exec_rules = self.exec_rules
+        if not sandbox.guards:
+            return prepared
 
         async def decide(request: GuardRequest) -> Decision:
             if exec_rules is None:

@@ -150,8 +150,8 @@ async def run_command(
         OSError: the shell could not be started (bad ``cwd``, no ``bash``).
     """
     started = time.perf_counter()
-    child = await spawn(argv or shell_argv(command), cwd=cwd, env=env, backend=backend, cols=cols, rows=rows)
-    child.sandboxed = sandboxed
+    child = await spawn(argv or shell_argv(command), cwd=cwd, env=env, backend=backend, cols=cols, rows=rows,
+                        sandboxed=sandboxed)
     groups.add(child)
     buffer = OutputBuffer(output_limit)
     stream = _Stream(on_output, stream_limit) if on_output is not None else None

@@ -12,6 +12,7 @@ events), the environment and the redaction of secrets.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -29,6 +30,7 @@ import anyio.to_thread
 
 from ..core.errors import InvalidInputError, NotFoundError, UnavailableError
 from ..core.events import Event
+from ..core.redact import redact_inline
 from .backend import BackendName, spawn
 from .containment import Containment, Prepared
 from .control import GuardRequest
@@ -242,14 +244,13 @@ class PtyRunner:
             if prepared.control is not None:
                 await prepared.control.open()
             child = await spawn(prepared.argv, cwd=path, env=prepared.env, backend=self.backend, cols=cols,
-                                rows=rows)
+                                rows=rows, sandboxed=prepared.jail is not None)
         except OSError as exc:
             await prepared.aclose()
             raise InvalidInputError(f"could not start the command: {exc.strerror or exc}") from exc
         except BaseException:
             await prepared.aclose()
             raise
-        child.sandboxed = prepared.jail is not None
         self.groups.add(child)
         stream = prepared.redactor.stream()
         session = Session(id=uuid.uuid4().hex[:12], command=command, cwd=path, child=child,
@@ -316,7 +317,9 @@ class PtyRunner:
         return session
 
     def list(self) -> list[dict[str, Any]]:
-        return [session.describe() for session in self.sessions.values()]
+        redact = self.containment.redactor.redact
+        return [{**info, "command": redact_inline(redact(info["command"]))}
+                for info in (session.describe() for session in self.sessions.values())]
 
     async def _forget(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
@@ -327,7 +330,7 @@ class PtyRunner:
             await prepared.aclose()
 
     # -- input -----------------------------------------------------------------------------------------------
-    def plan_send(self, session: Session, text: str | None, keys: list[str] | None,
+    def plan_send(self, session: Session, text: str | None, keys: builtins.list[str] | None,
                   keys_delay_s: float = 0.0) -> SendPlan:
         """What sending ``text`` then ``keys`` would write, and which typed lines it would end.
 
@@ -340,7 +343,7 @@ class PtyRunner:
             raise InvalidInputError("give text, keys or both")
         if session.exited:
             raise InvalidInputError(f"session {session.id} has exited (exit code {session.exit_code})")
-        segments: list[_Segment] = []
+        segments: builtins.list[_Segment] = []
         typed = ""
         if text:
             if "\x00" in text:

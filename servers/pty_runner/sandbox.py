@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..core.errors import InvalidInputError, UnavailableError
+from .backend import signal_env
 from .guards import Guard
 
 __all__ = ["SandboxMode", "SandboxSettings", "Sandbox", "Jail", "probe", "resolve_sandbox", "CONTROL_DIR",
@@ -48,6 +49,7 @@ log = logging.getLogger("llmmixer.pty.sandbox")
 SandboxMode = Literal["auto", "on", "off"]
 SANDBOX_ENV = "LLMMIXER_PTY_SANDBOX"
 CONTROL_DIR = "/dev/llmmixer"  # inside the sandbox; the guards' socket is CONTROL_DIR/control
+SIGNAL_ENV = "/dev/llmmixer-env"  # inside: the host's env, which puts the keyboard signals back to their defaults
 MISSING = ("bubblewrap is not installed: the `bwrap` program (Debian/Ubuntu package `bubblewrap`, Fedora "
            "`bubblewrap`) is needed for --sandbox on")
 
@@ -139,7 +141,8 @@ class Jail:
         return os.path.join(self.root, "ctl", "control")
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
-        return [*self.prefix, "--", *argv]
+        reset = [SIGNAL_ENV, "--default-signal=INT,QUIT,PIPE,XFSZ"] if SIGNAL_ENV in self.prefix else []
+        return [*self.prefix, "--", *reset, *argv]
 
     def host_path(self, inside: str) -> str:
         """A path as the child sees it -> the same file on the host (only /tmp differs)."""
@@ -202,7 +205,11 @@ class Sandbox:
             args += ["--bind", path, path]
         for guard in self.guards:
             args += ["--ro-bind", guard.source, guard.target]
-        args += ["--ro-bind", os.path.join(root, "ctl"), CONTROL_DIR]
+        if self.guards:  # nothing to report or ask without guards
+            args += ["--ro-bind", os.path.join(root, "ctl"), CONTROL_DIR]
+        env = signal_env()
+        if env is not None:
+            args += ["--ro-bind", env, SIGNAL_ENV]
         args += self._protection(writable)
         args += ["--chdir", cwd]
         return args

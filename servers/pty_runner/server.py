@@ -50,8 +50,8 @@ class Approval(BaseModel):
 
 
 class RunOutput(BaseModel):
-    exit_code: int | None = Field(description="the command's exit code; negative: killed by that signal; "
-                                              "null when it timed out")
+    exit_code: int | None = Field(description="the command's exit code; negative: killed by that signal (in the "
+                                              "sandbox an `exit 128+N` reads the same); null when it timed out")
     output: str = Field(description="terminal output, ANSI kept (the last bytes when truncated)")
     truncated: bool
     timed_out: bool
@@ -214,18 +214,15 @@ INSTRUCTIONS = (
     "and lines typed into shells are checked against a policy; refusals are errors of kind `policy`. "
 )
 
-WRITABLE = Field(default=None, description="more absolute directories the command may write (created if missing), "
-                                           "e.g. a fresh HOME; everything else outside cwd is read-only")
-ENV = Field(default=None, description="variables set for the command (after the runner's allowlist)")
-SECRETS = Field(default=None, description="variables set like env whose values are redacted from all output")
+WRITABLE = Field(default=None, description="more absolute directories it may write (created), e.g. a fresh HOME")
+ENV = Field(default=None, description="variables to set")
+SECRETS = Field(default=None, description="variables to set whose values are redacted from all output")
 
 
 def _sandbox_note(runner: PtyRunner) -> str:
     if runner.sandbox_info.startswith("bubblewrap"):
-        return (f"Sandbox: {runner.sandbox_info} (own PID namespace, read-only filesystem except cwd and writable "
-                "paths, private /tmp, allowlisted environment; denied programs cannot run however they are "
-                "reached).")
-    return f"Sandbox: {runner.sandbox_info}."
+        return ("Sandboxed: read-only outside cwd, writable and a private /tmp; denied programs never run.")
+    return f"Not sandboxed ({runner.sandbox_info})."
 
 
 def _redacted(runner: PtyRunner, error: LLMMixerError) -> LLMMixerError:
@@ -256,7 +253,10 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             yield {}
 
     note = _sandbox_note(runner)
-    server = LLMMixerMCPServer(name="llmmixer-pty", instructions=INSTRUCTIONS + note, lifespan=lifespan)
+    status = ("sandbox on (" + runner.sandbox_info + ")" if runner.sandbox_info.startswith("bubblewrap")
+              else "sandbox " + runner.sandbox_info)
+    server = LLMMixerMCPServer(name="llmmixer-pty", instructions=f"{INSTRUCTIONS}{note}\nStatus: {status}",
+                               lifespan=lifespan)
 
     def approved(outcome: ElicitationResult[Any], verdict: Verdict) -> tuple[str, ...]:
         return verdict.asks if verdict.action == "ask" and isinstance(outcome, AcceptedElicitation) else ()
@@ -310,8 +310,7 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
 
     @server.tool(description="Start an interactive session (bash -c COMMAND) in a pseudo-terminal. auto_respond "
                              "rules answer known prompts; each answer is reported as an event. auto_respond text "
-                             "is not checked by the policy parser: it is contained by the sandbox and its "
-                             "exec-time rules. " + note)
+                             "is not parsed: the sandbox contains it. " + note)
     async def start(
         command: str,
         approval: Annotated[ElicitationResult[Approval], Resolve(gate.for_start)],
@@ -339,8 +338,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
 
     @server.tool(description="Type text and/or press named keys in a session: enter, tab, esc, backspace, up, "
                              "down, left, right, ctrl-c, ctrl-d, ctrl-z. Lines typed into a shell are checked "
-                             "against the policy when they end; lines read by another program (a REPL such as "
-                             "python3) are not parsed: they are contained by the sandbox and its exec-time rules.")
+                             "against the policy when they end; lines read by another program (a REPL) are not "
+                             "parsed: the sandbox contains them.")
     async def send(
         session_id: str,
         approval: Annotated[ElicitationResult[Approval], Resolve(gate.for_send)],

@@ -86,6 +86,7 @@ async def test_an_interactive_start_answers_first_run_prompts_and_shows_the_answ
             async with Client(params) as client:
                 started = _structured(await client.call_tool("start", {
                     "command": command, "cwd": str(layout.root), "cols": 110, "rows": 34, "auto_respond": rules,
+                    "screen": True,
                     **extras}))
                 sid = started["session_id"]
                 # The first time it is said to wait for input, something is on the screen: start-up silence

@@ -225,8 +225,10 @@ class PtyRunner:
     async def start(self, command: str, *, cwd: str | None = None, cols: int = 120, rows: int = 40,
                     auto_respond: list[dict[str, Any]] | None = None, writable: tuple[str, ...] = (),
                     env: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None,
-                    approvals: tuple[str, ...] = ()) -> Session:
-        """Raises: InvalidInputError, UnavailableError (too many sessions, runner not running, no sandbox)."""
+                    approvals: tuple[str, ...] = (), screen: bool = False) -> Session:
+        """``screen``: keep a rendered virtual terminal for the session (screen.py; pty backend only).
+
+        Raises: InvalidInputError, UnavailableError (too many sessions, runner not running, no sandbox)."""
         self.check_command(command)
         if not (1 <= cols <= 1000 and 1 <= rows <= 1000):
             raise InvalidInputError("cols and rows must be between 1 and 1000")
@@ -256,7 +258,7 @@ class PtyRunner:
         session = Session(id=uuid.uuid4().hex[:12], command=command, cwd=path, child=child,
                           buffer=OutputBuffer(self.limits.output_limit), cols=cols, rows=rows,
                           auto_respond=rules, quiet_s=self.limits.quiet_s, redact=(stream.feed, stream.flush),
-                          screen=VirtualScreen(cols, rows) if child.backend == "pty" else None)
+                          screen=VirtualScreen(cols, rows) if screen and child.backend == "pty" else None)
         self.sessions[session.id] = session
         self._prepared[session.id] = prepared
         if prepared.control is not None:

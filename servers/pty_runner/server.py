@@ -217,6 +217,8 @@ INSTRUCTIONS = (
 WRITABLE = Field(default=None, description="more absolute directories it may write (created), e.g. a fresh HOME")
 ENV = Field(default=None, description="variables to set")
 SECRETS = Field(default=None, description="variables to set whose values are redacted from all output")
+SCREEN = Field(default=False, description="keep a rendered terminal screen (TUIs): read/wait screen=true, "
+                                          "auto_respond on it, no input wait before it shows anything")
 
 
 def _sandbox_note(runner: PtyRunner) -> str:
@@ -321,6 +323,7 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         writable: Annotated[list[str] | None, WRITABLE] = None,
         env: Annotated[dict[str, str] | None, ENV] = None,
         secrets: Annotated[dict[str, str] | None, SECRETS] = None,
+        screen: Annotated[bool, SCREEN] = False,
     ) -> Annotated[CallToolResult, StartOutput]:
         try:
             verdict = gate.run_verdict(command, cwd, None)
@@ -330,7 +333,7 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             session = await runner.start(command, cwd=cwd, cols=cols, rows=rows,
                                          auto_respond=[rule.model_dump() for rule in auto_respond or ()],
                                          writable=tuple(writable or ()), env=env, secrets=secrets,
-                                         approvals=approved(approval, verdict))
+                                         approvals=approved(approval, verdict), screen=screen)
         except LLMMixerError as error:
             return error_result(_redacted(runner, error))
         return ok_result({"session_id": session.id, "pid": session.child.pid, "backend": session.backend,

@@ -155,6 +155,13 @@ class Settings(_Strict):
     hedge_budget: float = Field(default=0.15, ge=0, le=1)  # extra hedge legs as a fraction of runs, over time
     call_timeout_s: float = Field(default=600.0, gt=0)
     prices: dict[str, Any] = Field(default_factory=dict)  # model -> [input, output] USD per million tokens
+    # Cooldowns (orchestrator/cooldown.py): the circuit opens after this many server errors in a row, for this long.
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_s: float = Field(default=30.0, gt=0)
+    # A leg with another to fall back on waits at most this long for a retry; a longer retry-after moves on.
+    fast_retry_wait_s: float = Field(default=0.5, ge=0)
+    # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
+    cooldown_file: str | None = None
 
     @model_validator(mode="before")
     @classmethod

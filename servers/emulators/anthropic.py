@@ -47,6 +47,7 @@ from starlette.routing import BaseRoute, Route
 
 from .app import EmulatorContext
 from .behaviour import Behaviour, InjectedError, split_tokens
+from .input_checks import anthropic_problem
 from .recorder import RequestRecord
 from .schema_example import example_for_schema
 from .script import Turn, call_id, text_of
@@ -153,7 +154,7 @@ def _invalid(ctx: EmulatorContext, message: str, record: RequestRecord, status: 
 
 def _reply_text(behaviour: Behaviour, body: dict[str, Any]) -> str:
     output_format = (body.get("output_config") or {}).get("format") or {}
-    if output_format.get("type") != "json_schema":
+    if output_format.get("type") != "json_schema" or behaviour.ignore_schema:
         return behaviour.reply
     value = behaviour.reply_json
     if value is None:
@@ -179,13 +180,18 @@ class _Reply:
         self.input_tokens = behaviour.input_tokens or max(1, len(prompt) // 4)
         self.stop_reason = behaviour.stop_reason or ("max_tokens" if self.truncated else "end_turn")
 
+    def output_details(self, thought: int) -> dict[str, Any]:
+        """``output_tokens_details`` (the thinking share of ``output_tokens``) when the model thought."""
+        return {"output_tokens_details": {"thinking_tokens": thought}} if self.thoughts else {}
+
     def message(self, content: list[dict[str, Any]], output_tokens: int, stop_reason: str | None) -> dict[str, Any]:
         return {"id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
                 "content": content, "stop_reason": stop_reason, "stop_sequence": None,
                 "usage": {"input_tokens": self.input_tokens, "cache_creation_input_tokens": 0,
                           "cache_read_input_tokens": 0,
                           "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
-                          "output_tokens": output_tokens, "service_tier": "standard"}}
+                          "output_tokens": output_tokens, "service_tier": "standard",
+                          **(self.output_details(len(self.thoughts)) if stop_reason else {})}}
 
 
 def _event(payload: dict[str, Any]) -> bytes:
@@ -235,7 +241,7 @@ async def _sse(ctx: EmulatorContext, reply: _Reply, record: RequestRecord) -> As
         yield start(index)
     yield _event({"type": "content_block_stop", "index": index})
     usage = {"input_tokens": reply.input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-             "output_tokens": sent}
+             "output_tokens": sent, **reply.output_details(min(sent, len(reply.thoughts)))}
     yield _event({"type": "message_delta", "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
                   "usage": usage})
     yield _event({"type": "message_stop"})
@@ -354,7 +360,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
         refused = _check_headers(request)
         if refused is not None:
             return _error_response(ctx, refused, record)
-        problem = _check_body(body, request.headers["anthropic-version"])
+        problem = _check_body(body, request.headers["anthropic-version"]) or anthropic_problem(body)
         if problem is not None:
             return _invalid(ctx, problem, record)
         streaming = body.get("stream") is True

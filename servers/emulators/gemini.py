@@ -42,6 +42,7 @@ from starlette.routing import BaseRoute, Route
 
 from .app import EmulatorContext
 from .behaviour import Behaviour, InjectedError, split_tokens
+from .input_checks import gemini_problem
 from .recorder import RequestRecord
 from .schema_example import example_for_schema
 from .script import Turn, call_id
@@ -184,7 +185,7 @@ def _error_response(error: InjectedError, model: str, record: RequestRecord) -> 
 def _reply_text(behaviour: Behaviour, body: dict[str, Any]) -> str:
     config = body.get("generationConfig") or {}
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
-    if schema is None and config.get("responseMimeType") != "application/json":
+    if (schema is None and config.get("responseMimeType") != "application/json") or behaviour.ignore_schema:
         return behaviour.reply
     value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {})
     return json.dumps(value, ensure_ascii=False)
@@ -297,6 +298,8 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
             return _error_response(InjectedError(status=403, message=_NO_KEY_MESSAGE), model, record)
         if body is None:
             return _error_response(InjectedError(status=400, message="Invalid JSON payload received."), model, record)
+        if (problem := gemini_problem(body, model)) is not None:
+            return _error_response(InjectedError(status=400, message=problem), model, record)
         # A non-streaming call cannot fail halfway: its error (even one scripted mid-stream) is the whole answer.
         if behaviour.error is not None and (behaviour.error_after_tokens is None or method == "generateContent"):
             await anyio.sleep(behaviour.first_token_delay_s(ctx.rng))

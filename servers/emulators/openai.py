@@ -58,6 +58,7 @@ from starlette.routing import BaseRoute, Route
 
 from .app import EmulatorContext
 from .behaviour import Behaviour, InjectedError, split_tokens
+from .input_checks import openai_problem
 from .recorder import RequestRecord
 from .schema_example import example_for_schema
 from .script import Turn, call_id, text_of
@@ -132,6 +133,7 @@ def error_body(error: InjectedError, *, model: str = "gpt-5", key: str = "", api
     status = error.status
     headers: dict[str, str] = {}
     param: str | None = None
+    code: str | None
     if kind == "invalid_api_key" or (status == 401 and not kind):
         status, etype, code = 401, "invalid_request_error", "invalid_api_key"
         message = (f"Incorrect API key provided: {_masked(key)}. You can find your API key at "
@@ -225,7 +227,7 @@ class _Reply:
         self.model = SNAPSHOTS.get(requested, requested)
         self.created = CREATED
         wants_json, schema = _requested_schema(body, api)
-        if wants_json:
+        if wants_json and not behaviour.ignore_schema:
             value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {})
             text = json.dumps(value, ensure_ascii=False)
         else:
@@ -371,7 +373,7 @@ async def _responses_sse(reply: _Reply, record: RequestRecord) -> AsyncIterator[
             for frame in [*close_reasoning(), *open_message()]:
                 yield frame
         answer.append(text)
-        extra = {} if reply.refusal else {"logprobs": []}
+        extra: dict[str, Any] = {} if reply.refusal else {"logprobs": []}
         yield out.event(f"response.{text_kind}.delta", **text_ids, delta=text, **extra,
                         obfuscation=reply.obfuscation())
     if behaviour.error is not None:  # error_after_tokens
@@ -392,15 +394,15 @@ async def _responses_sse(reply: _Reply, record: RequestRecord) -> AsyncIterator[
         for frame in [*close_reasoning(), *open_message()]:
             yield frame
     text = "".join(answer)
-    status, incomplete = out.final_status()
+    final_status, incomplete = out.final_status()
     done_field = {"refusal": text} if reply.refusal else {"text": text, "logprobs": []}
     yield out.event(f"response.{text_kind}.done", **text_ids, **done_field)
     yield out.event("response.content_part.done", **text_ids, part=out.part(text))
-    item = out.message_item("completed" if status == "completed" else "incomplete", text)
+    item = out.message_item("completed" if final_status == "completed" else "incomplete", text)
     output.append(item)
     yield out.event("response.output_item.done", output_index=message_index, item=item)
-    final = "response.completed" if status == "completed" else "response.incomplete"
-    yield out.event(final, response=out.response(status, output, usage=out.usage(len(answer), len(thoughts)),
+    final = "response.completed" if final_status == "completed" else "response.incomplete"
+    yield out.event(final, response=out.response(final_status, output, usage=out.usage(len(answer), len(thoughts)),
                                                  incomplete=incomplete))
 
 
@@ -495,8 +497,8 @@ async def _chat_whole(reply: _Reply, record: RequestRecord) -> AsyncIterator[byt
     async for is_thought, text in _paced(reply, record):
         (thoughts if is_thought else answer).append(text)
     text = "".join(answer)
-    message = {"role": "assistant", "content": None if reply.refusal else text,
-               "refusal": text if reply.refusal else None, "annotations": []}
+    message: dict[str, Any] = {"role": "assistant", "content": None if reply.refusal else text,
+                               "refusal": text if reply.refusal else None, "annotations": []}
     if thoughts:
         message["reasoning_content"] = "".join(thoughts)
     whole = {"id": out.id, "object": "chat.completion", "created": reply.created, "model": reply.model,
@@ -627,6 +629,9 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
                     "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
                     "valid JSON.")), record)
             model = str(body.get("model") or "")
+            if (problem := openai_problem(body, api)) is not None:
+                return _error_response(ctx, InjectedError(status=400, body=problem), record, model=model, key=key,
+                                       api=api)
             streaming = body.get("stream") is True
             # A non-streaming call cannot fail halfway: its error (even one scripted mid-stream) is the whole answer.
             if behaviour.error is not None and (behaviour.error_after_tokens is None or not streaming):

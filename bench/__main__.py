@@ -27,6 +27,7 @@ SUITES = {
     "sse": "bench.sse_bench",  # P4: SSE fan-out, replay, memory
     "pty": "bench.pty_bench",  # P5: PTY throughput and echo latency
     "mcp": "bench.mcp_bench",  # llmmixer mcp vs llmmixer ask --json
+    "stdio": "bench.stdio_bench",  # the stdio writer: coalesced, response after the drain, vs one write per message
     "stores": "bench.store_bench",  # RSS over 10,000 runs, the writer's spool, group commit under 50 asks
     "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }

@@ -13,7 +13,8 @@ it later, also after a restart when the event store persists (sqlite, redis). If
 waits, the run is cancelled end to end: no model keeps streaming for nobody.
 
 The server advertises only the tools capability; argument errors come back as ``invalid_input`` results that say
-what to change.
+what to change. A job that ended in ``error`` (an ``ask`` where no leg succeeded, a command the runner refused) is an
+``isError: true`` result whose text is the job object with an ``error`` that sums its legs' errors up.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..servers.core.errors import InvalidInputError, LLMMixerError, NotFoundError
+from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.mcp import LLMMixerMCPServer
-from ..servers.core.results import error_result, ok_result
+from ..servers.core.results import error_result, job_result
 from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
@@ -133,13 +134,8 @@ class OrchestratorMCPServer(LLMMixerMCPServer):
         return [t.model_copy(update={"input_schema": compact_schema(t.input_schema),
                                      "output_schema": compact_schema(t.output_schema)}) for t in tools]
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        if (refused := self.unknown_arguments(name, arguments)) is not None:
-            return error_result(refused)
-        try:
-            return await MCPServer.call_tool(self, name, arguments, context)
-        except ToolError as exc:
-            return error_result(InvalidInputError(_explain(exc)))
+    def explain_tool_error(self, exc: ToolError) -> str:
+        return _explain(exc)
 
 
 def _job_id(jobs: RunService, job_id: str) -> str:
@@ -207,7 +203,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
                                           conversation_id=conversation_id, response_schema=schema,
                                           model_for=model_for, reasoning=reasoning, images=images,
                                           options=MixOptions(aggregator=aggregator, rounds=rounds))
-            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
@@ -223,7 +219,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             if not command.strip():
                 raise InvalidInputError("command is empty: give the shell command to run")
             job_id = await jobs.start_command(command=command, cwd=cwd, timeout_s=timeout_s)
-            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
@@ -231,7 +227,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
-            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=False))
+            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=False))
         except NotFoundError:
             return error_result(_unknown_job(job_id))
         except LLMMixerError as error:
@@ -241,13 +237,36 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
     async def cancel(job_id: JobId) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
-            return ok_result(await jobs.cancel(job_id))
+            return _result(await jobs.cancel(job_id))
         except NotFoundError:
             return error_result(_unknown_job(job_id))
         except LLMMixerError as error:
             return error_result(error)
 
     return server
+
+
+def _result(job: dict[str, Any]) -> CallToolResult:
+    """The tool result for a job: ``isError: true`` (text only) when the job ended in ``error``."""
+    if job.get("status") != "error":
+        return job_result(job)
+    if isinstance(job.get("error"), dict):
+        return job_result(job, is_error=True)
+    failed = [leg for leg in job.get("legs") or [] if isinstance(leg.get("error"), dict)]
+    kinds = [str(leg["error"].get("kind", "server")) for leg in failed]
+    if len(set(kinds)) == 1:
+        kind = kinds[0]
+    else:  # mixed: a retryable one if there is one, so a caller may still try again
+        kind = next((k for k in kinds if k in {r.value for r in RETRYABLE_KINDS}), kinds[0] if kinds else "server")
+    try:
+        retryable = ErrorKind(kind) in RETRYABLE_KINDS
+    except ValueError:
+        kind, retryable = "server", True
+    summary = "; ".join(f"{leg.get('source')}: {leg['error'].get('kind')}: {leg['error'].get('message')}"
+                        for leg in failed)
+    error = {"kind": kind, "message": f"no model answered ({summary or 'every leg failed'})", "vendor": None,
+             "status": None, "retry_after_s": None, "retryable": retryable}
+    return job_result({**job, "error": error}, is_error=True)
 
 
 async def _follow(jobs: RunService, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:

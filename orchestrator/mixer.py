@@ -25,8 +25,9 @@ from typing import Any
 import anyio
 
 from ..servers.core import pricing
-from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
+from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, ServerError
 from ..servers.core.events import EventType
+from ..servers.core.results import result_payload
 from .cooldown import Cooldowns
 from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, strategy_name
 from .statuses import LegStatus
@@ -289,11 +290,10 @@ class Mixer:
             except anyio.get_cancelled_exc_class():
                 self._cancelled(leg, call_args, started, emit)
                 raise
-            payload = result.structured_content or {}
+            payload = result_payload(result)
             if result.is_error:
-                reported = payload.get("error") if isinstance(payload.get("error"), dict) else None
-                self._fail(leg, reported or {"kind": "server", "message": _first_text(result), "retryable": False},
-                           started, emit)
+                wire = payload.get("error") if isinstance(payload.get("error"), dict) else None
+                self._fail(leg, wire or ServerError(_first_text(result)).to_dict()["error"], started, emit)
                 return
             self._done(leg, payload, started, emit)
         if leg.scope.cancelled_caught and leg.status in ("running", "queued"):

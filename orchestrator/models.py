@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..servers.core.errors import InvalidInputError, LLMMixerError
+from ..servers.core.errors import InvalidInputError, LLMMixerError, ServerError
+from ..servers.core.results import result_payload
 
 if TYPE_CHECKING:
     from .runs import Runs
@@ -40,10 +41,10 @@ async def _server_models(runs: Runs, source: str) -> dict[str, Any]:
     except LLMMixerError as error:
         out["error"] = error.to_dict()["error"]
         return out
-    payload = result.structured_content or {}
+    payload = result_payload(result)
     if result.is_error:
         failure = payload.get("error")
-        out["error"] = failure if isinstance(failure, dict) else {"kind": "server", "message": "list_models failed"}
+        out["error"] = failure if isinstance(failure, dict) else ServerError("list_models failed").to_dict()["error"]
     default = payload.get("default_model") or runs.pool.default_model(source)
     out["default_model"] = default
     prices = runs.config.settings.prices or None

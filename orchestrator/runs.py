@@ -32,9 +32,17 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
-from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError, UnavailableError
+from ..servers.core.errors import (
+    CancelledError_,
+    InvalidInputError,
+    LLMMixerError,
+    NotFoundError,
+    ServerError,
+    UnavailableError,
+)
 from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
 from ..servers.core.redact import redact_inline
+from ..servers.core.results import result_payload
 from . import history, run_record, timeline
 from .config import Config
 from .cooldown import Cooldowns, default_path
@@ -348,11 +356,11 @@ class Runs:
         with state.scope:
             try:
                 result = await self.pool.call("pty", "run", arguments, progress, on_state=state.set_command_state)
-                payload = result.structured_content or {}
+                payload = result_payload(result)
                 if result.is_error:
-                    error = payload.get("error")
-                    final = {"error": error if isinstance(error, dict) else
-                             {"kind": "server", "message": "the PTY runner failed without a classified error"}}
+                    wire = payload.get("error")
+                    final = {"error": wire if isinstance(wire, dict) else ServerError(
+                        "the PTY runner failed without a classified error").to_dict()["error"]}
                 else:
                     final = payload
             except LLMMixerError as error:

@@ -23,6 +23,7 @@ import psutil
 import pytest
 from mcp import Client
 
+from llmmixer.servers.core.results import result_payload
 from llmmixer.servers.pty_runner.policy import Policy
 from llmmixer.servers.pty_runner.runner import PtyRunner
 from llmmixer.servers.pty_runner.sandbox import probe
@@ -270,8 +271,8 @@ async def test_ask_through_mcp_elicitation_lets_the_push_run(work: Path, repo: P
     async with Client(build_pty_server(runner, Policy.load(work / "conf" / "policy.toml")),
                       elicitation_callback=approve) as client:
         hidden = await client.call_tool("run", {"command": "cd repo && git -c alias.p=push p origin main"})
-        assert hidden.is_error and hidden.structured_content is not None
-        error = hidden.structured_content["error"]
+        assert hidden.is_error and hidden.structured_content is None  # errors travel as text only
+        error = result_payload(hidden)["error"]
         assert error["kind"] == "policy" and error["details"]["rule"] == "ask: git push", error
         assert not pushed(work) and not asked  # hidden from the parser: refused at exec time, nobody asked
         plain = await client.call_tool("run", {"command": "cd repo && git push origin main"})

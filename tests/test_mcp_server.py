@@ -51,7 +51,8 @@ def ok(result: Any) -> dict[str, Any]:
 
 def error_of(result: Any) -> dict[str, Any]:
     assert result.is_error, result.content
-    return structured(result)["error"]
+    assert result.structured_content is None, "an error carries no structured content (TypeScript hosts)"
+    return json.loads(result.content[0].text)["error"]
 
 
 async def streams(emu: EmulatorServer) -> list[dict[str, Any]]:

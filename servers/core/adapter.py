@@ -11,6 +11,10 @@ Everything vendor-free lives here, once: input validation, the missing-key error
 Retry-After (only before the first delta went out: a stream cannot be unsent), timings, cost, and validation of
 structured output against ``response_schema``.
 
+Scoped streams: every stream is consumed under :func:`contextlib.aclosing`, here (the vendor's ``call_model``) and
+by every caller of :meth:`BaseAdapter.stream`, so a consumer that stops early or raises closes the vendor stream at
+once instead of at garbage collection. :meth:`BaseAdapter.aclose` releases the adapter's SDK client.
+
 Connections: a cancelled stream (a lost race) takes its TCP/TLS connection with it, so the vendor's next call would
 pay a new handshake on its critical path. While serving (:meth:`BaseAdapter.serving`, the server's lifespan), the
 adapter opens a replacement in the background: a ``HEAD`` of the vendor's base URL through the SDK's own HTTP client
@@ -43,7 +47,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from . import pricing
 from .capabilities import CapabilityTable, Dropped, ModelCaps, Reasoning, fit
 from .manifest import ServerManifest
-from .errors import AuthError, InvalidInputError, InvalidOutputError, LLMMixerError, RetryableError
+from .errors import (
+    AuthError,
+    InvalidInputError,
+    InvalidOutputError,
+    LLMMixerError,
+    RetryableError,
+    ServerError,
+    UnexpectedError,
+)
 from .envvars import ADAPTER_NUMBERS, EnvError, adapter_numbers, exit_usage
 from .images import Image, ImageInput, load
 
@@ -296,6 +308,15 @@ class BaseAdapter(abc.ABC):
     async def list_models(self) -> list[dict[str, Any]]:
         """``[{"id", "display_name"}]`` from the vendor's models endpoint. Raises only :class:`LLMMixerError`."""
 
+    async def aclose(self) -> None:
+        """Release the SDK client (its connection pool); the next call opens a new one. Safe to call twice."""
+
+    async def __aenter__(self) -> BaseAdapter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # -- vendor-free behaviour -------------------------------------------------------------------------------------
 
     def serving(self) -> AbstractAsyncContextManager[BaseAdapter]:
@@ -408,7 +429,8 @@ class BaseAdapter(abc.ABC):
                                 completion = item
                     break
                 except RetryableError as error:
-                    if parts or attempt >= self.settings.max_retries:
+                    # A bug repeats: an unexpected error ends the leg at once (its kind lets a fallback move on).
+                    if parts or attempt >= self.settings.max_retries or isinstance(error, UnexpectedError):
                         raise
                     wait_s = self.backoff_s(error, attempt)
                     if request.max_retry_wait_s is not None and wait_s > request.max_retry_wait_s:
@@ -422,7 +444,7 @@ class BaseAdapter(abc.ABC):
             if not ended and self._background is not None:
                 self._background.start_soon(self.rewarm)
         if completion is None:
-            raise RetryableError("the stream ended without a final message", vendor=self.vendor)
+            raise ServerError("the stream ended without a final message", vendor=self.vendor)
         text = "".join(parts)
         result = GenerateResult(
             text=text,

@@ -28,7 +28,7 @@ from google.genai import types
 
 from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
-from ..core.errors import ConnectionError_, ContentFilterError
+from ..core.errors import ConnectionFailedError, ContentFilterError
 from ..core.images import Image
 from .capabilities import TABLE, thinking_config
 from .errors import VENDOR, map_vendor_errors
@@ -81,6 +81,12 @@ class GeminiAdapter(BaseAdapter):
                 httpx_async_client=self._http, retry_options=types.HttpRetryOptions(attempts=1)))
         return self._client
 
+    async def aclose(self) -> None:
+        """Release the connection pool (the next call opens a new one)."""
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.aclose()
+
     def connection_target(self) -> tuple[httpx2.AsyncClient, str] | None:
         if self._client is None or self._http is None:
             return None
@@ -118,7 +124,7 @@ class GeminiAdapter(BaseAdapter):
         usage: Any = None
         model_version: str | None = None
         try:
-            with map_vendor_errors():
+            with map_vendor_errors(self.api_key()):
                 stream = await self.client().aio.models.generate_content_stream(
                     model=model, contents=payload["contents"], config=payload["config"])
                 async for chunk in stream:
@@ -145,7 +151,7 @@ class GeminiAdapter(BaseAdapter):
             except ValueError:  # finalised from another context: nothing of ours is left to restore
                 pass
         if finish is None:
-            raise ConnectionError_("the Gemini stream ended without a finishReason", vendor=VENDOR)
+            raise ConnectionFailedError("the Gemini stream ended without a finishReason", vendor=VENDOR)
         if finish in BLOCKING_FINISH_REASONS:
             raise ContentFilterError(f"the reply was stopped by the safety filter: finishReason {finish}",
                                      vendor=VENDOR, status=200)
@@ -153,9 +159,8 @@ class GeminiAdapter(BaseAdapter):
                          usage=_usage(usage))
 
     async def list_models(self) -> list[dict[str, Any]]:
-        self.api_key()
         models: list[dict[str, Any]] = []
-        with map_vendor_errors():
+        with map_vendor_errors(self.api_key()):
             pager = await self.client().aio.models.list(config={"page_size": 100})
             async for model in pager:
                 actions = model.supported_actions

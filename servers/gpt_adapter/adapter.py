@@ -36,7 +36,7 @@ from ..core.adapter import (
     prebuild_models,
     shielded_close,
 )
-from ..core.errors import ConnectionError_, ContentFilterError
+from ..core.errors import ConnectionFailedError, ContentFilterError
 from ..core.images import Image
 from .capabilities import TABLE, effort
 from .errors import VENDOR, from_error_object, map_vendor_errors
@@ -193,7 +193,7 @@ class GPTAdapter(BaseAdapter):
             if stream is not None:
                 await shielded_close(stream)
         if completion is None:
-            raise ConnectionError_("the OpenAI stream ended before the response was complete", vendor=VENDOR)
+            raise ConnectionFailedError("the OpenAI stream ended before the response was complete", vendor=VENDOR)
         yield completion
 
     async def list_models(self) -> list[dict[str, Any]]:
@@ -290,7 +290,7 @@ class _ChatReader:
 
     def finish(self) -> Completion:
         if self.finish_reason is None:
-            raise ConnectionError_("the chat stream ended without a finish_reason", vendor=VENDOR)
+            raise ConnectionFailedError("the chat stream ended without a finish_reason", vendor=VENDOR)
         if self.refusal:
             raise ContentFilterError(f"the model refused: {''.join(self.refusal)}", vendor=VENDOR, status=200)
         if self.finish_reason == "content_filter":

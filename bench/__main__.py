@@ -23,9 +23,13 @@ import anyio
 SUITES = {
     "adapters": "bench.adapter_bench",  # P1: MCP -> adapter -> SDK -> emulator vs the SDK directly
     "race": "bench.race_bench",  # P2, P3, P6 and the racing benchmark
+    "mix": "bench.mix_bench",  # synthesize latency vs slowest proposer + aggregator alone
     "sse": "bench.sse_bench",  # P4: SSE fan-out, replay, memory
     "pty": "bench.pty_bench",  # P5: PTY throughput and echo latency
     "mcp": "bench.mcp_bench",  # llmmixer mcp vs llmmixer ask --json
+    "stdio": "bench.stdio_bench",  # the stdio writer: coalesced, response after the drain, vs one write per message
+    "stores": "bench.store_bench",  # RSS over 10,000 runs, the writer's spool, group commit under 50 asks
+    "agents": "bench.agents_bench",  # coding-agent legs: losers stopped, leg overhead over the CLI directly
     "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }
 DEFAULT_SUITES = [name for name in SUITES if name != "peers"]

@@ -151,7 +151,8 @@ async def bench_strategies(emulator: Any, n: int) -> list[dict[str, Any]]:
     rng = random.Random(42)
     plans = [("claude alone", "claude", "race"), ("gpt alone", "gpt", "race"), ("gemini alone", "gemini", "race"),
              ("race", "claude,gpt,gemini", "race"), ("first-token", "claude,gpt,gemini", "first-token"),
-             ("hedge", "claude,gpt,gemini", "hedge")]
+             ("hedge", "claude,gpt,gemini", "hedge"), ("synthesize", "claude,gpt,gemini", "synthesize"),
+             ("judge", "claude,gpt,gemini", "judge")]
     figures: dict[str, dict[str, list[float]]] = {name: {"latency": [], "extra_tokens": [], "cost": []}
                                                   for name, _, _ in plans}
     try:

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .mixer import MixOptions
     from .runs import Runs
 
 __all__ = ["AskOptions", "default_log_store", "public_result", "start_ask", "PUBLIC_KEYS"]
 
 PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_partial", "latency_ms", "run_id",
-               "conversation_id", "status", "error")
+               "conversation_id", "status", "error", "synthesis", "verdict", "recovery")
 
 
 @dataclass
@@ -28,6 +29,9 @@ class AskOptions:
     schema: dict[str, Any] | None = None
     continue_latest: bool = False
     conversation_id: str | None = None
+    reasoning: str | None = None  # off | low | medium | high
+    images: list[dict[str, Any]] = field(default_factory=list)  # [{"path"} | {"url"} | {"data", "media_type"}]
+    mix: MixOptions | None = None  # synthesize / judge: aggregator, rounds, min_answers, deadline_s
 
 
 def default_log_store() -> str:
@@ -66,4 +70,5 @@ async def start_ask(runs: Runs, prompt: str, options: AskOptions) -> str:
         model_for.update(dict(chosen))
     return await runs.start_ask(prompt, models=models, mode=options.mode, system=options.system,
                                 model_for=model_for or None, response_schema=options.schema,
-                                conversation_id=conversation_id)
+                                conversation_id=conversation_id, reasoning=options.reasoning,
+                                images=options.images or None, options=options.mix)

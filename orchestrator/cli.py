@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .asking import AskOptions, default_log_store, public_result, start_ask
-from .modes import DEFAULT_MODE, MODES, modes_help
+from .modes import AGENT_MODES, DEFAULT_MODE, MODES, modes_help
 
 if TYPE_CHECKING:
     from .runs import Runs
@@ -34,6 +34,25 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Generate configuration for MCP hosts.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
+logs_app = typer.Typer(help="Browse the run log: prompts, answers, costs (llmmixer logs show ID for one run).",
+                       invoke_without_command=True, rich_markup_mode=None)
+app.add_typer(logs_app, name="logs")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        __version__ = version("llmmixer")
+
+        typer.echo(f"llmmixer {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """Use Claude, GPT and Gemini together: race them, fan out, fall back; run commands; watch it live."""
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="servers config (mcpServers JSON)")]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="event store: memory | sqlite:///path | redis://…")]
@@ -85,11 +104,22 @@ async def _open_runs(config_path: str | None, store_url: str | None, *, logging_
 @app.command()
 def ask(
     prompt: Annotated[str | None, typer.Argument(help="the prompt; '-' or nothing reads stdin")] = None,
-    models: Annotated[str | None, typer.Option("--models", "-m", help="comma list of servers, e.g. claude,gpt "
-                                                                      "(default: settings.models)")] = None,
+    models: Annotated[str | None, typer.Option("--models", help="comma list of servers, e.g. claude,gpt "
+                                                                "(default: settings.models)")] = None,
+    model: Annotated[list[str], typer.Option(
+        "--model", "-m", help="a model id or alias (llmmixer models); its server is found; repeatable")] = [],  # noqa: B006
     mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
     model_for: Annotated[list[str], typer.Option("--model-for", help="SOURCE=MODEL, repeatable")] = [],  # noqa: B006
     system: Annotated[str | None, typer.Option(help="system prompt")] = None,
+    aggregator: Annotated[str | None, typer.Option(
+        "--aggregator", "--judge", help="the server that aggregates (synthesize) or judges (judge); default: the first")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="synthesize: mixture-of-agents layers")] = 1,
+    min_answers: Annotated[int | None, typer.Option(help="synthesize: answers needed to aggregate (default 2)")
+                           ] = None,
+    deadline: Annotated[float | None, typer.Option(help="synthesize and judge: seconds to wait for the answers")] = None,
+    reasoning: Annotated[str | None, typer.Option(help="off | low | medium | high")] = None,
+    image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
     cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
@@ -100,16 +130,23 @@ def ask(
     store: StoreOpt = None,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
+    from .mixer import MixOptions
+
     text = _read_prompt(prompt)
     if mode is not None and mode not in MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
     if models is not None and not [m for m in models.split(",") if m.strip()]:
         raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
+    if reasoning is not None and reasoning not in ("off", "low", "medium", "high"):
+        raise _fail_usage("--reasoning must be one of off, low, medium, high")
     overrides = _parse_model_for(model_for)
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
-    options = AskOptions(models=models, mode=mode, system=system, model_for=overrides,
-                         schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid)
+    options = AskOptions(models=models, mode=mode, system=system, model_for=overrides, model_ids=list(model),
+                         schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid,
+                         reasoning=reasoning, images=[{"path": path} for path in image],
+                         mix=MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers,
+                                        deadline_s=deadline))
     output = "data" if data_only else ("json" if as_json else "live")
     code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
@@ -162,6 +199,104 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
 
 
 @app.command()
+def chat(
+    models: Annotated[str | None, typer.Option("--models", help="servers, a comma list: claude,gpt,gemini")] = None,
+    model: Annotated[list[str], typer.Option("--model", "-m", help="a model id or alias; repeatable")] = [],  # noqa: B006
+    mode: Annotated[str | None, typer.Option(help=modes_help())] = None,
+    system: Annotated[str | None, typer.Option(help="system prompt")] = None,
+    continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
+    cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Chat in a loop: each message goes to the models with the conversation so far ('exit' or Ctrl-D ends)."""
+    from .chat import run_chat
+
+    if mode is not None and mode not in MODES:
+        raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
+    if continue_ and cid:
+        raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
+    options = AskOptions(models=models, mode=mode, system=system, model_ids=list(model), continue_latest=continue_,
+                         conversation_id=cid)
+
+    async def go() -> int:
+        async with await _open_runs(config, store, logging_store=True) as runs:
+            return await run_chat(runs, options)
+
+    raise typer.Exit(_run_async(go()))
+
+
+@app.command()
+def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every model server's models, their aliases and prices; the default of each server is marked."""
+
+    async def go() -> int:
+        from .models import list_all_models
+
+        async with await _open_runs(config, "memory") as runs:
+            listings = await list_all_models(runs)
+        if as_json:
+            typer.echo(json.dumps({"servers": listings}, indent=2))
+        else:
+            from .logs import print_models
+
+            print_models(listings)
+        return EXIT_OK if any(listing["models"] for listing in listings) else EXIT_FAILED
+
+    raise typer.Exit(_run_async(go()))
+
+
+@logs_app.callback()
+def logs(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, help="how many runs, newest first")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one run record each")] = False,
+    query: Annotated[str | None, typer.Option("-q", "--query", help="only runs whose prompt or answer has TEXT")] = None,
+    cid: Annotated[str | None, typer.Option("--cid", help="only this conversation, oldest first")] = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """The newest runs: prompt, models, winner, cost, answer."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"config": config, "store": store}
+        return
+    from .logs import list_logs
+
+    raise typer.Exit(_run_async(list_logs(_log_store(config, store), count=count, as_json=as_json, query=query,
+                                          conversation_id=cid)))
+
+
+@logs_app.command("show")
+def logs_show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="the run id (llmmixer logs lists them)")],
+    timeline: Annotated[bool, typer.Option("--timeline", help="each leg's start, first token and end")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole record as JSON")] = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """One run whole: prompt, system, options, every leg's answer and figures."""
+    from .logs import show_log
+
+    parent = ctx.obj or {}
+    url = _log_store(config or parent.get("config"), store or parent.get("store"))
+    raise typer.Exit(_run_async(show_log(url, run_id, timeline=timeline, as_json=as_json)))
+
+
+def _log_store(config_path: str | None, store_url: str | None) -> str:
+    from ..servers.core.errors import LLMMixerError
+    from .config import load_config
+
+    if store_url:
+        return store_url
+    try:
+        configured = load_config(config_path).settings.store
+    except LLMMixerError as error:
+        raise _fail_usage(error.message) from error
+    return configured or default_log_store()
+
+
+@app.command()
 def run(
     command: Annotated[str, typer.Argument(help="the shell command")],
     cwd: Annotated[str | None, typer.Option(help="working directory")] = None,
@@ -192,6 +327,45 @@ async def _run_command(command: str, cwd: str | None, timeout: float | None, con
 
 
 @app.command()
+def agent(
+    task: Annotated[str, typer.Argument(help="what the agents should do")],
+    check: Annotated[str, typer.Option("--check", help="shell command run in each agent's worktree; exit 0 wins")],
+    agents: Annotated[str, typer.Option("--agents", "-a", help="comma list")] = "claude-code,codex,gemini-cli",
+    mode: Annotated[str, typer.Option(help=f"{' | '.join(AGENT_MODES)}")] = AGENT_MODES[0],
+    timeout: Annotated[float | None, typer.Option(help="seconds each agent may run")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
+    if mode not in AGENT_MODES:
+        raise _fail_usage(f"--mode must be one of {', '.join(AGENT_MODES)}")
+    names = [name.strip() for name in agents.split(",") if name.strip()]
+    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, as_json, config, store)))
+
+
+async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
+                 as_json: bool, config: str | None, store: str | None) -> int:
+    from .agents import AgentRequest
+    from .agents.view import follow_agents, summary
+
+    request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply)
+    async with await _open_runs(config, store) as runs:
+        run_id = await runs.start_agents(request)
+        final = await follow_agents(runs, run_id)
+    if as_json:
+        keys = ("mode", "winner", "diff", "applied", "legs", "total_cost_usd", "duration_ms", "run_id", "status",
+                "error")
+        typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(summary(final))
+        if final.get("error"):
+            typer.echo(f"error: {final['error'].get('kind')}: {final['error'].get('message')}", err=True)
+    return EXIT_OK if final.get("winner") else EXIT_FAILED
+
+
+@app.command()
 def servers(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Each server: transport, status, tools, last latency."""
     raise typer.Exit(_run_async(_servers(config, as_json)))
@@ -206,11 +380,12 @@ async def _servers(config: str | None, as_json: bool) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error")
+        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error", "cooling down until")
         for s in statuses:
+            cooling = f"{s['cooling_until']} ({s['cooldown_reason']})" if s.get("cooling_until") else ""
             table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
                           "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
-                          s.get("info") or "", s["last_error"] or "")
+                          s.get("info") or "", s["last_error"] or "", cooling)
         Console().print(table)
     return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
 
@@ -221,7 +396,13 @@ def demo(
     mode: Annotated[str, typer.Option(help=modes_help())] = DEFAULT_MODE,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network."""
+    """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network.
+
+    `llmmixer demo agents` races the installed coding CLIs on a scripted task instead."""
+    if prompt == "agents":
+        from .agents.demo import run_agents_demo
+
+        raise typer.Exit(_run_async(run_agents_demo(as_json)))
     from .demo import run_demo
 
     raise typer.Exit(_run_async(run_demo(prompt, mode, as_json)))

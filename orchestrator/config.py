@@ -155,6 +155,13 @@ class Settings(_Strict):
     hedge_budget: float = Field(default=0.15, ge=0, le=1)  # extra hedge legs as a fraction of runs, over time
     call_timeout_s: float = Field(default=600.0, gt=0)
     prices: dict[str, Any] = Field(default_factory=dict)  # model -> [input, output] USD per million tokens
+    # Cooldowns (orchestrator/cooldown.py): the circuit opens after this many server errors in a row, for this long.
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_s: float = Field(default=30.0, gt=0)
+    # A leg with another to fall back on waits at most this long for a retry; a longer retry-after moves on.
+    fast_retry_wait_s: float = Field(default=0.5, ge=0)
+    # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
+    cooldown_file: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -189,10 +196,11 @@ class Settings(_Strict):
 
 
 class ConfigFile(_Strict):
-    """The whole file: ``mcpServers`` and ``settings``, nothing else."""
+    """The whole file: ``mcpServers``, ``settings`` and ``agents``, nothing else."""
 
     mcpServers: dict[str, ServerEntry] | None = None  # noqa: N815 - Claude Desktop's spelling
     settings: Settings = Field(default_factory=Settings)
+    agents: dict[str, Any] | None = None  # coding agents; validated by orchestrator/agents/spec.py
 
 
 def explain(exc: ValidationError, where: str) -> str:
@@ -231,6 +239,7 @@ class Config:
     servers: dict[str, ServerSpec]
     settings: Settings = field(default_factory=Settings)
     path: Path | None = None
+    agents: dict[str, Any] | None = None  # the raw ``agents`` object; orchestrator/agents/spec.py reads it
 
     def server_for(self, source: str) -> ServerSpec:
         for spec in self.servers.values():
@@ -305,4 +314,4 @@ def _parse(raw: Any, path: Path) -> Config:
         servers = {name: entry.spec(name) for name, entry in parsed.mcpServers.items()}
     settings = parsed.settings
     settings.store = settings.store or os.environ.get("LLMMIXER_STORE") or None
-    return Config(servers=servers, settings=settings, path=path)
+    return Config(servers=servers, settings=settings, path=path, agents=raw.get("agents"))

@@ -1,74 +1,163 @@
-"""The terminal view of a running ask: one rich panel per model, streaming, then a badge and the figures."""
+"""The terminal view of a running ask: one panel per model from the start, streaming, then a badge and figures.
+
+On a terminal the layout is fixed when the run starts: one column per leg, each in the state ``starting`` until
+its first token, so nothing jumps from one panel to halves to thirds. A panel shows the newest lines that fit the
+terminal (the answer scrolls); when the run ends the live view is replaced by the final panels in full, so the
+whole answer stays in the scrollback. When stdout is not a terminal (a pipe, a file) the output is plain text: a
+single model's text as it streams, or each model's final text under a one-line header.
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
 
     from .runs import Runs
 
-__all__ = ["follow_ask", "render_columns"]
+__all__ = ["follow_ask", "render_columns", "summary_line", "print_plain"]
 
 BADGES = {"won": ("WON", "bold green"), "done": ("done", "green"), "cancelled": ("cancelled", "yellow"),
-          "error": ("error", "bold red"), "running": ("…", "cyan")}
+          "error": ("error", "bold red"), "running": ("streaming", "cyan"), "streaming": ("streaming", "cyan"),
+          "starting": ("starting", "dim"), "skipped": ("skipped", "dim")}
+CHROME_LINES = 5  # panel borders, the summary line and a margin
 
 
-def render_columns(sources: list[str], texts: dict[str, str], legs: dict[str, dict[str, Any]]) -> RenderableType:
-    from rich.columns import Columns
+def _figures(leg: dict[str, Any]) -> list[str]:
+    figures = []
+    if leg.get("model"):
+        figures.append(str(leg["model"]))
+    if leg.get("ttft_ms") is not None:
+        figures.append(f"ttft {leg['ttft_ms']:.0f} ms")
+    usage = leg.get("usage") or {}
+    if usage.get("output_tokens") is not None:
+        figures.append(f"{usage['output_tokens']} tok{'~' if usage.get('estimated') else ''}")
+    if leg.get("cost_usd") is not None:
+        figures.append(f"${leg['cost_usd']:.6f}")
+    elif leg.get("priced") is False:
+        figures.append("no price")
+    return figures
+
+
+def render_columns(sources: list[str], texts: dict[str, str], legs: dict[str, dict[str, Any]], *,
+                   console: Console | None = None, max_lines: int | None = None) -> RenderableType:
+    """One panel per source, side by side in equal columns; with ``max_lines``, each shows its newest lines."""
     from rich.panel import Panel
+    from rich.table import Table
     from rich.text import Text
 
+    grid = Table.grid(expand=True, padding=(0, 1))
+    for _ in sources:
+        grid.add_column(ratio=1)
+    width = None
+    if console is not None:
+        width = max(10, console.width // max(1, len(sources)) - 5)
     panels = []
-    width = max(30, 120 // max(1, len(sources)))
     for source in sources:
         leg = legs.get(source, {})
-        status = leg.get("status", "running")
+        status = leg.get("status") or ("streaming" if texts.get(source) else "starting")
         badge, style = BADGES.get(status, (status, "white"))
-        body = Text(texts.get(source, "") or leg.get("text") or "")
+        body = Text(texts.get(source) or leg.get("text") or "")
         if leg.get("error"):
             body.append(f"\n{leg['error'].get('kind')}: {leg['error'].get('message')}", style="red")
-        figures = []
-        if leg.get("ttft_ms") is not None:
-            figures.append(f"ttft {leg['ttft_ms']:.0f} ms")
-        usage = leg.get("usage") or {}
-        if usage.get("output_tokens") is not None:
-            figures.append(f"{usage['output_tokens']} tok{'~' if usage.get('estimated') else ''}")
-        if leg.get("cost_usd") is not None:
-            figures.append(f"${leg['cost_usd']:.6f}")
+        if leg.get("reason"):  # skipped (cooling down) or left out at a deadline
+            body.append(f"\n{leg['reason']}", style="yellow")
+        if max_lines is not None and console is not None and width is not None:
+            lines = body.wrap(console, width)
+            if len(lines) > max_lines:
+                body = Text("\n").join(lines[-max_lines:])
         title = Text.assemble((source, "bold"), "  ", (badge, style))
-        panels.append(Panel(body, title=title, subtitle=" · ".join(figures) or None, width=width))
-    return Columns(panels)
+        panels.append(Panel(body, title=title, subtitle=" · ".join(_figures(leg)) or None))
+    grid.add_row(*panels)
+    return grid
 
 
-async def follow_ask(runs: Runs, run_id: str, *, live: bool) -> dict[str, Any]:
-    """Stream the run's deltas into panels (when ``live``) and return its final snapshot."""
-    if not live:
-        await runs.wait(run_id, float("inf"))
-        return await runs.snapshot(run_id)
-
-    from rich.console import Console
-    from rich.live import Live
-
-    console = Console(stderr=False)
-    texts: dict[str, str] = {}
-    sources = list(dict.fromkeys(runs.config.settings.models))
-    with Live(console=console, refresh_per_second=12, transient=False) as view:
-        async for source, text in runs.deltas(run_id):
-            texts[source] = texts.get(source, "") + text
-            if source not in sources:
-                sources.append(source)
-            view.update(render_columns([s for s in sources if s in texts], texts, {}))
-        final = await runs.snapshot(run_id)
-        legs = {leg["source"]: leg for leg in final.get("legs", [])}
-        shown = [leg["source"] for leg in final.get("legs", [])] or sources
-        view.update(render_columns(shown, {}, legs))
-    console.print()
+def summary_line(final: dict[str, Any]) -> str:
     summary = [f"mode {final.get('mode')}", f"winner {final.get('winner') or '—'}"]
     if final.get("latency_ms") is not None:
         summary.append(f"{final['latency_ms']:.0f} ms")
     if final.get("total_cost_usd") is not None:
-        summary.append(f"total ${final['total_cost_usd']:.6f}")
-    console.print("  ".join(summary), style="bold")
+        partial = " (partial: some legs have no price)" if final.get("total_cost_partial") else ""
+        summary.append(f"total ${final['total_cost_usd']:.6f}{partial}")
+    if final.get("conversation_id"):
+        summary.append(f"conversation {final['conversation_id']}")
+    verdict = final.get("verdict") or {}
+    if verdict.get("reason"):
+        summary.append(f"judge: {verdict['winner']} ({verdict['reason']})")
+    for step in final.get("recovery") or []:
+        summary.append(f"recovered: {step['from']} failed ({step['error']}), moved on to {', '.join(step['to'])}")
+    return "  ".join(summary)
+
+
+def print_plain(final: dict[str, Any], out: Any = None, *, texts_shown: bool = False) -> None:
+    """The final result as plain text: each leg under a header, then the summary."""
+    out = out or sys.stdout
+    legs = final.get("legs") or []
+    if not texts_shown:
+        for leg in legs:
+            figures = " · ".join(_figures(leg))
+            out.write(f"== {leg.get('source')} [{leg.get('status')}]{' ' + figures if figures else ''}\n")
+            text = leg.get("text") or ""
+            out.write(text + ("\n" if text and not text.endswith("\n") else ""))
+            if leg.get("error"):
+                out.write(f"{leg['error'].get('kind')}: {leg['error'].get('message')}\n")
+    if final.get("error") and not legs:
+        out.write(f"error: {final['error'].get('kind')}: {final['error'].get('message')}\n")
+    out.write(summary_line(final) + "\n")
+    out.flush()
+
+
+def _sources(runs: Runs, run_id: str) -> list[str]:
+    held = runs._runs.get(run_id)  # noqa: SLF001 - the run was started by this process a moment ago
+    models = (held.record or {}).get("models") if held is not None else None
+    return list(models or runs.config.settings.models)
+
+
+async def follow_ask(runs: Runs, run_id: str, *, live: bool, console: Console | None = None) -> dict[str, Any]:
+    """Show the run (when ``live``) and return its final snapshot."""
+    if not live:
+        await runs.wait(run_id, float("inf"))
+        return await runs.snapshot(run_id)
+    from rich.console import Console
+
+    console = console or Console()
+    sources = _sources(runs, run_id)
+    if not console.is_terminal:
+        return await _follow_plain(runs, run_id, sources)
+
+    from rich.live import Live
+
+    texts: dict[str, str] = {}
+    max_lines = max(3, console.height - CHROME_LINES)
+    with Live(render_columns(sources, texts, {}, console=console, max_lines=max_lines), console=console,
+              refresh_per_second=12, transient=True, vertical_overflow="crop") as view:
+        async for source, text in runs.deltas(run_id):
+            texts[source] = texts.get(source, "") + text
+            if source not in sources:
+                sources.append(source)
+            view.update(render_columns(sources, texts, {}, console=console, max_lines=max_lines))
+        final = await runs.snapshot(run_id)
+    legs = {leg["source"]: leg for leg in final.get("legs", [])}
+    shown = [leg["source"] for leg in final.get("legs", [])] or sources
+    console.print(render_columns(shown, {}, legs, console=console))
+    console.print(summary_line(final), style="bold", markup=False, highlight=False)
+    return final
+
+
+async def _follow_plain(runs: Runs, run_id: str, sources: list[str]) -> dict[str, Any]:
+    streamed = len(sources) == 1
+    async for _source, text in runs.deltas(run_id):
+        if streamed:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    final = await runs.snapshot(run_id)
+    if streamed:
+        leg = (final.get("legs") or [{}])[0]
+        text = leg.get("text") or ""
+        sys.stdout.write("\n" if text and not text.endswith("\n") else "")
+        if leg.get("error"):
+            sys.stdout.write(f"{leg['error'].get('kind')}: {leg['error'].get('message')}\n")
+    print_plain(final, texts_shown=streamed)
     return final

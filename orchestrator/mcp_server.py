@@ -1,10 +1,12 @@
 """``llmmixer mcp``: the orchestrator itself as one small MCP server, for Claude Desktop and other MCP hosts.
 
-Four tools and nothing else, so the schemas an MCP host pays for on every turn stay under 2,000 tokens:
+Five tools and nothing else, so the schemas an MCP host pays for on every turn stay under 2,000 tokens:
 
 - ``ask``: one prompt across the model adapters in any mode of :mod:`.modes`; text deltas go out as progress
   notifications (``message`` = ``"<source>: <delta>"``); the result is the ``llmmixer ask --json`` object.
 - ``run_command``: one shell command through the PTY runner; output goes out as progress.
+- ``agent``: coding agents (Claude Code, Codex, Gemini CLI) race on a task in their own git worktrees; a check
+  command decides (the ``llmmixer agent --json`` object). Agents run for minutes: this is a job almost always.
 - ``job`` and ``cancel``: for runs that outlive the call.
 
 Hosts time a tool call out (Claude Desktop after about 60 s). So a call waits at most ``wait_s`` (default 45) and
@@ -13,7 +15,8 @@ it later, also after a restart when the event store persists (sqlite, redis). If
 waits, the run is cancelled end to end: no model keeps streaming for nobody.
 
 The server advertises only the tools capability; argument errors come back as ``invalid_input`` results that say
-what to change.
+what to change. A job that ended in ``error`` (an ``ask`` where no leg succeeded, a command the runner refused) is an
+``isError: true`` result whose text is the job object with an ``error`` that sums its legs' errors up.
 """
 
 from __future__ import annotations
@@ -22,21 +25,22 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..servers.core.errors import InvalidInputError, LLMMixerError, NotFoundError
+from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.mcp import LLMMixerMCPServer
-from ..servers.core.results import error_result, ok_result
+from ..servers.core.results import error_result, job_result
 from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
 from .config import ModeName
+from .mixer import MixOptions
 from .modes import DEFAULT_MODE, MODES, described_modes
 from .schemas import parse_schema
 from .runs import Runs
@@ -97,11 +101,21 @@ class CommandOut(BaseModel):
     partial: str | None = Field(default=None, description="output so far, while running")
 
 
+class AgentOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    status: str = Field(description="done|running|cancelled|error")
+    winner: str | None = None
+    diff: str | None = None
+    legs: list[dict[str, Any]] | None = None
+
+
 class JobOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     job_id: str
-    kind: str = Field(description="ask|command")
+    kind: str = Field(description="ask|command|agent")
     status: str = Field(description="done|running|cancelled|error")
 
 
@@ -132,13 +146,8 @@ class OrchestratorMCPServer(LLMMixerMCPServer):
         return [t.model_copy(update={"input_schema": compact_schema(t.input_schema),
                                      "output_schema": compact_schema(t.output_schema)}) for t in tools]
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        if (refused := self.unknown_arguments(name, arguments)) is not None:
-            return error_result(refused)
-        try:
-            return await MCPServer.call_tool(self, name, arguments, context)
-        except ToolError as exc:
-            return error_result(InvalidInputError(_explain(exc)))
+    def explain_tool_error(self, exc: ToolError) -> str:
+        return _explain(exc)
 
 
 def _job_id(jobs: RunService, job_id: str) -> str:
@@ -146,7 +155,7 @@ def _job_id(jobs: RunService, job_id: str) -> str:
     try:
         return jobs.check_id(job_id)
     except InvalidInputError:
-        raise InvalidInputError("malformed job id: pass the job_id that ask or run_command returned") from None
+        raise InvalidInputError("malformed job id: pass the job_id that ask, run_command or agent returned") from None
 
 
 def _unknown_job(job_id: str) -> InvalidInputError:
@@ -163,17 +172,22 @@ RUN_DESCRIPTION = (
     "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. If it "
     "outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
+AGENT_DESCRIPTION = (
+    "Coding agents (claude-code, codex, gemini-cli) do a task in a git repository, each in its own worktree; `check` "
+    "(a shell command run in each worktree) decides. mode race: first passing agent wins, the rest are stopped; "
+    "all: every agent to the end. Returns the winner's diff (apply=true applies it). Usually becomes a job."
+)
 JOB_DESCRIPTION = (
-    "Status of an ask or run_command job: the final result when done, else partial output. wait_s waits for the end."
+    "Status of an ask, run_command or agent job: the final result when done, else partial output. wait_s waits for the end."
 )
 CANCEL_DESCRIPTION = "Cancel a running job: every model stream and command it started is stopped."
 
-JobId = Annotated[str, Field(description="job_id from ask or run_command")]
+JobId = Annotated[str, Field(description="job_id from ask, run_command or agent")]
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
 def build_server(jobs: RunService) -> OrchestratorMCPServer:
-    """The four tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
+    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
     server = OrchestratorMCPServer(
         name="llmmixer",
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
@@ -191,6 +205,12 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")] = None,
         model_for: Annotated[dict[str, str] | None, Field(description="model id per server")] = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
+        aggregator: Annotated[str | None, Field(description="the aggregating (synthesize) or judging (judge) model")
+                              ] = None,
+        rounds: Annotated[int, Field(ge=1, le=5, description="synthesize: mixture-of-agents layers")] = 1,
+        reasoning: Literal["off", "low", "medium", "high"] | None = None,
+        images: Annotated[list[dict[str, Any]] | None, Field(
+            description="images: [{url}] or [{data: base64, media_type}] or [{path}]")] = None,
     ) -> Annotated[CallToolResult, AskOut]:
         try:
             if not prompt.strip():
@@ -198,8 +218,9 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             schema = None if response_schema is None else parse_schema(response_schema)
             job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system,
                                           conversation_id=conversation_id, response_schema=schema,
-                                          model_for=model_for)
-            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+                                          model_for=model_for, reasoning=reasoning, images=images,
+                                          options=MixOptions(aggregator=aggregator, rounds=rounds))
+            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
@@ -215,6 +236,28 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             if not command.strip():
                 raise InvalidInputError("command is empty: give the shell command to run")
             job_id = await jobs.start_command(command=command, cwd=cwd, timeout_s=timeout_s)
+            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+        except LLMMixerError as error:
+            return error_result(error)
+
+    @server.tool(description=AGENT_DESCRIPTION)
+    async def agent(
+        task: str,
+        check: str,
+        ctx: Context,
+        cwd: Annotated[str | None, Field(description="the git repository (default: the server's cwd)")] = None,
+        agents: list[str] | None = None,
+        mode: Annotated[str, Field(description="race (default) or all")] = "race",
+        timeout_s: Annotated[float | None, Field(gt=0)] = None,
+        apply: bool = False,
+        wait_s: WaitS = DEFAULT_WAIT_S,
+    ) -> Annotated[CallToolResult, AgentOut]:
+        from .agents import CLIS, AgentRequest
+
+        try:
+            request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
+                                   timeout_s=timeout_s, apply=apply, cwd=cwd or ".")
+            job_id = await jobs.start_agents(request)
             return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
@@ -223,7 +266,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
-            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=False))
+            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=False))
         except NotFoundError:
             return error_result(_unknown_job(job_id))
         except LLMMixerError as error:
@@ -233,13 +276,36 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
     async def cancel(job_id: JobId) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
-            return ok_result(await jobs.cancel(job_id))
+            return _result(await jobs.cancel(job_id))
         except NotFoundError:
             return error_result(_unknown_job(job_id))
         except LLMMixerError as error:
             return error_result(error)
 
     return server
+
+
+def _result(job: dict[str, Any]) -> CallToolResult:
+    """The tool result for a job: ``isError: true`` (text only) when the job ended in ``error``."""
+    if job.get("status") != "error":
+        return job_result(job)
+    if isinstance(job.get("error"), dict):
+        return job_result(job, is_error=True)
+    failed = [leg for leg in job.get("legs") or [] if isinstance(leg.get("error"), dict)]
+    kinds = [str(leg["error"].get("kind", "server")) for leg in failed]
+    if len(set(kinds)) == 1:
+        kind = kinds[0]
+    else:  # mixed: a retryable one if there is one, so a caller may still try again
+        kind = next((k for k in kinds if k in {r.value for r in RETRYABLE_KINDS}), kinds[0] if kinds else "server")
+    try:
+        retryable = ErrorKind(kind) in RETRYABLE_KINDS
+    except ValueError:
+        kind, retryable = "server", True
+    summary = "; ".join(f"{leg.get('source')}: {leg['error'].get('kind')}: {leg['error'].get('message')}"
+                        for leg in failed)
+    error = {"kind": kind, "message": f"no model answered ({summary or 'every leg failed'})", "vendor": None,
+             "status": None, "retry_after_s": None, "retryable": retryable}
+    return job_result({**job, "error": error}, is_error=True)
 
 
 async def _follow(jobs: RunService, job_id: str, wait_s: float, ctx: Context, *, cancel_on_abort: bool) -> dict[str, Any]:

@@ -1,14 +1,21 @@
-"""Strategies for one prompt across several model servers, one method per mode of :mod:`.modes` (``_race``...).
+"""Strategies for one prompt across several model servers, one method per mode of :mod:`.modes` (``_race``...;
+the combining modes ``_synthesize`` and ``_judge`` run :mod:`.moa`).
 
 A *leg* is one ``generate`` call on one adapter server. Every strategy runs legs in their own cancel scopes;
 cancelling a leg cancels its MCP ``tools/call``, which makes the adapter close its upstream HTTP stream, so a lost
 race stops costing money at once. A leg that errors never wins. Each leg reports usage and cost; a cancelled leg
 reports what it had streamed so far (output tokens counted from its deltas, marked ``estimated``).
+
+Every strategy but ``all`` skips a server that cools down (:mod:`.cooldown`) while another leg exists, and tells
+each leg that has another to fall back on not to sleep through long retry waits (``max_retry_wait_s``): the run
+moves on at once, and the wait is honoured by the cooldown on the server's next use. ``first-token`` recovers
+when its committed leg fails before completing: it moves on to the fastest of the others, and says so.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,25 +25,31 @@ from typing import Any
 import anyio
 
 from ..servers.core import pricing
-from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
+from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, ServerError
+from ..servers.core.events import EventType
+from ..servers.core.results import result_payload
+from .cooldown import Cooldowns
+from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, strategy_name
 from .statuses import LegStatus
-from .modes import MODES, strategy_name
 from .pool import CallState, ServerPool
 
-__all__ = ["MODES", "Leg", "MixResult", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
+__all__ = ["MODES", "Leg", "MixResult", "MixOptions", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
 
 # Errors after which `fallback` moves on to the next model: the next vendor may well be up.
 FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.QUOTA, ErrorKind.OVERLOADED, ErrorKind.SERVER,
                             ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.NOT_FOUND})
 DEFAULT_HEDGE_DELAY_MS = 1000.0
 MIN_TTFT_SAMPLES = 20
+# A leg with another to fall back on waits at most this long between retries; a longer retry-after ends it at once.
+FAST_RETRY_WAIT_S = 0.5
 
-Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
+
+Emit = Callable[[EventType, str, dict[str, Any]], None]  # (type, source, data)
 
 
 @dataclass
 class Leg:
-    source: str
+    source: str  # the leg's name in events and results (a server's role, or "aggregator" / "judge")
     requested_model: str | None = None  # the model asked for (None: the adapter's default)
     status: LegStatus = "pending"
     parts: list[str] = field(default_factory=list)
@@ -50,7 +63,16 @@ class Leg:
     error: dict[str, Any] | None = None
     data: Any = None
     has_data: bool = False
+    server: str | None = None  # the server called (None: ``source``)
+    role: str | None = None  # proposer | aggregator | judge | recovery (None: a plain leg)
+    round: int | None = None
+    reason: str | None = None  # why it was skipped or left out
+    dropped: list[dict[str, Any]] | None = None  # parameters the model refuses, not sent
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def target(self) -> str:
+        return self.server or self.source
 
     @property
     def succeeded(self) -> bool:
@@ -69,7 +91,20 @@ class Leg:
             out["priced"] = self.cost_usd is not None
         if self.has_data:
             out["data"] = self.data
+        for key in ("server", "role", "round", "reason", "dropped"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
+
+
+@dataclass
+class MixOptions:
+    """Options of the combining modes (see :mod:`.moa`)."""
+
+    aggregator: str | None = None  # the server that aggregates (synthesize) or judges (judge); default the first
+    rounds: int = 1  # mixture-of-agents layers
+    min_answers: int | None = None  # answers needed before aggregating; default min(2, proposers)
+    deadline_s: float | None = None  # stop waiting for proposers after this long
 
 
 @dataclass
@@ -78,9 +113,12 @@ class MixResult:
     legs: list[Leg]
     winner: str | None = None
     latency_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # mode-specific: synthesis, verdict, recovery
 
     @property
     def ok(self) -> bool:
+        if self.mode in COMBINING_MODES:
+            return self.winner is not None
         return any(leg.succeeded for leg in self.legs)
 
     @property
@@ -96,7 +134,7 @@ class MixResult:
     def to_dict(self) -> dict[str, Any]:
         out = {"mode": self.mode, "winner": self.winner, "legs": [leg.to_dict() for leg in self.legs],
                "total_cost_usd": self.total_cost_usd, "total_cost_partial": self.total_cost_partial,
-               "latency_ms": self.latency_ms}
+               "latency_ms": self.latency_ms, **self.extra}
         winner = next((leg for leg in self.legs if leg.source == self.winner), None)
         if winner is not None and winner.has_data:
             out["data"] = winner.data
@@ -132,6 +170,10 @@ class TtftStats:
     def add(self, source: str, ttft_ms: float) -> None:
         self._samples.setdefault(source, deque(maxlen=200)).append(ttft_ms)
 
+    def p50(self, source: str) -> float | None:
+        samples = sorted(self._samples.get(source, ()))
+        return samples[len(samples) // 2] if samples else None
+
     def p95(self, source: str) -> float | None:
         samples = sorted(self._samples.get(source, ()))
         if len(samples) < MIN_TTFT_SAMPLES:
@@ -143,9 +185,14 @@ class Mixer:
     """Runs one prompt with one strategy; see the module docstring."""
 
     def __init__(self, pool: ServerPool, *, hedge_delay_ms: float | None = None, hedge_budget: float = 0.15,
-                 model_for: dict[str, str] | None = None, prices: pricing.Prices | None = None) -> None:
+                 model_for: dict[str, str] | None = None, prices: pricing.Prices | None = None,
+                 cooldowns: Cooldowns | None = None, fast_retry_wait_s: float = FAST_RETRY_WAIT_S,
+                 rng: random.Random | None = None) -> None:
         self.pool = pool
         self.prices = dict(prices or {})  # settings.prices: added or overridden per model
+        self.cooldowns = cooldowns or Cooldowns()
+        self.fast_retry_wait_s = fast_retry_wait_s
+        self.rng = rng or random.Random()
         self.hedge_delay_ms = hedge_delay_ms
         self.budget = HedgeBudget(hedge_budget)
         self.ttft = TtftStats()
@@ -153,10 +200,12 @@ class Mixer:
         self._models_seen: dict[str, str] = {}
 
     async def mix(self, arguments: dict[str, Any], sources: list[str], mode: str, emit: Emit,
-                  result: MixResult | None = None, model_for: dict[str, str] | None = None) -> MixResult:
+                  result: MixResult | None = None, model_for: dict[str, str] | None = None,
+                  options: MixOptions | None = None) -> MixResult:
         """Run the strategy; ``result`` (filled in as it goes) lets a caller that cancels the run keep its legs.
 
-        ``model_for`` picks a model per source for this run, over the mixer's configured ones.
+        ``model_for`` picks a model per source for this run, over the mixer's configured ones; ``options`` holds
+        the combining modes' settings.
         """
         strategy = getattr(self, strategy_name(mode))  # raises InvalidInputError for a mode that is not one
         if not sources:
@@ -169,28 +218,48 @@ class Mixer:
             result = MixResult(mode=mode, legs=legs)
         else:
             result.mode, result.legs = mode, legs
+        active = self._skip_cooling(legs, emit) if mode in SKIPPING_MODES else legs
         try:
-            await strategy(legs, arguments, emit, result)
+            extra = {"options": options or MixOptions()} if mode in COMBINING_MODES else {}
+            await strategy(active, arguments, emit, result, **extra)
         finally:
-            for leg in legs:  # a run cancelled as a whole: each leg still says how it ended
+            for leg in result.legs:  # a run cancelled as a whole: each leg still says how it ended
                 if leg.status in ("pending", "queued", "running") and leg.parts:
                     leg.status = "cancelled"
+            result.legs[:] = [leg for leg in result.legs if leg.status != "pending"]  # never started: not part of it
             result.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         if result.winner is not None:
             emit("race.won", result.winner, {"winner": result.winner, "mode": mode})
         return result
 
+    def _skip_cooling(self, legs: list[Leg], emit: Emit) -> list[Leg]:
+        """The legs to run: those whose server cools down are skipped, as long as one other leg is left."""
+        reasons = {id(leg): self.cooldowns.skip_reason(leg.target) for leg in legs}
+        if all(reasons.values()):
+            return legs  # every server cools down: try them anyway rather than fail without asking
+        for leg in legs:
+            if reasons[id(leg)]:
+                leg.status, leg.reason = "skipped", reasons[id(leg)]
+                emit("leg.skipped", leg.source, {"reason": leg.reason})
+        return [leg for leg in legs if leg.status != "skipped"]
+
     # -- one leg ------------------------------------------------------------------------------------------------------
 
     async def _run_leg(self, leg: Leg, arguments: dict[str, Any], emit: Emit,
-                       on_first_token: Callable[[Leg], None] | None = None) -> None:
-        """Run ``leg`` to its end inside ``leg.scope``; never raises (cancellation is recorded, then absorbed)."""
+                       on_first_token: Callable[[Leg], None] | None = None, *, fast: bool = False) -> None:
+        """Run ``leg`` to its end inside ``leg.scope``; never raises (cancellation is recorded, then absorbed).
+
+        ``fast``: another leg can take over, so the adapter must not sleep through a long retry wait.
+        """
         call_args = dict(arguments)
         if leg.requested_model and "model" not in call_args:
             call_args["model"] = leg.requested_model
+        if fast:
+            call_args.setdefault("max_retry_wait_s", self.fast_retry_wait_s)
         started = time.perf_counter()
         # Known before the first token (asked for, or the adapter's default), so a cancelled leg is priced too.
-        leg.model = call_args.get("model") or self.pool.default_model(leg.source) or self._models_seen.get(leg.source)
+        leg.model = call_args.get("model") or self.pool.default_model(leg.target) or self._models_seen.get(leg.target)
+        labels = {k: v for k, v in (("role", leg.role), ("server", leg.server), ("round", leg.round)) if v is not None}
 
         def on_state(state: CallState) -> None:
             # A leg waiting for a slot of a busy server is "queued"; its clock starts when it gets the slot, so
@@ -199,7 +268,7 @@ class Mixer:
             leg.status = state
             if state == "running":
                 started = time.perf_counter()
-            emit("leg.started" if state == "running" else "leg.queued", leg.source, {"model": leg.model})
+            emit("leg.started" if state == "running" else "leg.queued", leg.source, {"model": leg.model, **labels})
 
         async def progress(_progress: float, _total: float | None, message: str | None) -> None:
             if not message or leg.status != "running":
@@ -214,18 +283,17 @@ class Mixer:
 
         with leg.scope:
             try:
-                result = await self.pool.call(leg.source, "generate", call_args, progress, on_state=on_state)
+                result = await self.pool.call(leg.target, "generate", call_args, progress, on_state=on_state)
             except LLMMixerError as error:
                 self._fail(leg, error.to_dict()["error"], started, emit)
                 return
             except anyio.get_cancelled_exc_class():
                 self._cancelled(leg, call_args, started, emit)
                 raise
-            payload = result.structured_content or {}
+            payload = result_payload(result)
             if result.is_error:
-                reported = payload.get("error") if isinstance(payload.get("error"), dict) else None
-                self._fail(leg, reported or {"kind": "server", "message": _first_text(result), "retryable": False},
-                           started, emit)
+                wire = payload.get("error") if isinstance(payload.get("error"), dict) else None
+                self._fail(leg, wire or ServerError(_first_text(result)).to_dict()["error"], started, emit)
                 return
             self._done(leg, payload, started, emit)
         if leg.scope.cancelled_caught and leg.status in ("running", "queued"):
@@ -246,16 +314,19 @@ class Mixer:
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         if "data" in payload:
             leg.data, leg.has_data = payload["data"], True
+        leg.dropped = payload.get("dropped") or None
         if leg.model:
-            self._models_seen[leg.source] = leg.model
+            self._models_seen[leg.target] = leg.model
+        self.cooldowns.note_success(leg.target)
         if leg.ttft_ms is not None:
-            self.ttft.add(leg.source, leg.ttft_ms)
+            self.ttft.add(leg.target, leg.ttft_ms)
         emit("leg.done", leg.source, leg.to_dict())
 
     def _fail(self, leg: Leg, error: dict[str, Any], started: float, emit: Emit) -> None:
         leg.status = "error"
         leg.error = error
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        self.cooldowns.note_error(leg.target, error)
         emit("leg.error", leg.source, {"error": error})
 
     def _cancelled(self, leg: Leg, call_args: dict[str, Any], started: float, emit: Emit) -> None:
@@ -264,7 +335,7 @@ class Mixer:
         never_sent = leg.status == "queued"  # cancelled while waiting for a slot: the vendor saw nothing
         leg.status = "cancelled"
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        leg.model = leg.model or call_args.get("model") or self._models_seen.get(leg.source)
+        leg.model = leg.model or call_args.get("model") or self._models_seen.get(leg.target)
         prompt_chars = len(call_args.get("prompt", "")) + len(call_args.get("system") or "")
         prompt_chars += sum(len(m.get("content", "")) for m in call_args.get("messages") or ())
         if never_sent:
@@ -286,7 +357,7 @@ class Mixer:
 
     async def _race(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
         async def run(leg: Leg) -> None:
-            await self._run_leg(leg, arguments, emit)
+            await self._run_leg(leg, arguments, emit, fast=len(legs) > 1)
             if leg.status == "done" and result.winner is None:
                 self._win(leg, legs, result)
 
@@ -297,6 +368,7 @@ class Mixer:
     async def _first_token(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit,
                            result: MixResult) -> None:
         committed: list[Leg] = []
+        fast = len(legs) > 1
 
         def commit(leg: Leg) -> None:
             if not committed:
@@ -306,13 +378,31 @@ class Mixer:
                         other.scope.cancel()
 
         async def run(leg: Leg) -> None:
-            await self._run_leg(leg, arguments, emit, on_first_token=commit)
+            await self._run_leg(leg, arguments, emit, on_first_token=commit, fast=fast)
             if leg.status == "done" and result.winner is None and (not committed or committed[0] is leg):
                 self._win(leg, legs, result)
 
         async with anyio.create_task_group() as tg:
             for leg in legs:
                 tg.start_soon(run, leg)
+        failed = committed[0] if committed else None
+        if result.winner is not None or failed is None or failed.status != "error":
+            return
+        # Recovery: the committed leg failed before completing. The others were cancelled at its first token;
+        # start them again, fastest first by observed time to first token, and commit to the first that streams.
+        others = sorted((leg for leg in legs if leg is not failed and leg.status == "cancelled"),
+                        key=lambda leg: self.ttft.p50(leg.target) or math.inf)
+        if not others:
+            return
+        retry = [Leg(source=leg.source, server=leg.server, requested_model=leg.requested_model, role="recovery")
+                 for leg in others]
+        result.extra.setdefault("recovery", []).append(
+            {"from": failed.source, "error": (failed.error or {}).get("kind"), "streamed_chars": len(failed.streamed),
+             "to": [leg.source for leg in retry]})
+        emit("leg.recovery", failed.source, {"from": failed.source, "error": failed.error,
+                                             "to": [leg.source for leg in retry]})
+        result.legs.extend(retry)
+        await self._first_token(retry, arguments, emit, result)
 
     async def _hedge(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
         self.budget.note_run()
@@ -325,7 +415,7 @@ class Mixer:
             changed.set()
 
         async def run(leg: Leg) -> None:
-            await self._run_leg(leg, arguments, emit, on_first_token=poke)
+            await self._run_leg(leg, arguments, emit, on_first_token=poke, fast=len(legs) > 1)
             if leg.status == "done" and result.winner is None:
                 self._win(leg, legs, result)
             poke()
@@ -359,19 +449,27 @@ class Mixer:
                     launch(remaining[0])
                 elif waited.cancelled_caught:
                     delay_ms = math.inf  # the budget is spent: no more hedges in this run
-        del result.legs[len(started):]  # legs never started are not part of the result
 
     async def _fallback(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
-        tried: list[Leg] = []
-        for leg in legs:
-            tried.append(leg)
-            await self._run_leg(leg, arguments, emit)
+        for index, leg in enumerate(legs):
+            await self._run_leg(leg, arguments, emit, fast=index < len(legs) - 1)
             if leg.status == "done":
                 self._win(leg, legs, result)
                 break
             if leg.status != "error" or _kind(leg.error) not in FALLBACK_KINDS:
                 break
-        result.legs[:] = tried
+
+    async def _synthesize(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult, *,
+                          options: MixOptions) -> None:
+        from . import moa
+
+        await moa.synthesize_answers(self, legs, arguments, emit, result, options)
+
+    async def _judge(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult, *,
+                     options: MixOptions) -> None:
+        from . import moa
+
+        await moa.judge_answers(self, legs, arguments, emit, result, options)
 
     def _win(self, leg: Leg, legs: list[Leg], result: MixResult) -> None:
         leg.status = "won"

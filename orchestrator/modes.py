@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..servers.core.errors import InvalidInputError
 
-__all__ = ["DEFAULT_MODE", "MODES", "MODE_HELP", "check_mode", "described_modes", "modes_help",
+__all__ = ["AGENT_MODES", "DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help",
            "strategy_name"]
 
 # mode -> what it does, for people (help text, tool descriptions, the dashboard). The first is the default.
@@ -22,9 +22,19 @@ MODE_HELP: dict[str, str] = {
     "first-token": "keep the first model that starts streaming: lowest latency",
     "hedge": "start one model, add the next only if it is slow: low cost, steady latency",
     "fallback": "one at a time, the next only if one fails",
+    "synthesize": "every model answers, then an aggregator writes one answer from all of them: best quality, "
+                  "highest cost",
+    "judge": "every model answers, a judge picks the best (answers shuffled and anonymised)",
 }
 MODES: tuple[str, ...] = tuple(MODE_HELP)
 DEFAULT_MODE = MODES[0]
+# Modes that skip a cooling server while another leg exists (``all`` asks every server: comparing them is its point).
+SKIPPING_MODES = frozenset(MODES) - {"all"}
+# Modes that combine the answers (orchestrator/moa.py); their strategies take MixOptions.
+COMBINING_MODES = frozenset({"synthesize", "judge"})
+# Coding-agent runs (orchestrator/agents) take two of them: the first agent whose check passes wins, or every agent
+# to the end.
+AGENT_MODES: tuple[str, ...] = ("race", "all")
 
 
 def check_mode(mode: str) -> str:

@@ -119,7 +119,8 @@ def snapshot(run_id: str, events: Sequence[Event]) -> dict[str, Any]:
     started = events[0] if events[0].type == "run.started" else None
     kind = (started.data.get("kind") if started else None) or ("command" if any(
         e.type.startswith("pty.") for e in events) else "ask")
-    title = {key: started.data[key] for key in ("prompt", "command") if started and key in started.data}
+    title: dict[str, Any] = {key: started.data[key] for key in ("prompt", "command")
+                             if started and key in started.data}
     done = next((e for e in reversed(events) if e.type == "run.done"), None)
     if done is None:
         result: dict[str, Any] = {**base, "kind": kind, **title, "status": "interrupted",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,12 +32,21 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
-from ..servers.core.errors import CancelledError_, InvalidInputError, LLMMixerError, NotFoundError, UnavailableError
-from ..servers.core.events import TEXT_EVENT_TYPES, Event
+from ..servers.core.errors import (
+    CancelledError_,
+    InvalidInputError,
+    LLMMixerError,
+    NotFoundError,
+    ServerError,
+    UnavailableError,
+)
+from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
 from ..servers.core.redact import redact_inline
-from . import history, run_record
+from ..servers.core.results import result_payload
+from . import history, run_record, timeline
 from .config import Config
-from .mixer import MixResult, Mixer
+from .cooldown import Cooldowns, default_path
+from .mixer import MixOptions, MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
 from .statuses import RunStatus
@@ -58,7 +68,7 @@ INTERRUPTED = "interrupted: the service stopped while this run was in flight; ea
 @dataclass
 class RunState:
     run_id: str
-    kind: str  # ask | command
+    kind: str  # ask | command | agent
     mode: str | None = None
     status: RunStatus = "running"
     deltas: list[tuple[str, str]] = field(default_factory=list)
@@ -71,6 +81,7 @@ class RunState:
     interrupted: bool = False  # ended by Runs.interrupt() (shutdown), not by a caller
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
     record: dict[str, Any] | None = None  # what the run log keeps (history.py)
+    marks: list[tuple[str, str, float]] = field(default_factory=list)  # (type, source, ts) for the timeline
     last_seq: int = 0  # the writer's accept number of this run's newest event
     chars: int = 0  # streamed text held in `deltas`
     mix: MixResult | None = None  # an ask's legs as they go (their status: queued, running, done...)
@@ -97,7 +108,7 @@ class RunState:
             base["conversation_id"] = self.record["conversation_id"]
         if self.result is not None:
             return {**base, **self.result, "status": self.status}
-        if self.kind == "ask":
+        if self.kind in ("ask", "agent"):
             partial: dict[str, str] = {}
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
@@ -118,8 +129,11 @@ class Runs:
         self.store = store
         self.pool = pool or ServerPool(config)
         settings = config.settings
+        cooldowns = Cooldowns(consecutive_failures=settings.breaker_failures, breaker_s=settings.breaker_s,
+                              path=settings.cooldown_file or default_path())
         self.mixer = Mixer(self.pool, hedge_delay_ms=settings.hedge_delay_ms, hedge_budget=settings.hedge_budget,
-                           model_for=settings.model_for, prices=settings.prices)
+                           model_for=settings.model_for, prices=settings.prices, cooldowns=cooldowns,
+                           fast_retry_wait_s=settings.fast_retry_wait_s)
         self.writer = writer or StoreWriter(store)
         self._runs: dict[str, RunState] = {}  # in flight, and the recent finished ones
         self._finished: OrderedDict[str, None] = OrderedDict()  # finished runs still in _runs, oldest first
@@ -166,7 +180,7 @@ class Runs:
         when they wait in the writer's spool."""
         return await self.writer.flush()
 
-    def _emit(self, state: RunState, type_: str, source: str, data: dict[str, Any]) -> None:
+    def _emit(self, state: RunState, type_: EventType, source: str, data: dict[str, Any]) -> None:
         if type_ in TEXT_EVENT_TYPES:
             text = data.get("text", "")
             state.deltas.append((source, text))
@@ -174,8 +188,10 @@ class Runs:
             state.touch()
         else:
             data = run_record.compact(type_, source, data, state.deltas)
-        state.last_seq = self.writer.submit(Event(run=state.run_id, source=source, type=type_,  # type: ignore[arg-type]
-                                                  data=data))
+        event = Event(run=state.run_id, source=source, type=type_, data=data)
+        if type_ in timeline.MARK_TYPES:
+            state.marks.append((type_, source, event.ts))
+        state.last_seq = self.writer.submit(event)
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 
@@ -226,12 +242,16 @@ class Runs:
     async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
                         system: str | None = None, *, max_tokens: int | None = None,
                         temperature: float | None = None, response_schema: dict[str, Any] | None = None,
-                        model_for: dict[str, str] | None = None, conversation_id: str | None = None) -> str:
+                        model_for: dict[str, str] | None = None, conversation_id: str | None = None,
+                        reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
+                        options: MixOptions | None = None) -> str:
         """Start an ask; returns its run id at once. ``conversation_id`` continues that conversation (its history
-        goes to the models as ``messages``); without one the run starts a new conversation.
+        goes to the models as ``messages``); without one the run starts a new conversation. ``options`` holds the
+        settings of the combining modes (aggregator, rounds, min_answers, deadline_s). Images given as ``path`` are read
+        here and sent on as base64 (see servers/core/images.py).
 
         Raises:
-            InvalidInputError: empty prompt, unknown mode or model server.
+            InvalidInputError: empty prompt, unknown mode or model server, bad options or images.
             NotFoundError: ``conversation_id`` names no conversation the store holds.
         """
         if not isinstance(prompt, str) or not prompt.strip():
@@ -239,27 +259,30 @@ class Runs:
         mode = mode or self.config.settings.mode
         check_mode(mode)
         sources = self.resolve_models(models)
+        mix_options = _check_options(options or MixOptions(), self.config.model_sources)
+        portable_images = _portable_images(images)
         thread, system = await self._thread(conversation_id, system)
         self._check_store()
         admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
-                           ("response_schema", response_schema)):
+                           ("response_schema", response_schema), ("reasoning", reasoning),
+                           ("images", portable_images)):
             if value is not None:
                 arguments[key] = value
         if thread:
             arguments["messages"] = thread
-        options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
-                                     ("response_schema", response_schema), ("model_for", model_for or None))
-                   if v is not None}
+        record_options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
+                                            ("response_schema", response_schema), ("reasoning", reasoning),
+                                            ("model_for", model_for or None)) if v is not None}
         state = self._new_run("ask", mode, {"prompt": prompt[:200]})
         state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
                                           history.new_conversation_id(), prompt=prompt, system=system,
-                                          models=sources, mode=mode, options=options)
+                                          models=sources, mode=mode, options=record_options)
         await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
         self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,
-                            model_for or {})
+                            model_for or {}, mix_options)
         return state.run_id
 
     @staticmethod
@@ -276,19 +299,20 @@ class Runs:
             await run(*args)
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
-                       model_for: dict[str, str]) -> None:
-        def emit(type_: str, source: str, data: dict[str, Any]) -> None:
+                       model_for: dict[str, str], options: MixOptions) -> None:
+        def emit(type_: EventType, source: str, data: dict[str, Any]) -> None:
             self._emit(state, type_, source, data)
 
         emit("run.started", "orchestrator", {"kind": "ask", "mode": mode, "models": sources,
                                              "prompt_chars": len(arguments["prompt"]),
+                                             "images": len(arguments.get("images") or []),
                                              "prompt": arguments["prompt"][:200],
                                              "conversation_id": (state.record or {}).get("conversation_id"),
                                              "history_turns": len(arguments.get("messages") or ())})
         result = state.mix = MixResult(mode=mode, legs=[])
         try:
             with state.scope:
-                await self.mixer.mix(arguments, sources, mode, emit, result, model_for)
+                await self.mixer.mix(arguments, sources, mode, emit, result, model_for, options)
         except LLMMixerError as error:
             await self._finish(state, "error", {"mode": mode, "winner": None, "legs": [], "total_cost_usd": None,
                                                 "error": error.to_dict()["error"]})
@@ -332,11 +356,11 @@ class Runs:
         with state.scope:
             try:
                 result = await self.pool.call("pty", "run", arguments, progress, on_state=state.set_command_state)
-                payload = result.structured_content or {}
+                payload = result_payload(result)
                 if result.is_error:
-                    error = payload.get("error")
-                    final = {"error": error if isinstance(error, dict) else
-                             {"kind": "server", "message": "the PTY runner failed without a classified error"}}
+                    wire = payload.get("error")
+                    final = {"error": wire if isinstance(wire, dict) else ServerError(
+                        "the PTY runner failed without a classified error").to_dict()["error"]}
                 else:
                     final = payload
             except LLMMixerError as error:
@@ -352,10 +376,63 @@ class Runs:
         self._emit(state, "pty.exit", "pty", final)
         await self._finish(state, "error" if "error" in final else "done", final)
 
+    async def start_agents(self, request: Any) -> str:
+        """Start coding agents on a task (an ``agents.AgentRequest``); checked before anything starts.
+
+        Raises:
+            InvalidInputError, NotFoundError: see ``agents.plan_agents``.
+        """
+        from .agents import agent_specs, plan_agents
+
+        self._check_store()
+        admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
+        try:
+            state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
+            try:
+                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id)
+            except LLMMixerError:
+                self._runs.pop(state.run_id, None)
+                raise
+        except BaseException:
+            admission.close()
+            raise
+        state.record = history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode,
+                                          options={"agents": request.agents, "check": request.check})
+        await self._admitting(admission, self._put_record(state.record))
+        assert self._tg is not None
+        self._tg.start_soon(self._admitted, admission, self._run_agents, state, plan)
+        return state.run_id
+
+    async def _run_agents(self, state: RunState, plan: Any) -> None:
+        from .agents import run_agents
+
+        request = plan.request
+        self._emit(state, "run.started", "orchestrator", {"kind": "agent", "mode": request.mode,
+                                                          "agents": request.agents, "check": request.check,
+                                                          "task": request.task[:200]})
+
+        def emit(type_: str, source: str, data: dict[str, Any]) -> None:
+            self._emit(state, type_, source, data)
+
+        try:
+            with state.scope:
+                await run_agents(plan, self.pool, emit)
+        except LLMMixerError as error:
+            await self._finish(state, "error", {**plan.to_dict(), "error": error.to_dict()["error"]})
+            return
+        if state.interrupted:
+            await self._finish(state, "interrupted", {**plan.to_dict(), "message": INTERRUPTED})
+            return
+        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
+        await self._finish(state, status, plan.to_dict())
+
     async def _finish(self, state: RunState, status: RunStatus, result: dict[str, Any]) -> None:
         with anyio.CancelScope(shield=True):
             if state.record is not None and state.record.get("conversation_id"):
                 result = {**result, "conversation_id": state.record["conversation_id"]}
+            if state.kind == "ask":
+                state.marks.append(("run.done", "orchestrator", time.time()))
+                result = {**result, "timeline": timeline.build(state.marks, result.get("legs"))}
             state.status, state.result = status, result
             self._emit(state, "run.done", "orchestrator", {"status": status, **result})
             await self.flush()
@@ -485,8 +562,41 @@ class Runs:
         return state.snapshot()
 
     async def servers(self) -> list[dict[str, Any]]:
-        return [status.to_dict() for status in await self.pool.check()]
+        """Each server's status, with its cooldown (``cooling_until``, ``cooldown_reason``)."""
+        return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
+                for status in await self.pool.check()]
+
+    def server_statuses(self) -> list[dict[str, Any]]:
+        """What is known of each server now, without waiting for any (``idle``, ``starting``, ``ready``, ``dead``)."""
+        return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
+                for status in self.pool.statuses()]
 
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""
         return list(self._recent)
+
+
+def _check_options(options: MixOptions, available: list[str]) -> MixOptions:
+    if options.aggregator is not None and options.aggregator not in available:
+        raise InvalidInputError(f"unknown aggregator {options.aggregator!r}; available: {', '.join(available)}")
+    if not isinstance(options.rounds, int) or not 1 <= options.rounds <= 5:
+        raise InvalidInputError("rounds must be an integer from 1 to 5")
+    if options.min_answers is not None and (not isinstance(options.min_answers, int) or options.min_answers < 1):
+        raise InvalidInputError("min_answers must be a positive integer")
+    if options.deadline_s is not None and not options.deadline_s > 0:
+        raise InvalidInputError("deadline_s must be a positive number of seconds")
+    return options
+
+
+def _portable_images(images: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Images as the adapters take them, with files read here (an adapter may not share this filesystem)."""
+    if not images:
+        return None
+    from ..servers.core.images import load
+
+    out = []
+    for index, image in enumerate(images):
+        checked = load(image, f"images[{index}]")
+        out.append({"url": checked.url} if checked.url is not None else
+                   {"data": checked.data, "media_type": checked.media_type})
+    return out

@@ -10,7 +10,10 @@ seam once, and the MCP SDK's ``Transport`` is a small ``Protocol``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .mixer import MixOptions
 
 __all__ = ["RunService"]
 
@@ -19,8 +22,10 @@ class RunService(Protocol):
     async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
                         system: str | None = None, *, max_tokens: int | None = None,
                         temperature: float | None = None, response_schema: dict[str, Any] | None = None,
-                        model_for: dict[str, str] | None = None, conversation_id: str | None = None) -> str:
-        """Start one prompt across the models; the run id, at once.
+                        model_for: dict[str, str] | None = None, conversation_id: str | None = None,
+                        reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
+                        options: MixOptions | None = None) -> str:
+        """Start one prompt across the models; the run id, at once. ``options``: the combining modes' settings.
 
         Raises:
             InvalidInputError: an empty prompt, an unknown model or mode.
@@ -29,6 +34,15 @@ class RunService(Protocol):
 
     async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
         """Start a shell command on the PTY runner; the run id, at once."""
+        ...
+
+    async def start_agents(self, request: Any) -> str:
+        """Start coding agents on a task (an ``agents.AgentRequest``); the run id, at once.
+
+        Raises:
+            InvalidInputError: an empty task or check, an unknown agent or mode, not in a git repository.
+            NotFoundError: an agent's CLI is not installed.
+        """
         ...
 
     def check_id(self, run_id: Any) -> str:

@@ -26,6 +26,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from llmmixer.servers.core.manifest import model_manifests
+from llmmixer.servers.core.results import result_payload
 from llmmixer.servers.emulators.server import EmulatorServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -103,7 +104,7 @@ async def http_client(url: str, headers: dict[str, str] | None = None) -> AsyncI
 
 def error_kind(result: Any) -> str:
     assert result.is_error, result.structured_content
-    return result.structured_content["error"]["kind"]
+    return result_payload(result)["error"]["kind"]
 
 
 async def generate_streams(client: Client, emu: EmulatorServer, vendor: str) -> None:
@@ -177,7 +178,7 @@ async def test_no_key_server_starts_lists_tools_and_generate_names_the_variable(
         async with Client(stdio(source, server_env(emu, keys=False))) as client:
             assert {t.name for t in (await client.list_tools()).tools} == {"generate", "list_models"}
             result = await client.call_tool("generate", {"prompt": "hi"})
-    assert error_kind(result) == "auth" and key_var in result.structured_content["error"]["message"]
+    assert error_kind(result) == "auth" and key_var in result_payload(result)["error"]["message"]
     assert emu.requests(vendor) == []
 
 

@@ -126,6 +126,20 @@ def test_servers_reports_each_server_and_its_tools(tmp_path):
 
     expected = "sandbox on (bubblewrap" if probe() is None else "sandbox off"
     assert (servers["pty"]["info"] or "").startswith(expected), servers["pty"]  # the PTY runner says where it stands
+    assert all(s["cooling_until"] is None for s in servers.values())
+
+
+def test_servers_shows_a_cooldown_an_earlier_run_left(tmp_path, monkeypatch):
+    from llmmixer.orchestrator.cooldown import Cooldowns, default_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    Cooldowns(path=default_path()).note_error("gpt", {"kind": "rate_limit", "retry_after_s": 300})
+    env = server_env(None, keys=False)
+    done = subprocess.run([LLMMIXER, "servers", "--json"], capture_output=True, text=True, env=env, timeout=60,
+                          cwd=tmp_path)
+    servers = {s["name"]: s for s in json.loads(done.stdout)}
+    assert servers["gpt"]["cooling_until"] and "rate_limit" in servers["gpt"]["cooldown_reason"]
+    assert servers["claude"]["cooling_until"] is None
 
 
 def test_serve_runs_a_race_over_http_and_refuses_a_public_bind_without_a_token(emu, tmp_path):

@@ -23,6 +23,7 @@ import psutil
 import pytest
 from mcp import Client
 
+from llmmixer.servers.core.results import result_payload
 from llmmixer.servers.pty_runner.policy import Policy
 from llmmixer.servers.pty_runner.runner import PtyRunner
 from llmmixer.servers.pty_runner.sandbox import probe
@@ -270,8 +271,8 @@ async def test_ask_through_mcp_elicitation_lets_the_push_run(work: Path, repo: P
     async with Client(build_pty_server(runner, Policy.load(work / "conf" / "policy.toml")),
                       elicitation_callback=approve) as client:
         hidden = await client.call_tool("run", {"command": "cd repo && git -c alias.p=push p origin main"})
-        assert hidden.is_error and hidden.structured_content is not None
-        error = hidden.structured_content["error"]
+        assert hidden.is_error and hidden.structured_content is None  # errors travel as text only
+        error = result_payload(hidden)["error"]
         assert error["kind"] == "policy" and error["details"]["rule"] == "ask: git push", error
         assert not pushed(work) and not asked  # hidden from the parser: refused at exec time, nobody asked
         plain = await client.call_tool("run", {"command": "cd repo && git push origin main"})
@@ -503,3 +504,18 @@ def test_sandbox_on_without_bubblewrap_names_the_package(tmp_path: Path) -> None
     done = subprocess.run([sys.executable, "-m", "llmmixer.servers.pty_runner", "--sandbox", "on"], env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "bubblewrap" in done.stderr, done.stderr
+
+
+async def test_a_key_typed_inline_never_reaches_the_run_events(tmp_path: Path) -> None:
+    from llmmixer.orchestrator.config import Config, default_servers
+    from llmmixer.orchestrator.runs import Runs
+    from llmmixer.orchestrator.stores import open_store
+
+    store = open_store("memory")
+    async with Runs(Config(servers=default_servers()), store) as runs:
+        run_id = await runs.start_command(f"FOO={CANARY} sh -c 'echo $FOO'", cwd=str(tmp_path))
+        assert await runs.wait(run_id, 60)
+        events = await store.read_after(None, run=run_id)
+    started = [e for e in events if e.type == "run.started"]
+    assert started and started[0].data["command"] == "FOO=[redacted] sh -c 'echo $FOO'"
+    assert CANARY not in str([e.to_dict() for e in events])

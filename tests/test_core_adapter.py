@@ -12,6 +12,7 @@ from mcp import Client
 from llmmixer.servers.core import errors
 from llmmixer.servers.core.adapter import AdapterSettings, BaseAdapter, Completion, GenerateRequest, TextDelta, Usage
 from llmmixer.servers.core.mcp import build_adapter_server
+from llmmixer.servers.core.results import result_payload
 
 pytestmark = pytest.mark.anyio
 
@@ -84,21 +85,21 @@ async def test_a_retryable_error_before_the_first_delta_is_retried() -> None:
 async def test_no_retry_once_a_delta_went_out() -> None:
     adapter = ScriptedAdapter([["partial", errors.OverloadedError("busy")], ["never"]])
     result, deltas = await call(adapter)
-    assert result.is_error and result.structured_content["error"]["kind"] == "overloaded"
+    assert result.is_error and result_payload(result)["error"]["kind"] == "overloaded"
     assert deltas == ["partial"] and adapter.calls == 1
 
 
 async def test_retries_stop_at_max_retries() -> None:
     adapter = ScriptedAdapter([[errors.ServerError("500")]] * 5, AdapterSettings(max_retries=1, backoff_base_s=0.001))
     result, _ = await call(adapter)
-    assert result.structured_content["error"]["kind"] == "server"
+    assert result_payload(result)["error"]["kind"] == "server"
     assert adapter.calls == 2
 
 
 async def test_non_retryable_errors_are_not_retried() -> None:
     adapter = ScriptedAdapter([[errors.AuthError("bad key")], ["never"]])
     result, _ = await call(adapter)
-    assert result.structured_content["error"]["kind"] == "auth" and adapter.calls == 1
+    assert result_payload(result)["error"]["kind"] == "auth" and adapter.calls == 1
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,7 @@ async def test_bad_input_is_invalid_input_and_the_server_stays_up(arguments: dic
     adapter = ScriptedAdapter([["ok"]], AdapterSettings(max_prompt_bytes=1_000))
     async with Client(build_adapter_server(adapter)) as client:
         bad = await client.call_tool("generate", {"prompt": "hi", **arguments})
-        assert bad.is_error and bad.structured_content["error"]["kind"] == "invalid_input"
+        assert bad.is_error and result_payload(bad)["error"]["kind"] == "invalid_input"
         good = await client.call_tool("generate", {"prompt": "hi"})
         assert not good.is_error and good.structured_content["text"] == "ok"
 
@@ -119,7 +120,7 @@ async def test_bad_input_is_invalid_input_and_the_server_stays_up(arguments: dic
 async def test_missing_key_names_the_variable_and_never_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SCRIPTED_API_KEY")
     result, _ = await call(ScriptedAdapter([["never"]]))
-    error = result.structured_content["error"]
+    error = result_payload(result)["error"]
     assert error["kind"] == "auth" and "SCRIPTED_API_KEY" in error["message"]
 
 
@@ -128,7 +129,7 @@ async def test_structured_output_is_parsed_and_validated() -> None:
     result, _ = await call(ScriptedAdapter([['{"n":', ' 4}']]), response_schema=schema)
     assert result.structured_content["data"] == {"n": 4}
     result, _ = await call(ScriptedAdapter([['{"n": "four"}']]), response_schema=schema)
-    assert result.structured_content["error"]["kind"] == "invalid_output"
+    assert result_payload(result)["error"]["kind"] == "invalid_output"
 
 
 async def test_every_tool_declares_input_and_output_schemas() -> None:

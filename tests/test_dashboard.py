@@ -117,3 +117,41 @@ async def test_race_streams_three_columns_and_survives_a_cut_stream(emu: Any, br
             stats = await page.evaluate("window.llmmixer.state.stats")
             assert stats["opens"] >= 2 and stats["errors"] == 0
             assert not [line for line in console if "Uncaught" in line], console
+
+
+async def test_synthesize_shows_the_aggregator_in_its_own_column_and_a_cooling_server(emu: Any, browser: Any,
+                                                                                      tmp_path: Path) -> None:
+    config = Config(servers=default_servers())
+    config.settings.cooldown_file = str(tmp_path / "cooldowns.json")
+    async with Runs(config, open_store("memory")) as runs:
+        await runs.pool.prepare(["claude", "gpt", "gemini"])
+        # gemini asked us to wait a minute: the model list says so, and the run skips it
+        runs.mixer.cooldowns.note_error("gemini", {"kind": "rate_limit", "retry_after_s": 60})
+        emu.queue("anthropic", {"reply": "Claude's proposal.", "ttft_ms": 50},
+                  {"reply": "The synthesis of both proposals.", "ttft_ms": 50, "inter_token_ms": 20, "tokens": 8})
+        emu.set_behaviour("openai", reply="GPT's proposal.", ttft_ms=100)
+        app = create_app(runs, runs.store)
+        async with running(app) as url:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            console: list[str] = []
+            page.on("pageerror", lambda error: console.append(f"Uncaught {error}"))
+            with anyio.fail_after(60):
+                await page.goto(url)
+                await page.wait_for_selector('#conn[data-state="live"]')
+                await page.wait_for_selector("#models .cooling")
+                cooling = await page.inner_text("#models")
+                assert "gemini" in cooling and "cooling down until" in cooling
+                await page.fill("#prompt", "Combine your answers")
+                await page.select_option("#mode", "synthesize")
+                await page.click("#run")
+                await page.wait_for_selector('#run-info[data-done="true"]')
+                column = '.column[data-source="aggregator"]'
+                await page.wait_for_selector(f'{column}[data-role="aggregator"] .badge[data-status="won"]')
+                await page.wait_for_selector('.column[data-source="gemini"] .badge[data-status="skipped"]')
+                await page.screenshot(path=str(tmp_path / "dashboard-synthesize.png"), full_page=True)
+                assert await page.inner_text(f"{column} .text") == "The synthesis of both proposals."
+                assert "claude" in await page.inner_text(f"{column} .name")  # the server playing the aggregator
+                assert "cooling down until" in await page.inner_text('.column[data-source="gemini"] .error')
+                for proposer, text in (("claude", "Claude's proposal."), ("gpt", "GPT's proposal.")):
+                    assert await page.inner_text(f'.column[data-source="{proposer}"] .text') == text
+    assert not console, console

@@ -24,7 +24,7 @@ from llmmixer.orchestrator.mixer import MODES
 from llmmixer.servers.emulators.server import EmulatorServer
 
 VENDOR_OF = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
-TOOLS = {"ask", "run_command", "job", "cancel"}
+TOOLS = {"ask", "run_command", "agent", "job", "cancel"}
 TOKEN_BUDGET = 2_000
 PTY_MISSING = importlib.util.find_spec("llmmixer.servers.pty_runner.__main__") is None
 
@@ -51,7 +51,8 @@ def ok(result: Any) -> dict[str, Any]:
 
 def error_of(result: Any) -> dict[str, Any]:
     assert result.is_error, result.content
-    return structured(result)["error"]
+    assert result.structured_content is None, "an error carries no structured content (TypeScript hosts)"
+    return json.loads(result.content[0].text)["error"]
 
 
 async def streams(emu: EmulatorServer) -> list[dict[str, Any]]:

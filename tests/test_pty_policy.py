@@ -14,6 +14,7 @@ from mcp import Client
 from mcp_types import ElicitResult
 
 from llmmixer.servers.core.errors import InvalidInputError
+from llmmixer.servers.core.results import result_payload
 from llmmixer.servers.pty_runner.policy import PARSE_RULE, PROTECT_RULE, UNRESOLVED_RULE, Policy
 from llmmixer.servers.pty_runner.runner import PtyRunner
 from llmmixer.servers.pty_runner.server import build_pty_server
@@ -134,8 +135,8 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 async def refused(client: Client, tool: str, **args: Any) -> dict[str, Any]:
     result = await client.call_tool(tool, args)
     assert result.is_error, (args, result.structured_content)
-    assert result.structured_content is not None
-    error = result.structured_content["error"]
+    assert result.structured_content is None  # errors travel as text only
+    error = result_payload(result)["error"]
     assert error["kind"] == "policy", error
     return error
 
@@ -197,7 +198,7 @@ async def test_a_line_the_parser_cannot_read_is_denied_only_when_deny_rules_exis
         assert error["details"]["rule"] == PARSE_RULE and "parser" in error["message"]
     async with connect(backend, Policy.from_dict({"policy": {"ask": ["git push"]}}), workdir) as client:
         result = await client.call_tool("run", {"command": command})
-        assert result.is_error and result.structured_content["error"]["kind"] == "policy"  # asked; cannot ask
+        assert result.is_error and result_payload(result)["error"]["kind"] == "policy"  # asked; cannot ask
     async with connect(backend, Policy.from_dict({"policy": {"allow": ["echo"]}}), workdir) as client:
         assert (await call(client, "run", command=command))["output"].strip() == "matched"
 

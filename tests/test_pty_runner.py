@@ -17,6 +17,7 @@ import psutil
 import pytest
 from mcp import Client, StdioServerParameters
 
+from llmmixer.servers.core.results import result_payload
 from llmmixer.servers.pty_runner.secrets import EnvPolicy
 from llmmixer.servers.pty_runner.runner import Limits, PtyRunner
 from llmmixer.servers.pty_runner.server import build_pty_server
@@ -46,9 +47,9 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 
 async def call_error(client: Client, tool: str, **args: Any) -> dict[str, Any]:
     result = await client.call_tool(tool, args)
-    assert result.is_error, result.structured_content
-    assert result.structured_content is not None
-    return result.structured_content["error"]
+    assert result.is_error, result.content
+    assert result.structured_content is None  # errors travel as text only
+    return result_payload(result)["error"]
 
 
 def descendants() -> list[psutil.Process]:

@@ -11,6 +11,7 @@ nothing stored.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from conftest import server_env
 from fault_support import fill, own_redis, remount, tmpfs
 from sse_support import all_events, read_stream, web
 
@@ -31,6 +33,7 @@ from llmmixer.servers.core.events import Event
 pytestmark = pytest.mark.anyio
 
 FAST_BACKOFF = (0.02, 0.05, 0.1)
+LLMMIXER = str(Path(sys.executable).parent / "llmmixer")
 
 
 def ev(i: int, run: str = "run-a") -> Event:
@@ -237,9 +240,15 @@ async def test_sqlite_refuses_to_start_on_a_read_only_file_system_with_a_clear_e
         try:
             with pytest.raises(UnavailableError) as refused:
                 await SqliteStore(mount / "events.db").open()
+            assert "cannot open event store" in refused.value.message
+            # llmmixer serve says so and exits 2 before accepting anything (no traceback, no silent start).
+            done = await anyio.run_process(
+                [LLMMIXER, "serve", "--port", "0", "--store", f"sqlite:///{mount}/events.db"], check=False,
+                env=server_env(None, keys=False))
+            stderr = done.stderr.decode()
+            assert done.returncode == 2 and "cannot open event store" in stderr and "Traceback" not in stderr
         finally:
             remount(mount, "rw")
-    assert "cannot open event store" in refused.value.message
 
 
 async def test_sqlite_file_deleted_while_serving_keeps_ids_increasing_and_says_what_was_lost(

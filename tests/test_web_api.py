@@ -52,7 +52,8 @@ class FakeRuns:
         return run_id
 
     async def start_ask(self, *, prompt: str, models: list[str] | None, mode: str | None,
-                        system: str | None) -> str:
+                        system: str | None, **extra: Any) -> str:
+        self.extra = extra
         return self._start("ask", prompt=prompt, models=models, mode=mode, system=system)
 
     async def start_command(self, *, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
@@ -151,6 +152,26 @@ async def test_routes_call_the_run_service() -> None:
         assert [h["run_id"] for h in history] == [command.json()["run_id"], default.json()["run_id"]]
         health = (await client.get("/healthz")).json()
         assert health == {"ok": True, "store": "memory", "streams": 0}
+
+
+async def test_synthesize_judge_reasoning_and_images_reach_the_run_service() -> None:
+    async with api() as (client, runs):
+        started = await client.post("/api/runs", json={
+            "prompt": "describe", "mode": "synthesize", "aggregator": "gpt", "rounds": 2, "min_answers": 2,
+            "deadline_s": 30, "reasoning": "low", "images": [{"url": "https://example.com/a.png"},
+                                                             {"data": "iVBORw0KGgo=", "media_type": "image/png"}]})
+        assert started.status_code == 202, started.text
+        assert runs.calls[-1][1]["mode"] == "synthesize"
+        options = runs.extra["options"]
+        assert (options.aggregator, options.rounds, options.min_answers, options.deadline_s) == ("gpt", 2, 2, 30)
+        assert runs.extra["reasoning"] == "low"
+        assert runs.extra["images"] == [{"url": "https://example.com/a.png"},
+                                        {"data": "iVBORw0KGgo=", "media_type": "image/png"}]
+        assert (await client.post("/api/runs", json={"prompt": "x", "mode": "judge"})).status_code == 202
+        # a web client may not name files on the server's disk
+        refused = await client.post("/api/runs", json={"prompt": "x", "images": [{"path": "/etc/passwd"}]})
+        assert_error(refused, 400, "invalid_input")
+        assert_error(await client.post("/api/runs", json={"prompt": "x", "reasoning": "max"}), 400, "invalid_input")
 
 
 async def test_wait_returns_the_final_result_when_the_run_ends() -> None:

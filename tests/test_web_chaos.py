@@ -7,6 +7,12 @@ resumes each time with Last-Event-ID. The assembled sequence must equal the stor
 - redis: two server processes on one real Redis; every reconnect goes to the other one.
 
 Plus retention: with a ring of 100, resuming from an evicted id gets ``event: gap`` first.
+
+Issue 12 chaos (the store itself fails): the run goes through the orchestrator's StoreWriter into a redis-server of
+our own, which is SIGKILLed once and SHUTDOWN once during the run and restarted each time; the first outage outlasts
+the writer's spool, the second does not. A reader on a separate server process drops its connection at random
+points and resumes. For every event the writer accepted, the reader sees it exactly once or sees the
+``store.gap`` event covering it: zero silent holes.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from sse_support import (
     web,
 )
 
+from llmmixer.orchestrator.stores import StoreWriter, open_store
 from llmmixer.orchestrator.stores.base import EventStore
 from llmmixer.servers.core.events import EVENT_TYPES, Event
 
@@ -201,3 +208,114 @@ async def test_retention_resume_from_an_evicted_id_gets_a_gap_first(kind: str, t
         assert evicted.gaps == [{"last_event_id": written[0], "first_available": first}]
         assert evicted.ids == retained  # then everything still held, in order
         assert recent.gaps == [] and recent.ids == written[-10:]
+
+
+# ---- issue 12: Redis stopped and restarted twice under a writer, random drops under the reader ---------------------
+
+STORE_CHAOS_EVENTS = 4_000
+STORE_CHAOS_DROPS = 200
+SPOOL = 300
+
+
+async def read_through_outages(url: str, drop_at: list[int]) -> tuple[list[dict], list[dict], int]:
+    """Follow RUN until its run.done, dropping at ``drop_at`` counts and riding out a server whose store is down
+    (5xx, cut streams). Returns ``(events, store.gap markers, connections)``."""
+    received: list[dict] = []
+    markers: list[dict] = []
+    last_id = "0-0"
+    drops = iter(drop_at)
+    next_drop = next(drops, None)
+    connections = 0
+    async with httpx2.AsyncClient(timeout=30) as client:
+        while True:
+            connections += 1
+            try:
+                async with client.stream("GET", f"{url}/events", params={"run": RUN},
+                                         headers={"Last-Event-ID": last_id}) as response:
+                    if response.status_code != 200:
+                        await anyio.sleep(0.05)  # the store is down: the server says so; come back
+                        continue
+                    async for sse in httpx2.EventSource(response):
+                        if sse.event not in EVENT_TYPES:
+                            continue
+                        payload = json.loads(sse.data)
+                        last_id = sse.id
+                        if sse.event == "store.gap":
+                            markers.append(payload)
+                            continue
+                        received.append(payload)
+                        if sse.event == "run.done":
+                            return received, markers, connections
+                        if next_drop is not None and len(received) >= next_drop:
+                            next_drop = next(drops, None)
+                            break  # the connection dies here
+            except httpx2.TransportError:
+                await anyio.sleep(0.02)
+
+
+async def test_chaos_redis_stopped_and_restarted_twice_no_silent_hole(tmp_path: Path) -> None:
+    from fault_support import own_redis
+
+    with own_redis(tmp_path) as redis:
+        url = f"{redis.url}?stream=chaos&maxlen=100000"
+        store = open_store(url)
+        writer = StoreWriter(store, max_events=SPOOL, backoff=(0.02, 0.05, 0.1))
+        accepted: dict[int, Event] = {}  # accept number -> event, RUN's only
+        outages: list[str] = []
+
+        def submit(event: Event) -> None:
+            seq = writer.submit(event)
+            if event.run == RUN:
+                accepted[seq] = event
+
+        async def produce_through_outages() -> None:
+            submit(Event(run=RUN, source="orchestrator", type="run.started", data={"kind": "ask", "i": 0}))
+            for i in range(1, STORE_CHAOS_EVENTS - 1):
+                submit(ev(i, run=RUN))
+                if i % 7 == 0:
+                    submit(ev(i, run="noise"))
+                if i == STORE_CHAOS_EVENTS // 3:
+                    redis.kill()  # SIGKILL mid-write
+                    outages.append("kill")
+                if i == STORE_CHAOS_EVENTS // 3 + 3 * SPOOL:  # outlasted the spool: some events are given up
+                    await anyio.to_thread.run_sync(redis.start)
+                if i == 2 * STORE_CHAOS_EVENTS // 3:
+                    redis.shutdown()  # SHUTDOWN: Redis closes every connection and exits
+                    outages.append("shutdown")
+                if i == 2 * STORE_CHAOS_EVENTS // 3 + SPOOL // 3:  # within the spool: nothing is given up
+                    await anyio.to_thread.run_sync(redis.start)
+                if i % 20 == 0:
+                    await anyio.sleep(0.002)
+            submit(Event(run=RUN, source="orchestrator", type="run.done", data={"status": "done",
+                                                                                   "i": STORE_CHAOS_EVENTS - 1}))
+
+        async with store:
+            async with server_process(url) as server, anyio.create_task_group() as tg:
+                await tg.start(writer.run)
+                drops = sorted(random.Random(12).sample(range(1, STORE_CHAOS_EVENTS - 1), STORE_CHAOS_DROPS))
+                with anyio.fail_after(240):
+                    tg.start_soon(produce_through_outages)
+                    received, markers, connections = await read_through_outages(server.url, drops)
+                    assert await writer.aclose(30)
+            stored = [e for e in await all_events(store, run=RUN)]
+
+    assert outages == ["kill", "shutdown"] and redis.starts == 3
+    # What the reader assembled is what the store holds, in order, each once.
+    ids = [e["id"] for e in received]
+    assert len(ids) == len(set(ids)), "duplicates"
+    assert [e["id"] for e in received] == [e.id for e in stored if e.type != "store.gap"]
+    assert [m["id"] for m in markers] == [e.id for e in stored if e.type == "store.gap"]
+    # Every accepted event: seen exactly once, or covered by a marker the reader got.
+    seen = [e["data"]["i"] for e in received]
+    assert len(seen) == len(set(seen))
+    seen_set = set(seen)
+    covered = 0
+    for seq, event in accepted.items():
+        if event.data["i"] in seen_set:
+            continue
+        assert any(m["data"]["seq"][0] <= seq <= m["data"]["seq"][1] for m in markers), \
+            f"event {event.data['i']} (accept #{seq}) is neither delivered nor covered: a silent hole"
+        covered += 1
+    assert covered == sum(m["data"]["lost"] for m in markers) > 0  # the long outage gave some up, said so
+    assert len(seen) + covered == STORE_CHAOS_EVENTS
+    assert connections > sum(1 for d in drops if d < len(received)) > STORE_CHAOS_DROPS // 2

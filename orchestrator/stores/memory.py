@@ -100,7 +100,7 @@ class MemoryStore(MemoryRunLog, StoreBase):
         stop = self._next
         if run is None:
             stop = min(stop, start + limit)
-            return [self._ring[(i - 1) % self.maxlen] for i in range(start, stop)]  # type: ignore[misc]
+            return [e for e in (self._ring[(i - 1) % self.maxlen] for i in range(start, stop)) if e is not None]
         found: list[Event] = []
         for i in range(start, stop):
             event = self._ring[(i - 1) % self.maxlen]

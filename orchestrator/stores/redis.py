@@ -138,6 +138,14 @@ class RedisStore(RedisRunLog, StoreBase):
         if not events:
             return []
         client = self.client
+        if token is None and len(events) == 1:  # one event, no retry to guard against: a plain XADD
+            event = events[0]
+            payload = json.dumps({k: v for k, v in event.to_dict().items() if k != "id"}, ensure_ascii=False,
+                                 separators=(",", ":"))
+            with _redis_errors(self.url):
+                entry_id = await client.xadd(self.stream, {"r": event.run, "e": payload}, maxlen=self.maxlen,
+                                             approximate=True)
+            return [event.with_id(entry_id)]
         args: list[Any] = [self.maxlen or 0, token.first if token else 0, WRITER_KEY_TTL_S]
         for event in events:
             args += [event.run, json.dumps({k: v for k, v in event.to_dict().items() if k != "id"},

@@ -140,6 +140,21 @@ class SqliteRunLog:
         return None if row is None else row[0]
 
 
+# KEYS: records hash, order zset, sequence counter; ARGV: run id, record JSON, max records.
+_PUT_RUN_LUA = """
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if extra > 0 then
+  local dropped = redis.call('ZPOPMIN', KEYS[2], extra)
+  for i = 1, #dropped, 2 do redis.call('HDEL', KEYS[1], dropped[i]) end
+end
+return 1
+"""
+
+
 class RedisRunLog:
     """Run records in a Redis hash, ordered by a sorted set; needs the store's ``client``, ``stream``, ``url``."""
 
@@ -155,19 +170,15 @@ class RedisRunLog:
         return f"{self.stream}:runs", f"{self.stream}:runs:order", f"{self.stream}:runs:seq"
 
     async def put_run(self, record: dict[str, Any]) -> None:
+        """One round trip (a script, applied atomically): a run's record is written on the run's own path twice."""
         from .redis import _redis_errors
 
-        records, order, seq = self._keys()
-        run_id = record["run_id"]
+        script = self.__dict__.get("_put_run_script")
+        if script is None:
+            script = self.__dict__["_put_run_script"] = self.client.register_script(_PUT_RUN_LUA)
         with _redis_errors(self.url):
-            if await self.client.zscore(order, run_id) is None:
-                await self.client.zadd(order, {run_id: await self.client.incr(seq)})
-            await self.client.hset(records, run_id, _dumps(record))
-            extra = await self.client.zcard(order) - self.max_runs
-            if extra > 0:
-                dropped = [member for member, _ in await self.client.zpopmin(order, extra)]
-                if dropped:
-                    await self.client.hdel(records, *dropped)
+            await script(keys=list(self._keys()), args=[record["run_id"], _dumps(record), self.max_runs],
+                         client=self.client)
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         from .redis import _redis_errors

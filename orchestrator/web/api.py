@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -58,6 +58,14 @@ def status_for(error: LLMMixerError) -> int:
     return STATUS_BY_KIND.get(error.kind, 500)
 
 
+class WebImage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=8192)
+    data: str | None = Field(default=None, max_length=8_000_000)
+    media_type: str | None = None
+
+
 class AskRequest(BaseModel):
     """``POST /api/runs``. ``models`` is a list or a comma-separated string; absent means the configured default."""
 
@@ -73,6 +81,14 @@ class AskRequest(BaseModel):
     model_for: dict[str, str] | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    # synthesize / judge
+    aggregator: str | None = None
+    rounds: int = Field(default=1, ge=1, le=5)
+    min_answers: int | None = Field(default=None, ge=1)
+    deadline_s: float | None = Field(default=None, gt=0, le=3600)
+    reasoning: Literal["off", "low", "medium", "high"] | None = None
+    # URLs or base64 only: a web client has no business naming files on this machine.
+    images: list[WebImage] | None = Field(default=None, max_length=20)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -90,6 +106,27 @@ class CommandRequest(BaseModel):
     command: str = Field(min_length=1, max_length=100_000)
     cwd: str | None = Field(default=None, max_length=4096)
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class AgentsRequest(BaseModel):
+    """``POST /api/agents``: coding agents on a task in a git repository (``llmmixer agent``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    check: str = Field(min_length=1, max_length=100_000)
+    agents: list[str] | None = None
+    mode: str = Field(default="race", max_length=20)  # an agent mode (modes.AGENT_MODES), checked when it starts
+    cwd: str | None = Field(default=None, max_length=4096)
+    timeout_s: float | None = Field(default=None, gt=0, le=86_400)
+    apply: bool = False
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value or None
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
@@ -148,11 +185,18 @@ async def start_run(request: Request) -> Response:
     from ..schemas import parse_schema
 
     body: AskRequest = await _json_body(request, AskRequest)
+    from ..mixer import MixOptions
+
     runs = _runs(request)
+    mix = MixOptions(aggregator=body.aggregator, rounds=body.rounds, min_answers=body.min_answers,
+                     deadline_s=body.deadline_s)
     extra: dict[str, Any] = {
         "conversation_id": body.conversation_id, "model_for": body.model_for, "max_tokens": body.max_tokens,
         "temperature": body.temperature,
-        "response_schema": None if body.response_schema is None else parse_schema(body.response_schema)}
+        "response_schema": None if body.response_schema is None else parse_schema(body.response_schema),
+        "reasoning": body.reasoning,
+        "images": [image.model_dump(exclude_none=True) for image in body.images] if body.images else None,
+        "options": mix if mix != MixOptions() else None}
     run_id = await runs.start_ask(prompt=body.prompt, models=body.models, mode=body.mode, system=body.system,
                                   **{k: v for k, v in extra.items() if v is not None})
     started = {"run_id": run_id}
@@ -165,6 +209,16 @@ async def start_run(request: Request) -> Response:
 async def start_command(request: Request) -> Response:
     body: CommandRequest = await _json_body(request, CommandRequest)
     run_id = await _runs(request).start_command(command=body.command, cwd=body.cwd, timeout_s=body.timeout_s)
+    return JSONResponse({"run_id": run_id}, status_code=202)
+
+
+async def start_agents(request: Request) -> Response:
+    from ..agents import CLIS, AgentRequest
+
+    body: AgentsRequest = await _json_body(request, AgentsRequest)
+    run_id = await _runs(request).start_agents(AgentRequest(
+        task=body.task, check=body.check, agents=body.agents or list(CLIS), mode=body.mode, cwd=body.cwd or ".",
+        timeout_s=body.timeout_s, apply=body.apply))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 
@@ -230,8 +284,14 @@ async def list_runs(request: Request) -> Response:
 
 
 async def list_servers(request: Request) -> Response:
-    """Each server's live status, with what its manifest says about it (role, title, vendor, default model)."""
-    statuses = await _runs(request).servers()
+    """Each server's live status, with what its manifest says about it (role, title, vendor, default model).
+    ``?wait=0`` answers at once with what is known (``starting`` while a server comes up; the dashboard polls);
+    without it, every server is checked first."""
+    runs = _runs(request)
+    if request.query_params.get("wait") == "0" and hasattr(runs, "server_statuses"):
+        statuses = runs.server_statuses()
+    else:
+        statuses = await runs.servers()
     return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})
 
 
@@ -302,6 +362,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs", start_run, methods=["POST"]),
         Route("/api/runs", list_runs, methods=["GET"]),
         Route("/api/commands", start_command, methods=["POST"]),
+        Route("/api/agents", start_agents, methods=["POST"]),
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),

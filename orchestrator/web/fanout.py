@@ -9,6 +9,13 @@ closed and its connection cut (the client comes back with its ``Last-Event-ID`` 
 so a slow client can neither grow the server's memory nor hold up anyone else. Queued items are references to
 the shared bytes, so a full queue costs pointers, not copies.
 
+Sends are coalesced in time as the audience grows: from 20 open streams on, after each publish the hub waits
+:meth:`EventHub.frame_s` (0.5 ms per open stream, at most 250 ms) before reading the store again, and whatever
+arrived meanwhile goes out as one chunk per stream. The fan-out's cost is one wake-up and one write per stream
+per frame, so with 500 dashboards open it stays a bounded share of the loop the runs share, instead of growing
+with the event rate (one wake-up per stream per event). An idle hub publishes a new event at once; only events
+that follow closely are held, never longer than one frame.
+
 Hand-over from replay to live is gap-free because of one invariant: :attr:`EventHub.cursor` (the newest id
 pushed) and the pushes happen in the same step, with no ``await`` between them. A subscription records the cursor
 when it is created; everything newer arrives through its queue, everything up to it is in the store.
@@ -29,13 +36,16 @@ from sse_starlette.event import ServerSentEvent
 from ...servers.core.events import Event
 from ..stores.base import READ_LIMIT, EventStore, id_key
 
-__all__ = ["EventHub", "Subscription", "Encoded", "encode_event", "DEFAULT_MAX_QUEUE"]
+__all__ = ["EventHub", "Subscription", "Batch", "Encoded", "encode_event", "DEFAULT_MAX_QUEUE"]
 
 log = logging.getLogger("llmmixer.web")
 
 DEFAULT_MAX_QUEUE = 10_000  # events a client may fall behind before its connection is cut
 IDLE_WAIT_S = 5.0  # the store is re-checked at least this often even without a wake-up
 RETRY_BACKOFF_S = (0.05, 0.2, 1.0, 2.0)
+FRAME_S_PER_STREAM = 0.0005  # the pause after a publish, per open stream: a fan-out's cost grows with its audience
+MAX_FRAME_S = 0.25  # ...but an event waits at most this long: still live to anyone watching
+MIN_PACED_STREAMS = 20  # below this a fan-out is cheap: publish as events come
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,33 @@ def encode_event(event: Event) -> Encoded:
     return Encoded(key=id_key(event.id), run=event.run, chunk=chunk)
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Events published together: their encodings, and those joined into the one chunk every stream sends."""
+
+    items: tuple[Encoded, ...]
+    chunk: bytes
+
+    @classmethod
+    def of(cls, items: Sequence[Encoded]) -> Batch:
+        return cls(tuple(items), items[0].chunk if len(items) == 1 else b"".join(item.chunk for item in items))
+
+    @property
+    def first(self) -> tuple[int, int]:
+        return self.items[0].key
+
+    @property
+    def last(self) -> tuple[int, int]:
+        return self.items[-1].key
+
+    def after(self, floor: tuple[int, int]) -> Batch | None:
+        """The part of this batch strictly after ``floor`` (already sent by the replay), or None."""
+        if self.first > floor:
+            return self
+        kept = [item for item in self.items if item.key > floor]
+        return Batch.of(kept) if kept else None
+
+
 class Subscription:
     """A bounded queue of encoded events for one stream, optionally one run's only."""
 
@@ -63,41 +100,52 @@ class Subscription:
         self.max_queue = max_queue
         self.closed = False
         self.overflowed = False
-        self._items: deque[Encoded] = deque()
+        self._batches: deque[Batch] = deque()
+        self._queued = 0  # events in _batches
         self._wake = anyio.Event()
         self._on_overflow = on_overflow
 
-    def push(self, items: Sequence[Encoded]) -> bool:
-        """Queue ``items`` (this run's only); returns False when the subscription is over (closed or overflowed)."""
+    def push(self, batch: Batch) -> bool:
+        """Queue ``batch`` (this run's events only); returns False when the subscription is over."""
         if self.closed:
             return False
         if self.run is not None:
-            items = [item for item in items if item.run == self.run]
-            if not items:
-                return True
-        if len(self._items) + len(items) > self.max_queue:
+            if any(item.run != self.run for item in batch.items):
+                mine = [item for item in batch.items if item.run == self.run]
+                if not mine:
+                    return True
+                batch = Batch.of(mine)
+        if self._queued + len(batch.items) > self.max_queue:
             self.overflowed = True
             self.close()
             if self._on_overflow is not None:
                 self._on_overflow()
             return False
-        self._items.extend(items)
-        self._wake.set()
+        self._batches.append(batch)
+        self._queued += len(batch.items)
+        if not self._wake.is_set():
+            self._wake.set()
         return True
 
     def close(self) -> None:
         self.closed = True
-        self._items.clear()
+        self._batches.clear()
+        self._queued = 0
         self._wake.set()
 
-    async def get(self) -> list[Encoded]:
-        """Everything queued, waiting until there is something; ``[]`` once closed."""
-        while not self._items and not self.closed:
+    async def get_batches(self) -> list[Batch]:
+        """Every batch queued, waiting until there is one; ``[]`` once closed."""
+        while not self._batches and not self.closed:
             await self._wake.wait()
             self._wake = anyio.Event()
-        items = list(self._items)
-        self._items.clear()
-        return items
+        batches = list(self._batches)
+        self._batches.clear()
+        self._queued = 0
+        return batches
+
+    async def get(self) -> list[Encoded]:
+        """Everything queued, as single events, waiting until there is something; ``[]`` once closed."""
+        return [item for batch in await self.get_batches() for item in batch.items]
 
 
 class EventHub:
@@ -121,16 +169,21 @@ class EventHub:
         self._subs.add(sub)
         return sub
 
+    def frame_s(self) -> float:
+        """How long to let events gather after a publish (see the module docstring)."""
+        count = len(self._subs)
+        return 0.0 if count < MIN_PACED_STREAMS else min(MAX_FRAME_S, FRAME_S_PER_STREAM * count)
+
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
         sub.close()
 
-    def _publish(self, batch: list[Event]) -> None:
-        encoded = [encode_event(event) for event in batch]
+    def _publish(self, events: list[Event]) -> None:
+        batch = Batch.of([encode_event(event) for event in events])  # encoded and joined once for everyone
         # No await from here to the end: the cursor and the pushes change together (the hand-over invariant).
-        self.cursor = batch[-1].id
+        self.cursor = events[-1].id
         for sub in list(self._subs):
-            if not sub.push(encoded):
+            if not sub.push(batch):
                 self._subs.discard(sub)
 
     def _drop_everyone(self) -> None:
@@ -164,6 +217,9 @@ class EventHub:
                         self._drop_everyone()
                     self._publish(batch)
                     failures = 0
+                    frame = self.frame_s()
+                    if frame > 0:
+                        await anyio.sleep(frame)
                     if len(batch) == READ_LIMIT:
                         await anyio.lowlevel.checkpoint()
                         continue

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ...servers.core.events import EVENT_TYPE_ORDER
+from ...servers.core.events import EVENT_TYPE_ORDER, LEG_ENDS, TIMELINE_TYPES
 from ...servers.core.manifest import ServerManifest, load_manifests, manifest_for
 from ..modes import DEFAULT_MODE, MODE_HELP
 
@@ -25,6 +25,8 @@ def meta() -> dict[str, Any]:
         "modes": [{"name": name, "help": text} for name, text in MODE_HELP.items()],
         "default_mode": DEFAULT_MODE,
         "event_types": list(EVENT_TYPE_ORDER),
+        "timeline_types": sorted(TIMELINE_TYPES),
+        "leg_ends": dict(LEG_ENDS),
         "servers": [manifest.to_dict() for manifest in load_manifests()],
     }
 

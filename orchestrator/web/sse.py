@@ -15,8 +15,9 @@ unknown to it (a memory store after a restart), the stream first sends ``event: 
 a 400 with the JSON error body, before the stream starts.
 
 Encoding goes through ``sse_starlette``'s :class:`ServerSentEvent`; several events that are ready at once are
-written in one chunk. Divergence from a plain ``EventSourceResponse`` body: the body yields pre-encoded bytes, so
-each live event is encoded once for all clients (by the hub) instead of once per client.
+written in one chunk. Divergence from a plain ``EventSourceResponse`` body: the body yields pre-encoded bytes,
+so each live event is encoded once for all clients (by the hub), and the events the hub publishes together are
+joined once, so every stream sends the same bytes object (nothing is encoded or copied per client).
 """
 
 from __future__ import annotations
@@ -104,15 +105,16 @@ async def _stream(store: EventStore, hub: EventHub, after: str | None, run: str 
                 yield chunk
                 floor = id_key(last_sent or "")
         while True:
-            items = await sub.get()
-            if not items:
+            batches = await sub.get_batches()
+            if not batches:
                 return  # overflowed or dropped: the client resumes from its Last-Event-ID
-            if floor is not None and items[0].key <= floor:
-                items = [item for item in items if item.key > floor]
-                if not items:
+            if floor is not None and batches[0].first <= floor:
+                batches = [b for b in (batch.after(floor) for batch in batches) if b is not None]
+                if not batches:
                     continue
-            floor = items[-1].key
-            yield b"".join(item.chunk for item in items) if len(items) > 1 else items[0].chunk
+                floor = None  # the replay's floor is behind us: every later batch is newer
+            # Usually one batch per wake-up, whose bytes every stream shares: nothing is copied per client.
+            yield batches[0].chunk if len(batches) == 1 else b"".join(batch.chunk for batch in batches)
     finally:
         hub.unsubscribe(sub)
 

@@ -8,8 +8,10 @@ We read the raw event stream rather than the SDK's accumulating ``messages.strea
 only text deltas, the stop reason and usage, and the raw stream costs less per event (this path is benchmarked
 against a bare SDK call).
 
-``temperature`` is accepted and ignored: API version 2026-10-21 (the SDK's default) refuses every sampling
-parameter, so sending it would turn a fan-out with a temperature into a Claude failure.
+``temperature`` is accepted and not sent: API version 2026-10-21 (the SDK's default) refuses every sampling
+parameter, so sending it would turn a fan-out with a temperature into a Claude failure; the result lists it in
+``dropped``. ``reasoning`` and images follow :mod:`.capabilities` (thinking budget or adaptive effort; ``image``
+blocks).
 
 Errors are mapped at one boundary (:func:`map_vendor_errors`). The service's body names the error type, and a
 mid-stream ``event: error`` reaches us as an ``APIStatusError`` on the 200 response, so the type decides where the
@@ -19,7 +21,6 @@ status cannot: ``overloaded_error`` is ``overloaded`` wherever it arrives.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import re
 import time
 from collections.abc import AsyncGenerator
@@ -30,23 +31,27 @@ import httpx2
 
 from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
+from ..core.images import Image
 from ..core.errors import (
     AuthError,
     BadRequestError,
-    ConnectionError_,
+    ConnectionFailedError,
+    ConnectTimeoutError,
     ContentFilterError,
     ContextLengthError,
     LLMMixerError,
     NotFoundError,
     OverloadedError,
-    PermissionError_,
+    PermissionDeniedError,
     QuotaError,
     RateLimitError,
     ServerError,
-    TimeoutError_,
     UnavailableError,
+    UnexpectedError,
     classified,
+    retry_after_s,
 )
+from .capabilities import TABLE, THINKING_BUDGETS, adaptive_thinking
 
 __all__ = ["ClaudeAdapter", "map_vendor_errors", "from_exception"]
 
@@ -60,35 +65,17 @@ _CONTEXT_MESSAGE = re.compile(r"prompt is too long|context window|context length
 
 # Statuses whose meaning does not depend on the body.
 _BY_STATUS: dict[int, type[LLMMixerError]] = {
-    401: AuthError, 402: QuotaError, 403: PermissionError_, 404: NotFoundError, 408: TimeoutError_,
+    401: AuthError, 402: QuotaError, 403: PermissionDeniedError, 404: NotFoundError, 408: ConnectTimeoutError,
     413: BadRequestError, 429: RateLimitError, 500: ServerError, 502: ServerError, 503: UnavailableError,
-    504: TimeoutError_, 529: OverloadedError,
+    504: ConnectTimeoutError, 529: OverloadedError,
 }
 # The body's ``error.type`` for everything else (a mid-stream error arrives on a 200 response).
 _BY_TYPE: dict[str, type[LLMMixerError]] = {
     "invalid_request_error": BadRequestError, "authentication_error": AuthError, "billing_error": QuotaError,
-    "permission_error": PermissionError_, "not_found_error": NotFoundError, "request_too_large": BadRequestError,
-    "rate_limit_error": RateLimitError, "api_error": ServerError, "timeout_error": TimeoutError_,
+    "permission_error": PermissionDeniedError, "not_found_error": NotFoundError, "request_too_large": BadRequestError,
+    "rate_limit_error": RateLimitError, "api_error": ServerError, "timeout_error": ConnectTimeoutError,
     "overloaded_error": OverloadedError,
 }
-
-
-def _retry_after_s(headers: httpx2.Headers | None) -> float | None:
-    """``retry-after-ms``, else ``retry-after`` as seconds or as an HTTP date."""
-    if headers is None:
-        return None
-    try:
-        if (ms := headers.get("retry-after-ms")) is not None:
-            return float(ms) / 1000
-        if (value := headers.get("retry-after")) is None:
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(value)
-            return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def _from_status_error(exc: anthropic.APIStatusError) -> LLMMixerError:
@@ -112,7 +99,7 @@ def _from_status_error(exc: anthropic.APIStatusError) -> LLMMixerError:
     if cls is AuthError:
         text = f"{text} ({KEY_HINT})"
     headers = exc.response.headers if status else None
-    return cls(text, vendor=VENDOR, status=status, retry_after_s=_retry_after_s(headers), details=details)
+    return cls(text, vendor=VENDOR, status=status, retry_after_s=retry_after_s(headers), details=details)
 
 
 def from_exception(exc: BaseException) -> LLMMixerError:
@@ -124,28 +111,36 @@ def from_exception(exc: BaseException) -> LLMMixerError:
         return _from_status_error(exc)
     if isinstance(exc, (anthropic.APITimeoutError, httpx2.TimeoutException)):
         phase = "connect" if isinstance(exc.__cause__ or exc, httpx2.ConnectTimeout) else "read"
-        return TimeoutError_(f"{phase} timeout talking to the Anthropic API ({name})", vendor=VENDOR)
+        return ConnectTimeoutError(f"{phase} timeout talking to the Anthropic API ({name})", vendor=VENDOR)
     if isinstance(exc, anthropic.APIConnectionError):
         cause = exc.__cause__
         detail = f"{type(cause).__name__}: {cause}" if cause else name
-        return ConnectionError_(f"connection to the Anthropic API failed: {detail}", vendor=VENDOR)
+        return ConnectionFailedError(f"connection to the Anthropic API failed: {detail}", vendor=VENDOR)
     if isinstance(exc, (httpx2.TransportError, httpx2.DecodingError)):
-        return ConnectionError_(f"connection to the Anthropic API failed: {name}: {exc}", vendor=VENDOR)
+        return ConnectionFailedError(f"connection to the Anthropic API failed: {name}: {exc}", vendor=VENDOR)
     if isinstance(exc, (anthropic.APIResponseValidationError, ValueError)):
         return ServerError(f"the Anthropic API sent a reply that could not be read: {name}", vendor=VENDOR)
     if isinstance(exc, anthropic.CredentialsError):
         return AuthError(f"no usable credentials: {KEY_HINT}", vendor=VENDOR)
     # Unknown failures are not retried: retrying a bug only multiplies it.
-    return LLMMixerError(f"unexpected {name} from the Anthropic SDK", vendor=VENDOR)
+    return UnexpectedError(f"unexpected {name} from the Anthropic SDK: {exc}", vendor=VENDOR)
 
 
-def map_vendor_errors() -> contextlib.AbstractContextManager[None]:
-    """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``)."""
-    return classified(from_exception)
+def map_vendor_errors(secret: str | None = None) -> contextlib.AbstractContextManager[None]:
+    """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``), with the key
+    (``secret``) redacted from the message should the service echo it back."""
+    return classified(from_exception, secrets=(secret,))
+
+
+def _image_block(image: Image) -> dict[str, Any]:
+    if image.url is not None:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    return {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.data}}
 
 
 class ClaudeAdapter(BaseAdapter):
     manifest = MANIFEST
+    capability_table = TABLE
 
     _client: anthropic.AsyncAnthropic | None = None
     _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool
@@ -176,18 +171,32 @@ class ClaudeAdapter(BaseAdapter):
         prebuild_models(RawMessageStreamEvent, Message)
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
+        turns: list[dict[str, Any]] = [{"role": turn.role, "content": turn.content} for turn in request.conversation()]
+        if images := request.loaded_images():
+            turns[-1]["content"] = [*(_image_block(image) for image in images),
+                                    {"type": "text", "text": request.prompt}]
         payload: dict[str, Any] = {
             "model": model,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": [{"role": turn.role, "content": turn.content} for turn in request.conversation()],
+            "messages": turns,
         }
         if request.system:
             payload["system"] = request.system
-        # ``temperature`` is deliberately not sent: the installed SDK no longer has sampling parameters, and the API
-        # version it speaks (2026-10-21) refuses them at any value. Claude answers with its own sampling instead of
-        # failing a fan-out that set a temperature for every vendor.
+        # ``temperature`` never gets here: the capability table drops it (API version 2026-10-21 refuses it).
+        output_config: dict[str, Any] = {}
         if request.response_schema is not None:
-            payload["output_config"] = {"format": {"type": "json_schema", "schema": request.response_schema}}
+            output_config["format"] = {"type": "json_schema", "schema": request.response_schema}
+        if request.reasoning == "off":
+            payload["thinking"] = {"type": "disabled"}
+        elif request.reasoning is not None and adaptive_thinking(model):
+            payload["thinking"] = {"type": "adaptive"}
+            output_config["effort"] = request.reasoning
+        elif request.reasoning is not None:
+            budget = THINKING_BUDGETS[request.reasoning]
+            payload["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            payload["max_tokens"] += budget  # thinking counts toward max_tokens; the answer keeps its own limit
+        if output_config:
+            payload["output_config"] = output_config
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
@@ -198,7 +207,7 @@ class ClaudeAdapter(BaseAdapter):
         stop_reason: str | None = None
         finished = False
         try:
-            with map_vendor_errors():
+            with map_vendor_errors(self.api_key()):
                 stream = await self.client().messages.create(**payload, stream=True)
                 async for event in stream:
                     kind = event.type
@@ -211,21 +220,22 @@ class ClaudeAdapter(BaseAdapter):
                     elif kind == "message_delta":
                         stop_reason = event.delta.stop_reason or stop_reason
                         # message_delta's usage is cumulative; input_tokens there is newer than message_start's
+                        details = event.usage.output_tokens_details
                         usage = Usage(event.usage.input_tokens if event.usage.input_tokens is not None
-                                      else usage.input_tokens, event.usage.output_tokens)
+                                      else usage.input_tokens, event.usage.output_tokens,
+                                      details.thinking_tokens if details is not None else None)
                     elif kind == "message_stop":
                         finished = True
         finally:
             if stream is not None:
                 await shielded_close(stream)
         if not finished:
-            raise ConnectionError_("the Anthropic stream ended before message_stop", vendor=VENDOR)
+            raise ConnectionFailedError("the Anthropic stream ended before message_stop", vendor=VENDOR)
         if stop_reason == "refusal":
             raise ContentFilterError("Claude declined to answer (stop_reason refusal)", vendor=VENDOR, status=200)
         yield Completion(model=replied_model, stop_reason=stop_reason, usage=usage)
 
     async def list_models(self) -> list[dict[str, Any]]:
-        self.api_key()
-        with map_vendor_errors():
+        with map_vendor_errors(self.api_key()):
             return [{"id": model.id, "display_name": model.display_name or model.id}
                     async for model in self.client().models.list(limit=100)]

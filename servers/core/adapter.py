@@ -11,6 +11,10 @@ Everything vendor-free lives here, once: input validation, the missing-key error
 Retry-After (only before the first delta went out: a stream cannot be unsent), timings, cost, and validation of
 structured output against ``response_schema``.
 
+Scoped streams: every stream is consumed under :func:`contextlib.aclosing`, here (the vendor's ``call_model``) and
+by every caller of :meth:`BaseAdapter.stream`, so a consumer that stops early or raises closes the vendor stream at
+once instead of at garbage collection. :meth:`BaseAdapter.aclose` releases the adapter's SDK client.
+
 Connections: a cancelled stream (a lost race) takes its TCP/TLS connection with it, so the vendor's next call would
 pay a new handshake on its critical path. While serving (:meth:`BaseAdapter.serving`, the server's lifespan), the
 adapter opens a replacement in the background: a ``HEAD`` of the vendor's base URL through the SDK's own HTTP client
@@ -38,12 +42,22 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from . import pricing
+from .capabilities import CapabilityTable, Dropped, ModelCaps, Reasoning, fit
 from .manifest import ServerManifest
-from .errors import AuthError, InvalidInputError, InvalidOutputError, LLMMixerError, RetryableError
+from .errors import (
+    AuthError,
+    InvalidInputError,
+    InvalidOutputError,
+    LLMMixerError,
+    RetryableError,
+    ServerError,
+    UnexpectedError,
+)
 from .envvars import ADAPTER_NUMBERS, EnvError, adapter_numbers, exit_usage
+from .images import Image, ImageInput, load
 
 __all__ = [
     "ChatMessage",
@@ -80,19 +94,38 @@ class GenerateRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     response_schema: dict[str, Any] | None = None
+    # off | low | medium | high, mapped by each adapter to its vendor's native control (see its capabilities.py).
+    reasoning: Reasoning | None = None
+    # Images for the final user turn (see images.py), sent in the vendor's native format.
+    images: list[ImageInput] | None = Field(default=None, max_length=20)
+    # Retry only waits up to this long: a longer wait (a retry-after of 30 s) ends the call at once with the
+    # error, so a caller with another model to try moves on, and honours the wait on its next use of this one.
+    max_retry_wait_s: float | None = Field(default=None, ge=0)
+
+    _images: list[Image] | None = PrivateAttr(default=None)
 
     def conversation(self) -> list[ChatMessage]:
         """Earlier turns followed by the prompt as the final user turn."""
         return [*(self.messages or []), ChatMessage(role="user", content=self.prompt)]
 
+    def loaded_images(self) -> list[Image]:
+        """The images, read and checked once (see :func:`images.load`). Raises ``InvalidInputError``."""
+        if self._images is None:
+            self._images = [load(image, f"images[{index}]") for index, image in enumerate(self.images or [])]
+        return self._images
+
 
 @dataclass(slots=True)
 class Usage:
     input_tokens: int | None = None
-    output_tokens: int | None = None
+    output_tokens: int | None = None  # includes reasoning tokens: every vendor bills them as output
+    reasoning_tokens: int | None = None  # the part of output_tokens spent reasoning, when the vendor says
 
     def to_dict(self) -> dict[str, int | None]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        out = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.reasoning_tokens is not None:
+            out["reasoning_tokens"] = self.reasoning_tokens
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +153,7 @@ class GenerateResult:
     latency_ms: float
     data: Any = None
     has_data: bool = False
+    dropped: list[Dropped] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -133,6 +167,8 @@ class GenerateResult:
         }
         if self.has_data:
             out["data"] = self.data
+        if self.dropped:
+            out["dropped"] = [item.to_dict() for item in self.dropped]
         return out
 
 
@@ -222,6 +258,8 @@ class BaseAdapter(abc.ABC):
     source: ClassVar[str]  # "claude", "gpt", "gemini": the name in events and server names
     key_env_vars: ClassVar[tuple[str, ...]]  # the first is the one an error message tells the user to set
     default_model: ClassVar[str]
+    # What each model accepts (see capabilities.py); None: everything is sent as given.
+    capability_table: ClassVar[CapabilityTable | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -269,6 +307,15 @@ class BaseAdapter(abc.ABC):
     @abc.abstractmethod
     async def list_models(self) -> list[dict[str, Any]]:
         """``[{"id", "display_name"}]`` from the vendor's models endpoint. Raises only :class:`LLMMixerError`."""
+
+    async def aclose(self) -> None:
+        """Release the SDK client (its connection pool); the next call opens a new one. Safe to call twice."""
+
+    async def __aenter__(self) -> BaseAdapter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # -- vendor-free behaviour -------------------------------------------------------------------------------------
 
@@ -335,6 +382,10 @@ class BaseAdapter(abc.ABC):
                 raise InvalidInputError(f"response_schema is not a valid JSON Schema: {exc.message}",
                                         vendor=self.vendor) from exc
 
+    def capabilities(self, model: str) -> ModelCaps:
+        return self.capability_table.for_model(model) if self.capability_table is not None else ModelCaps(
+            reasoning=True)
+
     def backoff_s(self, error: LLMMixerError, attempt: int) -> float:
         if error.retry_after_s is not None:
             return min(max(error.retry_after_s, 0.0), self.settings.backoff_max_s)
@@ -352,6 +403,8 @@ class BaseAdapter(abc.ABC):
         if self._warmed is not None:
             await self._warmed.wait()
         model = request.model or self.settings.default_model or self.default_model
+        request.loaded_images()
+        request, dropped = fit(request, model, self.capabilities(model), self.vendor)
         payload = self.transform_messages(request, model)
         started = time.perf_counter()
         ttft_ms: float | None = None
@@ -376,9 +429,13 @@ class BaseAdapter(abc.ABC):
                                 completion = item
                     break
                 except RetryableError as error:
-                    if parts or attempt >= self.settings.max_retries:
+                    # A bug repeats: an unexpected error ends the leg at once (its kind lets a fallback move on).
+                    if parts or attempt >= self.settings.max_retries or isinstance(error, UnexpectedError):
                         raise
-                    await anyio.sleep(self.backoff_s(error, attempt))
+                    wait_s = self.backoff_s(error, attempt)
+                    if request.max_retry_wait_s is not None and wait_s > request.max_retry_wait_s:
+                        raise  # the caller would rather move on than wait (see GenerateRequest.max_retry_wait_s)
+                    await anyio.sleep(wait_s)
             ended = True
         except LLMMixerError:
             ended = True
@@ -387,7 +444,7 @@ class BaseAdapter(abc.ABC):
             if not ended and self._background is not None:
                 self._background.start_soon(self.rewarm)
         if completion is None:
-            raise RetryableError("the stream ended without a final message", vendor=self.vendor)
+            raise ServerError("the stream ended without a final message", vendor=self.vendor)
         text = "".join(parts)
         result = GenerateResult(
             text=text,
@@ -398,6 +455,7 @@ class BaseAdapter(abc.ABC):
                                       completion.usage.output_tokens),
             ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            dropped=dropped,
         )
         if request.response_schema is not None:
             result.data, result.has_data = self.parse_structured(text, request.response_schema), True

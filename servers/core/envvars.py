@@ -73,5 +73,5 @@ def adapter_numbers(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     Raises:
         EnvError: the first one that is malformed.
     """
-    return {name: env_number(name, default, convert, environ=environ, **limits)  # type: ignore[arg-type]
+    return {name: env_number(name, default, convert, environ=environ, **limits)
             for name, (convert, default, limits) in ADAPTER_NUMBERS.items()}

@@ -1,14 +1,14 @@
 """The one error tree shared by every LLMMixer server and the orchestrator.
 
-    LLMMixerError                      kind, message, vendor, status, retry_after_s
+    LLMMixerError                      kind, message, vendor, status, retry_after_s, retryable (from kind)
     ├── BadRequestError                bad_request
     ├── ContextLengthError             context_length
     ├── AuthError                      auth
-    ├── PermissionError_               permission
+    ├── PermissionDeniedError          permission
     ├── NotFoundError                  not_found
     ├── QuotaError                     quota
     ├── ContentFilterError             content_filter
-    ├── CancelledError_                cancelled
+    ├── CancelledError                 cancelled
     ├── PolicyError                    policy
     ├── InvalidInputError              invalid_input
     ├── InvalidOutputError             invalid_output
@@ -16,46 +16,72 @@
         ├── RateLimitError             rate_limit
         ├── OverloadedError            overloaded
         ├── ServerError                server
+        │   └── UnexpectedError        server: a failure nobody anticipated (a bug, an unknown SDK exception)
         ├── UnavailableError           unavailable
-        ├── TimeoutError_              timeout
-        └── ConnectionError_           connection
+        ├── ConnectTimeoutError        timeout
+        └── ConnectionFailedError      connection
+
+``TimeoutError_``, ``ConnectionError_``, ``PermissionError_`` and ``CancelledError_`` are the old names of
+``ConnectTimeoutError``, ``ConnectionFailedError``, ``PermissionDeniedError`` and ``CancelledError``, kept as
+aliases. (``CancelledError`` here is ours, not asyncio's: import it qualified where both are in reach.)
+
+``retryable`` is not set per class: it is derived from ``kind`` alone (:data:`RETRYABLE_KINDS`), so a class, an
+instance and the wire form can never disagree, and a class whose kind is retryable must sit under
+:class:`RetryableError` (checked when the class is defined).
 
 Vendor exceptions are mapped to this tree at one boundary inside each adapter; nothing above an adapter ever
-sees an SDK exception type. On the wire an error is ``{"error": {...}}`` (see :meth:`LLMMixerError.to_dict`),
-and :func:`error_from_dict` turns it back into the same class on the other side of an MCP boundary.
+sees an SDK exception type. Tools are mapped at the MCP boundary (``core/mcp.py``). On the wire an error is
+``{"error": {...}}`` (see :meth:`LLMMixerError.to_dict`), and :func:`error_from_dict` turns it back into the same
+class on the other side of an MCP boundary.
+
+Two helpers every adapter shares: :func:`retry_after_s` reads how long a vendor asked us to wait from its headers,
+and :func:`redact` (``redact.redact_secrets``) takes a key out of a message a vendor echoed back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import enum
-from collections.abc import Callable, Iterator
-from typing import Any
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, ClassVar
+
+from .redact import redact_secrets as redact
 
 __all__ = [
     "ErrorKind",
+    "RETRYABLE_KINDS",
     "LLMMixerError",
     "RetryableError",
     "BadRequestError",
     "ContextLengthError",
     "AuthError",
-    "PermissionError_",
+    "PermissionDeniedError",
     "NotFoundError",
     "QuotaError",
     "ContentFilterError",
-    "CancelledError_",
+    "CancelledError",
     "PolicyError",
     "InvalidInputError",
     "InvalidOutputError",
     "RateLimitError",
     "OverloadedError",
     "ServerError",
+    "UnexpectedError",
     "UnavailableError",
+    "ConnectTimeoutError",
+    "ConnectionFailedError",
+    "PermissionError_",
+    "CancelledError_",
     "TimeoutError_",
     "ConnectionError_",
     "error_class",
     "error_from_dict",
     "classified",
+    "retry_after_s",
+    "redact",
 ]
 
 
@@ -79,11 +105,29 @@ class ErrorKind(str, enum.Enum):
     INVALID_OUTPUT = "invalid_output"
 
 
+# The one place that says which kinds are worth retrying (or falling back from).
+RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset({
+    ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.SERVER, ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT,
+    ErrorKind.CONNECTION,
+})
+
+
 class LLMMixerError(Exception):
     """Base of every classified error. Catch subclasses, never parse ``str(exc)``."""
 
-    kind: ErrorKind = ErrorKind.SERVER
-    retryable: bool = False
+    kind: ClassVar[ErrorKind] = ErrorKind.SERVER
+    retryable: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.retryable = cls.kind in RETRYABLE_KINDS
+        if cls.__name__ != "RetryableError" and cls.retryable != issubclass(cls, RetryableError):
+            raise TypeError(f"{cls.__name__}: kind {cls.kind.value!r} is {'' if cls.retryable else 'not '}retryable, "
+                            f"so the class must {'' if cls.retryable else 'not '}derive from RetryableError")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> LLMMixerError:
+        # The base is not a leaf: raising it directly means nobody classified the failure.
+        return super().__new__(UnexpectedError if cls is LLMMixerError else cls, *args)
 
     def __init__(
         self,
@@ -109,7 +153,7 @@ class LLMMixerError(Exception):
             "vendor": self.vendor,
             "status": self.status,
             "retry_after_s": self.retry_after_s,
-            "retryable": self.retryable,
+            "retryable": self.kind in RETRYABLE_KINDS,
         }
         if self.details:
             body["details"] = self.details
@@ -122,7 +166,7 @@ class LLMMixerError(Exception):
 class RetryableError(LLMMixerError):
     """An error worth retrying (before the first delta was sent) or falling back from."""
 
-    retryable = True
+    kind = ErrorKind.SERVER
 
 
 class BadRequestError(LLMMixerError):
@@ -137,7 +181,7 @@ class AuthError(LLMMixerError):
     kind = ErrorKind.AUTH
 
 
-class PermissionError_(LLMMixerError):
+class PermissionDeniedError(LLMMixerError):
     kind = ErrorKind.PERMISSION
 
 
@@ -153,7 +197,7 @@ class ContentFilterError(LLMMixerError):
     kind = ErrorKind.CONTENT_FILTER
 
 
-class CancelledError_(LLMMixerError):
+class CancelledError(LLMMixerError):
     kind = ErrorKind.CANCELLED
 
 
@@ -181,17 +225,31 @@ class ServerError(RetryableError):
     kind = ErrorKind.SERVER
 
 
+class UnexpectedError(ServerError):
+    """What nobody anticipated: a crash in a tool, an SDK exception no table knows. Logged with its traceback.
+
+    Its kind is ``server`` (so a fallback moves on to the next leg), but an adapter does not retry it locally:
+    the same bug would only repeat.
+    """
+
+
 class UnavailableError(RetryableError):
     kind = ErrorKind.UNAVAILABLE
 
 
-class TimeoutError_(RetryableError):
+class ConnectTimeoutError(RetryableError):
     kind = ErrorKind.TIMEOUT
 
 
-class ConnectionError_(RetryableError):
+class ConnectionFailedError(RetryableError):
     kind = ErrorKind.CONNECTION
 
+
+# Old names, kept for callers written before the rename.
+PermissionError_ = PermissionDeniedError
+CancelledError_ = CancelledError
+TimeoutError_ = ConnectTimeoutError
+ConnectionError_ = ConnectionFailedError
 
 _BY_KIND: dict[ErrorKind, type[LLMMixerError]] = {
     cls.kind: cls
@@ -199,11 +257,11 @@ _BY_KIND: dict[ErrorKind, type[LLMMixerError]] = {
         BadRequestError,
         ContextLengthError,
         AuthError,
-        PermissionError_,
+        PermissionDeniedError,
         NotFoundError,
         QuotaError,
         ContentFilterError,
-        CancelledError_,
+        CancelledError,
         PolicyError,
         InvalidInputError,
         InvalidOutputError,
@@ -211,8 +269,8 @@ _BY_KIND: dict[ErrorKind, type[LLMMixerError]] = {
         OverloadedError,
         ServerError,
         UnavailableError,
-        TimeoutError_,
-        ConnectionError_,
+        ConnectTimeoutError,
+        ConnectionFailedError,
     )
 }
 
@@ -223,18 +281,81 @@ def error_class(kind: ErrorKind | str) -> type[LLMMixerError]:
 
 
 @contextlib.contextmanager
-def classified(classify: Callable[[Exception], LLMMixerError]) -> Iterator[None]:
+def classified(classify: Callable[[Exception], LLMMixerError], *, secrets: Iterable[str | None] = ()
+               ) -> Iterator[None]:
     """Re-raise any exception as the :class:`LLMMixerError` that ``classify`` makes of it (``raise ... from exc``).
 
     Each adapter wraps its SDK calls in this, with its own ``classify``: the one boundary where every vendor failure
-    is mapped to the shared tree. Errors already classified pass through untouched.
+    is mapped to the shared tree. Errors already classified pass through. Either way the message leaves without
+    any of ``secrets`` (the adapter's API key, which a vendor may echo back in an error).
+
+    Raises:
+        LLMMixerError: always, for any exception raised inside the block.
     """
+    keys = [key for key in secrets if key]
     try:
         yield
-    except LLMMixerError:
+    except LLMMixerError as error:
+        if keys:
+            _scrub(error, keys)
         raise
     except Exception as exc:  # noqa: BLE001 - the boundary's whole purpose
-        raise classify(exc) from exc
+        mapped = classify(exc)
+        if keys:
+            _scrub(mapped, keys)
+        raise mapped from exc
+
+
+def _scrub(error: LLMMixerError, keys: list[str]) -> None:
+    clean = redact(error.message, *keys)
+    if clean != error.message:
+        error.message = clean
+        error.args = (clean,)
+
+
+# Header names that carry "wait this long", most precise first. ``llm_provider-*`` is how LiteLLM's proxy passes
+# the provider's own headers through.
+_RETRY_AFTER_MS = ("retry-after-ms", "llm_provider-retry-after-ms")
+_RETRY_AFTER = ("retry-after", "llm_provider-retry-after")
+
+
+def retry_after_s(headers: Mapping[str, str] | Any | None, *, now: float | None = None) -> float | None:
+    """How long the server asked us to wait, from its headers; ``None`` if it did not say (or said nonsense).
+
+    Reads ``retry-after-ms`` (milliseconds), then ``retry-after`` as seconds or as an HTTP date (RFC 9110), and the
+    same two under LiteLLM's ``llm_provider-`` prefix. Every adapter reads a 429 and a 503 through this.
+    """
+    if not headers:
+        return None
+    try:
+        lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    except AttributeError:
+        return None
+    for name in _RETRY_AFTER_MS:
+        if (value := _seconds(lowered.get(name))) is not None:
+            return value / 1000
+    for name in _RETRY_AFTER:
+        raw = lowered.get(name)
+        if raw is None:
+            continue
+        if (value := _seconds(raw)) is not None:
+            return value
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            continue
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return None
+
+
+def _seconds(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return max(value, 0.0) if math.isfinite(value) else None
 
 
 def error_from_dict(payload: dict[str, Any]) -> LLMMixerError:

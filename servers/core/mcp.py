@@ -1,30 +1,40 @@
 """The MCP face of an adapter: ``generate`` and ``list_models``, identical on every vendor.
 
 Text deltas go out as progress notifications (``message`` = the delta text) when the caller sent a progress token;
-the final result holds the whole text. Errors are tool results with ``isError: true`` whose text and structured
-content are ``{"error": {...}}`` from the shared error tree.
+the final result holds the whole text. Errors are tool results with ``isError: true`` whose text is
+``{"error": {...}}`` from the shared error tree (no structured content: see ``results.py``).
+
+The MCP tool boundary (:meth:`LLMMixerMCPServer.call_tool`) maps what escapes a tool, most specific first:
+
+- a classified :class:`LLMMixerError` keeps its kind;
+- a crash (the SDK's ``UnexpectedToolError``, whose ``__cause__`` is what was raised) is ``server``, with the
+  exception's type and message, and its traceback in the server log: a fallback moves on, as from any server fault;
+- any other ``ToolError`` (unknown tool, arguments that fail the input schema) is ``invalid_input``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
 from .adapter import AdapterSettings, BaseAdapter, ChatMessage, GenerateRequest, GenerateResult, TextDelta
-from .errors import InvalidInputError, LLMMixerError
+from .capabilities import Reasoning
+from .images import ImageInput
+from .errors import InvalidInputError, LLMMixerError, UnexpectedError
 from .results import error_result, ok_result
 from .transport import add_transport_arguments, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
-           "DEFAULT_MODEL_META"]
+           "DEFAULT_MODEL_META", "package_version", "tool_error"]
 
 log = logging.getLogger("llmmixer.mcp")
 
@@ -33,11 +43,37 @@ _UNSERVED_METHODS = ("prompts/list", "prompts/get", "resources/list", "resources
                      "logging/setLevel")
 
 
-class LLMMixerMCPServer(MCPServer):
-    """MCPServer whose argument-validation failures come back as classified ``invalid_input`` results.
+def package_version() -> str:
+    """The installed llmmixer distribution's version (what ``serverInfo.version`` says)."""
+    try:
+        return importlib.metadata.version("llmmixer")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        return "0+unknown"
 
-    Our tools never raise ``ToolError`` themselves (they return classified error results), so a ``ToolError`` here
-    always means the call itself was wrong: unknown tool, missing argument, wrong type.
+
+_MAX_CRASH_MESSAGE = 500
+
+
+def tool_error(name: str, exc: ToolError, explain: Callable[[ToolError], str] = str) -> LLMMixerError:
+    """The classified error for what escaped tool ``name`` (most specific first; see the module docstring)."""
+    if isinstance(exc, UnexpectedToolError):
+        cause: BaseException = exc
+        while isinstance(cause, UnexpectedToolError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, LLMMixerError):
+            return cause
+        log.error("tool %s crashed", name, exc_info=(type(cause), cause, cause.__traceback__))
+        detail = f"{type(cause).__name__}: {cause}"[:_MAX_CRASH_MESSAGE]
+        return UnexpectedError(f"the {name} tool failed unexpectedly ({detail}); the server logged the traceback")
+    if isinstance(exc.__cause__, LLMMixerError):
+        return exc.__cause__
+    return InvalidInputError(explain(exc))
+
+
+class LLMMixerMCPServer(MCPServer):
+    """MCPServer whose tool failures come back as classified error results (the boundary in the module docstring).
+
+    ``serverInfo.version`` is the package version.
 
     Tools only: the SDK wires prompt, resource, completion, logging and subscription handlers into every server and
     derives the advertised capabilities from them, so they are dropped here and ``initialize`` and
@@ -46,10 +82,15 @@ class LLMMixerMCPServer(MCPServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("subscriptions", False)  # our tool lists never change: nothing to listen for
+        kwargs.setdefault("version", package_version())
         super().__init__(*args, **kwargs)
         handlers = self._lowlevel_server._request_handlers  # noqa: SLF001 - the SDK has no way to unregister
         for method in _UNSERVED_METHODS:
             handlers.pop(method, None)
+
+    def explain_tool_error(self, exc: ToolError) -> str:
+        """The message of an ``invalid_input`` result for a rejected call (a subclass may say it better)."""
+        return str(exc)
 
     async def list_tools(self) -> list[Tool]:
         # Strict arguments: every input schema says so, and call_tool refuses what the schema does not list.
@@ -74,12 +115,18 @@ class LLMMixerMCPServer(MCPServer):
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            return error_result(InvalidInputError(str(exc)))
+            return error_result(tool_error(name, exc, self.explain_tool_error))
 
 
 class UsageOut(BaseModel):
     input_tokens: int | None
     output_tokens: int | None
+    reasoning_tokens: int | None = Field(default=None, description="the part of output_tokens spent reasoning")
+
+
+class DroppedOut(BaseModel):
+    param: str
+    reason: str
 
 
 class GenerateOutput(BaseModel):
@@ -91,6 +138,7 @@ class GenerateOutput(BaseModel):
     ttft_ms: float | None
     latency_ms: float
     data: Any = Field(default=None, description="the parsed JSON reply, present when response_schema was given")
+    dropped: list[DroppedOut] | None = Field(default=None, description="parameters the model refuses, not sent")
 
 
 class ModelInfo(BaseModel):
@@ -110,7 +158,9 @@ DEFAULT_MODEL_META = "llmmixer/default_model"
 
 GENERATE_DESCRIPTION = (
     "Generate a reply from {vendor_title}. Text streams as progress notifications; the result holds the whole text, "
-    "usage, cost_usd, ttft_ms and latency_ms. Give response_schema (a JSON Schema) to get validated JSON in `data`."
+    "usage, cost_usd, ttft_ms and latency_ms. Give response_schema (a JSON Schema) to get validated JSON in `data`. "
+    "reasoning: off|low|medium|high. images: [{{path}}|{{url}}|{{data, media_type}}]. Parameters the model refuses are "
+    "not sent and are listed in `dropped`."
 )
 
 
@@ -134,11 +184,15 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
         max_tokens: int | None = None,
         temperature: float | None = None,
         response_schema: dict[str, Any] | None = None,
+        reasoning: Reasoning | None = None,
+        images: list[ImageInput] | None = None,
+        max_retry_wait_s: float | None = None,
     ) -> Annotated[CallToolResult, GenerateOutput]:
         try:
             request = GenerateRequest(prompt=prompt, system=system, messages=messages, model=model,
                                       max_tokens=max_tokens, temperature=temperature,
-                                      response_schema=response_schema)
+                                      response_schema=response_schema, reasoning=reasoning, images=images,
+                                      max_retry_wait_s=max_retry_wait_s)
         except ValueError as exc:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
         try:

@@ -5,13 +5,16 @@ command), so both hide the same things. A value looks like a key when its variab
 ``*TOKEN*``, ``*SECRET*``, ``*PASS*``, ``*PAT``, ``*_AUTH*``, ``*CREDENTIAL*``, ``*WEBHOOK*``, ``*DSN``) or when it
 has a key's shape: 16+ characters with no spaces and no path or URL shape, mixing letters and digits, or a known
 prefix (``sk-``, ``ghp_``, ``xox``, ``AKIA``, ``AIza``, ``glpat-``).
+
+:func:`redact_secrets` hides known keys (an adapter's own) in a message, wherever one stands as a whole token: a
+vendor may echo the key back in an error, and a one-letter key must not cut "k" out of "known".
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["looks_secret", "redact_inline", "REDACTED"]
+__all__ = ["looks_secret", "redact_inline", "inline_secrets", "redact_secrets", "REDACTED"]
 
 REDACTED = "[redacted]"
 
@@ -45,3 +48,24 @@ def redact_inline(command: str) -> str:
         return f"{name}={REDACTED}" if looks_secret(name, value) else match.group(0)
 
     return _ASSIGNMENT.sub(replace, command)
+
+
+def inline_secrets(command: str) -> dict[str, str]:
+    """The key-like values typed inline into ``command`` (``FOO=sk-abc cmd`` -> ``{"FOO": "sk-abc"}``), unquoted."""
+    found: dict[str, str] = {}
+    for match in _ASSIGNMENT.finditer(command):
+        name, value = match.group(1), match.group(2)
+        if looks_secret(name, value):
+            found[name] = value[1:-1] if value[:1] in "'\"" and value[-1:] == value[:1] else value
+    return found
+
+
+_TOKEN_CHARS = r"A-Za-z0-9_\-"
+
+
+def redact_secrets(message: str, *secrets: str | None) -> str:
+    """``message`` with every whole-token occurrence of each secret replaced by ``[redacted]``."""
+    for secret in secrets:
+        if secret and secret in message:
+            message = re.sub(rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])", REDACTED, message)
+    return message

@@ -119,7 +119,7 @@ def machine_names() -> frozenset[str]:
     """Every address of every interface of this machine, plus its hostname, FQDN and what the hostname resolves to."""
     names: set[str] = set(LOOPBACK_NAMES)
     try:
-        import psutil  # type: ignore[import-untyped]
+        import psutil
 
         for addresses in psutil.net_if_addrs().values():
             for address in addresses:

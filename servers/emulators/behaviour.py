@@ -44,6 +44,8 @@ class Behaviour(BaseModel):
     tokens: int | None = Field(default=None, ge=1, description="split the reply into this many deltas")
     # Mirror the request's JSON Schema with a matching object instead of ``reply`` (structured output).
     reply_json: Any = None
+    # Answer a structured-output request with ``reply`` as plain text anyway (a model that broke the format).
+    ignore_schema: bool = False
     thinking: str | None = Field(default=None, description="reasoning text streamed before the reply")
     error: InjectedError | None = None
     error_after_tokens: int | None = Field(default=None, ge=0, description="send the error mid-stream after N deltas")

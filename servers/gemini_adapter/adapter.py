@@ -28,7 +28,9 @@ from google.genai import types
 
 from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
-from ..core.errors import ConnectionError_, ContentFilterError
+from ..core.errors import ConnectionFailedError, ContentFilterError
+from ..core.images import Image
+from .capabilities import TABLE, thinking_config
 from .errors import VENDOR, map_vendor_errors
 
 __all__ = ["GeminiAdapter"]
@@ -60,6 +62,7 @@ def _enum_value(value: Any) -> str | None:
 
 class GeminiAdapter(BaseAdapter):
     manifest = MANIFEST
+    capability_table = TABLE
 
     _client: genai.Client | None = None
     _http: httpx2.AsyncClient | None = None  # the SDK client's connection pool
@@ -78,6 +81,12 @@ class GeminiAdapter(BaseAdapter):
                 httpx_async_client=self._http, retry_options=types.HttpRetryOptions(attempts=1)))
         return self._client
 
+    async def aclose(self) -> None:
+        """Release the connection pool (the next call opens a new one)."""
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.aclose()
+
     def connection_target(self) -> tuple[httpx2.AsyncClient, str] | None:
         if self._client is None or self._http is None:
             return None
@@ -87,8 +96,11 @@ class GeminiAdapter(BaseAdapter):
         prebuild_models(types.GenerateContentResponse, types.GenerateContentConfig)
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
-        contents = [{"role": "model" if turn.role == "assistant" else "user", "parts": [{"text": turn.content}]}
-                    for turn in request.conversation()]
+        contents: list[Any] = [
+            {"role": "model" if turn.role == "assistant" else "user", "parts": [{"text": turn.content}]}
+            for turn in request.conversation()]
+        if images := request.loaded_images():
+            contents[-1]["parts"] = [*(_image_part(image) for image in images), {"text": request.prompt}]
         config: dict[str, Any] = {"automatic_continuation": False}
         if request.system:
             config["system_instruction"] = request.system
@@ -99,6 +111,8 @@ class GeminiAdapter(BaseAdapter):
         if request.response_schema is not None:
             config["response_mime_type"] = "application/json"
             config["response_json_schema"] = request.response_schema
+        if request.reasoning is not None:
+            config["thinking_config"] = types.ThinkingConfig(**thinking_config(model, request.reasoning))
         return {"contents": contents, "config": config}
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
@@ -110,7 +124,7 @@ class GeminiAdapter(BaseAdapter):
         usage: Any = None
         model_version: str | None = None
         try:
-            with map_vendor_errors():
+            with map_vendor_errors(self.api_key()):
                 stream = await self.client().aio.models.generate_content_stream(
                     model=model, contents=payload["contents"], config=payload["config"])
                 async for chunk in stream:
@@ -137,7 +151,7 @@ class GeminiAdapter(BaseAdapter):
             except ValueError:  # finalised from another context: nothing of ours is left to restore
                 pass
         if finish is None:
-            raise ConnectionError_("the Gemini stream ended without a finishReason", vendor=VENDOR)
+            raise ConnectionFailedError("the Gemini stream ended without a finishReason", vendor=VENDOR)
         if finish in BLOCKING_FINISH_REASONS:
             raise ContentFilterError(f"the reply was stopped by the safety filter: finishReason {finish}",
                                      vendor=VENDOR, status=200)
@@ -145,9 +159,8 @@ class GeminiAdapter(BaseAdapter):
                          usage=_usage(usage))
 
     async def list_models(self) -> list[dict[str, Any]]:
-        self.api_key()
         models: list[dict[str, Any]] = []
-        with map_vendor_errors():
+        with map_vendor_errors(self.api_key()):
             pager = await self.client().aio.models.list(config={"page_size": 100})
             async for model in pager:
                 actions = model.supported_actions
@@ -158,6 +171,12 @@ class GeminiAdapter(BaseAdapter):
         return models
 
 
+def _image_part(image: Image) -> types.Part:
+    if image.url is not None:
+        return types.Part(file_data=types.FileData(file_uri=image.url, mime_type=image.media_type or "image/jpeg"))
+    return types.Part(inline_data=types.Blob(mime_type=image.media_type, data=image.raw()))
+
+
 def _usage(metadata: Any) -> Usage:
     """Usage from the last chunk; thinking tokens are billed as output, so they count as output here."""
     if metadata is None:
@@ -165,4 +184,5 @@ def _usage(metadata: Any) -> Usage:
     output = metadata.candidates_token_count
     if metadata.thoughts_token_count:
         output = (output or 0) + metadata.thoughts_token_count
-    return Usage(input_tokens=metadata.prompt_token_count, output_tokens=output)
+    return Usage(input_tokens=metadata.prompt_token_count, output_tokens=output,
+                 reasoning_tokens=metadata.thoughts_token_count)

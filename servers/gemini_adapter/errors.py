@@ -28,17 +28,19 @@ from pydantic import ValidationError
 from ..core.errors import (
     AuthError,
     BadRequestError,
-    ConnectionError_,
+    ConnectionFailedError,
+    ConnectTimeoutError,
     ContextLengthError,
     LLMMixerError,
     NotFoundError,
-    PermissionError_,
+    PermissionDeniedError,
     QuotaError,
     RateLimitError,
     ServerError,
-    TimeoutError_,
     UnavailableError,
+    UnexpectedError,
     classified,
+    retry_after_s,
 )
 
 __all__ = ["VENDOR", "map_vendor_errors", "from_exception", "retry_delay_s"]
@@ -78,12 +80,7 @@ def _details(exc: genai_errors.APIError, kind: str) -> list[dict[str, Any]]:
 
 
 def _header_retry_after(exc: genai_errors.APIError) -> float | None:
-    headers = getattr(exc.response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return retry_after_s(getattr(exc.response, "headers", None))
 
 
 def _is_hard_quota(exc: genai_errors.APIError, message: str) -> bool:
@@ -123,13 +120,13 @@ def _from_api_error(exc: genai_errors.APIError) -> LLMMixerError:
             return build(QuotaError, retry_after_s=retry_after)
         return build(RateLimitError, retry_after_s=retry_after)
     if code == 403:
-        return build(PermissionError_)
+        return build(PermissionDeniedError)
     if code == 404:
         return build(NotFoundError)
     if code == 503:
-        return build(UnavailableError)
+        return build(UnavailableError, retry_after_s=_header_retry_after(exc))
     if code == 504 or rpc_status == "DEADLINE_EXCEEDED":
-        return build(TimeoutError_)
+        return build(ConnectTimeoutError)
     if code >= 500:
         return build(ServerError)
     return build(BadRequestError)
@@ -144,17 +141,18 @@ def from_exception(exc: BaseException) -> LLMMixerError:
     name = type(exc).__name__
     if isinstance(exc, httpx2.TimeoutException):
         phase = "connect" if isinstance(exc, httpx2.ConnectTimeout) else "read"
-        return TimeoutError_(f"{phase} timeout talking to the Gemini API ({name})", vendor=VENDOR)
+        return ConnectTimeoutError(f"{phase} timeout talking to the Gemini API ({name})", vendor=VENDOR)
     if isinstance(exc, (httpx2.TransportError, httpx2.DecodingError)):
-        return ConnectionError_(f"connection to the Gemini API failed: {name}: {exc}", vendor=VENDOR)
+        return ConnectionFailedError(f"connection to the Gemini API failed: {name}: {exc}", vendor=VENDOR)
     if isinstance(exc, (genai_errors.UnknownApiResponseError, json.JSONDecodeError, ValidationError)):
         return ServerError(f"the Gemini API sent a reply that could not be read: {name}", vendor=VENDOR)
     if isinstance(exc, ValueError) and "API key" in str(exc):
         return AuthError(f"no usable API key: {KEY_HINT}", vendor=VENDOR)
     # Unknown failures are not retried: retrying a bug only multiplies it.
-    return LLMMixerError(f"unexpected {name} from the Gemini SDK: {exc}", vendor=VENDOR)
+    return UnexpectedError(f"unexpected {name} from the Gemini SDK: {exc}", vendor=VENDOR)
 
 
-def map_vendor_errors() -> contextlib.AbstractContextManager[None]:
-    """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``)."""
-    return classified(from_exception)
+def map_vendor_errors(secret: str | None = None) -> contextlib.AbstractContextManager[None]:
+    """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``), with the key
+    (``secret``) redacted from the message should the service echo it back."""
+    return classified(from_exception, secrets=(secret,))

@@ -7,7 +7,8 @@ the local servers that speak only that dialect (Ollama, vLLM, llama.cpp, LM Stud
 ``max_tokens``, the limit those servers read, rather than OpenAI's newer ``max_completion_tokens``.
 
 Reasoning (Responses ``reasoning`` items; ``reasoning_content`` deltas from local servers) is never part of the text;
-its tokens are billed as output and so count in ``output_tokens``, as the API reports them.
+its tokens are billed as output and so count in ``output_tokens``, as the API reports them, and are also reported
+as ``reasoning_tokens``. ``reasoning`` levels, ``temperature`` and images follow :mod:`.capabilities`.
 
 The SDK's own retries are off (our BaseAdapter retries, only before the first delta). The SDK's ``AsyncStream``
 owns the HTTP response: closing it (shielded, in ``finally``) drops the connection, so the API sees the cancel.
@@ -35,7 +36,9 @@ from ..core.adapter import (
     prebuild_models,
     shielded_close,
 )
-from ..core.errors import ConnectionError_, ContentFilterError
+from ..core.errors import ConnectionFailedError, ContentFilterError
+from ..core.images import Image
+from .capabilities import TABLE, effort
 from .errors import VENDOR, from_error_object, map_vendor_errors
 
 __all__ = ["GPTAdapter", "API_STYLES", "ENV_API_STYLE"]
@@ -57,7 +60,7 @@ def _api_style(value: str) -> ApiStyle:
     style = value.strip().lower()
     if style not in API_STYLES:
         raise ValueError(f"{ENV_API_STYLE} / --api must be one of {', '.join(API_STYLES)}, not {value!r}")
-    return style  # type: ignore[return-value]
+    return style
 
 
 def _schema_name(schema: dict[str, Any]) -> str:
@@ -69,6 +72,7 @@ def _schema_name(schema: dict[str, Any]) -> str:
 
 class GPTAdapter(BaseAdapter):
     manifest = MANIFEST
+    capability_table = TABLE
 
     api_style: ApiStyle
     _client: AsyncOpenAI | None = None
@@ -133,7 +137,9 @@ class GPTAdapter(BaseAdapter):
     # -- requests ---------------------------------------------------------------------------------------------------
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
-        turns = [{"role": turn.role, "content": turn.content} for turn in request.conversation()]
+        turns: list[dict[str, Any]] = [{"role": turn.role, "content": turn.content} for turn in request.conversation()]
+        if images := request.loaded_images():
+            turns[-1]["content"] = _with_images(request.prompt, images, self.api_style)
         schema = request.response_schema
         if self.api_style == "chat":
             system = [{"role": "system", "content": request.system}] if request.system else []
@@ -156,6 +162,11 @@ class GPTAdapter(BaseAdapter):
                                               "strict": False}}
         if request.temperature is not None:
             payload["temperature"] = request.temperature
+        if request.reasoning is not None:
+            if self.api_style == "chat":
+                payload["reasoning_effort"] = effort(model, request.reasoning)
+            else:
+                payload["reasoning"] = {"effort": effort(model, request.reasoning)}
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
@@ -182,7 +193,7 @@ class GPTAdapter(BaseAdapter):
             if stream is not None:
                 await shielded_close(stream)
         if completion is None:
-            raise ConnectionError_("the OpenAI stream ended before the response was complete", vendor=VENDOR)
+            raise ConnectionFailedError("the OpenAI stream ended before the response was complete", vendor=VENDOR)
         yield completion
 
     async def list_models(self) -> list[dict[str, Any]]:
@@ -191,6 +202,15 @@ class GPTAdapter(BaseAdapter):
             ids = [model.id async for model in self.client().models.list()]
         return [{"id": model_id, "display_name": model_id} for model_id in ids
                 if not _NOT_TEXT_MODELS.search(model_id)]
+
+
+def _with_images(prompt: str, images: list[Image], api_style: str) -> list[dict[str, Any]]:
+    """The final user turn as content parts: images first, then the prompt (both dialects)."""
+    if api_style == "chat":
+        return [*({"type": "image_url", "image_url": {"url": image.data_url}} for image in images),
+                {"type": "text", "text": prompt}]
+    return [*({"type": "input_image", "image_url": image.data_url, "detail": "auto"} for image in images),
+            {"type": "input_text", "text": prompt}]
 
 
 # -- reading the two stream dialects ------------------------------------------------------------------------------------
@@ -232,8 +252,10 @@ class _ResponsesReader:
         else:
             stop = "max_tokens" if reason == "max_output_tokens" else (reason or response.status)
         usage = response.usage
+        details = usage.output_tokens_details if usage else None
         return Completion(model=response.model or self.model, stop_reason=stop,
-                          usage=Usage(usage.input_tokens, usage.output_tokens) if usage else Usage())
+                          usage=Usage(usage.input_tokens, usage.output_tokens,
+                                      details.reasoning_tokens if details else None) if usage else Usage())
 
     def finish(self) -> None:
         return None
@@ -252,7 +274,9 @@ class _ChatReader:
     def read(self, chunk: Any) -> list[TextDelta | Completion]:
         self.served_by = chunk.model or self.served_by
         if chunk.usage is not None:  # the last chunk (choices: []) when include_usage was asked for
-            self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            details = chunk.usage.completion_tokens_details
+            self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens,
+                               details.reasoning_tokens if details else None)
         deltas: list[TextDelta | Completion] = []
         for choice in chunk.choices or []:
             if choice.index != 0:
@@ -266,7 +290,7 @@ class _ChatReader:
 
     def finish(self) -> Completion:
         if self.finish_reason is None:
-            raise ConnectionError_("the chat stream ended without a finish_reason", vendor=VENDOR)
+            raise ConnectionFailedError("the chat stream ended without a finish_reason", vendor=VENDOR)
         if self.refusal:
             raise ContentFilterError(f"the model refused: {''.join(self.refusal)}", vendor=VENDOR, status=200)
         if self.finish_reason == "content_filter":

@@ -19,10 +19,8 @@ A 401 for a wrong key quotes the key (masked) in its message; messages are scrub
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,20 +31,23 @@ from pydantic import ValidationError
 from ..core.errors import (
     AuthError,
     BadRequestError,
-    ConnectionError_,
+    ConnectionFailedError,
+    ConnectTimeoutError,
     ContentFilterError,
     ContextLengthError,
     LLMMixerError,
     NotFoundError,
     OverloadedError,
-    PermissionError_,
+    PermissionDeniedError,
     QuotaError,
     RateLimitError,
     ServerError,
-    TimeoutError_,
     UnavailableError,
+    UnexpectedError,
     classified,
 )
+from ..core.errors import redact as redact_secrets
+from ..core.errors import retry_after_s as header_retry_after_s
 
 __all__ = ["VENDOR", "KEY_HINT", "map_vendor_errors", "from_exception", "from_error_object", "retry_after_s",
            "redact"]
@@ -77,23 +78,11 @@ def _duration_s(value: str) -> float | None:
 
 
 def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
-    """How long the API asked us to wait, from its headers (most precise first)."""
+    """How long the API asked us to wait: the shared headers (core), else the exhausted limit's reset header."""
     if not headers:
         return None
-    try:
-        if (ms := headers.get("retry-after-ms")) is not None:
-            return max(float(ms) / 1000, 0.0)
-    except ValueError:
-        pass
-    if (value := headers.get("retry-after")) is not None:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            pass
-        try:  # the other form RFC 9110 allows: an HTTP date
-            return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-        except (TypeError, ValueError):
-            pass
+    if (wait := header_retry_after_s(headers)) is not None:
+        return wait
     resets = [_duration_s(headers.get(f"x-ratelimit-reset-{limit}", ""))
               for limit in ("requests", "tokens") if headers.get(f"x-ratelimit-remaining-{limit}") == "0"]
     known = [reset for reset in resets if reset is not None]
@@ -102,9 +91,7 @@ def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
 
 def redact(message: str, secret: str | None) -> str:
     """``message`` without the API key, whole or as the masked form a 401 quotes."""
-    if secret:
-        message = message.replace(secret, "[redacted]")
-    return _QUOTED_KEY.sub(r"\1[redacted]", message)
+    return _QUOTED_KEY.sub(r"\1[redacted]", redact_secrets(message, secret))
 
 
 def _text(value: Any) -> str:
@@ -123,7 +110,10 @@ def from_error_object(error: Mapping[str, Any], *, status: int | None = None, he
     text = f"{label}: {message}" if label and label not in message else message
     details = {key: value for key, value in (("vendor_type", etype), ("vendor_code", code)) if value}
 
-    def build(cls: type[LLMMixerError], msg: str = text, retry: float | None = None) -> LLMMixerError:
+    # Retry-After is honoured on any status (a 503 sends it too); the reset headers only explain a 429.
+    wait = header_retry_after_s(headers) if headers else None
+
+    def build(cls: type[LLMMixerError], msg: str = text, retry: float | None = wait) -> LLMMixerError:
         return cls(msg, vendor=VENDOR, status=status, retry_after_s=retry, details=details)
 
     if _QUOTA in (etype, code):
@@ -139,17 +129,17 @@ def from_error_object(error: Mapping[str, Any], *, status: int | None = None, he
     if "overloaded" in f"{etype} {code}":
         return build(OverloadedError)
     if code == "vector_store_timeout":
-        return build(TimeoutError_)
+        return build(ConnectTimeoutError)
     if status is None:
         if etype == "invalid_request_error":
             return build(BadRequestError)
         return build(ServerError)  # an unexplained in-stream failure: the service's side, worth another try
     if status == 403:
-        return build(PermissionError_)
+        return build(PermissionDeniedError)
     if status == 404:
         return build(NotFoundError)
     if status in (408, 504):
-        return build(TimeoutError_)
+        return build(ConnectTimeoutError)
     if status == 503:
         return build(UnavailableError)
     if status >= 500 or status == 409:  # 409: a lock held by a concurrent request; the SDK itself retries it
@@ -172,11 +162,11 @@ def from_exception(exc: BaseException, secret: str | None = None) -> LLMMixerErr
         return exc
     name = type(exc).__name__
     if isinstance(exc, openai.APITimeoutError):
-        return TimeoutError_("timed out waiting for the OpenAI API (read or connect timeout)", vendor=VENDOR)
+        return ConnectTimeoutError("timed out waiting for the OpenAI API (read or connect timeout)", vendor=VENDOR)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
-        return ConnectionError_(redact(f"connection to the OpenAI API failed: {reason}", secret), vendor=VENDOR)
+        return ConnectionFailedError(redact(f"connection to the OpenAI API failed: {reason}", secret), vendor=VENDOR)
     if isinstance(exc, openai.APIStatusError):
         return _status_error(exc, secret)
     if isinstance(exc, openai.APIResponseValidationError):
@@ -186,15 +176,15 @@ def from_exception(exc: BaseException, secret: str | None = None) -> LLMMixerErr
         body = exc.body if isinstance(exc.body, Mapping) else {"message": exc.message}
         return from_error_object(body, secret=secret)
     if isinstance(exc, httpx2.TimeoutException):
-        return TimeoutError_(f"timed out waiting for the OpenAI API ({name})", vendor=VENDOR)
+        return ConnectTimeoutError(f"timed out waiting for the OpenAI API ({name})", vendor=VENDOR)
     if isinstance(exc, (httpx2.TransportError, httpx2.DecodingError)):
-        return ConnectionError_(redact(f"connection to the OpenAI API failed: {name}: {exc}", secret), vendor=VENDOR)
+        return ConnectionFailedError(redact(f"connection to the OpenAI API failed: {name}: {exc}", secret), vendor=VENDOR)
     if isinstance(exc, (json.JSONDecodeError, ValidationError)):
         return ServerError(f"the OpenAI API sent a reply that could not be read: {name}", vendor=VENDOR)
     # Unknown failures are not retried: retrying a bug only multiplies it.
-    return LLMMixerError(redact(f"unexpected {name} from the OpenAI SDK: {exc}", secret), vendor=VENDOR)
+    return UnexpectedError(redact(f"unexpected {name} from the OpenAI SDK: {exc}", secret), vendor=VENDOR)
 
 
 def map_vendor_errors(secret: str | None = None) -> contextlib.AbstractContextManager[None]:
     """Re-raise any SDK or transport exception as its :class:`LLMMixerError` (``raise ... from exc``)."""
-    return classified(lambda exc: from_exception(exc, secret))
+    return classified(lambda exc: from_exception(exc, secret), secrets=(secret,))

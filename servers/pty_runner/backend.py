@@ -210,7 +210,7 @@ class PtyChild(ChildProcess):
 
     def _slave_name(self) -> str | None:
         try:
-            number = struct.unpack("I", fcntl.ioctl(self._fd, termios.TIOCGPTN, b"\0\0\0\0"))[0]
+            number = struct.unpack("I", fcntl.ioctl(self._fd, getattr(termios, "TIOCGPTN"), b"\0\0\0\0"))[0]
             return f"/dev/pts/{number}"
         except (OSError, AttributeError):
             return _read_link(f"/proc/{self.pid}/fd/0")
@@ -402,7 +402,7 @@ async def _spawn_pipe(argv: Sequence[str], cwd: str, env: Mapping[str, str], san
     read_end, write_end = os.pipe()
     # A bigger pipe means fewer wake-ups per megabyte read (Linux; elsewhere the default size stays).
     with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)  # type: ignore[attr-defined]
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
     try:
         process = await anyio.open_process([*_pipe_prefix(sandboxed), *argv], stdin=subprocess.PIPE, stdout=write_end,
                                            stderr=subprocess.STDOUT, cwd=cwd, env=dict(env),

@@ -22,6 +22,7 @@ import anyio
 import anyio.abc
 
 from ..core.errors import InvalidInputError, UnavailableError
+from ..core.redact import inline_secrets
 from .control import Control, Decision, GuardRequest
 from .exec_rules import Approvals, Asker, ExecRules
 from .guards import guards_for, search_dirs
@@ -153,7 +154,8 @@ class Containment:
         extra = _check_env("env", env)
         call_secrets = _check_env("secret", secrets)
         all_secrets = {**self.secrets, **call_secrets}
-        redactor = self.redactor.copy_with(call_secrets) if call_secrets else self.redactor
+        hidden = {**inline_secrets(" ".join(argv[2:] if argv[:2] == ["bash", "-c"] else argv)), **call_secrets}
+        redactor = self.redactor.copy_with(hidden) if hidden else self.redactor
         child_env = self.env_policy.child_env(self.environ, cols, rows, secrets=all_secrets, extra=extra)
         if not self.enabled:  # everything is writable anyway; the directories are still made, as inside
             for path in writable:

@@ -11,7 +11,8 @@
   dropped from the runner's (and its parent's) environment that look like keys, so a key that reaches a command
   some other way still never comes back out. :class:`StreamRedactor` does the same across chunk boundaries,
   holding back only a tail that could still become a secret.
-- :func:`redact_inline` hides the value of a secret typed into a command line (``FOO=sk-... cmd``).
+- :func:`redact_inline` hides the value of a secret typed into a command line (``FOO=sk-... cmd``), and that
+  value is redacted from the command's output too.
 """
 
 from __future__ import annotations

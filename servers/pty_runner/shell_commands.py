@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Union
 
 import bashlex
 import bashlex.ast
@@ -118,7 +119,8 @@ class _Unknown:
     reason: str
 
 
-_Inner = _Exec | _Script | _ReadsStdin | _Unknown | None
+# What a wrapper runs: one program, a script, stdin, nothing resolvable, several of those (``find -exec``), or none.
+_Inner = Union[_Exec, _Script, _ReadsStdin, _Unknown, "_Many", None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@
     let run = state.runs.get(id);
     if (!run) {
       run = { id, kind: null, mode: null, legs: new Map(), order: [], winner: null, done: false, result: null,
-        terminalChunks: [], exit: null, waiting: false, prompt: null };
+        terminalChunks: [], exit: null, waiting: false, prompt: null, status: null, marks: [] };
       state.runs.set(id, run);
     }
     return run;
@@ -80,12 +80,16 @@
     const run = runFor(ev.run);
     const d = ev.data || {};
     const changed = { run: ev.run, source: null, text: null, full: false };
+    if (window.LLMMixerTimeline && window.LLMMixerTimeline.MARKS.has(ev.type) && typeof ev.ts === "number") {
+      run.marks.push({ type: ev.type, source: ev.source, ts: ev.ts });
+      changed.timeline = true;
+    }
     switch (ev.type) {
       case "run.started":
         run.kind = d.kind || (d.command ? "command" : "ask");
         run.mode = d.mode || run.mode;
         run.prompt = d.prompt || d.command || run.prompt;
-        for (const m of d.models || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
+        for (const m of d.models || d.agents || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
         changed.full = true;
         break;
       case "leg.queued": {
@@ -96,7 +100,9 @@
       }
       case "leg.started": {
         const leg = legFor(run, legSource(ev));
-        if (leg.status === "waiting" || leg.status === "queued") leg.status = "streaming";
+        if (d.role) leg.role = d.role;
+        if (d.server) leg.server = d.server;
+        if (leg.status === "waiting" || leg.status === "queued" || leg.status === "cancelled") leg.status = "streaming";
         changed.source = leg.source;
         break;
       }
@@ -140,6 +146,18 @@
         changed.source = leg.source;
         break;
       }
+      case "leg.skipped": {
+        const leg = legFor(run, legSource(ev));
+        leg.status = "skipped";
+        leg.error = { kind: "skipped", message: d.reason || "" };
+        changed.source = leg.source;
+        break;
+      }
+      case "leg.recovery": {
+        run.recovery = (run.recovery || []).concat([d]);
+        changed.full = true;
+        break;
+      }
       case "race.won": {
         const winner = d.winner || d.source || (ev.source !== "orchestrator" ? ev.source : null);
         if (winner) {
@@ -167,12 +185,18 @@
         break;
       case "run.done":
         run.done = true;
+        run.status = d.status || run.status;
         if (d.winner) run.winner = d.winner;
         mergeResult(run, d.result || d);
         changed.full = true;
         scheduleHistory();
         break;
       default:
+        if (ev.type.startsWith("agent.") && window.LLMMixerAgents) {
+          const leg = legFor(run, ev.source);
+          window.LLMMixerAgents.apply(run, leg, ev);
+          changed.source = leg.source;
+        }
         break;
     }
     return changed;
@@ -185,9 +209,12 @@
     if (result.mode) run.mode = result.mode;
     if (result.winner) run.winner = result.winner;
     for (const l of result.legs || []) {
-      if (!l || !l.source) continue;
-      const leg = legFor(run, l.source);
+      if (!l || !(l.source || l.agent)) continue;
+      const leg = legFor(run, l.source || l.agent);
       if (l.status) leg.status = l.status;
+      if (l.role) leg.role = l.role;
+      if (l.server) leg.server = l.server;
+      if (l.reason && !l.error) leg.error = { kind: l.status || "note", message: l.reason };
       if (typeof l.text === "string" && l.text.length >= leg.text.length && l.text.startsWith(leg.text)) {
         leg.text = l.text;
       } else if (typeof l.text === "string" && !leg.text) {
@@ -225,6 +252,11 @@
     const leg = run.legs.get(source);
     if (!leg) return;
     const col = columnFor(source);
+    if (leg.role && leg.role !== "proposer") {
+      // the aggregator or judge (or a recovery leg): its own column, saying which server plays the part
+      col.dataset.role = leg.role;
+      col.querySelector(".name").textContent = leg.server ? `${source} · ${leg.server}` : source;
+    }
     const badge = col.querySelector(".badge");
     badge.dataset.status = leg.status;
     badge.textContent = leg.status;
@@ -241,6 +273,7 @@
     }
     pre.dataset.len = String(leg.text.length);
     pre.scrollTop = pre.scrollHeight;
+    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg);
     const err = col.querySelector(".error");
     if (leg.error) {
       err.hidden = false;
@@ -264,7 +297,17 @@
     if (run.winner) add("winner ", run.winner, "winner");
     const total = run.result && typeof run.result.total_cost_usd === "number" ? run.result.total_cost_usd : null;
     if (total !== null) add("total ", fmtCost(total));
-    add("", run.done ? "done" : "running", run.done ? "state done" : "state running");
+    const verdict = run.result && run.result.verdict;
+    if (verdict && verdict.reason) add("judge ", `${verdict.winner}: ${verdict.reason}`, "verdict");
+    const synthesis = run.result && run.result.synthesis;
+    if (synthesis && synthesis.left_out && synthesis.left_out.length) {
+      add("left out ", synthesis.left_out.map((l) => `${l.source} (${l.why})`).join(", "), "left-out");
+    }
+    for (const step of run.recovery || (run.result && run.result.recovery) || []) {
+      add("recovered ", `${step.from} → ${[].concat(step.to).join(", ")}`, "recovery");
+    }
+    const stateName = run.done ? (run.status || "done") : "running";
+    add("", stateName, `state ${run.done ? "done" : "running"} ${stateName}`);
     info.dataset.run = run.id;
     info.dataset.done = run.done ? "true" : "false";
     $("#cancel").disabled = run.done;
@@ -286,7 +329,12 @@
       terminal.write(appended);
     }
     const status = $("#terminal-status");
-    if (run.exit !== null && run.exit !== undefined) {
+    if (run.done && (run.exit === null || run.exit === undefined)) {
+      // Ended without an exit code: cancelled, refused by policy, or the runner failed.
+      const ended = run.status || "done";
+      status.textContent = ended;
+      status.dataset.status = ended === "done" ? "done" : (ended === "cancelled" ? "cancelled" : "error");
+    } else if (run.exit !== null && run.exit !== undefined) {
       status.textContent = `exit ${run.exit}`;
       status.dataset.status = run.exit === 0 ? "done" : "error";
     } else {
@@ -295,11 +343,22 @@
     }
   }
 
+  function renderTimeline(run) {
+    const box = $("#timeline");
+    if (!box || !window.LLMMixerTimeline) return;
+    const T = window.LLMMixerTimeline;
+    const stored = run.result && run.result.timeline;
+    const data = stored || (run.kind === "command" ? null : T.fromMarks(run.marks, run.result && run.result.legs,
+      Date.now() / 1000));
+    T.render(box, data);
+  }
+
   function renderRun(run) {
     $("#columns").textContent = "";
     for (const source of run.order) renderLeg(run, source, null);
     renderRunInfo(run);
     renderTerminal(run, null);
+    renderTimeline(run);
   }
 
   function render(changed) {
@@ -309,8 +368,10 @@
       for (const source of run.order) renderLeg(run, source, null);
       renderRunInfo(run);
       renderTerminal(run, null);
+      renderTimeline(run);
       return;
     }
+    if (changed.timeline) renderTimeline(run);
     if (changed.source) renderLeg(run, changed.source, changed.text);
     if (changed.terminal !== undefined) renderTerminal(run, changed.terminal);
   }
@@ -440,8 +501,16 @@
       const run = runFor(runId);
       if (!result) return;
       run.kind = run.kind || result.kind || null;
+      run.prompt = run.prompt || result.prompt || result.command || null;
+      run.mode = run.mode || result.mode || null;
+      for (const m of result.models || []) legFor(run, m);
       if (result.legs) mergeResult(run, result);
+      else if (result.kind === "command" || result.status !== "running") run.result = result;
       if (result.exit_code !== undefined && result.exit_code !== null) run.exit = result.exit_code;
+      if (run.kind === "command" && typeof result.output === "string" && !run.terminalChunks.length) {
+        run.terminalChunks.push(result.output);
+      }
+      run.status = result.status || run.status;
       run.done = !["pending", "running"].includes(result.status);
       if (state.current === runId) renderRun(run);
     } catch (e) {
@@ -472,17 +541,20 @@
       const title = document.createElement("span");
       title.className = "title";
       const known = state.runs.get(id);
-      title.textContent = item.prompt || item.command || (known && known.prompt) || id;
+      title.textContent = item.prompt || item.command || item.task || (known && known.prompt) || id;
       const meta = document.createElement("span");
       meta.className = "meta";
       const bits = [item.kind === "command" ? "terminal" : item.mode, item.status, item.winner && `won by ${item.winner}`];
       if (typeof item.total_cost_usd === "number") bits.push(fmtCost(item.total_cost_usd));
       meta.textContent = bits.filter(Boolean).join(" · ");
       li.append(title, meta);
+      li.dataset.status = item.status || "";
       li.addEventListener("click", () => {
+        const run = runFor(id);
+        if (!run.prompt) run.prompt = item.prompt || item.command || null;
         show(id);
-        if (!state.runs.get(id).done) return;
-        if (!state.runs.get(id).result) refreshRun(id);
+        // A run this page did not watch (a reload, another process): its state and result from the run log.
+        if (!run.done || !run.result) refreshRun(id);
       });
       list.appendChild(li);
     }
@@ -491,6 +563,7 @@
   async function loadMeta() {
     try {
       Object.assign(meta, await api("GET", "/api/meta"));
+      if (window.LLMMixerTimeline) window.LLMMixerTimeline.configure(meta);
     } catch (e) {
       notice(`Could not load /api/meta (${e.message}): live events are not shown`, "error");
     }
@@ -507,24 +580,42 @@
 
   const isModel = (server) => server.role !== "runner";
 
+  // The model servers and their state; polled while any is still starting (the server starts them eagerly).
+  let modelPolls = 0;
   async function loadModels() {
-    let names = meta.servers.filter(isModel).map((s) => s.name);
+    let servers = meta.servers.filter(isModel).map((s) => ({ name: s.name, status: "starting" }));
     try {
-      const payload = await api("GET", "/api/servers");
-      const adapters = (payload.servers || []).filter(isModel).map((s) => s.name);
-      if (adapters.length) names = adapters;
+      const payload = await api("GET", "/api/servers?wait=0");
+      const adapters = (payload.servers || []).filter(isModel);
+      if (adapters.length) servers = adapters;
     } catch (e) { /* keep the registered ones */ }
     const box = $("#models");
+    const checked = new Map([...box.querySelectorAll("input")].map((i) => [i.value, i.checked]));
     for (const old of box.querySelectorAll("label")) old.remove();
-    for (const name of names) {
+    for (const server of servers) {
       const label = document.createElement("label");
+      label.dataset.status = server.status || "";
       const input = document.createElement("input");
       input.type = "checkbox";
       input.name = "model";
-      input.value = name;
-      input.checked = true;
-      label.append(input, document.createTextNode(` ${name}`));
+      input.value = server.name;
+      input.checked = checked.has(server.name) ? checked.get(server.name) : true;
+      const state = document.createElement("span");
+      state.className = "server-state";
+      state.textContent = { ready: "", idle: " (idle)", starting: " (starting…)", dead: " (down)" }[server.status] ??
+        ` (${server.status})`;
+      label.append(input, document.createTextNode(` ${server.name}`), state);
+      if (server.cooling_until) {
+        const note = document.createElement("small");
+        note.className = "cooling";
+        note.textContent = ` cooling down until ${server.cooling_until} (${server.cooldown_reason})`;
+        label.title = note.textContent;
+        label.appendChild(note);
+      }
       box.appendChild(label);
+    }
+    if (servers.some((s) => ["idle", "starting"].includes(s.status)) && modelPolls++ < 120) {
+      setTimeout(loadModels, 500);
     }
   }
 
@@ -572,6 +663,27 @@
     }
   }
 
+  async function startAgents(event) {
+    event.preventDefault();
+    const task = $("#agent-task").value.trim();
+    const check = $("#agent-check").value.trim();
+    if (!task || !check) return;
+    const body = { task, check, mode: $("#agent-all").checked ? "all" : "race" };
+    const agents = $("#agent-names").value.trim();
+    if (agents) body.agents = agents;
+    notice("");
+    try {
+      const { run_id: runId } = await api("POST", "/api/agents", body);
+      const run = runFor(runId);
+      run.kind = "agent";
+      run.prompt = task;
+      show(runId);
+      scheduleHistory();
+    } catch (e) {
+      notice(`${e.kind || "error"}: ${e.message}`, "error");
+    }
+  }
+
   async function cancelCurrent() {
     if (!state.current) return;
     try {
@@ -588,6 +700,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("#ask-form").addEventListener("submit", startAsk);
     $("#command-form").addEventListener("submit", startCommand);
+    $("#agent-form").addEventListener("submit", startAgents);
     $("#cancel").addEventListener("click", cancelCurrent);
     loadMeta().then(() => { connect(); loadModels(); });
     loadHistory();

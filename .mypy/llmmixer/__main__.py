@@ -1,0 +1,1 @@
+../../llmmixer/__main__.py

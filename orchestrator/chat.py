@@ -1,0 +1,61 @@
+"""``llmmixer chat``: an interactive loop over one conversation, with the same live panels as ``ask``.
+
+Each line typed is one ask in the conversation (the first starts it, unless ``-c``/``--cid`` continues one); the
+models see the thread so far. ``exit``, ``quit`` or end of input (Ctrl-D) ends the loop; Ctrl-C ends it at once
+(the answer being streamed is cancelled with every leg, as for ``ask``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+
+from ..servers.core.errors import LLMMixerError
+from .asking import AskOptions, start_ask
+from .live import follow_ask
+
+if TYPE_CHECKING:
+    from .runs import Runs
+
+__all__ = ["run_chat"]
+
+EXIT_WORDS = {"exit", "quit", ":q"}
+
+
+def _read_line(prompt: str) -> str | None:
+    try:
+        if sys.stdin.isatty():
+            return input(prompt)
+        line = sys.stdin.readline()
+        return None if line == "" else line.rstrip("\n")
+    except EOFError:
+        return None
+
+
+async def run_chat(runs: Runs, options: AskOptions) -> int:
+    """Loop until the user leaves; returns the exit code (0, or 1 when the last answer failed)."""
+    interactive = sys.stdin.isatty()
+    if interactive:
+        sys.stdout.write("Chatting: type a message; 'exit' or Ctrl-D to leave.\n")
+    code = 0
+    while True:
+        line = await anyio.to_thread.run_sync(_read_line, "> " if interactive else "")
+        if line is None or line.strip().lower() in EXIT_WORDS:
+            break
+        if not line.strip():
+            continue
+        try:
+            run_id = await start_ask(runs, line, options)
+        except LLMMixerError as error:
+            sys.stderr.write(f"error: {error.kind.value}: {error.message}\n")
+            code = 1
+            continue
+        final = await follow_ask(runs, run_id, live=True)
+        code = 0 if final.get("status") == "done" else 1
+        if final.get("conversation_id"):
+            options = replace(options, continue_latest=False, conversation_id=final["conversation_id"])
+    return code

@@ -1,0 +1,114 @@
+"""Models by id: what each model server lists, their aliases, and which server serves a model a user names.
+
+Each adapter lists its vendor's models (``list_models``) and says which one it uses by default. Aliases are:
+
+- the server's name for its default model (``claude`` -> ``claude-haiku-4-5``);
+- the undated id of a dated snapshot (``claude-haiku-4-5`` for ``claude-haiku-4-5-20251001``,
+  ``gpt-5`` for ``gpt-5-2025-08-07``), which the vendors accept as well.
+
+``-m/--model ID`` finds the server listing ``ID`` (or an alias of it) and runs that model there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..servers.core.errors import InvalidInputError, LLMMixerError, ServerError
+from ..servers.core.results import result_payload
+
+if TYPE_CHECKING:
+    from .runs import Runs
+
+__all__ = ["list_all_models", "resolve_model_ids", "undated"]
+
+_DATED = re.compile(r"^(?P<family>.+?)-(\d{8}|\d{4}-\d{2}-\d{2})$")
+
+
+def undated(model: str) -> str | None:
+    """``claude-haiku-4-5`` for ``claude-haiku-4-5-20251001``; None for an id without a date."""
+    match = _DATED.match(model.removeprefix("models/"))
+    return match.group("family") if match else None
+
+
+async def _server_models(runs: Runs, source: str) -> dict[str, Any]:
+    """``{"source", "default_model", "models": [{"id", "display_name", "aliases", "default"}], "error"}``."""
+    from ..servers.core import pricing
+
+    out: dict[str, Any] = {"source": source, "default_model": None, "models": [], "error": None}
+    try:
+        result = await runs.pool.call(source, "list_models", {})
+    except LLMMixerError as error:
+        out["error"] = error.to_dict()["error"]
+        return out
+    payload = result_payload(result)
+    if result.is_error:
+        failure = payload.get("error")
+        out["error"] = failure if isinstance(failure, dict) else ServerError("list_models failed").to_dict()["error"]
+    default = payload.get("default_model") or runs.pool.default_model(source)
+    out["default_model"] = default
+    prices = runs.config.settings.prices or None
+    items = [item for item in payload.get("models") or [] if isinstance(item, dict) and item.get("id")]
+    ids = list(dict.fromkeys(str(item["id"]).removeprefix("models/") for item in items))
+    names = {str(item["id"]).removeprefix("models/"): item.get("display_name") for item in items}
+    # The default is the listed id itself, else the dated snapshot it stands for.
+    default_id = default if default in ids else next((i for i in ids if default and undated(i) == default), None)
+    for model_id in ids:
+        aliases = [a for a in (undated(model_id),) if a and a not in ids]
+        is_default = model_id == default_id
+        if is_default:
+            aliases.insert(0, source)
+        price = pricing.price_per_million(model_id, prices)
+        out["models"].append({"id": model_id, "display_name": names.get(model_id) or model_id,
+                              "aliases": aliases, "default": is_default,
+                              "price_per_million": list(price) if price else None})
+    if default and not any(m["default"] for m in out["models"]):
+        # The vendor did not list the default model (a local server, a restricted key): still name it.
+        price = pricing.price_per_million(default, prices)
+        out["models"].insert(0, {"id": default, "display_name": default, "aliases": [source], "default": True,
+                                 "price_per_million": list(price) if price else None})
+    return out
+
+
+async def list_all_models(runs: Runs) -> list[dict[str, Any]]:
+    """Every model server's models, side by side (servers that fail say why in ``error``)."""
+    import anyio
+
+    sources = runs.config.model_sources
+    found: dict[str, dict[str, Any]] = {}
+
+    async def one(source: str) -> None:
+        found[source] = await _server_models(runs, source)
+
+    async with anyio.create_task_group() as tg:
+        for source in sources:
+            tg.start_soon(one, source)
+    return [found[source] for source in sources]
+
+
+async def resolve_model_ids(runs: Runs, wanted: list[str]) -> list[tuple[str, str]]:
+    """``[(source, model id)]`` for model ids or aliases, each on the server that lists it.
+
+    Raises:
+        InvalidInputError: a model no server lists, or two models on one server (a run has one leg per server).
+    """
+    listings = await list_all_models(runs)
+    chosen: list[tuple[str, str]] = []
+    for name in wanted:
+        hits = []
+        for listing in listings:
+            for model in listing["models"]:
+                if name == model["id"] or name in model["aliases"]:
+                    hits.append((listing["source"], model["id"] if name == listing["source"] else name))
+                    break
+        if not hits:
+            known = ", ".join(m["id"] for listing in listings for m in listing["models"][:4])
+            failed = [listing["source"] for listing in listings if listing["error"]]
+            hint = f" ({', '.join(failed)} could not list models)" if failed else ""
+            raise InvalidInputError(f"unknown model {name!r}{hint}; `llmmixer models` lists them, e.g. {known}")
+        source, model = hits[0]
+        if any(source == s for s, _ in chosen):
+            raise InvalidInputError(f"-m {name}: {source} already runs {dict(chosen)[source]} in this run; one model "
+                                    "per server")
+        chosen.append((source, model))
+    return chosen

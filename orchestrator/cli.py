@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .asking import AskOptions, default_log_store, public_result, start_ask
-from .modes import DEFAULT_MODE, MODES, modes_help
+from .modes import AGENT_MODES, DEFAULT_MODE, MODES, modes_help
 
 if TYPE_CHECKING:
     from .runs import Runs
@@ -327,6 +327,45 @@ async def _run_command(command: str, cwd: str | None, timeout: float | None, con
 
 
 @app.command()
+def agent(
+    task: Annotated[str, typer.Argument(help="what the agents should do")],
+    check: Annotated[str, typer.Option("--check", help="shell command run in each agent's worktree; exit 0 wins")],
+    agents: Annotated[str, typer.Option("--agents", "-a", help="comma list")] = "claude-code,codex,gemini-cli",
+    mode: Annotated[str, typer.Option(help=f"{' | '.join(AGENT_MODES)}")] = AGENT_MODES[0],
+    timeout: Annotated[float | None, typer.Option(help="seconds each agent may run")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
+    if mode not in AGENT_MODES:
+        raise _fail_usage(f"--mode must be one of {', '.join(AGENT_MODES)}")
+    names = [name.strip() for name in agents.split(",") if name.strip()]
+    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, as_json, config, store)))
+
+
+async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
+                 as_json: bool, config: str | None, store: str | None) -> int:
+    from .agents import AgentRequest
+    from .agents.view import follow_agents, summary
+
+    request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply)
+    async with await _open_runs(config, store) as runs:
+        run_id = await runs.start_agents(request)
+        final = await follow_agents(runs, run_id)
+    if as_json:
+        keys = ("mode", "winner", "diff", "applied", "legs", "total_cost_usd", "duration_ms", "run_id", "status",
+                "error")
+        typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(summary(final))
+        if final.get("error"):
+            typer.echo(f"error: {final['error'].get('kind')}: {final['error'].get('message')}", err=True)
+    return EXIT_OK if final.get("winner") else EXIT_FAILED
+
+
+@app.command()
 def servers(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Each server: transport, status, tools, last latency."""
     raise typer.Exit(_run_async(_servers(config, as_json)))
@@ -357,7 +396,13 @@ def demo(
     mode: Annotated[str, typer.Option(help=modes_help())] = DEFAULT_MODE,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network."""
+    """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network.
+
+    `llmmixer demo agents` races the installed coding CLIs on a scripted task instead."""
+    if prompt == "agents":
+        from .agents.demo import run_agents_demo
+
+        raise typer.Exit(_run_async(run_agents_demo(as_json)))
     from .demo import run_demo
 
     raise typer.Exit(_run_async(run_demo(prompt, mode, as_json)))

@@ -196,10 +196,11 @@ class Settings(_Strict):
 
 
 class ConfigFile(_Strict):
-    """The whole file: ``mcpServers`` and ``settings``, nothing else."""
+    """The whole file: ``mcpServers``, ``settings`` and ``agents``, nothing else."""
 
     mcpServers: dict[str, ServerEntry] | None = None  # noqa: N815 - Claude Desktop's spelling
     settings: Settings = Field(default_factory=Settings)
+    agents: dict[str, Any] | None = None  # coding agents; validated by orchestrator/agents/spec.py
 
 
 def explain(exc: ValidationError, where: str) -> str:
@@ -238,6 +239,7 @@ class Config:
     servers: dict[str, ServerSpec]
     settings: Settings = field(default_factory=Settings)
     path: Path | None = None
+    agents: dict[str, Any] | None = None  # the raw ``agents`` object; orchestrator/agents/spec.py reads it
 
     def server_for(self, source: str) -> ServerSpec:
         for spec in self.servers.values():
@@ -312,4 +314,4 @@ def _parse(raw: Any, path: Path) -> Config:
         servers = {name: entry.spec(name) for name, entry in parsed.mcpServers.items()}
     settings = parsed.settings
     settings.store = settings.store or os.environ.get("LLMMIXER_STORE") or None
-    return Config(servers=servers, settings=settings, path=path)
+    return Config(servers=servers, settings=settings, path=path, agents=raw.get("agents"))

@@ -1,10 +1,12 @@
 """``llmmixer mcp``: the orchestrator itself as one small MCP server, for Claude Desktop and other MCP hosts.
 
-Four tools and nothing else, so the schemas an MCP host pays for on every turn stay under 2,000 tokens:
+Five tools and nothing else, so the schemas an MCP host pays for on every turn stay under 2,000 tokens:
 
 - ``ask``: one prompt across the model adapters in any mode of :mod:`.modes`; text deltas go out as progress
   notifications (``message`` = ``"<source>: <delta>"``); the result is the ``llmmixer ask --json`` object.
 - ``run_command``: one shell command through the PTY runner; output goes out as progress.
+- ``agent``: coding agents (Claude Code, Codex, Gemini CLI) race on a task in their own git worktrees; a check
+  command decides (the ``llmmixer agent --json`` object). Agents run for minutes: this is a job almost always.
 - ``job`` and ``cancel``: for runs that outlive the call.
 
 Hosts time a tool call out (Claude Desktop after about 60 s). So a call waits at most ``wait_s`` (default 45) and
@@ -99,11 +101,21 @@ class CommandOut(BaseModel):
     partial: str | None = Field(default=None, description="output so far, while running")
 
 
+class AgentOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    status: str = Field(description="done|running|cancelled|error")
+    winner: str | None = None
+    diff: str | None = None
+    legs: list[dict[str, Any]] | None = None
+
+
 class JobOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     job_id: str
-    kind: str = Field(description="ask|command")
+    kind: str = Field(description="ask|command|agent")
     status: str = Field(description="done|running|cancelled|error")
 
 
@@ -143,7 +155,7 @@ def _job_id(jobs: RunService, job_id: str) -> str:
     try:
         return jobs.check_id(job_id)
     except InvalidInputError:
-        raise InvalidInputError("malformed job id: pass the job_id that ask or run_command returned") from None
+        raise InvalidInputError("malformed job id: pass the job_id that ask, run_command or agent returned") from None
 
 
 def _unknown_job(job_id: str) -> InvalidInputError:
@@ -160,17 +172,22 @@ RUN_DESCRIPTION = (
     "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. If it "
     "outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
+AGENT_DESCRIPTION = (
+    "Coding agents (claude-code, codex, gemini-cli) do a task in a git repository, each in its own worktree; `check` "
+    "(a shell command run in each worktree) decides. mode race: first passing agent wins, the rest are stopped; "
+    "all: every agent to the end. Returns the winner's diff (apply=true applies it). Usually becomes a job."
+)
 JOB_DESCRIPTION = (
-    "Status of an ask or run_command job: the final result when done, else partial output. wait_s waits for the end."
+    "Status of an ask, run_command or agent job: the final result when done, else partial output. wait_s waits for the end."
 )
 CANCEL_DESCRIPTION = "Cancel a running job: every model stream and command it started is stopped."
 
-JobId = Annotated[str, Field(description="job_id from ask or run_command")]
+JobId = Annotated[str, Field(description="job_id from ask, run_command or agent")]
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
 def build_server(jobs: RunService) -> OrchestratorMCPServer:
-    """The four tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
+    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
     server = OrchestratorMCPServer(
         name="llmmixer",
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
@@ -220,6 +237,28 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
                 raise InvalidInputError("command is empty: give the shell command to run")
             job_id = await jobs.start_command(command=command, cwd=cwd, timeout_s=timeout_s)
             return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+        except LLMMixerError as error:
+            return error_result(error)
+
+    @server.tool(description=AGENT_DESCRIPTION)
+    async def agent(
+        task: str,
+        check: str,
+        ctx: Context,
+        cwd: Annotated[str | None, Field(description="the git repository (default: the server's cwd)")] = None,
+        agents: list[str] | None = None,
+        mode: Annotated[str, Field(description="race (default) or all")] = "race",
+        timeout_s: Annotated[float | None, Field(gt=0)] = None,
+        apply: bool = False,
+        wait_s: WaitS = DEFAULT_WAIT_S,
+    ) -> Annotated[CallToolResult, AgentOut]:
+        from .agents import CLIS, AgentRequest
+
+        try:
+            request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
+                                   timeout_s=timeout_s, apply=apply, cwd=cwd or ".")
+            job_id = await jobs.start_agents(request)
+            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 

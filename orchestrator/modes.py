@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..servers.core.errors import InvalidInputError
 
-__all__ = ["DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help",
+__all__ = ["AGENT_MODES", "DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help",
            "strategy_name"]
 
 # mode -> what it does, for people (help text, tool descriptions, the dashboard). The first is the default.
@@ -32,6 +32,9 @@ DEFAULT_MODE = MODES[0]
 SKIPPING_MODES = frozenset(MODES) - {"all"}
 # Modes that combine the answers (orchestrator/moa.py); their strategies take MixOptions.
 COMBINING_MODES = frozenset({"synthesize", "judge"})
+# Coding-agent runs (orchestrator/agents) take two of them: the first agent whose check passes wins, or every agent
+# to the end.
+AGENT_MODES: tuple[str, ...] = ("race", "all")
 
 
 def check_mode(mode: str) -> str:

@@ -68,7 +68,7 @@ INTERRUPTED = "interrupted: the service stopped while this run was in flight; ea
 @dataclass
 class RunState:
     run_id: str
-    kind: str  # ask | command
+    kind: str  # ask | command | agent
     mode: str | None = None
     status: RunStatus = "running"
     deltas: list[tuple[str, str]] = field(default_factory=list)
@@ -108,7 +108,7 @@ class RunState:
             base["conversation_id"] = self.record["conversation_id"]
         if self.result is not None:
             return {**base, **self.result, "status": self.status}
-        if self.kind == "ask":
+        if self.kind in ("ask", "agent"):
             partial: dict[str, str] = {}
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
@@ -375,6 +375,56 @@ class Runs:
             return
         self._emit(state, "pty.exit", "pty", final)
         await self._finish(state, "error" if "error" in final else "done", final)
+
+    async def start_agents(self, request: Any) -> str:
+        """Start coding agents on a task (an ``agents.AgentRequest``); checked before anything starts.
+
+        Raises:
+            InvalidInputError, NotFoundError: see ``agents.plan_agents``.
+        """
+        from .agents import agent_specs, plan_agents
+
+        self._check_store()
+        admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
+        try:
+            state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
+            try:
+                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id)
+            except LLMMixerError:
+                self._runs.pop(state.run_id, None)
+                raise
+        except BaseException:
+            admission.close()
+            raise
+        state.record = history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode,
+                                          options={"agents": request.agents, "check": request.check})
+        await self._admitting(admission, self._put_record(state.record))
+        assert self._tg is not None
+        self._tg.start_soon(self._admitted, admission, self._run_agents, state, plan)
+        return state.run_id
+
+    async def _run_agents(self, state: RunState, plan: Any) -> None:
+        from .agents import run_agents
+
+        request = plan.request
+        self._emit(state, "run.started", "orchestrator", {"kind": "agent", "mode": request.mode,
+                                                          "agents": request.agents, "check": request.check,
+                                                          "task": request.task[:200]})
+
+        def emit(type_: str, source: str, data: dict[str, Any]) -> None:
+            self._emit(state, type_, source, data)
+
+        try:
+            with state.scope:
+                await run_agents(plan, self.pool, emit)
+        except LLMMixerError as error:
+            await self._finish(state, "error", {**plan.to_dict(), "error": error.to_dict()["error"]})
+            return
+        if state.interrupted:
+            await self._finish(state, "interrupted", {**plan.to_dict(), "message": INTERRUPTED})
+            return
+        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
+        await self._finish(state, status, plan.to_dict())
 
     async def _finish(self, state: RunState, status: RunStatus, result: dict[str, Any]) -> None:
         with anyio.CancelScope(shield=True):

@@ -36,6 +36,15 @@ class RunService(Protocol):
         """Start a shell command on the PTY runner; the run id, at once."""
         ...
 
+    async def start_agents(self, request: Any) -> str:
+        """Start coding agents on a task (an ``agents.AgentRequest``); the run id, at once.
+
+        Raises:
+            InvalidInputError: an empty task or check, an unknown agent or mode, not in a git repository.
+            NotFoundError: an agent's CLI is not installed.
+        """
+        ...
+
     def check_id(self, run_id: Any) -> str:
         """``run_id`` when it is well formed.
 

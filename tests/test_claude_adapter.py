@@ -18,6 +18,7 @@ from conftest import FAKE_KEYS, server_env
 from mcp import Client, StdioServerParameters
 
 from llmmixer.servers.claude_adapter.adapter import ClaudeAdapter
+from llmmixer.servers.core import pricing
 from llmmixer.servers.core.adapter import AdapterSettings
 from llmmixer.servers.core.mcp import build_adapter_server
 from llmmixer.servers.emulators.anthropic import MODELS
@@ -126,7 +127,9 @@ async def test_stdio_server_takes_its_default_model_from_the_flag(emu: EmulatorS
         async with Client(params) as client:
             result = await client.call_tool("generate", {"prompt": "hi"})
     assert result.structured_content["model"] == "claude-sonnet-4-6"
-    assert result.structured_content["cost_usd"] is None  # no known price is never a guess
+    # priced as that model, not as the default one
+    assert result.structured_content["cost_usd"] == pytest.approx(pricing.cost_usd("claude-sonnet-4-6", 77, 5))
+    assert pricing.cost_usd("claude-sonnet-4-6", 77, 5) != pricing.cost_usd("claude-haiku-4-5", 77, 5)
 
 
 # -- the emulator's wire format, as the SDK and a raw HTTP client see it -----------------------------------------------

@@ -24,7 +24,7 @@ from llmmixer.orchestrator.mixer import MODES
 from llmmixer.servers.emulators.server import EmulatorServer
 
 VENDOR_OF = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
-TOOLS = {"ask", "run_command", "job", "cancel"}
+TOOLS = {"ask", "run_command", "agent", "job", "cancel"}
 TOKEN_BUDGET = 2_000
 PTY_MISSING = importlib.util.find_spec("llmmixer.servers.pty_runner.__main__") is None
 

@@ -162,7 +162,8 @@ class StoreWriter:
         when the store is failing (the events stay spooled), or after ``timeout`` seconds."""
         target = self.accepted
         with anyio.move_on_after(timeout if timeout is not None else float("inf")):
-            while self.settled_through < target or self._losses or self._inflight:
+            # Later events in flight do not hold this up: under steady load the writer is never idle.
+            while self.settled_through < target or self._markers_pending():
                 if not self.health.ok or self._stopped:
                     return False
                 await self._changed.wait()
@@ -298,6 +299,9 @@ class StoreWriter:
             loss = self._losses.setdefault(run, _Loss(reason))
             loss.lost += stored
         self._active.clear()
+
+    def _markers_pending(self) -> bool:
+        return bool(self._losses) or any(item.seq is None for item in self._inflight)
 
     def _sync_health(self) -> None:
         self.health.spooled = self.pending

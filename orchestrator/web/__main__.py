@@ -32,6 +32,9 @@ class NoRuns:
     async def start_command(self, *args: Any, **kwargs: Any) -> str:
         self._refuse()
 
+    async def start_agents(self, *args: Any, **kwargs: Any) -> str:
+        self._refuse()
+
     async def wait(self, run_id: str, timeout_s: float) -> bool:
         self._refuse()
 

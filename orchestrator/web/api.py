@@ -108,6 +108,27 @@ class CommandRequest(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)
 
 
+class AgentsRequest(BaseModel):
+    """``POST /api/agents``: coding agents on a task in a git repository (``llmmixer agent``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    check: str = Field(min_length=1, max_length=100_000)
+    agents: list[str] | None = None
+    mode: str = Field(default="race", max_length=20)  # an agent mode (modes.AGENT_MODES), checked when it starts
+    cwd: str | None = Field(default=None, max_length=4096)
+    timeout_s: float | None = Field(default=None, gt=0, le=86_400)
+    apply: bool = False
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value or None
+
+
 def _depth_exceeds(value: Any, limit: int) -> bool:
     """Whether ``value`` nests containers deeper than ``limit`` (iterative: a deep body cannot exhaust the stack)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -188,6 +209,16 @@ async def start_run(request: Request) -> Response:
 async def start_command(request: Request) -> Response:
     body: CommandRequest = await _json_body(request, CommandRequest)
     run_id = await _runs(request).start_command(command=body.command, cwd=body.cwd, timeout_s=body.timeout_s)
+    return JSONResponse({"run_id": run_id}, status_code=202)
+
+
+async def start_agents(request: Request) -> Response:
+    from ..agents import CLIS, AgentRequest
+
+    body: AgentsRequest = await _json_body(request, AgentsRequest)
+    run_id = await _runs(request).start_agents(AgentRequest(
+        task=body.task, check=body.check, agents=body.agents or list(CLIS), mode=body.mode, cwd=body.cwd or ".",
+        timeout_s=body.timeout_s, apply=body.apply))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 
@@ -331,6 +362,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs", start_run, methods=["POST"]),
         Route("/api/runs", list_runs, methods=["GET"]),
         Route("/api/commands", start_command, methods=["POST"]),
+        Route("/api/agents", start_agents, methods=["POST"]),
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),

@@ -33,6 +33,15 @@ EventType = Literal[
     "pty.refused",  # a program refused by the sandbox's exec-time guard in a PTY session
     "run.done",
     "store.gap",  # events the store could not keep (an outage outlasted the spool, a lost database file)
+    # coding-agent legs (orchestrator/agents): raw terminal text, then what the CLI's JSON stream said
+    "agent.output",
+    "agent.text",
+    "agent.tool_call",
+    "agent.tool_result",
+    "agent.command",
+    "agent.file_changed",
+    "agent.exit",
+    "agent.check",
 ]
 # Adding a type is one line in EventType above: the store, SSE, the dashboard (through /api/meta) and the drift test
 # (tests/test_one_list.py) all read it from here.
@@ -43,7 +52,7 @@ EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPE_ORDER)
 LEG_ENDS: dict[str, str] = {"leg.done": "done", "leg.error": "error", "leg.cancelled": "cancelled"}
 TIMELINE_TYPES: frozenset[str] = frozenset({"run.started", "leg.started", "leg.first_token", "run.done", *LEG_ENDS})
 # The types whose ``data.text`` is streamed output (a model's delta, a terminal's bytes).
-TEXT_EVENT_TYPES: frozenset[str] = frozenset({"delta", "pty.output"})
+TEXT_EVENT_TYPES: frozenset[str] = frozenset({"delta", "pty.output", "agent.output"})
 
 # Sources are open-ended on purpose: a new adapter registers under its own name without touching this module.
 Source = str

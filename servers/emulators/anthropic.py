@@ -21,6 +21,11 @@ Wire details copied from the live service:
   ``anthropic-version`` before anything else. Under version ``2026-10-21`` (SDK 2.x's default) any sampling
   parameter is refused ("temperature: Extra inputs are not permitted"); older versions check its range.
 
+Scripted turns (script.py): a request that declares ``tools`` is answered by the vendor's script, if one is set:
+its text as a ``text`` block, its tool call as a ``tool_use`` block whose input streams as ``input_json_delta``
+pieces, then ``stop_reason: "tool_use"``. Tool results come back as ``tool_result`` blocks of user messages.
+``POST /v1/messages/count_tokens`` answers ``{"input_tokens": n}``.
+
 Behaviour mapping (see behaviour.py): ``InjectedError.type`` picks the error: ``prompt_too_long`` (also
 ``context_length``, ``context_length_exceeded``, ``token_limit``) renders the live 400 "prompt is too long" body;
 any Anthropic error type (``overloaded_error``, ``billing_error``...) is used as given; otherwise the status picks
@@ -45,6 +50,7 @@ from .behaviour import Behaviour, InjectedError, split_tokens
 from .input_checks import anthropic_problem
 from .recorder import RequestRecord
 from .schema_example import example_for_schema
+from .script import Turn, call_id, text_of
 from .streaming import Hang, Reset, StreamingBody, pace, sse_event
 
 __all__ = ["routes", "MODELS", "error_body"]
@@ -258,6 +264,61 @@ async def _whole(ctx: EmulatorContext, reply: _Reply, record: RequestRecord) -> 
     yield json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+# -- scripted tool calls ------------------------------------------------------------------------------------------------
+
+def _tool_results(body: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    """``(tool_use_id, tool name, output)`` for every ``tool_result`` block of the conversation."""
+    names: dict[str, str] = {}
+    out: list[tuple[str, str | None, str]] = []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use":
+                names[str(block.get("id"))] = str(block.get("name"))
+            elif block.get("type") == "tool_result":
+                use_id = str(block.get("tool_use_id"))
+                out.append((use_id, names.get(use_id), text_of(block.get("content", ""))))
+    return out
+
+
+async def _tool_sse(ctx: EmulatorContext, reply: _Reply, turn: Turn, record: RequestRecord) -> AsyncIterator[bytes]:
+    """A scripted turn: optional text, then one ``tool_use`` block, ending with ``stop_reason: tool_use``."""
+    yield _event({"type": "message_start", "message": reply.message([], 1, None)})
+    index = sent = 0
+    if reply.answer:
+        yield _event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        yield sse_event(json.dumps({"type": "ping"}), event="ping")
+        async for token in pace(reply.answer, reply.behaviour, ctx.rng, record):
+            yield _event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": token}})
+            sent += 1
+        yield _event({"type": "content_block_stop", "index": 0})
+        index = 1
+    block = {"type": "tool_use", "id": call_id("toolu_01"), "name": turn.tool, "input": {}}
+    yield _event({"type": "content_block_start", "index": index, "content_block": block})
+    arguments = json.dumps(turn.args, ensure_ascii=False)
+    for piece in split_tokens(arguments, max(1, len(arguments) // 16)):
+        yield _event({"type": "content_block_delta", "index": index,
+                      "delta": {"type": "input_json_delta", "partial_json": piece}})
+        sent += 1
+    record.tokens_sent = sent
+    yield _event({"type": "content_block_stop", "index": index})
+    usage = {"input_tokens": reply.input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+             "output_tokens": sent}
+    yield _event({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                  "usage": usage})
+    yield _event({"type": "message_stop"})
+
+
+async def _tool_whole(ctx: EmulatorContext, reply: _Reply, turn: Turn, record: RequestRecord
+                      ) -> AsyncIterator[bytes]:
+    tokens = [token async for token in pace(reply.answer, reply.behaviour, ctx.rng, record)]
+    content: list[dict[str, Any]] = [{"type": "text", "text": "".join(tokens)}] if tokens else []
+    content.append({"type": "tool_use", "id": call_id("toolu_01"), "name": turn.tool, "input": turn.args})
+    yield json.dumps(reply.message(content, len(tokens) + 1, "tool_use"), ensure_ascii=False).encode()
+
+
 # -- routes ------------------------------------------------------------------------------------------------------------
 
 def _check_headers(request: Request) -> InjectedError | None:
@@ -307,8 +368,18 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
         if behaviour.error is not None and (behaviour.error_after_tokens is None or not streaming):
             await anyio.sleep(behaviour.first_token_delay_s(ctx.rng))
             return _error_response(ctx, behaviour.error, record)
+        turn = ctx.scripted_turn(VENDOR, record, _tool_results(body), bool(body.get("tools")))
+        if turn is not None:
+            behaviour = behaviour.model_copy(update={"reply": turn.say or "", "thinking": None})
         reply = _Reply(ctx, behaviour, body)
         headers = {"request-id": _id(ctx, "req_")}
+        if turn is not None and turn.tool is not None:
+            tool_turn = turn
+            if streaming:
+                return StreamingBody(lambda: _tool_sse(ctx, reply, tool_turn, record), record, headers=headers,
+                                     split_utf8=behaviour.split_utf8)
+            return StreamingBody(lambda: _tool_whole(ctx, reply, tool_turn, record), record,
+                                 headers={**headers, "content-type": "application/json"})
         if streaming:
             return StreamingBody(lambda: _sse(ctx, reply, record), record, headers=headers,
                                  split_utf8=behaviour.split_utf8)
@@ -358,7 +429,23 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
         record.outcome, record.ended_at = "completed", time.time()
         return JSONResponse(model_info(found))
 
+    async def count_tokens(request: Request) -> Response:
+        try:
+            body: Any = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        record = ctx.open_record(VENDOR, request, body)
+        refused = _check_headers(request)
+        if refused is not None:
+            return _error_response(ctx, refused, record)
+        if not isinstance(body, dict) or "messages" not in body:
+            return _invalid(ctx, "messages: Field required", record)
+        prompt = json.dumps([body.get("system"), body.get("messages"), body.get("tools")], ensure_ascii=False)
+        record.outcome, record.ended_at = "completed", time.time()
+        return JSONResponse({"input_tokens": max(1, len(prompt) // 4)})
+
     return [
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),

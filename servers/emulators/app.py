@@ -14,7 +14,12 @@ Control API (JSON):
     POST   /_emulator/queue/{vendor}       queue one-shot behaviours (body: a list), used by the next requests in order
     GET    /_emulator/requests[?vendor=][&probes=1]   the request records (see recorder.py); ``probes=1`` adds
                                     the requests of the base URLs themselves
-    POST   /_emulator/reset                default behaviours, empty queues, no records
+    PUT    /_emulator/script/{vendor}      scripted agent turns for the vendor (body: {"turns": [...]}, script.py)
+    GET    /_emulator/tool_results[?vendor=]   every tool result the agents sent back (script.py)
+    POST   /_emulator/reset                default behaviours, empty queues, no scripts, no records
+
+A request to a path no vendor serves is recorded with outcome ``unserved`` (and answered 404), so a test can
+assert that a client called nothing the emulators do not know.
 
 Each vendor lives in its own module exposing ``routes(ctx: EmulatorContext) -> list[BaseRoute]``; vendor quirks
 stay there.
@@ -38,6 +43,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from ..core.manifest import EmulatorInfo, load_manifests
 from .behaviour import Behaviour
 from .recorder import Recorder, RequestRecord
+from .script import Script, ToolResults, Turn
 
 __all__ = ["vendors", "EmulatorContext", "create_app", "base_urls"]
 
@@ -63,6 +69,8 @@ class EmulatorContext:
         self._lock = threading.Lock()
         self._defaults: dict[str, Behaviour] = {}
         self._queues: dict[str, deque[Behaviour]] = {}
+        self._scripts: dict[str, Script] = {}
+        self.tool_results = ToolResults()
 
     def behaviour_for(self, vendor: str) -> Behaviour:
         """The next queued one-shot behaviour for ``vendor``, else its default."""
@@ -80,11 +88,33 @@ class EmulatorContext:
         with self._lock:
             self._queues.setdefault(vendor, deque()).extend(behaviours)
 
+    def set_script(self, vendor: str, script: Script | None) -> None:
+        with self._lock:
+            if script is None:
+                self._scripts.pop(vendor, None)
+            else:
+                self._scripts[vendor] = script
+
+    def scripted_turn(self, vendor: str, record: RequestRecord, results: list[tuple[str, str | None, str]],
+                      declares_tools: bool) -> Turn | None:
+        """Record the tool results a request carries; the scripted turn that answers it, if any.
+
+        ``results`` are ``(call_id, tool name, output)`` as the vendor module read them from the request.
+        """
+        self.tool_results.add(vendor, record.id, results)
+        with self._lock:
+            script = self._scripts.get(vendor)
+        if script is None or not declares_tools:
+            return None
+        return script.turn_for(len(results))
+
     def reset(self) -> None:
         with self._lock:
             self._defaults.clear()
             self._queues.clear()
+            self._scripts.clear()
         self.recorder.clear()
+        self.tool_results.clear()
 
     def open_record(self, vendor: str, request: Request, body: Any) -> RequestRecord:
         peer = f"{request.client.host}:{request.client.port}" if request.client else None
@@ -126,12 +156,40 @@ def _control_routes(ctx: EmulatorContext) -> list[BaseRoute]:
         ctx.reset()
         return JSONResponse({"ok": True})
 
+    async def put_script(request: Request) -> JSONResponse:
+        try:
+            vendor = vendor_of(request)
+            body = await request.json()
+            script = None if body is None else Script.model_validate(body)
+        except (ValueError, ValidationError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        ctx.set_script(vendor, script)
+        return JSONResponse({"turns": 0 if script is None else len(script.turns)})
+
+    async def get_tool_results(request: Request) -> JSONResponse:
+        return JSONResponse(ctx.tool_results.list(request.query_params.get("vendor")))
+
     return [
         Route("/_emulator/behaviour/{vendor}", put_behaviour, methods=["PUT"]),
         Route("/_emulator/queue/{vendor}", post_queue, methods=["POST"]),
         Route("/_emulator/requests", get_requests, methods=["GET"]),
         Route("/_emulator/reset", post_reset, methods=["POST"]),
+        Route("/_emulator/script/{vendor}", put_script, methods=["PUT"]),
+        Route("/_emulator/tool_results", get_tool_results, methods=["GET"]),
     ]
+
+
+def _unserved_route(ctx: EmulatorContext) -> BaseRoute:
+    """Anything no vendor serves: recorded (outcome ``unserved``) and answered 404."""
+
+    async def unserved(request: Request) -> JSONResponse:
+        body = (await request.body()).decode("utf-8", errors="replace")[:2000] or None
+        record = ctx.recorder.open("unserved", request.method, request.url.path, body)
+        record.outcome = "unserved"
+        return JSONResponse({"error": f"the emulators do not serve {request.method} {request.url.path}"},
+                            status_code=404)
+
+    return Route("/{path:path}", unserved, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
 
 
 def _base_url_routes(ctx: EmulatorContext, served: tuple[str, ...]) -> list[BaseRoute]:
@@ -160,7 +218,8 @@ def create_app(ctx: EmulatorContext | None = None, served: tuple[str, ...] | Non
     routes = [*_control_routes(ctx), *_base_url_routes(ctx, served)]
     for vendor in served:
         module = importlib.import_module(known[vendor].module)
-        routes.append(Mount(f"/{vendor}", routes=module.routes(ctx)))
+        routes.append(Mount(f"/{vendor}", routes=[*module.routes(ctx), _unserved_route(ctx)]))
+    routes.append(_unserved_route(ctx))
     app = Starlette(routes=routes)
     app.state.emulator = ctx
     return app

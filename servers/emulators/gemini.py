@@ -17,6 +17,10 @@ Wire details copied from the live service:
   mid-stream error is the same object sent as one more ``data:`` line, then the stream ends.
 - A prompt the safety filter blocks is a 200 whose only chunk has ``promptFeedback.blockReason`` and no candidates.
 
+Scripted turns (script.py): a request that declares ``tools`` is answered by the vendor's script, if one is set:
+its text as a text part, then its tool call as a ``functionCall`` part (``name``, ``args``, ``id``) in the last
+chunk. Results come back as ``functionResponse`` parts. ``{model}:countTokens`` answers ``{"totalTokens": n}``.
+
 Behaviour mapping (see behaviour.py): ``stop_reason`` is the last chunk's ``finishReason`` (``"SAFETY"``,
 ``"MAX_TOKENS"``...); ``"prompt:SAFETY"`` (any ``BlockedReason`` after the colon) blocks the prompt instead.
 ``InjectedError.type`` picks the error body: ``API_KEY_INVALID``, ``context_length_exceeded`` (also
@@ -41,6 +45,7 @@ from .behaviour import Behaviour, InjectedError, split_tokens
 from .input_checks import gemini_problem
 from .recorder import RequestRecord
 from .schema_example import example_for_schema
+from .script import Turn, call_id
 from .streaming import Hang, Reset, StreamingBody, pace, sse_event
 
 __all__ = ["routes", "MODELS", "error_body"]
@@ -252,12 +257,41 @@ def _has_key(request: Request) -> bool:
     return bool(request.headers.get("x-goog-api-key") or request.query_params.get("key"))
 
 
+def _tool_results(body: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    """``(id, function name, response as JSON)`` for every ``functionResponse`` part of the conversation."""
+    out: list[tuple[str, str | None, str]] = []
+    for content in body.get("contents") or []:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            response = part.get("functionResponse") if isinstance(part, dict) else None
+            if isinstance(response, dict):
+                name = response.get("name")
+                cid = str(response.get("id") or f"{name}#{len(out)}")
+                out.append((cid, None if name is None else str(name),
+                            json.dumps(response.get("response"), ensure_ascii=False)))
+    return out
+
+
+async def _tool_sse(ctx: EmulatorContext, reply: _Reply, turn: Turn, record: RequestRecord) -> AsyncIterator[bytes]:
+    answered = 0
+    async for _thought, text in _paced_parts(ctx, reply, record):
+        answered += 1
+        yield sse_event(json.dumps(reply.chunk([{"text": text}]), ensure_ascii=False), line_end=LINE_END)
+    call = {"functionCall": {"id": call_id("call_"), "name": turn.tool, "args": turn.args}}
+    final = reply.chunk([call], finish=True, answered=answered + 1)
+    record.tokens_sent = answered + 1
+    yield sse_event(json.dumps(final, ensure_ascii=False), line_end=LINE_END)
+
+
 def routes(ctx: EmulatorContext) -> list[BaseRoute]:
     async def generate(request: Request) -> Response | StreamingBody:
         model, _, method = request.path_params["target"].partition(":")
         body = await _read_json(request)
         record = ctx.open_record(VENDOR, request, body)
         behaviour = ctx.behaviour_for(VENDOR)
+        if method == "countTokens" and body is not None and _has_key(request):
+            record.outcome, record.ended_at = "completed", time.time()
+            return JSONResponse({"totalTokens": max(1, len(json.dumps(body.get("contents", ""))) // 4)})
         if method not in ("streamGenerateContent", "generateContent"):
             return _error_response(InjectedError(status=404, message=f"Method not found: {method}"), model, record)
         if not _has_key(request):
@@ -270,7 +304,14 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
         if behaviour.error is not None and (behaviour.error_after_tokens is None or method == "generateContent"):
             await anyio.sleep(behaviour.first_token_delay_s(ctx.rng))
             return _error_response(behaviour.error, model, record)
+        turn = ctx.scripted_turn(VENDOR, record, _tool_results(body), bool(body.get("tools")))
+        if turn is not None:
+            behaviour = behaviour.model_copy(update={"reply": turn.say or "", "thinking": None})
         reply = _Reply(ctx, behaviour, body, model)
+        if turn is not None and turn.tool is not None and method == "streamGenerateContent":
+            tool_turn = turn
+            return StreamingBody(lambda: _tool_sse(ctx, reply, tool_turn, record), record,
+                                 split_utf8=behaviour.split_utf8)
         if method == "generateContent":
             return StreamingBody(lambda: _whole(ctx, reply, record), record,
                                  headers={"content-type": "application/json; charset=UTF-8"},

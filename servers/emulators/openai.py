@@ -28,6 +28,12 @@ Wire details copied from the live service:
   ``x-ratelimit-*`` headers, plus ``retry-after`` / ``retry-after-ms`` when the behaviour sets ``retry_after_s``.
   A 401 for a wrong key quotes the key masked, like the live service.
 
+Scripted turns (script.py): a request that declares ``tools`` is answered by the vendor's script, if one is set. On
+Responses, the text is a ``message`` item and the tool call a ``function_call`` item (``call_id``, ``name``,
+``arguments`` streamed as ``response.function_call_arguments.delta``); results come back as
+``function_call_output`` input items. On Chat, the call is ``delta.tool_calls`` pieces and ``finish_reason:
+"tool_calls"``; results come back as ``role: "tool"`` messages.
+
 Behaviour mapping (see behaviour.py): ``InjectedError.type`` picks the error body: ``invalid_api_key``,
 ``insufficient_quota``, ``rate_limit_exceeded``, ``context_length_exceeded`` (also ``prompt_too_long``,
 ``token_limit``), ``invalid_prompt`` (a usage-policy block), ``model_not_found``, ``server_error``; otherwise
@@ -55,6 +61,7 @@ from .behaviour import Behaviour, InjectedError, split_tokens
 from .input_checks import openai_problem
 from .recorder import RequestRecord
 from .schema_example import example_for_schema
+from .script import Turn, call_id, text_of
 from .streaming import Hang, Reset, StreamingBody, pace, sse_event
 
 __all__ = ["routes", "MODELS", "SNAPSHOTS", "error_body"]
@@ -501,6 +508,102 @@ async def _chat_whole(reply: _Reply, record: RequestRecord) -> AsyncIterator[byt
     yield json.dumps(whole, ensure_ascii=False, indent=2).encode()
 
 
+# -- scripted tool calls ----------------------------------------------------------------------------------------------
+
+def _tool_results(body: dict[str, Any], api: str) -> list[tuple[str, str | None, str]]:
+    """``(call_id, tool name, output)`` for every tool result of the conversation."""
+    names: dict[str, str] = {}
+    out: list[tuple[str, str | None, str]] = []
+    if api == "chat":
+        for message in body.get("messages") or []:
+            if not isinstance(message, dict):
+                continue
+            for call in message.get("tool_calls") or []:
+                names[str(call.get("id"))] = str((call.get("function") or {}).get("name"))
+            if message.get("role") == "tool":
+                cid = str(message.get("tool_call_id"))
+                out.append((cid, names.get(cid), text_of(message.get("content", ""))))
+        return out
+    items = body.get("input")
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind in ("function_call", "custom_tool_call"):
+            names[str(item.get("call_id"))] = str(item.get("name"))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            cid = str(item.get("call_id"))
+            out.append((cid, names.get(cid), text_of(item.get("output", ""))))
+    return out
+
+
+def _argument_pieces(turn: Turn) -> tuple[str, list[str]]:
+    arguments = json.dumps(turn.args, ensure_ascii=False)
+    return arguments, split_tokens(arguments, max(1, len(arguments) // 16))
+
+
+async def _responses_tool_sse(reply: _Reply, turn: Turn, record: RequestRecord) -> AsyncIterator[bytes]:
+    out = _ResponsesStream(reply)
+    yield out.event("response.created", response=out.response("in_progress", []))
+    yield out.event("response.in_progress", response=out.response("in_progress", []))
+    output: list[dict[str, Any]] = []
+    answered = 0
+    if reply.answer:
+        ids = {"item_id": out.message_id, "output_index": 0, "content_index": 0}
+        yield out.event("response.output_item.added", output_index=0, item=out.message_item("in_progress", None))
+        yield out.event("response.content_part.added", **ids, part=out.part(""))
+        parts = []
+        async for _thought, text in _paced(reply, record):
+            parts.append(text)
+            yield out.event("response.output_text.delta", **ids, delta=text, logprobs=[],
+                            obfuscation=reply.obfuscation())
+        text = "".join(parts)
+        answered = len(parts)
+        yield out.event("response.output_text.done", **ids, text=text, logprobs=[])
+        yield out.event("response.content_part.done", **ids, part=out.part(text))
+        item = out.message_item("completed", text)
+        output.append(item)
+        yield out.event("response.output_item.done", output_index=0, item=item)
+    index = len(output)
+    arguments, pieces = _argument_pieces(turn)
+    call = {"id": reply.ident("fc_"), "type": "function_call", "status": "in_progress", "arguments": "",
+            "call_id": call_id("call_"), "name": turn.tool}
+    yield out.event("response.output_item.added", output_index=index, item=call)
+    for piece in pieces:
+        yield out.event("response.function_call_arguments.delta", item_id=call["id"], output_index=index,
+                        delta=piece, obfuscation=reply.obfuscation())
+    yield out.event("response.function_call_arguments.done", item_id=call["id"], output_index=index,
+                    arguments=arguments)
+    done = {**call, "status": "completed", "arguments": arguments}
+    output.append(done)
+    yield out.event("response.output_item.done", output_index=index, item=done)
+    record.tokens_sent = answered + len(pieces)
+    yield out.event("response.completed", response=out.response("completed", output,
+                                                                 usage=out.usage(answered + len(pieces), 0)))
+
+
+async def _chat_tool_sse(reply: _Reply, turn: Turn, record: RequestRecord) -> AsyncIterator[bytes]:
+    out = _ChatStream(reply)
+    yield out.delta({"role": "assistant", "content": "", "refusal": None})
+    answered = 0
+    async for _thought, text in _paced(reply, record):
+        answered += 1
+        yield out.delta({"content": text})
+    _, pieces = _argument_pieces(turn)
+    yield out.delta({"tool_calls": [{"index": 0, "id": call_id("call_"), "type": "function",
+                                     "function": {"name": turn.tool, "arguments": ""}}]})
+    for piece in pieces:
+        yield out.delta({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+    record.tokens_sent = answered + len(pieces)
+    yield out.delta({}, finish="tool_calls")
+    if reply.include_usage:
+        yield out.chunk([], usage=out.usage(answered + len(pieces), 0))
+    yield sse_event("[DONE]")
+
+
+_TOOL_STREAMS = {"responses": _responses_tool_sse, "chat": _chat_tool_sse}
+
+
 # -- routes -----------------------------------------------------------------------------------------------------------
 
 _Streams = dict[bool, Callable[[_Reply, RequestRecord], AsyncIterator[bytes]]]
@@ -534,8 +637,15 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
             if behaviour.error is not None and (behaviour.error_after_tokens is None or not streaming):
                 await anyio.sleep(behaviour.first_token_delay_s(ctx.rng))
                 return _error_response(ctx, behaviour.error, record, model=model, key=key, api=api)
+            turn = ctx.scripted_turn(VENDOR, record, _tool_results(body, api), bool(body.get("tools")))
+            if turn is not None:
+                behaviour = behaviour.model_copy(update={"reply": turn.say or "", "thinking": None})
             reply = _Reply(ctx, behaviour, body, api)
             headers = _request_headers(ctx)
+            if turn is not None and turn.tool is not None and streaming:
+                tool_turn, tool_stream = turn, _TOOL_STREAMS[api]
+                return StreamingBody(lambda: tool_stream(reply, tool_turn, record), record, headers=headers,
+                                     split_utf8=behaviour.split_utf8)
             if not streaming:
                 return StreamingBody(lambda: streams[False](reply, record), record, split_utf8=behaviour.split_utf8,
                                      headers={**headers, "content-type": "application/json"})

@@ -21,7 +21,9 @@ def example_for_schema(schema: Any) -> Any:
             return example_for_schema(schema[key][0])
     kind = schema.get("type")
     if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
+        kind = next((k for k in kind if str(k).lower() != "null"), "null")
+    if isinstance(kind, str):
+        kind = kind.lower()  # Gemini's own schema dialect spells types upper-case (OBJECT, STRING)
     if kind == "object" or (kind is None and "properties" in schema):
         props = schema.get("properties", {})
         return {name: example_for_schema(props.get(name, {})) for name in schema.get("required", list(props))}

@@ -48,6 +48,17 @@ class EmulatorClient:
     def queue(self, vendor: str, *behaviours: dict[str, Any]) -> None:
         self._http.post(f"/_emulator/queue/{vendor}", json=list(behaviours)).raise_for_status()
 
+    def set_script(self, vendor: str, turns: list[dict[str, Any]] | None) -> None:
+        """Scripted agent turns for ``vendor`` (see script.py); None removes the script."""
+        body = None if turns is None else {"turns": turns}
+        self._http.put(f"/_emulator/script/{vendor}", json=body).raise_for_status()
+
+    def tool_results(self, vendor: str | None = None) -> list[dict[str, Any]]:
+        params = {"vendor": vendor} if vendor else None
+        response = self._http.get("/_emulator/tool_results", params=params)
+        response.raise_for_status()
+        return response.json()
+
     def requests(self, vendor: str | None = None, probes: bool = False) -> list[dict[str, Any]]:
         """The API calls the emulator saw; with ``probes``, also the requests of the base URLs themselves."""
         params = {**({"vendor": vendor} if vendor else {}), **({"probes": "1"} if probes else {})} or None
@@ -63,10 +74,15 @@ class EmulatorClient:
 
 
 class EmulatorServer(EmulatorClient):
-    """``with EmulatorServer() as emu: ...`` serves every registered vendor on a free loopback port in a thread."""
+    """``with EmulatorServer() as emu: ...`` serves every registered vendor on a free loopback port in a thread.
+
+    ``extra_sockets`` are listening sockets served as well, e.g. one bound on the same port inside a network
+    namespace, so programs confined there reach the same emulator at the same URL.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, seed: int | None = None,
-                 vendors: tuple[str, ...] | None = None, tls: bool = False) -> None:
+                 vendors: tuple[str, ...] | None = None, tls: bool = False,
+                 extra_sockets: list[socket.socket] | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.context = EmulatorContext(seed=seed)
@@ -77,7 +93,15 @@ class EmulatorServer(EmulatorClient):
                                 ssl_certfile=self.tls.cert_file if self.tls else None,
                                 ssl_keyfile=self.tls.key_file if self.tls else None)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="llmmixer-emulators", daemon=True)
+        sockets = None
+        if extra_sockets:
+            own = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            own.bind((host, self.port))
+            own.listen(128)
+            sockets = [own, *extra_sockets]
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": sockets},
+                                        name="llmmixer-emulators", daemon=True)
         scheme = "https" if self.tls else "http"
         super().__init__(f"{scheme}://{host}:{self.port}", verify=str(self.tls.ca_file) if self.tls else None)
 

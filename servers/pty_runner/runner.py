@@ -39,6 +39,7 @@ from .secrets import EnvPolicy
 from .keyboard import KEYS, TypedLine
 from .output import OutputBuffer
 from .run import ProcessGroups, RunResult, run_command, shell_argv
+from .screen import VirtualScreen
 from .sessions import AutoRespond, Session, SessionView, ShellContext
 from .waiting import Waiting
 
@@ -57,8 +58,8 @@ _PIPE_KEYS = {"enter": b"\n"}  # a shell reading a pipe ends lines with \n; the 
 class Limits:
     max_sessions: int = 8
     idle_timeout_s: float = 1800.0
-    output_limit: int = 1 << 20  # bytes kept per session / per run result
-    stream_limit: int = 1 << 20  # bytes of a run streamed as progress
+    output_limit: int = 8 << 20  # bytes kept per session / per run result (a coding agent's run is long)
+    stream_limit: int = 8 << 20  # bytes of a run streamed as progress
     read_limit: int = 256 * 1024  # bytes one read returns; the offset says where to continue
     max_command_bytes: int = 64 * 1024
     max_send_bytes: int = 64 * 1024
@@ -68,7 +69,7 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class _Segment:
-    kind: Literal["write", "signal", "eof"]
+    kind: Literal["write", "signal", "eof", "pause"]
     data: bytes = b""
     key: str = ""
 
@@ -224,8 +225,10 @@ class PtyRunner:
     async def start(self, command: str, *, cwd: str | None = None, cols: int = 120, rows: int = 40,
                     auto_respond: list[dict[str, Any]] | None = None, writable: tuple[str, ...] = (),
                     env: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None,
-                    approvals: tuple[str, ...] = ()) -> Session:
-        """Raises: InvalidInputError, UnavailableError (too many sessions, runner not running, no sandbox)."""
+                    approvals: tuple[str, ...] = (), screen: bool = False) -> Session:
+        """``screen``: keep a rendered virtual terminal for the session (screen.py; pty backend only).
+
+        Raises: InvalidInputError, UnavailableError (too many sessions, runner not running, no sandbox)."""
         self.check_command(command)
         if not (1 <= cols <= 1000 and 1 <= rows <= 1000):
             raise InvalidInputError("cols and rows must be between 1 and 1000")
@@ -254,7 +257,8 @@ class PtyRunner:
         stream = prepared.redactor.stream()
         session = Session(id=uuid.uuid4().hex[:12], command=command, cwd=path, child=child,
                           buffer=OutputBuffer(self.limits.output_limit), cols=cols, rows=rows,
-                          auto_respond=rules, quiet_s=self.limits.quiet_s, redact=(stream.feed, stream.flush))
+                          auto_respond=rules, quiet_s=self.limits.quiet_s, redact=(stream.feed, stream.flush),
+                          screen=VirtualScreen(cols, rows) if screen and child.backend == "pty" else None)
         self.sessions[session.id] = session
         self._prepared[session.id] = prepared
         if prepared.control is not None:
@@ -273,7 +277,10 @@ class PtyRunner:
             raise InvalidInputError(f"auto_respond rule needs {exc.args[0]!r}") from exc
         except re.error as exc:
             raise InvalidInputError(f"auto_respond pattern {item.get('pattern')!r} is not a regex: {exc}") from exc
-        return AutoRespond(pattern=pattern, send=send, once=bool(item.get("once", True)))
+        delay = float(item.get("delay_ms") or 0) / 1000
+        if not 0 <= delay <= 60:
+            raise InvalidInputError("auto_respond delay_ms must be between 0 and 60000")
+        return AutoRespond(pattern=pattern, send=send, once=bool(item.get("once", True)), delay_s=delay)
 
     async def _pump(self, session: Session) -> None:
         try:
@@ -325,8 +332,12 @@ class PtyRunner:
             await prepared.aclose()
 
     # -- input -----------------------------------------------------------------------------------------------
-    def plan_send(self, session: Session, text: str | None, keys: builtins.list[str] | None) -> SendPlan:
+    def plan_send(self, session: Session, text: str | None, keys: builtins.list[str] | None,
+                  keys_delay_s: float = 0.0) -> SendPlan:
         """What sending ``text`` then ``keys`` would write, and which typed lines it would end.
+
+        With ``keys_delay_s``, the keys go out that long after the text: a TUI reads text and Enter arriving
+        together as a paste and does not submit it.
 
         Raises: InvalidInputError (nothing to send, unknown key, too much, exited session).
         """
@@ -341,6 +352,8 @@ class PtyRunner:
                 raise InvalidInputError("text contains a NUL byte")
             segments.append(_Segment("write", text.encode()))
             typed += text
+            if keys and keys_delay_s > 0:
+                segments.append(_Segment("pause", key=str(keys_delay_s)))
         for name in keys or ():
             key = name.strip().lower()
             if key not in KEYS:
@@ -369,7 +382,9 @@ class PtyRunner:
         session.typed.feed(plan.typed)
         try:
             for segment in plan.segments:
-                if segment.kind == "signal":
+                if segment.kind == "pause":
+                    await anyio.sleep(float(segment.key))
+                elif segment.kind == "signal":
                     session.held = b""
                     session.child.send_key_signal(segment.key)
                 elif segment.kind == "eof":
@@ -387,6 +402,8 @@ class PtyRunner:
         finally:
             session.last_input_at = time.monotonic()
             session.output_since_input = False
+            if session.screen is not None:
+                session.screen.mark()
 
     async def refuse_send(self, session: Session) -> None:
         """Throw away the refused line: what was held back, and what a terminal's line editor already has."""
@@ -413,7 +430,7 @@ class PtyRunner:
         return await anyio.to_thread.run_sync(session.detect_waiting)
 
     async def read(self, session: Session, *, since: int | None = None, wait_s: float = 0.0,
-                   plain: bool = False) -> SessionView:
+                   plain: bool = False, screen: bool = False) -> SessionView:
         """Output after ``since`` (default: where the last read ended), waiting up to ``wait_s`` for some."""
         self.check_timeout(wait_s, "wait_s")
         if since is not None and since < 0:
@@ -423,10 +440,10 @@ class PtyRunner:
             while session.buffer.end <= offset and not session.exited:
                 await session.changed().wait()
         return session.view(since=since, limit=self.limits.read_limit, plain=plain,
-                            waiting=await self.detect(session))
+                            waiting=await self.detect(session), screen=screen)
 
     async def wait(self, session: Session, *, until: Literal["input", "exit"], timeout_s: float,
-                   plain: bool = False) -> SessionView:
+                   plain: bool = False, screen: bool = False) -> SessionView:
         """Until the child waits for input (or exits), or ``timeout_s``; returns the output since the last read."""
         self.check_timeout(timeout_s)
         waiting = Waiting(False)
@@ -447,7 +464,7 @@ class PtyRunner:
         if session.exited:
             waiting = Waiting(False)
         return session.view(since=None, limit=self.limits.read_limit, plain=plain, waiting=waiting,
-                            timed_out=not reached)
+                            timed_out=not reached, screen=screen)
 
     # -- control ---------------------------------------------------------------------------------------------
     def resize(self, session: Session, cols: int, rows: int) -> None:
@@ -456,6 +473,8 @@ class PtyRunner:
         if not session.exited:
             with contextlib.suppress(OSError):
                 session.child.resize(cols, rows)
+        if session.screen is not None:
+            session.screen.resize(cols, rows)
         session.cols, session.rows = cols, rows
 
     async def kill(self, session: Session, sig: str = "TERM", grace_s: float = 2.0) -> Session:

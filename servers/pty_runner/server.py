@@ -87,6 +87,7 @@ class SessionOutput(BaseModel):
                                                      "exit)")
     timed_out: bool = False
     plain: str | None = None
+    screen: str | None = Field(default=None, description="the rendered terminal screen, when screen=true")
 
 
 class ResizeOutput(BaseModel):
@@ -123,6 +124,7 @@ class AutoRespondRule(BaseModel):
     pattern: str = Field(description="regex searched in the recent plain-text output")
     send: str = Field(description="text to type when it matches (include \\r or \\n to press enter)")
     once: bool = True
+    delay_ms: int = Field(default=0, ge=0, le=60_000, description="wait this long before typing the answer")
 
 
 # -- the policy gate ---------------------------------------------------------------------------------------------
@@ -215,6 +217,8 @@ INSTRUCTIONS = (
 WRITABLE = Field(default=None, description="more absolute directories it may write (created), e.g. a fresh HOME")
 ENV = Field(default=None, description="variables to set")
 SECRETS = Field(default=None, description="variables to set whose values are redacted from all output")
+SCREEN = Field(default=False, description="keep a rendered terminal screen (TUIs): read/wait screen=true, "
+                                          "auto_respond on it, no input wait before it shows anything")
 
 
 def _sandbox_note(runner: PtyRunner) -> str:
@@ -319,6 +323,7 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         writable: Annotated[list[str] | None, WRITABLE] = None,
         env: Annotated[dict[str, str] | None, ENV] = None,
         secrets: Annotated[dict[str, str] | None, SECRETS] = None,
+        screen: Annotated[bool, SCREEN] = False,
     ) -> Annotated[CallToolResult, StartOutput]:
         try:
             verdict = gate.run_verdict(command, cwd, None)
@@ -328,7 +333,7 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             session = await runner.start(command, cwd=cwd, cols=cols, rows=rows,
                                          auto_respond=[rule.model_dump() for rule in auto_respond or ()],
                                          writable=tuple(writable or ()), env=env, secrets=secrets,
-                                         approvals=approved(approval, verdict))
+                                         approvals=approved(approval, verdict), screen=screen)
         except LLMMixerError as error:
             return error_result(_redacted(runner, error))
         return ok_result({"session_id": session.id, "pid": session.child.pid, "backend": session.backend,
@@ -343,10 +348,13 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         approval: Annotated[ElicitationResult[Approval], Resolve(gate.for_send)],
         text: str | None = None,
         keys: list[str] | None = None,
+        keys_delay_ms: int = 100,
     ) -> Annotated[CallToolResult, SendOutput]:
         try:
             session = runner.get(session_id)
-            plan = runner.plan_send(session, text, keys)
+            if not 0 <= keys_delay_ms <= 10_000:
+                raise InvalidInputError("keys_delay_ms must be between 0 and 10000")
+            plan = runner.plan_send(session, text, keys, keys_delay_ms / 1000)
             context = await runner.shell_context(session)
             verdict = await gate.send_verdict(session_id, text, keys)
             refusal = _refusal(approval, verdict)
@@ -367,9 +375,10 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         since: int | None = None,
         wait_s: float = 0.0,
         plain: bool = False,
+        screen: bool = False,
     ) -> Annotated[CallToolResult, SessionOutput]:
         try:
-            view = await runner.read(runner.get(session_id), since=since, wait_s=wait_s, plain=plain)
+            view = await runner.read(runner.get(session_id), since=since, wait_s=wait_s, plain=plain, screen=screen)
         except LLMMixerError as error:
             return error_result(error)
         return ok_result(view.to_dict())
@@ -379,11 +388,13 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
     async def wait(
         session_id: str,
         until: Literal["input", "exit"] = "input",
-        timeout_s: float = 30.0,
+        timeout_s: float = 300.0,
         plain: bool = False,
+        screen: bool = False,
     ) -> Annotated[CallToolResult, SessionOutput]:
         try:
-            view = await runner.wait(runner.get(session_id), until=until, timeout_s=timeout_s, plain=plain)
+            view = await runner.wait(runner.get(session_id), until=until, timeout_s=timeout_s, plain=plain,
+                                     screen=screen)
         except LLMMixerError as error:
             return error_result(error)
         return ok_result(view.to_dict())

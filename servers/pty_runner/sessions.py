@@ -22,6 +22,7 @@ from ..core.events import Event
 from .backend import BackendName, ChildProcess
 from .keyboard import LineTracker
 from .output import OutputBuffer, decode, plain_text
+from .screen import VirtualScreen
 from .shell_commands import SHELLS
 from .waiting import Waiting, decide, kernel_state, process_state, scan_processes
 
@@ -31,6 +32,7 @@ log = logging.getLogger("llmmixer.pty.sessions")
 
 AUTO_RESPOND_WINDOW = 4096  # bytes of recent output an auto_respond pattern is matched against
 SETTLE_S = 0.1  # the kernel layer decides only after this long without input or output
+BLANK_QUIET_S = 30.0  # with nothing drawn since the start or the last input, waiting needs this much silence
 ShellContext = Literal["shell", "program", "none"]
 
 
@@ -40,6 +42,7 @@ class AutoRespond:
     send: str
     once: bool = True
     fired: int = 0
+    delay_s: float = 0.0  # wait this long before typing the answer (a TUI may draw before it takes keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class SessionView:
     events: list[dict[str, Any]]
     plain: str | None = None
     timed_out: bool = False
+    screen: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = {"session_id": self.session_id, "output": self.output, "offset": self.offset,
@@ -65,6 +69,8 @@ class SessionView:
                 "events": self.events, "timed_out": self.timed_out}
         if self.plain is not None:
             body["plain"] = self.plain
+        if self.screen is not None:
+            body["screen"] = self.screen
         return body
 
 
@@ -91,6 +97,7 @@ class Session:
     events: list[Event] = field(default_factory=list)
     events_reported: int = 0
     redact: tuple[Callable[[bytes], bytes], Callable[[], bytes]] | None = None  # (feed, flush) for secrets
+    screen: VirtualScreen | None = None  # pty sessions: the rendered terminal (screen.py)
     _changed: anyio.Event = field(default_factory=anyio.Event)
     _scan_from: int = 0
 
@@ -127,6 +134,9 @@ class Session:
                 if self.redact is not None:
                     chunk = self.redact[0](chunk)
                 self.buffer.append(chunk)
+                if self.screen is not None and (answers := self.screen.feed(chunk)):
+                    with contextlib.suppress(OSError):
+                        await self.child.write(answers)  # what a terminal answers to the program's queries
                 self.last_output_at = time.monotonic()
                 self.output_since_input = True
                 if self.auto_respond:
@@ -144,8 +154,12 @@ class Session:
             self._notify()
 
     async def _auto_respond(self) -> None:
-        begin = max(self._scan_from, self.buffer.end - AUTO_RESPOND_WINDOW)
-        text = plain_text(decode(self.buffer.since(begin, final=True).data))
+        if self.screen is not None:
+            # Match what is shown; after an answer, only once the screen has changed again.
+            text = self.screen.text() if self.screen.changed_since_mark else ""
+        else:
+            begin = max(self._scan_from, self.buffer.end - AUTO_RESPOND_WINDOW)
+            text = plain_text(decode(self.buffer.since(begin, final=True).data))
         for rule in self.auto_respond:
             if rule.once and rule.fired:
                 continue
@@ -159,10 +173,14 @@ class Session:
                                data={"session_id": self.id, "layer": "auto_respond",
                                      "pattern": rule.pattern.pattern, "prompt": match.group(0)[-200:],
                                      "answered_bytes": len(rule.send.encode()), "offset": self.buffer.end}))
+            if rule.delay_s:
+                await anyio.sleep(rule.delay_s)
             with contextlib.suppress(OSError):
                 await self.child.write(rule.send.encode())
                 self.last_input_at = time.monotonic()
                 self.output_since_input = False
+                if self.screen is not None:
+                    self.screen.mark()
             return
 
     # -- input-wait detection --------------------------------------------------------------------------------
@@ -174,6 +192,10 @@ class Session:
         quiet_for = now - max(self.last_output_at, self.last_input_at)
         kernel = kernel_state(self.child.own_processes(scan_processes()), self.child.foreground_pgid(),
                               self.child.terminal)
+        if self.screen is not None and not self.screen.changed_since_mark and quiet_for < BLANK_QUIET_S:
+            # Nothing drawn since the start or the last input: a TUI starting up reads the terminal (its own
+            # queries' answers, its key reader thread) and goes quiet long before it shows a prompt.
+            return Waiting(False, "kernel" if kernel == "busy" else None)
         if kernel is not None and quiet_for < SETTLE_S:
             # Just after input the reader may not have woken yet; just after output, more of it may still be in
             # the terminal's flip buffer (the kernel moves it to the reader asynchronously).
@@ -207,7 +229,7 @@ class Session:
 
     # -- views -----------------------------------------------------------------------------------------------
     def view(self, *, since: int | None, limit: int, plain: bool, waiting: Waiting,
-             timed_out: bool = False) -> SessionView:
+             timed_out: bool = False, screen: bool = False) -> SessionView:
         offset = self.cursor if since is None else since
         piece = self.buffer.since(offset, final=self.exited, limit=limit)
         self.cursor = max(self.cursor, piece.end) if since is None else piece.end
@@ -217,7 +239,9 @@ class Session:
         return SessionView(session_id=self.id, output=text, offset=piece.end, dropped=piece.dropped,
                            waiting_for_input=waiting.waiting, waiting_layer=waiting.layer, exited=self.exited,
                            exit_code=self.exit_code, events=new_events, plain=plain_text(text) if plain else None,
-                           timed_out=timed_out)
+                           timed_out=timed_out,
+                           screen=(self.screen.text() if self.screen is not None else plain_text(
+                               self.buffer.tail_text(8192))) if screen else None)
 
     def describe(self) -> dict[str, Any]:
         return {"session_id": self.id, "command": self.command, "pid": self.child.pid, "backend": self.backend,

@@ -1,9 +1,10 @@
 """Is a session's child waiting for input? Three layers, each reporting itself as the one that decided.
 
 1. ``kernel`` (Linux): the processes of the terminal's foreground process group (the child's own group on pipes),
-   read from ``/proc``. A process blocked in ``read`` on the session's terminal, or in ``select``/``poll`` on a set
-   that includes it, is waiting; one running, sleeping on a timer or blocked on anything else is busy. Blocked in
-   ``epoll`` (whose fd set lives in the kernel) is undecided and falls through.
+   read from ``/proc``, every thread of each: a thread blocked in ``read`` on the session's terminal, or in
+   ``select``/``poll`` on a set that includes it, makes its process wait (Codex's main thread sits in ``futex``
+   while another thread reads the terminal); a running thread makes it busy; threads blocked in ``epoll`` (whose fd
+   set lives in the kernel) leave it undecided, and it falls through; blocked on anything else, it is busy.
 2. ``quiescence``: no output and no input for ``quiet_s``.
 3. ``prompt``: the last line of output looks like a prompt (``[y/N]``, ``Password:``, ``? ``, ``> ``).
 
@@ -159,18 +160,36 @@ def _unread_bytes(pid: int, fd: int) -> int:
 
 def _reading(pid: int, fds: Iterable[int], terminal: str) -> KernelState:
     """Blocked on ``fds``: reading the terminal unless none of them is it, or input is queued it has not taken."""
-    mine = [fd for fd in fds if _fd_target(pid, fd) == terminal]
+    # /dev/tty is the controlling terminal, which for a session's processes is the session's own (crossterm opens it).
+    mine = [fd for fd in fds if _fd_target(pid, fd) in (terminal, "/dev/tty")]
     if not mine:
         return "busy"
     return "busy" if any(_unread_bytes(pid, fd) for fd in mine) else "reading"
 
 
 def process_state(process: ProcessInfo, terminal: str) -> KernelState | Literal["child"]:
-    """What one process of the foreground group is doing with respect to ``terminal``."""
-    if process.state in ("R", "T", "t", "D"):
+    """What one process of the foreground group is doing with respect to ``terminal``, judged over its threads."""
+    if process.state in ("T", "t"):
         return "busy"
-    pid = process.pid
-    syscall = (_read(f"/proc/{pid}/syscall") or "").split()
+    try:
+        threads = [int(tid) for tid in os.listdir(f"/proc/{process.pid}/task") if tid.isdigit()]
+    except OSError:
+        threads = [process.pid]
+    states = {_thread_state(process.pid, tid, terminal) for tid in threads or [process.pid]}
+    for verdict in ("reading", "running", "polling", "child"):
+        if verdict in states:
+            return "busy" if verdict == "running" else verdict  # type: ignore[return-value]
+    return "busy"
+
+
+def _thread_state(pid: int, tid: int, terminal: str) -> KernelState | Literal["child", "running"]:
+    """One thread: ``running`` (on a CPU or in uninterruptible sleep), or what it is blocked in."""
+    base = f"/proc/{pid}/task/{tid}"
+    stat = _read(f"{base}/stat") or ""
+    state = stat.rpartition(")")[2].split()[:1]
+    if not state or state[0] in ("R", "D"):
+        return "running" if state else "busy"
+    syscall = (_read(f"{base}/syscall") or "").split()
     if _SYSCALL_TABLE is not None and syscall and syscall[0].lstrip("-").isdigit() and len(syscall) >= 3:
         number = int(syscall[0])
         args = [int(a, 16) for a in syscall[1:7]]
@@ -190,7 +209,7 @@ def process_state(process: ProcessInfo, terminal: str) -> KernelState | Literal[
         if fds is None:
             return "polling"  # the fd set is not readable here: undecided
         return _reading(pid, fds, terminal)
-    wchan = _read(f"/proc/{pid}/wchan") or ""
+    wchan = _read(f"{base}/wchan") or ""
     if wchan.startswith(_WAIT_WCHAN):
         return "child"
     if wchan.startswith(_TTY_READ_WCHAN):

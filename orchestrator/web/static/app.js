@@ -89,7 +89,7 @@
         run.kind = d.kind || (d.command ? "command" : "ask");
         run.mode = d.mode || run.mode;
         run.prompt = d.prompt || d.command || run.prompt;
-        for (const m of d.models || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
+        for (const m of d.models || d.agents || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
         changed.full = true;
         break;
       case "leg.queued": {
@@ -192,6 +192,11 @@
         scheduleHistory();
         break;
       default:
+        if (ev.type.startsWith("agent.") && window.LLMMixerAgents) {
+          const leg = legFor(run, ev.source);
+          window.LLMMixerAgents.apply(run, leg, ev);
+          changed.source = leg.source;
+        }
         break;
     }
     return changed;
@@ -204,8 +209,8 @@
     if (result.mode) run.mode = result.mode;
     if (result.winner) run.winner = result.winner;
     for (const l of result.legs || []) {
-      if (!l || !l.source) continue;
-      const leg = legFor(run, l.source);
+      if (!l || !(l.source || l.agent)) continue;
+      const leg = legFor(run, l.source || l.agent);
       if (l.status) leg.status = l.status;
       if (l.role) leg.role = l.role;
       if (l.server) leg.server = l.server;
@@ -268,6 +273,7 @@
     }
     pre.dataset.len = String(leg.text.length);
     pre.scrollTop = pre.scrollHeight;
+    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg);
     const err = col.querySelector(".error");
     if (leg.error) {
       err.hidden = false;
@@ -535,7 +541,7 @@
       const title = document.createElement("span");
       title.className = "title";
       const known = state.runs.get(id);
-      title.textContent = item.prompt || item.command || (known && known.prompt) || id;
+      title.textContent = item.prompt || item.command || item.task || (known && known.prompt) || id;
       const meta = document.createElement("span");
       meta.className = "meta";
       const bits = [item.kind === "command" ? "terminal" : item.mode, item.status, item.winner && `won by ${item.winner}`];
@@ -657,6 +663,27 @@
     }
   }
 
+  async function startAgents(event) {
+    event.preventDefault();
+    const task = $("#agent-task").value.trim();
+    const check = $("#agent-check").value.trim();
+    if (!task || !check) return;
+    const body = { task, check, mode: $("#agent-all").checked ? "all" : "race" };
+    const agents = $("#agent-names").value.trim();
+    if (agents) body.agents = agents;
+    notice("");
+    try {
+      const { run_id: runId } = await api("POST", "/api/agents", body);
+      const run = runFor(runId);
+      run.kind = "agent";
+      run.prompt = task;
+      show(runId);
+      scheduleHistory();
+    } catch (e) {
+      notice(`${e.kind || "error"}: ${e.message}`, "error");
+    }
+  }
+
   async function cancelCurrent() {
     if (!state.current) return;
     try {
@@ -673,6 +700,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("#ask-form").addEventListener("submit", startAsk);
     $("#command-form").addEventListener("submit", startCommand);
+    $("#agent-form").addEventListener("submit", startAgents);
     $("#cancel").addEventListener("click", cancelCurrent);
     loadMeta().then(() => { connect(); loadModels(); });
     loadHistory();

@@ -1,0 +1,186 @@
+"""``llmmixer agent``: several coding agents on one task, each in its own worktree; ``--check`` decides who won.
+
+- ``race``: every agent starts; when one finishes, ``--check`` runs in its worktree; the first whose check passes
+  wins and every other leg is stopped at once (its ``run`` call is cancelled, which makes the runner kill the whole
+  sandbox; then any process still carrying the leg's marker is killed, TERM then KILL) and its worktree removed.
+- ``all``: every agent runs to its end and every check runs; the first to pass is the winner.
+
+The result holds the winner's ``git diff``, and for every leg its status, duration, usage and cost (from the CLI's
+own JSON), check exit code and output tail. ``apply`` applies the winner's diff to the user's tree.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ...servers.core.errors import InvalidInputError, LLMMixerError
+from ..modes import AGENT_MODES
+from ..pool import ServerPool
+from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, leg_environment, prepare_home, secrets_for,
+                     shell_command)
+from .leg import AgentLeg, Emit, missing_key, run_check, run_cli
+from .processes import stop_leg_processes
+from .spec import AgentSpec, find_command
+from .worktree import add_worktree, apply_diff, git_admin_dir, remove_worktree, repo_root, worktree_diff
+
+__all__ = ["AGENT_MODES", "AgentRequest", "AgentRun", "run_agents", "plan_agents", "DEFAULT_CHECK_TIMEOUT_S"]
+
+DEFAULT_CHECK_TIMEOUT_S = 300.0
+
+
+@dataclass
+class AgentRequest:
+    task: str
+    agents: list[str]
+    check: str
+    mode: str = "race"
+    timeout_s: float | None = None  # overrides each agent's own timeout
+    apply: bool = False
+    cwd: str = "."
+    check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S
+
+
+@dataclass
+class AgentRun:
+    request: AgentRequest
+    repo: Path
+    legs: list[AgentLeg]
+    run_dir: Path
+    winner: AgentLeg | None = None
+    applied: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+    ended_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.winner is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        costs = [leg.report.cost_usd for leg in self.legs if leg.report.cost_usd is not None]
+        return {"mode": self.request.mode, "task": self.request.task, "check": self.request.check,
+                "repo": str(self.repo), "winner": self.winner.name if self.winner else None,
+                "diff": self.winner.diff if self.winner else None, "applied": self.applied,
+                "legs": [leg.to_dict() for leg in self.legs],
+                "total_cost_usd": round(sum(costs), 10) if costs else None,
+                "duration_ms": round(((self.ended_at or time.monotonic()) - self.started_at) * 1000, 1)}
+
+
+def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str) -> AgentRun:
+    """Check the request before anything starts.
+
+    Raises:
+        InvalidInputError: empty task or check, unknown mode or agent, not in a git repository.
+        NotFoundError: an agent's CLI is not installed (the message names its npm package).
+    """
+    if not request.task.strip():
+        raise InvalidInputError("the task is empty: say what the agents should do")
+    if not request.check.strip():
+        raise InvalidInputError("--check is empty: give the command that decides whether an agent succeeded")
+    if request.mode not in AGENT_MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(AGENT_MODES)}; got {request.mode!r}")
+    if not request.agents:
+        raise InvalidInputError(f"no agents: choose from {', '.join(specs)}")
+    unknown = [name for name in request.agents if name not in specs]
+    if unknown:
+        raise InvalidInputError(f"unknown agent(s) {', '.join(unknown)}; configured: {', '.join(specs)}")
+    if len(set(request.agents)) != len(request.agents):
+        raise InvalidInputError("an agent is named twice in --agents")
+    if request.timeout_s is not None and not request.timeout_s > 0:
+        raise InvalidInputError("--timeout must be a positive number of seconds")
+    for name in request.agents:
+        find_command(specs[name])
+    repo = repo_root(request.cwd)
+    run_dir = agents_dir() / run_id
+    legs = [AgentLeg(spec=specs[name], adapter=specs[name].adapter(),
+                     layout=LegLayout(root=run_dir / name, leg_id=f"{run_id}-{name}-{uuid.uuid4().hex[:6]}"))
+            for name in request.agents]
+    return AgentRun(request=request, repo=repo, legs=legs, run_dir=run_dir)
+
+
+async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
+    """Run every leg as the mode says; the run's winner, legs and (with ``apply``) the applied diff."""
+    request = run.request
+    decided = anyio.Event()
+
+    async def one(leg: AgentLeg) -> None:
+        spec, adapter = leg.spec, leg.adapter
+        secrets = secrets_for(adapter)
+        redact = Redactor(secrets)
+        leg.started_at = time.monotonic()
+        leg.status = "running"
+        emit("leg.started", leg.name, {"agent": leg.name, "cli": spec.cli, "model": spec.model})
+        try:
+            with leg.scope:
+                if not secrets:
+                    raise missing_key(adapter)
+                binary = find_command(spec)
+                await add_worktree(run.repo, leg.layout.work)
+                base_url = endpoint_for(adapter, spec)
+                prepare_home(adapter, spec, leg.layout, base_url=base_url)
+                command = shell_command(adapter, spec, leg.layout, binary=binary, task=request.task)
+                env = leg_environment(adapter, spec, leg.layout, base_url=base_url, binary=binary)
+                # The worktree's git admin dir (index, HEAD) so the agent's own git commands work; nothing else.
+                writable = [str(await git_admin_dir(leg.layout.work))]
+                await run_cli(leg, pool, command, request.timeout_s or spec.timeout_s, emit, redact, env=env,
+                              secrets=secrets, writable=writable)
+                emit("agent.exit", leg.name, {"exit_code": leg.exit_code, "timed_out": leg.timed_out,
+                                              "error": leg.report.error})
+                leg.check = await run_check(leg, pool, request.check, request.check_timeout_s, emit, redact)
+                if leg.passed:
+                    leg.diff = await worktree_diff(leg.layout.work)
+                if leg.passed and run.winner is None:
+                    run.winner = leg
+                    leg.status = "won"
+                    emit("race.won", leg.name, {"agent": leg.name, "mode": request.mode})
+                    if request.mode == "race":
+                        decided_at = time.monotonic()
+                        for other in run.legs:
+                            if other is not leg and other.status == "running":
+                                other.status = "cancelled"
+                                other.stop_requested_at = decided_at
+                                other.scope.cancel()
+                        decided.set()
+                else:
+                    leg.status = "done" if leg.passed else "failed"
+            if leg.scope.cancelled_caught or leg.status == "cancelled":
+                leg.status = "cancelled"
+        except LLMMixerError as error:
+            leg.status = "error"
+            leg.error = error.to_dict()["error"]
+            emit("leg.error", leg.name, {"agent": leg.name, "error": leg.error})
+        finally:
+            with anyio.CancelScope(shield=True):
+                await stop_leg_processes(leg.layout.leg_id)
+                if leg.status == "cancelled" and leg.stop_requested_at is not None:
+                    leg.stopped_ms = round((time.monotonic() - leg.stop_requested_at) * 1000, 1)
+                leg.ended_at = time.monotonic()
+                await remove_worktree(run.repo, leg.layout.work)
+                _remove_tree(leg.layout.root)
+        if leg.status == "cancelled":
+            emit("leg.cancelled", leg.name, {"agent": leg.name, "stopped_ms": leg.stopped_ms})
+        elif leg.status != "error":
+            emit("leg.done", leg.name, {k: v for k, v in leg.to_dict().items() if k != "diff"})
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for leg in run.legs:
+                tg.start_soon(one, leg)
+    finally:
+        run.ended_at = time.monotonic()
+        _remove_tree(run.run_dir)
+    if request.apply and run.winner is not None and run.winner.diff:
+        await apply_diff(run.repo, run.winner.diff)
+        run.applied = True
+    return run
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

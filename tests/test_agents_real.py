@@ -1,0 +1,157 @@
+"""``llmmixer agent`` with the real Claude Code, Codex and Gemini CLI on the emulators, inside a network namespace
+that has only loopback (any attempt to reach elsewhere is recorded and fails the test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from llmmixer.orchestrator.agents.launch import LEG_MARKER
+from tests.agent_support import LLMMIXER, VENDOR_OF, AgentWorld, agent_world, make_repo, needs_clis, shell_turns
+
+__all__ = ["agent_world"]
+
+pytestmark = [needs_clis, pytest.mark.timeout(900)]
+
+TASK_COMMAND = "echo created > created.txt && sed -i s/old/new/ edit.txt && echo ok-from-tool"
+CHECK = "test -f created.txt && grep -qx new edit.txt"
+
+
+def _leg_processes() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if any(key == LEG_MARKER for key in process.environ()):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _worktrees(repo: Path) -> list[str]:
+    listing = subprocess.run(["git", "-C", str(repo), "worktree", "list", "--porcelain"], capture_output=True,
+                             text=True, check=True).stdout
+    return [line.split(" ", 1)[1] for line in listing.splitlines() if line.startswith("worktree ")]
+
+
+def _run(world: AgentWorld, repo: Path, *args: str) -> dict:
+    done = world.llmmixer("agent", "Create created.txt and change old to new in edit.txt.", "--check", CHECK,
+                          "--json", *args, cwd=repo)
+    assert done.stdout.strip(), done.stderr
+    return json.loads(done.stdout)
+
+
+def test_each_cli_does_a_scripted_task(agent_world: AgentWorld, tmp_path: Path) -> None:
+    world = agent_world
+    world.reset()
+    for agent, vendor in VENDOR_OF.items():
+        world.emulator.set_script(vendor, shell_turns(agent, TASK_COMMAND, say=f"{agent} finished."))
+    repo = make_repo(tmp_path / "repo")
+    result = _run(world, repo, "--mode", "all")
+    legs = {leg["agent"]: leg for leg in result["legs"]}
+    assert set(legs) == set(VENDOR_OF)
+    for agent, leg in legs.items():
+        assert leg["status"] in ("won", "done"), (agent, leg)
+        assert leg["exit_code"] == 0 and leg["check"]["exit_code"] == 0
+        assert leg["usage"]["input_tokens"] > 0 and leg["usage"]["output_tokens"] > 0
+        assert f"{agent} finished." in leg["text"]
+        assert "created.txt" in leg["diff"] and "+new" in leg["diff"]
+    assert legs["claude-code"]["cost_usd"] > 0  # Claude Code prices its own run
+    assert result["winner"] in VENDOR_OF and "+created" in result["diff"]
+    # Every CLI really ran the tool and sent its output back to its model.
+    for agent, vendor in VENDOR_OF.items():
+        outputs = [r["output"] for r in world.emulator.tool_results(vendor)]
+        assert any("ok-from-tool" in output for output in outputs), (agent, outputs)
+    # The user's tree is untouched, every worktree is gone, and nothing left loopback.
+    assert (repo / "edit.txt").read_text() == "old\n" and not (repo / "created.txt").exists()
+    assert _worktrees(repo) == [str(repo)]
+    world.assert_stayed_home()
+    assert "sk-" not in json.dumps(result)
+
+
+def test_race_the_passing_agent_wins_and_the_loser_is_killed(agent_world: AgentWorld, tmp_path: Path) -> None:
+    world = agent_world
+    world.reset()
+    world.emulator.set_script("anthropic", shell_turns("claude-code", "echo wrong > edit.txt"))  # check fails
+    world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND))  # check passes
+    # Still busy in its tool (a child process of its shell) when the race is decided.
+    world.emulator.set_script("gemini", shell_turns("gemini-cli", "sleep 600; " + TASK_COMMAND))
+    repo = make_repo(tmp_path / "repo")
+    result = _run(world, repo, "--apply")
+    legs = {leg["agent"]: leg for leg in result["legs"]}
+    assert result["winner"] == "codex" and legs["codex"]["status"] == "won"
+    assert legs["gemini-cli"]["status"] == "cancelled" and legs["gemini-cli"]["stopped_ms"] is not None
+    assert legs["claude-code"]["status"] in ("failed", "cancelled")
+    if legs["claude-code"]["status"] == "failed":
+        assert legs["claude-code"]["check"]["exit_code"] != 0
+    assert _leg_processes() == []
+    assert not any(world.legs_dir.iterdir()) if world.legs_dir.exists() else True
+    assert _worktrees(repo) == [str(repo)]
+    # --apply: the winner's diff is now in the user's tree.
+    assert result["applied"] is True
+    assert (repo / "edit.txt").read_text() == "new\n" and (repo / "created.txt").read_text() == "created\n"
+    world.assert_stayed_home()
+
+
+def test_a_missing_cli_names_its_npm_package(agent_world: AgentWorld, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    config = tmp_path / "llmmixer.json"
+    config.write_text(json.dumps({"agents": {"codex": {"command": "codex-not-installed"}}}))
+    done = agent_world.llmmixer("agent", "x", "--check", "true", "--agents", "codex", "--config", str(config),
+                                cwd=repo, timeout=120)
+    assert done.returncode == 1
+    assert "npm install -g @openai/codex" in done.stderr
+
+
+@pytest.mark.anyio
+async def test_the_mcp_agent_tool_runs_as_a_job(agent_world: AgentWorld, tmp_path: Path) -> None:
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    world = agent_world
+    world.reset()
+    world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND))
+    world.emulator.set_script("anthropic", shell_turns("claude-code", TASK_COMMAND))
+    repo = make_repo(tmp_path / "repo")
+    params = StdioServerParameters(command=world.ns.exec_prefix[0], args=[*world.ns.exec_prefix[1:], LLMMIXER, "mcp"],
+                                   env=world.env(), cwd=str(repo))
+    with anyio.fail_after(600):
+        async with Client(params) as client:
+            first = await client.call_tool("agent", {"task": "Create created.txt", "check": CHECK,
+                                                     "agents": ["codex", "claude-code"], "cwd": str(repo),
+                                                     "wait_s": 0})
+            started = first.structured_content
+            assert not first.is_error, started
+            assert started["status"] == "running" and started["kind"] == "agent"
+            final = started
+            while final["status"] == "running":
+                final = (await client.call_tool("job", {"job_id": started["job_id"], "wait_s": 30})
+                         ).structured_content
+    assert final["status"] == "done", final
+    assert final["winner"] in ("codex", "claude-code") and "created.txt" in final["diff"]
+    assert {leg["agent"] for leg in final["legs"]} == {"codex", "claude-code"}
+    assert (repo / "edit.txt").read_text() == "old\n"  # no apply: the user's tree is untouched
+    world.assert_stayed_home()
+
+
+def test_demo_agents_races_the_installed_clis_without_a_key(agent_world: AgentWorld, tmp_path: Path) -> None:
+    world = agent_world
+    world.reset()
+    env = {k: v for k, v in world.env().items() if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL")}
+    done = subprocess.run(world.command(LLMMIXER, "demo", "agents", "--json"), cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["winner"] == "codex" and "+print(\"Hello, world!\")" in result["diff"]
+    legs = {leg["agent"]: leg for leg in result["legs"]}
+    assert set(legs) == {"claude-code", "codex", "gemini-cli"}
+    assert legs["codex"]["check"]["passed"] is True and legs["codex"]["usage"]["output_tokens"] > 0
+    assert legs["gemini-cli"]["status"] == "cancelled"
+    assert legs["claude-code"]["status"] in ("failed", "cancelled")
+    for leg in legs.values():
+        assert {"status", "check", "usage", "cost_usd", "duration_ms"} <= set(leg)
+    assert world.ns.escapes() == []

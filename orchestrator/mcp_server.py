@@ -258,7 +258,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
                                    timeout_s=timeout_s, apply=apply, cwd=cwd or ".")
             job_id = await jobs.start_agents(request)
-            return ok_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return job_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 

@@ -27,7 +27,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import anyio
 import anyio.abc
@@ -411,8 +411,8 @@ class Runs:
                                                           "agents": request.agents, "check": request.check,
                                                           "task": request.task[:200]})
 
-        def emit(type_: str, source: str, data: dict[str, Any]) -> None:
-            self._emit(state, type_, source, data)
+        def emit(type_: str, source: str, data: dict[str, Any]) -> None:  # agents emit their own types
+            self._emit(state, cast(EventType, type_), source, data)  # Event checks the type at run time
 
         try:
             with state.scope:

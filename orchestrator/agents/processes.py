@@ -70,3 +70,4 @@ async def stop_leg_processes(leg_id: str, grace_s: float = GRACE_S, timeout_s: f
             if not killed and time.monotonic() > deadline - timeout_s + grace_s:
                 _signal_all(left, signal.SIGKILL)
                 killed = True
+    return 0  # not reached: the shielded loop above returns

@@ -295,7 +295,7 @@ async def _tool_sse(ctx: EmulatorContext, reply: _Reply, turn: Turn, record: Req
             sent += 1
         yield _event({"type": "content_block_stop", "index": 0})
         index = 1
-    block = {"type": "tool_use", "id": call_id("toolu_01"), "name": turn.tool, "input": {}}
+    block: dict[str, Any] = {"type": "tool_use", "id": call_id("toolu_01"), "name": turn.tool, "input": {}}
     yield _event({"type": "content_block_start", "index": index, "content_block": block})
     arguments = json.dumps(turn.args, ensure_ascii=False)
     for piece in split_tokens(arguments, max(1, len(arguments) // 16)):

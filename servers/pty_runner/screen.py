@@ -35,7 +35,7 @@ _QUERIES: tuple[tuple[re.Pattern[bytes], bytes], ...] = (
 )
 
 
-class _AnsweringScreen(pyte.Screen):  # type: ignore[misc]
+class _AnsweringScreen(pyte.Screen):
     """pyte's screen, collecting its answers to terminal queries, tolerant of private-mode variants it lacks."""
 
     def __init__(self, cols: int, rows: int) -> None:

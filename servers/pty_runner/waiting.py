@@ -178,7 +178,7 @@ def process_state(process: ProcessInfo, terminal: str) -> KernelState | Literal[
     states = {_thread_state(process.pid, tid, terminal) for tid in threads or [process.pid]}
     for verdict in ("reading", "running", "polling", "child"):
         if verdict in states:
-            return "busy" if verdict == "running" else verdict  # type: ignore[return-value]
+            return "busy" if verdict == "running" else verdict
     return "busy"
 
 

@@ -20,12 +20,10 @@ commands on stdin (``publish N``, ``fill N``, ``clients``, ``rss``) and answers 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +31,8 @@ from typing import Any
 
 import anyio
 import httpx2
+
+from .command_server import CommandServer
 
 __all__ = ["run_bench", "main"]
 
@@ -165,43 +165,6 @@ async def _append(store: Any, count: int) -> str:
 # ---- the client side ---------------------------------------------------------------------------------------------
 
 
-class _Server:
-    """A server subprocess and its stdin/stdout command channel."""
-
-    def __init__(self, kind: str) -> None:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sse_bench", "--serve", kind], cwd=root,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        assert self.proc.stdout is not None
-        ready = self.proc.stdout.readline().split()
-        if not ready or ready[0] != "READY":
-            raise RuntimeError(f"the {kind} SSE server did not start")
-        self.url = ready[1]
-
-    async def ask(self, command: str) -> list[str]:
-        def roundtrip() -> str:
-            assert self.proc.stdin is not None and self.proc.stdout is not None
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
-            return self.proc.stdout.readline()
-
-        reply = (await anyio.to_thread.run_sync(roundtrip)).split()
-        if not reply or reply[0] != "OK":
-            raise RuntimeError(f"server answered {reply!r} to {command!r}")
-        return reply[1:]
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            assert self.proc.stdin is not None
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.flush()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 async def _read_events(client: httpx2.AsyncClient, path: str, expected: int, headers: dict[str, str],
                        done: list[float]) -> None:
     """Count ``data:`` lines until ``expected`` arrived; record the time."""
@@ -218,7 +181,7 @@ async def _read_events(client: httpx2.AsyncClient, path: str, expected: int, hea
                 return
 
 
-async def _wait_clients(server: _Server, count: int) -> None:
+async def _wait_clients(server: CommandServer, count: int) -> None:
     with anyio.fail_after(30):
         while int((await server.ask("clients"))[0]) < count:
             await anyio.sleep(0.02)
@@ -226,7 +189,7 @@ async def _wait_clients(server: _Server, count: int) -> None:
 
 async def _replay(kind: str, events: int) -> tuple[float, int]:
     """Seconds to receive ``events`` stored events from the start, and the server's peak RSS."""
-    server = _Server(kind)
+    server = CommandServer("bench.sse_bench", kind, close_timeout_s=5.0)
     try:
         first = (await server.ask(f"fill {events}"))[0]
         async with httpx2.AsyncClient(base_url=server.url, timeout=60) as client:
@@ -249,7 +212,7 @@ async def _replay(kind: str, events: int) -> tuple[float, int]:
 
 async def _memory_per_client(kind: str, clients: int) -> float:
     """Server RSS growth per idle open event stream, in KiB."""
-    server = _Server(kind)
+    server = CommandServer("bench.sse_bench", kind, close_timeout_s=5.0)
     try:
         before = int((await server.ask("rss"))[0])
         limits = httpx2.Limits(max_connections=clients + 10)

@@ -18,15 +18,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+
+from .command_server import CommandServer
 
 __all__ = ["run_fanout", "KINDS"]
 
@@ -179,43 +179,7 @@ async def _serve(kind: str) -> None:
                 return
 
 
-class _Server:
-    def __init__(self, kind: str) -> None:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sse_fanout", "--serve", kind], cwd=root,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        assert self.proc.stdout is not None
-        ready = self.proc.stdout.readline().split()
-        if not ready or ready[0] != "READY":
-            raise RuntimeError(f"the {kind} server did not start")
-        self.host, port = ready[1].removeprefix("http://").rsplit(":", 1)
-        self.port = int(port)
-
-    async def ask(self, command: str) -> list[str]:
-        def roundtrip() -> str:
-            assert self.proc.stdin is not None and self.proc.stdout is not None
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
-            return self.proc.stdout.readline()
-
-        reply = (await anyio.to_thread.run_sync(roundtrip)).split()
-        if not reply or reply[0] != "OK":
-            raise RuntimeError(f"server answered {reply!r} to {command!r}")
-        return reply[1:]
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            assert self.proc.stdin is not None
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.flush()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-async def _reader(server: _Server, expected: int, done: list[float]) -> None:
+async def _reader(server: CommandServer, expected: int, done: list[float]) -> None:
     stream = await anyio.connect_tcp(server.host, server.port)
     async with stream:
         await stream.send(f"GET /events HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n\r\n".encode())
@@ -229,7 +193,7 @@ async def _reader(server: _Server, expected: int, done: list[float]) -> None:
 
 async def _measure(kind: str, clients: int, pattern: str, events: int, rate: float) -> tuple[float, float]:
     """(events/s delivered, server CPU ms per 1,000 events delivered) for one server, pattern and audience."""
-    server = _Server(kind)
+    server = CommandServer("bench.sse_fanout", kind, close_timeout_s=10.0)
     try:
         done: list[float] = []
         async with anyio.create_task_group() as tg:

@@ -226,7 +226,7 @@ def test_inspector_lists_the_tools_of_the_server_the_printed_config_launches(
     tools = json.loads(listed.stdout)["tools"]
     assert tools and all(t["name"] and t["description"] and t["inputSchema"] for t in tools)
     if name == "orchestrator":
-        assert {t["name"] for t in tools} == {"ask", "run_command", "job", "cancel"}
+        assert {t["name"] for t in tools} == {"ask", "run_command", "agent", "job", "cancel"}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -310,7 +310,7 @@ def test_the_orchestrator_reads_right_in_a_typescript_host(transport: str, emu: 
         report = run_host(node_modules, spec, ops, tmp_path)
         assert host_errors(report) == []
         assert report["server"] == {"name": "llmmixer", "version": package_version()}
-        assert {"ask", "run_command", "job", "cancel"} == {tool["name"] for tool in report["ops"][0]}
+        assert {"ask", "run_command", "agent", "job", "cancel"} == {tool["name"] for tool in report["ops"][0]}
         for outcome in report["ops"][1]:
             assert "thrown" not in outcome and not outcome["isError"], outcome
             winner = outcome["payload"]["winner"]

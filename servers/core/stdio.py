@@ -100,6 +100,10 @@ class FdWriter:
         self._room = anyio.Event()
         self._closing = False
         self._unread = unread_bytes_probe(fd)
+        # On a Unix socket the count can reach 0 while the reader is still inside the read call that took the last
+        # bytes, and that call would also take a response written now; a short settle, then a second look, closes
+        # that window (a pipe's count is read under the pipe's lock, so a pipe needs none).
+        self._settle_s = SOCKET_SETTLE_S if self._unread is not None and stat.S_ISSOCK(os.fstat(fd).st_mode) else 0.0
         #: ``os.write`` calls that wrote something (what coalescing saves; read by tests and the bench).
         self.writes = 0
 
@@ -169,13 +173,19 @@ class FdWriter:
         has read by then), then the event loop's finest sleep (a millisecond) while it has not."""
         if self._unread is None:
             return
-        turns = 0
-        while self._unread():
-            if turns < self.DRAIN_SPIN_TURNS:
-                turns += 1
-                await anyio.lowlevel.checkpoint()
-            else:
-                await anyio.sleep(0.001)
+        while True:
+            turns = 0
+            while self._unread():
+                if turns < self.DRAIN_SPIN_TURNS:
+                    turns += 1
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    await anyio.sleep(0.001)
+            if not self._settle_s:
+                return
+            await anyio.sleep(self._settle_s)
+            if not self._unread():
+                return
 
     async def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -197,6 +207,10 @@ _NOT_A_RESPONSE = re.compile(rb'^\{"jsonrpc":"2\.0",(?:"id":(?:-?\d+|"(?:[^"\\]|
 
 def _is_response(data: bytes) -> bool:
     return _NOT_A_RESPONSE.match(data) is None
+
+
+#: How long a response waits, once a socket's reader has taken every byte, before it is written (see FdWriter).
+SOCKET_SETTLE_S = 0.001
 
 
 def unread_bytes_probe(fd: int) -> Callable[[], int] | None:

@@ -22,10 +22,10 @@ from llmmixer.orchestrator.modes import MODES
 from llmmixer.servers.core.events import EVENT_TYPE_ORDER, EVENT_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANNED = ("servers", "orchestrator", "llmmixer", "bench")
+SCANNED = ("llmmixer", "bench")
 CONCEPTS: dict[str, tuple[frozenset[str], str]] = {
-    "mode": (frozenset(MODES), "orchestrator/modes.py"),
-    "event type": (EVENT_TYPES, "servers/core/events.py"),
+    "mode": (frozenset(MODES), "llmmixer/orchestrator/modes.py"),
+    "event type": (EVENT_TYPES, "llmmixer/servers/core/events.py"),
 }
 
 

@@ -32,7 +32,7 @@ __all__ = ["CLIS", "AgentSpec", "agent_specs", "DEFAULT_TIMEOUT_S", "find_comman
 
 CLIS: dict[str, type[AgentCLI]] = {cls.name: cls for cls in (ClaudeCode, Codex, GeminiCLI)}
 DEFAULT_TIMEOUT_S = 600.0
-_CHECKOUT_BIN = Path(__file__).resolve().parents[2] / ".ci" / "node" / "node_modules" / ".bin"
+_CHECKOUT_BIN = Path(__file__).resolve().parents[3] / ".ci" / "node" / "node_modules" / ".bin"
 
 
 @dataclass

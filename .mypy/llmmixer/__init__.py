@@ -1,1 +1,0 @@
-../../llmmixer/__init__.py

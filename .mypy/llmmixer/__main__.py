@@ -1,1 +1,0 @@
-../../llmmixer/__main__.py

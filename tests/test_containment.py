@@ -489,7 +489,8 @@ async def test_interactive_bash_with_job_control_in_the_sandbox(work: Path) -> N
 
 async def test_a_fresh_home_outside_cwd_and_per_call_env(work: Path, outside: Path) -> None:
     home = outside.parent / "agent-home"
-    runner = runner_for(work, OPEN_POLICY)
+    home.mkdir()
+    runner = runner_for(work, OPEN_POLICY, roots=(str(outside.parent),))
     result = await runner.run("echo $HOME $AGENT_FLAG; mkdir -p $HOME/.config && echo ok > $HOME/.config/f && "
                               "node -e 'console.log(require(\"os\").homedir())'",
                               writable=(str(home),), env={"HOME": str(home), "AGENT_FLAG": "flag-1"})

@@ -440,6 +440,23 @@ def claude_desktop(ctx: typer.Context) -> None:
     raise typer.Exit(config_main(ctx.args))
 
 
+@config_app.command("trust")
+def config_trust(directory: Annotated[str, typer.Argument(help="the directory (default: this one)")] = ".") -> None:
+    """Read DIRECTORY's llmmixer.json without --config from now on (only trust a directory no sandboxed command
+    writes to)."""
+    import os
+
+    from ..servers.core.errors import LLMMixerError
+    from .config import trust_dir
+
+    try:
+        path = trust_dir(directory)
+    except LLMMixerError as error:
+        typer.echo(f"llmmixer: {error.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"trusted {os.path.realpath(directory)} (in {path})")
+
+
 def main() -> None:
     app()
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import re
 import sys
@@ -40,7 +41,9 @@ from ..servers.core.errors import InvalidInputError
 from ..servers.core.manifest import load_manifests, manifest_for, model_manifests
 from .modes import DEFAULT_MODE, MODES
 
-__all__ = ["MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "ConfigFile", "Config", "load_config",
+log = logging.getLogger("llmmixer.config")
+
+__all__ = ["trust_dir", "trusted_dirs", "MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "ConfigFile", "Config", "load_config",
            "default_servers", "model_sources", "passthrough_for"]
 
 DEFAULT_MAX_QUEUE = 256  # per server: calls waiting for a concurrency slot before runs are refused
@@ -265,13 +268,54 @@ def default_servers(python: str | None = None) -> dict[str, ServerSpec]:
             for m in load_manifests()}
 
 
+def trusted_dirs_file() -> Path:
+    """The list of directories whose ``llmmixer.json`` is read without ``--config`` (one path a line), kept in the
+    user config directory, which no sandboxed command may write."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("llmmixer")) / "trusted_dirs"
+
+
+def trusted_dirs() -> set[str]:
+    try:
+        lines = trusted_dirs_file().read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return set()
+    return {os.path.realpath(line.strip()) for line in lines if line.strip()}
+
+
+def trust_dir(directory: str | os.PathLike[str]) -> Path:
+    """Add ``directory`` to :func:`trusted_dirs`; returns the file. Raises: InvalidInputError (not a directory)."""
+    real = os.path.realpath(directory)
+    if not os.path.isdir(real):
+        raise InvalidInputError(f"{directory} is not a directory")
+    path = trusted_dirs_file()
+    if real not in trusted_dirs():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(real + "\n")
+    return path
+
+
 def _candidates(path: str | os.PathLike[str] | None) -> list[Path]:
+    """``--config`` / ``$LLMMIXER_CONFIG``; else ``./llmmixer.json`` when this directory is trusted; else the user's.
+
+    A ``llmmixer.json`` in an untrusted working directory is never read: a sandboxed command may have written it
+    (the runner's working directory is writable), and its ``mcpServers`` would run with the user's keys.
+    """
     path = path if path is not None else os.environ.get("LLMMIXER_CONFIG") or None
     if path is not None:
         return [Path(path).expanduser()]
     import platformdirs
 
-    return [Path.cwd() / "llmmixer.json", Path(platformdirs.user_config_dir("llmmixer")) / "config.json"]
+    found = [Path(platformdirs.user_config_dir("llmmixer")) / "config.json"]
+    local = Path.cwd() / "llmmixer.json"
+    if local.is_file():
+        if os.path.realpath(Path.cwd()) in trusted_dirs():
+            return [local, *found]
+        log.warning("ignoring %s: this directory is not trusted; pass --config %s, or run `llmmixer config trust` "
+                    "here", local, local)
+    return found
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

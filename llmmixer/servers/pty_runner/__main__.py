@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a file never writable by commands (the policy file and the llmmixer config always "
                              "are); repeatable")
     parser.add_argument("--cwd", default=None, help="working directory for commands (default: the current one)")
+    parser.add_argument("--root", action="append", default=[], metavar="DIR",
+                        help="a directory a call's cwd and writable paths may name (default: the working directory "
+                             "and the agents' directory; never /, $HOME or llmmixer's own directories); repeatable")
     return parser
 
 
@@ -136,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .server import build_pty_server  # after the re-exec: the MCP SDK is most of the start-up time
 
         runner = PtyRunner(backend=backend, limits=limits, env_policy=env_policy, cwd=args.cwd, sandbox=mode,
-                           protect=(*args.protect, *_llmmixer_configs()))
+                           protect=(*args.protect, *_llmmixer_configs()), roots=tuple(args.root))
         server = build_pty_server(runner, policy)
     except (LLMMixerError, ValueError) as error:
         sys.stderr.write(f"llmmixer-pty: {getattr(error, 'message', error)}\n")

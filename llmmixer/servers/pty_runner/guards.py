@@ -33,9 +33,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
-
 from ..core.errors import UnavailableError
+from ..core.workspace import guard_cache_dir
 
 __all__ = ["GuardMode", "Guard", "guard_binary", "covered_paths", "search_dirs", "family_pattern", "compiler"]
 
@@ -66,7 +65,7 @@ def compiler() -> str | None:
 
 
 def _cache_dir() -> Path:
-    path = Path(platformdirs.user_cache_dir("llmmixer")) / "guards"
+    path = guard_cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

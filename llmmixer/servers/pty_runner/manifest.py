@@ -8,6 +8,6 @@ MANIFEST = ServerManifest(
     module="llmmixer.servers.pty_runner",
     title="PTY command runner",
     script="llmmixer-pty",
-    env_vars=("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND"),
+    env_vars=("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND", "LLMMIXER_PTY_ROOTS", "LLMMIXER_AGENTS_DIR"),
     order=90,
 )

@@ -35,11 +35,14 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..core.errors import InvalidInputError, UnavailableError
+from ..core.errors import InvalidInputError, PolicyError, UnavailableError
 from .backend import signal_env
 from .guards import Guard
+
+if TYPE_CHECKING:
+    from .roots import Roots
 
 __all__ = ["SandboxMode", "SandboxSettings", "Sandbox", "Jail", "probe", "resolve_sandbox", "CONTROL_DIR",
            "SANDBOX_ENV"]
@@ -60,6 +63,8 @@ class SandboxSettings:
     writable: tuple[str, ...] = (".",)
     network: Literal["allow", "deny"] = "allow"
     pass_env: tuple[str, ...] = ()
+    roots: tuple[str, ...] = ()  # where cwd and writable may point (:mod:`.roots`); empty: the defaults
+    sockets: tuple[str, ...] = ()  # host unix sockets a command may still reach under network = "deny"
 
     @classmethod
     def from_table(cls, table: object) -> SandboxSettings:
@@ -68,7 +73,7 @@ class SandboxSettings:
             return cls()
         if not isinstance(table, dict):
             raise InvalidInputError("[sandbox] must be a table")
-        unknown = set(table) - {"mode", "writable", "network", "pass_env"}
+        unknown = set(table) - {"mode", "writable", "network", "pass_env", "roots", "sockets"}
         if unknown:
             raise InvalidInputError(f"unknown [sandbox] keys: {', '.join(sorted(unknown))}")
         mode = table.get("mode", "auto")
@@ -78,12 +83,13 @@ class SandboxSettings:
         if network not in ("allow", "deny"):
             raise InvalidInputError(f"[sandbox] network must be allow or deny (got {network!r})")
         lists = {}
-        for key in ("writable", "pass_env"):
+        for key in ("writable", "pass_env", "roots", "sockets"):
             value = table.get(key, ["."] if key == "writable" else [])
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise InvalidInputError(f"[sandbox] {key} must be a list of strings")
             lists[key] = tuple(value)
-        return cls(mode=mode, network=network, writable=lists["writable"], pass_env=lists["pass_env"])
+        return cls(mode=mode, network=network, writable=lists["writable"], pass_env=lists["pass_env"],
+                   roots=lists["roots"], sockets=lists["sockets"])
 
 
 _probe_cache: dict[str, str | None] = {}
@@ -161,8 +167,9 @@ class Sandbox:
     guards: list[Guard] = field(default_factory=list)
     bwrap: str = "bwrap"
 
-    def jail(self, cwd: str, extra_writable: Iterable[str] = ()) -> Jail:
-        """A fresh :class:`Jail` for one child working in ``cwd``.
+    def jail(self, cwd: str, extra_writable: Iterable[str] = (), roots: Roots | None = None) -> Jail:
+        """A fresh :class:`Jail` for one child working in ``cwd`` (already checked against the roots, as are
+        ``extra_writable``'s resolved directories).
 
         Raises: InvalidInputError for a writable path that cannot be used.
         """
@@ -171,26 +178,36 @@ class Sandbox:
             os.mkdir(os.path.join(root, "tmp"), 0o1777)
             os.chmod(os.path.join(root, "tmp"), 0o1777)
             os.mkdir(os.path.join(root, "ctl"), 0o700)
-            writable = self._writable(cwd, extra_writable)
+            writable = self._writable(cwd, extra_writable, roots)
             prefix = self._prefix(root, cwd, writable)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
         return Jail(root=root, prefix=prefix, writable=tuple(writable))
 
-    def _writable(self, cwd: str, extra: Iterable[str]) -> list[str]:
+    def _writable(self, cwd: str, extra: Iterable[str], roots: Roots | None) -> list[str]:
+        """cwd, the policy's entries that exist now as real directories or files (never through a symbolic link,
+        which a command could have planted, and only inside the roots), and the call's extras."""
         paths: list[str] = [cwd]
         for entry in self.settings.writable:
-            path = os.path.realpath(os.path.join(cwd, os.path.expanduser(entry)))
-            if os.path.isdir(path) or os.path.isfile(path):
-                paths.append(path)
+            joined = os.path.normpath(os.path.join(cwd, os.path.expanduser(entry)))
+            path = os.path.realpath(joined)
+            if path != joined and entry != ".":
+                log.warning("writable entry %r is reached through a symbolic link: not made writable", entry)
+                continue
+            if not (os.path.isdir(path) or os.path.isfile(path)):
+                continue
+            if roots is not None:
+                try:
+                    roots.check(path, "writable")
+                except PolicyError as refused:
+                    log.warning("writable entry %r not made writable: %s", entry, refused.message)
+                    continue
+            paths.append(path)
         for entry in extra:
-            if not os.path.isabs(entry):
-                raise InvalidInputError(f"writable path {entry!r} must be absolute")
             path = os.path.realpath(entry)
             if path in ("/", "/proc", "/dev", "/sys"):
                 raise InvalidInputError(f"writable path {entry!r} cannot be made writable")
-            os.makedirs(path, exist_ok=True)
             paths.append(path)
         return list(dict.fromkeys(paths))
 

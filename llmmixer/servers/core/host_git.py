@@ -51,5 +51,7 @@ def host_git(*args: str, git_dir: Path | str | None, work_tree: Path | str | Non
     where = (["--git-dir", str(git_dir)] if git_dir is not None else []) + \
         (["--work-tree", str(work_tree)] if work_tree is not None else [])
     command: Sequence[str] = ["git", *config, *where, *args]
-    return subprocess.run(command, capture_output=True, text=True, input=stdin, env=clean_git_env(env),
+    # surrogateescape: a patch of non-UTF-8 text comes out and goes back into ``git apply`` byte for byte
+    return subprocess.run(command, capture_output=True, encoding="utf-8", errors="surrogateescape", input=stdin,
+                          env=clean_git_env(env),
                           cwd=str(cwd or work_tree or git_dir or "/"), timeout=timeout, check=False)

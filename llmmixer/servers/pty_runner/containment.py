@@ -175,5 +175,5 @@ class Containment:
             return await exec_rules.decide(request, approvals=prepared.approvals, asker=asker,
                                            host_path=jail.host_path)
 
-        prepared.control = Control(jail.control_socket, decide)
+        prepared.control = Control(jail.control_socket, decide, identify=sandbox.orders_of_process)
         return prepared

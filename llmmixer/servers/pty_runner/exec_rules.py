@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .control import Decision, GuardRequest
 from .git_args import effective_git
-from .guards import GuardMode
+from .guards import GuardMode, exec_only
 from .policy import Policy, strictest
 
 __all__ = ["ExecRules", "Asker", "Approvals"]
@@ -37,6 +37,11 @@ class Approvals:
 
     def replace(self, rules: Iterable[str]) -> None:
         self.rules = set(rules)
+
+
+def _allow(real: str) -> Decision:
+    """An approval: the guard is handed an exec-only copy of the program (:func:`.guards.exec_only`)."""
+    return Decision(True, real=exec_only(real))
 
 
 @dataclass(slots=True)
@@ -80,21 +85,21 @@ class ExecRules:
             return Decision(False, f"llmmixer: {request.program} refused: {request.exe!r} is not a guarded program")
         candidates = self.candidates(request, host_path)
         if not candidates:
-            return Decision(True, real=real)
+            return _allow(real)
         verdicts = [(self.policy.check_argv(words, cwd=host_path(request.cwd)), words) for words in candidates]
         verdict = strictest(v for v, _ in verdicts) or verdicts[0][0]
         shown = " ".join(next(words for v, words in verdicts if v.action == verdict.action))
         if verdict.action == "allow":
-            return Decision(True, real=real)
+            return _allow(real)
         if verdict.action == "deny":
             rule = verdict.rule or "default: deny"
             return Decision(False, f"llmmixer: {shown} refused by policy rule {rule}", rule=rule)
         asked = set(verdict.asks) or {verdict.rule or "default: ask"}
         if asked <= approvals.rules:
-            return Decision(True, real=real)
+            return _allow(real)
         if asker is not None and await asker(f"The command policy asks before running this ({', '.join(sorted(asked))})"
                                              f":\n\n{shown}\n\nRun it?"):
-            return Decision(True, real=real)
+            return _allow(real)
         rules = ", ".join(sorted(asked))
         return Decision(False, f"llmmixer: {shown} refused: policy rule {rules} needs the host's approval, which can "
                                f"only be asked before a command starts; run `{shown}` as a command of its own",

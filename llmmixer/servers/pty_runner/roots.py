@@ -76,8 +76,9 @@ class Roots:
                       f"never write")
         elif not any(_within(real, root) for root in self.roots):
             shown = ", ".join(self.roots) or "none: the runner started in a directory that cannot be one"
-            reason = (f"{what} {path!r} is outside the runner's roots ({shown}); start the runner with --cwd DIR, "
-                      f"--root DIR or [sandbox] roots in the policy")
+            reason = f"{what} {path!r} is outside the runner's roots ({shown})"
         else:
             return real
-        raise PolicyError(f"refused: {reason}", details={"rule": ROOTS_RULE, "path": path, "action": "deny"})
+        raise PolicyError(f"refused: {reason}; name a directory inside the roots, or start the runner with "
+                          f"--cwd DIR (or --root DIR, or [sandbox] roots in the policy)",
+                          details={"rule": ROOTS_RULE, "path": path, "action": "deny"})

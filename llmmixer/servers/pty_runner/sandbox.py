@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..core.errors import InvalidInputError, PolicyError, UnavailableError
+from ..core.workspace import llmmixer_dirs
 from .backend import signal_env
 from .guards import Guard
 
@@ -55,6 +56,19 @@ CONTROL_DIR = "/dev/llmmixer"  # inside the sandbox; the guards' socket is CONTR
 SIGNAL_ENV = "/dev/llmmixer-env"  # inside: the host's env, which puts the keyboard signals back to their defaults
 MISSING = ("bubblewrap is not installed: the `bwrap` program (Debian/Ubuntu package `bubblewrap`, Fedora "
            "`bubblewrap`) is needed for --sandbox on")
+
+
+# Where a host keeps its unix sockets; each gets an empty tmpfs under network = "deny" (/tmp is private anyway).
+SOCKET_DIRS = ("/run", "/var/run", "/var/lib/mysql", "/var/spool/postfix/private")
+
+
+def _hidden(paths: Iterable[str]) -> list[str]:
+    args: list[str] = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if os.path.isdir(real) and not any(args[i + 1] == real for i in range(0, len(args), 2)):
+            args += ["--tmpfs", real]
+    return args
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +232,8 @@ class Sandbox:
                            "--cap-drop", "ALL"]
         if self.settings.network == "deny":
             args.append("--unshare-net")
+            args += self._hidden_sockets()
+        args += _hidden(llmmixer_dirs()[1:2])  # the runtime directory: the service's token
         for path in writable:
             args += ["--bind", path, path]
         for guard in self.guards:
@@ -229,6 +245,17 @@ class Sandbox:
             args += ["--ro-bind", env, SIGNAL_ENV]
         args += self._protection(writable)
         args += ["--chdir", cwd]
+        return args
+
+    def _hidden_sockets(self) -> list[str]:
+        """Empty directories over where host unix sockets live (the network namespace already cuts abstract ones),
+        then each socket the policy names, bound back."""
+        args = _hidden(SOCKET_DIRS)
+        for path in self.settings.sockets:
+            if os.path.exists(path):
+                args += ["--bind", path, path]
+            else:
+                log.warning("[sandbox] sockets entry %r does not exist: skipped", path)
         return args
 
     def _protection(self, writable: Sequence[str]) -> list[str]:
@@ -254,6 +281,19 @@ class Sandbox:
     def describe(self) -> dict[str, Any]:
         return {"network": self.settings.network, "writable": list(self.settings.writable),
                 "guards": len(self.guards)}
+
+    def orders_of_process(self, pid: int) -> tuple[str, str, str] | None:
+        """(mode, program, rule) of the guard file process ``pid`` runs, or None when it runs no guard."""
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            return None
+        for guard in self.guards:
+            with contextlib.suppress(OSError):
+                source = os.stat(guard.source)
+                if (source.st_dev, source.st_ino) == (st.st_dev, st.st_ino):
+                    return guard.mode, guard.program, guard.rule
+        return None
 
 
 def remove_quietly(path: str) -> None:

@@ -28,9 +28,11 @@ from llmmixer.servers.pty_runner.policy import Policy
 from llmmixer.servers.pty_runner.runner import PtyRunner
 from llmmixer.servers.pty_runner.sandbox import probe
 from llmmixer.servers.pty_runner.server import build_pty_server
-from tests.test_containment import git, outside, pushed, repo, runner_for, work
+from tests.agent_support import AgentWorld, agent_world, needs_clis, shell_turns
+from tests.agent_support import make_repo as make_agent_repo
+from tests.test_containment import OPEN_POLICY, git, outside, pushed, repo, runner_for, work
 
-__all__ = ["outside", "repo", "work"]
+__all__ = ["agent_world", "outside", "repo", "work"]
 
 pytestmark = [pytest.mark.anyio]
 sandboxed = pytest.mark.skipif(probe() is not None, reason=f"no working bubblewrap: {probe()}")
@@ -212,3 +214,133 @@ async def test_healthz_and_store_urls_never_show_a_password() -> None:
     assert secret not in response.text and "127.0.0.1" in response.text, response.text
     body: dict[str, Any] = response.json()
     assert "***" in body["store"]
+
+
+# -- 9. the smaller items -----------------------------------------------------------------------------------------
+
+@sandboxed
+@BACKENDS
+async def test_a_pythonXYm_copy_on_the_path_is_guarded(work: Path, tmp_path: Path, backend: str) -> None:
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    real = os.path.realpath(shutil.which("python3") or sys.executable)
+    for name in ("python3.6m", "python3.13t"):
+        shutil.copy2(real, shims / name)  # a copy: not a link, not the same inode
+    path = f"{shims}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    runner = runner_for(work, backend=backend, environ={**os.environ, "PATH": path})
+    for name in ("python3.6m", "python3.13t"):
+        result = await runner.run(f"{name} -c \"open('m-{name}', 'w')\"")
+        assert not (work / f"m-{name}").exists(), result.output
+        assert result.refused and result.refused[0]["rule"] == "deny: python", result.output
+
+
+@sandboxed
+@BACKENDS
+async def test_encoded_secrets_never_leave_the_runner(work: Path, backend: str) -> None:
+    from llmmixer.servers.pty_runner.secrets import encodings
+
+    secret = "tok-9f8e7d6c5b4a3210-canary"
+    runner = runner_for(work, OPEN_POLICY, backend=backend)
+    result = await runner.run("printf %s \"$DEPLOY_TOKEN\" | base64; printf 'x=%s' \"$DEPLOY_TOKEN\" | base64; "
+                              "printf %s \"$DEPLOY_TOKEN\" | od -An -tx1 | tr -d ' \\n'; echo; "
+                              "python3 -c 'import os,json,urllib.parse as u; t=os.environ[\"DEPLOY_TOKEN\"]; "
+                              "print(u.quote(t, safe=\"\"), json.dumps(t))' 2>/dev/null || true",
+                              secrets={"DEPLOY_TOKEN": secret})
+    assert "[redacted:DEPLOY_TOKEN]" in result.output, result.output
+    for form in [secret, *encodings(secret)]:
+        assert form not in result.output, (form, result.output)
+
+
+@sandboxed
+async def test_jails_of_a_killed_runner_are_removed_by_the_next(work: Path) -> None:
+    import signal
+    import tempfile
+
+    script = ("import anyio\nfrom llmmixer.servers.pty_runner.runner import PtyRunner\n"
+              "async def main():\n"
+              f"    runner = PtyRunner(backend='pipe', sandbox='on', cwd={str(work)!r})\n"
+              "    async with runner.running():\n"
+              "        await runner.start('sleep 600')\n"
+              "        print('started', flush=True)\n"
+              "        await anyio.sleep(600)\n"
+              "anyio.run(main)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "started"
+        top = Path(tempfile.gettempdir())
+        jails = [p for p in top.glob("llmmixer-sbx-*")
+                 if (p / "runner.pid").exists() and (p / "runner.pid").read_text().strip() == str(child.pid)]
+        assert jails
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert all(j.exists() for j in jails)  # SIGKILL: nothing of the runner's cleanup ran
+    await runner_for(work).run("true")
+    assert not any(j.exists() for j in jails)
+
+
+# -- 4. a sandboxed command cannot drive the service into a wider sandbox -----------------------------------------
+
+@sandboxed
+@BACKENDS
+async def test_a_sandboxed_command_cannot_start_a_wider_command_through_the_service(work: Path, outside: Path,
+                                                                                    tmp_path: Path,
+                                                                                    backend: str) -> None:
+    import time
+
+    from llmmixer.servers.emulators.server import free_port
+
+    token = "service-token-" + os.urandom(8).hex()
+    port = free_port()
+    served = tmp_path / "served"
+    served.mkdir()
+    env = {**os.environ, "LLMMIXER_TOKEN": token}
+    server = subprocess.Popen([sys.executable, "-m", "llmmixer.orchestrator.cli", "serve", "--port", str(port)],
+                              env=env, cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                           headers={"Authorization": f"Bearer {token}"}) as host:
+            for _ in range(600):
+                try:
+                    if host.get("/healthz").status_code in (200, 503):
+                        break
+                except httpx2.TransportError:
+                    time.sleep(0.05)
+            runner = runner_for(work, OPEN_POLICY, backend=backend)  # network = "allow": loopback is reachable
+            post = (f"curl -s -w ' %{{http_code}}' -X POST -H 'Content-Type: application/json' "
+                    f"http://127.0.0.1:{port}/api/commands -d '{{\"command\": \"rm -f {outside}\", \"cwd\": \"/\"}}'")
+            without = await runner.run(post)
+            assert without.output.strip().endswith("401"), without.output  # no token: nothing starts
+            # Even with the token (leaked to the command), the service's runner keeps its roots.
+            leaked = await runner.run(post.replace("-X POST", f"-H 'Authorization: Bearer {token}' -X POST"))
+            run_id = json.loads(leaked.output.strip().rsplit(" ", 1)[0])["run_id"]
+            ended = host.get(f"/api/runs/{run_id}", params={"wait": 60}).json()
+            assert ended["status"] == "error" and ended["error"]["kind"] == "policy", ended
+    finally:
+        server.terminate()
+        server.wait(15)
+    assert outside.read_text() == "keep me"
+
+
+@needs_clis
+@pytest.mark.timeout(900)
+def test_an_agent_rewriting_its_git_file_runs_nothing_on_the_host(agent_world: AgentWorld, tmp_path: Path) -> None:
+    """A scripted Claude Code ``Bash`` call (what a prompt-injected model would do) points its worktree's ``.git`` at
+    a copied git directory with ``core.fsmonitor`` set, and ``--check true`` passes: the diff is still taken, and
+    nothing the agent wrote runs on the host."""
+    world = agent_world
+    world.reset()
+    marker = tmp_path / "fsmonitor-ran"
+    plant = ("cp -r \"$(git rev-parse --path-format=absolute --git-common-dir)\" ../evil.git && "
+             f"printf '[core]\\n\\tfsmonitor = \"touch {marker}; false\"\\n' >> ../evil.git/config && "
+             "printf 'gitdir: %s\\n' \"$(cd .. && pwd)/evil.git\" > .git && echo new > edit.txt && echo planted")
+    world.emulator.set_script("anthropic", shell_turns("claude-code", plant))
+    repo_dir = make_agent_repo(tmp_path / "repo")
+    done = world.llmmixer("agent", "Change old to new in edit.txt.", "--check", "true", "--agents", "claude-code",
+                          "--json", cwd=repo_dir)
+    result = json.loads(done.stdout)
+    leg = result["legs"][0]
+    assert leg["status"] == "won", leg
+    assert "+new" in leg["diff"], leg["diff"]
+    assert not marker.exists()  # the planted fsmonitor never ran on the host
+    assert any("planted" in r["output"] for r in world.emulator.tool_results("anthropic"))

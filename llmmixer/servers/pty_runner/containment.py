@@ -28,7 +28,7 @@ from .exec_rules import Approvals, Asker, ExecRules
 from .guards import guards_for, search_dirs
 from .policy import Policy
 from .roots import Roots
-from .sandbox import SANDBOX_ENV, Jail, Sandbox, SandboxSettings, resolve_sandbox
+from .sandbox import SANDBOX_ENV, Jail, Sandbox, SandboxSettings, remove_stale_jails, resolve_sandbox
 from .secrets import EnvPolicy, Redactor, parent_environment
 
 __all__ = ["Containment", "Prepared"]
@@ -141,6 +141,7 @@ class Containment:
             exec_rules.guarded = {g.target: g.program for g in guards if g.mode == "ask"}
             self.exec_rules = exec_rules
             self._sandbox = Sandbox(settings=self.settings, protected=self.protected, guards=guards)
+            remove_stale_jails()
         return self._sandbox
 
     def describe(self) -> dict[str, Any]:

@@ -13,9 +13,9 @@ executes.
 
 Which files a rule covers (:func:`covered_paths`): for program ``p``, every entry of every ``PATH`` directory and of
 the usual aliases (``/bin``, ``/usr/bin``, ``/usr/local/bin``, ``/sbin``, ``/usr/sbin``, ``/usr/local/sbin``, the
-runner's own interpreter's ``bin``) named ``p`` or one of its family: ``p`` followed by digits and dots
-(``python`` covers ``python3`` and ``python3.11``; ``perl`` covers ``perl5.36.0``). Also the targets of those
-entries' symbolic links, every other file in those directories that is the same file (a hard link), and the
+runner's own interpreter's ``bin``) named ``p`` or one of its family: ``p`` followed by digits and dots, and up to
+two ABI letters (``python`` covers ``python3``, ``python3.11``, ``python3.6m`` and ``python3.13t``; ``perl`` covers
+``perl5.36.0``). Also the targets of those entries' symbolic links, every other file in those directories that is the same file (a hard link), and the
 program's private exec directory (``/usr/lib/git-core/git`` and its links, and ``git-http-push``, for ``git``). A copy of the program somewhere else on
 disk is not found: that is what the README's "what a deny rule cannot promise" says.
 """
@@ -40,7 +40,8 @@ from typing import Literal
 from ..core.errors import UnavailableError
 from ..core.workspace import guard_cache_dir
 
-__all__ = ["GuardMode", "Guard", "guard_binary", "exec_only", "covered_paths", "search_dirs", "family_pattern", "compiler"]
+__all__ = ["GuardMode", "Guard", "guard_binary", "exec_only", "covered_paths", "search_dirs", "family_pattern",
+           "compiler"]
 
 log = logging.getLogger("llmmixer.pty.guards")
 
@@ -216,8 +217,9 @@ def exec_only(real: str) -> str:
 
 
 def family_pattern(program: str) -> re.Pattern[str]:
-    """``python`` matches ``python``, ``python3``, ``python3.11``; ``git`` only ``git``... and ``git2``."""
-    return re.compile(re.escape(program) + r"[0-9][0-9.]*$|" + re.escape(program) + "$")
+    """``python`` matches ``python``, ``python3``, ``python3.11``, ``python3.6m``, ``python3.13t``; ``git`` only ``git``
+    and ``git2``: the name, then optionally a version (digits and dots) with ABI letters after it."""
+    return re.compile(re.escape(program) + r"(?:[0-9][0-9.]*[a-z]{0,2})?$")
 
 
 def search_dirs(path_env: str | None) -> list[str]:

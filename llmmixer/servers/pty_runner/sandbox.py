@@ -187,8 +187,10 @@ class Sandbox:
 
         Raises: InvalidInputError for a writable path that cannot be used.
         """
-        root = tempfile.mkdtemp(prefix="llmmixer-sbx-")
+        root = tempfile.mkdtemp(prefix=JAIL_PREFIX)
         try:
+            with open(os.path.join(root, OWNER_FILE), "w", encoding="ascii") as handle:
+                handle.write(f"{os.getpid()}\n")
             os.mkdir(os.path.join(root, "tmp"), 0o1777)
             os.chmod(os.path.join(root, "tmp"), 0o1777)
             os.mkdir(os.path.join(root, "ctl"), 0o700)
@@ -294,6 +296,40 @@ class Sandbox:
                 if (source.st_dev, source.st_ino) == (st.st_dev, st.st_ino):
                     return guard.mode, guard.program, guard.rule
         return None
+
+
+JAIL_PREFIX = "llmmixer-sbx-"
+OWNER_FILE = "runner.pid"
+
+
+def remove_stale_jails() -> None:
+    """Remove the jail directories a runner that is gone (killed with SIGKILL) left in the temp directory (each
+    runner does it when it builds its sandbox). A jail whose runner is alive, or that is not ours, is left alone."""
+    top = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(top):
+            path = os.path.join(top, name)
+            if not name.startswith(JAIL_PREFIX) or os.path.islink(path) or not os.path.isdir(path):
+                continue
+            try:
+                if os.stat(path).st_uid != os.getuid():
+                    continue
+                with open(os.path.join(path, OWNER_FILE), encoding="ascii") as handle:
+                    pid = int(handle.read().strip() or "0")
+            except (OSError, ValueError):
+                continue
+            if pid > 0 and not _alive(pid):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_quietly(path: str) -> None:

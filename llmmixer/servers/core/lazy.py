@@ -42,7 +42,8 @@ CLOSE_TIMEOUT_S = 2.0
 def load_target(target: str) -> type[BaseAdapter]:
     """``"package.module:ClassName"`` -> the class (imports the module)."""
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    cls: type[BaseAdapter] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 class LazyAdapter:

@@ -16,7 +16,7 @@ def api_style(value: str) -> ApiStyle:
     style = value.strip().lower()
     if style not in API_STYLES:
         raise ValueError(f"{ENV_API_STYLE} / --api must be one of {', '.join(API_STYLES)}, not {value!r}")
-    return style  # type: ignore[return-value]
+    return style
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

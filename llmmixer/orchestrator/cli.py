@@ -157,7 +157,8 @@ def ask(
     output = "data" if data_only else ("json" if as_json else "live")
     service = _service(config, store, standalone, start=True)
     if service is not None:
-        raise typer.Exit(_on_service(service, lambda runs, started: _remote_ask(runs, started, text, options, output)))
+        raise typer.Exit(_on_service(service, lambda runs, started: _remote_ask(runs, started, text, options, output),
+                                     config))
     code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
 
@@ -225,20 +226,38 @@ def _service(config: str | None, store: str | None, standalone: bool, *, start: 
     return connect(config, start=start)
 
 
-def _on_service(info: RuntimeInfo, work: Callable[[RemoteRuns, list[str]], Awaitable[int]]) -> int:
-    """Run ``work`` against the service; Ctrl-C cancels on the service every run it started."""
+def _on_service(info: RuntimeInfo, work: Callable[[RemoteRuns, list[str]], Awaitable[int]],
+                config: str | None = None) -> int:
+    """Run ``work`` against the service; Ctrl-C cancels on the service every run it started. A service that left
+    between being found and being called (it was idle) is replaced once, by a new one."""
+    from ..servers.core.errors import ConnectionFailedError
     from .remote import RemoteRuns, cancel_now
+    from .resident import connect
 
     started: list[str] = []
+    service = info
 
     async def go() -> int:
-        async with RemoteRuns(info) as runs:
-            return await work(runs, started)
+        import anyio.to_thread
+
+        nonlocal service
+        for attempt in (1, 2):
+            try:
+                async with RemoteRuns(service) as runs:
+                    return await work(runs, started)
+            except ConnectionFailedError:
+                if started or attempt == 2:
+                    raise
+                replaced = await anyio.to_thread.run_sync(lambda: connect(config, start=True))
+                if replaced is None:
+                    raise
+                service = replaced
+        raise AssertionError("unreachable")
 
     code = _run_async(go())
     if code == EXIT_INTERRUPTED:
         for run_id in started:
-            cancel_now(info, run_id)
+            cancel_now(service, run_id)
     return code
 
 
@@ -280,14 +299,22 @@ def chat(
 
 
 @app.command()
-def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+           standalone: StandaloneOpt = False) -> None:
     """Every model server's models, their aliases and prices; the default of each server is marked."""
+    service = _service(config, None, standalone, start=False)
 
     async def go() -> int:
-        from .models import list_all_models
+        if service is not None:
+            from .remote import RemoteRuns
 
-        async with await _open_runs(config, "memory") as runs:
-            listings = await list_all_models(runs)
+            async with RemoteRuns(service) as remote:
+                listings = await remote.models()
+        else:
+            from .models import list_all_models
+
+            async with await _open_runs(config, "memory") as runs:
+                listings = await list_all_models(runs)
         if as_json:
             typer.echo(json.dumps({"servers": listings}, indent=2))
         else:
@@ -419,14 +446,21 @@ async def _agent(task: str, names: list[str], check: str, mode: str, timeout: fl
 
 
 @app.command()
-def servers(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def servers(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+            standalone: StandaloneOpt = False) -> None:
     """Each server: transport, status, tools, last latency."""
-    raise typer.Exit(_run_async(_servers(config, as_json)))
+    raise typer.Exit(_run_async(_servers(config, as_json, _service(config, None, standalone, start=False))))
 
 
-async def _servers(config: str | None, as_json: bool) -> int:
-    async with await _open_runs(config, "memory") as runs:
-        statuses = await runs.servers()
+async def _servers(config: str | None, as_json: bool, service: RuntimeInfo | None) -> int:
+    if service is not None:
+        from .remote import RemoteRuns
+
+        async with RemoteRuns(service) as remote:
+            statuses = await remote.servers()
+    else:
+        async with await _open_runs(config, "memory") as runs:
+            statuses = await runs.servers()
     if as_json:
         typer.echo(json.dumps(statuses, indent=2))
     else:

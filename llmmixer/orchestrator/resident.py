@@ -76,12 +76,16 @@ def start_detached(config_path: str | None, identity: str) -> RuntimeInfo:
     import subprocess
 
     located = config_paths.locate(config_path)
-    log = log_path()
+    try:
+        log = log_path()
+        out = open(log, "ab")  # noqa: SIM115 - handed to the child, closed below
+        os.chmod(log, runtime.FILE_MODE)
+    except OSError as exc:
+        raise ServiceNotStarted(f"cannot write its log: {exc.strerror or exc}: {exc.filename}") from exc
     command = [sys.executable, "-m", "llmmixer", "serve", "--port", "0", "--idle-exit", "--log", log]
     if located is not None:
         command += ["--config", str(located)]  # the service must not look in its own working directory
-    with open(log, "ab") as out:
-        os.chmod(log, runtime.FILE_MODE)
+    with out:
         try:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                      cwd=runtime.state_dir(), start_new_session=True, close_fds=True)

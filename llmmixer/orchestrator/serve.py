@@ -81,7 +81,13 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
                 tg.start_soon(on_signal, runs, stop)
                 tg.start_soon(start_servers, runs)
                 if idle_exit:
-                    tg.start_soon(exit_when_idle, runs, activity, config.settings.idle_exit_s, stop)
+                    async def leave_when_idle() -> None:
+                        await exit_when_idle(runs, activity, config.settings.idle_exit_s)
+                        if published:  # unpublished first: a client that looks now starts a new service
+                            runtime.release(identity)
+                        stop.set()
+
+                    tg.start_soon(leave_when_idle)
                 try:
                     await serve(runs, store, host=host, port=port, token=token, allowed_hosts=allowed_hosts,
                                 shutdown=stop, on_ready=announce, activity=activity)
@@ -98,8 +104,8 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
     return 0
 
 
-async def exit_when_idle(runs: Any, activity: Any, idle_s: float, stop: Any) -> None:
-    """Set ``stop`` once no request has been open and no run in flight for ``idle_s`` seconds."""
+async def exit_when_idle(runs: Any, activity: Any, idle_s: float) -> None:
+    """Return once no request has been open and no run in flight for ``idle_s`` seconds."""
     import anyio
 
     while True:
@@ -108,7 +114,6 @@ async def exit_when_idle(runs: Any, activity: Any, idle_s: float, stop: Any) -> 
         idle = activity.idle_for()
         if idle >= idle_s:
             logging.getLogger("llmmixer.serve").warning("idle for %.0f s: stopping", idle)
-            stop.set()
             return
         await anyio.sleep(min(IDLE_CHECK_S, idle_s - idle))
 

@@ -283,39 +283,46 @@ async def test_jails_of_a_killed_runner_are_removed_by_the_next(work: Path) -> N
 
 @sandboxed
 @BACKENDS
-async def test_a_sandboxed_command_cannot_start_a_wider_command_through_the_service(work: Path, outside: Path,
-                                                                                    tmp_path: Path,
-                                                                                    backend: str) -> None:
+async def test_a_sandboxed_command_cannot_start_a_wider_command_through_the_service(
+        work: Path, outside: Path, tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``llmmixer serve`` makes up its token and writes it to the runtime file; a command (network "allow", so
+    loopback is reachable) can neither read that file nor start anything without the token, and with the token
+    (leaked to it) still cannot name a directory outside the service runner's roots."""
+    import tempfile
     import time
 
     from llmmixer.servers.emulators.server import free_port
 
-    token = "service-token-" + os.urandom(8).hex()
+    runtime = Path(tempfile.mkdtemp(prefix="llmmixer-runtime-", dir="/var/tmp"))  # not under the private /tmp
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))  # the runner hides it from its commands
     port = free_port()
     served = tmp_path / "served"
     served.mkdir()
-    env = {**os.environ, "LLMMIXER_TOKEN": token}
     server = subprocess.Popen([sys.executable, "-m", "llmmixer.orchestrator.cli", "serve", "--port", str(port)],
-                              env=env, cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              env={**os.environ}, cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
     try:
-        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+        published: list[Path] = []
+        for _ in range(1200):  # the service publishes its runtime file when it is ready
+            published = list((runtime / "llmmixer").glob("serve-*.json"))
+            if published or server.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert published, server.stderr.read() if server.stderr else ""
+        token = json.loads(published[0].read_text())["token"]
+        runner = runner_for(work, OPEN_POLICY, backend=backend)
+        peek = await runner.run(f"cat {runtime}/llmmixer/serve-*.json; ls -A {runtime}/llmmixer | wc -l")
+        assert token not in peek.output and peek.output.strip().splitlines()[-1].strip() == "0", peek.output
+        post = (f"curl -s -w ' %{{http_code}}' -X POST -H 'Content-Type: application/json' "
+                f"http://127.0.0.1:{port}/api/commands -d '{{\"command\": \"rm -f {outside}\", \"cwd\": \"/\"}}'")
+        without = await runner.run(post)
+        assert without.output.strip().endswith("401"), without.output  # no token: nothing starts
+        leaked = await runner.run(post.replace("-X POST", f"-H 'Authorization: Bearer {token}' -X POST"))
+        run_id = json.loads(leaked.output.strip().rsplit(" ", 1)[0])["run_id"]
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=90,
                            headers={"Authorization": f"Bearer {token}"}) as host:
-            for _ in range(600):
-                try:
-                    if host.get("/healthz").status_code in (200, 503):
-                        break
-                except httpx2.TransportError:
-                    time.sleep(0.05)
-            runner = runner_for(work, OPEN_POLICY, backend=backend)  # network = "allow": loopback is reachable
-            post = (f"curl -s -w ' %{{http_code}}' -X POST -H 'Content-Type: application/json' "
-                    f"http://127.0.0.1:{port}/api/commands -d '{{\"command\": \"rm -f {outside}\", \"cwd\": \"/\"}}'")
-            without = await runner.run(post)
-            assert without.output.strip().endswith("401"), without.output  # no token: nothing starts
-            # Even with the token (leaked to the command), the service's runner keeps its roots.
-            leaked = await runner.run(post.replace("-X POST", f"-H 'Authorization: Bearer {token}' -X POST"))
-            run_id = json.loads(leaked.output.strip().rsplit(" ", 1)[0])["run_id"]
             ended = host.get(f"/api/runs/{run_id}", params={"wait": 60}).json()
-            assert ended["status"] == "error" and ended["error"]["kind"] == "policy", ended
+        assert ended["status"] == "error" and ended["error"]["kind"] == "policy", ended
     finally:
         server.terminate()
         try:
@@ -323,6 +330,7 @@ async def test_a_sandboxed_command_cannot_start_a_wider_command_through_the_serv
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        subprocess.run(["rm", "-rf", str(runtime)], check=False)
     assert outside.read_text() == "keep me"
 
 
@@ -339,7 +347,10 @@ def test_an_agent_rewriting_its_git_file_runs_nothing_on_the_host(agent_world: A
              f"printf '[core]\\n\\tfsmonitor = \"touch {marker}; false\"\\n' >> ../evil.git/config && "
              "printf 'gitdir: %s\\n' \"$(cd .. && pwd)/evil.git\" > .git && echo new > edit.txt && echo planted")
     world.emulator.set_script("anthropic", shell_turns("claude-code", plant))
-    repo_dir = make_agent_repo(tmp_path / "repo")
+    import tempfile
+
+    holder = Path(tempfile.mkdtemp(prefix="llmmixer-agent-repo-", dir="/var/tmp"))  # /tmp is private in a sandbox
+    repo_dir = make_agent_repo(holder / "repo")
     done = world.llmmixer("agent", "Change old to new in edit.txt.", "--check", "true", "--agents", "claude-code",
                           "--json", cwd=repo_dir)
     result = json.loads(done.stdout)
@@ -349,4 +360,4 @@ def test_an_agent_rewriting_its_git_file_runs_nothing_on_the_host(agent_world: A
     assert leg["status"] == "won", leg
     assert "+new" in leg["diff"], leg["diff"]
     assert not marker.exists()  # the planted fsmonitor never ran on the host
-    assert any("planted" in r["output"] for r in world.emulator.tool_results("anthropic"))
+    shutil.rmtree(holder, ignore_errors=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import logging
 import os
 import re
 import sys
@@ -40,18 +39,14 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from ..servers.core.bounds import MAX_TIMEOUT_S, MAX_WAIT_S, bounded_seconds
 from ..servers.core.errors import InvalidInputError
 from ..servers.core.manifest import load_manifests, manifest_for, model_manifests
+from . import config_paths
+from .config_paths import SHARED_SETTINGS
 from .modes import DEFAULT_MODE, MODES
 
-log = logging.getLogger("llmmixer.config")
-
-__all__ = ["trust_dir", "trusted_dirs", "MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "ConfigFile", "Config", "load_config",
+__all__ = ["MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "ConfigFile", "Config", "load_config",
            "default_servers", "model_sources", "passthrough_for"]
 
 DEFAULT_MAX_QUEUE = 256  # per server: calls waiting for a concurrency slot before runs are refused
-SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
-                   # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
-                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
-
 
 
 def _valid_mode(mode: str) -> str:
@@ -186,6 +181,11 @@ class Settings(_Strict):
     fast_retry_wait_s: WaitSeconds = Field(default=0.5, ge=0)
     # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
     cooldown_file: str | None = None
+    # The resident service (orchestrator/resident.py): the CLI uses a running `llmmixer serve` for this config, and
+    # starts one when there is none; false keeps every command in its own process. A service the CLI started exits
+    # after this many seconds with no client connected and no run in flight.
+    resident: bool = True
+    idle_exit_s: float = Field(default=600.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -289,56 +289,6 @@ def default_servers(python: str | None = None) -> dict[str, ServerSpec]:
             for m in load_manifests()}
 
 
-def trusted_dirs_file() -> Path:
-    """The list of directories whose ``llmmixer.json`` is read without ``--config`` (one path a line), kept in the
-    user config directory, which no sandboxed command may write."""
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("llmmixer")) / "trusted_dirs"
-
-
-def trusted_dirs() -> set[str]:
-    try:
-        lines = trusted_dirs_file().read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return set()
-    return {os.path.realpath(line.strip()) for line in lines if line.strip()}
-
-
-def trust_dir(directory: str | os.PathLike[str]) -> Path:
-    """Add ``directory`` to :func:`trusted_dirs`; returns the file. Raises: InvalidInputError (not a directory)."""
-    real = os.path.realpath(directory)
-    if not os.path.isdir(real):
-        raise InvalidInputError(f"{directory} is not a directory")
-    path = trusted_dirs_file()
-    if real not in trusted_dirs():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(real + "\n")
-    return path
-
-
-def _candidates(path: str | os.PathLike[str] | None) -> list[Path]:
-    """``--config`` / ``$LLMMIXER_CONFIG``; else ``./llmmixer.json`` when this directory is trusted; else the user's.
-
-    A ``llmmixer.json`` in an untrusted working directory is never read: a sandboxed command may have written it
-    (the runner's working directory is writable), and its ``mcpServers`` would run with the user's keys.
-    """
-    path = path if path is not None else os.environ.get("LLMMIXER_CONFIG") or None
-    if path is not None:
-        return [Path(path).expanduser()]
-    import platformdirs
-
-    found = [Path(platformdirs.user_config_dir("llmmixer")) / "config.json"]
-    local = Path.cwd() / "llmmixer.json"
-    if local.is_file():
-        if os.path.realpath(Path.cwd()) in trusted_dirs():
-            return [local, *found]
-        log.warning("ignoring %s: this directory is not trusted; pass --config %s, or run `llmmixer config trust` "
-                    "here", local, local)
-    return found
-
-
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """The configuration from ``path`` or the default locations; the built-in servers when there is no file.
 
@@ -353,8 +303,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         adapter_numbers()
     except EnvError as error:
         raise InvalidInputError(str(error)) from None
-    explicit = path is not None or bool(os.environ.get("LLMMIXER_CONFIG"))
-    for candidate in _candidates(path):
+    explicit = config_paths.explicit(path)
+    for candidate in config_paths.candidates(path):
         if candidate.is_file():
             return _parse(read_json(candidate, "config"), candidate)
         if explicit:

@@ -305,6 +305,8 @@ OWNER_FILE = "runner.pid"
 def remove_stale_jails() -> None:
     """Remove the jail directories a runner that is gone (killed with SIGKILL) left in the temp directory (each
     runner does it when it builds its sandbox). A jail whose runner is alive, or that is not ours, is left alone."""
+    import psutil  # here: a runner that never sandboxes anything never loads it
+
     top = tempfile.gettempdir()
     with contextlib.suppress(OSError):
         for name in os.listdir(top):
@@ -318,18 +320,8 @@ def remove_stale_jails() -> None:
                     pid = int(handle.read().strip() or "0")
             except (OSError, ValueError):
                 continue
-            if pid > 0 and not _alive(pid):
+            if pid > 0 and not psutil.pid_exists(pid):
                 shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_quietly(path: str) -> None:

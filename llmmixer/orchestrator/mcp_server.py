@@ -16,7 +16,8 @@ waits, the run is cancelled end to end: no model keeps streaming for nobody.
 
 The server advertises only the tools capability; argument errors come back as ``invalid_input`` results that say
 what to change. A job that ended in ``error`` (an ``ask`` where no leg succeeded, a command the runner refused) is an
-``isError: true`` result whose text is the job object with an ``error`` that sums its legs' errors up.
+``isError: true`` result: the plain ``KIND: message`` line, then the job object with an ``error`` that sums its legs'
+errors up.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError, LLMMixerError, NotFoundError
+from ..servers.core.annotations import acts, reads
 from ..servers.core.mcp import LLMMixerMCPServer
 from ..servers.core.results import error_result, job_result
 from ..servers.core.transport import add_transport_arguments, serve_async
@@ -193,7 +195,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
     )
 
-    @server.tool(description=ASK_DESCRIPTION)
+    @server.tool(description=ASK_DESCRIPTION, annotations=reads("Ask several models", open_world=True))
     async def ask(
         prompt: str,
         ctx: Context,
@@ -224,7 +226,8 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=RUN_DESCRIPTION)
+    @server.tool(description=RUN_DESCRIPTION,
+                 annotations=acts("Run a shell command", destructive=True, open_world=True))
     async def run_command(
         command: str,
         ctx: Context,
@@ -240,7 +243,8 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=AGENT_DESCRIPTION)
+    @server.tool(description=AGENT_DESCRIPTION,
+                 annotations=acts("Race coding agents", destructive=True, open_world=True))
     async def agent(
         task: str,
         check: str,
@@ -262,7 +266,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=JOB_DESCRIPTION)
+    @server.tool(description=JOB_DESCRIPTION, annotations=reads("Read a job", open_world=False))
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
@@ -272,7 +276,8 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=CANCEL_DESCRIPTION)
+    @server.tool(description=CANCEL_DESCRIPTION,
+                 annotations=acts("Cancel a job", destructive=False, open_world=False, idempotent=True))
     async def cancel(job_id: JobId) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)

@@ -188,8 +188,12 @@ JobId = Annotated[str, Field(description="job_id from ask, run_command or agent"
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
-def build_server(jobs: RunService) -> OrchestratorMCPServer:
-    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
+def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> OrchestratorMCPServer:
+    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool).
+
+    ``max_wait_s`` caps every ``wait_s``: the host's own tool-call timeout less a margin (``llmmixer config HOST``
+    sets it), so a call becomes a job before the host gives up on it, whatever ``wait_s`` the model asked for.
+    """
     server = OrchestratorMCPServer(
         name="llmmixer",
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
@@ -222,7 +226,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
                                           conversation_id=conversation_id, response_schema=schema,
                                           model_for=model_for, reasoning=reasoning, images=images,
                                           options=MixOptions(aggregator=aggregator, rounds=rounds))
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
@@ -239,7 +243,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             if not command.strip():
                 raise InvalidInputError("command is empty: give the shell command to run")
             job_id = await jobs.start_command(command=command, cwd=cwd, timeout_s=timeout_s)
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
@@ -262,7 +266,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
                                    timeout_s=timeout_s, apply=apply, cwd=cwd or ".")
             job_id = await jobs.start_agents(request)
-            return job_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return job_result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
@@ -270,7 +274,7 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=False))
+            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=False))
         except NotFoundError:
             return error_result(_unknown_job(job_id))
         except LLMMixerError as error:
@@ -308,8 +312,11 @@ def _result(job: dict[str, Any]) -> CallToolResult:
         kind, retryable = "server", True
     summary = "; ".join(f"{leg.get('source')}: {leg['error'].get('kind')}: {leg['error'].get('message')}"
                         for leg in failed)
+    # The soonest any failed leg may be tried again: what a host's model should wait before it asks again.
+    delays = [leg["error"]["retry_after_s"] for leg in failed
+              if isinstance(leg["error"].get("retry_after_s"), int | float) and leg["error"]["retry_after_s"] > 0]
     error = {"kind": kind, "message": f"no model answered ({summary or 'every leg failed'})", "vendor": None,
-             "status": None, "retry_after_s": None, "retryable": retryable}
+             "status": None, "retry_after_s": min(delays) if delays and retryable else None, "retryable": retryable}
     return job_result({**job, "error": error}, is_error=True)
 
 
@@ -351,6 +358,9 @@ def build_parser(prog: str = "llmmixer mcp") -> argparse.ArgumentParser:
     add_transport_arguments(parser)
     parser.add_argument("--config", default=None, help="servers config file (mcpServers JSON)")
     parser.add_argument("--store", default=None, help="event store URL: memory, sqlite:///path, redis://host:port/db")
+    parser.add_argument("--max-wait-s", type=float, default=MAX_WAIT_S, metavar="S",
+                        help="the longest a tool call waits before it returns a job: below the host's tool timeout "
+                             "(llmmixer config HOST sets it)")
     return parser
 
 
@@ -381,7 +391,7 @@ def main_mcp(args: argparse.Namespace) -> None:
 
                 tg.start_soon(on_signal, runs, stop)
                 tg.start_soon(stop_serving)
-                await serve_async(build_server(runs), args)
+                await serve_async(build_server(runs, max_wait_s=args.max_wait_s), args)
                 tg.cancel_scope.cancel()
 
     anyio.run(run)

@@ -39,6 +39,7 @@ from ..servers.core.errors import (
     NotFoundError,
     ServerError,
     UnavailableError,
+    UnexpectedError,
 )
 from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
 from ..servers.core.redact import redact_inline
@@ -113,7 +114,8 @@ class RunState:
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
             legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
-            return {**base, "status": "running", "mode": self.mode, "legs": legs,
+            return {**base, "status": "running", "mode": self.mode, "models": (self.record or {}).get("models"),
+                    "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
         return {**base, "status": "running", "legs": [{"source": "pty", "status": self.command_state}],
@@ -130,7 +132,7 @@ class Runs:
         self.pool = pool or ServerPool(config)
         settings = config.settings
         cooldowns = Cooldowns(consecutive_failures=settings.breaker_failures, breaker_s=settings.breaker_s,
-                              path=settings.cooldown_file or default_path())
+                              path=settings.cooldown_file or default_path(), max_wait_s=settings.max_cooldown_s)
         self.mixer = Mixer(self.pool, hedge_delay_ms=settings.hedge_delay_ms, hedge_budget=settings.hedge_budget,
                            model_for=settings.model_for, prices=settings.prices, cooldowns=cooldowns,
                            fast_retry_wait_s=settings.fast_retry_wait_s)
@@ -140,6 +142,7 @@ class Runs:
         self._finished_chars = 0
         self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # run id -> title, newest last
         self._tg: anyio.abc.TaskGroup | None = None
+        self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -153,6 +156,7 @@ class Runs:
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self._tg is not None
+        self._stopping = True
         with anyio.CancelScope(shield=True):
             await self.interrupt(SHUTDOWN_S)
             await self.writer.aclose(SHUTDOWN_S)
@@ -294,9 +298,33 @@ class Runs:
             admission.close()
             raise
 
-    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], *args: Any) -> None:
+    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], state: RunState,
+                        *args: Any) -> None:
         with self.pool.admitted(admission):
-            await run(*args)
+            try:
+                await run(state, *args)
+            except Exception:  # noqa: BLE001 - one run's bug must not end the task group every run lives in
+                log.exception("run %s failed unexpectedly", state.run_id)
+                await self._crashed(state)
+
+    async def _crashed(self, state: RunState) -> None:
+        """End a run whose own code raised (a bug) as ``error``, so its waiters, its record and the log agree."""
+        if state.finished.is_set():
+            return
+        error = UnexpectedError("internal error in this run; see the server log").to_dict()["error"]
+        try:
+            await self._finish(state, "error", {"mode": state.mode, "winner": None, "legs": [], "error": error})
+        except Exception:  # noqa: BLE001
+            log.exception("run %s could not be finished", state.run_id)
+            state.status, state.result = "error", {"error": error}
+            state.finished.set()
+            state.touch()
+
+    def start_refusal(self) -> str | None:
+        """Why a run started now could not run (``/healthz`` answers 503 with it), else None."""
+        if self._tg is None or self._stopping or self._tg.cancel_scope.cancel_called:
+            return "the run scheduler is not running"
+        return self.writer.refusal()
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
                        model_for: dict[str, str], options: MixOptions) -> None:
@@ -570,6 +598,10 @@ class Runs:
         """What is known of each server now, without waiting for any (``idle``, ``starting``, ``ready``, ``dead``)."""
         return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
                 for status in self.pool.statuses()]
+
+    def in_flight(self) -> int:
+        """How many runs started here have not ended yet."""
+        return sum(1 for state in self._runs.values() if not state.finished.is_set())
 
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""

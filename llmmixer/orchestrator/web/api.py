@@ -76,6 +76,9 @@ class AskRequest(BaseModel):
     mode: ModeName | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
+    continue_latest: bool = Field(default=False, description="continue the newest conversation (llmmixer ask -c)")
+    model_ids: list[str] | None = Field(default=None, max_length=16,
+                                        description="model ids or aliases; each one's server is found (ask -m)")
     response_schema: dict[str, Any] | str | None = Field(
         default=None, description="a JSON Schema, or the concise form 'name, age int, bio: one sentence'")
     model_for: dict[str, str] | None = None
@@ -187,17 +190,22 @@ async def start_run(request: Request) -> Response:
     body: AskRequest = await _json_body(request, AskRequest)
     from ..mixer import MixOptions
 
+    from ..asking import AskOptions, resolve_choice
+
     runs = _runs(request)
     mix = MixOptions(aggregator=body.aggregator, rounds=body.rounds, min_answers=body.min_answers,
                      deadline_s=body.deadline_s)
+    conversation_id, models, model_for = await resolve_choice(runs, AskOptions(
+        models=body.models, model_for=body.model_for or {}, model_ids=body.model_ids or [],
+        continue_latest=body.continue_latest, conversation_id=body.conversation_id))
     extra: dict[str, Any] = {
-        "conversation_id": body.conversation_id, "model_for": body.model_for, "max_tokens": body.max_tokens,
+        "conversation_id": conversation_id, "model_for": model_for or None, "max_tokens": body.max_tokens,
         "temperature": body.temperature,
         "response_schema": None if body.response_schema is None else parse_schema(body.response_schema),
         "reasoning": body.reasoning,
         "images": [image.model_dump(exclude_none=True) for image in body.images] if body.images else None,
         "options": mix if mix != MixOptions() else None}
-    run_id = await runs.start_ask(prompt=body.prompt, models=body.models, mode=body.mode, system=body.system,
+    run_id = await runs.start_ask(prompt=body.prompt, models=models, mode=body.mode, system=body.system,
                                   **{k: v for k, v in extra.items() if v is not None})
     started = {"run_id": run_id}
     conversation_id = (await runs.snapshot(run_id)).get("conversation_id")
@@ -283,6 +291,13 @@ async def list_runs(request: Request) -> Response:
                          "next_offset": offset + len(page) if len(page) == limit else None})
 
 
+async def list_models(request: Request) -> Response:
+    """Every model server's models, aliases and prices (``llmmixer models``)."""
+    from ..models import list_all_models
+
+    return JSONResponse({"servers": await list_all_models(request.app.state.runs)})
+
+
 async def list_servers(request: Request) -> Response:
     """Each server's live status, with what its manifest says about it (role, title, vendor, default model).
     ``?wait=0`` answers at once with what is known (``starting`` while a server comes up; the dashboard polls);
@@ -300,7 +315,8 @@ HEALTH_PROBE_S = 2.0
 
 async def healthz(request: Request) -> Response:
     """200 ``{"ok": true, ...}``; 503 ``{"ok": false, "store": "<url>: <reason>"}`` while the event store fails
-    (its writer's last write failed, or a read now does not answer within :data:`HEALTH_PROBE_S`)."""
+    (its writer's last write failed, or a read now does not answer within :data:`HEALTH_PROBE_S`), and 503 with
+    ``"runs": "<reason>"`` while a new run could not start (the run scheduler stopped, the spool is full)."""
     state = request.app.state
     store = state.store
     reason = getattr(getattr(store, "health", None), "write_error", None)
@@ -314,6 +330,10 @@ async def healthz(request: Request) -> Response:
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
     body: dict[str, Any] = {"ok": reason is None, "store": store.url if reason is None else f"{store.url}: {reason}",
                             "streams": state.streams.open_count}
+    refusal = getattr(getattr(state, "runs", None), "start_refusal", lambda: None)()
+    if refusal is not None:  # a store that answers is not enough: runs must be able to start
+        body.update(ok=False, runs=refusal)
+        reason = reason or refusal
     health = getattr(store, "health", None)
     if health is not None and (health.spooled or health.lost):
         body.update(spooled=health.spooled, lost=health.lost)
@@ -366,5 +386,6 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),
+        Route("/api/models", list_models, methods=["GET"]),
         Route("/api/meta", get_meta, methods=["GET"]),
     ]

@@ -361,3 +361,16 @@ def test_an_agent_rewriting_its_git_file_runs_nothing_on_the_host(agent_world: A
     assert "+new" in leg["diff"], leg["diff"]
     assert not marker.exists()  # the planted fsmonitor never ran on the host
     shutil.rmtree(holder, ignore_errors=True)
+
+
+@sandboxed
+async def test_the_orchestrators_run_tool_refuses_a_cwd_outside_the_roots(emu: Any, tmp_path: Path,
+                                                                          outside: Path) -> None:
+    from tests.test_mcp_server import error_of, orchestrator
+
+    async with Client(orchestrator(emu, tmp_path)) as client:
+        for arguments in ({"command": f"rm -f {outside}", "cwd": "/"},
+                          {"command": f"rm -f {outside}", "cwd": str(outside.parent)}):
+            error = error_of(await client.call_tool("run_command", arguments))
+            assert error["kind"] == "policy" and "roots" in error["message"], error
+    assert outside.read_text() == "keep me"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from llmmixer.servers.core.workspace import guard_cache_dir
 from llmmixer.servers.pty_runner.sandbox import probe
 from tests.test_containment import POLICY, pushed, repo, runner_for, work
 
@@ -100,8 +101,18 @@ def compile_into(directory: Path, name: str, source: str, *flags: str) -> Path:
     return out
 
 
+@pytest.fixture
+def visible_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The guard cache outside /tmp (which a sandbox replaces by a private one), as on a user's machine."""
+    top = Path(tempfile.mkdtemp(prefix="llmmixer-cache-", dir="/var/tmp"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(top))
+    yield top
+    subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
 @BACKENDS
-async def test_an_approved_git_cannot_be_re_executed_as_git_push(work: Path, repo: Path, backend: str) -> None:
+async def test_an_approved_git_cannot_be_re_executed_as_git_push(work: Path, repo: Path, backend: str,
+                                                                 visible_cache: Path) -> None:
     runner = runner_for(work, backend=backend)
     compile_into(work, "preload.so", PRELOAD_C, "-shared", "-fPIC")
     compile_into(work, "client", CLIENT_C)
@@ -117,6 +128,13 @@ async def test_an_approved_git_cannot_be_re_executed_as_git_push(work: Path, rep
                                 "git -c user.name=t -c user.email=t@t commit -q --allow-empty -m ok && git log -1 "
                                 "--format=%s")
     assert harmless.exit_code == 0 and "hook-ran" in harmless.output and "ok" in harmless.output, harmless.output
+    # The exec-only copies an approval runs are not reachable by path: the guard cache is empty inside.
+    cache = guard_cache_dir()
+    assert cache.is_relative_to(visible_cache) and list(cache.glob("exec-git-*"))  # the host made one for the approved `git status` runs above
+    direct = await runner.run(f"ls -A {cache} | wc -l; cd repo && for f in {cache}/exec-*; do \"$f\" push origin main; "
+                              "done")
+    assert direct.output.strip().splitlines()[0].strip() == "0", direct.output
+    assert not pushed(work), direct.output
     # Approved for real (the host said yes before the command started): the push lands, so the test can fail.
     approved = await runner.run("cd repo && git push origin main", approvals=("ask: git push",))
     assert approved.exit_code == 0, approved.output

@@ -55,6 +55,8 @@ def _trace2_attacks(target: Path) -> list[str]:
         f"printf '{config}' > /tmp/inc.cfg && git config include.path /tmp/inc.cfg && git p origin main",
         f"git config core.fsmonitor 'touch {target}' && git config alias.p push && git p origin main",
         f"mkfifo /tmp/fifo && GIT_CONFIG_GLOBAL=/tmp/fifo git -c alias.p=push p origin main",
+        # aliases nested deeper than the runner follows: refused, not taken for what the last level names
+        " ".join(["git", *(f"-c alias.a{i}=a{i + 1}" for i in range(12)), "-c alias.a12=push", "a0 origin main"]),
     ]
 
 

@@ -204,3 +204,45 @@ async def test_the_child_holds_no_capability_and_no_new_privileges(work: Path) -
     fields = dict(line.split(":\t") for line in result.output.replace("\r", "").strip().splitlines())
     assert fields["NoNewPrivs"].strip() == "1", result.output
     assert all(int(fields[k], 16) == 0 for k in ("CapPrm", "CapEff", "CapAmb")), result.output
+
+
+CAP_PROBE = r"""
+import socket
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect('/dev/llmmixer/control')
+    return s
+request = b'\0'.join([b'exec', b'', b'', b'/usr/bin/x', b'/', b'1', b'x']) + b'\0'
+def ask(s):
+    try:
+        s.sendall(len(request).to_bytes(4, 'little') + request)
+        return s.recv(100)[:1]
+    except OSError:  # closed before it could be written to
+        return b""
+big = connect()
+big.sendall((1 << 24).to_bytes(4, 'little'))
+print('big', big.recv(1))
+held = [connect() for _ in range(8)]
+for s in held:
+    s.sendall((1 << 20).to_bytes(4, 'little') + b'x' * 1000)
+extra = [ask(connect()) for _ in range(4)]
+print('extra', extra)
+for s in held:
+    s.close()
+for _ in range(2000):  # until the runner has seen the closes and a slot is free again
+    after = ask(connect())
+    if after:
+        break
+print('after', after)
+"""
+
+
+async def test_the_control_socket_caps_what_one_command_can_hold(work: Path) -> None:
+    """A command holds at most 8 connections, each of at most 1 MiB: beyond that it is cut off, not buffered."""
+    from tests.test_containment import OPEN_POLICY
+
+    (work / "probe.py").write_text(CAP_PROBE)
+    result = await runner_for(work, OPEN_POLICY).run("python3 probe.py", timeout_s=60)
+    assert "big b''" in result.output, result.output  # a 16 MiB request: closed unread
+    assert "extra [b'', b'', b'', b'']" in result.output, result.output  # 8 held: the rest closed, unanswered
+    assert "after b'D'" in result.output, result.output  # a free slot again: answered (refused: not a guard)

@@ -5,6 +5,9 @@
 bind (``0.0.0.0``, ``::``) answers to the machine's own addresses and names plus ``--allowed-host``. The rules
 themselves live in :mod:`.security`, shared with the web app.
 
+``/mcp`` streams are resumable (event ids, a priming event with ``retry:``, ``Last-Event-ID``): see
+:mod:`.event_store`.
+
 We always pass explicit :class:`TransportSecuritySettings` too: the SDK switches its Host/Origin guard off by
 itself for any host other than a loopback name, which is exactly when it matters most.
 """
@@ -73,10 +76,35 @@ def streamable_http_app(server: MCPServer, *, host: str = "127.0.0.1", token: st
     Raises:
         BindRefused: ``host`` is not loopback and no token is set.
     """
+    from .event_store import RETRY_MS, MemoryEventStore
+
     policy = _policy(host, token, allowed_hosts)
     app = server.streamable_http_app(streamable_http_path="/mcp", host=host,
-                                     transport_security=transport_security_settings(policy))
+                                     transport_security=transport_security_settings(policy),
+                                     event_store=MemoryEventStore(), retry_interval=RETRY_MS)
+    _event_store_per_session(server.session_manager)
     return HTTPGuard(app, policy)
+
+
+def _event_store_per_session(manager: Any) -> None:
+    """Give each session its own event store (resumable streams; see :mod:`.event_store`).
+
+    The SDK hands the one ``event_store`` to every session's transport, and a stream's id is the client's own
+    request id, so two clients' request 2 would share a stream and one could replay the other's messages. The SDK
+    has no per-session factory; its session manager creates each transport in ``_admit_session``, so the store is
+    swapped there, before the session's first request is served.
+    """
+    from .event_store import MemoryEventStore
+
+    admit = manager._admit_session  # noqa: SLF001 - no public hook for a per-session store
+
+    def admit_with_own_store(*args: Any, **kwargs: Any) -> Any:
+        transport = admit(*args, **kwargs)
+        if transport is not None:
+            transport._event_store = MemoryEventStore()  # noqa: SLF001
+        return transport
+
+    manager._admit_session = admit_with_own_store  # noqa: SLF001
 
 
 def serve(

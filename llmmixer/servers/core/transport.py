@@ -32,6 +32,7 @@ from .security import (
 )
 
 if TYPE_CHECKING:
+    import anyio
     from mcp.server.mcpserver import MCPServer
     from mcp.server.transport_security import TransportSecuritySettings
     from starlette.types import ASGIApp
@@ -123,9 +124,14 @@ def serve(
             on_shutdown()
 
 
-async def serve_async(server: MCPServer, args: argparse.Namespace) -> None:
+async def serve_async(server: MCPServer, args: argparse.Namespace, *, stop: anyio.Event | None = None) -> None:
     """:func:`serve` inside a running event loop: for servers whose state (a task group, a pool of child servers)
-    must outlive every session and be closed once, by the caller, when serving ends."""
+    must outlive every session and be closed once, by the caller, when serving ends.
+
+    ``stop``: when set, HTTP serving shuts down the way uvicorn does on a signal (open connections answered, the
+    app's lifespan ended), not by cancellation, which leaves a traceback from the lifespan it cut short. The stdio
+    caller cancels instead: there is nothing to shut down but reading stdin.
+    """
     token = os.environ.get(TOKEN_ENV) or None
     if args.transport == "stdio":
         from .stdio import run_stdio
@@ -140,4 +146,17 @@ async def serve_async(server: MCPServer, args: argparse.Namespace) -> None:
         raise SystemExit(2) from None
     import uvicorn
 
-    await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()
+    http = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
+    if stop is None:
+        await http.serve()
+        return
+    import anyio
+
+    async with anyio.create_task_group() as tg:
+        async def stop_when_told() -> None:
+            await stop.wait()
+            http.should_exit = True
+
+        tg.start_soon(stop_when_told)
+        await http.serve()
+        tg.cancel_scope.cancel()

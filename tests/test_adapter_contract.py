@@ -273,6 +273,7 @@ async def test_cancelling_the_tool_call_closes_the_upstream_stream(case: VendorC
             await _closed_at_once_and_still_serving(case, client, emu, cancelled_at)
 
 
+@pytest.mark.e2e
 async def test_an_abandoned_stream_closes_the_upstream_at_once(case: VendorCase, make: Make,
                                                                emu: EmulatorServer) -> None:
     """A consumer that stops reading (closes the generator at a yield) must not leave the SDK's socket open."""

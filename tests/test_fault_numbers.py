@@ -170,7 +170,7 @@ async def test_one_runs_crash_ends_that_run_only_and_the_scheduler_keeps_startin
     from llmmixer.orchestrator.runs import Runs
     from llmmixer.orchestrator.stores import open_store
 
-    async with Runs(Config(servers=default_servers(), settings=Settings()), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True), settings=Settings()), open_store("memory")) as runs:
         healthy = runs.mixer.cooldowns
         runs.mixer.cooldowns = _Poisoned()
         crashed = await runs.start_ask("hi", models=["gpt", "gemini"], mode="race")

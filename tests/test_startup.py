@@ -55,6 +55,7 @@ FRESH_PROCESS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 def test_each_adapter_answers_before_its_sdk_is_imported_and_generates_after(emu: Any) -> None:
     script = FRESH_PROCESS.format(sdks=SDKS)
     done = subprocess.run([sys.executable, "-c", script], env=server_env(emu), capture_output=True, text=True,

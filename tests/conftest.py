@@ -20,7 +20,7 @@ E2E_MODULES = frozenset({
     "test_adapter_servers", "test_agents_interactive", "test_agents_real", "test_cli", "test_cli_basics",
     "test_conformance", "test_containment", "test_dashboard", "test_dashboard_history", "test_isolation",
     "test_layout", "test_mcp_server", "test_netns_support", "test_remote_bind", "test_resident", "test_shutdown",
-    "test_ts_sdk",
+    "test_store_faults", "test_ts_sdk", "test_web_chaos",
 })
 E2E_MARKERS = frozenset({"browser", "conformance"})
 

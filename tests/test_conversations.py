@@ -22,6 +22,7 @@ def _messages_of(record: dict[str, Any]) -> Any:
     return record["body"].get("input") or record["body"].get("messages")
 
 
+@pytest.mark.e2e
 def test_a_thread_started_on_claude_continues_on_gpt_with_c(emu, tmp_path: Path):
     store = f"sqlite:///{tmp_path / 'logs.db'}"
     env = server_env(emu)

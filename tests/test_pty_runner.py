@@ -373,7 +373,6 @@ async def test_sigterm_kills_every_session() -> None:
     assert closed
 
 
-@pytest.mark.e2e
 def test_bad_policy_file_stops_the_server(tmp_path: Path) -> None:
     from llmmixer.servers.pty_runner.__main__ import main
 

@@ -60,6 +60,7 @@ def test_concise_schema_reads_like_llms():
             parse_schema(bad)
 
 
+@pytest.mark.e2e
 def test_cli_typed_race_with_concise_and_file_schemas(emu, tmp_path: Path):
     script_a_typed_race(emu)
     done = llmmixer("ask", "Describe Ada Lovelace", "--schema", CONCISE, "--json", "--store", "memory",

@@ -183,6 +183,8 @@ class Settings(_Strict):
     fast_retry_wait_s: WaitSeconds = Field(default=0.5, ge=0)
     # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
     cooldown_file: str | None = None
+    # Names for virtual models on the gateway (orchestrator/gateway): {"fast": "race/claude,gpt"}.
+    aliases: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -118,13 +118,14 @@ def run_bench(quick: bool) -> list[dict[str, Any]]:
         finally:
             _stop(env)
     med = statistics.median
-    note = f"median of {rounds}, interleaved; emulators at zero latency; baseline: python + openai SDK, one streamed call"
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    note = f"median of {rounds}, interleaved; emulators at zero latency; {load}"
     return [
         row("R1 warm `llmmixer ask` (race of three) vs one streamed openai-SDK call in a fresh python", med(warm),
             med(warm_base), "<= 1.0x (ambition 0.5x)", unit="s", passed=med(warm) <= med(warm_base), note=note),
         row("R2 first `llmmixer ask` (starts the service) vs the same baseline", med(cold), med(cold_base),
             "<= 3.0x", unit="s", passed=med(cold) <= 3 * med(cold_base),
-            note=f"median of {cold_rounds}; each round stops the service first"),
+            note=f"median of {cold_rounds}; each round stops the service first; {load}"),
         row("R3 `llmmixer models` on a warm service vs `python -c pass`", med(models), med(empty), "reported",
             unit="s", note=f"median of {rounds}"),
         row("R4 CPU per warm `ask` (client + service + its servers) vs the baseline's process", med(warm_cpu),

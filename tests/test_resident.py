@@ -206,8 +206,9 @@ async def test_when_the_service_cannot_start_one_line_says_so_and_the_ask_runs_s
     done = await anyio.to_thread.run_sync(lambda: cli("ask", "hi", "--models", "gpt", "--json", env=env))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "done"
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    lines = [line for line in done.stderr.splitlines() if "resident" in line or "llmmixer:" in line]
     assert len(lines) == 1 and "resident service did not start" in lines[0] and "standalone" in lines[0], lines
+    assert "cannot write its log" in lines[0]
     assert runtime_files() == []
 
 

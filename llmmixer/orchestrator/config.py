@@ -38,6 +38,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 
 from ..servers.core.errors import InvalidInputError
 from ..servers.core.manifest import load_manifests, manifest_for, model_manifests
+from ..servers.core.telemetry import OTEL_VARS
 from .modes import DEFAULT_MODE, MODES
 
 __all__ = ["MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "ConfigFile", "Config", "load_config",
@@ -46,7 +47,9 @@ __all__ = ["MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "Config
 DEFAULT_MAX_QUEUE = 256  # per server: calls waiting for a concurrency slot before runs are refused
 SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
                    # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
-                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
+                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY",
+                   # where its spans and metrics go, so one trace spans the MCP boundary (servers/core/telemetry.py)
+                   *OTEL_VARS)
 
 
 
@@ -144,6 +147,15 @@ class ServerEntry(_Strict):
                           passthrough=passthrough_for(source))
 
 
+class TelemetrySettings(_Strict):
+    """``settings.telemetry`` (docs/telemetry.md): OpenTelemetry, off by default; the ``OTEL_*`` variables also turn
+    the export on."""
+
+    enabled: bool = False  # export traces and metrics over OTLP/HTTP
+    endpoint: str | None = None  # the collector's OTLP/HTTP base URL (http://127.0.0.1:4318); else OTEL_* variables
+    prometheus: bool = False  # `llmmixer serve` answers GET /metrics with Prometheus text
+
+
 class Settings(_Strict):
     """``settings`` in the config file. Keys may be written with ``-`` or ``_`` (``hedge-budget``)."""
 
@@ -162,6 +174,9 @@ class Settings(_Strict):
     fast_retry_wait_s: float = Field(default=0.5, ge=0)
     # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
     cooldown_file: str | None = None
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # Spend per calendar day (local time) over every run in the run log, in USD: a run is refused once it is reached.
+    budget: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

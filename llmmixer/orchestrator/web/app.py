@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..service import RunService
 from ..stores.base import EventStore
-from . import api, sse
+from . import api, observability, sse
 from .fanout import DEFAULT_MAX_QUEUE, EventHub
 from .security import DEFAULT_MAX_BODY, SecurityMiddleware, SecurityPolicy
 from .streams import StreamRegistry, StreamTrackingMiddleware
@@ -101,6 +101,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         *api.routes(),
+        *observability.routes(),
         *sse.routes(),
         Route("/", _index, methods=["GET", "HEAD"]),
         Mount("/static", app=StaticFiles(directory=static_dir()), name="static"),

@@ -12,6 +12,7 @@
     ├── PolicyError                    policy
     ├── InvalidInputError              invalid_input
     ├── InvalidOutputError             invalid_output
+    ├── BudgetError                    budget: a run's cost cap or the daily budget (settings.budget)
     └── RetryableError                 retryable = True
         ├── RateLimitError             rate_limit
         ├── OverloadedError            overloaded
@@ -65,6 +66,7 @@ __all__ = [
     "PolicyError",
     "InvalidInputError",
     "InvalidOutputError",
+    "BudgetError",
     "RateLimitError",
     "OverloadedError",
     "ServerError",
@@ -102,6 +104,7 @@ class ErrorKind(str, enum.Enum):
     POLICY = "policy"
     INVALID_INPUT = "invalid_input"
     INVALID_OUTPUT = "invalid_output"
+    BUDGET = "budget"
 
 
 # The one place that says which kinds are worth retrying (or falling back from).
@@ -210,6 +213,12 @@ class InvalidInputError(LLMMixerError):
 
 class InvalidOutputError(LLMMixerError):
     kind = ErrorKind.INVALID_OUTPUT
+
+
+class BudgetError(LLMMixerError):
+    """A run refused because its estimate is over its ``max_cost_usd``, or the day's budget is used up."""
+
+    kind = ErrorKind.BUDGET
 
 
 class RateLimitError(RetryableError):

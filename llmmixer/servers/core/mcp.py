@@ -26,6 +26,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
+from . import telemetry
 from .adapter import AdapterSettings, BaseAdapter, ChatMessage, GenerateRequest, GenerateResult, TextDelta
 from .capabilities import Reasoning
 from .images import ImageInput
@@ -195,18 +196,26 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
                                       max_retry_wait_s=max_retry_wait_s)
         except ValueError as exc:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
-        try:
-            sent = 0
-            async with contextlib.aclosing(adapter.stream(request)) as stream:
-                async for item in stream:
-                    if isinstance(item, TextDelta):
-                        sent += 1
-                        await ctx.report_progress(sent, None, item.text)
-                    elif isinstance(item, GenerateResult):
-                        return ok_result(item.to_dict())
-        except LLMMixerError as error:
-            log.info("generate failed: %s %s", error.kind.value, error.message)
-            return error_result(error)
+        manifest = getattr(adapter, "manifest", None)
+        provider = manifest.provider_name if manifest is not None else adapter.vendor
+        with telemetry.chat_span(provider, request.model or default_model) as span:
+            try:
+                sent = 0
+                async with contextlib.aclosing(adapter.stream(request)) as stream:
+                    async for item in stream:
+                        if isinstance(item, TextDelta):
+                            sent += 1
+                            await ctx.report_progress(sent, None, item.text)
+                        elif isinstance(item, GenerateResult):
+                            if span is not None:
+                                span.finished(item.model, item.stop_reason, item.usage.to_dict(), item.cost_usd,
+                                              item.ttft_ms)
+                            return ok_result(item.to_dict())
+            except LLMMixerError as error:
+                log.info("generate failed: %s %s", error.kind.value, error.message)
+                if span is not None:
+                    span.failed(error.kind.value, error.message)
+                return error_result(error)
         raise AssertionError("adapter stream ended without a result")  # pragma: no cover
 
     @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
@@ -233,4 +242,8 @@ def adapter_main(adapter_cls: type[BaseAdapter], argv: Sequence[str] | None = No
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     adapter = adapter_cls(AdapterSettings.from_args(args))
     adapter.configure(args)
-    serve(build_adapter_server(adapter), args)
+    telemetry.setup_from_environ(f"llmmixer-{adapter_cls.source}")
+    try:
+        serve(build_adapter_server(adapter), args)
+    finally:
+        telemetry.shutdown()

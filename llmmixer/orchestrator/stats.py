@@ -125,16 +125,18 @@ def compute(records: Iterable[dict[str, Any]], since: float | None = None) -> St
 
 
 async def records_since(runlog: Any, since: float | None, *, limit: int = 100_000) -> AsyncIterator[dict[str, Any]]:
-    """The run log's records created at or after ``since``, newest first (paged; at most ``limit``)."""
+    """The run log's records created at or after ``since``, newest first (paged; at most ``limit`` read).
+
+    The log lists runs newest first as they were written; reading stops at the first page holding none of the period.
+    """
     offset = 0
     while offset < limit:
         page = await runlog.list_runs(limit=PAGE, offset=offset)
-        for record in page:
-            created = record.get("created")
-            if since is not None and isinstance(created, (int, float)) and created < since:
-                return
+        inside = [r for r in page if since is None or not isinstance(r.get("created"), (int, float))
+                  or r["created"] >= since]
+        for record in inside:
             yield record
-        if len(page) < PAGE:
+        if len(page) < PAGE or not inside:
             return
         offset += PAGE
 

@@ -275,6 +275,7 @@ _BY_KIND: dict[ErrorKind, type[LLMMixerError]] = {
         PolicyError,
         InvalidInputError,
         InvalidOutputError,
+        BudgetError,
         RateLimitError,
         OverloadedError,
         ServerError,

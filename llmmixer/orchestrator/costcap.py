@@ -19,7 +19,7 @@ from typing import Any
 
 from ..servers.core import pricing
 from ..servers.core.errors import BudgetError
-from ..servers.core.events import Event
+from ..servers.core.events import LEG_ENDS, Event
 
 __all__ = ["CHARS_PER_TOKEN", "estimate_usd", "SpendMeter", "check_budget", "day_start"]
 
@@ -71,7 +71,7 @@ class SpendMeter:
         elif event.type == "delta" and source not in self._settled:
             # One token a delta, as the mixer prices a cancelled leg, so the meter and the final figures agree.
             self._spent[source] = self._spent.get(source, 0.0) + self._price(source, 0, 1)
-        elif event.type in ("leg.done", "leg.cancelled") and isinstance(data.get("cost_usd"), (int, float)):
+        elif LEG_ENDS.get(event.type) in ("done", "cancelled") and isinstance(data.get("cost_usd"), (int, float)):
             self._spent[source] = float(data["cost_usd"])
             self._settled.add(source)
         if not self.stopped and self.spent_usd > self.max_cost_usd:

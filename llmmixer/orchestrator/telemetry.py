@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..servers.core import telemetry as otel
-from ..servers.core.events import Event
+from ..servers.core.events import LEG_ENDS, Event
 from ..servers.core.manifest import manifest_for
 from .config import Config
 
@@ -34,7 +34,6 @@ __all__ = ["RunTelemetry", "open_telemetry", "metrics_text"]
 
 log = logging.getLogger("llmmixer.telemetry")
 
-_LEG_ENDS = {"leg.done": "done", "leg.error": "error", "leg.cancelled": "cancelled"}
 # Bucket boundaries the GenAI conventions recommend.
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -127,7 +126,7 @@ class RunTelemetry:
             if isinstance(ttft, (int, float)):
                 leg.span.set_attribute("gen_ai.response.time_to_first_chunk", ttft / 1000)
                 self.ttfc.record(ttft / 1000, self._gen_ai(event.source, leg.model))
-        elif event.type in _LEG_ENDS and (leg := run.legs.get(event.source)) is not None:
+        elif event.type in LEG_ENDS and (leg := run.legs.get(event.source)) is not None:
             self._leg_ended(run, leg, event)
         elif event.type == "leg.skipped":
             span = self.tracer.start_span(f"leg {event.source}", context=self._in(run), start_time=_ns(event.ts))
@@ -172,7 +171,7 @@ class RunTelemetry:
         self._context.attach(self._trace.set_span_in_context(span))
 
     def _leg_ended(self, run: _Run, leg: _Leg, event: Event) -> None:
-        leg.ended, leg.outcome = event.ts, _LEG_ENDS[event.type]
+        leg.ended, leg.outcome = event.ts, LEG_ENDS[event.type]
         data = event.data
         leg.model = data.get("model") or leg.model
         attributes = self._gen_ai(leg.source, leg.model)

@@ -30,7 +30,7 @@ def complete(receiver: Receiver) -> bool:
 
 def test_one_trace_holds_the_run_its_legs_and_every_adapter_span(emu, tmp_path: Path) -> None:
     emu.set_behaviour("anthropic", ttft_ms=20, reply="claude first")
-    emu.set_behaviour("openai", ttft_ms=3000, inter_token_ms=50, tokens=20)
+    emu.set_behaviour("openai", hang=True)  # never answers: claude wins however slowly its server starts
     with Receiver() as receiver:
         env = server_env(emu, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="100",
                          OTEL_METRIC_EXPORT_INTERVAL="200", LLMMIXER_STORE=f"sqlite:///{tmp_path / 'runs.db'}")

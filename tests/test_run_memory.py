@@ -49,6 +49,7 @@ async def test_finished_runs_leave_memory_and_read_back_whole_from_the_store(emu
 
 async def test_a_commands_output_is_stored_once(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setattr(runs_module, "CACHE_RUNS", 0)  # the snapshot below comes from the store
+    monkeypatch.chdir(tmp_path)  # the runner's roots: where it starts
     db = tmp_path / "events.db"
     async with Runs(config(), SqliteStore(db)) as runs:
         with anyio.fail_after(120):

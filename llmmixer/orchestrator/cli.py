@@ -589,6 +589,22 @@ def claude_desktop(ctx: typer.Context) -> None:
     raise typer.Exit(config_main(ctx.args))
 
 
+@config_app.command("trust")
+def config_trust(directory: Annotated[str, typer.Argument(help="the directory (default: this one)")] = ".") -> None:
+    """Read DIRECTORY's llmmixer.json without --config from now on (only trust a directory no sandboxed command
+    writes to)."""
+    import os
+
+    from .config_paths import trust_dir
+
+    try:
+        path = trust_dir(directory)
+    except OSError as error:
+        typer.echo(f"llmmixer: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"trusted {os.path.realpath(directory)} (in {path})")
+
+
 def _host_config_command(host: str, title: str) -> None:
     def command(ctx: typer.Context) -> None:
         from .host_config import main as host_main

@@ -199,7 +199,10 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
     async with await _open_runs(config, store, logging_store=True) as runs:
         run_id = await start_ask(runs, prompt, options)
         final = await follow_ask(runs, run_id, live=output == "live")
-    return _report_ask(final, output)
+        # Printed the moment it is final: closing the servers and the run log comes after, not before.
+        code = _report_ask(final, output)
+        sys.stdout.flush()
+    return code
 
 
 def _report_ask(final: dict[str, Any], output: str) -> int:

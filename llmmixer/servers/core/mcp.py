@@ -36,7 +36,7 @@ from .errors import InvalidInputError, LLMMixerError, UnexpectedError
 from .lazy import LazyAdapter
 from .manifest import ServerManifest
 from .results import error_result, ok_result
-from .transport import add_transport_arguments, serve
+from .transport import add_transport_arguments, exit_at_once, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
            "adapter_server", "DEFAULT_MODEL_META", "package_version", "tool_error"]
@@ -309,4 +309,6 @@ def adapter_main(adapter: AdapterRef, argv: Sequence[str] | None = None, *,
     try:
         serve(server, args)
     finally:
-        telemetry.shutdown()
+        telemetry.shutdown()  # the spans still batched reach the collector before the process goes
+    if argv is None:  # the console script: served and closed, nothing is left to do (see exit_at_once)
+        exit_at_once()

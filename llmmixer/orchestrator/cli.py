@@ -351,6 +351,10 @@ def logs(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one run record each")] = False,
     query: Annotated[str | None, typer.Option("-q", "--query", help="only runs whose prompt or answer has TEXT")] = None,
     cid: Annotated[str | None, typer.Option("--cid", help="only this conversation, oldest first")] = None,
+    show_stats: Annotated[bool, typer.Option("--stats", help="what racing bought and spent, per mode and model: "
+                                             "runs, p50/p95 against the best single model, spend on cancelled "
+                                             "legs")] = False,
+    since: Annotated[str, typer.Option("--since", help="with --stats: the period, such as 7d, 12h or 30m")] = "7d",
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -358,6 +362,16 @@ def logs(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"config": config, "store": store}
         return
+    if show_stats:
+        from ..servers.core.errors import LLMMixerError
+        from .logs import print_stats
+        from .stats import parse_since
+
+        try:
+            bound = parse_since(since)
+        except LLMMixerError as error:
+            raise _fail_usage(error.message) from error
+        raise typer.Exit(_run_async(print_stats(_log_store(config, store), bound, as_json=as_json)))
     from .logs import list_logs
 
     raise typer.Exit(_run_async(list_logs(_log_store(config, store), count=count, as_json=as_json, query=query,

@@ -136,6 +136,9 @@ def exit_at_once(code: int = 0) -> NoReturn:
     orchestrator, which closes several at once) would wait for. Call it from a console script only, never from a
     process that still has work of its own (it skips ``atexit`` handlers).
     """
+    from . import telemetry
+
+    telemetry.shutdown()  # spans still batched reach the collector (a no-op with telemetry off)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

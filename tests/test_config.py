@@ -65,6 +65,7 @@ def test_the_defaults_are_every_registered_server() -> None:
     assert not {v for v in servers["pty"].passthrough if v.endswith("_API_KEY")}
 
 
+@pytest.mark.e2e
 def test_the_cli_reports_a_bad_config_and_an_empty_models_as_usage_errors(tmp_path: Path) -> None:
     path = write(tmp_path, {"mcpServer": {}, "settings": {"hedge_budget": "lots"}})
     llmmixer = script_path("llmmixer")

@@ -1,6 +1,6 @@
 """Issue 12 item 3 through the orchestrator: finished runs leave memory and are read back from the store, and a
 command's output is stored once (its ``pty.output`` events), not three times. Real adapter servers and the real
-PTY runner, over stdio."""
+PTY runner, in process (the inprocess transport: the same MCP messages over in-memory streams)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 
 def config() -> Config:
-    return Config(servers=default_servers(), settings=Settings())
+    return Config(servers=default_servers(inprocess=True), settings=Settings())
 
 
 async def test_finished_runs_leave_memory_and_read_back_whole_from_the_store(emu: Any, monkeypatch: Any) -> None:

@@ -38,7 +38,7 @@ from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError,
 from ..servers.core.annotations import acts, reads
 from ..servers.core.mcp import LLMMixerMCPServer
 from ..servers.core.results import error_result, job_result
-from ..servers.core.transport import add_transport_arguments, serve_async
+from ..servers.core.transport import add_transport_arguments, exit_at_once, serve_async
 
 from .mcp_schema import compact_schema
 from .config import ModeName
@@ -384,17 +384,22 @@ def main_mcp(args: argparse.Namespace) -> None:
             async with anyio.create_task_group() as tg:
                 # SIGTERM/SIGINT: the runs in flight end as interrupted (their waiting tool calls answer with
                 # that), they are stored, then serving stops.
+                stopped = anyio.Event()
+
                 async def stop_serving() -> None:
                     await stop.wait()
                     await anyio.sleep(STOP_GRACE_S)  # let the interrupted calls' results go out
-                    tg.cancel_scope.cancel()
+                    stopped.set()  # HTTP: uvicorn shuts down gracefully (no traceback from a cut lifespan)
+                    if args.transport == "stdio":
+                        tg.cancel_scope.cancel()
 
                 tg.start_soon(on_signal, runs, stop)
                 tg.start_soon(stop_serving)
-                await serve_async(build_server(runs, max_wait_s=args.max_wait_s), args)
+                await serve_async(build_server(runs, max_wait_s=args.max_wait_s), args, stop=stopped)
                 tg.cancel_scope.cancel()
 
     anyio.run(run)
+    exit_at_once()  # the runs are stored and the pool closed: skip the interpreter's teardown
 
 
 def main(argv: Sequence[str] | None = None) -> int:

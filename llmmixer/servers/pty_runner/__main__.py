@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidInputError, LLMMixerError
-from ..core.transport import add_transport_arguments, serve
+from ..core.transport import add_transport_arguments, exit_at_once, serve
 from .backend import BACKEND_ENV, resolve_backend
 from .policy import POLICY_ENV, Policy
 from .runner import Limits, PtyRunner
@@ -189,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     serve(server, args, on_shutdown=runner.kill_all_now)
+    if argv is None:  # the console script: every child is killed and every answer written (see exit_at_once)
+        exit_at_once()
     return 0
 
 

@@ -12,7 +12,6 @@ import pytest
 from test_orchestrator import ask, config, legs_by_source, warm_up
 
 from llmmixer.orchestrator.cooldown import Cooldowns, default_path
-from llmmixer.orchestrator.mixer import MixOptions
 from llmmixer.orchestrator.runs import Runs
 from llmmixer.orchestrator.stores import open_store
 
@@ -66,7 +65,7 @@ async def test_synthesize_rounds_and_deadline(emu):
         emu.set_behaviour("anthropic", reply="claude says", ttft_ms=10)
         emu.set_behaviour("openai", reply="gpt says", ttft_ms=10)
         result, _ = await ask(runs, "q", models="claude,gpt", mode="synthesize",
-                              options=MixOptions(rounds=2, aggregator="gpt"))
+                              rounds=2, aggregator="gpt")
         legs = legs_by_source(result)
         assert {"claude.r2", "gpt.r2", "aggregator"} <= set(legs) and legs["claude.r2"]["round"] == 2
         assert legs["aggregator"]["server"] == "gpt" and result["winner"] == "aggregator"
@@ -79,7 +78,7 @@ async def test_synthesize_rounds_and_deadline(emu):
         emu.set_behaviour("anthropic", reply="claude on time", ttft_ms=10)
         emu.set_behaviour("openai", reply="gpt on time", ttft_ms=10)
         emu.set_behaviour("gemini", ttft_ms=30_000)
-        result, _ = await ask(runs, "q", mode="synthesize", options=MixOptions(deadline_s=1.5))
+        result, _ = await ask(runs, "q", mode="synthesize", deadline_s=1.5)
     legs = legs_by_source(result)
     assert legs["gemini"]["status"] == "cancelled" and "deadline" in legs["gemini"]["reason"]
     assert result["synthesis"]["answers"] == ["claude", "gpt"] and result["winner"] == "aggregator"

@@ -129,7 +129,7 @@ def _web_copies_at(path: Path, members: frozenset[str]) -> list[str]:
 # -- every face lists exactly the defined members ---------------------------------------------------------------------
 
 def test_the_http_ask_schema_enumerates_the_modes() -> None:
-    from llmmixer.orchestrator.web.api import AskRequest
+    from llmmixer.orchestrator.requests import AskRequest
 
     mode = AskRequest.model_json_schema()["properties"]["mode"]
     assert {"type": "string", "enum": list(MODES)} in mode["anyOf"]

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .mixer import MixOptions
+    from .requests import AskRequest
     from .runs import Runs
 
-__all__ = ["AskOptions", "default_log_store", "public_result", "start_ask", "PUBLIC_KEYS"]
+__all__ = ["AskOptions", "ask_request", "default_log_store", "public_result", "start_ask", "PUBLIC_KEYS"]
 
 PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_partial", "latency_ms", "run_id",
                "conversation_id", "status", "error", "synthesis", "verdict", "recovery")
@@ -21,17 +21,23 @@ PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_p
 
 @dataclass
 class AskOptions:
-    models: str | list[str] | None = None  # servers (--models)
-    mode: str | None = None
-    system: str | None = None
-    model_for: dict[str, str] = field(default_factory=dict)
+    """An ask as the CLI's options give it: the :class:`~.requests.AskRequest` fields but the prompt, and what the
+    CLI resolves against the run log and the model listings before the request (``-m``, ``-c``)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)  # AskRequest's, without the prompt
     model_ids: list[str] = field(default_factory=list)  # -m/--model: model ids or aliases, servers found for them
-    schema: dict[str, Any] | None = None
-    continue_latest: bool = False
-    conversation_id: str | None = None
-    reasoning: str | None = None  # off | low | medium | high
-    images: list[dict[str, Any]] = field(default_factory=list)  # [{"path"} | {"url"} | {"data", "media_type"}]
-    mix: MixOptions | None = None  # synthesize / judge: aggregator, rounds, min_answers, deadline_s
+    continue_latest: bool = False  # -c: the latest conversation, unless fields name one
+
+
+def ask_request(prompt: str, options: AskOptions, **update: Any) -> AskRequest:
+    """The request for ``prompt``: ``options.fields`` and ``update`` validated together.
+
+    Raises:
+        InvalidInputError: a field the request refuses (saying which and why).
+    """
+    from .requests import AskRequest, validate_request
+
+    return validate_request(AskRequest, {**options.fields, **update, "prompt": prompt})
 
 
 def default_log_store() -> str:
@@ -56,19 +62,15 @@ async def start_ask(runs: Runs, prompt: str, options: AskOptions) -> str:
     """
     from ..servers.core.errors import NotFoundError
 
-    conversation_id = options.conversation_id
-    if options.continue_latest and conversation_id is None:
-        conversation_id = await runs.latest_conversation()
-        if conversation_id is None:
+    update: dict[str, Any] = {}
+    if options.continue_latest and options.fields.get("conversation_id") is None:
+        update["conversation_id"] = await runs.latest_conversation()
+        if update["conversation_id"] is None:
             raise NotFoundError("no conversation to continue yet: ask something first (without -c)")
-    models, model_for = options.models, dict(options.model_for)
     if options.model_ids:
         from .models import resolve_model_ids
 
         chosen = await resolve_model_ids(runs, options.model_ids)
-        models = [source for source, _ in chosen]
-        model_for.update(dict(chosen))
-    return await runs.start_ask(prompt, models=models, mode=options.mode, system=options.system,
-                                model_for=model_for or None, response_schema=options.schema,
-                                conversation_id=conversation_id, reasoning=options.reasoning,
-                                images=options.images or None, options=options.mix)
+        update["models"] = [source for source, _ in chosen]
+        update["model_for"] = {**(options.fields.get("model_for") or {}), **dict(chosen)}
+    return await runs.start(ask_request(prompt, options, **update))

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .asking import AskOptions, default_log_store, public_result, start_ask
-from .modes import AGENT_MODES, DEFAULT_MODE, MODES, modes_help
+from .modes import AGENT_MODES, DEFAULT_MODE, modes_help
 
 if TYPE_CHECKING:
+    from .requests import R, AgentRequest, CommandRequest
     from .runs import Runs
 
 __all__ = ["app", "main"]
@@ -118,7 +119,9 @@ def ask(
     min_answers: Annotated[int | None, typer.Option(help="synthesize: answers needed to aggregate (default 2)")
                            ] = None,
     deadline: Annotated[float | None, typer.Option(help="synthesize and judge: seconds to wait for the answers")] = None,
-    reasoning: Annotated[str | None, typer.Option(help="off | low | medium | high")] = None,
+    reasoning: Annotated[str | None, typer.Option(help=_reasoning_help())] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="the most tokens each model may write")] = None,
+    temperature: Annotated[float | None, typer.Option(help="sampling temperature, 0 to 2")] = None,
     image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
@@ -130,26 +133,52 @@ def ask(
     store: StoreOpt = None,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
-    from .mixer import MixOptions
-
     text = _read_prompt(prompt)
-    if mode is not None and mode not in MODES:
-        raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
-    if models is not None and not [m for m in models.split(",") if m.strip()]:
-        raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
-    if reasoning is not None and reasoning not in ("off", "low", "medium", "high"):
-        raise _fail_usage("--reasoning must be one of off, low, medium, high")
-    overrides = _parse_model_for(model_for)
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
-    options = AskOptions(models=models, mode=mode, system=system, model_for=overrides, model_ids=list(model),
-                         schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid,
-                         reasoning=reasoning, images=[{"path": path} for path in image],
-                         mix=MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers,
-                                        deadline_s=deadline))
+    options = AskOptions(fields=ask_fields(models=models, mode=mode, model_for=model_for, system=system,
+                                           aggregator=aggregator, rounds=rounds, min_answers=min_answers,
+                                           deadline=deadline, reasoning=reasoning, max_tokens=max_tokens,
+                                           temperature=temperature, image=image, cid=cid, schema=schema),
+                         model_ids=list(model), continue_latest=continue_)
+    _check_request(text, options)
     output = "data" if data_only else ("json" if as_json else "live")
     code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
+
+
+def _reasoning_help() -> str:
+    from ..servers.core.capabilities import REASONING_LEVELS
+
+    return " | ".join(REASONING_LEVELS)
+
+
+def ask_fields(*, models: str | None = None, mode: str | None = None, model_for: list[str] | None = None,
+               system: str | None = None, aggregator: str | None = None, rounds: int = 1,
+               min_answers: int | None = None, deadline: float | None = None, reasoning: str | None = None,
+               max_tokens: int | None = None, temperature: float | None = None, image: list[str] | None = None,
+               cid: str | None = None, schema: str | None = None) -> dict[str, Any]:
+    """The :class:`~.requests.AskRequest` fields (all but the prompt) that ``ask``'s options name, by field name.
+
+    Raises:
+        typer.Exit: a malformed ``--model-for`` or ``--schema``.
+    """
+    if models is not None and not [m for m in models.split(",") if m.strip()]:
+        raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
+    fields: dict[str, Any] = {
+        "models": models, "mode": mode, "system": system, "model_for": _parse_model_for(model_for or []),
+        "aggregator": aggregator, "rounds": rounds, "min_answers": min_answers, "deadline_s": deadline,
+        "reasoning": reasoning, "max_tokens": max_tokens, "temperature": temperature,
+        "images": [{"path": path} for path in image or []], "conversation_id": cid,
+        "response_schema": _parse_schema(schema)}
+    return {name: value for name, value in fields.items() if value not in (None, [], {})}
+
+
+def _check_request(prompt: str, options: AskOptions) -> None:
+    """Refuse a bad option before anything starts (exit 2), as the request would."""
+    from .requests import AskRequest
+
+    _request(AskRequest, {**options.fields, "prompt": prompt})
 
 
 def _parse_schema(schema: str | None) -> dict[str, Any] | None:
@@ -212,12 +241,11 @@ def chat(
     """Chat in a loop: each message goes to the models with the conversation so far ('exit' or Ctrl-D ends)."""
     from .chat import run_chat
 
-    if mode is not None and mode not in MODES:
-        raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
-    options = AskOptions(models=models, mode=mode, system=system, model_ids=list(model), continue_latest=continue_,
-                         conversation_id=cid)
+    options = AskOptions(fields=ask_fields(models=models, mode=mode, system=system, cid=cid),
+                         model_ids=list(model), continue_latest=continue_)
+    _check_request("(chat)", options)
 
     async def go() -> int:
         async with await _open_runs(config, store, logging_store=True) as runs:
@@ -305,13 +333,31 @@ def run(
     store: StoreOpt = None,
 ) -> None:
     """Run a shell command through the PTY runner (its policy applies); the exit code passes through."""
-    raise typer.Exit(_run_async(_run_command(command, cwd, timeout, config, store)))
+    from .requests import CommandRequest
+
+    request = _request(CommandRequest, command_fields(command=command, cwd=cwd, timeout=timeout))
+    raise typer.Exit(_run_async(_run_command(request, config, store)))
 
 
-async def _run_command(command: str, cwd: str | None, timeout: float | None, config: str | None,
-                       store: str | None) -> int:
+def command_fields(*, command: str, cwd: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+    """The :class:`~.requests.CommandRequest` fields ``run``'s options name."""
+    return {"command": command, "cwd": cwd, "timeout_s": timeout}
+
+
+def _request(model: type[R], fields: dict[str, Any]) -> R:
+    """``fields`` as the request ``model``; a field it refuses is a usage error (exit 2)."""
+    from ..servers.core.errors import LLMMixerError
+    from .requests import validate_request
+
+    try:
+        return validate_request(model, fields)
+    except LLMMixerError as error:
+        raise _fail_usage(error.message) from error
+
+
+async def _run_command(request: CommandRequest, config: str | None, store: str | None) -> int:
     async with await _open_runs(config, store) as runs:
-        run_id = await runs.start_command(command, cwd=cwd, timeout_s=timeout)
+        run_id = await runs.start(request)
         async for _source, text in runs.deltas(run_id):
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -330,8 +376,9 @@ async def _run_command(command: str, cwd: str | None, timeout: float | None, con
 def agent(
     task: Annotated[str, typer.Argument(help="what the agents should do")],
     check: Annotated[str, typer.Option("--check", help="shell command run in each agent's worktree; exit 0 wins")],
-    agents: Annotated[str, typer.Option("--agents", "-a", help="comma list")] = "claude-code,codex,gemini-cli",
+    agents: Annotated[str | None, typer.Option("--agents", "-a", help="comma list (default: every agent CLI)")] = None,
     mode: Annotated[str, typer.Option(help=f"{' | '.join(AGENT_MODES)}")] = AGENT_MODES[0],
+    cwd: Annotated[str | None, typer.Option(help="the git repository (default: this directory)")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds each agent may run")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
@@ -341,18 +388,25 @@ def agent(
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(AGENT_MODES)}")
-    names = [name.strip() for name in agents.split(",") if name.strip()]
-    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, as_json, config, store)))
+    from .requests import AgentRequest
+
+    request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
+                                                  timeout=timeout, apply=apply))
+    raise typer.Exit(_run_async(_agent(request, as_json, config, store)))
 
 
-async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
-                 as_json: bool, config: str | None, store: str | None) -> int:
-    from .agents import AgentRequest
+def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
+                 cwd: str | None = None, timeout: float | None = None, apply: bool = False) -> dict[str, Any]:
+    """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
+    return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
+            "apply": apply}
+
+
+async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
     from .agents.view import follow_agents, summary
 
-    request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply)
     async with await _open_runs(config, store) as runs:
-        run_id = await runs.start_agents(request)
+        run_id = await runs.start(request)
         final = await follow_agents(runs, run_id)
     if as_json:
         keys = ("mode", "winner", "diff", "applied", "legs", "total_cost_usd", "duration_ms", "run_id", "status",

@@ -22,10 +22,11 @@ what to change. A job that ended in ``error`` (an ``ask`` where no leg succeeded
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -39,10 +40,8 @@ from ..servers.core.results import error_result, job_result
 from ..servers.core.transport import add_transport_arguments, serve_async
 
 from .mcp_schema import compact_schema
-from .config import ModeName
-from .mixer import MixOptions
 from .modes import DEFAULT_MODE, MODES, described_modes
-from .schemas import parse_schema
+from .requests import AgentRequest, AskRequest, CommandRequest, request_parameters, validate_request
 from .runs import Runs
 from .service import RunService
 from .shutdown import on_signal
@@ -193,74 +192,22 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
     )
 
-    @server.tool(description=ASK_DESCRIPTION)
-    async def ask(
-        prompt: str,
-        ctx: Context,
-        models: list[str] | None = None,
-        mode: ModeName = DEFAULT_MODE,
-        system: str | None = None,
-        conversation_id: Annotated[str | None, Field(description="continue this conversation")] = None,
-        response_schema: Annotated[dict[str, Any] | str | None, Field(
-            description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")] = None,
-        model_for: Annotated[dict[str, str] | None, Field(description="model id per server")] = None,
-        wait_s: WaitS = DEFAULT_WAIT_S,
-        aggregator: Annotated[str | None, Field(description="the aggregating (synthesize) or judging (judge) model")
-                              ] = None,
-        rounds: Annotated[int, Field(ge=1, le=5, description="synthesize: mixture-of-agents layers")] = 1,
-        reasoning: Literal["off", "low", "medium", "high"] | None = None,
-        images: Annotated[list[dict[str, Any]] | None, Field(
-            description="images: [{url}] or [{data: base64, media_type}] or [{path}]")] = None,
-    ) -> Annotated[CallToolResult, AskOut]:
-        try:
-            if not prompt.strip():
-                raise InvalidInputError("prompt is empty: give the question to ask the models")
-            schema = None if response_schema is None else parse_schema(response_schema)
-            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system,
-                                          conversation_id=conversation_id, response_schema=schema,
-                                          model_for=model_for, reasoning=reasoning, images=images,
-                                          options=MixOptions(aggregator=aggregator, rounds=rounds))
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
-        except LLMMixerError as error:
-            return error_result(error)
+    async def ask(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
+        job_id = await jobs.start(validate_request(AskRequest, fields))
+        return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
 
-    @server.tool(description=RUN_DESCRIPTION)
-    async def run_command(
-        command: str,
-        ctx: Context,
-        cwd: str | None = None,
-        timeout_s: Annotated[float | None, Field(gt=0, description="kill the command after this")] = None,
-        wait_s: WaitS = DEFAULT_WAIT_S,
-    ) -> Annotated[CallToolResult, CommandOut]:
-        try:
-            if not command.strip():
-                raise InvalidInputError("command is empty: give the shell command to run")
-            job_id = await jobs.start_command(command=command, cwd=cwd, timeout_s=timeout_s)
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
-        except LLMMixerError as error:
-            return error_result(error)
+    async def run_command(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
+        job_id = await jobs.start(validate_request(CommandRequest, fields))
+        return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
 
-    @server.tool(description=AGENT_DESCRIPTION)
-    async def agent(
-        task: str,
-        check: str,
-        ctx: Context,
-        cwd: Annotated[str | None, Field(description="the git repository (default: the server's cwd)")] = None,
-        agents: list[str] | None = None,
-        mode: Annotated[str, Field(description="race (default) or all")] = "race",
-        timeout_s: Annotated[float | None, Field(gt=0)] = None,
-        apply: bool = False,
-        wait_s: WaitS = DEFAULT_WAIT_S,
-    ) -> Annotated[CallToolResult, AgentOut]:
-        from .agents import CLIS, AgentRequest
+    async def agent(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
+        job_id = await jobs.start(validate_request(AgentRequest, fields))
+        return job_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
 
-        try:
-            request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
-                                   timeout_s=timeout_s, apply=apply, cwd=cwd or ".")
-            job_id = await jobs.start_agents(request)
-            return job_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
-        except LLMMixerError as error:
-            return error_result(error)
+    for tool, model, out, description in ((ask, AskRequest, AskOut, ASK_DESCRIPTION),
+                                          (run_command, CommandRequest, CommandOut, RUN_DESCRIPTION),
+                                          (agent, AgentRequest, AgentOut, AGENT_DESCRIPTION)):
+        server.tool(description=description)(_request_tool(tool, model, out))
 
     @server.tool(description=JOB_DESCRIPTION)
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
@@ -283,6 +230,17 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             return error_result(error)
 
     return server
+
+
+def _request_tool(fn: Callable[..., Any], model: type[BaseModel], out: type[BaseModel]) -> Callable[..., Any]:
+    """``fn`` (``ctx``, ``wait_s`` and the request's fields as ``**fields``) with the signature the MCP SDK reads:
+    the request model's fields as the tool's arguments, then ``wait_s``; ``out`` as the declared output schema."""
+    fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*request_parameters(model),
+         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
+         inspect.Parameter("wait_s", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_WAIT_S, annotation=WaitS)],
+        return_annotation=Annotated[CallToolResult, out])
+    return fn
 
 
 def _result(job: dict[str, Any]) -> CallToolResult:

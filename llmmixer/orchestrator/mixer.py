@@ -32,6 +32,7 @@ from .cooldown import Cooldowns
 from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, strategy_name
 from .statuses import LegStatus
 from .pool import CallState, ServerPool
+from .requests import MixOptions
 
 __all__ = ["MODES", "Leg", "MixResult", "MixOptions", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
 
@@ -95,16 +96,6 @@ class Leg:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
-
-
-@dataclass
-class MixOptions:
-    """Options of the combining modes (see :mod:`.moa`)."""
-
-    aggregator: str | None = None  # the server that aggregates (synthesize) or judges (judge); default the first
-    rounds: int = 1  # mixture-of-agents layers
-    min_answers: int | None = None  # answers needed before aggregating; default min(2, proposers)
-    deadline_s: float | None = None  # stop waiting for proposers after this long
 
 
 @dataclass

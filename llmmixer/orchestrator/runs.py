@@ -41,14 +41,16 @@ from ..servers.core.errors import (
     UnavailableError,
 )
 from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
+from ..servers.core.images import ImageInput, load
 from ..servers.core.redact import redact_inline
 from ..servers.core.results import result_payload
 from . import history, run_record, timeline
 from .config import Config
 from .cooldown import Cooldowns, default_path
-from .mixer import MixOptions, MixResult, Mixer
+from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
+from .requests import AgentRequest, AskRequest, CommandRequest, MixOptions, RunRequest, validate_request
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
 
@@ -239,41 +241,66 @@ class Runs:
                                     f"{', '.join(available)}")
         return list(models)
 
-    async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
-                        system: str | None = None, *, max_tokens: int | None = None,
-                        temperature: float | None = None, response_schema: dict[str, Any] | None = None,
-                        model_for: dict[str, str] | None = None, conversation_id: str | None = None,
-                        reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
-                        options: MixOptions | None = None) -> str:
-        """Start an ask; returns its run id at once. ``conversation_id`` continues that conversation (its history
-        goes to the models as ``messages``); without one the run starts a new conversation. ``options`` holds the
-        settings of the combining modes (aggregator, rounds, min_answers, deadline_s). Images given as ``path`` are read
-        here and sent on as base64 (see servers/core/images.py).
+    async def start(self, request: RunRequest) -> str:
+        """Start the run ``request`` describes (an ask, a command, coding agents); its run id at once.
 
         Raises:
-            InvalidInputError: empty prompt, unknown mode or model server, bad options or images.
-            NotFoundError: ``conversation_id`` names no conversation the store holds.
+            InvalidInputError: what only the service can check: an unknown mode, model server, aggregator or agent,
+                unreadable images, a malformed conversation id.
+            NotFoundError: ``conversation_id`` names no conversation the store holds; an agent CLI is missing.
+            RateLimitError, UnavailableError: a server's queue is full; the event store is failing.
         """
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidInputError("prompt is empty: give the question to ask the models")
-        mode = mode or self.config.settings.mode
+        if isinstance(request, AskRequest):
+            return await self._start_ask(request)
+        if isinstance(request, CommandRequest):
+            return await self._start_command(request)
+        return await self._start_agents(request)
+
+    async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
+                        system: str | None = None, **fields: Any) -> str:
+        """``start(AskRequest(prompt=prompt, ...))`` for callers in Python; ``fields`` are :class:`AskRequest`'s.
+
+        Raises:
+            InvalidInputError: a field :class:`AskRequest` refuses; see :meth:`start`.
+        """
+        return await self.start(validate_request(AskRequest, {"prompt": prompt, "models": models, "mode": mode,
+                                                             "system": system, **fields}))
+
+    async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
+        """``start(CommandRequest(...))`` for callers in Python."""
+        return await self.start(validate_request(CommandRequest, {"command": command, "cwd": cwd,
+                                                                  "timeout_s": timeout_s}))
+
+    async def start_agents(self, request: AgentRequest) -> str:
+        """``start(request)`` for callers in Python."""
+        return await self.start(request)
+
+    async def _start_ask(self, request: AskRequest) -> str:
+        """Start an ask. ``conversation_id`` continues that conversation (its history goes to the models as
+        ``messages``); without one the run starts a new conversation. Images given as ``path`` are read here and
+        sent on as base64 (see servers/core/images.py)."""
+        mode = request.mode or self.config.settings.mode
         check_mode(mode)
-        sources = self.resolve_models(models)
-        mix_options = _check_options(options or MixOptions(), self.config.model_sources)
-        portable_images = _portable_images(images)
-        thread, system = await self._thread(conversation_id, system)
+        sources = self.resolve_models(request.models)
+        _check_aggregator(request, self.config.model_sources)
+        portable_images = _portable_images(request.images)
+        conversation_id, model_for = request.conversation_id, request.model_for
+        thread, system = await self._thread(conversation_id, request.system)
         self._check_store()
         admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
+        prompt = request.prompt
         arguments: dict[str, Any] = {"prompt": prompt}
-        for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
-                           ("response_schema", response_schema), ("reasoning", reasoning),
-                           ("images", portable_images)):
+        for key, value in (("system", system), ("max_tokens", request.max_tokens),
+                           ("temperature", request.temperature), ("response_schema", request.response_schema),
+                           ("reasoning", request.reasoning), ("images", portable_images)):
             if value is not None:
                 arguments[key] = value
         if thread:
             arguments["messages"] = thread
-        record_options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
-                                            ("response_schema", response_schema), ("reasoning", reasoning),
+        record_options = {k: v for k, v in (("max_tokens", request.max_tokens),
+                                            ("temperature", request.temperature),
+                                            ("response_schema", request.response_schema),
+                                            ("reasoning", request.reasoning),
                                             ("model_for", model_for or None)) if v is not None}
         state = self._new_run("ask", mode, {"prompt": prompt[:200]})
         state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
@@ -282,7 +309,7 @@ class Runs:
         await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
         self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,
-                            model_for or {}, mix_options)
+                            model_for or {}, request)
         return state.run_id
 
     @staticmethod
@@ -323,18 +350,11 @@ class Runs:
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
         await self._finish(state, status, result.to_dict())
 
-    async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
-        if not isinstance(command, str) or not command.strip():
-            raise InvalidInputError("command is empty: give the shell command to run")
-        if timeout_s is not None and timeout_s <= 0:
-            raise InvalidInputError("timeout_s must be positive")
+    async def _start_command(self, request: CommandRequest) -> str:
         self._check_store()
         admission = self.pool.admit(["pty"])  # also checks that a pty server is configured
-        arguments: dict[str, Any] = {"command": command}
-        if cwd is not None:
-            arguments["cwd"] = cwd
-        if timeout_s is not None:
-            arguments["timeout_s"] = timeout_s
+        command = request.command
+        arguments: dict[str, Any] = request.model_dump(exclude_none=True)
         shown = redact_inline(command)  # FOO=sk-... cmd: the key never shows, nor is it kept
         state = self._new_run("command", title={"command": shown[:200]})
         state.record = history.new_record(state.run_id, "command", command=shown,
@@ -376,8 +396,8 @@ class Runs:
         self._emit(state, "pty.exit", "pty", final)
         await self._finish(state, "error" if "error" in final else "done", final)
 
-    async def start_agents(self, request: Any) -> str:
-        """Start coding agents on a task (an ``agents.AgentRequest``); checked before anything starts.
+    async def _start_agents(self, request: AgentRequest) -> str:
+        """Start coding agents on a task; checked before anything starts.
 
         Raises:
             InvalidInputError, NotFoundError: see ``agents.plan_agents``.
@@ -576,24 +596,15 @@ class Runs:
         return list(self._recent)
 
 
-def _check_options(options: MixOptions, available: list[str]) -> MixOptions:
+def _check_aggregator(options: MixOptions, available: list[str]) -> None:
     if options.aggregator is not None and options.aggregator not in available:
         raise InvalidInputError(f"unknown aggregator {options.aggregator!r}; available: {', '.join(available)}")
-    if not isinstance(options.rounds, int) or not 1 <= options.rounds <= 5:
-        raise InvalidInputError("rounds must be an integer from 1 to 5")
-    if options.min_answers is not None and (not isinstance(options.min_answers, int) or options.min_answers < 1):
-        raise InvalidInputError("min_answers must be a positive integer")
-    if options.deadline_s is not None and not options.deadline_s > 0:
-        raise InvalidInputError("deadline_s must be a positive number of seconds")
-    return options
 
 
-def _portable_images(images: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+def _portable_images(images: list[ImageInput] | None) -> list[dict[str, Any]] | None:
     """Images as the adapters take them, with files read here (an adapter may not share this filesystem)."""
     if not images:
         return None
-    from ..servers.core.images import load
-
     out = []
     for index, image in enumerate(images):
         checked = load(image, f"images[{index}]")

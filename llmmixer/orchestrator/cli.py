@@ -344,15 +344,29 @@ def command_fields(*, command: str, cwd: str | None = None, timeout: float | Non
     return {"command": command, "cwd": cwd, "timeout_s": timeout}
 
 
+# A request field's option where its name is not the field's (``--max-tokens`` is ``max_tokens``).
+OPTION_FOR_FIELD = {"deadline_s": "--deadline", "conversation_id": "--cid", "response_schema": "--schema",
+                    "images": "--image", "timeout_s": "--timeout", "prompt": "the prompt", "task": "the task",
+                    "command": "the command"}
+
+
 def _request(model: type[R], fields: dict[str, Any]) -> R:
-    """``fields`` as the request ``model``; a field it refuses is a usage error (exit 2)."""
+    """``fields`` as the request ``model``; a field it refuses is a usage error (exit 2) naming its option."""
     from ..servers.core.errors import LLMMixerError
     from .requests import validate_request
 
     try:
         return validate_request(model, fields)
     except LLMMixerError as error:
-        raise _fail_usage(error.message) from error
+        problems = (error.details or {}).get("problems") or []
+        named = [f"{_option(p['field'])}: {p['problem']}" for p in problems]
+        raise _fail_usage("; ".join(named) or error.message) from error
+
+
+def _option(field: str) -> str:
+    name, _, rest = field.partition(".")
+    option = OPTION_FOR_FIELD.get(name) or "--" + name.replace("_", "-")
+    return f"{option} ({rest})" if rest else option
 
 
 async def _run_command(request: CommandRequest, config: str | None, store: str | None) -> int:

@@ -163,7 +163,8 @@ def validate_request(model: type[R], payload: Any) -> R:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        problems = [{"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]} for err in exc.errors()]
+        problems = [{"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"].removeprefix("Value error, ")}
+                    for err in exc.errors()]
         summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems)
         raise InvalidInputError(f"invalid request: {summary}", details={"problems": problems}) from None
 

@@ -16,8 +16,8 @@ import array
 import collections
 import contextlib
 import fcntl
+import json
 import os
-import re
 import stat
 import sys
 import termios
@@ -199,14 +199,15 @@ class FdWriter:
             view = view[written:]
 
 
-# A message the server sends that is not a response: a notification or a request ("method" follows "jsonrpc" and,
-# for a request, "id"). This is the SDK's own key order (``model_dump_json`` of mcp_types); anything else counts as
-# a response, which at worst waits for the reader once more than it had to.
-_NOT_A_RESPONSE = re.compile(rb'^\{"jsonrpc":"2\.0",(?:"id":(?:-?\d+|"(?:[^"\\]|\\.)*"),)?"method":')
-
-
 def _is_response(data: bytes) -> bool:
-    return _NOT_A_RESPONSE.match(data) is None
+    """Whether the JSON-RPC message ``data`` is a response: an object without ``method`` (a notification or a
+    request has one). Read from the parsed message, so it holds whatever order the serializer writes the keys in;
+    anything unreadable counts as a response, which at worst waits for the reader once more than it had to."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return True
+    return not (isinstance(message, dict) and "method" in message)
 
 
 #: How long a response waits, once a socket's reader has taken every byte, before it is written (see FdWriter).
@@ -271,6 +272,8 @@ async def run_stdio(server: MCPServer) -> None:
     """Serve ``server`` over this process's stdin/stdout until the client closes stdin."""
     from mcp.server.stdio import stdio_server
 
+    from .sdk_compat import lowlevel_server
+
     with _claimed_std_fds() as (wire_in, wire_out):
         reader, writer = FdLineReader(wire_in), FdWriter(wire_out)
         async with anyio.create_task_group() as tg:
@@ -279,7 +282,7 @@ async def run_stdio(server: MCPServer) -> None:
                 async with stdio_server(stdin=reader, stdout=writer) as (read_stream,  # type: ignore[arg-type]
                                                                          write_stream):
                     # What MCPServer.run_stdio_async does, over our streams (the SDK has no public hook for them).
-                    lowlevel = server._lowlevel_server  # noqa: SLF001
+                    lowlevel = lowlevel_server(server)
                     await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
             finally:
                 writer.close()  # the writer task ends once everything queued is out

@@ -33,6 +33,7 @@ from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, strategy_name
 from .statuses import LegStatus
 from .pool import CallState, ServerPool
 from .requests import MixOptions
+from .results import AskResult, LegResult
 
 __all__ = ["MODES", "Leg", "MixResult", "MixOptions", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
 
@@ -83,19 +84,28 @@ class Leg:
     def streamed(self) -> str:
         return "".join(self.parts)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {"source": self.source, "status": self.status, "model": self.model,
-               "text": self.text if self.text is not None else self.streamed, "usage": self.usage,
-               "cost_usd": self.cost_usd, "ttft_ms": self.ttft_ms, "latency_ms": self.latency_ms,
-               "stop_reason": self.stop_reason, "error": self.error}
+    @property
+    def priced(self) -> bool | None:
+        """Whether ``cost_usd`` covers the tokens used; None for a leg that used none (skipped, or failed early)."""
         if self.status != "skipped" and (self.usage or self.status in ("won", "done", "cancelled")):
-            out["priced"] = self.cost_usd is not None
+            return self.cost_usd is not None
+        return None
+
+    def result(self) -> LegResult:
+        """The leg's outcome (a leg that never streamed nor finished has ``text`` None)."""
+        fields: dict[str, Any] = {
+            "source": self.source, "status": self.status, "model": self.model,
+            "text": self.text if self.text is not None else self.streamed, "usage": self.usage,
+            "cost_usd": self.cost_usd, "ttft_ms": self.ttft_ms, "latency_ms": self.latency_ms,
+            "stop_reason": self.stop_reason, "error": self.error}
+        if self.priced is not None:
+            fields["priced"] = self.priced
         if self.has_data:
-            out["data"] = self.data
+            fields["data"] = self.data
         for key in ("server", "role", "round", "reason", "dropped"):
             if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        return out
+                fields[key] = getattr(self, key)
+        return LegResult(**fields)
 
 
 @dataclass
@@ -120,16 +130,18 @@ class MixResult:
     @property
     def total_cost_partial(self) -> bool:
         """True when some leg used tokens that have no price, so the total leaves them out."""
-        return any(leg.to_dict().get("priced") is False for leg in self.legs)
+        return any(leg.priced is False for leg in self.legs)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {"mode": self.mode, "winner": self.winner, "legs": [leg.to_dict() for leg in self.legs],
-               "total_cost_usd": self.total_cost_usd, "total_cost_partial": self.total_cost_partial,
-               "latency_ms": self.latency_ms, **self.extra}
+    def result(self) -> AskResult:
+        """The ask's outcome so far (the whole of it once :meth:`Mixer.mix` has returned)."""
+        fields: dict[str, Any] = {
+            "mode": self.mode, "winner": self.winner, "legs": [leg.result() for leg in self.legs],
+            "total_cost_usd": self.total_cost_usd, "total_cost_partial": self.total_cost_partial,
+            "latency_ms": self.latency_ms, **self.extra}
         winner = next((leg for leg in self.legs if leg.source == self.winner), None)
         if winner is not None and winner.has_data:
-            out["data"] = winner.data
-        return out
+            fields["data"] = winner.data
+        return AskResult(**fields)
 
 
 class HedgeBudget:
@@ -311,7 +323,7 @@ class Mixer:
         self.cooldowns.note_success(leg.target)
         if leg.ttft_ms is not None:
             self.ttft.add(leg.target, leg.ttft_ms)
-        emit("leg.done", leg.source, leg.to_dict())
+        emit("leg.done", leg.source, leg.result().wire())
 
     def _fail(self, leg: Leg, error: dict[str, Any], started: float, emit: Emit) -> None:
         leg.status = "error"

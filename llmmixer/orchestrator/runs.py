@@ -51,6 +51,7 @@ from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
 from .requests import AgentRequest, AskRequest, CommandRequest, MixOptions, RunRequest, validate_request
+from .results import AgentResult, AskResult, CommandResult, RunResult
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
 
@@ -74,7 +75,8 @@ class RunState:
     mode: str | None = None
     status: RunStatus = "running"
     deltas: list[tuple[str, str]] = field(default_factory=list)
-    result: dict[str, Any] | None = None
+    result: RunResult | None = None
+    wire: dict[str, Any] | None = None  # result.wire(), made once when the run ends
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     finished: anyio.Event = field(default_factory=anyio.Event)
     # Set (then dropped) at the next change; made only when someone waits, so a delta nobody follows costs no Event.
@@ -108,8 +110,8 @@ class RunState:
         base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
         if self.record is not None and self.record.get("conversation_id"):
             base["conversation_id"] = self.record["conversation_id"]
-        if self.result is not None:
-            return {**base, **self.result, "status": self.status}
+        if self.wire is not None:
+            return {**base, **self.wire, "status": self.status}
         if self.kind in ("ask", "agent"):
             partial: dict[str, str] = {}
             for source, text in self.deltas:
@@ -341,14 +343,14 @@ class Runs:
             with state.scope:
                 await self.mixer.mix(arguments, sources, mode, emit, result, model_for, options)
         except LLMMixerError as error:
-            await self._finish(state, "error", {"mode": mode, "winner": None, "legs": [], "total_cost_usd": None,
-                                                "error": error.to_dict()["error"]})
+            await self._finish(state, "error", AskResult(mode=mode, winner=None, legs=[], total_cost_usd=None,
+                                                         error=error.to_dict()["error"]))
             return
         if state.interrupted:
-            await self._finish(state, "interrupted", {**result.to_dict(), "message": INTERRUPTED})
+            await self._finish(state, "interrupted", result.result().model_copy(update={"message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
-        await self._finish(state, status, result.to_dict())
+        await self._finish(state, status, result.result())
 
     async def _start_command(self, request: CommandRequest) -> str:
         self._check_store()
@@ -387,14 +389,14 @@ class Runs:
                 final = {"error": error.to_dict()["error"]}
         if final is None and state.interrupted:
             output = "".join(text for _, text in state.deltas)
-            await self._finish(state, "interrupted", {"output": output, "message": INTERRUPTED,
-                                                      "error": CancelledError_(INTERRUPTED).to_dict()["error"]})
+            await self._finish(state, "interrupted", CommandResult(
+                output=output, message=INTERRUPTED, error=CancelledError_(INTERRUPTED).to_dict()["error"]))
             return
         if final is None:
-            await self._finish(state, "cancelled", {"error": CancelledError_("cancelled").to_dict()["error"]})
+            await self._finish(state, "cancelled", CommandResult(error=CancelledError_("cancelled").to_dict()["error"]))
             return
         self._emit(state, "pty.exit", "pty", final)
-        await self._finish(state, "error" if "error" in final else "done", final)
+        await self._finish(state, "error" if "error" in final else "done", CommandResult.model_validate(final))
 
     async def _start_agents(self, request: AgentRequest) -> str:
         """Start coding agents on a task; checked before anything starts.
@@ -438,29 +440,35 @@ class Runs:
             with state.scope:
                 await run_agents(plan, self.pool, emit)
         except LLMMixerError as error:
-            await self._finish(state, "error", {**plan.to_dict(), "error": error.to_dict()["error"]})
+            await self._finish(state, "error", AgentResult.model_validate({**plan.to_dict(),
+                                                                           "error": error.to_dict()["error"]}))
             return
         if state.interrupted:
-            await self._finish(state, "interrupted", {**plan.to_dict(), "message": INTERRUPTED})
+            await self._finish(state, "interrupted", AgentResult.model_validate({**plan.to_dict(),
+                                                                                 "message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
-        await self._finish(state, status, plan.to_dict())
+        await self._finish(state, status, AgentResult.model_validate(plan.to_dict()))
 
-    async def _finish(self, state: RunState, status: RunStatus, result: dict[str, Any]) -> None:
+    async def _finish(self, state: RunState, status: RunStatus, result: RunResult) -> None:
         with anyio.CancelScope(shield=True):
-            if state.record is not None and state.record.get("conversation_id"):
-                result = {**result, "conversation_id": state.record["conversation_id"]}
-            if state.kind == "ask":
+            if isinstance(result, AskResult):
                 state.marks.append(("run.done", "orchestrator", time.time()))
-                result = {**result, "timeline": timeline.build(state.marks, result.get("legs"))}
+                legs = [leg.wire() for leg in result.legs]
+                update: dict[str, Any] = {"timeline": timeline.build(state.marks, legs)}
+                if state.record is not None and state.record.get("conversation_id"):
+                    update = {"conversation_id": state.record["conversation_id"], **update}
+                result = result.model_copy(update=update)
             state.status, state.result = status, result
-            self._emit(state, "run.done", "orchestrator", {"status": status, **result})
+            wire = result.wire()  # the one serialization, for the event, the run log and every snapshot
+            state.wire = wire
+            self._emit(state, "run.done", "orchestrator", {"status": status, **wire})
             await self.flush()
             if state.record is not None:
-                state.record = history.finish_record(state.record, status, result)
+                state.record = history.finish_record(state.record, status, wire)
                 # The log keeps the result with its streamed texts left in the events (run_record).
                 await self._put_record({**state.record, "result": run_record.compact(
-                    "run.done", "orchestrator", result, state.deltas)})
+                    "run.done", "orchestrator", wire, state.deltas)})
         state.finished.set()
         state.touch()
         self._retire(state)

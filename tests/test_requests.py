@@ -31,7 +31,8 @@ pytestmark = pytest.mark.anyio
 JSON_SAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     AskRequest: {
         "prompt": "the prompt", "models": ["gpt", "claude"], "mode": "hedge", "system": "be brief",
-        "conversation_id": "c0nversation", "response_schema": "name, age int", "model_for": {"claude": "claude-x"},
+        "conversation_id": "c0nversation", "continue_latest": True, "model_ids": ["gpt-5", "opus"],
+        "response_schema": "name, age int", "model_for": {"claude": "claude-x"},
         "max_tokens": 77, "temperature": 0.25, "reasoning": "low",
         "images": [{"url": "https://example.com/a.png"}], "aggregator": "gpt", "rounds": 3, "min_answers": 2,
         "deadline_s": 12.5,
@@ -43,7 +44,7 @@ JSON_SAMPLES: dict[type[BaseModel], dict[str, Any]] = {
 # the same samples as CLI arguments: (the command, its argv)
 CLI_SAMPLES: dict[type[BaseModel], tuple[str, list[str]]] = {
     AskRequest: ("ask", ["the prompt", "--models", "gpt,claude", "--mode", "hedge", "--system", "be brief",
-                         "--cid", "c0nversation", "--schema", "name, age int", "--model-for", "claude=claude-x",
+                         "--cid", "c0nversation", "-c", "-m", "gpt-5", "-m", "opus", "--schema", "name, age int", "--model-for", "claude=claude-x",
                          "--max-tokens", "77", "--temperature", "0.25", "--reasoning", "low",
                          "--image", "/tmp/a.png", "--aggregator", "gpt", "--rounds", "3", "--min-answers", "2",
                          "--deadline", "12.5"]),
@@ -60,7 +61,7 @@ NOT_AT: dict[str, dict[tuple[type[BaseModel], str], str]] = {"cli": {}, "http": 
 # the CLI's field mappers: the command's options -> the request's fields
 CLI_FIELDS = {AskRequest: cli.ask_fields, CommandRequest: cli.command_fields, AgentRequest: cli.agent_fields}
 # the CLI's own options, which are not request fields
-CLI_ONLY = {"model", "as_json", "continue_", "data_only", "config", "store"}
+CLI_ONLY = {"as_json", "data_only", "config", "store", "standalone"}
 
 MODELS = list(JSON_SAMPLES)
 

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from .requests import AskRequest
     from .runs import Runs
 
-__all__ = ["AskOptions", "ask_request", "default_log_store", "public_result", "start_ask", "PUBLIC_KEYS"]
+__all__ = ["AskOptions", "ask_request", "default_log_store", "public_result", "start_ask", "request_body",
+           "PUBLIC_KEYS"]
 
 PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_partial", "latency_ms", "run_id",
                "conversation_id", "status", "error", "synthesis", "verdict", "recovery")
@@ -21,12 +22,10 @@ PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_p
 
 @dataclass
 class AskOptions:
-    """An ask as the CLI's options give it: the :class:`~.requests.AskRequest` fields but the prompt, and what the
-    CLI resolves against the run log and the model listings before the request (``-m``, ``-c``)."""
+    """An ask as the CLI's options give it: the :class:`~.requests.AskRequest` fields but the prompt (``-m`` is
+    ``model_ids``, ``-c`` is ``continue_latest``: the service resolves them)."""
 
-    fields: dict[str, Any] = field(default_factory=dict)  # AskRequest's, without the prompt
-    model_ids: list[str] = field(default_factory=list)  # -m/--model: model ids or aliases, servers found for them
-    continue_latest: bool = False  # -c: the latest conversation, unless fields name one
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def ask_request(prompt: str, options: AskOptions, **update: Any) -> AskRequest:
@@ -55,22 +54,26 @@ def public_result(final: dict[str, Any]) -> dict[str, Any]:
 
 
 async def start_ask(runs: Runs, prompt: str, options: AskOptions) -> str:
-    """Start the ask ``options`` describe (resolving ``-c`` and ``-m``); returns the run id.
+    """Start the ask ``options`` describe; returns the run id.
 
     Raises:
         LLMMixerError: ``invalid_input`` for an unknown model or server, ``not_found`` for an unknown conversation.
     """
-    from ..servers.core.errors import NotFoundError
+    return await runs.start(ask_request(prompt, options))
 
-    update: dict[str, Any] = {}
-    if options.continue_latest and options.fields.get("conversation_id") is None:
-        update["conversation_id"] = await runs.latest_conversation()
-        if update["conversation_id"] is None:
-            raise NotFoundError("no conversation to continue yet: ask something first (without -c)")
-    if options.model_ids:
-        from .models import resolve_model_ids
 
-        chosen = await resolve_model_ids(runs, options.model_ids)
-        update["models"] = [source for source, _ in chosen]
-        update["model_for"] = {**(options.fields.get("model_for") or {}), **dict(chosen)}
-    return await runs.start(ask_request(prompt, options, **update))
+def request_body(prompt: str, options: AskOptions) -> dict[str, Any]:
+    """The ``POST /api/runs`` body for the same ask (the thin client's): the request's JSON, with image files read
+    here, as the service may not see this filesystem the same way.
+
+    Raises:
+        InvalidInputError: a field the request refuses; an unreadable image.
+    """
+    from ..servers.core.images import load
+
+    request = ask_request(prompt, options)
+    body = request.model_dump(mode="json", exclude_defaults=True)
+    if request.images:
+        body["images"] = [{"url": image.url} if image.url else {"data": image.data, "media_type": image.media_type}
+                          for image in map(load, request.images)]
+    return body

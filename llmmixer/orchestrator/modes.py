@@ -30,7 +30,7 @@ MODES: tuple[str, ...] = tuple(MODE_HELP)
 DEFAULT_MODE = MODES[0]
 # Modes that skip a cooling server while another leg exists (``all`` asks every server: comparing them is its point).
 SKIPPING_MODES = frozenset(MODES) - {"all"}
-# Modes that combine the answers (orchestrator/moa.py); their strategies take MixOptions.
+# Modes that combine the answers (orchestrator/moa.py); their strategies take requests.MixOptions.
 COMBINING_MODES = frozenset({"synthesize", "judge"})
 # Coding-agent runs (orchestrator/agents) take two of them: the first agent whose check passes wins, or every agent
 # to the end.
@@ -61,3 +61,4 @@ def described_modes() -> str:
 def strategy_name(mode: str) -> str:
     """The name of the Mixer method that runs ``mode``."""
     return "_" + check_mode(mode).replace("-", "_")
+

@@ -65,6 +65,9 @@ class AskRequest(MixOptions):
     mode: ModeName | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
+    continue_latest: bool = Field(default=False, description="continue the newest conversation (ask -c)")
+    model_ids: list[str] | None = Field(default=None, max_length=16,
+                                        description="model ids or aliases; each one's server is found (ask -m)")
     response_schema: dict[str, Any] | str | None = Field(
         default=None, description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")
     model_for: dict[str, str] | None = Field(default=None, description="model id per server")

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = ["WireModel", "Usage", "LegResult", "AskResult", "CommandResult", "AgentResult", "RunResult",
-           "ErrorWire"]
+           "ErrorWire", "RUN_RESULT"]
 
 # A classified error as the shared tree writes it (LLMMixerError.to_dict()["error"]): kind, message, vendor...
 ErrorWire = dict[str, Any]
@@ -129,3 +129,5 @@ class AgentResult(WireModel):
 
 
 RunResult = Annotated[AskResult | CommandResult | AgentResult, Field(discriminator="kind")]
+# A RunResult from its fields and ``kind`` (``RUN_RESULT.validate_python({"kind": "ask", ...})``).
+RUN_RESULT: TypeAdapter[RunResult] = TypeAdapter(RunResult)

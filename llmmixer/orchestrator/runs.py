@@ -39,6 +39,7 @@ from ..servers.core.errors import (
     NotFoundError,
     ServerError,
     UnavailableError,
+    UnexpectedError,
 )
 from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
 from ..servers.core.images import ImageInput, load
@@ -51,7 +52,7 @@ from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
 from .requests import AgentRequest, AskRequest, CommandRequest, MixOptions, RunRequest, validate_request
-from .results import AgentResult, AskResult, CommandResult, RunResult
+from .results import RUN_RESULT, AgentResult, AskResult, CommandResult, RunResult
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
 
@@ -117,7 +118,8 @@ class RunState:
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
             legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
-            return {**base, "status": "running", "mode": self.mode, "legs": legs,
+            return {**base, "status": "running", "mode": self.mode, "models": (self.record or {}).get("models"),
+                    "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
         return {**base, "status": "running", "legs": [{"source": "pty", "status": self.command_state}],
@@ -134,7 +136,7 @@ class Runs:
         self.pool = pool or ServerPool(config)
         settings = config.settings
         cooldowns = Cooldowns(consecutive_failures=settings.breaker_failures, breaker_s=settings.breaker_s,
-                              path=settings.cooldown_file or default_path())
+                              path=settings.cooldown_file or default_path(), max_wait_s=settings.max_cooldown_s)
         self.mixer = Mixer(self.pool, hedge_delay_ms=settings.hedge_delay_ms, hedge_budget=settings.hedge_budget,
                            model_for=settings.model_for, prices=settings.prices, cooldowns=cooldowns,
                            fast_retry_wait_s=settings.fast_retry_wait_s)
@@ -144,6 +146,7 @@ class Runs:
         self._finished_chars = 0
         self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # run id -> title, newest last
         self._tg: anyio.abc.TaskGroup | None = None
+        self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -157,6 +160,7 @@ class Runs:
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self._tg is not None
+        self._stopping = True
         with anyio.CancelScope(shield=True):
             await self.interrupt(SHUTDOWN_S)
             await self.writer.aclose(SHUTDOWN_S)
@@ -281,6 +285,7 @@ class Runs:
         """Start an ask. ``conversation_id`` continues that conversation (its history goes to the models as
         ``messages``); without one the run starts a new conversation. Images given as ``path`` are read here and
         sent on as base64 (see servers/core/images.py)."""
+        request = await self._resolve_choice(request)
         mode = request.mode or self.config.settings.mode
         check_mode(mode)
         sources = self.resolve_models(request.models)
@@ -314,6 +319,27 @@ class Runs:
                             model_for or {}, request)
         return state.run_id
 
+    async def _resolve_choice(self, request: AskRequest) -> AskRequest:
+        """``request`` with ``continue_latest`` (ask -c) and ``model_ids`` (ask -m) resolved into the conversation,
+        the servers and the model per server they name.
+
+        Raises:
+            NotFoundError: there is no conversation to continue.
+            InvalidInputError: a model id or alias no server offers.
+        """
+        update: dict[str, Any] = {}
+        if request.continue_latest and request.conversation_id is None:
+            update["conversation_id"] = await self.latest_conversation()
+            if update["conversation_id"] is None:
+                raise NotFoundError("no conversation to continue yet: ask something first (without -c)")
+        if request.model_ids:
+            from .models import resolve_model_ids
+
+            chosen = await resolve_model_ids(self, request.model_ids)
+            update["models"] = [source for source, _ in chosen]
+            update["model_for"] = {**(request.model_for or {}), **dict(chosen)}
+        return request.model_copy(update=update) if update else request
+
     @staticmethod
     async def _admitting(admission: Admission, step: Awaitable[None]) -> None:
         """A step between admission and the run's start: if it fails, the run's places are given back."""
@@ -323,9 +349,35 @@ class Runs:
             admission.close()
             raise
 
-    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], *args: Any) -> None:
+    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], state: RunState,
+                        *args: Any) -> None:
         with self.pool.admitted(admission):
-            await run(*args)
+            try:
+                await run(state, *args)
+            except Exception:  # noqa: BLE001 - one run's bug must not end the task group every run lives in
+                log.exception("run %s failed unexpectedly", state.run_id)
+                await self._crashed(state)
+
+    async def _crashed(self, state: RunState) -> None:
+        """End a run whose own code raised (a bug) as ``error``, so its waiters, its record and the log agree."""
+        if state.finished.is_set():
+            return
+        error = UnexpectedError("internal error in this run; see the server log").to_dict()["error"]
+        try:
+            await self._finish(state, "error", RUN_RESULT.validate_python(
+                {"kind": state.kind, "mode": state.mode, "winner": None, "legs": [], "error": error}))
+        except Exception:  # noqa: BLE001
+            log.exception("run %s could not be finished", state.run_id)
+            state.status, state.result = "error", RUN_RESULT.validate_python({"kind": state.kind, "error": error})
+            state.wire = state.result.wire()
+            state.finished.set()
+            state.touch()
+
+    def start_refusal(self) -> str | None:
+        """Why a run started now could not run (``/healthz`` answers 503 with it), else None."""
+        if self._tg is None or self._stopping or self._tg.cancel_scope.cancel_called:
+            return "the run scheduler is not running"
+        return self.writer.refusal()
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
                        model_for: dict[str, str], options: MixOptions) -> None:
@@ -598,6 +650,10 @@ class Runs:
         """What is known of each server now, without waiting for any (``idle``, ``starting``, ``ready``, ``dead``)."""
         return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
                 for status in self.pool.statuses()]
+
+    def in_flight(self) -> int:
+        """How many runs started here have not ended yet."""
+        return sum(1 for state in self._runs.values() if not state.finished.is_set())
 
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""

@@ -4,16 +4,14 @@
 schemas, the MCP tool description, the config validation and the dashboard's mode picker (through ``/api/meta``)
 all derive from it (``ModeName`` in :mod:`.config` is the pydantic form; this module stays import-light for the
 CLI's ``--help``); ``tests/test_one_list.py`` fails when a copy appears anywhere else. Adding a mode is one line
-here plus its strategy, the :class:`~llmmixer.orchestrator.mixer.Mixer` method named after it (``first-token`` ->
-``_first_token``).
+here plus its strategy, a class registered with ``@register("<mode>")`` (:mod:`.strategies`).
 """
 
 from __future__ import annotations
 
 from ..servers.core.errors import InvalidInputError
 
-__all__ = ["AGENT_MODES", "DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help",
-           "strategy_name"]
+__all__ = ["AGENT_MODES", "DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help"]
 
 # mode -> what it does, for people (help text, tool descriptions, the dashboard). The first is the default.
 MODE_HELP: dict[str, str] = {
@@ -56,9 +54,3 @@ def modes_help(separator: str = " | ") -> str:
 def described_modes() -> str:
     """``race (first complete answer wins ...), all (...)``: for a tool description."""
     return ", ".join(f"{mode} ({text})" for mode, text in MODE_HELP.items())
-
-
-def strategy_name(mode: str) -> str:
-    """The name of the Mixer method that runs ``mode``."""
-    return "_" + check_mode(mode).replace("-", "_")
-

@@ -16,7 +16,8 @@ waits, the run is cancelled end to end: no model keeps streaming for nobody.
 
 The server advertises only the tools capability; argument errors come back as ``invalid_input`` results that say
 what to change. A job that ended in ``error`` (an ``ask`` where no leg succeeded, a command the runner refused) is an
-``isError: true`` result whose text is the job object with an ``error`` that sums its legs' errors up.
+``isError: true`` result: the plain ``KIND: message`` line, then the job object with an ``error`` that sums its legs'
+errors up.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError, LLMMixerError, NotFoundError
+from ..servers.core.annotations import acts, reads
 from ..servers.core.mcp import LLMMixerMCPServer
 from ..servers.core.results import error_result, job_result
-from ..servers.core.transport import add_transport_arguments, serve_async
+from ..servers.core.transport import add_transport_arguments, exit_at_once, serve_async
 
 from .mcp_schema import compact_schema
 from .modes import DEFAULT_MODE, MODES, described_modes
@@ -185,8 +187,12 @@ JobId = Annotated[str, Field(description="job_id from ask, run_command or agent"
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
-def build_server(jobs: RunService) -> OrchestratorMCPServer:
-    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
+def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> OrchestratorMCPServer:
+    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool).
+
+    ``max_wait_s`` caps every ``wait_s``: the host's own tool-call timeout less a margin (``llmmixer config HOST``
+    sets it), so a call becomes a job before the host gives up on it, whatever ``wait_s`` the model asked for.
+    """
     server = OrchestratorMCPServer(
         name="llmmixer",
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
@@ -194,32 +200,37 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
 
     async def ask(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
         job_id = await jobs.start(validate_request(AskRequest, fields))
-        return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+        return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
 
     async def run_command(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
         job_id = await jobs.start(validate_request(CommandRequest, fields))
-        return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+        return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
 
     async def agent(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
         job_id = await jobs.start(validate_request(AgentRequest, fields))
-        return job_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+        return job_result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
 
-    for tool, model, out, description in ((ask, AskRequest, AskOut, ASK_DESCRIPTION),
-                                          (run_command, CommandRequest, CommandOut, RUN_DESCRIPTION),
-                                          (agent, AgentRequest, AgentOut, AGENT_DESCRIPTION)):
-        server.tool(description=description)(_request_tool(tool, model, out))
+    server.tool(description=ASK_DESCRIPTION, annotations=reads("Ask several models", open_world=True))(
+        _request_tool(ask, AskRequest, AskOut))
+    server.tool(description=RUN_DESCRIPTION, annotations=acts("Run a shell command", destructive=True,
+                                                              open_world=True))(
+        _request_tool(run_command, CommandRequest, CommandOut))
+    server.tool(description=AGENT_DESCRIPTION, annotations=acts("Race coding agents", destructive=True,
+                                                                open_world=True))(
+        _request_tool(agent, AgentRequest, AgentOut))
 
-    @server.tool(description=JOB_DESCRIPTION)
+    @server.tool(description=JOB_DESCRIPTION, annotations=reads("Read a job", open_world=False))
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=False))
+            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=False))
         except NotFoundError:
             return error_result(_unknown_job(job_id))
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=CANCEL_DESCRIPTION)
+    @server.tool(description=CANCEL_DESCRIPTION,
+                 annotations=acts("Cancel a job", destructive=False, open_world=False, idempotent=True))
     async def cancel(job_id: JobId) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
@@ -232,11 +243,17 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
     return server
 
 
+# Request fields the MCP tools leave out: a host brings its own conversation and tools (they are for the gateway's
+# API callers), and every property costs tokens in every turn of the host.
+NOT_ON_MCP = frozenset({"messages", "tools", "tool_choice"})
+
+
 def _request_tool(fn: Callable[..., Any], model: type[BaseModel], out: type[BaseModel]) -> Callable[..., Any]:
     """``fn`` (``ctx``, ``wait_s`` and the request's fields as ``**fields``) with the signature the MCP SDK reads:
-    the request model's fields as the tool's arguments, then ``wait_s``; ``out`` as the declared output schema."""
+    the request model's fields (less :data:`NOT_ON_MCP`) as the tool's arguments, then ``wait_s``; ``out`` as the
+    declared output schema."""
     fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [*request_parameters(model),
+        [*request_parameters(model, skip=NOT_ON_MCP),
          inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
          inspect.Parameter("wait_s", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_WAIT_S, annotation=WaitS)],
         return_annotation=Annotated[CallToolResult, out])
@@ -261,8 +278,11 @@ def _result(job: dict[str, Any]) -> CallToolResult:
         kind, retryable = "server", True
     summary = "; ".join(f"{leg.get('source')}: {leg['error'].get('kind')}: {leg['error'].get('message')}"
                         for leg in failed)
+    # The soonest any failed leg may be tried again: what a host's model should wait before it asks again.
+    delays = [leg["error"]["retry_after_s"] for leg in failed
+              if isinstance(leg["error"].get("retry_after_s"), int | float) and leg["error"]["retry_after_s"] > 0]
     error = {"kind": kind, "message": f"no model answered ({summary or 'every leg failed'})", "vendor": None,
-             "status": None, "retry_after_s": None, "retryable": retryable}
+             "status": None, "retry_after_s": min(delays) if delays and retryable else None, "retryable": retryable}
     return job_result({**job, "error": error}, is_error=True)
 
 
@@ -304,6 +324,9 @@ def build_parser(prog: str = "llmmixer mcp") -> argparse.ArgumentParser:
     add_transport_arguments(parser)
     parser.add_argument("--config", default=None, help="servers config file (mcpServers JSON)")
     parser.add_argument("--store", default=None, help="event store URL: memory, sqlite:///path, redis://host:port/db")
+    parser.add_argument("--max-wait-s", type=float, default=MAX_WAIT_S, metavar="S",
+                        help="the longest a tool call waits before it returns a job: below the host's tool timeout "
+                             "(llmmixer config HOST sets it)")
     return parser
 
 
@@ -334,10 +357,11 @@ def main_mcp(args: argparse.Namespace) -> None:
 
                 tg.start_soon(on_signal, runs, stop)
                 tg.start_soon(stop_serving)
-                await serve_async(build_server(runs), args)
+                await serve_async(build_server(runs, max_wait_s=args.max_wait_s), args)
                 tg.cancel_scope.cancel()
 
     anyio.run(run)
+    exit_at_once()  # the runs are stored and the pool closed: skip the interpreter's teardown
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import inspect
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..servers.core.capabilities import Reasoning
 from ..servers.core.errors import InvalidInputError
 from ..servers.core.images import ImageInput
+from ..servers.core.messages import ChatMessage, ToolChoice, ToolSpec
 from .config import ModeName
 
 __all__ = ["MAX_PROMPT_CHARS", "MixOptions", "AskRequest", "CommandRequest", "AgentRequest", "RunRequest",
@@ -76,13 +77,17 @@ class AskRequest(MixOptions):
     reasoning: Reasoning | None = None
     images: list[ImageInput] | None = Field(default=None, max_length=20,
                                             description="[{url}] or [{data: base64, media_type}] or [{path}]")
+    # Earlier turns (tool calls and results included) after the conversation's own; the prompt may then be empty
+    # when they end with the user's turn. Tools go to every leg. (The vendor dialects of the gateway use them.)
+    messages: list[ChatMessage] | None = Field(default=None, max_length=10_000)
+    tools: list[ToolSpec] | None = Field(default=None, max_length=512)
+    tool_choice: ToolChoice | None = None
 
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: str) -> str:
-        if not value.strip():
+    @model_validator(mode="after")
+    def _prompt(self) -> AskRequest:
+        if not self.prompt.strip() and not self.messages:
             raise InvalidInputError("prompt is empty: give the question to ask the models")
-        return value
+        return self
 
     @field_validator("models", mode="before")
     @classmethod

@@ -68,6 +68,7 @@ class LegResult(WireModel):
     round: int | None = None
     reason: str | None = None  # why it was skipped or left out
     dropped: list[dict[str, Any]] | None = None  # parameters the model refuses, not sent
+    tool_calls: list[dict[str, Any]] | None = None  # the tools the reply calls ({id, name, arguments})
 
 
 class AskResult(WireModel):

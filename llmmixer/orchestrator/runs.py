@@ -297,13 +297,18 @@ class Runs:
         admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
         prompt = request.prompt
         arguments: dict[str, Any] = {"prompt": prompt}
+        tools = [tool.model_dump(mode="json", exclude_none=True) for tool in request.tools or ()] or None
+        tool_choice = request.tool_choice
         for key, value in (("system", system), ("max_tokens", request.max_tokens),
                            ("temperature", request.temperature), ("response_schema", request.response_schema),
-                           ("reasoning", request.reasoning), ("images", portable_images)):
+                           ("reasoning", request.reasoning), ("images", portable_images), ("tools", tools),
+                           ("tool_choice", tool_choice if isinstance(tool_choice, str | None)
+                            else tool_choice.model_dump())):
             if value is not None:
                 arguments[key] = value
-        if thread:
-            arguments["messages"] = thread
+        messages = [message.model_dump(mode="json", exclude_none=True) for message in request.messages or ()]
+        if thread or messages:
+            arguments["messages"] = [*thread, *messages]
         record_options = {k: v for k, v in (("max_tokens", request.max_tokens),
                                             ("temperature", request.temperature),
                                             ("response_schema", request.response_schema),

@@ -28,7 +28,7 @@ from ..service import RunService
 from .meta import get_meta, server_facts
 from .security import BodyTooLarge, error_response, too_large_response
 
-__all__ = ["STATUS_BY_KIND", "WebAskRequest", "routes", "exception_handlers", "status_for"]
+__all__ = ["STATUS_BY_KIND", "WebAskRequest", "routes", "exception_handlers", "status_for", "json_body"]
 
 MAX_WAIT_S = 60.0
 MAX_JSON_DEPTH = 32  # a request is a prompt and a few fields; deeper nesting is an attack, not a request
@@ -92,7 +92,7 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-async def _json_body(request: Request, model: type[R]) -> R:
+async def json_body(request: Request, model: type[R]) -> R:
     """Parse and validate the body, turning every failure into an ``invalid_input`` error that says what is wrong.
 
     Raises:
@@ -124,7 +124,7 @@ def _run_id(request: Request) -> str:
 
 async def start_run(request: Request) -> Response:
     runs = _runs(request)
-    run_id = await runs.start(await _json_body(request, WebAskRequest))
+    run_id = await runs.start(await json_body(request, WebAskRequest))
     started = {"run_id": run_id}
     conversation_id = (await runs.snapshot(run_id)).get("conversation_id")
     if conversation_id:
@@ -133,12 +133,12 @@ async def start_run(request: Request) -> Response:
 
 
 async def start_command(request: Request) -> Response:
-    run_id = await _runs(request).start(await _json_body(request, CommandRequest))
+    run_id = await _runs(request).start(await json_body(request, CommandRequest))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 
 async def start_agents(request: Request) -> Response:
-    run_id = await _runs(request).start(await _json_body(request, AgentRequest))
+    run_id = await _runs(request).start(await json_body(request, AgentRequest))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 

@@ -1,8 +1,8 @@
 """The MCP face of an adapter: ``generate`` and ``list_models``, identical on every vendor.
 
 Text deltas go out as progress notifications (``message`` = the delta text) when the caller sent a progress token;
-the final result holds the whole text. Errors are tool results with ``isError: true`` whose text is
-``{"error": {...}}`` from the shared error tree (no structured content: see ``results.py``).
+the final result holds the whole text. Errors are tool results with ``isError: true``: one plain line
+``KIND: message``, then ``{"error": {...}}`` from the shared error tree (no structured content: see ``results.py``).
 
 The MCP tool boundary (:meth:`LLMMixerMCPServer.call_tool`) maps what escapes a tool, most specific first:
 
@@ -26,6 +26,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
+from .annotations import reads
 from .adapter import AdapterSettings, BaseAdapter, GenerateRequest, GenerateResult, TextDelta
 from .messages import ChatMessage, ToolCall, ToolCallDelta, ToolChoice, ToolSpec, progress_message
 from .capabilities import Reasoning
@@ -35,7 +36,7 @@ from .lazy import LazyAdapter
 from .manifest import ServerManifest
 from .results import error_result, ok_result
 from .sdk_compat import tool_parameters, unregister_requests
-from .transport import add_transport_arguments, serve
+from .transport import add_transport_arguments, exit_at_once, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
            "adapter_server", "DEFAULT_MODEL_META", "package_version", "tool_error"]
@@ -195,7 +196,8 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
     default_model = adapter.settings.default_model or adapter.default_model
 
     @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"),
-                 meta={DEFAULT_MODEL_META: default_model})
+                 meta={DEFAULT_MODEL_META: default_model},
+                 annotations=reads(f"Generate with {adapter.source}", open_world=True))
     async def generate(
         ctx: Context,
         prompt: str = "",
@@ -237,7 +239,8 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
             return error_result(error)
         raise AssertionError("adapter stream ended without a result")  # pragma: no cover
 
-    @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
+    @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.",
+                 annotations=reads(f"List {adapter.source} models", open_world=True, idempotent=True))
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
         try:
             live = await adapter.loaded()
@@ -293,3 +296,5 @@ def adapter_main(adapter: AdapterRef, argv: Sequence[str] | None = None, *,
     server, args = adapter_server(adapter, argv, manifest=manifest, add_arguments=add_arguments)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     serve(server, args)
+    if argv is None:  # the console script: served and closed, nothing is left to do (see exit_at_once)
+        exit_at_once()

@@ -63,8 +63,10 @@ NOT_AT: dict[str, dict[tuple[type[BaseModel], str], str]] = {
     "cli": {(AskRequest, field): _TURNS + "; the CLI continues a conversation with -c/--cid"
             for field in ("messages", "tools", "tool_choice")},
     "http": {},
-    "mcp": {(AskRequest, field): _TURNS + "; an MCP host brings its own (mcp_server.NOT_ON_MCP)"
-            for field in ("messages", "tools", "tool_choice")},
+    "mcp": {**{(AskRequest, field): _TURNS + "; an MCP host brings its own (mcp_server.NOT_ON_MCP)"
+               for field in ("messages", "tools", "tool_choice")},
+            (AskRequest, "continue_latest"): "a host passes conversation_id back: the newest conversation of a "
+                                             "shared service may be another client's"},
 }
 # the CLI's field mappers: the command's options -> the request's fields
 CLI_FIELDS = {AskRequest: cli.ask_fields, CommandRequest: cli.command_fields, AgentRequest: cli.agent_fields}

@@ -166,7 +166,7 @@ def _unknown_job(job_id: str) -> InvalidInputError:
 
 
 ASK_DESCRIPTION = (
-    f"Ask several models one prompt. mode (default {DEFAULT_MODE}): {described_modes()}. Deltas stream as "
+    f"Ask several models one prompt. mode (default {DEFAULT_MODE} unless configured): {described_modes()}. Deltas stream as "
     "progress. If the run outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
@@ -244,8 +244,10 @@ def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> Orchest
 
 
 # Request fields the MCP tools leave out: a host brings its own conversation and tools (they are for the gateway's
-# API callers), and every property costs tokens in every turn of the host.
-NOT_ON_MCP = frozenset({"messages", "tools", "tool_choice"})
+# API callers), and passes conversation_id back rather than continue a shared service's newest conversation; every
+# property costs tokens in every turn of the host. Images are declared as plain objects there, for the same reason.
+NOT_ON_MCP = frozenset({"messages", "tools", "tool_choice", "continue_latest"})
+LOOSE_ON_MCP = frozenset({"images"})
 
 
 def _request_tool(fn: Callable[..., Any], model: type[BaseModel], out: type[BaseModel]) -> Callable[..., Any]:
@@ -253,7 +255,7 @@ def _request_tool(fn: Callable[..., Any], model: type[BaseModel], out: type[Base
     the request model's fields (less :data:`NOT_ON_MCP`) as the tool's arguments, then ``wait_s``; ``out`` as the
     declared output schema."""
     fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [*request_parameters(model, skip=NOT_ON_MCP),
+        [*request_parameters(model, skip=NOT_ON_MCP, loose=LOOSE_ON_MCP, size_caps=False),
          inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
          inspect.Parameter("wait_s", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_WAIT_S, annotation=WaitS)],
         return_annotation=Annotated[CallToolResult, out])

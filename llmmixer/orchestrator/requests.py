@@ -50,11 +50,10 @@ class MixOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    aggregator: str | None = Field(default=None, description="the aggregating (synthesize) or judging (judge) model")
-    rounds: int = Field(default=1, ge=1, le=5, description="synthesize: mixture-of-agents layers")
-    min_answers: int | None = Field(default=None, ge=1, description="synthesize: answers needed to aggregate")
-    deadline_s: float | None = Field(default=None, gt=0, le=3600,
-                                     description="combining modes: seconds to wait for the answers")
+    aggregator: str | None = Field(default=None, description="the model that combines the answers")
+    rounds: int = Field(default=1, ge=1, le=5, description="synthesize: layers")
+    min_answers: int | None = Field(default=None, ge=1, description="synthesize: answers to wait for")
+    deadline_s: float | None = Field(default=None, gt=0, le=3600, description="seconds to wait for the answers")
 
 
 class AskRequest(MixOptions):
@@ -67,8 +66,7 @@ class AskRequest(MixOptions):
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
     continue_latest: bool = Field(default=False, description="continue the newest conversation (ask -c)")
-    model_ids: list[str] | None = Field(default=None, max_length=16,
-                                        description="model ids or aliases; each one's server is found (ask -m)")
+    model_ids: list[str] | None = Field(default=None, max_length=16, description="model ids or aliases (ask -m)")
     response_schema: dict[str, Any] | str | None = Field(
         default=None, description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")
     model_for: dict[str, str] | None = Field(default=None, description="model id per server")
@@ -141,11 +139,11 @@ class AgentRequest(BaseModel):
     task: str = Field(max_length=MAX_PROMPT_CHARS)
     check: str = Field(max_length=MAX_COMMAND_CHARS)
     agents: list[str] = Field(default_factory=_all_agents)
-    mode: str = Field(default="race", max_length=20, description="race (default) or all")
+    mode: str = Field(default="race", max_length=20, description="race or all")
     cwd: str | None = Field(default=None, max_length=MAX_PATH_CHARS,
                             description="the git repository (default: the server's cwd)")
-    timeout_s: float | None = Field(default=None, gt=0, le=86_400, description="seconds each agent may run")
-    apply: bool = Field(default=False, description="apply the winner's diff")
+    timeout_s: float | None = Field(default=None, gt=0, le=86_400)  # seconds each agent may run
+    apply: bool = False  # apply the winner's diff to the repository
 
     @field_validator("agents", mode="before")
     @classmethod
@@ -177,14 +175,18 @@ def validate_request(model: type[R], payload: Any) -> R:
         raise InvalidInputError(f"invalid request: {summary}", details={"problems": problems}) from None
 
 
-def request_parameters(model: type[BaseModel], *, skip: frozenset[str] = frozenset()) -> list[inspect.Parameter]:
+def request_parameters(model: type[BaseModel], *, skip: frozenset[str] = frozenset(),
+                       loose: frozenset[str] = frozenset(), size_caps: bool = True) -> list[inspect.Parameter]:
     """The fields of ``model`` as keyword parameters for a tool signature: the same types, bounds, defaults and
     descriptions, so an MCP tool's input schema is the model's (less ``skip``).
 
-    The tool body then validates what it is given with :func:`validate_request`, which runs the model's own
-    validators too.
+    A schema costs tokens in every turn of an MCP host, so ``loose`` fields (lists of objects) are declared as plain
+    JSON objects instead of the model's nested one and ``size_caps=False`` leaves out the length caps; the tool
+    body validates what it is given with :func:`validate_request`, which applies the model whole.
     """
     from typing import Annotated
+
+    from annotated_types import MaxLen
 
     params = []
     own = [name for name in model.model_fields if name in vars(model).get("__annotations__", {})]
@@ -196,7 +198,10 @@ def request_parameters(model: type[BaseModel], *, skip: frozenset[str] = frozens
         default: Any = inspect.Parameter.empty if info.is_required() else info.default
         if info.default_factory is not None:  # a computed default: the model fills it in for an absent (None) value
             annotation, default = annotation | None, None
-        annotation = Annotated[(annotation, *info.metadata, Field(description=info.description))]
+        if name in loose:
+            annotation = list[dict[str, Any]] | None
+        metadata = [item for item in info.metadata if size_caps or not isinstance(item, MaxLen)]
+        annotation = Annotated[(annotation, *metadata, Field(description=info.description))]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=annotation))
     return params

@@ -87,3 +87,59 @@ async def test_every_line_gets_a_json_rpc_answer(name: str, emu: Any, tmp_path: 
         assert await server.answer() == {"jsonrpc": "2.0", "id": 99, "result": {}}
     finally:
         server.close()
+
+
+HOST = textwrap.dedent("""
+    import json, subprocess, sys, time
+    argv, call, keep = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "shared"
+    server = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    if keep:  # another process of the host's holds both pipes, and never reads
+        subprocess.Popen(["sleep", "600"], pass_fds=(server.stdin.fileno(), server.stdout.fileno()))
+    def send(message):
+        server.stdin.write(json.dumps(message).encode() + b"\\n")
+        server.stdin.flush()
+    send(json.loads(sys.argv[4]))
+    send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    send(call)
+    for i in range(300):  # answers nobody will read: far more than a pipe holds
+        send({"jsonrpc": "2.0", "id": 1000 + i, "method": "tools/list"})
+    print(server.pid, flush=True)
+    time.sleep(600)
+""")
+
+CALLS = {
+    "claude": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "generate", "arguments": {"prompt": "count slowly"}, "_meta": {"progressToken": 1}}},
+    "mcp": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "ask", "arguments": {"prompt": "count slowly", "models": ["claude"], "mode": "all"},
+                       "_meta": {"progressToken": 1}}},
+}
+
+
+@pytest.mark.parametrize("pipes", ["closed", "shared"])
+@pytest.mark.parametrize("name", sorted(CALLS))
+async def test_a_server_exits_with_its_children_when_its_host_dies_with_output_unread(
+        name: str, pipes: str, emu: Any, tmp_path: Path) -> None:
+    emu.set_behaviour("anthropic", ttft_ms=50, inter_token_ms=500, tokens=200, reply="tick " * 200)
+    host = subprocess.Popen([sys.executable, "-c", HOST, json.dumps(SERVERS[name]), json.dumps(CALLS[name]),
+                             "shared" if pipes == "shared" else "closed", json.dumps(INIT)],
+                            stdout=subprocess.PIPE, env=server_env(emu), cwd=tmp_path, start_new_session=True)
+    assert host.stdout is not None
+    try:
+        server = psutil.Process(int(await anyio.to_thread.run_sync(host.stdout.readline)))
+        with anyio.fail_after(60):  # the call is in flight: the vendor has been asked
+            while not emu.requests("anthropic"):
+                await anyio.sleep(0.05)
+        family = [server, *server.children(recursive=True)]
+        if name == "mcp":
+            assert len(family) >= 2, "the orchestrator launched its adapter"
+        host.send_signal(signal.SIGKILL)
+        host.wait(10)
+        started = anyio.current_time()
+        gone, alive = await anyio.to_thread.run_sync(lambda: psutil.wait_procs(family, timeout=30))
+        took = anyio.current_time() - started
+        assert alive == [], [(p.pid, p.name()) for p in alive]
+        print(f"{name}/{pipes}: {len(gone)} processes gone {took:.2f} s after the host died")
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(host.pid, signal.SIGKILL)  # the host's `sleep`, and anything left behind

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.mcp import LLMMixerMCPServer
 from ..servers.core.results import error_result, job_result
-from ..servers.core.transport import add_transport_arguments, serve_async
+from ..servers.core.transport import add_transport_arguments, exit_promptly, serve_async
 
 from .mcp_schema import compact_schema
 from .config import ModeName
@@ -379,7 +379,10 @@ def main_mcp(args: argparse.Namespace) -> None:
                 await serve_async(build_server(runs), args)
                 tg.cancel_scope.cancel()
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    finally:
+        exit_promptly()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
+    from .remote import RemoteRuns
     from .runs import Runs
 
 __all__ = ["follow_ask", "render_columns", "summary_line", "print_plain"]
@@ -109,13 +110,13 @@ def print_plain(final: dict[str, Any], out: Any = None, *, texts_shown: bool = F
     out.flush()
 
 
-def _sources(runs: Runs, run_id: str) -> list[str]:
-    held = runs._runs.get(run_id)  # noqa: SLF001 - the run was started by this process a moment ago
-    models = (held.record or {}).get("models") if held is not None else None
-    return list(models or runs.config.settings.models)
+async def _sources(runs: Runs | RemoteRuns, run_id: str) -> list[str]:
+    """The run's servers, in order, from the moment it starts (the panels' layout)."""
+    snapshot = await runs.snapshot(run_id)
+    return list(snapshot.get("models") or [leg["source"] for leg in snapshot.get("legs") or []])
 
 
-async def follow_ask(runs: Runs, run_id: str, *, live: bool, console: Console | None = None) -> dict[str, Any]:
+async def follow_ask(runs: Runs | RemoteRuns, run_id: str, *, live: bool, console: Console | None = None) -> dict[str, Any]:
     """Show the run (when ``live``) and return its final snapshot."""
     if not live:
         await runs.wait(run_id, float("inf"))
@@ -123,7 +124,7 @@ async def follow_ask(runs: Runs, run_id: str, *, live: bool, console: Console | 
     from rich.console import Console
 
     console = console or Console()
-    sources = _sources(runs, run_id)
+    sources = await _sources(runs, run_id)
     if not console.is_terminal:
         return await _follow_plain(runs, run_id, sources)
 
@@ -146,7 +147,7 @@ async def follow_ask(runs: Runs, run_id: str, *, live: bool, console: Console | 
     return final
 
 
-async def _follow_plain(runs: Runs, run_id: str, sources: list[str]) -> dict[str, Any]:
+async def _follow_plain(runs: Runs | RemoteRuns, run_id: str, sources: list[str]) -> dict[str, Any]:
     streamed = len(sources) == 1
     async for _source, text in runs.deltas(run_id):
         if streamed:

@@ -114,7 +114,8 @@ class RunState:
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
             legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
-            return {**base, "status": "running", "mode": self.mode, "legs": legs,
+            return {**base, "status": "running", "mode": self.mode, "models": (self.record or {}).get("models"),
+                    "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
         return {**base, "status": "running", "legs": [{"source": "pty", "status": self.command_state}],
@@ -597,6 +598,10 @@ class Runs:
         """What is known of each server now, without waiting for any (``idle``, ``starting``, ``ready``, ``dead``)."""
         return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
                 for status in self.pool.statuses()]
+
+    def in_flight(self) -> int:
+        """How many runs started here have not ended yet."""
+        return sum(1 for state in self._runs.values() if not state.finished.is_set())
 
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""

@@ -26,15 +26,18 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
-from .adapter import AdapterSettings, BaseAdapter, ChatMessage, GenerateRequest, GenerateResult, TextDelta
+from .adapter import AdapterSettings, BaseAdapter, GenerateRequest, GenerateResult, TextDelta
+from .messages import ChatMessage, ToolCall, ToolCallDelta, ToolChoice, ToolSpec, progress_message
 from .capabilities import Reasoning
 from .images import ImageInput
 from .errors import InvalidInputError, LLMMixerError, UnexpectedError
+from .lazy import LazyAdapter
+from .manifest import ServerManifest
 from .results import error_result, ok_result
 from .transport import add_transport_arguments, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
-           "DEFAULT_MODEL_META", "package_version", "tool_error"]
+           "adapter_server", "DEFAULT_MODEL_META", "package_version", "tool_error"]
 
 log = logging.getLogger("llmmixer.mcp")
 
@@ -138,6 +141,8 @@ class GenerateOutput(BaseModel):
     ttft_ms: float | None
     latency_ms: float
     data: Any = Field(default=None, description="the parsed JSON reply, present when response_schema was given")
+    tool_calls: list[ToolCall] | None = Field(default=None, description="the tools the reply calls "
+                                              "(stop_reason tool_use)")
     dropped: list[DroppedOut] | None = Field(default=None, description="parameters the model refuses, not sent")
 
 
@@ -158,14 +163,31 @@ DEFAULT_MODEL_META = "llmmixer/default_model"
 
 GENERATE_DESCRIPTION = (
     "Generate a reply from {vendor_title}. Text streams as progress notifications; the result holds the whole text, "
+    "the tool_calls when tools were given and the model calls them (stop_reason tool_use), "
     "usage, cost_usd, ttft_ms and latency_ms. Give response_schema (a JSON Schema) to get validated JSON in `data`. "
     "reasoning: off|low|medium|high. images: [{{path}}|{{url}}|{{data, media_type}}]. Parameters the model refuses are "
     "not sent and are listed in `dropped`."
 )
 
 
-def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
-    server = LLMMixerMCPServer(
+class AdapterMCPServer(LLMMixerMCPServer):
+    """An adapter's server: answering ``tools/list`` tells a lazily imported adapter to start loading."""
+
+    def __init__(self, adapter: BaseAdapter | LazyAdapter, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.adapter = adapter
+
+    async def list_tools(self) -> list[Tool]:
+        tools = await super().list_tools()
+        if isinstance(self.adapter, LazyAdapter):
+            self.adapter.want()
+        return tools
+
+
+def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServer:
+    """The MCP server of ``adapter``; with a :class:`LazyAdapter` it answers before the vendor SDK is imported."""
+    server = AdapterMCPServer(
+        adapter,
         name=f"llmmixer-{adapter.source}",
         instructions=f"{adapter.source} ({adapter.vendor}) through its official SDK. Tools: generate, list_models.",
         lifespan=lambda _server: adapter.serving(),
@@ -176,10 +198,12 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"),
                  meta={DEFAULT_MODEL_META: default_model})
     async def generate(
-        prompt: str,
         ctx: Context,
+        prompt: str = "",
         system: str | None = None,
         messages: list[ChatMessage] | None = None,
+        tools: list[ToolSpec] | None = None,
+        tool_choice: ToolChoice | None = None,
         model: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
@@ -189,19 +213,24 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
         max_retry_wait_s: float | None = None,
     ) -> Annotated[CallToolResult, GenerateOutput]:
         try:
-            request = GenerateRequest(prompt=prompt, system=system, messages=messages, model=model,
+            request = GenerateRequest(prompt=prompt, system=system, messages=messages, tools=tools,
+                                      tool_choice=tool_choice, model=model,
                                       max_tokens=max_tokens, temperature=temperature,
                                       response_schema=response_schema, reasoning=reasoning, images=images,
                                       max_retry_wait_s=max_retry_wait_s)
         except ValueError as exc:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
         try:
+            live = await adapter.loaded()
             sent = 0
-            async with contextlib.aclosing(adapter.stream(request)) as stream:
+            async with contextlib.aclosing(live.stream(request)) as stream:
                 async for item in stream:
                     if isinstance(item, TextDelta):
                         sent += 1
                         await ctx.report_progress(sent, None, item.text)
+                    elif isinstance(item, (ToolCallDelta, ToolCall)):
+                        sent += 1
+                        await ctx.report_progress(sent, None, progress_message(item))
                     elif isinstance(item, GenerateResult):
                         return ok_result(item.to_dict())
         except LLMMixerError as error:
@@ -212,25 +241,56 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
         try:
-            return ok_result({"models": await adapter.list_models(), "default_model": default_model})
+            live = await adapter.loaded()
+            return ok_result({"models": await live.list_models(), "default_model": default_model})
         except LLMMixerError as error:
             return error_result(error)
 
     return server
 
 
-def adapter_main(adapter_cls: type[BaseAdapter], argv: Sequence[str] | None = None) -> None:
-    """The console script of one adapter server: transport flags, adapter flags, vendor flags."""
+AdapterRef = type[BaseAdapter] | str
+
+
+def adapter_server(adapter: AdapterRef, argv: Sequence[str] | None = None, *,
+                   manifest: ServerManifest | None = None,
+                   add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                   ) -> tuple[LLMMixerMCPServer, argparse.Namespace]:
+    """One adapter server from its command line: transport flags, adapter flags, vendor flags.
+
+    ``adapter`` is the adapter class, or ``"module:Class"`` with the package's ``manifest`` (and the vendor's flags
+    as ``add_arguments``): then the class and its SDK are imported only once the server is answering (see
+    :mod:`.lazy`).
+    """
+    if isinstance(adapter, str):
+        if manifest is None:
+            raise TypeError("adapter_server('module:Class') needs the package's manifest")
+        source, vendor, key_var = manifest.name, manifest.vendor or manifest.name, (manifest.key_vars or ("",))[0]
+    else:
+        source, vendor, key_var = adapter.source, adapter.vendor, adapter.key_env_vars[0]
+        add_arguments = add_arguments or adapter.add_arguments
     parser = argparse.ArgumentParser(
-        prog=f"llmmixer-{adapter_cls.source}",
-        description=f"LLMMixer {adapter_cls.source} adapter as an MCP server ({adapter_cls.vendor} official SDK). "
-                    f"Key: ${adapter_cls.key_env_vars[0]}.",
+        prog=f"llmmixer-{source}",
+        description=f"LLMMixer {source} adapter as an MCP server ({vendor} official SDK). Key: ${key_var}.",
     )
     add_transport_arguments(parser)
     AdapterSettings.add_arguments(parser)
-    adapter_cls.add_arguments(parser)
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(None if argv is None else list(argv))
+    settings = AdapterSettings.from_args(args)
+    if isinstance(adapter, str):
+        assert manifest is not None
+        return build_adapter_server(LazyAdapter(manifest, adapter, settings, args)), args
+    built = adapter(settings)
+    built.configure(args)
+    return build_adapter_server(built), args
+
+
+def adapter_main(adapter: AdapterRef, argv: Sequence[str] | None = None, *,
+                 manifest: ServerManifest | None = None,
+                 add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """The console script of one adapter server (see :func:`adapter_server` for ``adapter``)."""
+    server, args = adapter_server(adapter, argv, manifest=manifest, add_arguments=add_arguments)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    adapter = adapter_cls(AdapterSettings.from_args(args))
-    adapter.configure(args)
-    serve(build_adapter_server(adapter), args)
+    serve(server, args)

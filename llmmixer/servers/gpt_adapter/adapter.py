@@ -20,7 +20,7 @@ import argparse
 import os
 import re
 from collections.abc import AsyncGenerator
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
@@ -38,14 +38,15 @@ from ..core.adapter import (
 )
 from ..core.errors import ConnectionFailedError, ContentFilterError
 from ..core.images import Image
+from ..core.messages import ToolCall, ToolCallDelta
+from .conversation import (ChatToolCalls, arguments_of, chat_messages, image_part, responses_input,
+                           tool_choice_payload, tools_payload)
 from .capabilities import TABLE, effort
 from .errors import VENDOR, from_error_object, map_vendor_errors
+from .options import API_STYLES, ENV_API_STYLE, ApiStyle, add_arguments, api_style as parse_api_style
 
 __all__ = ["GPTAdapter", "API_STYLES", "ENV_API_STYLE"]
 
-ApiStyle = Literal["responses", "chat"]
-API_STYLES: tuple[ApiStyle, ...] = ("responses", "chat")
-ENV_API_STYLE = "OPENAI_API_STYLE"
 
 # Model families the models endpoint lists that cannot answer a text prompt.
 _NOT_TEXT_MODELS = re.compile(
@@ -54,13 +55,6 @@ _NOT_TEXT_MODELS = re.compile(
 _SCHEMA_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _CHAT_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                       "function_call": "tool_use"}
-
-
-def _api_style(value: str) -> ApiStyle:
-    style = value.strip().lower()
-    if style not in API_STYLES:
-        raise ValueError(f"{ENV_API_STYLE} / --api must be one of {', '.join(API_STYLES)}, not {value!r}")
-    return style
 
 
 def _schema_name(schema: dict[str, Any]) -> str:
@@ -80,18 +74,15 @@ class GPTAdapter(BaseAdapter):
 
     def __init__(self, settings: AdapterSettings | None = None, *, api_style: str | None = None) -> None:
         super().__init__(settings)
-        self.api_style = _api_style(api_style or os.environ.get(ENV_API_STYLE) or "responses")
+        self.api_style = parse_api_style(api_style or os.environ.get(ENV_API_STYLE) or "responses")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("openai")
-        group.add_argument("--api", choices=API_STYLES, default=None,
-                           help=f"responses (default) or chat, for OpenAI-compatible local servers "
-                                f"(env {ENV_API_STYLE})")
+        add_arguments(parser)
 
     def configure(self, args: argparse.Namespace) -> None:
         if getattr(args, "api", None):
-            self.api_style = _api_style(args.api)
+            self.api_style = parse_api_style(args.api)
         self.warm_up()
 
     def warm_up(self) -> None:
@@ -137,9 +128,16 @@ class GPTAdapter(BaseAdapter):
     # -- requests ---------------------------------------------------------------------------------------------------
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
-        turns: list[dict[str, Any]] = [{"role": turn.role, "content": turn.content} for turn in request.conversation()]
+        conversation = request.conversation()
+        turns = chat_messages(conversation) if self.api_style == "chat" else responses_input(conversation)
         if images := request.loaded_images():
             turns[-1]["content"] = _with_images(request.prompt, images, self.api_style)
+        if request.tools:
+            payload_tools: dict[str, Any] = {"tools": tools_payload(request.tools, self.api_style)}
+            if request.tool_choice is not None:
+                payload_tools["tool_choice"] = tool_choice_payload(request.tool_choice, self.api_style)
+        else:
+            payload_tools = {}
         schema = request.response_schema
         if self.api_style == "chat":
             system = [{"role": "system", "content": request.system}] if request.system else []
@@ -160,6 +158,7 @@ class GPTAdapter(BaseAdapter):
             if schema is not None:
                 payload["text"] = {"format": {"type": "json_schema", "name": _schema_name(schema), "schema": schema,
                                               "strict": False}}
+        payload.update(payload_tools)
         if request.temperature is not None:
             payload["temperature"] = request.temperature
         if request.reasoning is not None:
@@ -170,7 +169,7 @@ class GPTAdapter(BaseAdapter):
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncGenerator[TextDelta | Completion, None]:
+                         ) -> AsyncGenerator[TextDelta | ToolCallDelta | ToolCall | Completion, None]:
         secret = self.api_key()
         reader: _ResponsesReader | _ChatReader = (_ChatReader(model) if self.api_style == "chat"
                                                   else _ResponsesReader(model, secret))
@@ -204,13 +203,10 @@ class GPTAdapter(BaseAdapter):
                 if not _NOT_TEXT_MODELS.search(model_id)]
 
 
-def _with_images(prompt: str, images: list[Image], api_style: str) -> list[dict[str, Any]]:
+def _with_images(prompt: str, images: list[Image], api_style: ApiStyle) -> list[dict[str, Any]]:
     """The final user turn as content parts: images first, then the prompt (both dialects)."""
-    if api_style == "chat":
-        return [*({"type": "image_url", "image_url": {"url": image.data_url}} for image in images),
-                {"type": "text", "text": prompt}]
-    return [*({"type": "input_image", "image_url": image.data_url, "detail": "auto"} for image in images),
-            {"type": "input_text", "text": prompt}]
+    text = {"type": "text" if api_style == "chat" else "input_text", "text": prompt}
+    return [*(image_part(image, api_style) for image in images), text]
 
 
 # -- reading the two stream dialects ------------------------------------------------------------------------------------
@@ -222,11 +218,20 @@ class _ResponsesReader:
         self.model = model
         self.secret = secret
         self.refusal: list[str] = []
+        self.calls: dict[str, int] = {}  # function_call item id -> call index
 
-    def read(self, event: Any) -> list[TextDelta | Completion]:
+    def read(self, event: Any) -> list[TextDelta | ToolCallDelta | ToolCall | Completion]:
         kind = getattr(event, "type", None)
         if kind == "response.output_text.delta":
             return [TextDelta(event.delta)]
+        if kind == "response.output_item.added" and event.item.type == "function_call":
+            self.calls[event.item.id or event.item.call_id] = index = len(self.calls)
+            return [ToolCallDelta(index=index, id=event.item.call_id, name=event.item.name)]
+        if kind == "response.function_call_arguments.delta" and event.item_id in self.calls:
+            return [ToolCallDelta(index=self.calls[event.item_id], arguments=event.delta)] if event.delta else []
+        if kind == "response.output_item.done" and event.item.type == "function_call":
+            item = event.item
+            return [ToolCall(id=item.call_id, name=item.name, arguments=arguments_of(item.arguments, item.name))]
         if kind == "response.refusal.delta":
             self.refusal.append(event.delta)
         elif kind in ("response.completed", "response.incomplete"):
@@ -248,7 +253,7 @@ class _ResponsesReader:
             raise ContentFilterError("the reply was stopped by the content filter (incomplete: content_filter)",
                                      vendor=VENDOR, status=200)
         if response.status == "completed":
-            stop = "end_turn"
+            stop = "tool_use" if self.calls else "end_turn"
         else:
             stop = "max_tokens" if reason == "max_output_tokens" else (reason or response.status)
         usage = response.usage
@@ -270,14 +275,15 @@ class _ChatReader:
         self.finish_reason: str | None = None
         self.refusal: list[str] = []
         self.usage = Usage()
+        self.tool_calls = ChatToolCalls()
 
-    def read(self, chunk: Any) -> list[TextDelta | Completion]:
+    def read(self, chunk: Any) -> list[TextDelta | ToolCallDelta | ToolCall | Completion]:
         self.served_by = chunk.model or self.served_by
         if chunk.usage is not None:  # the last chunk (choices: []) when include_usage was asked for
             details = chunk.usage.completion_tokens_details
             self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens,
                                details.reasoning_tokens if details else None)
-        deltas: list[TextDelta | Completion] = []
+        deltas: list[TextDelta | ToolCallDelta | ToolCall | Completion] = []
         for choice in chunk.choices or []:
             if choice.index != 0:
                 continue
@@ -285,6 +291,10 @@ class _ChatReader:
                 deltas.append(TextDelta(choice.delta.content))
             if choice.delta is not None and choice.delta.refusal:
                 self.refusal.append(choice.delta.refusal)
+            if choice.delta is not None and choice.delta.tool_calls:
+                deltas.extend(self.tool_calls.read(choice.delta.tool_calls))
+            if choice.finish_reason is not None:
+                deltas.extend(self.tool_calls.finish())
             self.finish_reason = choice.finish_reason or self.finish_reason
         return deltas
 

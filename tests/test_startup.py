@@ -129,7 +129,7 @@ async def test_an_adapter_that_cannot_be_imported_fails_each_call_and_the_server
             for _ in range(2):
                 result = await client.call_tool("generate", {"prompt": "hi"})
                 assert result.is_error
-                error = json.loads(result.content[0].text)["error"]
-                assert error["kind"] == "server"
+                error = json.loads(result.content[1].text)["error"]
+                assert error["kind"] == "server" and result.content[0].text.startswith("server: ")
                 assert "llmmixer_no_such_module_for_tests" in error["message"]
             assert (await client.list_tools()).tools

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from adapter_support import error_of
 from conftest import server_env
 from mcp import Client, StdioServerParameters
 
@@ -26,7 +27,7 @@ SCRIPTS = {"claude": "llmmixer-claude", "gpt": "llmmixer-gpt", "gemini": "llmmix
 
 def refused(result: Any, *names: str) -> None:
     assert result.is_error, result.content
-    error = json.loads(result.content[0].text)["error"]
+    error = error_of(result)
     assert error["kind"] == "invalid_input", error
     for name in names:
         assert name in error["message"], error

@@ -575,6 +575,21 @@ def claude_desktop(ctx: typer.Context) -> None:
     raise typer.Exit(config_main(ctx.args))
 
 
+def _host_config_command(host: str, title: str) -> None:
+    def command(ctx: typer.Context) -> None:
+        from .host_config import main as host_main
+
+        raise typer.Exit(host_main(host, ctx.args))
+
+    command.__doc__ = f"Print (or --write, merged safely) {title}'s MCP config for LLMMixer. --help for flags."
+    config_app.command(host, context_settings=PASSTHROUGH, add_help_option=False)(command)
+
+
+for _host, _title in (("claude-code", "Claude Code"), ("codex", "Codex"), ("gemini-cli", "Gemini CLI"),
+                      ("cursor", "Cursor"), ("vscode", "VS Code")):
+    _host_config_command(_host, _title)
+
+
 def main() -> None:
     app()
 

@@ -1,8 +1,8 @@
 """The MCP face of an adapter: ``generate`` and ``list_models``, identical on every vendor.
 
 Text deltas go out as progress notifications (``message`` = the delta text) when the caller sent a progress token;
-the final result holds the whole text. Errors are tool results with ``isError: true`` whose text is
-``{"error": {...}}`` from the shared error tree (no structured content: see ``results.py``).
+the final result holds the whole text. Errors are tool results with ``isError: true``: one plain line
+``KIND: message``, then ``{"error": {...}}`` from the shared error tree (no structured content: see ``results.py``).
 
 The MCP tool boundary (:meth:`LLMMixerMCPServer.call_tool`) maps what escapes a tool, most specific first:
 
@@ -26,6 +26,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
+from .annotations import reads
 from .adapter import AdapterSettings, BaseAdapter, GenerateRequest, GenerateResult, TextDelta
 from .messages import ChatMessage, ToolCall, ToolCallDelta, ToolChoice, ToolSpec, progress_message
 from .capabilities import Reasoning
@@ -196,7 +197,8 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
     default_model = adapter.settings.default_model or adapter.default_model
 
     @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"),
-                 meta={DEFAULT_MODEL_META: default_model})
+                 meta={DEFAULT_MODEL_META: default_model},
+                 annotations=reads(f"Generate with {adapter.source}", open_world=True))
     async def generate(
         ctx: Context,
         prompt: str = "",
@@ -238,7 +240,8 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
             return error_result(error)
         raise AssertionError("adapter stream ended without a result")  # pragma: no cover
 
-    @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
+    @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.",
+                 annotations=reads(f"List {adapter.source} models", open_world=True, idempotent=True))
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
         try:
             live = await adapter.loaded()

@@ -43,10 +43,16 @@ async def closed_upstreams(emu: Any, count: int) -> list[dict[str, Any]]:
             await anyio.sleep(0.05)
 
 
+async def warm(runs: Runs, **limits: float) -> None:
+    """One call with the default limits (the server starts and imports its SDK), then ``limits`` apply."""
+    assert (await ask(runs))["status"] == "done"
+    for name, value in limits.items():
+        setattr(runs.config.settings, name, value)
+
+
 async def test_timeouts_cancel_on_the_server_read_timeout_and_leak_no_adapter(emu: Any) -> None:
-    settings = Settings(call_timeout_s=1.5, idle_timeout_s=0)
-    async with Runs(Config(servers=default_servers(), settings=settings), open_store("memory")) as runs:
-        assert (await ask(runs))["status"] == "done"  # the server is up
+    async with Runs(Config(servers=default_servers(), settings=Settings()), open_store("memory")) as runs:
+        await warm(runs, call_timeout_s=1.5, idle_timeout_s=0)
         emu.reset()
         emu.set_behaviour("anthropic", ttft_ms=20_000)
         for _ in range(4):
@@ -61,9 +67,10 @@ async def test_timeouts_cancel_on_the_server_read_timeout_and_leak_no_adapter(em
 
 
 async def test_a_dripping_vendor_is_stopped_by_the_idle_timeout(emu: Any) -> None:
-    settings = Settings(call_timeout_s=600, idle_timeout_s=1)
-    emu.set_behaviour("anthropic", ttft_ms=50, inter_token_ms=4000, tokens=50, reply="drip " * 50)
-    async with Runs(Config(servers=default_servers(), settings=settings), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(), settings=Settings()), open_store("memory")) as runs:
+        await warm(runs, idle_timeout_s=1)
+        emu.reset()
+        emu.set_behaviour("anthropic", ttft_ms=50, inter_token_ms=4000, tokens=50, reply="drip " * 50)
         snap = await ask(runs)
     leg = snap["legs"][0]
     assert leg["error"]["kind"] == "timeout" and "idle_timeout_s" in leg["error"]["message"]
@@ -90,9 +97,10 @@ async def test_a_server_that_does_not_answer_after_a_cancel_is_restarted_never_l
     script = tmp_path / "deaf.py"
     script.write_text(DEAF_SERVER)
     spec = ServerSpec(name="deaf", source="deaf", command=sys.executable, args=[str(script)])
-    config = Config(servers={"deaf": spec}, settings=Settings(call_timeout_s=1.5, idle_timeout_s=0))
+    config = Config(servers={"deaf": spec}, settings=Settings())
     async with ServerPool(config) as pool:
         await pool.call("deaf", "generate", {"prompt": "warm"})
+        config.settings.call_timeout_s = 1.5
         first = [p for p in psutil.Process().children() if str(script) in " ".join(p.cmdline())]
         assert len(first) == 1
         with pytest.raises(ConnectTimeoutError):

@@ -199,7 +199,10 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
     async with await _open_runs(config, store, logging_store=True) as runs:
         run_id = await start_ask(runs, prompt, options)
         final = await follow_ask(runs, run_id, live=output == "live")
-    return _report_ask(final, output)
+        # Printed the moment it is final: closing the servers and the run log comes after, not before.
+        code = _report_ask(final, output)
+        sys.stdout.flush()
+    return code
 
 
 def _report_ask(final: dict[str, Any], output: str) -> int:
@@ -573,6 +576,22 @@ def claude_desktop(ctx: typer.Context) -> None:
     from .desktop_config import main as config_main
 
     raise typer.Exit(config_main(ctx.args))
+
+
+@config_app.command("trust")
+def config_trust(directory: Annotated[str, typer.Argument(help="the directory (default: this one)")] = ".") -> None:
+    """Read DIRECTORY's llmmixer.json without --config from now on (only trust a directory no sandboxed command
+    writes to)."""
+    import os
+
+    from .config_paths import trust_dir
+
+    try:
+        path = trust_dir(directory)
+    except OSError as error:
+        typer.echo(f"llmmixer: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"trusted {os.path.realpath(directory)} (in {path})")
 
 
 def _host_config_command(host: str, title: str) -> None:

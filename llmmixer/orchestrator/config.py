@@ -203,6 +203,8 @@ class Settings(_Strict):
     fast_retry_wait_s: WaitSeconds = Field(default=0.5, ge=0)
     # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
     cooldown_file: str | None = None
+    # Names for virtual models on the gateway (orchestrator/gateway): {"fast": "race/claude,gpt"}.
+    aliases: dict[str, str] = Field(default_factory=dict)
     # The resident service (orchestrator/resident.py): the CLI uses a running `llmmixer serve` for this config, and
     # starts one when there is none; false keeps every command in its own process. A service the CLI started exits
     # after this many seconds with no client connected and no run in flight.

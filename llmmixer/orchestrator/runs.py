@@ -249,17 +249,20 @@ class Runs:
                         temperature: float | None = None, response_schema: dict[str, Any] | None = None,
                         model_for: dict[str, str] | None = None, conversation_id: str | None = None,
                         reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
-                        options: MixOptions | None = None) -> str:
+                        options: MixOptions | None = None, messages: list[dict[str, Any]] | None = None,
+                        tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> str:
         """Start an ask; returns its run id at once. ``conversation_id`` continues that conversation (its history
         goes to the models as ``messages``); without one the run starts a new conversation. ``options`` holds the
         settings of the combining modes (aggregator, rounds, min_answers, deadline_s). Images given as ``path`` are read
-        here and sent on as base64 (see servers/core/images.py).
+        here and sent on as base64 (see servers/core/images.py). ``messages`` are earlier turns in the normalized
+        message model (servers/core/messages.py, tool calls and results included) after the conversation's own;
+        ``prompt`` may then be empty when they end with the user's turn. ``tools``/``tool_choice`` go to every leg.
 
         Raises:
             InvalidInputError: empty prompt, unknown mode or model server, bad options or images.
             NotFoundError: ``conversation_id`` names no conversation the store holds.
         """
-        if not isinstance(prompt, str) or not prompt.strip():
+        if not isinstance(prompt, str) or (not prompt.strip() and not messages):
             raise InvalidInputError("prompt is empty: give the question to ask the models")
         mode = mode or self.config.settings.mode
         check_mode(mode)
@@ -272,11 +275,11 @@ class Runs:
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
                            ("response_schema", response_schema), ("reasoning", reasoning),
-                           ("images", portable_images)):
+                           ("images", portable_images), ("tools", tools), ("tool_choice", tool_choice)):
             if value is not None:
                 arguments[key] = value
-        if thread:
-            arguments["messages"] = thread
+        if thread or messages:
+            arguments["messages"] = [*thread, *(messages or [])]
         record_options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
                                             ("response_schema", response_schema), ("reasoning", reasoning),
                                             ("model_for", model_for or None)) if v is not None}

@@ -35,7 +35,7 @@ from .errors import InvalidInputError, LLMMixerError, UnexpectedError
 from .lazy import LazyAdapter
 from .manifest import ServerManifest
 from .results import error_result, ok_result
-from .transport import add_transport_arguments, serve
+from .transport import add_transport_arguments, exit_at_once, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
            "adapter_server", "DEFAULT_MODEL_META", "package_version", "tool_error"]
@@ -297,3 +297,5 @@ def adapter_main(adapter: AdapterRef, argv: Sequence[str] | None = None, *,
     server, args = adapter_server(adapter, argv, manifest=manifest, add_arguments=add_arguments)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     serve(server, args)
+    if argv is None:  # the console script: served and closed, nothing is left to do (see exit_at_once)
+        exit_at_once()

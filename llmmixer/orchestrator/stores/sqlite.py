@@ -113,8 +113,9 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
 
 class SqliteStore(SqliteRunLog, StoreBase):
     def __init__(self, path: str | Path, *, maxlen: int | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES,
-                 url: str | None = None, poll_s: float = POLL_S) -> None:
+                 url: str | None = None, poll_s: float = POLL_S, synchronous: str = SYNCHRONOUS) -> None:
         self.path = Path(path)
+        self.synchronous = synchronous  # FULL, or NORMAL (``?synchronous=normal``: faster commits, see SYNCHRONOUS)
         self.url = url or f"sqlite:///{self.path}"
         self.maxlen = maxlen
         self.max_bytes = max_bytes
@@ -147,7 +148,7 @@ class SqliteStore(SqliteRunLog, StoreBase):
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+            db.execute(f"PRAGMA synchronous={'NORMAL' if self.synchronous == 'NORMAL' else 'FULL'}")
             _migrate(db)
             self._check_kept(db)
             if self._high:

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
-from adapter_support import generate
+from adapter_support import error_of, generate
 from adapter_vendors import CASES, CASE_IDS, VendorCase
 from conftest import server_env
 from mcp import Client, StdioServerParameters
@@ -43,9 +43,8 @@ async def test_a_key_no_header_can_carry_is_an_auth_error_naming_the_variable_ne
     key = f"{case.key}\nX-Injected: 1"
     monkeypatch.setenv(case.key_var, key)
     result, _ = await generate(case.adapter())
-    assert result.is_error
-    text = result.content[0].text
-    error = json.loads(text)["error"]
+    error = error_of(result)
+    text = " ".join(block.text for block in result.content)
     assert error["kind"] == "auth" and case.key_var in error["message"]
     for form in (case.key, key, json.dumps(key)[1:-1], repr(key)[1:-1]):
         assert form not in text

@@ -128,6 +128,7 @@ def ask(
     reasoning: Annotated[str | None, typer.Option(help=_reasoning_help())] = None,
     max_tokens: Annotated[int | None, typer.Option(help="the most tokens each model may write")] = None,
     temperature: Annotated[float | None, typer.Option(help="sampling temperature, 0 to 2")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="the most this run may cost, in USD")] = None,
     image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
@@ -147,7 +148,7 @@ def ask(
                                            aggregator=aggregator, rounds=rounds, min_answers=min_answers,
                                            deadline=deadline, reasoning=reasoning, max_tokens=max_tokens,
                                            temperature=temperature, image=image, cid=cid, schema=schema,
-                                           model=model, continue_=continue_))
+                                           model=model, continue_=continue_, max_cost=max_cost))
     _check_request(text, options)
     output = "data" if data_only else ("json" if as_json else "live")
     service = _service(config, store, standalone, start=True)
@@ -169,7 +170,7 @@ def ask_fields(*, models: str | None = None, mode: str | None = None, model_for:
                min_answers: int | None = None, deadline: float | None = None, reasoning: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None, image: list[str] | None = None,
                cid: str | None = None, schema: str | None = None, model: list[str] | None = None,
-               continue_: bool = False) -> dict[str, Any]:
+               continue_: bool = False, max_cost: float | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AskRequest` fields (all but the prompt) that ``ask``'s options name, by field name.
 
     Raises:
@@ -182,7 +183,8 @@ def ask_fields(*, models: str | None = None, mode: str | None = None, model_for:
         "aggregator": aggregator, "rounds": rounds, "min_answers": min_answers, "deadline_s": deadline,
         "reasoning": reasoning, "max_tokens": max_tokens, "temperature": temperature,
         "images": [{"path": path} for path in image or []], "conversation_id": cid,
-        "response_schema": _parse_schema(schema), "model_ids": model, "continue_latest": continue_ or None}
+        "response_schema": _parse_schema(schema), "model_ids": model, "continue_latest": continue_ or None,
+        "max_cost_usd": max_cost}
     return {name: value for name, value in fields.items() if value not in (None, [], {})}
 
 
@@ -313,6 +315,7 @@ def chat(
     cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Chat in a loop: each message goes to the models with the conversation so far ('exit' or Ctrl-D ends)."""
     from .chat import run_chat
@@ -323,15 +326,31 @@ def chat(
                                            continue_=continue_))
     _check_request("(chat)", options)
 
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        from .asking import request_body
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            async def start(line: str, chosen: AskOptions) -> str:
+                run_id = await runs.start_ask(request_body(line, chosen))
+                started.append(run_id)
+                return run_id
+
+            return await run_chat(runs, options, start)
+
+        raise typer.Exit(_on_service(service, remote, config))
+
     async def go() -> int:
         async with await _open_runs(config, store, logging_store=True) as runs:
-            return await run_chat(runs, options)
+            return await run_chat(runs, options, lambda line, chosen: start_ask(runs, line, chosen))
 
     raise typer.Exit(_run_async(go()))
 
 
 @app.command()
 def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+           refresh: Annotated[bool, typer.Option("--refresh", help="ask every server now, not the cache (starts "
+                                                                  "them without a running service)")] = False,
            standalone: StandaloneOpt = False) -> None:
     """Every model server's models, their aliases and prices; the default of each server is marked."""
     service = _service(config, None, standalone, start=False)
@@ -342,11 +361,22 @@ def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--js
 
             async with RemoteRuns(service) as remote:
                 listings = await remote.models()
-        else:
+        elif refresh:
             from .models import list_all_models
 
             async with await _open_runs(config, "memory") as runs:
                 listings = await list_all_models(runs)
+        else:  # the manifests plus what the servers listed last (model_cache.py); only a never-listed one is asked
+            from .config import load_config
+            from .model_cache import cached_listings
+            from .models import list_all_models
+
+            listings = cached_listings(load_config(config))
+            never = [listing["source"] for listing in listings if listing["listed_at"] is None]
+            if never:
+                async with await _open_runs(config, "memory") as runs:
+                    live = {item["source"]: item for item in await list_all_models(runs, never)}
+                listings = [live.get(listing["source"], listing) for listing in listings]
         if as_json:
             typer.echo(json.dumps({"servers": listings}, indent=2))
         else:
@@ -365,6 +395,10 @@ def logs(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one run record each")] = False,
     query: Annotated[str | None, typer.Option("-q", "--query", help="only runs whose prompt or answer has TEXT")] = None,
     cid: Annotated[str | None, typer.Option("--cid", help="only this conversation, oldest first")] = None,
+    show_stats: Annotated[bool, typer.Option("--stats", help="what racing bought and spent, per mode and model: "
+                                             "runs, p50/p95 against the best single model, spend on cancelled "
+                                             "legs")] = False,
+    since: Annotated[str, typer.Option("--since", help="with --stats: the period, such as 7d, 12h or 30m")] = "7d",
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -372,6 +406,16 @@ def logs(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"config": config, "store": store}
         return
+    if show_stats:
+        from ..servers.core.errors import LLMMixerError
+        from .logs import print_stats
+        from .stats import parse_since
+
+        try:
+            bound = parse_since(since)
+        except LLMMixerError as error:
+            raise _fail_usage(error.message) from error
+        raise typer.Exit(_run_async(print_stats(_log_store(config, store), bound, as_json=as_json)))
     from .logs import list_logs
 
     raise typer.Exit(_run_async(list_logs(_log_store(config, store), count=count, as_json=as_json, query=query,
@@ -415,11 +459,26 @@ def run(
     timeout: Annotated[float | None, typer.Option(help="kill after this many seconds")] = None,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Run a shell command through the PTY runner (its policy applies); the exit code passes through."""
     from .requests import CommandRequest
 
     request = _request(CommandRequest, command_fields(command=command, cwd=cwd, timeout=timeout))
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        import os
+
+        # The service may run elsewhere: the directory is this one, spelled out.
+        body = request.model_copy(update={"cwd": os.path.abspath(cwd or ".")}).model_dump(mode="json",
+                                                                                          exclude_none=True)
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            run_id = await runs.start_command(body)
+            started.append(run_id)
+            return await _follow_command(runs, run_id)
+
+        raise typer.Exit(_on_service(service, remote, config))
     raise typer.Exit(_run_async(_run_command(request, config, store)))
 
 
@@ -431,7 +490,7 @@ def command_fields(*, command: str, cwd: str | None = None, timeout: float | Non
 # A request field's option where its name is not the field's (``--max-tokens`` is ``max_tokens``).
 OPTION_FOR_FIELD = {"deadline_s": "--deadline", "conversation_id": "--cid", "response_schema": "--schema",
                     "images": "--image", "timeout_s": "--timeout", "prompt": "the prompt", "model_ids": "--model",
-                    "continue_latest": "--continue", "task": "the task",
+                    "continue_latest": "--continue", "max_cost_usd": "--max-cost", "task": "the task",
                     "command": "the command"}
 
 
@@ -457,10 +516,14 @@ def _option(field: str) -> str:
 async def _run_command(request: CommandRequest, config: str | None, store: str | None) -> int:
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start(request)
-        async for _source, text in runs.deltas(run_id):
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        final = await runs.snapshot(run_id)
+        return await _follow_command(runs, run_id)
+
+
+async def _follow_command(runs: Runs | RemoteRuns, run_id: str) -> int:
+    async for _source, text in runs.deltas(run_id):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    final = await runs.snapshot(run_id)
     if final.get("error"):
         error = final["error"]
         typer.echo(f"\nerror: {error.get('kind')}: {error.get('message')}", err=True)
@@ -483,6 +546,7 @@ def agent(
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
@@ -491,6 +555,22 @@ def agent(
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
                                                   timeout=timeout, apply=apply))
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        import os
+
+        body = request.model_copy(update={"cwd": os.path.abspath(cwd or ".")}).model_dump(mode="json",
+                                                                                          exclude_none=True)
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            from .agents.view import follow_agent_events
+
+            run_id = await runs.start_agents(body)
+            started.append(run_id)
+            await follow_agent_events(runs.events(run_id))
+            return _report_agents(await runs.snapshot(run_id), as_json)
+
+        raise typer.Exit(_on_service(service, remote, config))
     raise typer.Exit(_run_async(_agent(request, as_json, config, store)))
 
 
@@ -502,11 +582,17 @@ def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str 
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
-    from .agents.view import follow_agents, summary
+    from .agents.view import follow_agents
 
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start(request)
         final = await follow_agents(runs, run_id)
+    return _report_agents(final, as_json)
+
+
+def _report_agents(final: dict[str, Any], as_json: bool) -> int:
+    from .agents.view import summary
+
     if as_json:
         keys = ("mode", "winner", "diff", "applied", "legs", "total_cost_usd", "duration_ms", "run_id", "status",
                 "error")

@@ -14,6 +14,8 @@ import logging
 import os
 from pathlib import Path
 
+from ..servers.core.telemetry import OTEL_VARS
+
 __all__ = ["SHARED_SETTINGS", "candidates", "explicit", "locate", "trust_dir", "trusted_dirs", "trusted_dirs_file"]
 
 log = logging.getLogger("llmmixer.config")
@@ -21,7 +23,9 @@ log = logging.getLogger("llmmixer.config")
 # Variables every server receives from the orchestrator's environment, besides its manifest's own.
 SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
                    # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
-                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
+                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY",
+                   # where its spans and metrics go, so one trace spans the MCP boundary (servers/core/telemetry.py)
+                   *OTEL_VARS)
 
 
 def explicit(path: str | os.PathLike[str] | None) -> bool:

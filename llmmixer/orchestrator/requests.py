@@ -73,6 +73,7 @@ class AskRequest(MixOptions):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     reasoning: Reasoning | None = None
+    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="USD cap for this run")
     images: list[ImageInput] | None = Field(default=None, max_length=20,
                                             description="[{url}] or [{data: base64, media_type}] or [{path}]")
     # Earlier turns (tool calls and results included) after the conversation's own; the prompt may then be empty

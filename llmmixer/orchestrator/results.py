@@ -87,6 +87,7 @@ class AskResult(WireModel):
     data: Any = None  # the winner's typed answer
     error: ErrorWire | None = None
     message: str | None = None
+    cost_cap: dict[str, Any] | None = None  # a run with max_cost_usd: its cap and what it spent (costcap.py)
     conversation_id: str | None = None
     timeline: dict[str, Any] | None = None
 

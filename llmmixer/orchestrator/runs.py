@@ -21,6 +21,7 @@ Shutting down (leaving ``async with``, or :meth:`Runs.interrupt` on SIGTERM) end
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import uuid
@@ -33,6 +34,7 @@ import anyio
 import anyio.abc
 
 from ..servers.core.errors import (
+    BudgetError,
     CancelledError_,
     InvalidInputError,
     LLMMixerError,
@@ -45,7 +47,9 @@ from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
 from ..servers.core.images import ImageInput, load
 from ..servers.core.redact import redact_inline
 from ..servers.core.results import result_payload
-from . import history, run_record, timeline
+from ..servers.core.manifest import manifest_for
+from . import costcap, history, run_record, stats, timeline
+from .costcap import SpendMeter
 from .config import Config
 from .cooldown import Cooldowns, default_path
 from .mixer import MixResult, Mixer
@@ -55,6 +59,7 @@ from .requests import AgentRequest, AskRequest, CommandRequest, MixOptions, RunR
 from .results import RUN_RESULT, AgentResult, AskResult, CommandResult, RunResult
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
+from .telemetry import open_telemetry
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS", "CACHE_RUNS", "CACHE_CHARS", "RECENT_IDS"]
 
@@ -66,6 +71,7 @@ CACHE_RUNS = 16  # finished runs kept in memory; older ones are read back from t
 CACHE_CHARS = 8 << 20  # ...and at most about this much of their text
 RECENT_IDS = 1000  # run ids (and titles) remembered for the history list
 SHUTDOWN_S = 5.0  # how long leaving Runs waits for interrupted runs and the store
+RECORD_WAIT_S = 2.0  # how long starting a run waits for its record to be written (a frozen disk: it goes on)
 INTERRUPTED = "interrupted: the service stopped while this run was in flight; each leg keeps what it had produced"
 
 
@@ -91,6 +97,7 @@ class RunState:
     chars: int = 0  # streamed text held in `deltas`
     mix: MixResult | None = None  # an ask's legs as they go (their status: queued, running, done...)
     command_state: str = "pending"  # a command's one leg: queued while the runner is busy, then running
+    spend: SpendMeter | None = None  # an ask with max_cost_usd: its spend against the cap (costcap.py)
 
     def set_command_state(self, state: str) -> None:
         self.command_state = state
@@ -141,11 +148,15 @@ class Runs:
                            model_for=settings.model_for, prices=settings.prices, cooldowns=cooldowns,
                            fast_retry_wait_s=settings.fast_retry_wait_s)
         self.writer = writer or StoreWriter(store)
+        # Spans and metrics from the events below (telemetry.py); None when telemetry is off.
+        self.telemetry = open_telemetry(config, prometheus=settings.telemetry.prometheus,
+                                        cooldowns=cooldowns.cooling, spool=lambda: self.writer.pending)
         self._runs: dict[str, RunState] = {}  # in flight, and the recent finished ones
         self._finished: OrderedDict[str, None] = OrderedDict()  # finished runs still in _runs, oldest first
         self._finished_chars = 0
         self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # run id -> title, newest last
         self._tg: anyio.abc.TaskGroup | None = None
+        self._spent_today: tuple[float, float] | None = None  # (the day's start, USD spent) for settings.budget
         self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
@@ -200,6 +211,12 @@ class Runs:
         if type_ in timeline.MARK_TYPES:
             state.marks.append((type_, source, event.ts))
         state.last_seq = self.writer.submit(event)
+        if self.telemetry is not None:
+            self.telemetry.observe(event)
+        if state.spend is not None and state.spend.observe(event):
+            log.info("run %s crossed its cost cap ($%s): cancelling its remaining legs", state.run_id,
+                     state.spend.max_cost_usd)
+            state.scope.cancel()
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 
@@ -250,11 +267,15 @@ class Runs:
     async def start(self, request: RunRequest) -> str:
         """Start the run ``request`` describes (an ask, a command, coding agents); its run id at once.
 
+        ``max_cost_usd`` caps the run's spend: refused before dispatch when the estimate is over it, legs
+        cancelled when the spend crosses it (costcap.py); ``settings.budget`` caps the day's.
+
         Raises:
             InvalidInputError: what only the service can check: an unknown mode, model server, aggregator or agent,
                 unreadable images, a malformed conversation id.
             NotFoundError: ``conversation_id`` names no conversation the store holds; an agent CLI is missing.
             RateLimitError, UnavailableError: a server's queue is full; the event store is failing.
+            BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up.
         """
         if isinstance(request, AskRequest):
             return await self._start_ask(request)
@@ -293,6 +314,10 @@ class Runs:
         portable_images = _portable_images(request.images)
         conversation_id, model_for = request.conversation_id, request.model_for
         thread, system = await self._thread(conversation_id, request.system)
+        messages = [message.model_dump(mode="json", exclude_none=True) for message in request.messages or ()]
+        prompt_chars = len(request.prompt) + len(system or "") + sum(len(str(m.get("content", "")))
+                                                                     for m in [*thread, *messages])
+        await self._check_cost(prompt_chars, sources, model_for or {}, request.max_tokens, request.max_cost_usd)
         self._check_store()
         admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
         prompt = request.prompt
@@ -306,7 +331,6 @@ class Runs:
                             else tool_choice.model_dump())):
             if value is not None:
                 arguments[key] = value
-        messages = [message.model_dump(mode="json", exclude_none=True) for message in request.messages or ()]
         if thread or messages:
             arguments["messages"] = [*thread, *messages]
         record_options = {k: v for k, v in (("max_tokens", request.max_tokens),
@@ -315,6 +339,8 @@ class Runs:
                                             ("reasoning", request.reasoning),
                                             ("model_for", model_for or None)) if v is not None}
         state = self._new_run("ask", mode, {"prompt": prompt[:200]})
+        if request.max_cost_usd is not None:
+            state.spend = SpendMeter(request.max_cost_usd, prompt_chars, dict(self.config.settings.prices))
         state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
                                           history.new_conversation_id(), prompt=prompt, system=system,
                                           models=sources, mode=mode, options=record_options)
@@ -407,7 +433,38 @@ class Runs:
             await self._finish(state, "interrupted", result.result().model_copy(update={"message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
-        await self._finish(state, status, result.result())
+        final = result.result()
+        if state.spend is not None:
+            final = final.model_copy(update={"cost_cap": state.spend.to_dict()})
+            if state.spend.stopped and not state.cancel_requested:
+                status = "done" if result.ok else "cancelled"
+        await self._finish(state, status, final)
+
+    async def _check_cost(self, prompt_chars: int, sources: list[str], model_for: dict[str, str],
+                          max_tokens: int | None, max_cost_usd: float | None) -> None:
+        """Refuse a run whose certain spend is over its cap, or over what is left of the day's budget."""
+        budget = self.config.settings.budget
+        if max_cost_usd is None and budget is None:
+            return
+        models = [model_for.get(s) or self.mixer.model_for.get(s) or self.pool.default_model(s)
+                  or getattr(manifest_for(s), "default_model", None) for s in sources]
+        estimate = costcap.estimate_usd(prompt_chars, models, max_tokens, dict(self.config.settings.prices))
+        if max_cost_usd is not None and estimate > max_cost_usd:
+            raise BudgetError(f"this run would cost at least ${estimate:.6f} ({len(sources)} legs, their prompts"
+                              f"{' and max_tokens' if max_tokens else ''}), over its max_cost_usd of "
+                              f"${max_cost_usd:.6f}; raise the cap, or ask fewer models",
+                              details={"estimate_usd": estimate, "max_cost_usd": max_cost_usd})
+        costcap.check_budget(budget, await self.spent_today(), estimate)
+
+    async def spent_today(self) -> float:
+        """USD spent by the runs in the log since local midnight (read once a day, then kept up to date)."""
+        start = costcap.day_start()
+        if self._spent_today is None or self._spent_today[0] != start:
+            total = 0.0
+            async for record in stats.records_since(self.store, start):
+                total += _run_cost(record.get("result"))
+            self._spent_today = (start, total)
+        return self._spent_today[1]
 
     async def _start_command(self, request: CommandRequest) -> str:
         self._check_store()
@@ -519,6 +576,8 @@ class Runs:
             state.status, state.result = status, result
             wire = result.wire()  # the one serialization, for the event, the run log and every snapshot
             state.wire = wire
+            if self._spent_today is not None:
+                self._spent_today = (self._spent_today[0], self._spent_today[1] + _run_cost(wire))
             self._emit(state, "run.done", "orchestrator", {"status": status, **wire})
             await self.flush()
             if state.record is not None:
@@ -533,10 +592,10 @@ class Runs:
     # -- the run log and conversations -------------------------------------------------------------------------------
 
     async def _put_record(self, record: dict[str, Any]) -> None:
-        try:
-            await self.store.put_run(record)
-        except LLMMixerError as error:  # history is worth less than the run itself: say so, go on
-            log.error("run log write failed for %s: %s", record.get("run_id"), error.message)
+        """The record goes through the writer (spooled and retried through an outage, like the events); while the
+        store takes writes, this returns once it is written, so the history lists the run at once."""
+        self.writer.submit_record(record)
+        await self.writer.flush_record(record["run_id"], RECORD_WAIT_S)
 
     async def _thread(self, conversation_id: str | None, system: str | None
                       ) -> tuple[list[dict[str, str]], str | None]:
@@ -663,6 +722,11 @@ class Runs:
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""
         return list(self._recent)
+
+
+def _run_cost(result: Any) -> float:
+    cost = result.get("total_cost_usd") if isinstance(result, dict) else None
+    return float(cost) if isinstance(cost, (int, float)) and math.isfinite(cost) else 0.0
 
 
 def _check_aggregator(options: MixOptions, available: list[str]) -> None:

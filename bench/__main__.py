@@ -31,6 +31,7 @@ SUITES = {
     "stores": "bench.store_bench",  # RSS over 10,000 runs, the writer's spool, group commit under 50 asks
     "agents": "bench.agents_bench",  # coding-agent legs: losers stopped, leg overhead over the CLI directly
     "startup": "bench.startup_bench",  # spawn to tools/list for each server vs a minimal MCP stdio server
+    "telemetry": "bench.telemetry_bench",  # tracing on vs off per ask; the SDK kept out of cold start
     "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }
 DEFAULT_SUITES = [name for name in SUITES if name != "peers"]

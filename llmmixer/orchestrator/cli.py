@@ -199,7 +199,10 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
     async with await _open_runs(config, store, logging_store=True) as runs:
         run_id = await start_ask(runs, prompt, options)
         final = await follow_ask(runs, run_id, live=output == "live")
-    return _report_ask(final, output)
+        # Printed the moment it is final: closing the servers and the run log comes after, not before.
+        code = _report_ask(final, output)
+        sys.stdout.flush()
+    return code
 
 
 def _report_ask(final: dict[str, Any], output: str) -> int:
@@ -333,6 +336,10 @@ def logs(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one run record each")] = False,
     query: Annotated[str | None, typer.Option("-q", "--query", help="only runs whose prompt or answer has TEXT")] = None,
     cid: Annotated[str | None, typer.Option("--cid", help="only this conversation, oldest first")] = None,
+    show_stats: Annotated[bool, typer.Option("--stats", help="what racing bought and spent, per mode and model: "
+                                             "runs, p50/p95 against the best single model, spend on cancelled "
+                                             "legs")] = False,
+    since: Annotated[str, typer.Option("--since", help="with --stats: the period, such as 7d, 12h or 30m")] = "7d",
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -340,6 +347,16 @@ def logs(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"config": config, "store": store}
         return
+    if show_stats:
+        from ..servers.core.errors import LLMMixerError
+        from .logs import print_stats
+        from .stats import parse_since
+
+        try:
+            bound = parse_since(since)
+        except LLMMixerError as error:
+            raise _fail_usage(error.message) from error
+        raise typer.Exit(_run_async(print_stats(_log_store(config, store), bound, as_json=as_json)))
     from .logs import list_logs
 
     raise typer.Exit(_run_async(list_logs(_log_store(config, store), count=count, as_json=as_json, query=query,
@@ -573,6 +590,22 @@ def claude_desktop(ctx: typer.Context) -> None:
     from .desktop_config import main as config_main
 
     raise typer.Exit(config_main(ctx.args))
+
+
+@config_app.command("trust")
+def config_trust(directory: Annotated[str, typer.Argument(help="the directory (default: this one)")] = ".") -> None:
+    """Read DIRECTORY's llmmixer.json without --config from now on (only trust a directory no sandboxed command
+    writes to)."""
+    import os
+
+    from .config_paths import trust_dir
+
+    try:
+        path = trust_dir(directory)
+    except OSError as error:
+        typer.echo(f"llmmixer: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"trusted {os.path.realpath(directory)} (in {path})")
 
 
 def _host_config_command(host: str, title: str) -> None:

@@ -38,7 +38,7 @@ from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError,
 from ..servers.core.annotations import acts, reads
 from ..servers.core.mcp import LLMMixerMCPServer
 from ..servers.core.results import error_result, job_result
-from ..servers.core.transport import add_transport_arguments, serve_async
+from ..servers.core.transport import add_transport_arguments, exit_at_once, serve_async
 
 from .mcp_schema import compact_schema
 from .config import ModeName
@@ -395,6 +395,7 @@ def main_mcp(args: argparse.Namespace) -> None:
                 tg.cancel_scope.cancel()
 
     anyio.run(run)
+    exit_at_once()  # the runs are stored and the pool closed: skip the interpreter's teardown
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,6 +47,7 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.INVALID_OUTPUT: 502,
     ErrorKind.RATE_LIMIT: 429,
     ErrorKind.QUOTA: 429,
+    ErrorKind.BUDGET: 402,
     ErrorKind.SERVER: 500,
     ErrorKind.CONNECTION: 502,
     ErrorKind.OVERLOADED: 503,

@@ -286,6 +286,7 @@ def chat(
     cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Chat in a loop: each message goes to the models with the conversation so far ('exit' or Ctrl-D ends)."""
     from .chat import run_chat
@@ -297,15 +298,31 @@ def chat(
     options = AskOptions(models=models, mode=mode, system=system, model_ids=list(model), continue_latest=continue_,
                          conversation_id=cid)
 
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        from .asking import request_body
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            async def start(line: str, chosen: AskOptions) -> str:
+                run_id = await runs.start_ask(request_body(line, chosen))
+                started.append(run_id)
+                return run_id
+
+            return await run_chat(runs, options, start)
+
+        raise typer.Exit(_on_service(service, remote, config))
+
     async def go() -> int:
         async with await _open_runs(config, store, logging_store=True) as runs:
-            return await run_chat(runs, options)
+            return await run_chat(runs, options, lambda line, chosen: start_ask(runs, line, chosen))
 
     raise typer.Exit(_run_async(go()))
 
 
 @app.command()
 def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+           refresh: Annotated[bool, typer.Option("--refresh", help="ask every server now, not the cache (starts "
+                                                                  "them without a running service)")] = False,
            standalone: StandaloneOpt = False) -> None:
     """Every model server's models, their aliases and prices; the default of each server is marked."""
     service = _service(config, None, standalone, start=False)
@@ -316,11 +333,22 @@ def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--js
 
             async with RemoteRuns(service) as remote:
                 listings = await remote.models()
-        else:
+        elif refresh:
             from .models import list_all_models
 
             async with await _open_runs(config, "memory") as runs:
                 listings = await list_all_models(runs)
+        else:  # the manifests plus what the servers listed last (model_cache.py); only a never-listed one is asked
+            from .config import load_config
+            from .model_cache import cached_listings
+            from .models import list_all_models
+
+            listings = cached_listings(load_config(config))
+            never = [listing["source"] for listing in listings if listing["listed_at"] is None]
+            if never:
+                async with await _open_runs(config, "memory") as runs:
+                    live = {item["source"]: item for item in await list_all_models(runs, never)}
+                listings = [live.get(listing["source"], listing) for listing in listings]
         if as_json:
             typer.echo(json.dumps({"servers": listings}, indent=2))
         else:
@@ -403,8 +431,21 @@ def run(
     timeout: Annotated[float | None, typer.Option(help="kill after this many seconds")] = None,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Run a shell command through the PTY runner (its policy applies); the exit code passes through."""
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        import os
+
+        body = {"command": command, "cwd": os.path.abspath(cwd or "."), "timeout_s": timeout}
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            run_id = await runs.start_command({k: v for k, v in body.items() if v is not None})
+            started.append(run_id)
+            return await _follow_command(runs, run_id)
+
+        raise typer.Exit(_on_service(service, remote, config))
     raise typer.Exit(_run_async(_run_command(command, cwd, timeout, config, store)))
 
 
@@ -412,10 +453,14 @@ async def _run_command(command: str, cwd: str | None, timeout: float | None, con
                        store: str | None) -> int:
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start_command(command, cwd=cwd, timeout_s=timeout)
-        async for _source, text in runs.deltas(run_id):
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        final = await runs.snapshot(run_id)
+        return await _follow_command(runs, run_id)
+
+
+async def _follow_command(runs: Runs | RemoteRuns, run_id: str) -> int:
+    async for _source, text in runs.deltas(run_id):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    final = await runs.snapshot(run_id)
     if final.get("error"):
         error = final["error"]
         typer.echo(f"\nerror: {error.get('kind')}: {error.get('message')}", err=True)
@@ -439,24 +484,47 @@ def agent(
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(AGENT_MODES)}")
     names = [name.strip() for name in agents.split(",") if name.strip()]
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        import os
+
+        body = {"task": task, "check": check, "agents": names, "mode": mode, "cwd": os.getcwd(),
+                "timeout_s": timeout, "apply": apply, "keep": keep}
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            from .agents.view import follow_agent_events
+
+            run_id = await runs.start_agents({k: v for k, v in body.items() if v is not None})
+            started.append(run_id)
+            await follow_agent_events(runs.events(run_id))
+            return _report_agents(await runs.snapshot(run_id), as_json)
+
+        raise typer.Exit(_on_service(service, remote, config))
     raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, keep, as_json, config, store)))
 
 
 async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
                  keep: bool | None, as_json: bool, config: str | None, store: str | None) -> int:
     from .agents import AgentRequest
-    from .agents.view import follow_agents, summary
+    from .agents.view import follow_agents
 
     request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply,
                            keep=keep)
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start_agents(request)
         final = await follow_agents(runs, run_id)
+    return _report_agents(final, as_json)
+
+
+def _report_agents(final: dict[str, Any], as_json: bool) -> int:
+    from .agents.view import summary
+
     if as_json:
         keys = ("mode", "winner", "diff", "applied", "kept", "legs", "total_cost_usd", "duration_ms", "run_id",
                 "status", "error")

@@ -268,7 +268,10 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
         for size in ((3,) if quick else (3, 6, 12)):
             rows += await bench_race(emulator, size, 5 if quick else 20)
         for size in (3, 12):
-            rows += race_memory_rows(size)
+            rows += race_memory_rows(size)  # inside: each side's process reaches the emulator through the env
+    from .gateway_bench import peer_rows
+
+    rows += await peer_rows(quick)  # the gateway's TTFT overhead beside LiteLLM's proxy
     return rows
 
 

@@ -42,6 +42,9 @@ app.add_typer(config_app, name="config")
 logs_app = typer.Typer(help="Browse the run log: prompts, answers, costs (llmmixer logs show ID for one run).",
                        invoke_without_command=True, rich_markup_mode=None)
 app.add_typer(logs_app, name="logs")
+from .agent_cli import agent_app  # noqa: E402 - beside the other groups
+
+app.add_typer(agent_app, name="agent")
 
 
 def _print_version(value: bool) -> None:
@@ -534,7 +537,7 @@ async def _follow_command(runs: Runs | RemoteRuns, run_id: str) -> int:
     return code if isinstance(code, int) and 0 <= code < 256 else EXIT_FAILED
 
 
-@app.command()
+@agent_app.command("run")
 def agent(
     task: Annotated[str, typer.Argument(help="what the agents should do")],
     check: Annotated[str, typer.Option("--check", help="shell command run in each agent's worktree; exit 0 wins")],
@@ -543,6 +546,8 @@ def agent(
     cwd: Annotated[str | None, typer.Option(help="the git repository (default: this directory)")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds each agent may run")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
+    keep: Annotated[bool | None, typer.Option("--keep/--no-keep", help="keep every leg as a branch "
+                                              "llmmixer/RUN/AGENT (default: in all mode)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -554,7 +559,7 @@ def agent(
     from .requests import AgentRequest
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
-                                                  timeout=timeout, apply=apply))
+                                                  timeout=timeout, apply=apply, keep=keep))
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
@@ -575,10 +580,11 @@ def agent(
 
 
 def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
-                 cwd: str | None = None, timeout: float | None = None, apply: bool = False) -> dict[str, Any]:
+                 cwd: str | None = None, timeout: float | None = None, apply: bool = False,
+                 keep: bool | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
     return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
-            "apply": apply}
+            "apply": apply, "keep": keep}
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
@@ -594,8 +600,8 @@ def _report_agents(final: dict[str, Any], as_json: bool) -> int:
     from .agents.view import summary
 
     if as_json:
-        keys = ("mode", "winner", "diff", "applied", "legs", "total_cost_usd", "duration_ms", "run_id", "status",
-                "error")
+        keys = ("mode", "winner", "diff", "applied", "kept", "legs", "total_cost_usd", "duration_ms", "run_id",
+                "status", "error")
         typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
     else:
         typer.echo(summary(final))

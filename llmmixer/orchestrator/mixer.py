@@ -251,11 +251,14 @@ class Mixer:
     # -- one leg ------------------------------------------------------------------------------------------------------
 
     async def run_leg(self, leg: Leg, arguments: dict[str, Any], emit: Emit,
-                      on_first_token: Callable[[Leg], None] | None = None, *, fast: bool = False) -> None:
+                      on_first_token: Callable[[Leg], None] | None = None, *, fast: bool = False,
+                      on_success: Callable[[Leg], None] | None = None) -> None:
         """The leg runner every strategy uses: run ``leg`` to its end inside ``leg.scope``, streaming its deltas,
         recording its outcome, usage and cost; never raises (cancellation is recorded, then absorbed).
 
         ``fast``: another leg can take over, so the adapter must not sleep through a long retry wait.
+        ``on_success``: called the moment the leg's successful result arrives, before any bookkeeping, so a race
+        sends its losers' cancellation first (pricing, cooldowns and events can wait; an open upstream cannot).
         """
         call_args = dict(arguments)
         if leg.requested_model and "model" not in call_args:
@@ -304,6 +307,8 @@ class Mixer:
             except anyio.get_cancelled_exc_class():
                 self._cancelled(leg, call_args, started, emit)
                 raise
+            if on_success is not None and not result.is_error:
+                on_success(leg)
             payload = result_payload(result)
             if result.is_error:
                 wire = payload.get("error") if isinstance(payload.get("error"), dict) else None

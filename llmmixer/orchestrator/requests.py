@@ -50,7 +50,7 @@ class MixOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    aggregator: str | None = Field(default=None, description="the model that combines the answers")
+    aggregator: str | None = Field(default=None, description="the combining model")
     rounds: int = Field(default=1, ge=1, le=5, description="synthesize: layers")
     min_answers: int | None = Field(default=None, ge=1, description="synthesize: answers to wait for")
     deadline_s: float | None = Field(default=None, gt=0, le=3600, description="seconds to wait for the answers")
@@ -145,6 +145,12 @@ class AgentRequest(BaseModel):
                             description="the git repository (default: the server's cwd)")
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)  # seconds each agent may run
     apply: bool = False  # apply the winner's diff to the repository
+    keep: bool | None = Field(default=None, description="keep each leg as a branch (all mode: on)")
+
+    @property
+    def keeps(self) -> bool:
+        """Whether every leg is kept as a branch ``llmmixer/<run>/<agent>``."""
+        return self.keep if self.keep is not None else self.mode == "all"
 
     @field_validator("agents", mode="before")
     @classmethod

@@ -82,9 +82,18 @@ class Race:
 
     async def run(self, mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
                   options: MixOptions) -> None:
+        first: list[Leg] = []
+
+        def decided(leg: Leg) -> None:  # the first success: the others are cancelled before anything else
+            if not first:
+                first.append(leg)
+                for other in legs:
+                    if other is not leg:
+                        other.scope.cancel()
+
         async def run(leg: Leg) -> None:
-            await mixer.run_leg(leg, arguments, emit, fast=len(legs) > 1)
-            if leg.status == "done" and result.winner is None:
+            await mixer.run_leg(leg, arguments, emit, fast=len(legs) > 1, on_success=decided)
+            if leg.status == "done" and result.winner is None and (not first or first[0] is leg):
                 mixer.win(leg, legs, result)
 
         async with anyio.create_task_group() as tg:

@@ -42,7 +42,7 @@ JSON_SAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     AgentRequest: {"task": "fix it", "check": "make test", "agents": ["codex"], "mode": "all", "cwd": "/repo",
                    "timeout_s": 30.0, "apply": True, "keep": True},
 }
-# the same samples as CLI arguments: (the command, its argv)
+# the same samples as CLI arguments: (the command, with its group if it has one; its argv)
 CLI_SAMPLES: dict[type[BaseModel], tuple[str, list[str]]] = {
     AskRequest: ("ask", ["the prompt", "--models", "gpt,claude", "--mode", "hedge", "--system", "be brief",
                          "--cid", "c0nversation", "-c", "-m", "gpt-5", "-m", "opus", "--schema", "name, age int", "--model-for", "claude=claude-x",
@@ -50,7 +50,7 @@ CLI_SAMPLES: dict[type[BaseModel], tuple[str, list[str]]] = {
                          "--image", "/tmp/a.png", "--aggregator", "gpt", "--rounds", "3", "--min-answers", "2",
                          "--deadline", "12.5", "--max-cost", "0.5"]),
     CommandRequest: ("run", ["echo hi", "--cwd", "/tmp", "--timeout", "9"]),
-    AgentRequest: ("agent", ["fix it", "--check", "make test", "--agents", "codex", "--mode", "all",
+    AgentRequest: ("agent run", ["fix it", "--check", "make test", "--agents", "codex", "--mode", "all",
                              "--cwd", "/repo", "--timeout", "30", "--apply", "--keep"]),
 }
 # what a door delivers differently from the JSON sample, on purpose
@@ -108,7 +108,9 @@ def test_every_field_has_a_sample(model: type[BaseModel]) -> None:
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_the_cli_carries_every_field(model: type[BaseModel]) -> None:
     name, argv = CLI_SAMPLES[model]
-    command = typer.main.get_command(cli.app).commands[name]  # type: ignore[attr-defined]
+    command: Any = typer.main.get_command(cli.app)
+    for word in name.split():  # a subcommand of a group: "agent run"
+        command = command.commands[word]
     params = command.make_context(name, list(argv)).params
     mapper = CLI_FIELDS[model]
     taken = set(inspect.signature(mapper).parameters)

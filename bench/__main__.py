@@ -34,6 +34,7 @@ SUITES = {
     "agents": "bench.agents_bench",  # coding-agent legs: losers stopped, leg overhead over the CLI directly
     "startup": "bench.startup_bench",  # spawn to tools/list for each server vs a minimal MCP stdio server
     "telemetry": "bench.telemetry_bench",  # tracing on vs off per ask; the SDK kept out of cold start
+    "gateway": "bench.gateway_bench",  # the vendors' APIs on serve: TTFT overhead, race of 3, hedged p99
     "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }
 DEFAULT_SUITES = [name for name in SUITES if name != "peers"]

@@ -41,6 +41,9 @@ app.add_typer(config_app, name="config")
 logs_app = typer.Typer(help="Browse the run log: prompts, answers, costs (llmmixer logs show ID for one run).",
                        invoke_without_command=True, rich_markup_mode=None)
 app.add_typer(logs_app, name="logs")
+from .agent_cli import agent_app  # noqa: E402 - beside the other groups
+
+app.add_typer(agent_app, name="agent")
 
 
 def _print_version(value: bool) -> None:
@@ -318,6 +321,8 @@ def chat(
 
 @app.command()
 def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+           refresh: Annotated[bool, typer.Option("--refresh", help="ask every server now, not the cache (starts "
+                                                                  "them without a running service)")] = False,
            standalone: StandaloneOpt = False) -> None:
     """Every model server's models, their aliases and prices; the default of each server is marked."""
     service = _service(config, None, standalone, start=False)
@@ -328,11 +333,22 @@ def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--js
 
             async with RemoteRuns(service) as remote:
                 listings = await remote.models()
-        else:
+        elif refresh:
             from .models import list_all_models
 
             async with await _open_runs(config, "memory") as runs:
                 listings = await list_all_models(runs)
+        else:  # the manifests plus what the servers listed last (model_cache.py); only a never-listed one is asked
+            from .config import load_config
+            from .model_cache import cached_listings
+            from .models import list_all_models
+
+            listings = cached_listings(load_config(config))
+            never = [listing["source"] for listing in listings if listing["listed_at"] is None]
+            if never:
+                async with await _open_runs(config, "memory") as runs:
+                    live = {item["source"]: item for item in await list_all_models(runs, never)}
+                listings = [live.get(listing["source"], listing) for listing in listings]
         if as_json:
             typer.echo(json.dumps({"servers": listings}, indent=2))
         else:
@@ -455,7 +471,7 @@ async def _follow_command(runs: Runs | RemoteRuns, run_id: str) -> int:
     return code if isinstance(code, int) and 0 <= code < 256 else EXIT_FAILED
 
 
-@app.command()
+@agent_app.command("run")
 def agent(
     task: Annotated[str, typer.Argument(help="what the agents should do")],
     check: Annotated[str, typer.Option("--check", help="shell command run in each agent's worktree; exit 0 wins")],
@@ -463,6 +479,8 @@ def agent(
     mode: Annotated[str, typer.Option(help=f"{' | '.join(AGENT_MODES)}")] = AGENT_MODES[0],
     timeout: Annotated[float | None, typer.Option(help="seconds each agent may run")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
+    keep: Annotated[bool | None, typer.Option("--keep/--no-keep", help="keep every leg as a branch "
+                                              "llmmixer/RUN/AGENT (default: in all mode)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -477,7 +495,7 @@ def agent(
         import os
 
         body = {"task": task, "check": check, "agents": names, "mode": mode, "cwd": os.getcwd(),
-                "timeout_s": timeout, "apply": apply}
+                "timeout_s": timeout, "apply": apply, "keep": keep}
 
         async def remote(runs: RemoteRuns, started: list[str]) -> int:
             from .agents.view import follow_agent_events
@@ -488,15 +506,16 @@ def agent(
             return _report_agents(await runs.snapshot(run_id), as_json)
 
         raise typer.Exit(_on_service(service, remote, config))
-    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, as_json, config, store)))
+    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, keep, as_json, config, store)))
 
 
 async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
-                 as_json: bool, config: str | None, store: str | None) -> int:
+                 keep: bool | None, as_json: bool, config: str | None, store: str | None) -> int:
     from .agents import AgentRequest
     from .agents.view import follow_agents
 
-    request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply)
+    request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply,
+                           keep=keep)
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start_agents(request)
         final = await follow_agents(runs, run_id)
@@ -507,8 +526,8 @@ def _report_agents(final: dict[str, Any], as_json: bool) -> int:
     from .agents.view import summary
 
     if as_json:
-        keys = ("mode", "winner", "diff", "applied", "legs", "total_cost_usd", "duration_ms", "run_id", "status",
-                "error")
+        keys = ("mode", "winner", "diff", "applied", "kept", "legs", "total_cost_usd", "duration_ms", "run_id",
+                "status", "error")
         typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
     else:
         typer.echo(summary(final))

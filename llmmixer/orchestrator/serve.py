@@ -165,6 +165,12 @@ async def start_servers(runs: Any) -> None:
             line += f" - {status['last_error']}"
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
+    # Warm now: refresh the model lists `llmmixer models` and `-m` read without starting anything (model_cache.py).
+    from .models import list_all_models
+
+    ready = [s["source"] for s in statuses if s["status"] == "ready" and s["source"] in runs.config.model_sources]
+    if ready:
+        await list_all_models(runs, ready)
 
 
 class _Refused(Exception):

@@ -481,6 +481,8 @@ def agent(
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
     keep: Annotated[bool | None, typer.Option("--keep/--no-keep", help="keep every leg as a branch "
                                               "llmmixer/RUN/AGENT (default: in all mode)")] = None,
+    setup: Annotated[str | None, typer.Option("--setup", help="shell command run in each worktree, in its sandbox, "
+                                              "before the agent (e.g. npm ci)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -495,7 +497,7 @@ def agent(
         import os
 
         body = {"task": task, "check": check, "agents": names, "mode": mode, "cwd": os.getcwd(),
-                "timeout_s": timeout, "apply": apply, "keep": keep}
+                "timeout_s": timeout, "apply": apply, "keep": keep, "setup": setup}
 
         async def remote(runs: RemoteRuns, started: list[str]) -> int:
             from .agents.view import follow_agent_events
@@ -506,16 +508,16 @@ def agent(
             return _report_agents(await runs.snapshot(run_id), as_json)
 
         raise typer.Exit(_on_service(service, remote, config))
-    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, keep, as_json, config, store)))
+    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, keep, setup, as_json, config, store)))
 
 
 async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
-                 keep: bool | None, as_json: bool, config: str | None, store: str | None) -> int:
+                 keep: bool | None, setup: str | None, as_json: bool, config: str | None, store: str | None) -> int:
     from .agents import AgentRequest
     from .agents.view import follow_agents
 
     request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply,
-                           keep=keep)
+                           keep=keep, setup=setup)
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start_agents(request)
         final = await follow_agents(runs, run_id)

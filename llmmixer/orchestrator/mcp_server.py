@@ -260,13 +260,16 @@ def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> Orchest
         apply: bool = False,
         keep: Annotated[bool | None, Field(description="keep every leg as a branch llmmixer/RUN/AGENT "
                                                        "(default: in all mode)")] = None,
+        setup: Annotated[str | None, Field(description="shell command run in each worktree before the agent")
+                         ] = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
     ) -> Annotated[CallToolResult, AgentOut]:
         from .agents import CLIS, AgentRequest
 
         try:
             request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
-                                   timeout_s=timeout_s, apply=apply, cwd=cwd or ".", keep=keep)
+                                   timeout_s=timeout_s, apply=apply, cwd=cwd or ".", keep=keep,
+                                   setup=setup)
             job_id = await jobs.start_agents(request)
             return job_result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
         except LLMMixerError as error:

@@ -126,6 +126,7 @@ class AgentsRequest(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)
     apply: bool = False
     keep: bool | None = None  # every leg as a branch llmmixer/RUN/AGENT (default: in all mode)
+    setup: str | None = Field(default=None, max_length=100_000)  # run in each worktree before the agent
 
     @field_validator("agents", mode="before")
     @classmethod
@@ -229,7 +230,7 @@ async def start_agents(request: Request) -> Response:
     body: AgentsRequest = await json_body(request, AgentsRequest)
     run_id = await _runs(request).start_agents(AgentRequest(
         task=body.task, check=body.check, agents=body.agents or list(CLIS), mode=body.mode, cwd=body.cwd or ".",
-        timeout_s=body.timeout_s, apply=body.apply, keep=body.keep))
+        timeout_s=body.timeout_s, apply=body.apply, keep=body.keep, setup=body.setup))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 

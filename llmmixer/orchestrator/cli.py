@@ -610,8 +610,8 @@ def _report_agents(final: dict[str, Any], as_json: bool) -> int:
     from .agents.view import summary
 
     if as_json:
-        keys = ("mode", "winner", "diff", "applied", "kept", "legs", "total_cost_usd", "duration_ms", "run_id",
-                "status", "error")
+        keys = ("mode", "winner", "diff", "applied", "kept", "pick", "verdict", "legs", "total_cost_usd",
+                "duration_ms", "run_id", "status", "error")
         typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
     else:
         typer.echo(summary(final))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(
     name="llmmixer",
@@ -179,7 +179,7 @@ def _run_async(coro: Any) -> int:
     try:
         return anyio.run(runner)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 async def _ask(prompt: str, options: AskOptions, output: str, config: str | None, store: str | None) -> int:
@@ -195,6 +195,8 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
             typer.echo("error: no typed answer (give --schema, and see the legs' errors with --json)", err=True)
             return EXIT_FAILED
         typer.echo(json.dumps(final["data"], ensure_ascii=False, indent=2))
+    if final.get("interrupted"):
+        return EXIT_INTERRUPTED
     return EXIT_OK if final.get("status") == "done" else EXIT_FAILED
 
 

@@ -185,13 +185,13 @@ class Runs:
             text = data.get("text", "")
             state.deltas.append((source, text))
             state.chars += len(text)
-            state.touch()
         else:
             data = run_record.compact(type_, source, data, state.deltas)
         event = Event(run=state.run_id, source=source, type=type_, data=data)
         if type_ in timeline.MARK_TYPES:
             state.marks.append((type_, source, event.ts))
         state.last_seq = self.writer.submit(event)
+        state.touch()  # deltas and status changes alike wake whoever follows the run
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 
@@ -548,6 +548,28 @@ class Runs:
             if state.finished.is_set():
                 return
             await changed.wait()
+
+    async def follow(self, run_id: str) -> AsyncIterator[tuple[list[tuple[str, str]], dict[str, str]]]:
+        """At each change of a run held here: the ``(source, text)`` deltas since the previous step, and each leg's
+        status now (``queued``, ``running``, ``done``, ``cancelled``...); ends when the run ends."""
+        state = self._runs.get(run_id)
+        if state is None:
+            return
+        index = 0
+        while True:
+            changed = state.next_change()
+            fresh = state.deltas[index:]
+            index += len(fresh)
+            yield fresh, {leg.source: leg.status for leg in (state.mix.legs if state.mix else [])}
+            if state.finished.is_set():
+                return
+            await changed.wait()
+
+    def sources(self, run_id: str) -> list[str]:
+        """The legs a run held here was started with (its ``models``), else the configured default."""
+        state = self._runs.get(run_id)
+        models = (state.record or {}).get("models") if state is not None else None
+        return list(models or self.config.settings.models)
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         self.check_id(run_id)

@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import llmmixer.servers.core as core
-from llmmixer.servers.core import adapter, errors, events, manifest, mcp
+from llmmixer.servers.core import adapter, errors, events, manifest, mcp, messages
 
 
 def test_all_names_resolve_to_the_objects_of_their_modules() -> None:
     for name in core.__all__:
         value = getattr(core, name)
-        home = next(m for m in (adapter, errors, events, manifest, mcp) if name in vars(m))
+        home = next(m for m in (messages, adapter, errors, events, manifest, mcp) if name in vars(m))
         assert value is getattr(home, name), name
 
 

@@ -40,15 +40,18 @@ async def every_schema_is_closed(client: Client) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("source", ["claude", "gpt", "gemini"])
-async def test_adapter_generate_refuses_tools_images_thinking_and_reasoning_effort(source: str, emu: Any) -> None:
+async def test_adapter_generate_refuses_functions_thinking_and_reasoning_effort(source: str, emu: Any) -> None:
     params = StdioServerParameters(command=script_path(SCRIPTS[source]), args=[], env=server_env(emu))
     with anyio.fail_after(60):
         async with Client(params) as client:
             await every_schema_is_closed(client)
-            for extra in ({"tools": [{"name": "x"}]}, {"thinking": {"type": "enabled"}},
+            for extra in ({"functions": [{"name": "x"}]}, {"thinking": {"type": "enabled"}},
                           {"reasoning_effort": "high"}, {"promt": "typo"}):
                 result = await client.call_tool("generate", {"prompt": "hi", **extra})
                 refused(result, *extra)
+            # tools are the normalized ones (servers/core/messages.py): a vendor's own shape is refused
+            refused(await client.call_tool("generate", {"prompt": "hi", "tools": [{"type": "function",
+                                                                                   "function": {"name": "x"}}]}))
             refused(await client.call_tool("list_models", {"page": 2}), "page")
     # Nothing reached the vendor: the refusal comes before any request.
     assert not [r for r in emu.requests() if r["method"] == "POST"]

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema,
+                      field_validator, model_validator)
 
+from ..servers.core.bounds import MAX_TIMEOUT_S, MAX_WAIT_S, bounded_seconds
 from ..servers.core.errors import InvalidInputError
 from ..servers.core.manifest import load_manifests, manifest_for, model_manifests
 from .modes import DEFAULT_MODE, MODES
@@ -54,6 +55,24 @@ def _valid_mode(mode: str) -> str:
     if mode not in MODES:  # pydantic turns this ValueError into its validation error, naming the field
         raise ValueError(f"must be one of {', '.join(map(repr, MODES))}")
     return mode
+
+
+def _bounded(maximum: float, unit: float = 1.0) -> AfterValidator:
+    """A duration setting clamped to ``maximum`` seconds (Infinity included), logged when it is."""
+
+    def clamp(value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:
+            return None
+        seconds = bounded_seconds(value / unit, f"settings.{info.field_name}", maximum)
+        return None if seconds is None else seconds * unit
+
+    return AfterValidator(clamp)
+
+
+# Waits are at most an hour, timeouts at most a day (servers/core/bounds.py); ``breaker_s: Infinity`` is an hour.
+WaitSeconds = Annotated[float, _bounded(MAX_WAIT_S)]
+TimeoutSeconds = Annotated[float, _bounded(MAX_TIMEOUT_S)]
+WaitMs = Annotated[float, _bounded(MAX_WAIT_S, unit=1000.0)]
 
 
 # A mode in a pydantic model or an MCP tool signature: validated, with the modes as the schema's enum.
@@ -151,15 +170,17 @@ class Settings(_Strict):
     mode: ModeName = DEFAULT_MODE
     models: list[str] = Field(default_factory=model_sources, min_length=1)
     model_for: dict[str, str] = Field(default_factory=dict)
-    hedge_delay_ms: float | None = Field(default=None, ge=0)  # None: the primary's observed p95 TTFT
+    hedge_delay_ms: WaitMs | None = Field(default=None, ge=0)  # None: the primary's observed p95 TTFT
     hedge_budget: float = Field(default=0.15, ge=0, le=1)  # extra hedge legs as a fraction of runs, over time
-    call_timeout_s: float = Field(default=600.0, gt=0)
+    call_timeout_s: TimeoutSeconds = Field(default=600.0, gt=0)
     prices: dict[str, Any] = Field(default_factory=dict)  # model -> [input, output] USD per million tokens
     # Cooldowns (orchestrator/cooldown.py): the circuit opens after this many server errors in a row, for this long.
     breaker_failures: int = Field(default=3, ge=1)
-    breaker_s: float = Field(default=30.0, gt=0)
+    breaker_s: WaitSeconds = Field(default=30.0, gt=0)
+    # The longest any server cools down, whatever its retry-after said (at most an hour).
+    max_cooldown_s: WaitSeconds = Field(default=3600.0, gt=0)
     # A leg with another to fall back on waits at most this long for a retry; a longer retry-after moves on.
-    fast_retry_wait_s: float = Field(default=0.5, ge=0)
+    fast_retry_wait_s: WaitSeconds = Field(default=0.5, ge=0)
     # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
     cooldown_file: str | None = None
 
@@ -291,14 +312,37 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     explicit = path is not None or bool(os.environ.get("LLMMIXER_CONFIG"))
     for candidate in _candidates(path):
         if candidate.is_file():
-            try:
-                raw = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise InvalidInputError(f"cannot read config {candidate}: {exc}") from exc
-            return _parse(raw, candidate)
+            return _parse(read_json(candidate, "config"), candidate)
         if explicit:
             raise InvalidInputError(f"config file not found: {candidate}")
     return Config(servers=default_servers(), settings=Settings(store=os.environ.get("LLMMIXER_STORE") or None))
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file a user wrote: UTF-8 with or without a BOM.
+
+    Raises:
+        InvalidInputError: one line saying what is wrong (unreadable, not UTF-8, not JSON, nested too deep, a number
+            with too many digits), never a traceback.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        hint = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise InvalidInputError(f"{what} {path} is not UTF-8 text{hint}: byte {exc.start}; save it as UTF-8"
+                                ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{what} {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError(f"{what} {path} is nested too deeply to be a {what}") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise InvalidInputError(f"{what} {path} holds a number that is too large: {exc}") from None
 
 
 def _parse(raw: Any, path: Path) -> Config:

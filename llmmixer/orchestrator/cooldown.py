@@ -12,6 +12,11 @@ impossible). Times are wall-clock so that ``llmmixer servers`` and the dashboard
 
 With a ``path``, the cooldowns live in a small JSON file as well (read at start, rewritten atomically on each
 change), so one ``llmmixer ask`` after another honours the retry-after the previous one was given.
+
+Every wait is bounded (``servers/core/bounds.py``): a cooldown lasts at most ``max_wait_s`` (``settings.max_cooldown_s``,
+at most and by default an hour) from when it is set or read back, whatever a vendor, the config or the file said. A file that is not the
+JSON this module writes is set aside (renamed ``cooldowns.json.damaged``) with a warning, and the service starts
+with no cooldowns; an entry that is damaged alone is dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..servers.core.bounds import MAX_WAIT_S, bounded_seconds, finite_number
 from ..servers.core.errors import ErrorKind
 
 __all__ = ["Cooldowns", "WAIT_KINDS", "BREAKER_KINDS", "default_path"]
@@ -44,9 +50,11 @@ class _State:
 
 class Cooldowns:
     def __init__(self, *, consecutive_failures: int = 3, breaker_s: float = 30.0,
-                 clock: Callable[[], float] = time.time, path: str | os.PathLike[str] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, path: str | os.PathLike[str] | None = None,
+                 max_wait_s: float = MAX_WAIT_S) -> None:
         self.consecutive_failures = consecutive_failures
-        self.breaker_s = breaker_s
+        self.max_wait_s = bounded_seconds(max_wait_s, "max_cooldown_s") or 0.0
+        self.breaker_s = bounded_seconds(breaker_s, "breaker_s", self.max_wait_s) or 0.0
         self.clock = clock
         self.path = Path(path) if path is not None else None
         self._states: dict[str, _State] = {}
@@ -57,9 +65,29 @@ class Cooldowns:
             return
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            self._states = {name: _State(**state) for name, state in raw.items()}
-        except (OSError, ValueError, TypeError) as exc:  # a damaged file only loses old cooldowns
-            log.warning("ignoring unreadable cooldown file %s: %s", self.path, exc)
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            self._set_aside(exc)
+            return
+        now = self.clock()
+        for name, entry in raw.items():
+            state = _state_from(entry, now, self.max_wait_s)
+            if state is None:
+                log.warning("dropping a damaged entry for %r in %s", name, self.path)
+            else:
+                self._states[str(name)] = state
+
+    def _set_aside(self, exc: BaseException) -> None:
+        assert self.path is not None
+        aside = self.path.with_name(self.path.name + ".damaged")
+        try:
+            os.replace(self.path, aside)
+        except OSError as error:
+            log.warning("ignoring damaged cooldown file %s (%s); cannot move it aside: %s", self.path, exc, error)
+            return
+        log.warning("damaged cooldown file %s (%s) set aside as %s; starting with no cooldowns",
+                    self.path, str(exc)[:200], aside)
 
     def _save(self) -> None:
         if self.path is None:
@@ -79,9 +107,9 @@ class Cooldowns:
             kind = ErrorKind((error or {}).get("kind"))
         except ValueError:
             return
-        retry_after = (error or {}).get("retry_after_s")
-        if kind in WAIT_KINDS and isinstance(retry_after, (int, float)) and retry_after > 0:
-            self._cool(state, float(retry_after), f"{kind.value}, retry after {retry_after:g} s")
+        retry_after = bounded_seconds((error or {}).get("retry_after_s"), f"{server}'s retry-after", self.max_wait_s)
+        if kind in WAIT_KINDS and retry_after:
+            self._cool(state, retry_after, f"{kind.value}, retry after {retry_after:g} s")
         if kind in BREAKER_KINDS:
             state.consecutive += 1
             if state.consecutive >= self.consecutive_failures:
@@ -98,7 +126,7 @@ class Cooldowns:
             self._save()
 
     def _cool(self, state: _State, seconds: float, reason: str) -> None:
-        until = self.clock() + seconds
+        until = self.clock() + min(seconds, self.max_wait_s)
         if until > state.until:
             state.until, state.reason = until, reason
 
@@ -123,6 +151,22 @@ class Cooldowns:
         return f"cooling down until {iso(until)} ({self._states[server].reason})"
 
 
+def _state_from(entry: Any, now: float, max_wait_s: float) -> _State | None:
+    """One entry of the file, checked: a finite ``until`` at most ``max_wait_s`` ahead, a count, a short reason."""
+    if not isinstance(entry, dict):
+        return None
+    until = finite_number(entry.get("until", 0.0))
+    consecutive = entry.get("consecutive", 0)
+    reason = entry.get("reason", "")
+    if until is None or isinstance(consecutive, bool) or not isinstance(consecutive, int) or not isinstance(reason, str):
+        return None
+    if until > now + max_wait_s:
+        log.warning("a cooldown in the file ends %s; clamped to %g s from now", "never" if until == float("inf")
+                    else f"{until - now:.0f} s from now", max_wait_s)
+        until = now + max_wait_s
+    return _State(until=max(until, 0.0), reason=reason[:500], consecutive=max(0, min(consecutive, 1 << 20)))
+
+
 def default_path() -> Path:
     import platformdirs
 
@@ -130,5 +174,6 @@ def default_path() -> Path:
 
 
 def iso(ts: float) -> str:
-    """UTC, to the millisecond: ``2026-12-01T21:40:05.123Z``."""
+    """UTC, to the millisecond: ``2026-12-01T21:40:05.123Z`` (years past 9999 read as 9999-12-31)."""
+    ts = min(max(ts, 0.0), 253402300799.0)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"

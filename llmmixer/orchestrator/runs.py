@@ -39,6 +39,7 @@ from ..servers.core.errors import (
     NotFoundError,
     ServerError,
     UnavailableError,
+    UnexpectedError,
 )
 from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
 from ..servers.core.redact import redact_inline
@@ -130,7 +131,7 @@ class Runs:
         self.pool = pool or ServerPool(config)
         settings = config.settings
         cooldowns = Cooldowns(consecutive_failures=settings.breaker_failures, breaker_s=settings.breaker_s,
-                              path=settings.cooldown_file or default_path())
+                              path=settings.cooldown_file or default_path(), max_wait_s=settings.max_cooldown_s)
         self.mixer = Mixer(self.pool, hedge_delay_ms=settings.hedge_delay_ms, hedge_budget=settings.hedge_budget,
                            model_for=settings.model_for, prices=settings.prices, cooldowns=cooldowns,
                            fast_retry_wait_s=settings.fast_retry_wait_s)
@@ -140,6 +141,7 @@ class Runs:
         self._finished_chars = 0
         self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # run id -> title, newest last
         self._tg: anyio.abc.TaskGroup | None = None
+        self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class Runs:
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self._tg is not None
+        self._stopping = True
         with anyio.CancelScope(shield=True):
             await self.interrupt(SHUTDOWN_S)
             await self.writer.aclose(SHUTDOWN_S)
@@ -294,9 +297,33 @@ class Runs:
             admission.close()
             raise
 
-    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], *args: Any) -> None:
+    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], state: RunState,
+                        *args: Any) -> None:
         with self.pool.admitted(admission):
-            await run(*args)
+            try:
+                await run(state, *args)
+            except Exception:  # noqa: BLE001 - one run's bug must not end the task group every run lives in
+                log.exception("run %s failed unexpectedly", state.run_id)
+                await self._crashed(state)
+
+    async def _crashed(self, state: RunState) -> None:
+        """End a run whose own code raised (a bug) as ``error``, so its waiters, its record and the log agree."""
+        if state.finished.is_set():
+            return
+        error = UnexpectedError("internal error in this run; see the server log").to_dict()["error"]
+        try:
+            await self._finish(state, "error", {"mode": state.mode, "winner": None, "legs": [], "error": error})
+        except Exception:  # noqa: BLE001
+            log.exception("run %s could not be finished", state.run_id)
+            state.status, state.result = "error", {"error": error}
+            state.finished.set()
+            state.touch()
+
+    def start_refusal(self) -> str | None:
+        """Why a run started now could not run (``/healthz`` answers 503 with it), else None."""
+        if self._tg is None or self._stopping or self._tg.cancel_scope.cancel_called:
+            return "the run scheduler is not running"
+        return self.writer.refusal()
 
     async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
                        model_for: dict[str, str], options: MixOptions) -> None:

@@ -300,7 +300,8 @@ HEALTH_PROBE_S = 2.0
 
 async def healthz(request: Request) -> Response:
     """200 ``{"ok": true, ...}``; 503 ``{"ok": false, "store": "<url>: <reason>"}`` while the event store fails
-    (its writer's last write failed, or a read now does not answer within :data:`HEALTH_PROBE_S`)."""
+    (its writer's last write failed, or a read now does not answer within :data:`HEALTH_PROBE_S`), and 503 with
+    ``"runs": "<reason>"`` while a new run could not start (the run scheduler stopped, the spool is full)."""
     state = request.app.state
     store = state.store
     reason = getattr(getattr(store, "health", None), "write_error", None)
@@ -314,6 +315,10 @@ async def healthz(request: Request) -> Response:
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
     body: dict[str, Any] = {"ok": reason is None, "store": store.url if reason is None else f"{store.url}: {reason}",
                             "streams": state.streams.open_count}
+    refusal = getattr(getattr(state, "runs", None), "start_refusal", lambda: None)()
+    if refusal is not None:  # a store that answers is not enough: runs must be able to start
+        body.update(ok=False, runs=refusal)
+        reason = reason or refusal
     health = getattr(store, "health", None)
     if health is not None and (health.spooled or health.lost):
         body.update(spooled=health.spooled, lost=health.lost)

@@ -31,7 +31,9 @@ import httpx2
 
 from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
-from ..core.images import Image
+from ..core.images import Image, load
+from ..core.messages import (ChatMessage, ImagePart, TextPart, ToolCall, ToolCallDelta, ToolCallPart, ToolChoice,
+                             parse_arguments)
 from ..core.errors import (
     AuthError,
     BadRequestError,
@@ -138,6 +140,59 @@ def _image_block(image: Image) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.data}}
 
 
+def _content(message: ChatMessage, where: str) -> str | list[dict[str, Any]]:
+    """A normalized turn's content as Anthropic content blocks (``tool_use`` / ``tool_result``)."""
+    if isinstance(message.content, str):
+        return message.content
+    blocks: list[dict[str, Any]] = []
+    for index, part in enumerate(message.content):
+        if isinstance(part, TextPart):
+            blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            blocks.append(_image_block(load(part.image, f"{where}.content[{index}].image")))
+        elif isinstance(part, ToolCallPart):
+            blocks.append({"type": "tool_use", "id": part.id, "name": part.name, "input": part.arguments})
+        else:
+            blocks.append({"type": "tool_result", "tool_use_id": part.id, "content": part.content,
+                           "is_error": part.is_error})
+    return blocks
+
+
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    if isinstance(choice, str):
+        return {"type": {"auto": "auto", "none": "none", "required": "any"}[choice]}
+    return {"type": "tool", "name": choice.name}
+
+
+class _ToolUses:
+    """``tool_use`` content blocks of a stream -> tool-call pieces, and each complete call at its block's end."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, tuple[str, str, list[str]]] = {}  # block index -> (id, name, argument pieces)
+        self.count = 0
+
+    def start(self, index: int, block: Any) -> ToolCallDelta:
+        self.open[index] = (block.id, block.name, [])
+        self.count += 1
+        return ToolCallDelta(index=self.count - 1, id=block.id, name=block.name)
+
+    def piece(self, index: int, partial_json: str) -> ToolCallDelta | None:
+        if index not in self.open or not partial_json:
+            return None
+        self.open[index][2].append(partial_json)
+        return ToolCallDelta(index=self.count - 1, arguments=partial_json)
+
+    def stop(self, index: int) -> ToolCall | None:
+        if index not in self.open:
+            return None
+        call_id, name, pieces = self.open.pop(index)
+        try:
+            arguments = parse_arguments("".join(pieces))
+        except ValueError as exc:
+            raise ServerError(f"Claude sent tool arguments that are not JSON ({name})", vendor=VENDOR) from exc
+        return ToolCall(id=call_id, name=name, arguments=arguments)
+
+
 class ClaudeAdapter(BaseAdapter):
     manifest = MANIFEST
     capability_table = TABLE
@@ -171,7 +226,8 @@ class ClaudeAdapter(BaseAdapter):
         prebuild_models(RawMessageStreamEvent, Message)
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
-        turns: list[dict[str, Any]] = [{"role": turn.role, "content": turn.content} for turn in request.conversation()]
+        turns: list[dict[str, Any]] = [{"role": turn.role, "content": _content(turn, f"messages[{index}]")}
+                                       for index, turn in enumerate(request.conversation())]
         if images := request.loaded_images():
             turns[-1]["content"] = [*(_image_block(image) for image in images),
                                     {"type": "text", "text": request.prompt}]
@@ -182,6 +238,12 @@ class ClaudeAdapter(BaseAdapter):
         }
         if request.system:
             payload["system"] = request.system
+        if request.tools:
+            payload["tools"] = [{"name": tool.name, "input_schema": tool.input_schema,
+                                 **({"description": tool.description} if tool.description else {})}
+                                for tool in request.tools]
+        if request.tool_choice is not None and (request.tools or request.tool_choice == "none"):
+            payload["tool_choice"] = _tool_choice(request.tool_choice)
         # ``temperature`` never gets here: the capability table drops it (API version 2026-10-21 refuses it).
         output_config: dict[str, Any] = {}
         if request.response_schema is not None:
@@ -200,8 +262,9 @@ class ClaudeAdapter(BaseAdapter):
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncGenerator[TextDelta | Completion, None]:
+                         ) -> AsyncGenerator[TextDelta | ToolCallDelta | ToolCall | Completion, None]:
         stream: Any = None
+        tool_uses = _ToolUses()
         replied_model = model
         usage = Usage()
         stop_reason: str | None = None
@@ -214,6 +277,15 @@ class ClaudeAdapter(BaseAdapter):
                     if kind == "content_block_delta":
                         if event.delta.type == "text_delta":  # thinking and signature deltas are not the answer
                             yield TextDelta(event.delta.text)
+                        elif event.delta.type == "input_json_delta":
+                            if (piece := tool_uses.piece(event.index, event.delta.partial_json)) is not None:
+                                yield piece
+                    elif kind == "content_block_start":
+                        if event.content_block.type == "tool_use":
+                            yield tool_uses.start(event.index, event.content_block)
+                    elif kind == "content_block_stop":
+                        if (call := tool_uses.stop(event.index)) is not None:
+                            yield call
                     elif kind == "message_start":
                         replied_model = event.message.model or model
                         usage = Usage(event.message.usage.input_tokens, event.message.usage.output_tokens)

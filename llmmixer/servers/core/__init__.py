@@ -17,14 +17,17 @@ from .events import Event, EventType
 from .manifest import EmulatorInfo, ServerManifest
 
 if TYPE_CHECKING:
-    from .adapter import (AdapterSettings, BaseAdapter, ChatMessage, Completion, GenerateRequest, GenerateResult,
+    from .adapter import (AdapterSettings, BaseAdapter, Completion, GenerateRequest, GenerateResult,
                           TextDelta, Usage, shielded_close)
+    from .messages import ChatMessage, Part, ToolCall, ToolCallDelta, ToolChoice, ToolSpec
     from .mcp import adapter_main, build_adapter_server
 
 _LAZY = {
-    "AdapterSettings": ".adapter", "BaseAdapter": ".adapter", "ChatMessage": ".adapter", "Completion": ".adapter",
+    "AdapterSettings": ".adapter", "BaseAdapter": ".adapter", "ChatMessage": ".messages", "Completion": ".adapter",
     "GenerateRequest": ".adapter", "GenerateResult": ".adapter", "TextDelta": ".adapter", "Usage": ".adapter",
     "shielded_close": ".adapter", "adapter_main": ".mcp", "build_adapter_server": ".mcp",
+    "Part": ".messages", "ToolCall": ".messages", "ToolCallDelta": ".messages", "ToolChoice": ".messages",
+    "ToolSpec": ".messages",
 }
 
 __all__ = [*_LAZY, *_errors.__all__, "Event", "EventType", "EmulatorInfo", "ServerManifest"]

@@ -39,7 +39,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -58,12 +58,14 @@ from .errors import (
 )
 from .envvars import ADAPTER_NUMBERS, EnvError, adapter_numbers, exit_usage
 from .images import Image, ImageInput, load
+from .messages import ChatMessage, ImagePart, ToolCall, ToolCallDelta, ToolChoice, ToolSpec, parts_of
 
 __all__ = [
     "ChatMessage",
     "GenerateRequest",
     "Usage",
     "TextDelta",
+    "ToolCallDelta",
     "Completion",
     "GenerateResult",
     "AdapterSettings",
@@ -75,21 +77,18 @@ __all__ = [
 DEFAULT_MAX_PROMPT_BYTES = int(ADAPTER_NUMBERS["LLMMIXER_MAX_PROMPT_BYTES"][1])
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["user", "assistant"]
-    content: str
-
-
 class GenerateRequest(BaseModel):
     """The adapter tool contract's arguments, shared by every vendor."""
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str
+    # The final user turn's text; empty when ``messages`` already ends with the user's turn (tool results).
+    prompt: str = ""
     system: str | None = None
     messages: list[ChatMessage] | None = None
+    # Tools the model may call (see messages.py); the reply's calls come back in ``tool_calls``.
+    tools: list[ToolSpec] | None = Field(default=None, max_length=512)
+    tool_choice: ToolChoice | None = None
     model: str | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -105,7 +104,9 @@ class GenerateRequest(BaseModel):
     _images: list[Image] | None = PrivateAttr(default=None)
 
     def conversation(self) -> list[ChatMessage]:
-        """Earlier turns followed by the prompt as the final user turn."""
+        """Earlier turns followed by the prompt as the final user turn (when there is a prompt)."""
+        if not self.prompt and self.messages:
+            return list(self.messages)
         return [*(self.messages or []), ChatMessage(role="user", content=self.prompt)]
 
     def loaded_images(self) -> list[Image]:
@@ -113,6 +114,16 @@ class GenerateRequest(BaseModel):
         if self._images is None:
             self._images = [load(image, f"images[{index}]") for index, image in enumerate(self.images or [])]
         return self._images
+
+    def content_size(self) -> int:
+        """The conversation's size in UTF-8 bytes (text, tool arguments and results; images are capped apart)."""
+        size = len(self.prompt.encode()) + len((self.system or "").encode())
+        for message in self.messages or []:
+            for part in parts_of(message.content):
+                if isinstance(part, ImagePart):
+                    continue
+                size += len(part.model_dump_json(exclude={"type"}).encode())
+        return size
 
 
 @dataclass(slots=True)
@@ -138,7 +149,7 @@ class Completion:
     """What the vendor said about the finished reply (the text itself is assembled from deltas)."""
 
     model: str
-    stop_reason: str | None
+    stop_reason: str | None  # "tool_use" when the reply asks for tools
     usage: Usage = field(default_factory=Usage)
 
 
@@ -154,6 +165,7 @@ class GenerateResult:
     data: Any = None
     has_data: bool = False
     dropped: list[Dropped] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -169,6 +181,8 @@ class GenerateResult:
             out["data"] = self.data
         if self.dropped:
             out["dropped"] = [item.to_dict() for item in self.dropped]
+        if self.tool_calls:
+            out["tool_calls"] = [call.model_dump() for call in self.tool_calls]
         return out
 
 
@@ -301,8 +315,9 @@ class BaseAdapter(abc.ABC):
 
     @abc.abstractmethod
     def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                   ) -> AsyncGenerator[TextDelta | Completion, None]:
-        """Stream the reply: text deltas, then one :class:`Completion`. Raises only :class:`LLMMixerError`."""
+                   ) -> AsyncGenerator[TextDelta | ToolCallDelta | ToolCall | Completion, None]:
+        """Stream the reply: text deltas, tool-call pieces (:class:`ToolCallDelta`) and each complete
+        :class:`ToolCall` as it completes, then one :class:`Completion`. Raises only :class:`LLMMixerError`."""
 
     @abc.abstractmethod
     async def list_models(self) -> list[dict[str, Any]]:
@@ -366,9 +381,11 @@ class BaseAdapter(abc.ABC):
 
     def validate(self, request: GenerateRequest) -> None:
         if not request.prompt.strip():
-            raise InvalidInputError("prompt is empty", vendor=self.vendor)
-        size = len(request.prompt.encode()) + sum(len(m.content.encode()) for m in request.messages or [])
-        size += len((request.system or "").encode())
+            last = request.messages[-1] if request.messages else None
+            if last is None or last.role != "user" or not parts_of(last.content):
+                raise InvalidInputError("prompt is empty (and messages do not end with a user turn)",
+                                        vendor=self.vendor)
+        size = request.content_size()
         if size > self.settings.max_prompt_bytes:
             raise InvalidInputError(
                 f"prompt is {size} bytes; the limit is {self.settings.max_prompt_bytes} (--max-prompt-bytes)",
@@ -392,8 +409,9 @@ class BaseAdapter(abc.ABC):
         ceiling = min(self.settings.backoff_base_s * 2**attempt, self.settings.backoff_max_s)
         return random.uniform(ceiling / 2, ceiling)
 
-    async def stream(self, request: GenerateRequest) -> AsyncGenerator[TextDelta | GenerateResult, None]:
-        """Yield text deltas, then one :class:`GenerateResult`.
+    async def stream(self, request: GenerateRequest
+                     ) -> AsyncGenerator[TextDelta | ToolCallDelta | ToolCall | GenerateResult, None]:
+        """Yield text deltas, tool-call pieces and complete calls, then one :class:`GenerateResult`.
 
         Raises:
             LLMMixerError: any classified failure; retryable ones only after retries ran out or a delta went out.
@@ -410,6 +428,8 @@ class BaseAdapter(abc.ABC):
         ttft_ms: float | None = None
         parts: list[str] = []
         completion: Completion | None = None
+        called = False  # a tool-call piece went out: like text, it cannot be unsent
+        calls: list[ToolCall] = []
         ended = False  # the vendor stream ran to its end, or failed: its connection needs no replacement
         try:
             for attempt in range(self.settings.max_retries + 1):
@@ -425,12 +445,19 @@ class BaseAdapter(abc.ABC):
                                     ttft_ms = (time.perf_counter() - started) * 1000
                                 parts.append(item.text)
                                 yield item
+                            elif isinstance(item, (ToolCallDelta, ToolCall)):
+                                if ttft_ms is None:
+                                    ttft_ms = (time.perf_counter() - started) * 1000
+                                called = True
+                                if isinstance(item, ToolCall):
+                                    calls.append(item)
+                                yield item
                             else:
                                 completion = item
                     break
                 except RetryableError as error:
                     # A bug repeats: an unexpected error ends the leg at once (its kind lets a fallback move on).
-                    if parts or attempt >= self.settings.max_retries or isinstance(error, UnexpectedError):
+                    if parts or called or attempt >= self.settings.max_retries or isinstance(error, UnexpectedError):
                         raise
                     wait_s = self.backoff_s(error, attempt)
                     if request.max_retry_wait_s is not None and wait_s > request.max_retry_wait_s:
@@ -456,6 +483,7 @@ class BaseAdapter(abc.ABC):
             ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             dropped=dropped,
+            tool_calls=calls,
         )
         if request.response_schema is not None:
             result.data, result.has_data = self.parse_structured(text, request.response_schema), True

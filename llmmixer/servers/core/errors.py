@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
+from .bounds import bounded_seconds
 from .redact import redact_secrets as redact
 
 __all__ = [
@@ -141,7 +142,8 @@ class LLMMixerError(Exception):
         self.message = message
         self.vendor = vendor
         self.status = status
-        self.retry_after_s = retry_after_s
+        # Every wait a vendor (or a peer's wire error) asks for enters here: finite, at most an hour.
+        self.retry_after_s = bounded_seconds(retry_after_s, f"the retry-after {vendor or 'a server'} asked for")
         self.details = details or {}
 
     def to_dict(self) -> dict[str, Any]:
@@ -322,7 +324,8 @@ def retry_after_s(headers: Mapping[str, str] | Any | None, *, now: float | None 
     """How long the server asked us to wait, from its headers; ``None`` if it did not say (or said nonsense).
 
     Reads ``retry-after-ms`` (milliseconds), then ``retry-after`` as seconds or as an HTTP date (RFC 9110), and the
-    same two under LiteLLM's ``llm_provider-`` prefix. Every adapter reads a 429 and a 503 through this.
+    same two under LiteLLM's ``llm_provider-`` prefix. Every adapter reads a 429 and a 503 through this. The
+    value is finite; the error that carries it clamps it to ``bounds.MAX_WAIT_S``.
     """
     if not headers:
         return None

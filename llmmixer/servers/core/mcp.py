@@ -26,7 +26,8 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
-from .adapter import AdapterSettings, BaseAdapter, ChatMessage, GenerateRequest, GenerateResult, TextDelta
+from .adapter import AdapterSettings, BaseAdapter, GenerateRequest, GenerateResult, TextDelta
+from .messages import ChatMessage, ToolCall, ToolCallDelta, ToolChoice, ToolSpec, progress_message
 from .capabilities import Reasoning
 from .images import ImageInput
 from .errors import InvalidInputError, LLMMixerError, UnexpectedError
@@ -138,6 +139,8 @@ class GenerateOutput(BaseModel):
     ttft_ms: float | None
     latency_ms: float
     data: Any = Field(default=None, description="the parsed JSON reply, present when response_schema was given")
+    tool_calls: list[ToolCall] | None = Field(default=None, description="the tools the reply calls "
+                                              "(stop_reason tool_use)")
     dropped: list[DroppedOut] | None = Field(default=None, description="parameters the model refuses, not sent")
 
 
@@ -158,6 +161,7 @@ DEFAULT_MODEL_META = "llmmixer/default_model"
 
 GENERATE_DESCRIPTION = (
     "Generate a reply from {vendor_title}. Text streams as progress notifications; the result holds the whole text, "
+    "the tool_calls when tools were given and the model calls them (stop_reason tool_use), "
     "usage, cost_usd, ttft_ms and latency_ms. Give response_schema (a JSON Schema) to get validated JSON in `data`. "
     "reasoning: off|low|medium|high. images: [{{path}}|{{url}}|{{data, media_type}}]. Parameters the model refuses are "
     "not sent and are listed in `dropped`."
@@ -176,10 +180,12 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"),
                  meta={DEFAULT_MODEL_META: default_model})
     async def generate(
-        prompt: str,
         ctx: Context,
+        prompt: str = "",
         system: str | None = None,
         messages: list[ChatMessage] | None = None,
+        tools: list[ToolSpec] | None = None,
+        tool_choice: ToolChoice | None = None,
         model: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
@@ -189,7 +195,8 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
         max_retry_wait_s: float | None = None,
     ) -> Annotated[CallToolResult, GenerateOutput]:
         try:
-            request = GenerateRequest(prompt=prompt, system=system, messages=messages, model=model,
+            request = GenerateRequest(prompt=prompt, system=system, messages=messages, tools=tools,
+                                      tool_choice=tool_choice, model=model,
                                       max_tokens=max_tokens, temperature=temperature,
                                       response_schema=response_schema, reasoning=reasoning, images=images,
                                       max_retry_wait_s=max_retry_wait_s)
@@ -202,6 +209,9 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
                     if isinstance(item, TextDelta):
                         sent += 1
                         await ctx.report_progress(sent, None, item.text)
+                    elif isinstance(item, (ToolCallDelta, ToolCall)):
+                        sent += 1
+                        await ctx.report_progress(sent, None, progress_message(item))
                     elif isinstance(item, GenerateResult):
                         return ok_result(item.to_dict())
         except LLMMixerError as error:

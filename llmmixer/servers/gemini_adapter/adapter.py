@@ -18,6 +18,7 @@ The SDK's own retries are off (our BaseAdapter retries, only before the first de
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -29,7 +30,8 @@ from google.genai import types
 from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
 from ..core.errors import ConnectionFailedError, ContentFilterError
-from ..core.images import Image
+from ..core.messages import ToolCall, ToolCallDelta
+from .conversation import contents as to_contents, image_part as _image_part, tool_call, tools_config
 from .capabilities import TABLE, thinking_config
 from .errors import VENDOR, map_vendor_errors
 
@@ -96,14 +98,14 @@ class GeminiAdapter(BaseAdapter):
         prebuild_models(types.GenerateContentResponse, types.GenerateContentConfig)
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
-        contents: list[Any] = [
-            {"role": "model" if turn.role == "assistant" else "user", "parts": [{"text": turn.content}]}
-            for turn in request.conversation()]
+        contents: list[Any] = to_contents(request.conversation())
         if images := request.loaded_images():
             contents[-1]["parts"] = [*(_image_part(image) for image in images), {"text": request.prompt}]
         config: dict[str, Any] = {"automatic_continuation": False}
         if request.system:
             config["system_instruction"] = request.system
+        if request.tools:
+            config.update(tools_config(request.tools, request.tool_choice))
         if request.max_tokens is not None:
             config["max_output_tokens"] = request.max_tokens
         if request.temperature is not None:
@@ -116,7 +118,8 @@ class GeminiAdapter(BaseAdapter):
         return {"contents": contents, "config": config}
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncGenerator[TextDelta | Completion, None]:
+                         ) -> AsyncGenerator[TextDelta | ToolCallDelta | ToolCall | Completion, None]:
+        calls = 0
         opened: list[httpx2.Response] = []
         token = _open_responses.set(opened)
         stream: Any = None
@@ -138,7 +141,13 @@ class GeminiAdapter(BaseAdapter):
                     if candidate is None:
                         continue
                     for part in (candidate.content.parts or []) if candidate.content else []:
-                        if part.text and not part.thought:  # thought summaries are not the answer
+                        if part.function_call is not None:  # Gemini sends each call whole
+                            call = tool_call(part.function_call)
+                            yield ToolCallDelta(index=calls, id=call.id, name=call.name,
+                                                arguments=json.dumps(call.arguments, ensure_ascii=False))
+                            yield call
+                            calls += 1
+                        elif part.text and not part.thought:  # thought summaries are not the answer
                             yield TextDelta(part.text)
                     finish = _enum_value(candidate.finish_reason) or finish
         finally:
@@ -155,7 +164,8 @@ class GeminiAdapter(BaseAdapter):
         if finish in BLOCKING_FINISH_REASONS:
             raise ContentFilterError(f"the reply was stopped by the safety filter: finishReason {finish}",
                                      vendor=VENDOR, status=200)
-        yield Completion(model=model_version or model, stop_reason=STOP_REASONS.get(finish, finish.lower()),
+        stop_reason = "tool_use" if calls and finish == "STOP" else STOP_REASONS.get(finish, finish.lower())
+        yield Completion(model=model_version or model, stop_reason=stop_reason,
                          usage=_usage(usage))
 
     async def list_models(self) -> list[dict[str, Any]]:
@@ -169,12 +179,6 @@ class GeminiAdapter(BaseAdapter):
                 model_id = model.name.removeprefix("models/")
                 models.append({"id": model_id, "display_name": model.display_name or model_id})
         return models
-
-
-def _image_part(image: Image) -> types.Part:
-    if image.url is not None:
-        return types.Part(file_data=types.FileData(file_uri=image.url, mime_type=image.media_type or "image/jpeg"))
-    return types.Part(inline_data=types.Blob(mime_type=image.media_type, data=image.raw()))
 
 
 def _usage(metadata: Any) -> Usage:

@@ -38,6 +38,9 @@ from ..core.adapter import (
 )
 from ..core.errors import ConnectionFailedError, ContentFilterError
 from ..core.images import Image
+from ..core.messages import ToolCall, ToolCallDelta
+from .conversation import (ChatToolCalls, arguments_of, chat_messages, image_part, responses_input,
+                           tool_choice_payload, tools_payload)
 from .capabilities import TABLE, effort
 from .errors import VENDOR, from_error_object, map_vendor_errors
 
@@ -137,9 +140,16 @@ class GPTAdapter(BaseAdapter):
     # -- requests ---------------------------------------------------------------------------------------------------
 
     def transform_messages(self, request: GenerateRequest, model: str) -> dict[str, Any]:
-        turns: list[dict[str, Any]] = [{"role": turn.role, "content": turn.content} for turn in request.conversation()]
+        conversation = request.conversation()
+        turns = chat_messages(conversation) if self.api_style == "chat" else responses_input(conversation)
         if images := request.loaded_images():
             turns[-1]["content"] = _with_images(request.prompt, images, self.api_style)
+        if request.tools:
+            payload_tools: dict[str, Any] = {"tools": tools_payload(request.tools, self.api_style)}
+            if request.tool_choice is not None:
+                payload_tools["tool_choice"] = tool_choice_payload(request.tool_choice, self.api_style)
+        else:
+            payload_tools = {}
         schema = request.response_schema
         if self.api_style == "chat":
             system = [{"role": "system", "content": request.system}] if request.system else []
@@ -160,6 +170,7 @@ class GPTAdapter(BaseAdapter):
             if schema is not None:
                 payload["text"] = {"format": {"type": "json_schema", "name": _schema_name(schema), "schema": schema,
                                               "strict": False}}
+        payload.update(payload_tools)
         if request.temperature is not None:
             payload["temperature"] = request.temperature
         if request.reasoning is not None:
@@ -170,7 +181,7 @@ class GPTAdapter(BaseAdapter):
         return payload
 
     async def call_model(self, payload: dict[str, Any], request: GenerateRequest, model: str
-                         ) -> AsyncGenerator[TextDelta | Completion, None]:
+                         ) -> AsyncGenerator[TextDelta | ToolCallDelta | ToolCall | Completion, None]:
         secret = self.api_key()
         reader: _ResponsesReader | _ChatReader = (_ChatReader(model) if self.api_style == "chat"
                                                   else _ResponsesReader(model, secret))
@@ -204,13 +215,10 @@ class GPTAdapter(BaseAdapter):
                 if not _NOT_TEXT_MODELS.search(model_id)]
 
 
-def _with_images(prompt: str, images: list[Image], api_style: str) -> list[dict[str, Any]]:
+def _with_images(prompt: str, images: list[Image], api_style: ApiStyle) -> list[dict[str, Any]]:
     """The final user turn as content parts: images first, then the prompt (both dialects)."""
-    if api_style == "chat":
-        return [*({"type": "image_url", "image_url": {"url": image.data_url}} for image in images),
-                {"type": "text", "text": prompt}]
-    return [*({"type": "input_image", "image_url": image.data_url, "detail": "auto"} for image in images),
-            {"type": "input_text", "text": prompt}]
+    text = {"type": "text" if api_style == "chat" else "input_text", "text": prompt}
+    return [*(image_part(image, api_style) for image in images), text]
 
 
 # -- reading the two stream dialects ------------------------------------------------------------------------------------
@@ -222,11 +230,20 @@ class _ResponsesReader:
         self.model = model
         self.secret = secret
         self.refusal: list[str] = []
+        self.calls: dict[str, int] = {}  # function_call item id -> call index
 
-    def read(self, event: Any) -> list[TextDelta | Completion]:
+    def read(self, event: Any) -> list[TextDelta | ToolCallDelta | ToolCall | Completion]:
         kind = getattr(event, "type", None)
         if kind == "response.output_text.delta":
             return [TextDelta(event.delta)]
+        if kind == "response.output_item.added" and event.item.type == "function_call":
+            self.calls[event.item.id or event.item.call_id] = index = len(self.calls)
+            return [ToolCallDelta(index=index, id=event.item.call_id, name=event.item.name)]
+        if kind == "response.function_call_arguments.delta" and event.item_id in self.calls:
+            return [ToolCallDelta(index=self.calls[event.item_id], arguments=event.delta)] if event.delta else []
+        if kind == "response.output_item.done" and event.item.type == "function_call":
+            item = event.item
+            return [ToolCall(id=item.call_id, name=item.name, arguments=arguments_of(item.arguments, item.name))]
         if kind == "response.refusal.delta":
             self.refusal.append(event.delta)
         elif kind in ("response.completed", "response.incomplete"):
@@ -248,7 +265,7 @@ class _ResponsesReader:
             raise ContentFilterError("the reply was stopped by the content filter (incomplete: content_filter)",
                                      vendor=VENDOR, status=200)
         if response.status == "completed":
-            stop = "end_turn"
+            stop = "tool_use" if self.calls else "end_turn"
         else:
             stop = "max_tokens" if reason == "max_output_tokens" else (reason or response.status)
         usage = response.usage
@@ -270,14 +287,15 @@ class _ChatReader:
         self.finish_reason: str | None = None
         self.refusal: list[str] = []
         self.usage = Usage()
+        self.tool_calls = ChatToolCalls()
 
-    def read(self, chunk: Any) -> list[TextDelta | Completion]:
+    def read(self, chunk: Any) -> list[TextDelta | ToolCallDelta | ToolCall | Completion]:
         self.served_by = chunk.model or self.served_by
         if chunk.usage is not None:  # the last chunk (choices: []) when include_usage was asked for
             details = chunk.usage.completion_tokens_details
             self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens,
                                details.reasoning_tokens if details else None)
-        deltas: list[TextDelta | Completion] = []
+        deltas: list[TextDelta | ToolCallDelta | ToolCall | Completion] = []
         for choice in chunk.choices or []:
             if choice.index != 0:
                 continue
@@ -285,6 +303,10 @@ class _ChatReader:
                 deltas.append(TextDelta(choice.delta.content))
             if choice.delta is not None and choice.delta.refusal:
                 self.refusal.append(choice.delta.refusal)
+            if choice.delta is not None and choice.delta.tool_calls:
+                deltas.extend(self.tool_calls.read(choice.delta.tool_calls))
+            if choice.finish_reason is not None:
+                deltas.extend(self.tool_calls.finish())
             self.finish_reason = choice.finish_reason or self.finish_reason
         return deltas
 

@@ -92,8 +92,8 @@ def test_demo_runs_with_no_key_and_no_config(tmp_path):
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["winner"] == "claude"
-    assert sorted(result["upstream_close_ms"]) == ["gemini", "gpt"]
+    assert result["winner"] in ("claude", "gpt", "gemini")
+    assert sorted(result["upstream_close_ms"]) == sorted({"claude", "gpt", "gemini"} - {result["winner"]})
 
 
 def test_run_streams_output_and_passes_the_exit_code_through(tmp_path):

@@ -36,7 +36,7 @@ def test_generated_pages_are_current() -> None:
 
 def test_the_cli_reference_has_every_command() -> None:
     text = (ROOT / "docs" / "cli-reference.md").read_text(encoding="utf-8")
-    for command in ("ask", "chat", "serve", "mcp", "config claude-desktop", "logs show", "demo",
+    for command in ("ask", "chat", "serve", "mcp", "config claude-desktop", "logs show", "demo", "emulators",
                     "servers", "agent", "run", "models"):
         assert f"## llmmixer {command}\n" in text, command
 

@@ -397,6 +397,7 @@ def demo(
     prompt: Annotated[str, typer.Argument()] = "Say hello in three languages.",
     mode: Annotated[str, typer.Option(help=modes_help())] = DEFAULT_MODE,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    seed: Annotated[int | None, typer.Option(help="seed the emulators' jitter: the same seed, the same race")] = None,
 ) -> None:
     """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network.
 
@@ -407,7 +408,15 @@ def demo(
         raise typer.Exit(_run_async(run_agents_demo(as_json)))
     from .demo import run_demo
 
-    raise typer.Exit(_run_async(run_demo(prompt, mode, as_json)))
+    raise typer.Exit(_run_async(run_demo(prompt, mode, as_json, seed)))
+
+
+@app.command(context_settings=PASSTHROUGH, add_help_option=False)
+def emulators(ctx: typer.Context) -> None:
+    """Serve fake Anthropic, OpenAI and Gemini APIs here; print the export lines (dummy keys too). --help for flags."""
+    from ..servers.emulators.__main__ import main as emulators_main
+
+    raise typer.Exit(emulators_main(ctx.args))
 
 
 @app.command()

@@ -87,9 +87,9 @@ def render_columns(sources: list[str], texts: dict[str, str], legs: dict[str, di
             lines = body.wrap(console, width)
             if len(lines) > max_lines:
                 body = Text("\n").join(lines[-max_lines:])
-        subtitle, lines = _footer(_figures(leg), panel_width)
-        if lines:  # too wide for the bottom border: the figures close the body instead, none cut
-            body.append(("\n" if body.plain else "") + "\n".join(lines), style="dim")
+        subtitle, footer_lines = _footer(_figures(leg), panel_width)
+        if footer_lines:  # too wide for the bottom border: the figures close the body instead, none cut
+            body.append(("\n" if body.plain else "") + "\n".join(footer_lines), style="dim")
         title = Text.assemble((source, "bold"), "  ", (badge, style))
         panels.append(Panel(body, title=title, subtitle=subtitle))
     grid.add_row(*panels)

@@ -30,6 +30,7 @@ SUITES = {
     "stdio": "bench.stdio_bench",  # the stdio writer: coalesced, response after the drain, vs one write per message
     "stores": "bench.store_bench",  # RSS over 10,000 runs, the writer's spool, group commit under 50 asks
     "agents": "bench.agents_bench",  # coding-agent legs: losers stopped, leg overhead over the CLI directly
+    "startup": "bench.startup_bench",  # spawn to tools/list for each server vs a minimal MCP stdio server
     "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }
 DEFAULT_SUITES = [name for name in SUITES if name != "peers"]

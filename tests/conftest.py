@@ -30,6 +30,11 @@ def _isolated_user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    (home / "run").mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "run"))
+    # The CLI runs each command in its own process unless a test asks for the resident service
+    # (tests/test_resident.py): a test must not leave a detached service behind.
+    monkeypatch.setenv("LLMMIXER_RESIDENT", "0")
     (home / "work").mkdir()
     monkeypatch.chdir(home / "work")
 

@@ -152,10 +152,11 @@ def test_serve_runs_a_race_over_http_and_refuses_a_public_bind_without_a_token(e
     assert refused.returncode == 2 and "LLMMIXER_TOKEN" in refused.stderr
 
     port = free_port()
-    server = subprocess.Popen([LLMMIXER, "serve", "--port", str(port)], env=server_env(emu), cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([LLMMIXER, "serve", "--port", str(port)], env=server_env(emu, LLMMIXER_TOKEN="t0ken"),
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                           headers={"Authorization": "Bearer t0ken"}) as client:
             for _ in range(200):
                 try:
                     if client.get("/healthz").status_code == 200:

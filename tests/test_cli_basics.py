@@ -5,6 +5,7 @@ SQLite store after the processes that wrote it are gone."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,7 +141,10 @@ def test_serve_prints_its_url_and_starts_every_server_at_once(emu, tmp_path: Pat
     try:
         assert server.stdout is not None
         first = server.stdout.readline()
-        assert f"http://127.0.0.1:{port}" in first, first
+        # No LLMMIXER_TOKEN: the service made one, and the URL it prints carries it (visiting it sets the cookie).
+        url = re.search(rf"http://127\.0\.0\.1:{port}/\?token=(\S+)", first)
+        assert url, first
+        token = url.group(1)
         # Without any request, every server comes up and says so.
         states = {}
         while len(states) < 4:
@@ -150,7 +154,9 @@ def test_serve_prints_its_url_and_starts_every_server_at_once(emu, tmp_path: Pat
             states[name] = rest.split()[0]
         assert states == {"claude": "ready", "gpt": "ready", "gemini": "ready", "pty": "ready"}, states
         with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            listed = client.get("/api/servers", params={"wait": 0}).json()["servers"]
+            assert client.get("/api/servers", params={"wait": 0}).status_code == 401  # loopback needs it too
+            listed = client.get("/api/servers", params={"wait": 0},
+                                headers={"Authorization": f"Bearer {token}"}).json()["servers"]
         assert {s["name"]: s["status"] for s in listed} == states
     finally:
         server.terminate()

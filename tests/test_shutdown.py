@@ -54,10 +54,11 @@ async def test_sigterm_on_serve_stores_in_flight_runs_as_interrupted(emu: Any, t
     db = tmp_path / "events.db"
     port = free_port()
     server = subprocess.Popen([LLMMIXER, "serve", "--port", str(port), "--store", f"sqlite:///{db}"],
-                              env=server_env(emu), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              env=server_env(emu, LLMMIXER_TOKEN="t0ken"), cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     try:
-        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                      headers={"Authorization": "Bearer t0ken"}) as client:
             with anyio.fail_after(60):
                 while True:
                     try:

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from .mixer import MixOptions
     from .runs import Runs
 
-__all__ = ["AskOptions", "default_log_store", "public_result", "start_ask", "PUBLIC_KEYS"]
+__all__ = ["AskOptions", "default_log_store", "public_result", "start_ask", "resolve_choice", "request_body",
+           "PUBLIC_KEYS"]
 
 PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_partial", "latency_ms", "run_id",
                "conversation_id", "status", "error", "synthesis", "verdict", "recovery")
@@ -48,11 +49,12 @@ def public_result(final: dict[str, Any]) -> dict[str, Any]:
     return {k: final[k] for k in PUBLIC_KEYS if k in final}
 
 
-async def start_ask(runs: Runs, prompt: str, options: AskOptions) -> str:
-    """Start the ask ``options`` describe (resolving ``-c`` and ``-m``); returns the run id.
+async def resolve_choice(runs: Any, options: AskOptions) -> tuple[str | None, str | list[str] | None, dict[str, str]]:
+    """``(conversation_id, models, model_for)`` for ``-c``/``--cid``, ``--models``, ``-m`` and ``--model-for``.
 
     Raises:
-        LLMMixerError: ``invalid_input`` for an unknown model or server, ``not_found`` for an unknown conversation.
+        LLMMixerError: ``invalid_input`` for an unknown model or server, ``not_found`` when there is no conversation
+            to continue.
     """
     from ..servers.core.errors import NotFoundError
 
@@ -68,7 +70,42 @@ async def start_ask(runs: Runs, prompt: str, options: AskOptions) -> str:
         chosen = await resolve_model_ids(runs, options.model_ids)
         models = [source for source, _ in chosen]
         model_for.update(dict(chosen))
+    return conversation_id, models, model_for
+
+
+async def start_ask(runs: Runs, prompt: str, options: AskOptions) -> str:
+    """Start the ask ``options`` describe (resolving ``-c`` and ``-m``); returns the run id.
+
+    Raises:
+        LLMMixerError: ``invalid_input`` for an unknown model or server, ``not_found`` for an unknown conversation.
+    """
+    conversation_id, models, model_for = await resolve_choice(runs, options)
     return await runs.start_ask(prompt, models=models, mode=options.mode, system=options.system,
                                 model_for=model_for or None, response_schema=options.schema,
                                 conversation_id=conversation_id, reasoning=options.reasoning,
                                 images=options.images or None, options=options.mix)
+
+
+def request_body(prompt: str, options: AskOptions) -> dict[str, Any]:
+    """The ``POST /api/runs`` body for the same ask (the thin client's): image files are read here, as the
+    service may not see this filesystem the same way."""
+    mix = options.mix
+    body: dict[str, Any] = {
+        "prompt": prompt, "models": options.models, "mode": options.mode, "system": options.system,
+        "model_for": options.model_for or None, "model_ids": options.model_ids or None,
+        "response_schema": options.schema, "continue_latest": options.continue_latest or None,
+        "conversation_id": options.conversation_id, "reasoning": options.reasoning,
+        "aggregator": mix.aggregator if mix else None, "min_answers": mix.min_answers if mix else None,
+        "deadline_s": mix.deadline_s if mix else None,
+    }
+    if mix is not None and mix.rounds != 1:
+        body["rounds"] = mix.rounds
+    if options.images:
+        from ..servers.core.images import load
+
+        body["images"] = []
+        for image in options.images:
+            loaded = load(image)
+            body["images"].append({"url": loaded.url} if loaded.url else
+                                  {"data": loaded.data, "media_type": loaded.media_type})
+    return {key: value for key, value in body.items() if value is not None}

@@ -17,7 +17,11 @@ from .asking import AskOptions, default_log_store, public_result, start_ask
 from .modes import AGENT_MODES, DEFAULT_MODE, MODES, modes_help
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .remote import RemoteRuns
     from .runs import Runs
+    from .runtime import RuntimeInfo
 
 __all__ = ["app", "main"]
 
@@ -56,6 +60,8 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_print_ver
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="servers config (mcpServers JSON)")]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="event store: memory | sqlite:///path | redis://…")]
+StandaloneOpt = Annotated[bool, typer.Option(
+    "--standalone", help="run in this process, not on the resident service (also settings.resident = false)")]
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
@@ -128,9 +134,10 @@ def ask(
     data_only: Annotated[bool, typer.Option("--data", help="print only the typed answer (with --schema)")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
-    from .mixer import MixOptions
+    from .modes import MixOptions
 
     text = _read_prompt(prompt)
     if mode is not None and mode not in MODES:
@@ -148,6 +155,10 @@ def ask(
                          mix=MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers,
                                         deadline_s=deadline))
     output = "data" if data_only else ("json" if as_json else "live")
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        raise typer.Exit(_on_service(service, lambda runs, started: _remote_ask(runs, started, text, options, output),
+                                     config))
     code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
 
@@ -188,6 +199,10 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
     async with await _open_runs(config, store, logging_store=True) as runs:
         run_id = await start_ask(runs, prompt, options)
         final = await follow_ask(runs, run_id, live=output == "live")
+    return _report_ask(final, output)
+
+
+def _report_ask(final: dict[str, Any], output: str) -> int:
     if output == "json":
         typer.echo(json.dumps(public_result(final), ensure_ascii=False, indent=2))
     elif output == "data":
@@ -198,6 +213,63 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
     if final.get("interrupted"):
         return EXIT_INTERRUPTED
     return EXIT_OK if final.get("status") == "done" else EXIT_FAILED
+
+
+# -- the resident service ---------------------------------------------------------------------------------------------
+
+
+def _service(config: str | None, store: str | None, standalone: bool, *, start: bool) -> RuntimeInfo | None:
+    """The resident service this command runs on, or None for the in-process path (``--standalone``, a
+    ``--store`` of its own, ``settings.resident = false``, or a service that could not start)."""
+    if standalone or store:
+        return None
+    from .resident import connect
+
+    return connect(config, start=start)
+
+
+def _on_service(info: RuntimeInfo, work: Callable[[RemoteRuns, list[str]], Awaitable[int]],
+                config: str | None = None) -> int:
+    """Run ``work`` against the service; Ctrl-C cancels on the service every run it started. A service that left
+    between being found and being called (it was idle) is replaced once, by a new one."""
+    from ..servers.core.errors import ConnectionFailedError
+    from .remote import RemoteRuns, cancel_now
+    from .resident import connect
+
+    started: list[str] = []
+    service = info
+
+    async def go() -> int:
+        import anyio.to_thread
+
+        nonlocal service
+        for attempt in (1, 2):
+            try:
+                async with RemoteRuns(service) as runs:
+                    return await work(runs, started)
+            except ConnectionFailedError:
+                if started or attempt == 2:
+                    raise
+                replaced = await anyio.to_thread.run_sync(lambda: connect(config, start=True))
+                if replaced is None:
+                    raise
+                service = replaced
+        raise AssertionError("unreachable")
+
+    code = _run_async(go())
+    if code == EXIT_INTERRUPTED:
+        for run_id in started:
+            cancel_now(service, run_id)
+    return code
+
+
+async def _remote_ask(runs: RemoteRuns, started: list[str], prompt: str, options: AskOptions, output: str) -> int:
+    from .asking import request_body
+    from .live import follow_ask
+
+    run_id = await runs.start_ask(request_body(prompt, options))
+    started.append(run_id)
+    return _report_ask(await follow_ask(runs, run_id, live=output == "live"), output)
 
 
 @app.command()
@@ -229,14 +301,22 @@ def chat(
 
 
 @app.command()
-def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+           standalone: StandaloneOpt = False) -> None:
     """Every model server's models, their aliases and prices; the default of each server is marked."""
+    service = _service(config, None, standalone, start=False)
 
     async def go() -> int:
-        from .models import list_all_models
+        if service is not None:
+            from .remote import RemoteRuns
 
-        async with await _open_runs(config, "memory") as runs:
-            listings = await list_all_models(runs)
+            async with RemoteRuns(service) as remote:
+                listings = await remote.models()
+        else:
+            from .models import list_all_models
+
+            async with await _open_runs(config, "memory") as runs:
+                listings = await list_all_models(runs)
         if as_json:
             typer.echo(json.dumps({"servers": listings}, indent=2))
         else:
@@ -368,14 +448,21 @@ async def _agent(task: str, names: list[str], check: str, mode: str, timeout: fl
 
 
 @app.command()
-def servers(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def servers(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+            standalone: StandaloneOpt = False) -> None:
     """Each server: transport, status, tools, last latency."""
-    raise typer.Exit(_run_async(_servers(config, as_json)))
+    raise typer.Exit(_run_async(_servers(config, as_json, _service(config, None, standalone, start=False))))
 
 
-async def _servers(config: str | None, as_json: bool) -> int:
-    async with await _open_runs(config, "memory") as runs:
-        statuses = await runs.servers()
+async def _servers(config: str | None, as_json: bool, service: RuntimeInfo | None) -> int:
+    if service is not None:
+        from .remote import RemoteRuns
+
+        async with RemoteRuns(service) as remote:
+            statuses = await remote.servers()
+    else:
+        async with await _open_runs(config, "memory") as runs:
+            statuses = await runs.servers()
     if as_json:
         typer.echo(json.dumps(statuses, indent=2))
     else:
@@ -422,17 +509,65 @@ def emulators(ctx: typer.Context) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="bind address (non-loopback needs LLMMIXER_TOKEN)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8765,
+    port: Annotated[int, typer.Option(help="port (0: any free one)")] = 8765,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     allowed_host: Annotated[list[str] | None, typer.Option(
         "--allowed-host", help="another Host name to answer to (repeatable; also LLMMIXER_ALLOWED_HOSTS)")] = None,
+    status: Annotated[bool, typer.Option("--status", help="say whether a service runs for this config; exit 1 if "
+                                                          "none")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="stop the service running for this config")] = False,
+    idle_exit: Annotated[bool, typer.Option("--idle-exit", hidden=True,
+                                            help="stop after settings.idle_exit_s with no client and no run")] = False,
+    log: Annotated[str | None, typer.Option("--log", hidden=True, help="where this service logs (published)")
+                   ] = None,
 ) -> None:
-    """Serve the HTTP API, the SSE event stream and the live dashboard."""
+    """The resident service: HTTP API, SSE event stream and live dashboard; the CLI's commands run on it."""
+    if status or stop:
+        raise typer.Exit(_serve_control(config, stop=stop))
     from .serve import serve_web
 
     raise typer.Exit(serve_web(host=host, port=port, store_url=store, config_path=config,
-                               allowed_hosts=allowed_host or ()))
+                               allowed_hosts=allowed_host or (), idle_exit=idle_exit, log_path=log))
+
+
+def _serve_control(config: str | None, *, stop: bool) -> int:
+    from . import resident, runtime
+
+    info = runtime.read(runtime.config_identity(config))
+    if info is None:
+        typer.echo("no resident service runs for this config")
+        return EXIT_FAILED
+    if not stop:
+        typer.echo(f"running: {info.dashboard_url}\npid {info.pid}  config {info.config_path or '(built-in servers)'}"
+                   f"  log {info.log or '(its terminal)'}")
+        return EXIT_OK
+    if resident.stop(info):
+        typer.echo(f"stopped the service (pid {info.pid})")
+        return EXIT_OK
+    typer.echo(f"error: the service (pid {info.pid}) did not stop within {resident.STOP_TIMEOUT_S:.0f} s", err=True)
+    return EXIT_FAILED
+
+
+@app.command()
+def dashboard(
+    config: ConfigOpt = None,
+    no_open: Annotated[bool, typer.Option("--no-open", help="print the address only")] = False,
+) -> None:
+    """Open the live dashboard of the resident service (started if none runs for this config)."""
+    from .resident import connect
+
+    info = connect(config, start=True)
+    if info is None:
+        typer.echo("error: no resident service (settings.resident is false, or it could not start); "
+                   "run llmmixer serve", err=True)
+        raise typer.Exit(EXIT_FAILED)
+    typer.echo(info.dashboard_url)
+    if not no_open:
+        import webbrowser
+
+        webbrowser.open(info.dashboard_url)
+    raise typer.Exit(EXIT_OK)
 
 
 @app.command(context_settings=PASSTHROUGH, add_help_option=False)

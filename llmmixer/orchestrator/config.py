@@ -39,16 +39,14 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from ..servers.core.bounds import MAX_TIMEOUT_S, MAX_WAIT_S, bounded_seconds
 from ..servers.core.errors import InvalidInputError
 from ..servers.core.manifest import load_manifests, manifest_for, model_manifests
+from . import config_paths
+from .config_paths import SHARED_SETTINGS
 from .modes import DEFAULT_MODE, MODES
 
 __all__ = ["MODES", "ModeName", "ServerSpec", "ServerEntry", "Settings", "ConfigFile", "Config", "load_config",
            "default_servers", "model_sources", "passthrough_for"]
 
 DEFAULT_MAX_QUEUE = 256  # per server: calls waiting for a concurrency slot before runs are refused
-SHARED_SETTINGS = ("LLMMIXER_MAX_RETRIES", "LLMMIXER_TIMEOUT_S", "LLMMIXER_MAX_PROMPT_BYTES",
-                   # how every SDK's HTTP client reaches its vendor: a private CA, a proxy
-                   "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
-
 
 
 def _valid_mode(mode: str) -> str:
@@ -183,6 +181,11 @@ class Settings(_Strict):
     fast_retry_wait_s: WaitSeconds = Field(default=0.5, ge=0)
     # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
     cooldown_file: str | None = None
+    # The resident service (orchestrator/resident.py): the CLI uses a running `llmmixer serve` for this config, and
+    # starts one when there is none; false keeps every command in its own process. A service the CLI started exits
+    # after this many seconds with no client connected and no run in flight.
+    resident: bool = True
+    idle_exit_s: float = Field(default=600.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -286,15 +289,6 @@ def default_servers(python: str | None = None) -> dict[str, ServerSpec]:
             for m in load_manifests()}
 
 
-def _candidates(path: str | os.PathLike[str] | None) -> list[Path]:
-    path = path if path is not None else os.environ.get("LLMMIXER_CONFIG") or None
-    if path is not None:
-        return [Path(path).expanduser()]
-    import platformdirs
-
-    return [Path.cwd() / "llmmixer.json", Path(platformdirs.user_config_dir("llmmixer")) / "config.json"]
-
-
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """The configuration from ``path`` or the default locations; the built-in servers when there is no file.
 
@@ -309,8 +303,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         adapter_numbers()
     except EnvError as error:
         raise InvalidInputError(str(error)) from None
-    explicit = path is not None or bool(os.environ.get("LLMMIXER_CONFIG"))
-    for candidate in _candidates(path):
+    explicit = config_paths.explicit(path)
+    for candidate in config_paths.candidates(path):
         if candidate.is_file():
             return _parse(read_json(candidate, "config"), candidate)
         if explicit:

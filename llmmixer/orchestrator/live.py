@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
+    from .remote import RemoteRuns
     from .runs import Runs
 
 __all__ = ["follow_ask", "render_columns", "summary_line", "print_plain"]
@@ -131,7 +132,14 @@ def print_plain(final: dict[str, Any], out: Any = None, *, texts_shown: bool = F
     out.flush()
 
 
-async def follow_ask(runs: Runs, run_id: str, *, live: bool, console: Console | None = None) -> dict[str, Any]:
+async def _sources(runs: Runs | RemoteRuns, run_id: str) -> list[str]:
+    """The run's servers, in order, from the moment it starts (the panels' layout)."""
+    snapshot = await runs.snapshot(run_id)
+    return list(snapshot.get("models") or [leg["source"] for leg in snapshot.get("legs") or []])
+
+
+async def follow_ask(runs: Runs | RemoteRuns, run_id: str, *, live: bool, console: Console | None = None
+                     ) -> dict[str, Any]:
     """Show the run (when ``live``) and return its final snapshot. Ctrl-C cancels the run and keeps what it
     streamed: the returned snapshot then has ``"interrupted": True``, and (when ``live``) the view ends with every
     panel in full, each cancelled leg marked ``interrupted``, and a line saying what was cancelled and what it cost."""
@@ -148,7 +156,7 @@ async def follow_ask(runs: Runs, run_id: str, *, live: bool, console: Console | 
             if console.is_terminal:
                 final = await _follow_live(runs, run_id, console, ctrl_c)
             else:
-                final = await _follow_plain(runs, run_id, runs.sources(run_id))
+                final = await _follow_plain(runs, run_id, await _sources(runs, run_id))
     if not ctrl_c.pressed:
         return final
     final = {**final, "interrupted": True}
@@ -162,10 +170,10 @@ async def follow_ask(runs: Runs, run_id: str, *, live: bool, console: Console | 
     return final
 
 
-async def _follow_live(runs: Runs, run_id: str, console: Console, ctrl_c: Any) -> dict[str, Any]:
+async def _follow_live(runs: Runs | RemoteRuns, run_id: str, console: Console, ctrl_c: Any) -> dict[str, Any]:
     from rich.live import Live
 
-    sources = runs.sources(run_id)
+    sources = await _sources(runs, run_id)
     texts: dict[str, str] = {}
     statuses: dict[str, str] = {}
     max_lines = max(3, console.height - CHROME_LINES)
@@ -207,7 +215,7 @@ def _as_interrupted(leg: dict[str, Any]) -> dict[str, Any]:
     return {**leg, "status": "interrupted"} if leg.get("status") == "cancelled" else leg
 
 
-async def _follow_plain(runs: Runs, run_id: str, sources: list[str]) -> dict[str, Any]:
+async def _follow_plain(runs: Runs | RemoteRuns, run_id: str, sources: list[str]) -> dict[str, Any]:
     streamed = len(sources) == 1
     async for _source, text in runs.deltas(run_id):
         if streamed:

@@ -29,7 +29,7 @@ from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, S
 from ..servers.core.events import EventType
 from ..servers.core.results import result_payload
 from .cooldown import Cooldowns
-from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, strategy_name
+from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, MixOptions, strategy_name
 from .statuses import LegStatus
 from .pool import CallState, ServerPool
 
@@ -95,16 +95,6 @@ class Leg:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
-
-
-@dataclass
-class MixOptions:
-    """Options of the combining modes (see :mod:`.moa`)."""
-
-    aggregator: str | None = None  # the server that aggregates (synthesize) or judges (judge); default the first
-    rounds: int = 1  # mixture-of-agents layers
-    min_answers: int | None = None  # answers needed before aggregating; default min(2, proposers)
-    deadline_s: float | None = None  # stop waiting for proposers after this long
 
 
 @dataclass

@@ -10,9 +10,11 @@ here plus its strategy, the :class:`~llmmixer.orchestrator.mixer.Mixer` method n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..servers.core.errors import InvalidInputError
 
-__all__ = ["AGENT_MODES", "DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help",
+__all__ = ["MixOptions", "AGENT_MODES", "DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help",
            "strategy_name"]
 
 # mode -> what it does, for people (help text, tool descriptions, the dashboard). The first is the default.
@@ -61,3 +63,13 @@ def described_modes() -> str:
 def strategy_name(mode: str) -> str:
     """The name of the Mixer method that runs ``mode``."""
     return "_" + check_mode(mode).replace("-", "_")
+
+
+@dataclass
+class MixOptions:
+    """Options of the combining modes (see :mod:`.moa`); here, not in the mixer, so the CLI builds them cheaply."""
+
+    aggregator: str | None = None  # the server that aggregates (synthesize) or judges (judge); default the first
+    rounds: int = 1  # mixture-of-agents layers
+    min_answers: int | None = None  # answers needed before aggregating; default min(2, proposers)
+    deadline_s: float | None = None  # stop waiting for proposers after this long

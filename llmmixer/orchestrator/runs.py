@@ -114,7 +114,8 @@ class RunState:
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
             legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
-            return {**base, "status": "running", "mode": self.mode, "legs": legs,
+            return {**base, "status": "running", "mode": self.mode, "models": (self.record or {}).get("models"),
+                    "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
         return {**base, "status": "running", "legs": [{"source": "pty", "status": self.command_state}],
@@ -592,12 +593,6 @@ class Runs:
                 return
             await changed.wait()
 
-    def sources(self, run_id: str) -> list[str]:
-        """The legs a run held here was started with (its ``models``), else the configured default."""
-        state = self._runs.get(run_id)
-        models = (state.record or {}).get("models") if state is not None else None
-        return list(models or self.config.settings.models)
-
     async def cancel(self, run_id: str) -> dict[str, Any]:
         self.check_id(run_id)
         state = self._runs.get(run_id)
@@ -619,6 +614,10 @@ class Runs:
         """What is known of each server now, without waiting for any (``idle``, ``starting``, ``ready``, ``dead``)."""
         return [{**status.to_dict(), **self.mixer.cooldowns.describe(status.source)}
                 for status in self.pool.statuses()]
+
+    def in_flight(self) -> int:
+        """How many runs started here have not ended yet."""
+        return sum(1 for state in self._runs.values() if not state.finished.is_set())
 
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""

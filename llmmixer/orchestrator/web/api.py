@@ -76,6 +76,9 @@ class AskRequest(BaseModel):
     mode: ModeName | None = None
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
+    continue_latest: bool = Field(default=False, description="continue the newest conversation (llmmixer ask -c)")
+    model_ids: list[str] | None = Field(default=None, max_length=16,
+                                        description="model ids or aliases; each one's server is found (ask -m)")
     response_schema: dict[str, Any] | str | None = Field(
         default=None, description="a JSON Schema, or the concise form 'name, age int, bio: one sentence'")
     model_for: dict[str, str] | None = None
@@ -187,17 +190,22 @@ async def start_run(request: Request) -> Response:
     body: AskRequest = await _json_body(request, AskRequest)
     from ..mixer import MixOptions
 
+    from ..asking import AskOptions, resolve_choice
+
     runs = _runs(request)
     mix = MixOptions(aggregator=body.aggregator, rounds=body.rounds, min_answers=body.min_answers,
                      deadline_s=body.deadline_s)
+    conversation_id, models, model_for = await resolve_choice(runs, AskOptions(
+        models=body.models, model_for=body.model_for or {}, model_ids=body.model_ids or [],
+        continue_latest=body.continue_latest, conversation_id=body.conversation_id))
     extra: dict[str, Any] = {
-        "conversation_id": body.conversation_id, "model_for": body.model_for, "max_tokens": body.max_tokens,
+        "conversation_id": conversation_id, "model_for": model_for or None, "max_tokens": body.max_tokens,
         "temperature": body.temperature,
         "response_schema": None if body.response_schema is None else parse_schema(body.response_schema),
         "reasoning": body.reasoning,
         "images": [image.model_dump(exclude_none=True) for image in body.images] if body.images else None,
         "options": mix if mix != MixOptions() else None}
-    run_id = await runs.start_ask(prompt=body.prompt, models=body.models, mode=body.mode, system=body.system,
+    run_id = await runs.start_ask(prompt=body.prompt, models=models, mode=body.mode, system=body.system,
                                   **{k: v for k, v in extra.items() if v is not None})
     started = {"run_id": run_id}
     conversation_id = (await runs.snapshot(run_id)).get("conversation_id")
@@ -281,6 +289,13 @@ async def list_runs(request: Request) -> Response:
                                           conversation_id=params.get("conversation_id") or None)
     return JSONResponse({"runs": page, "offset": offset,
                          "next_offset": offset + len(page) if len(page) == limit else None})
+
+
+async def list_models(request: Request) -> Response:
+    """Every model server's models, aliases and prices (``llmmixer models``)."""
+    from ..models import list_all_models
+
+    return JSONResponse({"servers": await list_all_models(request.app.state.runs)})
 
 
 async def list_servers(request: Request) -> Response:
@@ -371,5 +386,6 @@ def routes() -> list[BaseRoute]:
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/servers", list_servers, methods=["GET"]),
+        Route("/api/models", list_models, methods=["GET"]),
         Route("/api/meta", get_meta, methods=["GET"]),
     ]

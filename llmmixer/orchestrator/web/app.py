@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from ..service import RunService
 from ..stores.base import EventStore
 from . import api, sse
+from .activity import Activity, ActivityMiddleware
 from .fanout import DEFAULT_MAX_QUEUE, EventHub
 from .security import DEFAULT_MAX_BODY, SecurityMiddleware, SecurityPolicy
 from .streams import StreamRegistry, StreamTrackingMiddleware
@@ -63,6 +64,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     extra_origins: Sequence[str] = (),
     allowed_hosts: Sequence[str] = (),
+    activity: Activity | None = None,
 ) -> Starlette:
     """Build the web app for a server bound to ``host``.
 
@@ -78,6 +80,7 @@ def create_app(
         extra_origins: browser origins allowed besides the server's own (e.g. a proxy's public URL).
         allowed_hosts: Host names answered besides loopback and, on a wildcard bind, the machine's own
             (``$LLMMIXER_ALLOWED_HOSTS`` adds more).
+        activity: counts the requests in flight (the resident service's idle exit reads it).
 
     Raises:
         BindRefused: ``host`` is not loopback and no token is set.
@@ -106,7 +109,8 @@ def create_app(
         Mount("/static", app=StaticFiles(directory=static_dir()), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=api.exception_handlers(),
-                    middleware=[Middleware(SecurityMiddleware, policy=policy),
+                    middleware=[*([Middleware(ActivityMiddleware, activity=activity)] if activity else []),
+                                Middleware(SecurityMiddleware, policy=policy),
                                 Middleware(StreamTrackingMiddleware, registry=streams)])
     app.state.runs = runs
     app.state.store = store

@@ -323,6 +323,10 @@ class BaseAdapter(abc.ABC):
     async def list_models(self) -> list[dict[str, Any]]:
         """``[{"id", "display_name"}]`` from the vendor's models endpoint. Raises only :class:`LLMMixerError`."""
 
+    async def loaded(self) -> BaseAdapter:
+        """This adapter (a :class:`~.lazy.LazyAdapter` imports and builds its adapter here)."""
+        return self
+
     async def aclose(self) -> None:
         """Release the SDK client (its connection pool); the next call opens a new one. Safe to call twice."""
 

@@ -31,11 +31,13 @@ from .messages import ChatMessage, ToolCall, ToolCallDelta, ToolChoice, ToolSpec
 from .capabilities import Reasoning
 from .images import ImageInput
 from .errors import InvalidInputError, LLMMixerError, UnexpectedError
+from .lazy import LazyAdapter
+from .manifest import ServerManifest
 from .results import error_result, ok_result
 from .transport import add_transport_arguments, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
-           "DEFAULT_MODEL_META", "package_version", "tool_error"]
+           "adapter_server", "DEFAULT_MODEL_META", "package_version", "tool_error"]
 
 log = logging.getLogger("llmmixer.mcp")
 
@@ -168,8 +170,24 @@ GENERATE_DESCRIPTION = (
 )
 
 
-def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
-    server = LLMMixerMCPServer(
+class AdapterMCPServer(LLMMixerMCPServer):
+    """An adapter's server: answering ``tools/list`` tells a lazily imported adapter to start loading."""
+
+    def __init__(self, adapter: BaseAdapter | LazyAdapter, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.adapter = adapter
+
+    async def list_tools(self) -> list[Tool]:
+        tools = await super().list_tools()
+        if isinstance(self.adapter, LazyAdapter):
+            self.adapter.want()
+        return tools
+
+
+def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServer:
+    """The MCP server of ``adapter``; with a :class:`LazyAdapter` it answers before the vendor SDK is imported."""
+    server = AdapterMCPServer(
+        adapter,
         name=f"llmmixer-{adapter.source}",
         instructions=f"{adapter.source} ({adapter.vendor}) through its official SDK. Tools: generate, list_models.",
         lifespan=lambda _server: adapter.serving(),
@@ -203,8 +221,9 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
         except ValueError as exc:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
         try:
+            live = await adapter.loaded()
             sent = 0
-            async with contextlib.aclosing(adapter.stream(request)) as stream:
+            async with contextlib.aclosing(live.stream(request)) as stream:
                 async for item in stream:
                     if isinstance(item, TextDelta):
                         sent += 1
@@ -222,25 +241,56 @@ def build_adapter_server(adapter: BaseAdapter) -> LLMMixerMCPServer:
     @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
         try:
-            return ok_result({"models": await adapter.list_models(), "default_model": default_model})
+            live = await adapter.loaded()
+            return ok_result({"models": await live.list_models(), "default_model": default_model})
         except LLMMixerError as error:
             return error_result(error)
 
     return server
 
 
-def adapter_main(adapter_cls: type[BaseAdapter], argv: Sequence[str] | None = None) -> None:
-    """The console script of one adapter server: transport flags, adapter flags, vendor flags."""
+AdapterRef = type[BaseAdapter] | str
+
+
+def adapter_server(adapter: AdapterRef, argv: Sequence[str] | None = None, *,
+                   manifest: ServerManifest | None = None,
+                   add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                   ) -> tuple[LLMMixerMCPServer, argparse.Namespace]:
+    """One adapter server from its command line: transport flags, adapter flags, vendor flags.
+
+    ``adapter`` is the adapter class, or ``"module:Class"`` with the package's ``manifest`` (and the vendor's flags
+    as ``add_arguments``): then the class and its SDK are imported only once the server is answering (see
+    :mod:`.lazy`).
+    """
+    if isinstance(adapter, str):
+        if manifest is None:
+            raise TypeError("adapter_server('module:Class') needs the package's manifest")
+        source, vendor, key_var = manifest.name, manifest.vendor or manifest.name, (manifest.key_vars or ("",))[0]
+    else:
+        source, vendor, key_var = adapter.source, adapter.vendor, adapter.key_env_vars[0]
+        add_arguments = add_arguments or adapter.add_arguments
     parser = argparse.ArgumentParser(
-        prog=f"llmmixer-{adapter_cls.source}",
-        description=f"LLMMixer {adapter_cls.source} adapter as an MCP server ({adapter_cls.vendor} official SDK). "
-                    f"Key: ${adapter_cls.key_env_vars[0]}.",
+        prog=f"llmmixer-{source}",
+        description=f"LLMMixer {source} adapter as an MCP server ({vendor} official SDK). Key: ${key_var}.",
     )
     add_transport_arguments(parser)
     AdapterSettings.add_arguments(parser)
-    adapter_cls.add_arguments(parser)
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(None if argv is None else list(argv))
+    settings = AdapterSettings.from_args(args)
+    if isinstance(adapter, str):
+        assert manifest is not None
+        return build_adapter_server(LazyAdapter(manifest, adapter, settings, args)), args
+    built = adapter(settings)
+    built.configure(args)
+    return build_adapter_server(built), args
+
+
+def adapter_main(adapter: AdapterRef, argv: Sequence[str] | None = None, *,
+                 manifest: ServerManifest | None = None,
+                 add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """The console script of one adapter server (see :func:`adapter_server` for ``adapter``)."""
+    server, args = adapter_server(adapter, argv, manifest=manifest, add_arguments=add_arguments)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    adapter = adapter_cls(AdapterSettings.from_args(args))
-    adapter.configure(args)
-    serve(build_adapter_server(adapter), args)
+    serve(server, args)

@@ -20,7 +20,7 @@ import argparse
 import os
 import re
 from collections.abc import AsyncGenerator
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
@@ -43,12 +43,10 @@ from .conversation import (ChatToolCalls, arguments_of, chat_messages, image_par
                            tool_choice_payload, tools_payload)
 from .capabilities import TABLE, effort
 from .errors import VENDOR, from_error_object, map_vendor_errors
+from .options import API_STYLES, ENV_API_STYLE, ApiStyle, add_arguments, api_style as parse_api_style
 
 __all__ = ["GPTAdapter", "API_STYLES", "ENV_API_STYLE"]
 
-ApiStyle = Literal["responses", "chat"]
-API_STYLES: tuple[ApiStyle, ...] = ("responses", "chat")
-ENV_API_STYLE = "OPENAI_API_STYLE"
 
 # Model families the models endpoint lists that cannot answer a text prompt.
 _NOT_TEXT_MODELS = re.compile(
@@ -57,13 +55,6 @@ _NOT_TEXT_MODELS = re.compile(
 _SCHEMA_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _CHAT_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                       "function_call": "tool_use"}
-
-
-def _api_style(value: str) -> ApiStyle:
-    style = value.strip().lower()
-    if style not in API_STYLES:
-        raise ValueError(f"{ENV_API_STYLE} / --api must be one of {', '.join(API_STYLES)}, not {value!r}")
-    return style
 
 
 def _schema_name(schema: dict[str, Any]) -> str:
@@ -83,18 +74,15 @@ class GPTAdapter(BaseAdapter):
 
     def __init__(self, settings: AdapterSettings | None = None, *, api_style: str | None = None) -> None:
         super().__init__(settings)
-        self.api_style = _api_style(api_style or os.environ.get(ENV_API_STYLE) or "responses")
+        self.api_style = parse_api_style(api_style or os.environ.get(ENV_API_STYLE) or "responses")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("openai")
-        group.add_argument("--api", choices=API_STYLES, default=None,
-                           help=f"responses (default) or chat, for OpenAI-compatible local servers "
-                                f"(env {ENV_API_STYLE})")
+        add_arguments(parser)
 
     def configure(self, args: argparse.Namespace) -> None:
         if getattr(args, "api", None):
-            self.api_style = _api_style(args.api)
+            self.api_style = parse_api_style(args.api)
         self.warm_up()
 
     def warm_up(self) -> None:

@@ -39,11 +39,17 @@ from .secrets import EnvPolicy
 from .keyboard import KEYS, TypedLine
 from .output import OutputBuffer
 from .run import ProcessGroups, RunResult, run_command, shell_argv
-from .screen import VirtualScreen
 from .sessions import AutoRespond, Session, SessionView, ShellContext
 from .waiting import Waiting
 
 __all__ = ["Limits", "PtyRunner", "SendPlan", "SIGNALS", "RunResult"]
+
+
+def _virtual_screen(cols: int, rows: int) -> Any:
+    """A session's rendered terminal; pyte is imported by the first session that asks for one."""
+    from .screen import VirtualScreen
+
+    return VirtualScreen(cols, rows)
 
 log = logging.getLogger("llmmixer.pty.runner")
 
@@ -258,7 +264,7 @@ class PtyRunner:
         session = Session(id=uuid.uuid4().hex[:12], command=command, cwd=path, child=child,
                           buffer=OutputBuffer(self.limits.output_limit), cols=cols, rows=rows,
                           auto_respond=rules, quiet_s=self.limits.quiet_s, redact=(stream.feed, stream.flush),
-                          screen=VirtualScreen(cols, rows) if screen and child.backend == "pty" else None)
+                          screen=_virtual_screen(cols, rows) if screen and child.backend == "pty" else None)
         self.sessions[session.id] = session
         self._prepared[session.id] = prepared
         if prepared.control is not None:

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -22,9 +22,11 @@ from ..core.events import Event
 from .backend import BackendName, ChildProcess
 from .keyboard import LineTracker
 from .output import OutputBuffer, decode, plain_text
-from .screen import VirtualScreen
 from .shell_commands import SHELLS
 from .waiting import Waiting, decide, kernel_state, process_state, scan_processes
+
+if TYPE_CHECKING:
+    from .screen import VirtualScreen  # pyte: imported by the first session that keeps a screen
 
 __all__ = ["AutoRespond", "Session", "SessionView", "ShellContext"]
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-import bashlex
-import bashlex.ast
-import bashlex.errors
+if TYPE_CHECKING:
+    import bashlex
+    import bashlex.ast
+    import bashlex.errors
 
 __all__ = ["Word", "SimpleCommand", "Analysis", "analyze", "SHELLS", "is_comment_only"]
 
@@ -88,8 +89,18 @@ def is_comment_only(source: str) -> bool:
     return all(not line.strip() or line.lstrip().startswith("#") for line in source.splitlines())
 
 
+def _load_parser() -> None:
+    """Bind the module name ``bashlex`` on first use: its parser tables cost a server's start-up more than half a
+    second, and a server that never checks a command against a rule never needs them."""
+    global bashlex
+    import bashlex.ast
+    import bashlex.errors  # noqa: F401 - bound as bashlex.errors
+
+
 def analyze(source: str) -> Analysis:
     """All simple commands of ``source`` (a bash command line or script). Never raises."""
+    if "bashlex" not in globals():
+        _load_parser()
     analysis = Analysis()
     _Walker(analysis).source(source, via=(), depth=0, candidate=False, top=True)
     return analysis

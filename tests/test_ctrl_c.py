@@ -28,7 +28,7 @@ def test_ctrl_c_in_ask_keeps_the_text_and_says_what_it_cost(tmp_path: Path, emu:
         emu.set_behaviour(vendor, **SLOW)
     with _term(tmp_path, emu) as term:
         term.run([LLMMIXER, "ask", "count", "--models", "claude,gpt", "--mode", "all"])
-        term.wait_for("w012")
+        term.wait_for("w012", after=1)  # both legs are streaming
         term.keys("C-c")
         code, screen = term.wait_exit()
     assert code == 130

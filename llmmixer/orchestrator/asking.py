@@ -68,8 +68,12 @@ async def resolve_choice(runs: Any, options: AskOptions) -> tuple[str | None, st
         from .models import resolve_model_ids
 
         chosen = await resolve_model_ids(runs, options.model_ids)
-        models = [source for source, _ in chosen]
-        model_for.update(dict(chosen))
+        servers = [source for source, _ in chosen]
+        if len(set(servers)) == len(servers):
+            models = servers
+            model_for.update(dict(chosen))
+        else:  # two models of one server: a leg each, named SERVER:MODEL (legs.py)
+            models = [f"{source}:{model}" for source, model in chosen]
     return conversation_id, models, model_for
 
 

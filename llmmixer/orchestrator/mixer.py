@@ -29,6 +29,7 @@ from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, S
 from ..servers.core.events import EventType
 from ..servers.core.results import result_payload
 from .cooldown import Cooldowns
+from .legs import parse_leg, server_of
 from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, MixOptions, strategy_name
 from .statuses import LegStatus
 from .pool import CallState, ServerPool
@@ -200,9 +201,13 @@ class Mixer:
         strategy = getattr(self, strategy_name(mode))  # raises InvalidInputError for a mode that is not one
         if not sources:
             raise InvalidInputError("no models to ask")
-        await self.pool.prepare(sources)
+        await self.pool.prepare([server_of(source) for source in sources])
         models = {**self.model_for, **(model_for or {})}
-        legs = [Leg(source=source, requested_model=models.get(source)) for source in sources]
+        legs = []
+        for source in sources:  # a leg name: a server, SERVER:MODEL, or either with #N (see legs.py)
+            server, model = parse_leg(source)
+            legs.append(Leg(source=source, server=server if server != source else None,
+                            requested_model=model or models.get(source) or models.get(server)))
         started = time.perf_counter()
         if result is None:
             result = MixResult(mode=mode, legs=legs)

@@ -90,7 +90,7 @@ async def resolve_model_ids(runs: Runs, wanted: list[str]) -> list[tuple[str, st
     """``[(source, model id)]`` for model ids or aliases, each on the server that lists it.
 
     Raises:
-        InvalidInputError: a model no server lists, or two models on one server (a run has one leg per server).
+        InvalidInputError: a model no server lists.
     """
     listings = await list_all_models(runs)
     chosen: list[tuple[str, str]] = []
@@ -106,9 +106,5 @@ async def resolve_model_ids(runs: Runs, wanted: list[str]) -> list[tuple[str, st
             failed = [listing["source"] for listing in listings if listing["error"]]
             hint = f" ({', '.join(failed)} could not list models)" if failed else ""
             raise InvalidInputError(f"unknown model {name!r}{hint}; `llmmixer models` lists them, e.g. {known}")
-        source, model = hits[0]
-        if any(source == s for s, _ in chosen):
-            raise InvalidInputError(f"-m {name}: {source} already runs {dict(chosen)[source]} in this run; one model "
-                                    "per server")
-        chosen.append((source, model))
+        chosen.append(hits[0])
     return chosen

@@ -48,6 +48,7 @@ from . import history, run_record, timeline
 from .config import Config
 from .cooldown import Cooldowns, default_path
 from .mixer import MixOptions, MixResult, Mixer
+from .legs import name_legs, parse_leg, server_of
 from .modes import check_mode
 from .pool import Admission, ServerPool
 from .statuses import RunStatus
@@ -237,11 +238,12 @@ class Runs:
             return chosen
         if isinstance(models, str):
             models = [m.strip() for m in models.split(",") if m.strip()]
-        unknown = [m for m in models if m not in available]
+        specs = [parse_leg(m) for m in models]
+        unknown = [m for m, (server, _) in zip(models, specs) if server not in available]
         if unknown:
             raise InvalidInputError(f"unknown model server(s) {', '.join(unknown)}; available: "
-                                    f"{', '.join(available)}")
-        return list(models)
+                                    f"{', '.join(available)} (a server may be written SERVER:MODEL, e.g. gpt:gpt-5)")
+        return name_legs(specs)  # one server twice: legs told apart (gpt:gpt-5, gpt:gpt-5-mini; claude#1, claude#2)
 
     async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
                         system: str | None = None, *, max_tokens: int | None = None,
@@ -267,7 +269,7 @@ class Runs:
         portable_images = _portable_images(images)
         thread, system = await self._thread(conversation_id, system)
         self._check_store()
-        admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
+        admission = self.pool.admit([server_of(source) for source in sources])  # RateLimitError (HTTP 429) when a server's queue is full
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
                            ("response_schema", response_schema), ("reasoning", reasoning),

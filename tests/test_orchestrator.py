@@ -1,4 +1,7 @@
-"""End to end: Runs → MCP (stdio) → adapter servers → official SDKs → emulators.
+"""End to end: Runs → MCP → adapter servers → official SDKs → emulators.
+
+The servers run in process (``"transport": "inprocess"``: the same MCP messages over the SDK's in-memory streams),
+except where a test needs their processes (killing one); those are marked ``e2e``.
 
 Win and cancel times come from the orchestrator's own events (their ``ts``) and the emulators' records of when
 each client hung up, both wall-clock on this machine.
@@ -24,8 +27,8 @@ VENDOR = {"claude": "anthropic", "gpt": "openai", "gemini": "gemini"}
 CLOSE_BOUND_S = 0.050
 
 
-def config(**settings: Any) -> Config:
-    return Config(servers=default_servers(), settings=Settings(**settings))
+def config(*, processes: bool = False, **settings: Any) -> Config:
+    return Config(servers=default_servers(inprocess=not processes), settings=Settings(**settings))
 
 
 async def ask(runs: Runs, prompt: str = "hello", **kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
@@ -171,9 +174,10 @@ async def test_fallback_moves_on_for_availability_errors_only(emu, monkeypatch):
         assert result["legs"][0]["error"]["kind"] == "bad_request"
 
 
+@pytest.mark.e2e
 async def test_an_adapter_killed_mid_call_is_a_connection_error_and_the_next_call_works(emu):
     emu.set_behaviour("anthropic", ttft_ms=5000)
-    async with Runs(config(), open_store("memory")) as runs:
+    async with Runs(config(processes=True), open_store("memory")) as runs:
         await runs.pool.check()
         run_id = await runs.start_ask("hi", models="claude")
         with anyio.fail_after(10):

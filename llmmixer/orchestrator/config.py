@@ -31,7 +31,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema,
                       field_validator, model_validator)
@@ -104,10 +104,13 @@ class ServerSpec:
     max_queue: int = DEFAULT_MAX_QUEUE
     # Environment variables passed through from the orchestrator's own environment (names only).
     passthrough: tuple[str, ...] = ()
+    # The registered server's object in this process, over the MCP SDK's in-memory streams (``args`` are its
+    # flags; see ``ServerEntry.transport``).
+    inprocess: bool = False
 
     @property
     def transport(self) -> str:
-        return "streamable-http" if self.url else "stdio"
+        return "inprocess" if self.inprocess else "streamable-http" if self.url else "stdio"
 
     def child_env(self, environ: dict[str, str] | None = None) -> dict[str, str]:
         """The launched server's extra environment: its own keys and settings, nothing of the other vendors."""
@@ -143,22 +146,39 @@ class ServerEntry(_Strict):
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     type: str | None = None  # Claude Code writes "stdio" / "http"; the transport follows command/url either way
+    # "inprocess": the registered server this entry plays (its name, or ``source``) runs inside the orchestrator,
+    # connected through the MCP SDK's in-memory streams; ``args`` are its flags, ``command`` (what stdio would
+    # launch) is not run. The same protocol, cancellation and errors; no process of its own.
+    transport: Literal["stdio", "streamable-http", "inprocess"] | None = None
     source: str | None = None
     max_concurrency: int = Field(default=64, ge=1, strict=True, alias="maxConcurrency")
     max_queue: int = Field(default=DEFAULT_MAX_QUEUE, ge=0, strict=True, alias="maxQueue")
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerEntry:
+        if self.transport == "inprocess":
+            if self.url:
+                raise ValueError("an inprocess server has no 'url' (it runs inside the orchestrator)")
+            if self.env:
+                raise ValueError("an inprocess server reads the orchestrator's own environment, so it takes no "
+                                 "'env'; set the variables for llmmixer itself, or use \"transport\": \"stdio\"")
+            return self
         if bool(self.url) == bool(self.command):
             raise ValueError("needs exactly one of 'command' or 'url'")
+        if self.transport is not None and self.transport != ("streamable-http" if self.url else "stdio"):
+            raise ValueError(f"transport {self.transport!r} does not match {'url' if self.url else 'command'}")
         return self
 
     def spec(self, name: str) -> ServerSpec:
         source = self.source or name
+        if self.transport == "inprocess" and manifest_for(source) is None:
+            known = ", ".join(m.name for m in load_manifests())
+            raise InvalidInputError(f"mcpServers.{name}: an inprocess server must play a registered server "
+                                    f"(its name or 'source': {known})")
         return ServerSpec(name=name, source=source, command=self.command, args=list(self.args), env=dict(self.env),
                           url=self.url, headers=dict(self.headers), max_concurrency=self.max_concurrency,
-                          max_queue=self.max_queue,
-                          passthrough=passthrough_for(source))
+                          max_queue=self.max_queue, passthrough=passthrough_for(source),
+                          inprocess=self.transport == "inprocess")
 
 
 class Settings(_Strict):
@@ -281,9 +301,13 @@ class Config:
         return [s.source for s in self.servers.values() if s.source not in runners]
 
 
-def default_servers(python: str | None = None) -> dict[str, ServerSpec]:
-    """Every registered server, launched over stdio with ``python -m`` (works inside any venv)."""
+def default_servers(python: str | None = None, *, inprocess: bool = False) -> dict[str, ServerSpec]:
+    """Every registered server, launched over stdio with ``python -m`` (works inside any venv); with
+    ``inprocess``, each runs inside this process instead (see ``ServerEntry.transport``)."""
     python = python or sys.executable
+    if inprocess:
+        return {m.name: ServerSpec(name=m.name, source=m.name, passthrough=m.passthrough, inprocess=True)
+                for m in load_manifests()}
     return {m.name: ServerSpec(name=m.name, source=m.name, command=python, args=["-m", m.module],
                                passthrough=m.passthrough)
             for m in load_manifests()}

@@ -92,6 +92,10 @@ class _Connection:
         from mcp import StdioServerParameters
 
         spec = self.spec
+        if spec.inprocess:
+            from .inprocess import build_inprocess_server
+
+            return build_inprocess_server(spec)
         if spec.url:
             if not spec.headers:
                 return spec.url

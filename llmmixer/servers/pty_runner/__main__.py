@@ -20,8 +20,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from ..core.errors import LLMMixerError
+from ..core.errors import InvalidInputError, LLMMixerError
 from ..core.transport import add_transport_arguments, serve
 from .backend import BACKEND_ENV, resolve_backend
 from .policy import POLICY_ENV, Policy
@@ -32,7 +33,10 @@ from .secrets import EnvPolicy
 REEXEC_ENV = "LLMMIXER_PTY_ENV_FD"  # set in the re-executed server: the fd its original environment comes from
 _SERVER_ENV = ("PYTHON*", "VIRTUAL_ENV", "XDG_*", "LLMMIXER_PTY_*")
 
-__all__ = ["main", "build_parser"]
+if TYPE_CHECKING:
+    from ..core.mcp import LLMMixerMCPServer
+
+__all__ = ["main", "build_parser", "build_server"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,29 +119,58 @@ def _restore_environment() -> bool:
     return True
 
 
+def _build(args: argparse.Namespace, *, reexec: bool) -> tuple[PtyRunner, LLMMixerMCPServer]:
+    """The runner and its server from parsed flags; ``reexec``: with the sandbox off, re-execute scrubbed first.
+
+    Raises:
+        LLMMixerError, ValueError: a policy, backend or limit that cannot be used.
+    """
+    env_policy = EnvPolicy(pass_env=_names(args.pass_env), never=_names(args.secret_env))
+    policy = Policy.load(args.policy) if args.policy else Policy.permissive()
+    backend = resolve_backend(args.backend)
+    mode = args.sandbox or os.environ.get(SANDBOX_ENV) or policy.sandbox.mode
+    enabled, _ = resolve_sandbox(mode)
+    if not enabled and reexec:
+        _reexec_scrubbed(EnvPolicy(pass_env=(*env_policy.pass_env, *policy.sandbox.pass_env),
+                                   never=env_policy.never))
+    if args.max_output_bytes <= 0 or args.max_sessions <= 0:
+        raise ValueError("--max-output-bytes and --max-sessions must be positive")
+    limits = Limits(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
+                    output_limit=args.max_output_bytes, stream_limit=args.max_output_bytes)
+    from .server import build_pty_server  # after the re-exec: the MCP SDK is most of the start-up time
+
+    runner = PtyRunner(backend=backend, limits=limits, env_policy=env_policy, cwd=args.cwd, sandbox=mode,
+                       protect=(*args.protect, *_llmmixer_configs()))
+    return runner, build_pty_server(runner, policy)
+
+
+def build_server(argv: Sequence[str] | None = None) -> LLMMixerMCPServer:
+    """The server ``main`` serves, for the in-process transport (transport flags are ignored; its lifespan kills
+    every child when the session ends).
+
+    Raises:
+        InvalidInputError: a flag value, policy or backend that cannot be used.
+    """
+    args = build_parser().parse_args([] if argv is None else list(argv))
+    try:
+        runner, server = _build(args, reexec=False)
+    except ValueError as error:
+        raise InvalidInputError(f"llmmixer-pty: {error}") from None
+    if not runner.containment.enabled:
+        # Out of its sandbox a child could read the host's environment (keys included) through /proc; a process
+        # of its own re-executes scrubbed first (see the module docstring), an in-process runner cannot.
+        raise InvalidInputError("llmmixer-pty runs in process only inside its sandbox (bubblewrap), which is off "
+                                "or unavailable here; use \"transport\": \"stdio\"")
+    return server
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     reexecuted = _restore_environment()
     args = build_parser().parse_args(None if argv is None else list(argv))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    env_policy = EnvPolicy(pass_env=_names(args.pass_env), never=_names(args.secret_env))
     try:
-        policy = Policy.load(args.policy) if args.policy else Policy.permissive()
-        backend = resolve_backend(args.backend)
-        mode = args.sandbox or os.environ.get(SANDBOX_ENV) or policy.sandbox.mode
-        enabled, _ = resolve_sandbox(mode)
-        if not enabled and argv is None and not reexecuted and not sys.flags.interactive:
-            _reexec_scrubbed(EnvPolicy(pass_env=(*env_policy.pass_env, *policy.sandbox.pass_env),
-                                       never=env_policy.never))
-        if args.max_output_bytes <= 0 or args.max_sessions <= 0:
-            raise ValueError("--max-output-bytes and --max-sessions must be positive")
-        limits = Limits(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
-                        output_limit=args.max_output_bytes, stream_limit=args.max_output_bytes)
-        from .server import build_pty_server  # after the re-exec: the MCP SDK is most of the start-up time
-
-        runner = PtyRunner(backend=backend, limits=limits, env_policy=env_policy, cwd=args.cwd, sandbox=mode,
-                           protect=(*args.protect, *_llmmixer_configs()))
-        server = build_pty_server(runner, policy)
+        runner, server = _build(args, reexec=argv is None and not reexecuted and not sys.flags.interactive)
     except (LLMMixerError, ValueError) as error:
         sys.stderr.write(f"llmmixer-pty: {getattr(error, 'message', error)}\n")
         return 2

@@ -32,18 +32,23 @@ async def run_demo(prompt: str, mode: str, as_json: bool, seed: int | None = Non
     from .stores import open_store
 
     with EmulatorServer(seed=seed) as emulator:
-        for vendor, behaviour in profile_behaviours("realistic", [m.emulator.name for m in _emulated()
-                                                                  if m.emulator is not None]).items():
-            emulator.set_behaviour(vendor, **behaviour.model_dump())
         # The adapters read their base URLs and keys from the environment the orchestrator passes them.
         os.environ.update({**emulator.env, **{m.key_vars[0]: "demo" for m in _emulated()}})
         config = Config(servers=default_servers())
+        names = [m.name for m in _emulated()]
         async with Runs(config, open_store("memory")) as runs:
             if not as_json:
-                names = ", ".join(m.name for m in _emulated())
-                print(f"Emulated vendors on {emulator.root}, each with its own latency profile; "
-                      f"racing {names} ({mode})…\n")
-            run_id = await runs.start_ask(prompt, models=[m.name for m in _emulated()], mode=mode)
+                print(f"Starting {', '.join(names)} against emulated vendors on {emulator.root}…")
+            # One instant call each first (the servers load their SDKs on their first call): the race then
+            # measures the vendors' profiles, not which SDK imports fastest.
+            await runs.wait(await runs.start_ask("warm-up", models=names, mode="all"), 120)
+            emulator.reset()
+            for vendor, behaviour in profile_behaviours("realistic", [m.emulator.name for m in _emulated()
+                                                                      if m.emulator is not None]).items():
+                emulator.set_behaviour(vendor, **behaviour.model_dump())
+            if not as_json:
+                print(f"Racing {', '.join(names)} ({mode}), each vendor with its own latency profile…\n")
+            run_id = await runs.start_ask(prompt, models=names, mode=mode)
             final = await follow_ask(runs, run_id, live=not as_json)
             await runs.flush()
             events = await runs.store.read_after(None, 100_000, run=run_id)

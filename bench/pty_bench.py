@@ -12,8 +12,11 @@ runner's own cost: PTY or pipe plumbing, the read loop, the bounded buffer.
   echo on PTY; cat's copy on pipes), p50 and p95, vs the same round trip written straight to a ptyprocess child.
 
 - sandbox: the cost of bubblewrap, side by side in one run: the time from ``run("true")`` to its result with the
-  sandbox on vs off (median of interleaved runs; goal: at most 30 ms added), and the PTY backend's throughput on
-  vs off (goal: at least 0.9x). Skipped, with a row saying why, where bubblewrap does not work.
+  sandbox on vs off (median of interleaved runs; goal: at most 30 ms added), with a policy that puts guards in the
+  sandbox (``deny rm``, ``ask git push``), on a quiet machine and under load (one busy process per core, started
+  and stopped by the bench); and the PTY backend's throughput with the sandbox vs a bare ptyprocess reading the same
+  100 MB (goal: at least 0.9x), and vs the runner without the sandbox. Skipped, with a row saying why, where
+  bubblewrap does not work.
 
 ``python -m bench.pty_bench [--quick]`` prints the rows; ``python -m bench --only pty`` puts them in the table.
 """
@@ -21,10 +24,14 @@ runner's own cost: PTY or pipe plumbing, the read loop, the bounded buffer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -174,32 +181,83 @@ async def startup_ms(runner: PtyRunner) -> float:
     return elapsed
 
 
+GUARDED_POLICY = """
+[policy]
+deny = ["rm"]
+ask = ["git push"]
+
+[sandbox]
+mode = "on"
+"""
+
+
+def guarded_runner(directory: str) -> PtyRunner:
+    from llmmixer.servers.pty_runner.policy import Policy
+
+    runner = PtyRunner(backend="pty", sandbox="on", cwd=directory)
+    path = os.path.join(directory, "policy.toml")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(GUARDED_POLICY)
+    runner.containment.use_policy(Policy.load(path))
+    return runner
+
+
+@contextlib.contextmanager
+def cpu_load(busy: int) -> Iterator[None]:
+    """``busy`` processes spinning on the CPU for the duration (the machine "under load")."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+async def startup_pair(on: PtyRunner, off: PtyRunner, samples: int) -> tuple[float, float]:
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(samples):
+        times["on"].append(await startup_ms(on))
+        times["off"].append(await startup_ms(off))
+    return statistics.median(times["on"]), statistics.median(times["off"])
+
+
 async def sandbox_rows(quick: bool) -> list[dict[str, Any]]:
     from llmmixer.servers.pty_runner.sandbox import probe
 
     reason = probe()
     if reason is not None:
         return [row("pty: sandbox cost", None, None, "<= +30 ms, >= 0.9x", passed=None, note=f"skipped: {reason}")]
-    on, off = PtyRunner(backend="pty", sandbox="on"), PtyRunner(backend="pty", sandbox="off")
-    await startup_ms(on)  # warm: the first sandboxed run builds nothing without a policy, but pays the probe
     samples = 15 if quick else 50
-    times: dict[str, list[float]] = {"on": [], "off": []}
-    for _ in range(samples):
-        times["on"].append(await startup_ms(on))
-        times["off"].append(await startup_ms(off))
-    start_on, start_off = statistics.median(times["on"]), statistics.median(times["off"])
+    note = f"{NOTE}; medians of interleaved runs, same runner options"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="llmmixer-bench-") as directory:
+        off = PtyRunner(backend="pty", sandbox="off", cwd=directory)
+        for label, on in (("no policy", PtyRunner(backend="pty", sandbox="on", cwd=directory)),
+                          ("guards for deny rm, ask git push", guarded_runner(directory))):
+            await startup_ms(on)  # warm: the probe, and the guards built once
+            for load, busy in (("quiet", 0), ("under load", os.cpu_count() or 1)):
+                with cpu_load(busy):
+                    start_on, start_off = await startup_pair(on, off, samples)
+                rows.append(row(f"pty: run('true') to its result, sandbox ({label}) on vs off, {load} "
+                                f"({samples} runs each)", start_on, start_off, "<= +30 ms", unit="ms",
+                                passed=start_on - start_off <= 30,
+                                note=f"{note}; added {start_on - start_off:.1f} ms"
+                                     + (f"; {busy} busy processes" if busy else "")))
     size = 10 * MB if quick else 100 * MB
-    rates: dict[str, list[float]] = {"on": [], "off": []}
+    rates: dict[str, list[float]] = {"on": [], "off": [], "raw_pty": []}
     for _ in range(3 if quick else 5):
+        rates["raw_pty"].append(size / MB / await anyio.to_thread.run_sync(raw_pty_seconds, size))
         for mode in ("on", "off"):
             rates[mode].append(size / MB / await runner_seconds("pty", size, sandbox=mode))
-    rate_on, rate_off = statistics.median(rates["on"]), statistics.median(rates["off"])
-    note = f"{NOTE}; medians of interleaved runs, same runner options"
+    rate = {name: statistics.median(values) for name, values in rates.items()}
     return [
-        row(f"pty: run('true') to its result, sandbox on vs off ({samples} runs each)", start_on, start_off,
-            "<= +30 ms", unit="ms", passed=start_on - start_off <= 30, note=f"{note}; added {start_on - start_off:.1f} ms"),
-        row(f"pty: read {size // MB} MB through the PTY backend, sandbox on vs off", rate_on, rate_off, ">= 0.9x",
-            unit="MB/s", passed=rate_on >= 0.9 * rate_off, note=note),
+        *rows,
+        row(f"pty: read {size // MB} MB through the PTY backend with the sandbox vs a raw ptyprocess", rate["on"],
+            rate["raw_pty"], ">= 0.9x", unit="MB/s", passed=rate["on"] >= 0.9 * rate["raw_pty"],
+            note=f"{note}; baseline: ptyprocess + blocking os.read, no runner, no sandbox"),
+        row(f"pty: read {size // MB} MB through the PTY backend, sandbox on vs off", rate["on"], rate["off"],
+            ">= 0.9x", unit="MB/s", passed=rate["on"] >= 0.9 * rate["off"], note=note),
     ]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import resource
 import sys
 import time
@@ -36,7 +37,8 @@ KINDS = ("ours", "bare", "sse-starlette")
 def _event(i: int) -> Any:
     from llmmixer.servers.core.events import Event
 
-    return Event(run="bench-run", source="claude", type="delta", data={"text": "tok ", "i": i})
+    # "t": when it was published, on the machine-wide monotonic clock, so a reader process can tell its latency.
+    return Event(run="bench-run", source="claude", type="delta", data={"text": "tok ", "i": i, "t": time.monotonic()})
 
 
 def _cpu_s() -> float:
@@ -191,6 +193,81 @@ async def _reader(server: CommandServer, expected: int, done: list[float]) -> No
         done.append(time.perf_counter())
 
 
+_STAMP = re.compile(rb'"t":\s*([0-9.]+)')
+PROBES = 20  # readers that time each event (the rest only count, so the client side stays cheap)
+
+
+async def _probe(server: CommandServer, expected: int, latencies: list[float]) -> None:
+    """A reader that notes, for each event, how long after its publish it arrived."""
+    stream = await anyio.connect_tcp(server.host, server.port)
+    async with stream:
+        await stream.send(f"GET /events HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n\r\n".encode())
+        seen, pending = 0, b""
+        while seen < expected:
+            pending += await stream.receive(262_144)
+            now = time.monotonic()
+            cut = pending.rfind(b"\n") + 1  # a data: line is one whole event
+            complete, pending = pending[:cut], pending[cut:]
+            stamps = [float(t) for t in _STAMP.findall(complete)]
+            latencies.extend(now - t for t in stamps)
+            seen += len(stamps)
+
+
+async def measure_latency(kind: str, clients: int, events: int, rate: float) -> tuple[float, float, float]:
+    """(p50, p95 delivery latency in ms, events/s delivered) with ``clients`` streams open and events published one
+    at a time at ``rate`` per second."""
+    from .stats import percentile
+
+    server = CommandServer("bench.sse_fanout", kind, close_timeout_s=10.0)
+    try:
+        done: list[float] = []
+        latencies: list[float] = []
+        async with anyio.create_task_group() as tg:
+            for n in range(clients):
+                if n < PROBES:
+                    tg.start_soon(_probe, server, events, latencies)
+                else:
+                    tg.start_soon(_reader, server, events, done)
+            with anyio.fail_after(60):
+                while int((await server.ask("clients"))[0]) < clients:
+                    await anyio.sleep(0.02)
+            started = time.perf_counter()
+            await server.ask(f"paced {events} {rate}")
+            with anyio.fail_after(300):
+                while len(done) < clients - PROBES or len(latencies) < PROBES * events:
+                    await anyio.sleep(0.01)
+            elapsed = (max(done) if done else time.perf_counter()) - started
+        return (percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000,
+                clients * events / elapsed)
+    finally:
+        server.close()
+
+
+async def run_latency(quick: bool) -> list[dict[str, Any]]:
+    """Issue 22, item 7: delivery latency p95 vs sse-starlette at 100 and 500 clients, at 200 events/s."""
+    from .stats import row
+
+    import statistics
+
+    rows: list[dict[str, Any]] = []
+    events, rounds = (200, 3) if quick else (600, 5)
+    for clients in (100, 500):
+        figures: dict[str, list[tuple[float, float, float]]] = {"ours": [], "sse-starlette": []}
+        for _ in range(rounds):  # interleaved, so both sides see the same machine
+            for kind in figures:
+                figures[kind].append(await measure_latency(kind, clients, events, 200.0))
+        ours, theirs = ({part: statistics.median(f[part] for f in figures[kind]) for part in range(3)}
+                        for kind in ("ours", "sse-starlette"))
+        rows.append(row(f"P4 SSE delivery latency p95, {clients} clients: ours vs sse-starlette", ours[1],
+                        theirs[1], "<= 1.0x", unit="ms", passed=ours[1] <= theirs[1],
+                        note=f"median of {rounds} interleaved runs; p50 {ours[0]:.1f} vs {theirs[0]:.1f} ms; "
+                             f"{events} events at 200/s, {PROBES} timing readers"))
+        rows.append(row(f"P4 SSE paced deliveries, {clients} clients: ours vs sse-starlette", ours[2], theirs[2],
+                        ">= 1.0x", unit="ev/s", passed=ours[2] >= theirs[2] * 0.95,
+                        note="deliveries/s until the last counting reader had every event"))
+    return rows
+
+
 async def _measure(kind: str, clients: int, pattern: str, events: int, rate: float) -> tuple[float, float]:
     """(events/s delivered, server CPU ms per 1,000 events delivered) for one server, pattern and audience."""
     server = CommandServer("bench.sse_fanout", kind, close_timeout_s=10.0)
@@ -241,12 +318,13 @@ async def run_fanout(quick: bool) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sse_fanout", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--latency", action="store_true", help="only the delivery-latency rows (issue 22)")
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         anyio.run(_serve, args.serve)
         return 0
-    for result in anyio.run(run_fanout, args.quick):
+    for result in anyio.run(run_latency if args.latency else run_fanout, args.quick):
         print(json.dumps(result))
     return 0
 

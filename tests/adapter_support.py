@@ -12,6 +12,7 @@ from mcp import Client
 
 from llmmixer.servers.core.adapter import BaseAdapter
 from llmmixer.servers.core.mcp import build_adapter_server
+from llmmixer.servers.core.results import error_line
 
 
 async def generate(adapter: BaseAdapter, **arguments: Any) -> tuple[Any, list[str]]:
@@ -29,10 +30,15 @@ async def generate(adapter: BaseAdapter, **arguments: Any) -> tuple[Any, list[st
 
 def error_of(result: Any) -> dict[str, Any]:
     """The ``{"error": {...}}`` of an error result, which travels as text only (no structured content: hosts on the
-    TypeScript SDK would check it against the success schema)."""
+    TypeScript SDK would check it against the success schema), after one plain ``KIND: message`` line that every
+    host can show its model (Gemini CLI turns a JSON first block into structured content and fails on it)."""
     assert result.is_error, result.content
     assert result.structured_content is None
-    return json.loads(result.content[0].text)["error"]
+    line, body = (block.text for block in result.content)
+    error = json.loads(body)["error"]
+    assert "\n" not in line and line == error_line(error), (line, error)
+    assert line.startswith(f"{error['kind']}: ") and not line.lstrip().startswith("{"), line
+    return error
 
 
 async def eventually(probe: Callable[[], Any], timeout_s: float = 5.0) -> Any:

@@ -12,6 +12,26 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+# The e2e tier: tests that need real server processes, real MCP hosts (Node clients, Claude Code, Codex) or a real
+# browser. ``pytest -m "not e2e"`` runs the rest (servers in process, over the inprocess transport) in under two
+# minutes; the README's test command runs both. Whole modules are listed here; a module that is mostly in-process
+# marks its few process tests itself (``@pytest.mark.e2e``). The browser and conformance markers imply e2e.
+E2E_MODULES = frozenset({
+    "test_adapter_servers", "test_agents_interactive", "test_agents_real", "test_cli", "test_cli_basics",
+    "test_conformance", "test_containment", "test_dashboard", "test_dashboard_history", "test_isolation",
+    "test_layout", "test_mcp_server", "test_netns_support", "test_remote_bind", "test_resident", "test_shutdown",
+    "test_store_faults", "test_ts_sdk", "test_web_chaos",
+})
+E2E_MARKERS = frozenset({"browser", "conformance"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if isinstance(item, pytest.Function) else ""
+        if module in E2E_MODULES or any(item.get_closest_marker(name) for name in E2E_MARKERS):
+            item.add_marker(pytest.mark.e2e)
+
+
 # Variables the project, the vendors' SDKs or the servers read. Whatever a developer's shell holds under these
 # prefixes (LLMMIXER_CONFIG, LLMMIXER_STORE, a real ANTHROPIC_API_KEY, an OPENAI_BASE_URL...) must not reach a test.
 ISOLATED_PREFIXES = ("LLMMIXER_", "ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "CLAUDE_", "CODEX_")

@@ -294,6 +294,7 @@ def _stdio(case: VendorCase, emu: EmulatorServer, *args: str, keys: bool = True)
     return StdioServerParameters(command=sys.executable, args=[*case.argv(), *args], env=server_env(emu, keys=keys))
 
 
+@pytest.mark.e2e
 async def test_stdio_server_streams_progress_and_returns_the_result(case: VendorCase, emu: EmulatorServer) -> None:
     emu.set_behaviour(case.emulator, reply=REPLY, tokens=5, input_tokens=77)
     deltas: list[str] = []
@@ -311,6 +312,7 @@ async def test_stdio_server_streams_progress_and_returns_the_result(case: Vendor
     assert result.structured_content["model"] == case.default_model
 
 
+@pytest.mark.e2e
 async def test_stdio_cancel_closes_the_upstream_and_the_server_stays_up(case: VendorCase,
                                                                         emu: EmulatorServer) -> None:
     _slow(case, emu, "mid-stream")
@@ -320,6 +322,7 @@ async def test_stdio_cancel_closes_the_upstream_and_the_server_stays_up(case: Ve
             await _closed_at_once_and_still_serving(case, client, emu, cancelled_at)
 
 
+@pytest.mark.e2e
 async def test_stdio_server_without_a_key_starts_and_answers_auth(case: VendorCase, emu: EmulatorServer) -> None:
     with anyio.fail_after(30):
         async with Client(_stdio(case, emu, keys=False)) as client:

@@ -24,7 +24,7 @@ CONCURRENCY, QUEUE = 2, 3
 
 
 def busy_config() -> Config:
-    claude = default_servers()["claude"]
+    claude = default_servers(inprocess=True)["claude"]
     claude.max_concurrency, claude.max_queue = CONCURRENCY, QUEUE
     return Config(servers={"claude": claude}, settings=Settings(models=["claude"], mode="race"))
 

@@ -119,6 +119,7 @@ async def test_list_models_from_the_models_endpoint(adapter: MakeAdapter, emu: E
     assert emu.requests(VENDOR)[-1]["path"] == "/anthropic/v1/models"
 
 
+@pytest.mark.e2e
 async def test_stdio_server_takes_its_default_model_from_the_flag(emu: EmulatorServer) -> None:
     emu.set_behaviour(VENDOR, reply=REPLY, tokens=5, input_tokens=77)
     params = StdioServerParameters(command=sys.executable, env=server_env(emu),

@@ -59,10 +59,13 @@ def test_the_defaults_are_every_registered_server() -> None:
     servers = default_servers()
     assert list(servers) == ["claude", "gpt", "gemini", "pty"]
     assert servers["gemini"].passthrough == ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL")
-    assert servers["pty"].passthrough == ("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND")
+    assert servers["pty"].passthrough == ("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND", "LLMMIXER_PTY_ROOTS",
+                                          "LLMMIXER_AGENTS_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
+                                          "XDG_STATE_HOME", "XDG_RUNTIME_DIR")
     assert not {v for v in servers["pty"].passthrough if v.endswith("_API_KEY")}
 
 
+@pytest.mark.e2e
 def test_the_cli_reports_a_bad_config_and_an_empty_models_as_usage_errors(tmp_path: Path) -> None:
     path = write(tmp_path, {"mcpServer": {}, "settings": {"hedge_budget": "lots"}})
     llmmixer = script_path("llmmixer")

@@ -22,6 +22,7 @@ def tls_emulator() -> EmulatorServer:
         yield emu
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("source", list(VENDORS))
 async def test_a_cancelled_stream_is_replaced_by_a_warm_connection(source: str, tls_emulator: EmulatorServer
                                                                     ) -> None:

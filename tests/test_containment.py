@@ -117,6 +117,9 @@ RM_BYPASSES = [
 ]
 
 
+COPIES = ("cp /bin/rm zz && ./zz x", "cat /usr/bin/rm > q; chmod +x q; ./q x")
+
+
 @pytest.mark.parametrize("backend", ["pty", "pipe"])
 async def test_a_denied_program_never_runs_however_it_is_reached(work: Path, backend: str) -> None:
     runner = runner_for(work, backend=backend)
@@ -124,6 +127,9 @@ async def test_a_denied_program_never_runs_however_it_is_reached(work: Path, bac
         result = await runner.run(command, timeout_s=30)
         assert (work / "x").read_text() == "precious", (command, result.output)
         assert result.sandbox == "bubblewrap"
+        if command in COPIES:  # the guard is exec-only: there is nothing to copy (issue 21)
+            assert "Permission denied" in result.output, (command, result.output)
+            continue
         assert result.refused and result.refused[0]["rule"] == "deny: rm", (command, result.output)
         assert "llmmixer: rm refused by policy rule deny: rm" in result.output, (command, result.output)
 
@@ -246,6 +252,9 @@ async def test_ask_rules_hold_under_every_git_spelling(work: Path, repo: Path) -
     for command in GIT_PUSHES:
         result = await runner.run(f"cd repo && {command}")  # cwd: work/, which holds remote.git too
         assert not pushed(work), (command, result.output)
+        if command.startswith("cp "):  # the guard is exec-only: there is nothing to copy (issue 21)
+            assert "Permission denied" in result.output, (command, result.output)
+            continue
         assert result.refused, (command, result.output)
         assert "llmmixer:" in result.output, (command, result.output)
     # Harmless git keeps working through the same guard.
@@ -489,7 +498,8 @@ async def test_interactive_bash_with_job_control_in_the_sandbox(work: Path) -> N
 
 async def test_a_fresh_home_outside_cwd_and_per_call_env(work: Path, outside: Path) -> None:
     home = outside.parent / "agent-home"
-    runner = runner_for(work, OPEN_POLICY)
+    home.mkdir()
+    runner = runner_for(work, OPEN_POLICY, roots=(str(outside.parent),))
     result = await runner.run("echo $HOME $AGENT_FLAG; mkdir -p $HOME/.config && echo ok > $HOME/.config/f && "
                               "node -e 'console.log(require(\"os\").homedir())'",
                               writable=(str(home),), env={"HOME": str(home), "AGENT_FLAG": "flag-1"})

@@ -22,6 +22,7 @@ def _messages_of(record: dict[str, Any]) -> Any:
     return record["body"].get("input") or record["body"].get("messages")
 
 
+@pytest.mark.e2e
 def test_a_thread_started_on_claude_continues_on_gpt_with_c(emu, tmp_path: Path):
     store = f"sqlite:///{tmp_path / 'logs.db'}"
     env = server_env(emu)
@@ -61,7 +62,7 @@ def test_a_thread_started_on_claude_continues_on_gpt_with_c(emu, tmp_path: Path)
 async def test_in_a_race_the_winners_answer_is_the_kept_turn(emu, tmp_path: Path):
     emu.set_behaviour("anthropic", reply="slow claude answer", ttft_ms=900)
     emu.set_behaviour("openai", reply="fast gpt answer", ttft_ms=10)
-    config = Config(servers=default_servers(), settings=Settings())
+    config = Config(servers=default_servers(inprocess=True), settings=Settings())
     async with Runs(config, open_store(f"sqlite:///{tmp_path / 'r.db'}")) as runs:
         await runs.pool.prepare(["claude", "gpt"])
         run_id = await runs.start_ask("first question", models="claude,gpt", mode="race")

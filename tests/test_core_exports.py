@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import llmmixer.servers.core as core
 from llmmixer.servers.core import adapter, errors, events, manifest, mcp, messages
 
@@ -41,6 +43,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         raise AssertionError("expected AttributeError")
 
 
+@pytest.mark.e2e
 def test_importing_an_error_does_not_load_the_adapter_machinery() -> None:
     code = ("import sys; from llmmixer.servers.core import AuthError; "
             "print('llmmixer.servers.core.adapter' in sys.modules)")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def race(settings: Settings, **kwargs: Any) -> dict[str, Any]:
-    async with Runs(Config(servers=default_servers(), settings=settings), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True), settings=settings), open_store("memory")) as runs:
         await runs.pool.prepare(["claude", "gpt", "gemini"])
         run_id = await runs.start_ask("Say something long " * 10, mode="race", **kwargs)
         assert await runs.wait(run_id, 60)

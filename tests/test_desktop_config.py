@@ -29,7 +29,7 @@ def test_printed_entries_name_keys_but_never_their_values(capsys, monkeypatch):
     assert list(servers) == ["llmmixer-claude", "llmmixer-gpt", "llmmixer-gemini", "llmmixer-pty", "llmmixer"]
     assert servers["llmmixer-claude"]["env"] == {"ANTHROPIC_API_KEY": "${ANTHROPIC_API_KEY}"}
     assert "env" not in servers["llmmixer-pty"]  # the terminal server takes no key
-    assert servers["llmmixer"]["args"] == ["mcp"]
+    assert servers["llmmixer"]["args"] == ["mcp", "--max-wait-s", "45"]
     assert set(servers["llmmixer"]["env"]) == {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"}
     for entry in servers.values():
         command = Path(entry["command"])
@@ -65,7 +65,7 @@ def test_claude_code_lines_are_shell_commands_that_expand_the_key_names(capsys, 
     assert words[:8] == ["claude", "mcp", "add", "--transport", "stdio", "--scope", "user", "llmmixer"]
     assert "OPENAI_API_KEY=$OPENAI_API_KEY" in words  # double-quoted "$NAME": the user's shell fills it in
     tail = words[words.index("--") + 1:]
-    assert Path(tail[0]).name == "llmmixer" and tail[1:] == ["mcp"]
+    assert Path(tail[0]).name == "llmmixer" and tail[1:] == ["mcp", "--max-wait-s", "45"]
 
 
 def test_default_config_path_per_platform():

@@ -139,7 +139,7 @@ async def test_every_adapter_redacts_a_key_the_vendor_echoes(vendor: tuple[Vendo
     case, adapter = vendor
     emu.set_behaviour(case.emulator, error={"status": 400, "message": f"bad request from key {case.key} here"})
     result, _ = await generate(adapter)
-    text = result.content[0].text
+    text = "\n".join(block.text for block in result.content)
     assert case.key not in text and "[redacted]" in error_of(result)["message"]
 
 
@@ -209,8 +209,11 @@ async def test_server_info_version_is_the_package_version() -> None:
 def test_error_results_carry_no_structured_content_and_read_back_from_text() -> None:
     result = error_result(errors.RateLimitError("slow down", retry_after_s=2.0))
     assert result.is_error and result.structured_content is None
-    assert json.loads(result.content[0].text)["error"]["kind"] == "rate_limit"
+    assert [block.text for block in result.content][0] == "rate_limit: slow down (retry after 2 s)"
+    assert json.loads(result.content[1].text)["error"]["kind"] == "rate_limit"
     assert result_payload(result)["error"]["retry_after_s"] == 2.0
+    multi = error_result(errors.InvalidInputError("two\nlines", retry_after_s=None))
+    assert multi.content[0].text == "invalid_input: two lines"
     assert result_payload(ok_result({"text": "hi"})) == {"text": "hi"}
 
 

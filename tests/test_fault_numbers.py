@@ -96,6 +96,7 @@ def test_a_config_with_a_bom_and_huge_durations_loads_clamped(tmp_path: Path) ->
     assert (settings.breaker_s, settings.call_timeout_s, settings.fast_retry_wait_s) == (3600, 86400, 3600)
 
 
+@pytest.mark.e2e
 async def test_a_poisoned_retry_after_leaves_serve_answering_and_that_vendor_back_after_the_window(
         emu: Any, tmp_path: Path) -> None:
     env = server_env(emu, LLMMIXER_MAX_RETRIES="0")
@@ -132,6 +133,7 @@ async def test_a_poisoned_retry_after_leaves_serve_answering_and_that_vendor_bac
         await until(claude_answers, every_s=0.2)
 
 
+@pytest.mark.e2e
 async def test_infinity_in_the_config_and_a_damaged_cooldown_file_leave_serve_answering(
         emu: Any, tmp_path: Path) -> None:
     env = server_env(emu, LLMMIXER_MAX_RETRIES="0")
@@ -170,7 +172,7 @@ async def test_one_runs_crash_ends_that_run_only_and_the_scheduler_keeps_startin
     from llmmixer.orchestrator.runs import Runs
     from llmmixer.orchestrator.stores import open_store
 
-    async with Runs(Config(servers=default_servers(), settings=Settings()), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True), settings=Settings()), open_store("memory")) as runs:
         healthy = runs.mixer.cooldowns
         runs.mixer.cooldowns = _Poisoned()
         crashed = await runs.start_ask("hi", models=["gpt", "gemini"], mode="race")

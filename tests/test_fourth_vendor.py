@@ -161,6 +161,7 @@ def test_the_plugin_is_found_through_entry_points_only(acme: Path) -> None:
             "default_model": "acme-1", "script": None} in meta()["servers"]
 
 
+@pytest.mark.e2e
 def test_the_default_race_includes_the_fourth_vendor_and_it_wins(acme: Path) -> None:
     from llmmixer.orchestrator.desktop_config import script_path
     from llmmixer.servers.emulators.server import EmulatorServer

@@ -171,6 +171,7 @@ def test_api_style_comes_from_the_flag_then_the_environment(monkeypatch: pytest.
     (["--api", "chat"], {}, PATHS["chat"]),
     ([], {"OPENAI_API_STYLE": "chat"}, PATHS["chat"]),
 ], ids=["responses", "--api chat", "OPENAI_API_STYLE=chat"])
+@pytest.mark.e2e
 async def test_stdio_server_picks_its_api_style(emu: EmulatorServer, args: list[str], env: dict[str, str],
                                                 path: str) -> None:
     params = StdioServerParameters(command=sys.executable, args=["-m", "llmmixer.servers.gpt_adapter", *args],

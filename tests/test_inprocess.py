@@ -44,6 +44,7 @@ async def _calls(pool: ServerPool) -> dict[str, Any]:
                         result_payload(unknown)["error"].get("details"))}
 
 
+@pytest.mark.e2e
 async def test_the_same_answers_over_inprocess_as_over_stdio_and_no_process_is_started(emu: Any) -> None:
     emu.set_behaviour("openai", reply="same on every pipe", tokens=3)
     answers = {}

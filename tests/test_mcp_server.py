@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from adapter_support import error_of as adapter_error_of
 from conftest import server_env
 from mcp import Client, StdioServerParameters
 
@@ -50,9 +51,7 @@ def ok(result: Any) -> dict[str, Any]:
 
 
 def error_of(result: Any) -> dict[str, Any]:
-    assert result.is_error, result.content
-    assert result.structured_content is None, "an error carries no structured content (TypeScript hosts)"
-    return json.loads(result.content[0].text)["error"]
+    return adapter_error_of(result)  # no structured content; the plain line, then the JSON
 
 
 async def streams(emu: EmulatorServer) -> list[dict[str, Any]]:

@@ -306,6 +306,7 @@ async def test_binary_garbage_is_replaced(backend: str) -> None:
         assert (await call(client, "run", command="echo fine"))["output"].strip() == "fine"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_100_mb_flood_is_capped_and_the_server_stays_responsive(backend: str) -> None:
     limit = 256 * 1024
@@ -338,6 +339,7 @@ def stdio_params(*args: str) -> StdioServerParameters:
                                  env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-stdio-leak"})
 
 
+@pytest.mark.e2e
 async def test_stdio_server_runs_and_kills_sessions_when_stdio_closes(tmp_path: Path) -> None:
     async with Client(stdio_params("--backend", "pipe", "--cwd", str(tmp_path))) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
@@ -351,6 +353,7 @@ async def test_stdio_server_runs_and_kills_sessions_when_stdio_closes(tmp_path: 
             await anyio.sleep(0.05)
 
 
+@pytest.mark.e2e
 async def test_sigterm_kills_every_session() -> None:
     closed = False
     with contextlib.suppress(Exception):  # the server dies under the client: closing may report the lost link

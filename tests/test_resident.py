@@ -159,6 +159,13 @@ async def test_a_stale_runtime_file_is_replaced(resident_env: dict[str, str]) ->
     assert second.returncode == 0, second.stderr
     fresh = runtime_info(path)
     assert fresh["pid"] != info["pid"] and alive(fresh["pid"]) and fresh["token"] != info["token"]
+    # `llmmixer dashboard` names the live one, token included; visiting that URL sets the cookie the page uses.
+    shown = await anyio.to_thread.run_sync(lambda: cli("dashboard", "--no-open", env=resident_env))
+    assert shown.stdout.strip() == f"{fresh['url']}/?token={fresh['token']}", shown
+    async with httpx2.AsyncClient(timeout=30) as client:
+        visit = await client.get(shown.stdout.strip())
+        assert visit.status_code == 303 and "llmmixer_token" in visit.headers["set-cookie"]
+        assert (await client.get(f"{fresh['url']}/api/runs")).status_code == 200  # the cookie is enough
 
 
 async def test_two_configs_get_two_services(resident_env: dict[str, str], tmp_path: Path) -> None:
@@ -199,8 +206,9 @@ async def test_when_the_service_cannot_start_one_line_says_so_and_the_ask_runs_s
     done = await anyio.to_thread.run_sync(lambda: cli("ask", "hi", "--models", "gpt", "--json", env=env))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "done"
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    lines = [line for line in done.stderr.splitlines() if "resident" in line or "llmmixer:" in line]
     assert len(lines) == 1 and "resident service did not start" in lines[0] and "standalone" in lines[0], lines
+    assert "cannot write its log" in lines[0]
     assert runtime_files() == []
 
 

@@ -1,6 +1,6 @@
 """Issue 12 item 3 through the orchestrator: finished runs leave memory and are read back from the store, and a
 command's output is stored once (its ``pty.output`` events), not three times. Real adapter servers and the real
-PTY runner, over stdio."""
+PTY runner, in process (the inprocess transport: the same MCP messages over in-memory streams)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 
 def config() -> Config:
-    return Config(servers=default_servers(), settings=Settings())
+    return Config(servers=default_servers(inprocess=True), settings=Settings())
 
 
 async def test_finished_runs_leave_memory_and_read_back_whole_from_the_store(emu: Any, monkeypatch: Any) -> None:
@@ -49,6 +49,7 @@ async def test_finished_runs_leave_memory_and_read_back_whole_from_the_store(emu
 
 async def test_a_commands_output_is_stored_once(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setattr(runs_module, "CACHE_RUNS", 0)  # the snapshot below comes from the store
+    monkeypatch.chdir(tmp_path)  # the runner's roots: where it starts
     db = tmp_path / "events.db"
     async with Runs(config(), SqliteStore(db)) as runs:
         with anyio.fail_after(120):

@@ -4,6 +4,8 @@
   without ``anthropic``, ``openai`` or ``google.genai`` loaded, and ``generate`` then works through the SDK.
 - A server whose adapter import is held up still answers ``tools/list``; its first call waits for the import.
 - An adapter that cannot be imported fails each call with a ``server`` error naming it; the server keeps answering.
+- Answer first, exit later: a stdio server whose input closes exits without the interpreter's teardown (an
+  ``atexit`` probe never runs), and ``ask`` has printed its result before it closes the servers.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import sys
 import textwrap
 import threading
 import types
+from pathlib import Path
 from typing import Any
 
 import anyio
+import psutil
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from conftest import server_env
+from llmmixer.orchestrator.desktop_config import script_path
 from llmmixer.servers.claude_adapter.manifest import MANIFEST as CLAUDE
 from llmmixer.servers.core.adapter import AdapterSettings
 from llmmixer.servers.core.lazy import LazyAdapter
@@ -55,6 +60,7 @@ FRESH_PROCESS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 def test_each_adapter_answers_before_its_sdk_is_imported_and_generates_after(emu: Any) -> None:
     script = FRESH_PROCESS.format(sdks=SDKS)
     done = subprocess.run([sys.executable, "-c", script], env=server_env(emu), capture_output=True, text=True,
@@ -98,7 +104,7 @@ async def test_tools_list_is_answered_while_the_adapter_import_is_held_up_and_th
     _held_module(name, release, entered)
     try:
         lazy = LazyAdapter(CLAUDE, f"{name}:Held", AdapterSettings())
-        with anyio.fail_after(30):
+        with anyio.fail_after(90):  # the SDK's import, once released, is seconds on a loaded machine
             async with Client(build_adapter_server(lazy)) as client:
                 tools = await client.list_tools()  # answered: the import has not even begun
                 assert [tool.name for tool in tools.tools] == ["generate", "list_models"]
@@ -129,7 +135,63 @@ async def test_an_adapter_that_cannot_be_imported_fails_each_call_and_the_server
             for _ in range(2):
                 result = await client.call_tool("generate", {"prompt": "hi"})
                 assert result.is_error
-                error = json.loads(result.content[0].text)["error"]
-                assert error["kind"] == "server"
+                error = json.loads(result.content[1].text)["error"]
+                assert error["kind"] == "server" and result.content[0].text.startswith("server: ")
                 assert "llmmixer_no_such_module_for_tests" in error["message"]
             assert (await client.list_tools()).tools
+
+
+# -- answer first, exit later ------------------------------------------------------------------------------------
+
+# Next to itself, so it survives the PTY runner's re-execution with a scrubbed environment (PYTHONPATH is kept).
+ATEXIT_PROBE = """
+import atexit, os
+marker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "teardown")
+atexit.register(lambda: open(marker, "w").write("interpreter teardown ran"))
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("source", ["claude", "pty"])
+async def test_a_stdio_server_answers_then_exits_without_the_interpreter_teardown(source: str, emu: Any,
+                                                                                  tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(ATEXIT_PROBE)
+    marker = site / "teardown"
+    env = server_env(emu, keys=source != "pty", PYTHONPATH=str(site))
+    module = "llmmixer.servers.claude_adapter" if source == "claude" else "llmmixer.servers.pty_runner"
+    args = ["-m", module] + ([] if source == "claude" else ["--sandbox", "off", "--backend", "pipe"])
+    tool, arguments = ("generate", {"prompt": "hi"}) if source == "claude" else ("run", {"command": "echo hi"})
+    with anyio.fail_after(60):
+        async with Client(StdioServerParameters(command=sys.executable, args=args, env=env)) as client:
+            result = await client.call_tool(tool, arguments)
+            assert not result.is_error, result.content
+            pid_probe = psutil.Process().children(recursive=True)
+            servers = [p for p in pid_probe if module in " ".join(p.cmdline())]
+            assert servers
+        # The client has closed the server's stdin and seen it exit.
+        for server in servers:
+            assert not server.is_running() or server.status() == psutil.STATUS_ZOMBIE
+    # The probe proves sitecustomize ran in the child (a normal exit writes the marker: checked just below).
+    assert not marker.exists()
+    done = subprocess.run([sys.executable, "-c", "pass"], env=env, timeout=60)
+    assert done.returncode == 0 and marker.exists()
+
+
+@pytest.mark.e2e
+def test_ask_prints_its_result_before_the_servers_are_closed(emu: Any, tmp_path: Path) -> None:
+    """The adapter runs under a shell that, once the orchestrator has closed the adapter, copies what ``ask`` has
+    printed so far: the whole JSON result must already be there."""
+    printed, seen_at_close = tmp_path / "printed.json", tmp_path / "seen_at_close.json"
+    adapter = f"{sys.executable} -m llmmixer.servers.claude_adapter; cat {printed} > {seen_at_close}"
+    config = tmp_path / "llmmixer.json"
+    config.write_text(json.dumps({"mcpServers": {"claude": {"command": "sh", "args": ["-c", adapter]}},
+                                  "settings": {"resident": False, "models": ["claude"]}}))
+    with printed.open("w") as out:
+        done = subprocess.run([script_path("llmmixer"), "ask", "hi", "--json", "--standalone", "--config",
+                               str(config)], env=server_env(emu), stdout=out, stderr=subprocess.PIPE, text=True,
+                              timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(printed.read_text())["winner"] == "claude"
+    assert json.loads(seen_at_close.read_text()) == json.loads(printed.read_text())

@@ -168,7 +168,7 @@ async def test_an_outage_longer_than_the_spool_is_recorded_as_a_gap_every_reader
 
 
 def config() -> Config:
-    return Config(servers=default_servers(), settings=Settings())
+    return Config(servers=default_servers(inprocess=True), settings=Settings())
 
 
 async def test_a_run_started_while_redis_is_down_is_spooled_and_written_later(emu: Any, tmp_path: Path) -> None:

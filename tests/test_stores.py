@@ -384,6 +384,7 @@ async def test_sqlite_survives_a_restart_with_the_same_ids(tmp_path: Path) -> No
         assert id_key(after.id or "") > id_key(before[-1].id or "")
 
 
+@pytest.mark.e2e
 async def test_sqlite_is_shared_with_another_process(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/events.db"
     async with open_store(url) as store:
@@ -402,6 +403,7 @@ async def test_sqlite_is_shared_with_another_process(tmp_path: Path) -> None:
         assert [e.data["text"] for e in read] == [f"line {i}" for i in range(25)]
 
 
+@pytest.mark.e2e
 @pytest.mark.redis
 @pytest.mark.skipif(not redis_available(), reason="needs redis-server on 127.0.0.1:6379")
 async def test_redis_is_shared_with_another_process() -> None:

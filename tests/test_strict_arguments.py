@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from adapter_support import error_of
 from conftest import server_env
 from mcp import Client, StdioServerParameters
 
@@ -26,7 +27,7 @@ SCRIPTS = {"claude": "llmmixer-claude", "gpt": "llmmixer-gpt", "gemini": "llmmix
 
 def refused(result: Any, *names: str) -> None:
     assert result.is_error, result.content
-    error = json.loads(result.content[0].text)["error"]
+    error = error_of(result)
     assert error["kind"] == "invalid_input", error
     for name in names:
         assert name in error["message"], error
@@ -39,6 +40,7 @@ async def every_schema_is_closed(client: Client) -> dict[str, Any]:
     return tools
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("source", ["claude", "gpt", "gemini"])
 async def test_adapter_generate_refuses_functions_thinking_and_reasoning_effort(source: str, emu: Any) -> None:
     params = StdioServerParameters(command=script_path(SCRIPTS[source]), args=[], env=server_env(emu))
@@ -57,6 +59,7 @@ async def test_adapter_generate_refuses_functions_thinking_and_reasoning_effort(
     assert not [r for r in emu.requests() if r["method"] == "POST"]
 
 
+@pytest.mark.e2e
 async def test_pty_runner_refuses_unknown_arguments(emu: Any) -> None:
     params = StdioServerParameters(command=script_path(SCRIPTS["pty"]), args=[], env=server_env(emu, keys=False))
     with anyio.fail_after(60):
@@ -66,6 +69,7 @@ async def test_pty_runner_refuses_unknown_arguments(emu: Any) -> None:
             refused(await client.call_tool("run", {"command": "echo hi", "shell": "zsh"}), "shell")
 
 
+@pytest.mark.e2e
 async def test_orchestrator_tools_refuse_unknown_arguments(emu: Any, tmp_path: Path) -> None:
     params = StdioServerParameters(command=script_path("llmmixer"), args=["mcp"], env=server_env(emu),
                                    cwd=str(tmp_path))
@@ -81,7 +85,7 @@ async def test_orchestrator_tools_refuse_unknown_arguments(emu: Any, tmp_path: P
 
 
 async def test_http_api_refuses_unknown_fields_and_query_parameters(emu: Any) -> None:
-    async with Runs(Config(servers=default_servers()), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True)), open_store("memory")) as runs:
         async with running(create_app(runs, runs.store)) as url, httpx2.AsyncClient(base_url=url) as client:
             for path, body, name in (("/api/runs", {"prompt": "hi", "messages": []}, "messages"),
                                      ("/api/runs", {"prompt": "hi", "model": "gpt-5"}, "model"),

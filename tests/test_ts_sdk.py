@@ -170,6 +170,10 @@ def read_error(outcome: dict[str, Any]) -> dict[str, Any]:
     assert outcome["isError"] is True, outcome
     assert outcome["structuredContent"] is None, outcome
     error = outcome["payload"]["error"]
+    # What a host shows its model first: one plain line with the kind (and the retry delay when set).
+    assert outcome["firstText"].startswith(f"{error['kind']}: ") and "\n" not in outcome["firstText"], outcome
+    if error["retry_after_s"]:
+        assert "retry after" in outcome["firstText"], outcome
     assert error["retryable"] == (error["kind"] in {"rate_limit", "overloaded", "server", "unavailable", "timeout",
                                                     "connection"}), error
     return error

@@ -60,6 +60,7 @@ def test_concise_schema_reads_like_llms():
             parse_schema(bad)
 
 
+@pytest.mark.e2e
 def test_cli_typed_race_with_concise_and_file_schemas(emu, tmp_path: Path):
     script_a_typed_race(emu)
     done = llmmixer("ask", "Describe Ada Lovelace", "--schema", CONCISE, "--json", "--store", "memory",
@@ -83,7 +84,7 @@ def test_cli_typed_race_with_concise_and_file_schemas(emu, tmp_path: Path):
 @pytest.mark.anyio
 async def test_http_api_typed_race(emu):
     script_a_typed_race(emu)
-    async with Runs(Config(servers=default_servers()), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True)), open_store("memory")) as runs:
         await runs.pool.prepare(["claude", "gpt", "gemini"])
         async with running(create_app(runs, runs.store)) as url, httpx2.AsyncClient(base_url=url, timeout=60) as c:
             started = await c.post("/api/runs", json={"prompt": "Describe Ada", "response_schema": CONCISE})
@@ -108,6 +109,7 @@ async def test_http_api_typed_race(emu):
             assert len(thread["runs"]) == 2 and again.json()["conversation_id"] == started.json()["conversation_id"]
 
 
+@pytest.mark.e2e
 @pytest.mark.anyio
 async def test_mcp_ask_typed_race(emu, tmp_path: Path):
     params = StdioServerParameters(command=script_path("llmmixer"), args=["mcp"], env=server_env(emu),

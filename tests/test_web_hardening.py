@@ -67,6 +67,7 @@ async def test_get_requests_need_no_marker() -> None:
     ([PYTHON, "-m", "llmmixer.orchestrator.cli", "serve", "--port", "0"], "LLMMIXER_TIMEOUT_S", "soon"),
     ([PYTHON, "-m", "llmmixer.orchestrator.cli", "mcp"], "LLMMIXER_MAX_RETRIES", "2.0"),
 ])
+@pytest.mark.e2e
 def test_a_malformed_env_number_is_a_one_line_usage_error(command: list[str], name: str, value: str) -> None:
     done = subprocess.run(command, env=server_env(**{name: value}), capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)

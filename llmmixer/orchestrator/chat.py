@@ -12,11 +12,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..servers.core.errors import LLMMixerError
-from .asking import AskOptions, start_ask
+from .asking import AskOptions
 from .ctrl_c import read_line
 from .live import follow_ask
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .remote import RemoteRuns
     from .runs import Runs
 
 __all__ = ["run_chat"]
@@ -34,8 +37,10 @@ def _read_line(prompt: str) -> str | None:
         return None
 
 
-async def run_chat(runs: Runs, options: AskOptions) -> int:
-    """Loop until the user leaves; returns the exit code (0, or 1 when the last answer failed)."""
+async def run_chat(runs: Runs | RemoteRuns, options: AskOptions,
+                   start: Callable[[str, AskOptions], Awaitable[str]]) -> int:
+    """Loop until the user leaves; returns the exit code (0, or 1 when the last answer failed). ``start`` starts
+    one ask (in this process, or on the resident service)."""
     interactive = sys.stdin.isatty()
     if interactive:
         sys.stdout.write("Chatting: type a message; Ctrl-C stops an answer; 'exit', Ctrl-D or Ctrl-C here leaves.\n")
@@ -51,7 +56,7 @@ async def run_chat(runs: Runs, options: AskOptions) -> int:
         if not line.strip():
             continue
         try:
-            run_id = await start_ask(runs, line, options)
+            run_id = await start(line, options)
         except LLMMixerError as error:
             sys.stderr.write(f"error: {error.kind.value}: {error.message}\n")
             code = 1

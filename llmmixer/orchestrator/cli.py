@@ -199,7 +199,10 @@ async def _ask(prompt: str, options: AskOptions, output: str, config: str | None
     async with await _open_runs(config, store, logging_store=True) as runs:
         run_id = await start_ask(runs, prompt, options)
         final = await follow_ask(runs, run_id, live=output == "live")
-    return _report_ask(final, output)
+        # Printed the moment it is final: closing the servers and the run log comes after, not before.
+        code = _report_ask(final, output)
+        sys.stdout.flush()
+    return code
 
 
 def _report_ask(final: dict[str, Any], output: str) -> int:
@@ -282,6 +285,7 @@ def chat(
     cid: Annotated[str | None, typer.Option("--cid", help="continue the conversation with this id")] = None,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Chat in a loop: each message goes to the models with the conversation so far ('exit' or Ctrl-D ends)."""
     from .chat import run_chat
@@ -293,9 +297,23 @@ def chat(
     options = AskOptions(models=models, mode=mode, system=system, model_ids=list(model), continue_latest=continue_,
                          conversation_id=cid)
 
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        from .asking import request_body
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            async def start(line: str, chosen: AskOptions) -> str:
+                run_id = await runs.start_ask(request_body(line, chosen))
+                started.append(run_id)
+                return run_id
+
+            return await run_chat(runs, options, start)
+
+        raise typer.Exit(_on_service(service, remote, config))
+
     async def go() -> int:
         async with await _open_runs(config, store, logging_store=True) as runs:
-            return await run_chat(runs, options)
+            return await run_chat(runs, options, lambda line, chosen: start_ask(runs, line, chosen))
 
     raise typer.Exit(_run_async(go()))
 
@@ -335,6 +353,10 @@ def logs(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one run record each")] = False,
     query: Annotated[str | None, typer.Option("-q", "--query", help="only runs whose prompt or answer has TEXT")] = None,
     cid: Annotated[str | None, typer.Option("--cid", help="only this conversation, oldest first")] = None,
+    show_stats: Annotated[bool, typer.Option("--stats", help="what racing bought and spent, per mode and model: "
+                                             "runs, p50/p95 against the best single model, spend on cancelled "
+                                             "legs")] = False,
+    since: Annotated[str, typer.Option("--since", help="with --stats: the period, such as 7d, 12h or 30m")] = "7d",
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -342,6 +364,16 @@ def logs(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"config": config, "store": store}
         return
+    if show_stats:
+        from ..servers.core.errors import LLMMixerError
+        from .logs import print_stats
+        from .stats import parse_since
+
+        try:
+            bound = parse_since(since)
+        except LLMMixerError as error:
+            raise _fail_usage(error.message) from error
+        raise typer.Exit(_run_async(print_stats(_log_store(config, store), bound, as_json=as_json)))
     from .logs import list_logs
 
     raise typer.Exit(_run_async(list_logs(_log_store(config, store), count=count, as_json=as_json, query=query,
@@ -385,8 +417,21 @@ def run(
     timeout: Annotated[float | None, typer.Option(help="kill after this many seconds")] = None,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Run a shell command through the PTY runner (its policy applies); the exit code passes through."""
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        import os
+
+        body = {"command": command, "cwd": os.path.abspath(cwd or "."), "timeout_s": timeout}
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            run_id = await runs.start_command({k: v for k, v in body.items() if v is not None})
+            started.append(run_id)
+            return await _follow_command(runs, run_id)
+
+        raise typer.Exit(_on_service(service, remote, config))
     raise typer.Exit(_run_async(_run_command(command, cwd, timeout, config, store)))
 
 
@@ -394,10 +439,14 @@ async def _run_command(command: str, cwd: str | None, timeout: float | None, con
                        store: str | None) -> int:
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start_command(command, cwd=cwd, timeout_s=timeout)
-        async for _source, text in runs.deltas(run_id):
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        final = await runs.snapshot(run_id)
+        return await _follow_command(runs, run_id)
+
+
+async def _follow_command(runs: Runs | RemoteRuns, run_id: str) -> int:
+    async for _source, text in runs.deltas(run_id):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    final = await runs.snapshot(run_id)
     if final.get("error"):
         error = final["error"]
         typer.echo(f"\nerror: {error.get('kind')}: {error.get('message')}", err=True)
@@ -419,23 +468,46 @@ def agent(
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(AGENT_MODES)}")
     names = [name.strip() for name in agents.split(",") if name.strip()]
+    service = _service(config, store, standalone, start=True)
+    if service is not None:
+        import os
+
+        body = {"task": task, "check": check, "agents": names, "mode": mode, "cwd": os.getcwd(),
+                "timeout_s": timeout, "apply": apply}
+
+        async def remote(runs: RemoteRuns, started: list[str]) -> int:
+            from .agents.view import follow_agent_events
+
+            run_id = await runs.start_agents({k: v for k, v in body.items() if v is not None})
+            started.append(run_id)
+            await follow_agent_events(runs.events(run_id))
+            return _report_agents(await runs.snapshot(run_id), as_json)
+
+        raise typer.Exit(_on_service(service, remote, config))
     raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, as_json, config, store)))
 
 
 async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
                  as_json: bool, config: str | None, store: str | None) -> int:
     from .agents import AgentRequest
-    from .agents.view import follow_agents, summary
+    from .agents.view import follow_agents
 
     request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply)
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start_agents(request)
         final = await follow_agents(runs, run_id)
+    return _report_agents(final, as_json)
+
+
+def _report_agents(final: dict[str, Any], as_json: bool) -> int:
+    from .agents.view import summary
+
     if as_json:
         keys = ("mode", "winner", "diff", "applied", "legs", "total_cost_usd", "duration_ms", "run_id", "status",
                 "error")
@@ -584,6 +656,37 @@ def claude_desktop(ctx: typer.Context) -> None:
     from .desktop_config import main as config_main
 
     raise typer.Exit(config_main(ctx.args))
+
+
+@config_app.command("trust")
+def config_trust(directory: Annotated[str, typer.Argument(help="the directory (default: this one)")] = ".") -> None:
+    """Read DIRECTORY's llmmixer.json without --config from now on (only trust a directory no sandboxed command
+    writes to)."""
+    import os
+
+    from .config_paths import trust_dir
+
+    try:
+        path = trust_dir(directory)
+    except OSError as error:
+        typer.echo(f"llmmixer: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"trusted {os.path.realpath(directory)} (in {path})")
+
+
+def _host_config_command(host: str, title: str) -> None:
+    def command(ctx: typer.Context) -> None:
+        from .host_config import main as host_main
+
+        raise typer.Exit(host_main(host, ctx.args))
+
+    command.__doc__ = f"Print (or --write, merged safely) {title}'s MCP config for LLMMixer. --help for flags."
+    config_app.command(host, context_settings=PASSTHROUGH, add_help_option=False)(command)
+
+
+for _host, _title in (("claude-code", "Claude Code"), ("codex", "Codex"), ("gemini-cli", "Gemini CLI"),
+                      ("cursor", "Cursor"), ("vscode", "VS Code")):
+    _host_config_command(_host, _title)
 
 
 def main() -> None:

@@ -181,6 +181,15 @@ class ServerEntry(_Strict):
                           inprocess=self.transport == "inprocess")
 
 
+class TelemetrySettings(_Strict):
+    """``settings.telemetry`` (docs/telemetry.md): OpenTelemetry, off by default; the ``OTEL_*`` variables also turn
+    the export on."""
+
+    enabled: bool = False  # export traces and metrics over OTLP/HTTP
+    endpoint: str | None = None  # the collector's OTLP/HTTP base URL (http://127.0.0.1:4318); else OTEL_* variables
+    prometheus: bool = False  # `llmmixer serve` answers GET /metrics with Prometheus text
+
+
 class Settings(_Strict):
     """``settings`` in the config file. Keys may be written with ``-`` or ``_`` (``hedge-budget``)."""
 
@@ -201,11 +210,16 @@ class Settings(_Strict):
     fast_retry_wait_s: WaitSeconds = Field(default=0.5, ge=0)
     # Where cooldowns are kept between runs and processes (None: <user data dir>/llmmixer/cooldowns.json).
     cooldown_file: str | None = None
+    # Names for virtual models on the gateway (orchestrator/gateway): {"fast": "race/claude,gpt"}.
+    aliases: dict[str, str] = Field(default_factory=dict)
     # The resident service (orchestrator/resident.py): the CLI uses a running `llmmixer serve` for this config, and
     # starts one when there is none; false keeps every command in its own process. A service the CLI started exits
     # after this many seconds with no client connected and no run in flight.
     resident: bool = True
     idle_exit_s: float = Field(default=600.0, gt=0)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # Spend per calendar day (local time) over every run in the run log, in USD: a run is refused once it is reached.
+    budget: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -137,6 +137,10 @@ class Cooldowns:
             return None
         return state.until
 
+    def cooling(self) -> int:
+        """How many servers cool down now."""
+        return sum(1 for server in self._states if self.cooling_until(server) is not None)
+
     def describe(self, server: str) -> dict[str, Any]:
         """``{"cooling_until": iso | None, "cooldown_reason", "consecutive_failures"}`` for status listings."""
         state = self._states.get(server) or _State()

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import shlex
 import shutil
 import sys
 import sysconfig
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..servers.core.manifest import ServerManifest, load_manifests, model_manifests
+from .config_files import WriteOutcome, dump, merge, write_merged
 
 __all__ = [
     "servers",
@@ -65,6 +64,8 @@ class ServerSpec:
 
 
 ORCHESTRATOR = "orchestrator"
+# Claude Desktop gives a tool call about 60 s: the orchestrator returns a job before that (see host_config).
+ORCHESTRATOR_ARGS = ("mcp", "--max-wait-s", "45")
 
 
 def _spec(manifest: ServerManifest) -> ServerSpec:
@@ -79,7 +80,7 @@ def servers() -> dict[str, ServerSpec]:
     so needs every key they need."""
     specs = {manifest.name: _spec(manifest) for manifest in load_manifests()}
     models = [specs[m.name] for m in model_manifests()]
-    specs[ORCHESTRATOR] = ServerSpec("llmmixer", "llmmixer", args=("mcp",),
+    specs[ORCHESTRATOR] = ServerSpec("llmmixer", "llmmixer", args=ORCHESTRATOR_ARGS,
                                      key_vars=tuple(v for spec in models for v in spec.key_vars),
                                      key_groups=tuple(g for spec in models for g in spec.key_groups),
                                      url_vars=tuple(v for spec in models for v in spec.url_vars),
@@ -195,33 +196,11 @@ def merge_entries(existing: Mapping[str, Any], entries: Mapping[str, Mapping[str
     Raises:
         ValueError: ``mcpServers`` exists but is not an object.
     """
-    merged = dict(existing)
-    servers = merged.get("mcpServers", {})
-    if not isinstance(servers, dict):
-        raise ValueError("mcpServers in the existing config is not a JSON object; fix it by hand first")
-    servers = dict(servers)
-    for name, entry in entries.items():
-        new = json.loads(json.dumps(entry))
-        old = servers.get(name)
-        if isinstance(old, dict) and isinstance(old.get("env"), dict) and "env" in new:
-            for var, value in new["env"].items():
-                kept = old["env"].get(var)
-                if is_placeholder(value) and isinstance(kept, str) and kept and not is_placeholder(kept):
-                    new["env"][var] = kept
-        servers[name] = new
-    merged["mcpServers"] = servers
-    return merged
-
-
-@dataclass(frozen=True, slots=True)
-class WriteOutcome:
-    path: Path
-    changed: bool
-    backup: Path | None
+    return dict(merge(dict(existing), {"mcpServers": entries}))
 
 
 def _dump(config: Mapping[str, Any]) -> str:
-    return json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    return dump(config, "json")
 
 
 def write_config(path: Path, entries: Mapping[str, Mapping[str, Any]], *, now: _dt.datetime | None = None) -> WriteOutcome:
@@ -231,38 +210,7 @@ def write_config(path: Path, entries: Mapping[str, Mapping[str, Any]], *, now: _
         ValueError: the existing file is not a JSON object (it is left untouched).
         OSError: the file cannot be read or written.
     """
-    existing: dict[str, Any] = {}
-    raw: str | None = None
-    if path.exists():
-        raw = path.read_text(encoding="utf-8")
-        if raw.strip():
-            try:
-                existing = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} is not valid JSON ({exc}); fix or move it, then run again") from exc
-            if not isinstance(existing, dict):
-                raise ValueError(f"{path} does not hold a JSON object; fix or move it, then run again")
-    merged = merge_entries(existing, entries)
-    if raw is not None and merged == existing:
-        return WriteOutcome(path, changed=False, backup=None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backup = None
-    if raw is not None:
-        stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S-%f")
-        backup = path.with_name(f"{path.name}.{stamp}.bak")
-        shutil.copy2(path, backup)
-    # Write next to the target and rename, so a crash never leaves the host a half-written config.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(_dump(merged))
-        if raw is not None:
-            shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return WriteOutcome(path, changed=True, backup=backup)
+    return write_merged(path, {"mcpServers": entries}, "json", now=now)
 
 
 def build_parser(prog: str = "llmmixer config claude-desktop") -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from typing import Any
 from . import history, run_record, timeline
 from .live import print_plain
 
-__all__ = ["list_logs", "show_log", "print_models"]
+__all__ = ["list_logs", "show_log", "print_models", "print_stats"]
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -33,6 +33,20 @@ def _cost(line: dict[str, Any]) -> str:
     if total is None:
         return "—"
     return f"${total:.6f}{'+' if line.get('total_cost_partial') else ''}"
+
+
+async def print_stats(url: str, since: float | None, *, as_json: bool) -> int:
+    """``llmmixer logs --stats``: per mode and model, what racing bought against what it spent (stats.py)."""
+    from . import stats
+
+    store = await _open(url)
+    try:
+        records = [record async for record in stats.records_since(store, since)]
+    finally:
+        await store.close()
+    figures = stats.compute(records, since)
+    sys.stdout.write(json.dumps(figures.to_dict(), ensure_ascii=False) + "\n" if as_json else stats.render(figures))
+    return EXIT_OK
 
 
 async def list_logs(url: str, *, count: int, as_json: bool, query: str | None, conversation_id: str | None) -> int:

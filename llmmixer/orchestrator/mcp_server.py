@@ -16,7 +16,8 @@ waits, the run is cancelled end to end: no model keeps streaming for nobody.
 
 The server advertises only the tools capability; argument errors come back as ``invalid_input`` results that say
 what to change. A job that ended in ``error`` (an ``ask`` where no leg succeeded, a command the runner refused) is an
-``isError: true`` result whose text is the job object with an ``error`` that sums its legs' errors up.
+``isError: true`` result: the plain ``KIND: message`` line, then the job object with an ``error`` that sums its legs'
+errors up.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError, LLMMixerError, NotFoundError
+from ..servers.core.annotations import acts, reads
 from ..servers.core.mcp import LLMMixerMCPServer
 from ..servers.core.results import error_result, job_result
-from ..servers.core.transport import add_transport_arguments, serve_async
+from ..servers.core.transport import add_transport_arguments, exit_at_once, serve_async
 
 from .mcp_schema import compact_schema
 from .config import ModeName
@@ -186,14 +188,18 @@ JobId = Annotated[str, Field(description="job_id from ask, run_command or agent"
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 
-def build_server(jobs: RunService) -> OrchestratorMCPServer:
-    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool)."""
+def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> OrchestratorMCPServer:
+    """The five tools over the run service (:class:`Runs` owns the runs, the store and the MCP pool).
+
+    ``max_wait_s`` caps every ``wait_s``: the host's own tool-call timeout less a margin (``llmmixer config HOST``
+    sets it), so a call becomes a job before the host gives up on it, whatever ``wait_s`` the model asked for.
+    """
     server = OrchestratorMCPServer(
         name="llmmixer",
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
     )
 
-    @server.tool(description=ASK_DESCRIPTION)
+    @server.tool(description=ASK_DESCRIPTION, annotations=reads("Ask several models", open_world=True))
     async def ask(
         prompt: str,
         ctx: Context,
@@ -220,11 +226,12 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
                                           conversation_id=conversation_id, response_schema=schema,
                                           model_for=model_for, reasoning=reasoning, images=images,
                                           options=MixOptions(aggregator=aggregator, rounds=rounds))
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=RUN_DESCRIPTION)
+    @server.tool(description=RUN_DESCRIPTION,
+                 annotations=acts("Run a shell command", destructive=True, open_world=True))
     async def run_command(
         command: str,
         ctx: Context,
@@ -236,11 +243,12 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             if not command.strip():
                 raise InvalidInputError("command is empty: give the shell command to run")
             job_id = await jobs.start_command(command=command, cwd=cwd, timeout_s=timeout_s)
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=AGENT_DESCRIPTION)
+    @server.tool(description=AGENT_DESCRIPTION,
+                 annotations=acts("Race coding agents", destructive=True, open_world=True))
     async def agent(
         task: str,
         check: str,
@@ -258,21 +266,22 @@ def build_server(jobs: RunService) -> OrchestratorMCPServer:
             request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
                                    timeout_s=timeout_s, apply=apply, cwd=cwd or ".")
             job_id = await jobs.start_agents(request)
-            return job_result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=True))
+            return job_result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=JOB_DESCRIPTION)
+    @server.tool(description=JOB_DESCRIPTION, annotations=reads("Read a job", open_world=False))
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
-            return _result(await _follow(jobs, job_id, wait_s, ctx, cancel_on_abort=False))
+            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=False))
         except NotFoundError:
             return error_result(_unknown_job(job_id))
         except LLMMixerError as error:
             return error_result(error)
 
-    @server.tool(description=CANCEL_DESCRIPTION)
+    @server.tool(description=CANCEL_DESCRIPTION,
+                 annotations=acts("Cancel a job", destructive=False, open_world=False, idempotent=True))
     async def cancel(job_id: JobId) -> Annotated[CallToolResult, JobOut]:
         try:
             _job_id(jobs, job_id)
@@ -303,8 +312,11 @@ def _result(job: dict[str, Any]) -> CallToolResult:
         kind, retryable = "server", True
     summary = "; ".join(f"{leg.get('source')}: {leg['error'].get('kind')}: {leg['error'].get('message')}"
                         for leg in failed)
+    # The soonest any failed leg may be tried again: what a host's model should wait before it asks again.
+    delays = [leg["error"]["retry_after_s"] for leg in failed
+              if isinstance(leg["error"].get("retry_after_s"), int | float) and leg["error"]["retry_after_s"] > 0]
     error = {"kind": kind, "message": f"no model answered ({summary or 'every leg failed'})", "vendor": None,
-             "status": None, "retry_after_s": None, "retryable": retryable}
+             "status": None, "retry_after_s": min(delays) if delays and retryable else None, "retryable": retryable}
     return job_result({**job, "error": error}, is_error=True)
 
 
@@ -346,6 +358,9 @@ def build_parser(prog: str = "llmmixer mcp") -> argparse.ArgumentParser:
     add_transport_arguments(parser)
     parser.add_argument("--config", default=None, help="servers config file (mcpServers JSON)")
     parser.add_argument("--store", default=None, help="event store URL: memory, sqlite:///path, redis://host:port/db")
+    parser.add_argument("--max-wait-s", type=float, default=MAX_WAIT_S, metavar="S",
+                        help="the longest a tool call waits before it returns a job: below the host's tool timeout "
+                             "(llmmixer config HOST sets it)")
     return parser
 
 
@@ -376,10 +391,11 @@ def main_mcp(args: argparse.Namespace) -> None:
 
                 tg.start_soon(on_signal, runs, stop)
                 tg.start_soon(stop_serving)
-                await serve_async(build_server(runs), args)
+                await serve_async(build_server(runs, max_wait_s=args.max_wait_s), args)
                 tg.cancel_scope.cancel()
 
     anyio.run(run)
+    exit_at_once()  # the runs are stored and the pool closed: skip the interpreter's teardown
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ when its committed leg fails before completing: it moves on to the fastest of th
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -27,6 +28,7 @@ import anyio
 from ..servers.core import pricing
 from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, ServerError
 from ..servers.core.events import EventType
+from ..servers.core.messages import ToolCall, ToolCallDelta, read_progress
 from ..servers.core.results import result_payload
 from .cooldown import Cooldowns
 from .legs import parse_leg, server_of
@@ -69,6 +71,7 @@ class Leg:
     round: int | None = None
     reason: str | None = None  # why it was skipped or left out
     dropped: list[dict[str, Any]] | None = None  # parameters the model refuses, not sent
+    tool_calls: list[dict[str, Any]] | None = None  # the tools the reply calls ({id, name, arguments})
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
     @property
@@ -92,7 +95,7 @@ class Leg:
             out["priced"] = self.cost_usd is not None
         if self.has_data:
             out["data"] = self.data
-        for key in ("server", "role", "round", "reason", "dropped"):
+        for key in ("server", "role", "round", "reason", "dropped", "tool_calls"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -266,15 +269,22 @@ class Mixer:
             emit("leg.started" if state == "running" else "leg.queued", leg.source, {"model": leg.model, **labels})
 
         async def progress(_progress: float, _total: float | None, message: str | None) -> None:
-            if not message or leg.status != "running":
-                return
-            if leg.ttft_ms is None:
+            if not message or leg.status != "running" or leg.scope.cancel_called:
+                return  # a leg that lost streams nothing more (its cancellation is on its way)
+            item = read_progress(message)
+            if isinstance(item, ToolCallDelta):
+                return  # a tool call counts once complete: a half-written call is not an answer yet
+            if leg.ttft_ms is None:  # the first token, or the first complete tool call of a reply without text
                 leg.ttft_ms = round((time.perf_counter() - started) * 1000, 3)
                 emit("leg.first_token", leg.source, {"ttft_ms": leg.ttft_ms})
                 if on_first_token is not None:
                     on_first_token(leg)
-            leg.parts.append(message)
-            emit("delta", leg.source, {"text": message})
+            if isinstance(item, ToolCall):
+                leg.tool_calls = [*(leg.tool_calls or []), item.model_dump()]
+                emit("leg.tool_call", leg.source, item.model_dump())
+                return
+            leg.parts.append(item)
+            emit("delta", leg.source, {"text": item})
 
         with leg.scope:
             try:
@@ -310,6 +320,7 @@ class Mixer:
         if "data" in payload:
             leg.data, leg.has_data = payload["data"], True
         leg.dropped = payload.get("dropped") or None
+        leg.tool_calls = payload.get("tool_calls") or leg.tool_calls
         if leg.model:
             self._models_seen[leg.target] = leg.model
         self.cooldowns.note_success(leg.target)
@@ -332,7 +343,8 @@ class Mixer:
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         leg.model = leg.model or call_args.get("model") or self._models_seen.get(leg.target)
         prompt_chars = len(call_args.get("prompt", "")) + len(call_args.get("system") or "")
-        prompt_chars += sum(len(m.get("content", "")) for m in call_args.get("messages") or ())
+        prompt_chars += sum(_chars(m.get("content", "")) for m in call_args.get("messages") or ())
+        prompt_chars += _chars(call_args.get("tools") or "")
         if never_sent:
             prompt_chars = 0
         leg.usage = {"input_tokens": math.ceil(prompt_chars / 4), "output_tokens": len(leg.parts),
@@ -479,6 +491,11 @@ def _kind(error: dict[str, Any] | None) -> ErrorKind | None:
         return ErrorKind((error or {}).get("kind"))
     except ValueError:
         return None
+
+
+def _chars(content: Any) -> int:
+    """Characters of a turn's content: its text, or its parts (tool calls and results) as JSON."""
+    return len(content) if isinstance(content, str) else len(json.dumps(content, ensure_ascii=False))
 
 
 def _first_text(result: Any) -> str:

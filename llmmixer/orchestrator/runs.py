@@ -21,6 +21,7 @@ Shutting down (leaving ``async with``, or :meth:`Runs.interrupt` on SIGTERM) end
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import uuid
@@ -33,6 +34,7 @@ import anyio
 import anyio.abc
 
 from ..servers.core.errors import (
+    BudgetError,
     CancelledError_,
     InvalidInputError,
     LLMMixerError,
@@ -44,7 +46,9 @@ from ..servers.core.errors import (
 from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
 from ..servers.core.redact import redact_inline
 from ..servers.core.results import result_payload
-from . import history, run_record, timeline
+from ..servers.core.manifest import manifest_for
+from . import costcap, history, run_record, stats, timeline
+from .costcap import SpendMeter
 from .config import Config
 from .cooldown import Cooldowns, default_path
 from .mixer import MixOptions, MixResult, Mixer
@@ -53,6 +57,7 @@ from .modes import check_mode
 from .pool import Admission, ServerPool
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
+from .telemetry import open_telemetry
 
 __all__ = ["Runs", "RunState", "PARTIAL_CHARS", "CACHE_RUNS", "CACHE_CHARS", "RECENT_IDS"]
 
@@ -88,6 +93,7 @@ class RunState:
     chars: int = 0  # streamed text held in `deltas`
     mix: MixResult | None = None  # an ask's legs as they go (their status: queued, running, done...)
     command_state: str = "pending"  # a command's one leg: queued while the runner is busy, then running
+    spend: SpendMeter | None = None  # an ask with max_cost_usd: its spend against the cap (costcap.py)
 
     def set_command_state(self, state: str) -> None:
         self.command_state = state
@@ -138,11 +144,15 @@ class Runs:
                            model_for=settings.model_for, prices=settings.prices, cooldowns=cooldowns,
                            fast_retry_wait_s=settings.fast_retry_wait_s)
         self.writer = writer or StoreWriter(store)
+        # Spans and metrics from the events below (telemetry.py); None when telemetry is off.
+        self.telemetry = open_telemetry(config, prometheus=settings.telemetry.prometheus,
+                                        cooldowns=cooldowns.cooling, spool=lambda: self.writer.pending)
         self._runs: dict[str, RunState] = {}  # in flight, and the recent finished ones
         self._finished: OrderedDict[str, None] = OrderedDict()  # finished runs still in _runs, oldest first
         self._finished_chars = 0
         self._recent: OrderedDict[str, dict[str, str]] = OrderedDict()  # run id -> title, newest last
         self._tg: anyio.abc.TaskGroup | None = None
+        self._spent_today: tuple[float, float] | None = None  # (the day's start, USD spent) for settings.budget
         self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
@@ -196,6 +206,12 @@ class Runs:
         if type_ in timeline.MARK_TYPES:
             state.marks.append((type_, source, event.ts))
         state.last_seq = self.writer.submit(event)
+        if self.telemetry is not None:
+            self.telemetry.observe(event)
+        if state.spend is not None and state.spend.observe(event):
+            log.info("run %s crossed its cost cap ($%s): cancelling its remaining legs", state.run_id,
+                     state.spend.max_cost_usd)
+            state.scope.cancel()
         state.touch()  # deltas and status changes alike wake whoever follows the run
 
     # -- starting runs ------------------------------------------------------------------------------------------------
@@ -250,17 +266,25 @@ class Runs:
                         temperature: float | None = None, response_schema: dict[str, Any] | None = None,
                         model_for: dict[str, str] | None = None, conversation_id: str | None = None,
                         reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
-                        options: MixOptions | None = None) -> str:
+                        options: MixOptions | None = None, messages: list[dict[str, Any]] | None = None,
+                        tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
+                        max_cost_usd: float | None = None) -> str:
         """Start an ask; returns its run id at once. ``conversation_id`` continues that conversation (its history
         goes to the models as ``messages``); without one the run starts a new conversation. ``options`` holds the
         settings of the combining modes (aggregator, rounds, min_answers, deadline_s). Images given as ``path`` are read
-        here and sent on as base64 (see servers/core/images.py).
+        here and sent on as base64 (see servers/core/images.py). ``messages`` are earlier turns in the normalized
+        message model (servers/core/messages.py, tool calls and results included) after the conversation's own;
+        ``prompt`` may then be empty when they end with the user's turn. ``tools``/``tool_choice`` go to every leg.
+
+        ``max_cost_usd`` caps the run's spend: refused before dispatch when the estimate is over it, legs
+        cancelled when the spend crosses it (costcap.py); ``settings.budget`` caps the day's.
 
         Raises:
             InvalidInputError: empty prompt, unknown mode or model server, bad options or images.
             NotFoundError: ``conversation_id`` names no conversation the store holds.
+            BudgetError: the run's estimate is over ``max_cost_usd``, or the daily budget is used up.
         """
-        if not isinstance(prompt, str) or not prompt.strip():
+        if not isinstance(prompt, str) or (not prompt.strip() and not messages):
             raise InvalidInputError("prompt is empty: give the question to ask the models")
         mode = mode or self.config.settings.mode
         check_mode(mode)
@@ -268,20 +292,27 @@ class Runs:
         mix_options = _check_options(options or MixOptions(), self.config.model_sources)
         portable_images = _portable_images(images)
         thread, system = await self._thread(conversation_id, system)
+        if max_cost_usd is not None and (not math.isfinite(max_cost_usd) or max_cost_usd <= 0):
+            raise InvalidInputError(f"max_cost_usd must be a positive number of dollars (got {max_cost_usd!r})")
+        prompt_chars = len(prompt) + len(system or "") + sum(len(str(m.get("content", "")))
+                                                             for m in [*thread, *(messages or [])])
+        await self._check_cost(prompt_chars, sources, model_for or {}, max_tokens, max_cost_usd)
         self._check_store()
         admission = self.pool.admit([server_of(source) for source in sources])  # RateLimitError (HTTP 429) when a server's queue is full
         arguments: dict[str, Any] = {"prompt": prompt}
         for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
                            ("response_schema", response_schema), ("reasoning", reasoning),
-                           ("images", portable_images)):
+                           ("images", portable_images), ("tools", tools), ("tool_choice", tool_choice)):
             if value is not None:
                 arguments[key] = value
-        if thread:
-            arguments["messages"] = thread
+        if thread or messages:
+            arguments["messages"] = [*thread, *(messages or [])]
         record_options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
                                             ("response_schema", response_schema), ("reasoning", reasoning),
                                             ("model_for", model_for or None)) if v is not None}
         state = self._new_run("ask", mode, {"prompt": prompt[:200]})
+        if max_cost_usd is not None:
+            state.spend = SpendMeter(max_cost_usd, prompt_chars, dict(self.config.settings.prices))
         state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
                                           history.new_conversation_id(), prompt=prompt, system=system,
                                           models=sources, mode=mode, options=record_options)
@@ -351,7 +382,38 @@ class Runs:
             await self._finish(state, "interrupted", {**result.to_dict(), "message": INTERRUPTED})
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
-        await self._finish(state, status, result.to_dict())
+        final = result.to_dict()
+        if state.spend is not None:
+            final["cost_cap"] = state.spend.to_dict()
+            if state.spend.stopped and not state.cancel_requested:
+                status = "done" if result.ok else "cancelled"
+        await self._finish(state, status, final)
+
+    async def _check_cost(self, prompt_chars: int, sources: list[str], model_for: dict[str, str],
+                          max_tokens: int | None, max_cost_usd: float | None) -> None:
+        """Refuse a run whose certain spend is over its cap, or over what is left of the day's budget."""
+        budget = self.config.settings.budget
+        if max_cost_usd is None and budget is None:
+            return
+        models = [model_for.get(s) or self.mixer.model_for.get(s) or self.pool.default_model(s)
+                  or getattr(manifest_for(s), "default_model", None) for s in sources]
+        estimate = costcap.estimate_usd(prompt_chars, models, max_tokens, dict(self.config.settings.prices))
+        if max_cost_usd is not None and estimate > max_cost_usd:
+            raise BudgetError(f"this run would cost at least ${estimate:.6f} ({len(sources)} legs, their prompts"
+                              f"{' and max_tokens' if max_tokens else ''}), over its max_cost_usd of "
+                              f"${max_cost_usd:.6f}; raise the cap, or ask fewer models",
+                              details={"estimate_usd": estimate, "max_cost_usd": max_cost_usd})
+        costcap.check_budget(budget, await self.spent_today(), estimate)
+
+    async def spent_today(self) -> float:
+        """USD spent by the runs in the log since local midnight (read once a day, then kept up to date)."""
+        start = costcap.day_start()
+        if self._spent_today is None or self._spent_today[0] != start:
+            total = 0.0
+            async for record in stats.records_since(self.store, start):
+                total += _run_cost(record.get("result"))
+            self._spent_today = (start, total)
+        return self._spent_today[1]
 
     async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
         if not isinstance(command, str) or not command.strip():
@@ -464,6 +526,8 @@ class Runs:
                 state.marks.append(("run.done", "orchestrator", time.time()))
                 result = {**result, "timeline": timeline.build(state.marks, result.get("legs"))}
             state.status, state.result = status, result
+            if self._spent_today is not None:
+                self._spent_today = (self._spent_today[0], self._spent_today[1] + _run_cost(result))
             self._emit(state, "run.done", "orchestrator", {"status": status, **result})
             await self.flush()
             if state.record is not None:
@@ -624,6 +688,11 @@ class Runs:
     def run_ids(self) -> list[str]:
         """The newest runs started here (at most :data:`RECENT_IDS`), oldest first."""
         return list(self._recent)
+
+
+def _run_cost(result: Any) -> float:
+    cost = result.get("total_cost_usd") if isinstance(result, dict) else None
+    return float(cost) if isinstance(cost, (int, float)) and math.isfinite(cost) else 0.0
 
 
 def _check_options(options: MixOptions, available: list[str]) -> MixOptions:

@@ -24,8 +24,10 @@ class RunService(Protocol):
                         temperature: float | None = None, response_schema: dict[str, Any] | None = None,
                         model_for: dict[str, str] | None = None, conversation_id: str | None = None,
                         reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
-                        options: MixOptions | None = None) -> str:
-        """Start one prompt across the models; the run id, at once. ``options``: the combining modes' settings.
+                        options: MixOptions | None = None, messages: list[dict[str, Any]] | None = None,
+                        tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> str:
+        """Start one prompt across the models; the run id, at once. ``options``: the combining modes' settings;
+        ``messages``, ``tools``, ``tool_choice``: the normalized conversation and tools (servers/core/messages.py).
 
         Raises:
             InvalidInputError: an empty prompt, an unknown model or mode.

@@ -12,7 +12,7 @@
 //       {"op": "ping", "repeat": n}            (round-trip seconds of each ping: this run's own latency baseline)
 //
 // Prints one JSON object: {"server": {name, version}, "ops": [...]}, where a call op is a list of outcomes
-// {isError, structuredContent, payload (the text parsed as JSON), deltas, thrown: {code, message}, abortedAt}.
+// {isError, structuredContent, payload (the first JSON text), firstText, deltas, thrown: {code, message}, abortedAt}.
 // Times are wall-clock seconds (Date.now() / 1000), to compare with the emulators' records.
 //
 // The SDK is found under $LLMMIXER_NODE_MODULES (the repo's .ci/node/node_modules); it is imported by path, as
@@ -41,10 +41,13 @@ function transportFor(spec) {
                                                                              : undefined);
 }
 
+// The first text block that holds a JSON object (an error's JSON follows its plain first line).
 function payloadOf(result) {
-  const text = (result.content ?? []).find((block) => block.type === 'text')?.text;
-  if (text === undefined) return null;
-  try { return JSON.parse(text); } catch { return null; }
+  for (const block of result.content ?? []) {
+    if (block.type !== 'text' || !block.text.trimStart().startsWith('{')) continue;
+    try { return JSON.parse(block.text); } catch { continue; }
+  }
+  return null;
 }
 
 const errors = [];
@@ -71,6 +74,7 @@ async function callOnce(op, args) {
     outcome.isError = result.isError === true;
     outcome.structuredContent = result.structuredContent ?? null;
     outcome.payload = payloadOf(result);
+    outcome.firstText = (result.content ?? []).find((block) => block.type === 'text')?.text ?? null;
   } catch (error) {
     outcome.thrown = { code: error?.code ?? null, message: String(error?.message ?? error) };
   }

@@ -16,6 +16,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...servers.core.workspace import agents_dir
 from .base import AgentCLI
 from .spec import AgentSpec
 
@@ -23,16 +24,6 @@ __all__ = ["LegLayout", "Redactor", "agents_dir", "endpoint_for", "secrets_for",
            "shell_command", "LEG_MARKER"]
 
 LEG_MARKER = "LLMMIXER_AGENT_LEG"  # set in every leg's environment: finds its processes, wherever they went
-
-
-def agents_dir() -> Path:
-    """Where legs live: ``$LLMMIXER_AGENTS_DIR``, else the user cache dir (never inside the user's repository)."""
-    configured = os.environ.get("LLMMIXER_AGENTS_DIR")
-    if configured:
-        return Path(configured)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("llmmixer")) / "agents"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, leg_environm
 from .leg import AgentLeg, Emit, missing_key, run_check, run_cli
 from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
-from .worktree import add_worktree, apply_diff, git_admin_dir, remove_worktree, repo_root, worktree_diff
+from .worktree import Repo, Worktree, add_worktree, apply_diff, remove_worktree, repo_root, worktree_diff
 
 __all__ = ["AGENT_MODES", "AgentRequest", "AgentRun", "run_agents", "plan_agents", "DEFAULT_CHECK_TIMEOUT_S"]
 
@@ -49,7 +49,7 @@ class AgentRequest:
 @dataclass
 class AgentRun:
     request: AgentRequest
-    repo: Path
+    repo: Repo
     legs: list[AgentLeg]
     run_dir: Path
     winner: AgentLeg | None = None
@@ -110,6 +110,7 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
 
     async def one(leg: AgentLeg) -> None:
         spec, adapter = leg.spec, leg.adapter
+        tree: Worktree | None = None
         secrets = secrets_for(adapter)
         redact = Redactor(secrets)
         leg.started_at = time.monotonic()
@@ -120,20 +121,20 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                 if not secrets:
                     raise missing_key(adapter)
                 binary = find_command(spec)
-                await add_worktree(run.repo, leg.layout.work)
+                tree = await add_worktree(run.repo, leg.layout.work)
                 base_url = endpoint_for(adapter, spec)
                 prepare_home(adapter, spec, leg.layout, base_url=base_url)
                 command = shell_command(adapter, spec, leg.layout, binary=binary, task=request.task)
                 env = leg_environment(adapter, spec, leg.layout, base_url=base_url, binary=binary)
                 # The worktree's git admin dir (index, HEAD) so the agent's own git commands work; nothing else.
-                writable = [str(await git_admin_dir(leg.layout.work))]
+                writable = [str(tree.admin)]
                 await run_cli(leg, pool, command, request.timeout_s or spec.timeout_s, emit, redact, env=env,
                               secrets=secrets, writable=writable)
                 emit("agent.exit", leg.name, {"exit_code": leg.exit_code, "timed_out": leg.timed_out,
                                               "error": leg.report.error})
                 leg.check = await run_check(leg, pool, request.check, request.check_timeout_s, emit, redact)
                 if leg.passed:
-                    leg.diff = await worktree_diff(leg.layout.work)
+                    leg.diff = await worktree_diff(tree)
                 if leg.passed and run.winner is None:
                     run.winner = leg
                     leg.status = "won"
@@ -160,7 +161,8 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                 if leg.status == "cancelled" and leg.stop_requested_at is not None:
                     leg.stopped_ms = round((time.monotonic() - leg.stop_requested_at) * 1000, 1)
                 leg.ended_at = time.monotonic()
-                await remove_worktree(run.repo, leg.layout.work)
+                if tree is not None:
+                    await remove_worktree(tree)
                 _remove_tree(leg.layout.root)
         if leg.status == "cancelled":
             emit("leg.cancelled", leg.name, {"agent": leg.name, "stopped_ms": leg.stopped_ms})

@@ -4,13 +4,14 @@ summary table. Lines come from the run's events in the store, so they are what S
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from ...servers.core.events import Event
     from ..runs import Runs
 
-__all__ = ["follow_agents", "describe", "summary"]
+__all__ = ["follow_agents", "follow_agent_events", "describe", "summary"]
 
 
 def describe(event: Event) -> str | None:
@@ -55,6 +56,18 @@ async def follow_agents(runs: Runs, run_id: str, out: TextIO | None = None) -> d
                 out.flush()
         if finished and not batch:
             return await runs.snapshot(run_id)
+
+
+async def follow_agent_events(events: AsyncIterator[dict[str, Any]], out: TextIO | None = None) -> None:
+    """Print the lines of a run's events (as the resident service streams them) until the run is done."""
+    from ...servers.core.events import Event
+
+    out = out or sys.stderr
+    async for raw in events:
+        line = describe(Event.from_dict(raw))
+        if line:
+            out.write(f"[{raw.get('source')}] {line}\n")
+            out.flush()
 
 
 def summary(result: dict[str, Any]) -> str:

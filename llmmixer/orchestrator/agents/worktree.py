@@ -1,80 +1,135 @@
 """Git worktrees for agent legs: one fresh worktree of HEAD per agent, its diff, and applying a diff.
 
 The user's own tree is never touched except by :func:`apply_diff` (``--apply``). Worktrees are detached (no branch
-is created) and removed with ``git worktree remove --force``; a directory git no longer knows is deleted and pruned.
+is created); removing one deletes its directory and prunes git's record of it.
+
+An agent controls everything in its worktree, the ``.git`` file included, and its admin directory (index, HEAD).
+So every git the orchestrator runs goes through :func:`~llmmixer.servers.core.host_git.host_git` (clean environment,
+fixed configuration, no hooks or fsmonitor), and never inside a tree the agent could have rewritten: the diff names
+the repository's own git directory and the worktree explicitly, starts from the commit recorded when the worktree
+was made, and builds its index in a private file. No ``.git`` file, ``HEAD`` or config the agent wrote is read.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
 
 from ...servers.core.errors import InvalidInputError, LLMMixerError
+from ...servers.core.host_git import host_git
 
-__all__ = ["repo_root", "add_worktree", "remove_worktree", "worktree_diff", "apply_diff", "git_admin_dir"]
-
-GIT_TIMEOUT_S = 120
-
-
-def _git(cwd: Path | str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, input=stdin,
-                          timeout=GIT_TIMEOUT_S, check=False)
+__all__ = ["Repo", "Worktree", "repo_root", "add_worktree", "remove_worktree", "worktree_diff", "apply_diff"]
 
 
-def repo_root(path: Path | str) -> Path:
-    """The top of the git repository holding ``path``.
+@dataclass(frozen=True, slots=True)
+class Repo:
+    """The user's repository, found once before any agent starts."""
+
+    top: Path
+    git_dir: Path  # the common git directory (objects, refs, config)
+
+    def __str__(self) -> str:
+        return str(self.top)
+
+
+@dataclass(frozen=True, slots=True)
+class Worktree:
+    """One leg's worktree, as the orchestrator made it (nothing here is read back from the tree)."""
+
+    repo: Repo
+    work: Path
+    admin: Path  # the worktree's admin directory under the repository's ``worktrees/`` (its index, HEAD, locks)
+    base: str  # the commit it started from
+
+
+def repo_root(path: Path | str) -> Repo:
+    """The git repository holding ``path``.
 
     Raises:
         InvalidInputError: ``path`` is not inside a git repository, or it has no commit yet.
     """
-    found = _git(path, "rev-parse", "--show-toplevel")
-    if found.returncode != 0:
+    found = host_git("rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", git_dir=None,
+                     cwd=path)
+    lines = found.stdout.splitlines()
+    if found.returncode != 0 or len(lines) != 2:
         raise InvalidInputError(f"{path} is not inside a git repository: run `llmmixer agent` from one")
-    root = Path(found.stdout.strip())
-    if _git(root, "rev-parse", "--verify", "-q", "HEAD").returncode != 0:
-        raise InvalidInputError(f"the repository {root} has no commit yet: agents start from HEAD")
-    return root
+    repo = Repo(top=Path(lines[0]), git_dir=Path(lines[1]))
+    if host_git("rev-parse", "--verify", "-q", "HEAD", git_dir=repo.git_dir).returncode != 0:
+        raise InvalidInputError(f"the repository {repo.top} has no commit yet: agents start from HEAD")
+    return repo
 
 
-async def add_worktree(repo: Path, dest: Path) -> None:
+def _admin_dir(repo: Repo, work: Path) -> Path:
+    """The admin directory git made for ``work``: the one whose ``gitdir`` names ``work/.git``."""
+    target = os.path.realpath(work / ".git")
+    root = repo.git_dir / "worktrees"
+    for entry in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            named = (entry / "gitdir").read_text().strip()
+        except OSError:
+            continue
+        if os.path.realpath(named) == target:
+            return entry
+    raise LLMMixerError(f"git made no admin directory for the worktree {work}")
+
+
+async def add_worktree(repo: Repo, dest: Path) -> Worktree:
     """Raises: LLMMixerError when git refuses."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    done = await anyio.to_thread.run_sync(lambda: _git(repo, "worktree", "add", "--detach", str(dest), "HEAD"))
-    if done.returncode != 0:
-        raise LLMMixerError(f"git worktree add failed: {done.stderr.strip()[-500:]}")
+
+    def add() -> Worktree:
+        head = host_git("rev-parse", "--verify", "HEAD^{commit}", git_dir=repo.git_dir)
+        if head.returncode != 0:
+            raise LLMMixerError(f"git rev-parse HEAD failed: {head.stderr.strip()[-500:]}")
+        base = head.stdout.strip()
+        done = host_git("worktree", "add", "--detach", str(dest), base, git_dir=repo.git_dir, cwd=repo.top)
+        if done.returncode != 0:
+            raise LLMMixerError(f"git worktree add failed: {done.stderr.strip()[-500:]}")
+        return Worktree(repo=repo, work=dest, admin=_admin_dir(repo, dest), base=base)
+
+    return await anyio.to_thread.run_sync(add)
 
 
-async def git_admin_dir(work: Path) -> Path:
-    """The worktree's own admin directory under the repository's ``.git/worktrees/`` (its index, HEAD, locks)."""
-    found = await anyio.to_thread.run_sync(lambda: _git(work, "rev-parse", "--absolute-git-dir"))
-    return Path(found.stdout.strip())
-
-
-async def remove_worktree(repo: Path, dest: Path) -> None:
-    """Remove the worktree and its directory; never raises."""
+async def remove_worktree(tree: Worktree) -> None:
+    """Remove the worktree's directory and git's record of it; never raises. Nothing in the tree is run or read."""
     def remove() -> None:
-        _git(repo, "worktree", "remove", "--force", "--force", str(dest))
-        if dest.exists():
-            shutil.rmtree(dest, ignore_errors=True)
-        _git(repo, "worktree", "prune")
+        shutil.rmtree(tree.work, ignore_errors=True)
+        shutil.rmtree(tree.admin, ignore_errors=True)
+        host_git("worktree", "prune", git_dir=tree.repo.git_dir)
 
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(remove)
 
 
-async def worktree_diff(work: Path) -> str:
-    """Everything the agent changed against HEAD, new files included, as a binary-safe patch."""
+async def worktree_diff(tree: Worktree) -> str:
+    """Everything the agent changed against the commit it started from, new files included, as a binary-safe patch.
+
+    The index is a private file (seeded from the base commit), the git directory is the repository's own; the tree
+    is only read as files.
+    """
     def diff() -> str:
-        _git(work, "add", "-A")
-        return _git(work, "diff", "--cached", "--binary", "HEAD").stdout
+        with tempfile.TemporaryDirectory(prefix="llmmixer-diff-") as private:
+            index = {"GIT_INDEX_FILE": os.path.join(private, "index")}
+
+            def git(*args: str) -> subprocess.CompletedProcess[str]:
+                return host_git(*args, git_dir=tree.repo.git_dir, work_tree=tree.work, env=index, cwd=private)
+
+            for args in (("read-tree", tree.base), ("add", "-A", "--", ".")):
+                done = git(*args)
+                if done.returncode != 0:
+                    raise LLMMixerError(f"git {args[0]} failed: {done.stderr.strip()[-500:]}")
+            return git("diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", tree.base).stdout
 
     return await anyio.to_thread.run_sync(diff)
 
 
-async def apply_diff(repo: Path, patch: str) -> None:
+async def apply_diff(repo: Repo, patch: str) -> None:
     """Apply ``patch`` to the user's working tree.
 
     Raises:
@@ -84,11 +139,12 @@ async def apply_diff(repo: Path, patch: str) -> None:
         return
 
     def apply() -> subprocess.CompletedProcess[str]:
-        checked = _git(repo, "apply", "--check", "--binary", "-", stdin=patch)
-        if checked.returncode != 0:
-            return checked
-        return _git(repo, "apply", "--binary", "-", stdin=patch)
+        def git(*args: str) -> subprocess.CompletedProcess[str]:
+            return host_git(*args, git_dir=repo.git_dir, work_tree=repo.top, stdin=patch, cwd=repo.top)
+
+        checked = git("apply", "--check", "--binary", "-")
+        return checked if checked.returncode != 0 else git("apply", "--binary", "-")
 
     done = await anyio.to_thread.run_sync(apply)
     if done.returncode != 0:
-        raise InvalidInputError(f"the winner's diff does not apply to {repo}: {done.stderr.strip()[-500:]}")
+        raise InvalidInputError(f"the winner's diff does not apply to {repo.top}: {done.stderr.strip()[-500:]}")

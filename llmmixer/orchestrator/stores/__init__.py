@@ -19,6 +19,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from ...servers.core.errors import InvalidInputError
+from ...servers.core.redact import redact_url
 from .base import DEFAULT_MAXLEN, DEFAULT_MEMORY_BYTES, EventStore, StoreHealth, id_key, parse_maxlen, parse_size
 from .memory import MemoryStore
 from .redis import DEFAULT_STREAM, RedisStore
@@ -49,46 +50,51 @@ def open_store(url: str | None) -> EventStore:
     if url is None or url.strip() in ("", "memory", "memory://"):
         return MemoryStore()
     url = url.strip()
+    return _open(url, redact_url(url))
+
+
+def _open(url: str, shown: str) -> EventStore:
+    """``url`` is only ever connected to; ``shown`` (its password hidden) is what errors and ``store.url`` say."""
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     if scheme == "memory":
         location, _, query = rest.partition("?")
         if location:
-            raise InvalidInputError(f"bad event store URL {url!r}: a memory store has no location; "
+            raise InvalidInputError(f"bad event store URL {shown!r}: a memory store has no location; "
                                     "use memory or memory://?maxlen=N")
-        options = _query(url, query, {"maxlen", "max_bytes"})
-        return MemoryStore(parse_maxlen(options.get("maxlen"), url, DEFAULT_MAXLEN) or DEFAULT_MAXLEN, url=url,
-                           max_bytes=parse_size(options.get("max_bytes"), url, DEFAULT_MEMORY_BYTES)
+        options = _query(shown, query, {"maxlen", "max_bytes"})
+        return MemoryStore(parse_maxlen(options.get("maxlen"), shown, DEFAULT_MAXLEN) or DEFAULT_MAXLEN, url=shown,
+                           max_bytes=parse_size(options.get("max_bytes"), shown, DEFAULT_MEMORY_BYTES)
                            or DEFAULT_MEMORY_BYTES)
     if scheme == "sqlite":
         if not rest.startswith("/"):
-            raise InvalidInputError(f"bad event store URL {url!r}: write sqlite:///relative/path.db or "
+            raise InvalidInputError(f"bad event store URL {shown!r}: write sqlite:///relative/path.db or "
                                     "sqlite:////absolute/path.db")
         path, _, query = rest[1:].partition("?")
         if not path:
-            raise InvalidInputError(f"bad event store URL {url!r}: the database path is missing "
+            raise InvalidInputError(f"bad event store URL {shown!r}: the database path is missing "
                                     "(sqlite:///path/to/events.db)")
-        options = _query(url, query, {"maxlen", "max_bytes"})
-        return SqliteStore(path, maxlen=parse_maxlen(options.get("maxlen"), url, None), url=url,
-                           max_bytes=parse_size(options.get("max_bytes"), url, DEFAULT_MAX_BYTES))
+        options = _query(shown, query, {"maxlen", "max_bytes"})
+        return SqliteStore(path, maxlen=parse_maxlen(options.get("maxlen"), shown, None), url=shown,
+                           max_bytes=parse_size(options.get("max_bytes"), shown, DEFAULT_MAX_BYTES))
     if scheme in ("redis", "rediss"):
         parts = urlsplit(url)
         if not parts.hostname:
-            raise InvalidInputError(f"bad event store URL {url!r}: the Redis host is missing (redis://host:6379/0)")
+            raise InvalidInputError(f"bad event store URL {shown!r}: the Redis host is missing (redis://host:6379/0)")
         try:
             parts.port  # noqa: B018 - raises ValueError on a malformed port
         except ValueError:
-            raise InvalidInputError(f"bad event store URL {url!r}: the port is not a number") from None
+            raise InvalidInputError(f"bad event store URL {shown!r}: the port is not a number") from None
         db = parts.path.strip("/")
         if db and not db.isdigit():
-            raise InvalidInputError(f"bad event store URL {url!r}: the database must be a number, got {db!r}")
+            raise InvalidInputError(f"bad event store URL {shown!r}: the database must be a number, got {db!r}")
         params = parse_qs(parts.query, keep_blank_values=True)
         ours = {key: values[-1] for key, values in params.items() if key in ("stream", "maxlen")}
         theirs = {key: values for key, values in params.items() if key not in ours}
         stream = ours.get("stream", DEFAULT_STREAM)
         if not stream:
-            raise InvalidInputError(f"bad event store URL {url!r}: stream name is empty")
-        maxlen = parse_maxlen(ours.get("maxlen"), url, DEFAULT_MAXLEN)
+            raise InvalidInputError(f"bad event store URL {shown!r}: stream name is empty")
+        maxlen = parse_maxlen(ours.get("maxlen"), shown, DEFAULT_MAXLEN)
         redis_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs, doseq=True), ""))
-        return RedisStore(redis_url, stream=stream, maxlen=maxlen, url=url)
-    raise InvalidInputError(f"unknown event store URL {url!r}: use {_EXAMPLES}")
+        return RedisStore(redis_url, stream=stream, maxlen=maxlen, url=shown)
+    raise InvalidInputError(f"unknown event store URL {shown!r}: use {_EXAMPLES}")

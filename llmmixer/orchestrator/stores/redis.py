@@ -30,6 +30,7 @@ import anyio
 
 from ...servers.core.errors import ConnectionError_, InvalidInputError, TimeoutError_, UnavailableError
 from ...servers.core.events import Event
+from ...servers.core.redact import redact_url
 from .base import DEFAULT_MAXLEN, READ_LIMIT, StoreBase, StoreHealth, WriteToken, id_key
 from .runlog import RedisRunLog
 
@@ -91,7 +92,7 @@ class RedisStore(RedisRunLog, StoreBase):
         self.redis_url = redis_url
         self.stream = stream
         self.maxlen = maxlen
-        self.url = url or redis_url
+        self.url = url or redact_url(redis_url)  # what is shown: never the password
         self._client: Any = None
         self._max_deleted = (0, 0)
         self._trimmed = False  # learnt from XINFO STREAM in first_id()

@@ -27,7 +27,8 @@ from ..service import RunService
 from .meta import get_meta, server_facts
 from .security import BodyTooLarge, error_response, too_large_response
 
-__all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exception_handlers", "status_for"]
+__all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exception_handlers", "status_for",
+           "json_body"]
 
 MAX_PROMPT_CHARS = 200_000
 MAX_WAIT_S = 60.0
@@ -46,6 +47,7 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.INVALID_OUTPUT: 502,
     ErrorKind.RATE_LIMIT: 429,
     ErrorKind.QUOTA: 429,
+    ErrorKind.BUDGET: 402,
     ErrorKind.SERVER: 500,
     ErrorKind.CONNECTION: 502,
     ErrorKind.OVERLOADED: 503,
@@ -147,7 +149,7 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-async def _json_body(request: Request, model: type[BaseModel]) -> Any:
+async def json_body(request: Request, model: type[BaseModel]) -> Any:
     """Parse and validate the body, turning every failure into an ``invalid_input`` error that says what is wrong.
 
     Raises:
@@ -187,7 +189,7 @@ def _run_id(request: Request) -> str:
 async def start_run(request: Request) -> Response:
     from ..schemas import parse_schema
 
-    body: AskRequest = await _json_body(request, AskRequest)
+    body: AskRequest = await json_body(request, AskRequest)
     from ..mixer import MixOptions
 
     from ..asking import AskOptions, resolve_choice
@@ -215,7 +217,7 @@ async def start_run(request: Request) -> Response:
 
 
 async def start_command(request: Request) -> Response:
-    body: CommandRequest = await _json_body(request, CommandRequest)
+    body: CommandRequest = await json_body(request, CommandRequest)
     run_id = await _runs(request).start_command(command=body.command, cwd=body.cwd, timeout_s=body.timeout_s)
     return JSONResponse({"run_id": run_id}, status_code=202)
 
@@ -223,7 +225,7 @@ async def start_command(request: Request) -> Response:
 async def start_agents(request: Request) -> Response:
     from ..agents import CLIS, AgentRequest
 
-    body: AgentsRequest = await _json_body(request, AgentsRequest)
+    body: AgentsRequest = await json_body(request, AgentsRequest)
     run_id = await _runs(request).start_agents(AgentRequest(
         task=body.task, check=body.check, agents=body.agents or list(CLIS), mode=body.mode, cwd=body.cwd or ".",
         timeout_s=body.timeout_s, apply=body.apply))

@@ -33,7 +33,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..service import RunService
 from ..stores.base import EventStore
-from . import api, sse
+from .. import gateway
+from . import api, observability, sse
+from ..gateway.models import Listings
 from .activity import Activity, ActivityMiddleware
 from .fanout import DEFAULT_MAX_QUEUE, EventHub
 from .security import DEFAULT_MAX_BODY, SecurityMiddleware, SecurityPolicy
@@ -104,6 +106,8 @@ def create_app(
 
     routes: list[BaseRoute] = [
         *api.routes(),
+        *observability.routes(),
+        *gateway.routes(),
         *sse.routes(),
         Route("/", _index, methods=["GET", "HEAD"]),
         Mount("/static", app=StaticFiles(directory=static_dir()), name="static"),
@@ -117,6 +121,7 @@ def create_app(
     app.state.hub = hub
     app.state.streams = streams
     app.state.policy = policy
+    app.state.listings = Listings()
     app.state.sse = sse.SSESettings(keepalive_s=keepalive_s, retry_ms=retry_ms)
     return app
 

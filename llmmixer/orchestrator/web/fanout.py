@@ -9,12 +9,13 @@ closed and its connection cut (the client comes back with its ``Last-Event-ID`` 
 so a slow client can neither grow the server's memory nor hold up anyone else. Queued items are references to
 the shared bytes, so a full queue costs pointers, not copies.
 
-Sends are coalesced in time as the audience grows: from 20 open streams on, after each publish the hub waits
-:meth:`EventHub.frame_s` (0.5 ms per open stream, at most 250 ms) before reading the store again, and whatever
-arrived meanwhile goes out as one chunk per stream. The fan-out's cost is one wake-up and one write per stream
-per frame, so with 500 dashboards open it stays a bounded share of the loop the runs share, instead of growing
-with the event rate (one wake-up per stream per event). An idle hub publishes a new event at once; only events
-that follow closely are held, never longer than one frame.
+Sends are coalesced only under pressure. After each publish the hub waits until the streams have written it
+(all but a sixteenth of them, so a stuck client holds up no one), at most :data:`MAX_FRAME_S`, before it reads
+the store again; whatever arrived meanwhile goes out as one chunk per stream. When the streams keep up (an idle
+loop, a few dashboards) that wait ends at once and every event goes out as it comes, with no added latency; when
+they do not (500 dashboards, a fast run), the events that came while they were writing are joined, so the
+fan-out's cost is one wake-up and one write per stream per round instead of per event, and it stays a bounded
+share of the loop the runs share. Below :data:`MIN_PACED_STREAMS` streams the hub does not wait at all.
 
 Hand-over from replay to live is gap-free because of one invariant: :attr:`EventHub.cursor` (the newest id
 pushed) and the pushes happen in the same step, with no ``await`` between them. A subscription records the cursor
@@ -36,16 +37,16 @@ from sse_starlette.event import ServerSentEvent
 from ...servers.core.events import Event
 from ..stores.base import READ_LIMIT, EventStore, id_key
 
-__all__ = ["EventHub", "Subscription", "Batch", "Encoded", "encode_event", "DEFAULT_MAX_QUEUE"]
+__all__ = ["EventHub", "Subscription", "Backlog", "Batch", "Encoded", "encode_event", "DEFAULT_MAX_QUEUE"]
 
 log = logging.getLogger("llmmixer.web")
 
 DEFAULT_MAX_QUEUE = 10_000  # events a client may fall behind before its connection is cut
 IDLE_WAIT_S = 5.0  # the store is re-checked at least this often even without a wake-up
 RETRY_BACKOFF_S = (0.05, 0.2, 1.0, 2.0)
-FRAME_S_PER_STREAM = 0.0005  # the pause after a publish, per open stream: a fan-out's cost grows with its audience
-MAX_FRAME_S = 0.25  # ...but an event waits at most this long: still live to anyone watching
+MAX_FRAME_S = 0.25  # the longest the hub waits for the streams to write a batch before it publishes the next
 MIN_PACED_STREAMS = 20  # below this a fan-out is cheap: publish as events come
+STRAGGLERS = 16  # the hub goes on once all but 1/STRAGGLERS of the streams have written
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,35 @@ class Batch:
         return Batch.of(kept) if kept else None
 
 
+class Backlog:
+    """How many streams hold events they have not written yet; the hub waits on it (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self._below: tuple[int, anyio.Event] | None = None
+
+    def add(self) -> None:
+        self.busy += 1
+
+    def done(self) -> None:
+        self.busy -= 1
+        if self._below is not None and self.busy <= self._below[0]:
+            self._below[1].set()
+            self._below = None
+
+    async def wait_below(self, limit: int) -> None:
+        """Return once at most ``limit`` streams are behind."""
+        while self.busy > limit:
+            event = anyio.Event()
+            self._below = (limit, event)
+            await event.wait()
+
+
 class Subscription:
     """A bounded queue of encoded events for one stream, optionally one run's only."""
 
     def __init__(self, start: str | None, run: str | None, max_queue: int,
-                 on_overflow: Callable[[], None] | None = None) -> None:
+                 on_overflow: Callable[[], None] | None = None, backlog: Backlog | None = None) -> None:
         self.start = start  # the hub's cursor when this subscription began; newer events come through the queue
         self.run = run
         self.max_queue = max_queue
@@ -104,6 +129,8 @@ class Subscription:
         self._queued = 0  # events in _batches
         self._wake = anyio.Event()
         self._on_overflow = on_overflow
+        self._backlog = backlog
+        self._behind = False  # counted in the backlog: holds events it has not written
 
     def push(self, batch: Batch) -> bool:
         """Queue ``batch`` (this run's events only); returns False when the subscription is over."""
@@ -123,18 +150,31 @@ class Subscription:
             return False
         self._batches.append(batch)
         self._queued += len(batch.items)
+        if not self._behind and self._backlog is not None:
+            self._behind = True
+            self._backlog.add()
         if not self._wake.is_set():
             self._wake.set()
         return True
+
+    def _caught_up(self) -> None:
+        if self._behind:
+            self._behind = False
+            assert self._backlog is not None
+            self._backlog.done()
 
     def close(self) -> None:
         self.closed = True
         self._batches.clear()
         self._queued = 0
+        self._caught_up()
         self._wake.set()
 
     async def get_batches(self) -> list[Batch]:
-        """Every batch queued, waiting until there is one; ``[]`` once closed."""
+        """Every batch queued, waiting until there is one; ``[]`` once closed. Asking again with nothing queued
+        means the stream has written what it got: it is no longer behind."""
+        if not self._batches:
+            self._caught_up()
         while not self._batches and not self.closed:
             await self._wake.wait()
             self._wake = anyio.Event()
@@ -157,6 +197,7 @@ class EventHub:
         self.cursor: str | None = None
         self.started = False
         self._subs: set[Subscription] = set()
+        self._backlog = Backlog()
 
     @property
     def subscriber_count(self) -> int:
@@ -165,14 +206,17 @@ class EventHub:
     def subscribe(self, run: str | None = None, on_overflow: Callable[[], None] | None = None) -> Subscription:
         if not self.started:
             raise RuntimeError("the event hub is not running (the app's lifespan starts it)")
-        sub = Subscription(self.cursor, run, self.max_queue, on_overflow)
+        sub = Subscription(self.cursor, run, self.max_queue, on_overflow, self._backlog)
         self._subs.add(sub)
         return sub
 
-    def frame_s(self) -> float:
-        """How long to let events gather after a publish (see the module docstring)."""
+    async def _let_streams_write(self) -> None:
+        """After a publish: wait (at most :data:`MAX_FRAME_S`) until the streams have written it, bar stragglers."""
         count = len(self._subs)
-        return 0.0 if count < MIN_PACED_STREAMS else min(MAX_FRAME_S, FRAME_S_PER_STREAM * count)
+        if count < MIN_PACED_STREAMS:
+            return
+        with anyio.move_on_after(MAX_FRAME_S):
+            await self._backlog.wait_below(count // STRAGGLERS)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
@@ -217,9 +261,7 @@ class EventHub:
                         self._drop_everyone()
                     self._publish(batch)
                     failures = 0
-                    frame = self.frame_s()
-                    if frame > 0:
-                        await anyio.sleep(frame)
+                    await self._let_streams_write()
                     if len(batch) == READ_LIMIT:
                         await anyio.lowlevel.checkpoint()
                         continue

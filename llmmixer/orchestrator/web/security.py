@@ -5,7 +5,7 @@ One pure ASGI middleware checks, in order:
 
 1. **Host** (421), **Origin** (403), **cross-site writes** (403: a ``POST`` needs a JSON body or an
    ``X-LLMMixer`` header) and the **token** (401), exactly as every LLMMixer HTTP face does (see the core module).
-   Here the token protects ``/api/*`` and ``/events``; it may also come as the ``llmmixer_token`` cookie.
+   Here the token protects ``/api/*``, ``/events`` and ``/metrics``; it may also come as the ``llmmixer_token`` cookie.
    Visiting ``/?token=...`` once sets that cookie (HttpOnly, SameSite=Strict) and redirects to ``/`` so the token
    leaves the address bar. The dashboard's static files and ``/healthz`` hold nothing secret and stay open.
 2. **Body cap** — a declared ``Content-Length`` over the cap is refused at once with 413; a chunked body is
@@ -52,7 +52,7 @@ __all__ = [
 COOKIE_NAME = "llmmixer_token"
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: a prompt, never a file upload
 # Paths that need the token when one is set. Everything else is the dashboard's own static shell.
-PROTECTED_PREFIXES = ("/api/", "/api", "/events")
+PROTECTED_PREFIXES = ("/api/", "/api", "/events", "/metrics")
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -149,6 +149,11 @@ class SecurityMiddleware:
         if self.policy.http.bearer_ok(headers):
             return True
         token = self.policy.token or ""
+        # The gateway's clients send the token as their vendor's API key (orchestrator/gateway/wire.py).
+        for name in ("x-api-key", "x-goog-api-key"):
+            supplied = headers.get(name)
+            if supplied and token and hmac.compare_digest(supplied.encode(), token.encode()):
+                return True
         cookie_header = headers.get("cookie")
         if cookie_header:
             jar: SimpleCookie = SimpleCookie()

@@ -12,6 +12,7 @@
     ├── PolicyError                    policy
     ├── InvalidInputError              invalid_input
     ├── InvalidOutputError             invalid_output
+    ├── BudgetError                    budget: a run's cost cap or the daily budget (settings.budget)
     └── RetryableError                 retryable = True
         ├── RateLimitError             rate_limit
         ├── OverloadedError            overloaded
@@ -66,6 +67,7 @@ __all__ = [
     "PolicyError",
     "InvalidInputError",
     "InvalidOutputError",
+    "BudgetError",
     "RateLimitError",
     "OverloadedError",
     "ServerError",
@@ -103,6 +105,7 @@ class ErrorKind(str, enum.Enum):
     POLICY = "policy"
     INVALID_INPUT = "invalid_input"
     INVALID_OUTPUT = "invalid_output"
+    BUDGET = "budget"
 
 
 # The one place that says which kinds are worth retrying (or falling back from).
@@ -214,6 +217,12 @@ class InvalidOutputError(LLMMixerError):
     kind = ErrorKind.INVALID_OUTPUT
 
 
+class BudgetError(LLMMixerError):
+    """A run refused because its estimate is over its ``max_cost_usd``, or the day's budget is used up."""
+
+    kind = ErrorKind.BUDGET
+
+
 class RateLimitError(RetryableError):
     kind = ErrorKind.RATE_LIMIT
 
@@ -266,6 +275,7 @@ _BY_KIND: dict[ErrorKind, type[LLMMixerError]] = {
         PolicyError,
         InvalidInputError,
         InvalidOutputError,
+        BudgetError,
         RateLimitError,
         OverloadedError,
         ServerError,

@@ -21,6 +21,7 @@ EventType = Literal[
     "leg.started",
     "delta",
     "leg.first_token",
+    "leg.tool_call",
     "leg.done",
     "leg.error",
     "leg.cancelled",

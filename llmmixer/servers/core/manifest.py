@@ -50,12 +50,19 @@ class ServerManifest:
     title: str  # for people: "Claude (Anthropic)"
     script: str | None = None  # its console script, if the distribution installs one
     vendor: str | None = None  # the name in its errors: "anthropic"
+    # Its ``gen_ai.provider.name`` in OpenTelemetry's GenAI conventions, where that differs from ``vendor``.
+    telemetry_provider: str | None = None
     key_vars: tuple[str, ...] = ()  # the API-key variables; the first is the one an error tells the user to set
     base_url_var: str | None = None  # the SDK's base-URL variable
     env_vars: tuple[str, ...] = ()  # other variables the server reads (its settings), passed through when set
     default_model: str | None = None
     emulator: EmulatorInfo | None = None
     order: int = 100  # position in the default model list and fallback order (lower first)
+
+    @property
+    def provider_name(self) -> str | None:
+        """The ``gen_ai.provider.name`` of its spans and metrics."""
+        return self.telemetry_provider or self.vendor
 
     @property
     def passthrough(self) -> tuple[str, ...]:

@@ -1,8 +1,8 @@
 """The MCP face of an adapter: ``generate`` and ``list_models``, identical on every vendor.
 
 Text deltas go out as progress notifications (``message`` = the delta text) when the caller sent a progress token;
-the final result holds the whole text. Errors are tool results with ``isError: true`` whose text is
-``{"error": {...}}`` from the shared error tree (no structured content: see ``results.py``).
+the final result holds the whole text. Errors are tool results with ``isError: true``: one plain line
+``KIND: message``, then ``{"error": {...}}`` from the shared error tree (no structured content: see ``results.py``).
 
 The MCP tool boundary (:meth:`LLMMixerMCPServer.call_tool`) maps what escapes a tool, most specific first:
 
@@ -26,6 +26,8 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, Tool
 from pydantic import BaseModel, Field
 
+from . import telemetry
+from .annotations import reads
 from .adapter import AdapterSettings, BaseAdapter, GenerateRequest, GenerateResult, TextDelta
 from .messages import ChatMessage, ToolCall, ToolCallDelta, ToolChoice, ToolSpec, progress_message
 from .capabilities import Reasoning
@@ -34,7 +36,7 @@ from .errors import InvalidInputError, LLMMixerError, UnexpectedError
 from .lazy import LazyAdapter
 from .manifest import ServerManifest
 from .results import error_result, ok_result
-from .transport import add_transport_arguments, serve
+from .transport import add_transport_arguments, exit_at_once, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
            "adapter_server", "DEFAULT_MODEL_META", "package_version", "tool_error"]
@@ -196,7 +198,8 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
     default_model = adapter.settings.default_model or adapter.default_model
 
     @server.tool(description=GENERATE_DESCRIPTION.format(vendor_title=f"{adapter.source} ({adapter.vendor})"),
-                 meta={DEFAULT_MODEL_META: default_model})
+                 meta={DEFAULT_MODEL_META: default_model},
+                 annotations=reads(f"Generate with {adapter.source}", open_world=True))
     async def generate(
         ctx: Context,
         prompt: str = "",
@@ -220,25 +223,34 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
                                       max_retry_wait_s=max_retry_wait_s)
         except ValueError as exc:
             return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
-        try:
-            live = await adapter.loaded()
-            sent = 0
-            async with contextlib.aclosing(live.stream(request)) as stream:
-                async for item in stream:
-                    if isinstance(item, TextDelta):
-                        sent += 1
-                        await ctx.report_progress(sent, None, item.text)
-                    elif isinstance(item, (ToolCallDelta, ToolCall)):
-                        sent += 1
-                        await ctx.report_progress(sent, None, progress_message(item))
-                    elif isinstance(item, GenerateResult):
-                        return ok_result(item.to_dict())
-        except LLMMixerError as error:
-            log.info("generate failed: %s %s", error.kind.value, error.message)
-            return error_result(error)
+        manifest = getattr(adapter, "manifest", None)
+        provider = manifest.provider_name if manifest is not None else adapter.vendor
+        with telemetry.chat_span(provider, request.model or default_model) as span:
+            try:
+                live = await adapter.loaded()
+                sent = 0
+                async with contextlib.aclosing(live.stream(request)) as stream:
+                    async for item in stream:
+                        if isinstance(item, TextDelta):
+                            sent += 1
+                            await ctx.report_progress(sent, None, item.text)
+                        elif isinstance(item, (ToolCallDelta, ToolCall)):
+                            sent += 1
+                            await ctx.report_progress(sent, None, progress_message(item))
+                        elif isinstance(item, GenerateResult):
+                            if span is not None:
+                                span.finished(item.model, item.stop_reason, item.usage.to_dict(), item.cost_usd,
+                                              item.ttft_ms)
+                            return ok_result(item.to_dict())
+            except LLMMixerError as error:
+                log.info("generate failed: %s %s", error.kind.value, error.message)
+                if span is not None:
+                    span.failed(error.kind.value, error.message)
+                return error_result(error)
         raise AssertionError("adapter stream ended without a result")  # pragma: no cover
 
-    @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.")
+    @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.",
+                 annotations=reads(f"List {adapter.source} models", open_world=True, idempotent=True))
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
         try:
             live = await adapter.loaded()
@@ -293,4 +305,10 @@ def adapter_main(adapter: AdapterRef, argv: Sequence[str] | None = None, *,
     """The console script of one adapter server (see :func:`adapter_server` for ``adapter``)."""
     server, args = adapter_server(adapter, argv, manifest=manifest, add_arguments=add_arguments)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    serve(server, args)
+    telemetry.setup_from_environ(server.name)
+    try:
+        serve(server, args)
+    finally:
+        telemetry.shutdown()  # the spans still batched reach the collector before the process goes
+    if argv is None:  # the console script: served and closed, nothing is left to do (see exit_at_once)
+        exit_at_once()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["looks_secret", "redact_inline", "inline_secrets", "redact_secrets", "REDACTED"]
+__all__ = ["looks_secret", "redact_inline", "inline_secrets", "redact_secrets", "redact_url", "REDACTED"]
 
 REDACTED = "[redacted]"
 
@@ -69,3 +69,26 @@ def redact_secrets(message: str, *secrets: str | None) -> str:
         if secret and secret in message:
             message = re.sub(rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])", REDACTED, message)
     return message
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to show: a password in its authority and any secret-named query value (``?password=``,
+    ``?token=``) replaced by ``***``. A user name and the rest stay (they say which store it is)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("://", 1)[0] + "://***" if "://" in url else url
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user, sep, _password = credentials.partition(":")
+        netloc = f"{user}:***@{host}" if sep else f"{'***' if looks_secret('USER', user) else user}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _SECRET_NAME.search(k) else v) for k, v in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

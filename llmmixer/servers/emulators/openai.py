@@ -542,6 +542,22 @@ def _argument_pieces(turn: Turn) -> tuple[str, list[str]]:
     return arguments, split_tokens(arguments, max(1, len(arguments) // 16))
 
 
+def _call_name(body: Any, name: str) -> dict[str, str]:
+    """The name fields of a Responses call to ``name``. A tool declared inside a ``namespace`` tool (Codex groups
+    each MCP server's tools as ``mcp__SERVER``) is called by its own name plus ``namespace``; a script names it
+    ``NAMESPACE__TOOL``, the way the agent reports it."""
+    tools = body.get("tools") if isinstance(body, dict) else None
+    for tool in tools if isinstance(tools, list) else []:
+        if not (isinstance(tool, dict) and tool.get("type") == "namespace"):
+            continue
+        prefix = f"{tool.get('name')}__"
+        inner = name[len(prefix):]
+        if name.startswith(prefix) and any(isinstance(t, dict) and t.get("name") == inner
+                                           for t in tool.get("tools") or []):
+            return {"name": inner, "namespace": str(tool["name"])}
+    return {"name": name}
+
+
 async def _responses_tool_sse(reply: _Reply, turn: Turn, record: RequestRecord) -> AsyncIterator[bytes]:
     out = _ResponsesStream(reply)
     yield out.event("response.created", response=out.response("in_progress", []))
@@ -567,7 +583,7 @@ async def _responses_tool_sse(reply: _Reply, turn: Turn, record: RequestRecord) 
     index = len(output)
     arguments, pieces = _argument_pieces(turn)
     call = {"id": reply.ident("fc_"), "type": "function_call", "status": "in_progress", "arguments": "",
-            "call_id": call_id("call_"), "name": turn.tool}
+            "call_id": call_id("call_"), **_call_name(record.body, str(turn.tool))}
     yield out.event("response.output_item.added", output_index=index, item=call)
     for piece in pieces:
         yield out.event("response.function_call_arguments.delta", item_id=call["id"], output_index=index,

@@ -9,6 +9,7 @@ MANIFEST = ServerManifest(
     title="Gemini (Google)",
     script="llmmixer-gemini",
     vendor="google",
+    telemetry_provider="gcp.gemini",
     key_vars=("GEMINI_API_KEY", "GOOGLE_API_KEY"),  # the SDK accepts either; errors name the first
     base_url_var="GOOGLE_GEMINI_BASE_URL",
     default_model="gemini-2.5-flash",

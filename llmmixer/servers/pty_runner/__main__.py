@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..core.errors import InvalidInputError, LLMMixerError
-from ..core.transport import add_transport_arguments, serve
+from ..core.transport import add_transport_arguments, exit_at_once, serve
 from .backend import BACKEND_ENV, resolve_backend
 from .policy import POLICY_ENV, Policy
 from .runner import Limits, PtyRunner
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a file never writable by commands (the policy file and the llmmixer config always "
                              "are); repeatable")
     parser.add_argument("--cwd", default=None, help="working directory for commands (default: the current one)")
+    parser.add_argument("--root", action="append", default=[], metavar="DIR",
+                        help="a directory a call's cwd and writable paths may name (default: the working directory "
+                             "and the agents' directory; never /, $HOME or llmmixer's own directories); repeatable")
     return parser
 
 
@@ -140,7 +143,7 @@ def _build(args: argparse.Namespace, *, reexec: bool) -> tuple[PtyRunner, LLMMix
     from .server import build_pty_server  # after the re-exec: the MCP SDK is most of the start-up time
 
     runner = PtyRunner(backend=backend, limits=limits, env_policy=env_policy, cwd=args.cwd, sandbox=mode,
-                       protect=(*args.protect, *_llmmixer_configs()))
+                       protect=(*args.protect, *_llmmixer_configs()), roots=tuple(args.root))
     return runner, build_pty_server(runner, policy)
 
 
@@ -186,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     serve(server, args, on_shutdown=runner.kill_all_now)
+    if argv is None:  # the console script: every child is killed and every answer written (see exit_at_once)
+        exit_at_once()
     return 0
 
 

@@ -27,7 +27,8 @@ from .control import Control, Decision, GuardRequest
 from .exec_rules import Approvals, Asker, ExecRules
 from .guards import guards_for, search_dirs
 from .policy import Policy
-from .sandbox import SANDBOX_ENV, Jail, Sandbox, SandboxSettings, resolve_sandbox
+from .roots import Roots
+from .sandbox import SANDBOX_ENV, Jail, Sandbox, SandboxSettings, remove_stale_jails, resolve_sandbox
 from .secrets import EnvPolicy, Redactor, parent_environment
 
 __all__ = ["Containment", "Prepared"]
@@ -140,6 +141,7 @@ class Containment:
             exec_rules.guarded = {g.target: g.program for g in guards if g.mode == "ask"}
             self.exec_rules = exec_rules
             self._sandbox = Sandbox(settings=self.settings, protected=self.protected, guards=guards)
+            remove_stale_jails()
         return self._sandbox
 
     def describe(self) -> dict[str, Any]:
@@ -149,7 +151,7 @@ class Containment:
     def prepare(self, argv: Sequence[str], *, cwd: str, cols: int, rows: int,
                 writable: Sequence[str] = (), env: Mapping[str, str] | None = None,
                 secrets: Mapping[str, str] | None = None, asker: Asker | None = None,
-                approvals: Sequence[str] = ()) -> Prepared:
+                approvals: Sequence[str] = (), roots: Roots | None = None) -> Prepared:
         """Raises: InvalidInputError (bad env, secrets or writable paths), UnavailableError."""
         extra = _check_env("env", env)
         call_secrets = _check_env("secret", secrets)
@@ -157,14 +159,10 @@ class Containment:
         hidden = {**inline_secrets(" ".join(argv[2:] if argv[:2] == ["bash", "-c"] else argv)), **call_secrets}
         redactor = self.redactor.copy_with(hidden) if hidden else self.redactor
         child_env = self.env_policy.child_env(self.environ, cols, rows, secrets=all_secrets, extra=extra)
-        if not self.enabled:  # everything is writable anyway; the directories are still made, as inside
-            for path in writable:
-                if not os.path.isabs(path):
-                    raise InvalidInputError(f"writable path {path!r} must be absolute")
-                os.makedirs(path, exist_ok=True)
+        if not self.enabled:  # everything is writable anyway
             return Prepared(argv=list(argv), env=child_env, redactor=redactor)
         sandbox = self.sandbox()
-        jail = sandbox.jail(cwd, writable)
+        jail = sandbox.jail(cwd, writable, roots)
         child_env["TMPDIR"] = "/tmp"
         prepared = Prepared(argv=jail.wrap(argv), env=child_env, redactor=redactor, jail=jail)
         prepared.approvals.replace(approvals)
@@ -178,5 +176,5 @@ class Containment:
             return await exec_rules.decide(request, approvals=prepared.approvals, asker=asker,
                                            host_path=jail.host_path)
 
-        prepared.control = Control(jail.control_socket, decide)
+        prepared.control = Control(jail.control_socket, decide, identify=sandbox.orders_of_process)
         return prepared

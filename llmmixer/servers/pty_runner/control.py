@@ -2,14 +2,19 @@
 
 One listener per child, on a unix socket in the child's private host directory, bound read-only into the sandbox at
 ``/dev/llmmixer/control``. A request is a 4-byte little-endian length, then NUL-terminated fields:
-``kind, program, rule, exe, cwd, argc, argv..., [env...]`` (``kind`` is ``refused`` or ``ask``).
+``kind, program, rule, exe, cwd, argc, argv..., [env...]``.
 
-- ``refused``: recorded (:attr:`Control.refusals`); the runner turns it into a ``policy`` error for ``run`` and a
-  ``pty.refused`` event for sessions.
-- ``ask``: ``decide(request)`` answers. On allow the answer is ``A`` with a descriptor of the real binary
-  (``O_PATH``, opened on the host, where the guard does not cover it), which the guard executes in place; on deny it
-  is ``D`` and the message the guard prints. What is checked is the argv that will run, so a program speaking this
-  protocol itself gains nothing over the guard.
+Only a guard is answered. The peer's pid (``SO_PEERCRED``) leads to its executable, whose inode must be one of the
+guard files (``identify``), and the peer must not be traced; the guard file, not the request, says which rule it stands for and whether it refuses
+or asks. Anything else that connects (a program of the child's speaking this protocol) is refused and recorded.
+
+- a ``refuse`` guard: recorded (:attr:`Control.refusals`); the runner turns it into a ``policy`` error for ``run``
+  and a ``pty.refused`` event for sessions; the answer is ``D`` and the message the guard prints.
+- an ``ask`` guard: ``decide(request)`` answers. On allow the answer is ``A`` with a descriptor (``O_PATH``, opened
+  on the host) of an exec-only copy of the real program, which the guard executes in place with the argv it sent:
+  the descriptor goes to nothing but a guard, whose memory nothing in the sandbox can read or change.
+
+A child holds at most :data:`MAX_CONNECTIONS` connections of at most :data:`MAX_REQUEST` bytes each.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 import struct
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +38,20 @@ log = logging.getLogger("llmmixer.pty.control")
 
 MAX_REQUEST = 1 << 20
 MAX_REFUSALS = 100
+MAX_CONNECTIONS = 8
+NOT_A_GUARD = "builtin: only a guard may ask the runner"
+Orders = tuple[str, str, str]  # (refuse | ask, program, rule) of one guard file
+
+
+def _traced(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("TracerPid:"):
+                    return line.split()[1] != "0"
+    except OSError:
+        return True
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +96,13 @@ class Decision:
 
 class Control:
     def __init__(self, path: str, decide: Callable[[GuardRequest], Awaitable[Decision]] | None = None,
-                 on_refusal: Callable[[GuardRequest], None] | None = None) -> None:
+                 on_refusal: Callable[[GuardRequest], None] | None = None,
+                 identify: Callable[[int], Orders | None] | None = None) -> None:
         self.path = path
         self.decide = decide
         self.on_refusal = on_refusal
+        self.identify = identify
+        self._open_connections = 0
         self.refusals: list[GuardRequest] = []
         self._listener: anyio.abc.SocketListener | None = None
 
@@ -95,7 +118,17 @@ class Control:
                     stream = await self._listener.accept()
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                     return
-                tg.start_soon(self._handle, stream)
+                if self._open_connections >= MAX_CONNECTIONS:
+                    await stream.aclose()
+                    continue
+                self._open_connections += 1
+                tg.start_soon(self._handle_counted, stream)
+
+    async def _handle_counted(self, stream: anyio.abc.SocketStream) -> None:
+        try:
+            await self._handle(stream)
+        finally:
+            self._open_connections -= 1
 
     async def aclose(self) -> None:
         if self._listener is not None:
@@ -129,10 +162,16 @@ class Control:
             except (ValueError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
                 log.info("malformed guard request: %s", exc)
                 return
-            if request.kind == "refused":
-                self._refusal(request)
+            orders = self._orders_of(stream)
+            if orders is None:
+                await self._answer(stream, Decision(False, f"llmmixer: refused: {NOT_A_GUARD}"))
+                self._refusal(dataclasses.replace(request, kind="refused", rule=NOT_A_GUARD, env={}))
                 return
-            if request.kind != "ask":
+            mode, program, rule = orders
+            request = dataclasses.replace(request, program=program, rule=rule)
+            if mode != "ask":
+                await self._answer(stream, Decision(False, f"llmmixer: {program} refused by policy rule {rule}"))
+                self._refusal(dataclasses.replace(request, kind="refused", env={}))
                 return
             decision = Decision(False, "llmmixer: refused: this runner takes no exec-time questions")
             if self.decide is not None:
@@ -144,6 +183,20 @@ class Control:
             await self._answer(stream, decision)
             if not decision.allow:
                 self._refusal(dataclasses.replace(request, rule=decision.rule or request.rule, env={}))
+
+    def _orders_of(self, stream: anyio.abc.SocketStream) -> Orders | None:
+        """The orders of the guard file the peer runs, or None (not a guard, or no way to tell)."""
+        if self.identify is None:
+            return None
+        try:
+            raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            pid, _uid, _gid = struct.unpack("3i", raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                 struct.calcsize("3i")))
+        except (OSError, anyio.TypedAttributeLookupError, struct.error):
+            return None
+        if pid <= 0 or _traced(pid):
+            return None  # a traced guard could have its registers changed between the answer and its exec
+        return self.identify(pid)
 
     def _refusal(self, request: GuardRequest) -> None:
         if len(self.refusals) < MAX_REFUSALS:

@@ -16,14 +16,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from .control import Decision, GuardRequest
 from .git_args import effective_git
-from .guards import GuardMode
-from .policy import Policy
+from .guards import GuardMode, exec_only
+from .policy import Policy, strictest
 
 __all__ = ["ExecRules", "Asker", "Approvals"]
 
@@ -38,6 +37,11 @@ class Approvals:
 
     def replace(self, rules: Iterable[str]) -> None:
         self.rules = set(rules)
+
+
+def _allow(real: str) -> Decision:
+    """An approval: the guard is handed an exec-only copy of the program (:func:`.guards.exec_only`)."""
+    return Decision(True, real=exec_only(real))
 
 
 @dataclass(slots=True)
@@ -62,35 +66,40 @@ class ExecRules:
                 result.append(("ask", program, ", ".join(str(r) for r in rules if r.action != "allow")))
         return result
 
-    def words(self, request: GuardRequest, host_path: Callable[[str], str]) -> tuple[tuple[str, ...], str | None]:
+    def candidates(self, request: GuardRequest, host_path: Callable[[str], str]) -> list[tuple[str, ...]]:
+        """Every command line the exec could amount to (a git alias read from the child's files may be open).
+
+        A ``!`` alias's shell runs inside the sandbox, where each program it runs meets the guards again: it adds
+        no candidate of its own.
+        """
         argv = request.argv or (request.program,)
         if request.program == "git":
-            real = shutil.which("git")
-            command = effective_git(argv, cwd=request.cwd, env=request.env, real_git=real, host_path=host_path)
-            return command.words, command.shell_alias
-        return (request.program, *argv[1:]), None
+            commands = effective_git(argv, cwd=request.cwd, env=request.env, host_path=host_path)
+            return [c.words for c in commands if c.shell_alias is None]
+        return [(request.program, *argv[1:])]
 
     async def decide(self, request: GuardRequest, *, approvals: Approvals, asker: Asker | None,
                      host_path: Callable[[str], str]) -> Decision:
         real = request.exe if request.exe in self.guarded else None
         if real is None or not os.path.exists(real):
             return Decision(False, f"llmmixer: {request.program} refused: {request.exe!r} is not a guarded program")
-        words, shell_alias = self.words(request, host_path)
-        if shell_alias is not None:
-            return Decision(True, real=real)  # the alias's shell runs inside the sandbox: its programs meet guards
-        verdict = self.policy.check_argv(words, cwd=host_path(request.cwd))
-        shown = " ".join(words)
+        candidates = self.candidates(request, host_path)
+        if not candidates:
+            return _allow(real)
+        verdicts = [(self.policy.check_argv(words, cwd=host_path(request.cwd)), words) for words in candidates]
+        verdict = strictest(v for v, _ in verdicts) or verdicts[0][0]
+        shown = " ".join(next(words for v, words in verdicts if v.action == verdict.action))
         if verdict.action == "allow":
-            return Decision(True, real=real)
+            return _allow(real)
         if verdict.action == "deny":
             rule = verdict.rule or "default: deny"
             return Decision(False, f"llmmixer: {shown} refused by policy rule {rule}", rule=rule)
         asked = set(verdict.asks) or {verdict.rule or "default: ask"}
         if asked <= approvals.rules:
-            return Decision(True, real=real)
+            return _allow(real)
         if asker is not None and await asker(f"The command policy asks before running this ({', '.join(sorted(asked))})"
                                              f":\n\n{shown}\n\nRun it?"):
-            return Decision(True, real=real)
+            return _allow(real)
         rules = ", ".join(sorted(asked))
         return Decision(False, f"llmmixer: {shown} refused: policy rule {rules} needs the host's approval, which can "
                                f"only be asked before a command starts; run `{shown}` as a command of its own",

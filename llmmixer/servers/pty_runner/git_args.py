@@ -4,18 +4,22 @@
 so a rule about ``git push`` sees it. It understands every global option git has (``-C``, ``-c``, ``--git-dir``,
 ``--work-tree``, ``--namespace``, ``--config-env``, ``-p``/``-P``/``--no-pager``, ``--bare``, ``--exec-path``…), the
 dashed form (``git-push``), aliases from the command line (``-c alias.X=…``, ``--config-env``, ``GIT_CONFIG_*``) and
-from every config file git would read (asked of the real git on the host, with the same options and variables),
+from every config file git would read (read as data by :mod:`.git_config`: no git process runs on the host for it),
 aliases that carry global options themselves, and plumbing that does a porcelain's work (``send-pack`` is ``push``).
 A ``!`` alias runs a shell command: it is returned as such, and each program it runs meets the guards again.
+
+Where the files leave an alias open (an ``includeIf`` git may or may not take), :func:`effective_git` returns every
+command it could be, and the caller holds each to the policy.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+from .git_config import alias_candidates
 
 __all__ = ["GitCommand", "effective_git", "PLUMBING"]
 
@@ -27,12 +31,7 @@ FLAG_OPTIONS = frozenset({"-p", "--paginate", "-P", "--no-pager", "--bare", "--n
                           "--html-path", "--man-path", "--info-path"})
 PLUMBING = {"send-pack": "push", "http-push": "push"}  # plumbing that does the same thing as a porcelain command
 MAX_ALIAS_DEPTH = 10
-# Variables the real git may need to find the same config files the sandboxed one would.
-_CONFIG_ENV = ("HOME", "XDG_CONFIG_HOME", "GIT_DIR", "GIT_WORK_TREE", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
-               "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_NAMESPACE",
-               "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_COMMON_DIR")
-_PATH_ENV = frozenset({"HOME", "XDG_CONFIG_HOME", "GIT_DIR", "GIT_WORK_TREE", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
-                       "GIT_COMMON_DIR"})
+MAX_CANDIDATES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,76 +60,33 @@ def _split_options(args: Sequence[str]) -> tuple[list[str], list[str]]:
     return options, list(args[i:])
 
 
-def effective_git(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], real_git: str | None,
-                  host_path: Callable[[str], str] = lambda p: p) -> GitCommand:
-    """The subcommand and arguments ``argv`` (a git invocation as exec'd) would run."""
+def effective_git(argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
+                  host_path: Callable[[str], str] = lambda p: p) -> list[GitCommand]:
+    """Every command ``argv`` (a git invocation as exec'd) could run: one, unless an alias is ambiguous."""
     program = os.path.basename(argv[0]) if argv else "git"
     args = list(argv[1:])
     if program.startswith("git-"):
         args = [program[4:], *args]
-    options: list[str] = []
-    for _ in range(MAX_ALIAS_DEPTH):
+    found: list[GitCommand] = []
+    pending: list[tuple[list[str], list[str], int]] = [(args, [], 0)]
+    while pending and len(found) < MAX_CANDIDATES:
+        args, options, depth = pending.pop()
         more, rest = _split_options(args)
-        options += more
+        options = [*options, *more]
         if not rest:
-            return GitCommand(("git",))
-        sub, tail = rest[0], rest[1:]
-        value = _alias(sub, options, cwd=cwd, env=env, real_git=real_git, host_path=host_path)
-        if value is None:
-            return GitCommand(("git", PLUMBING.get(sub, sub), *tail))
-        if value.startswith("!"):
-            return GitCommand(("git", sub, *tail), shell_alias=value[1:])
-        try:
-            args = [*shlex.split(value), *tail]
-        except ValueError:
-            return GitCommand(("git", sub, *tail))
-    return GitCommand(("git", *args))
-
-
-def _mapped_options(options: Sequence[str], host_path: Callable[[str], str]) -> list[str]:
-    out: list[str] = []
-    i = 0
-    while i < len(options):
-        word = options[i]
-        if word in ("-C", "--git-dir", "--work-tree") and i + 1 < len(options):
-            out += [word, host_path(options[i + 1])]
-            i += 2
+            found.append(GitCommand(("git",)))
             continue
-        if word.startswith(("--git-dir=", "--work-tree=")):
-            name, _, value = word.partition("=")
-            out.append(f"{name}={host_path(value)}")
-        elif word.startswith("-C") and len(word) > 2:
-            out += ["-C", host_path(word[2:])]
-        elif word in ("-p", "--paginate", "-P", "--no-pager", "--exec-path", "--html-path", "--man-path",
-                      "--info-path") or word.startswith("--exec-path="):
-            pass  # nothing to do with finding config
-        else:
-            out.append(word)
-        i += 1
-    return out
-
-
-def _alias(name: str, options: Sequence[str], *, cwd: str, env: Mapping[str, str], real_git: str | None,
-           host_path: Callable[[str], str]) -> str | None:
-    if real_git is None or not name or name.startswith("-"):
-        return None
-    child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_TERMINAL_PROMPT": "0"}
-    for key in _CONFIG_ENV:
-        if key in env:
-            child_env[key] = host_path(env[key]) if key in _PATH_ENV else env[key]
-    for key, value in env.items():
-        if key.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")):
-            child_env[key] = value
-    for word in options:  # --config-env=name=VARIABLE reads VARIABLE
-        if word.startswith("--config-env="):
-            variable = word.rsplit("=", 1)[-1]
-            if variable in env:
-                child_env[variable] = env[variable]
-    try:
-        done = subprocess.run([real_git, *_mapped_options(options, host_path), "config", "--get", f"alias.{name}"],
-                              cwd=host_path(cwd) if os.path.isdir(host_path(cwd)) else "/", env=child_env,
-                              capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = done.stdout.rstrip("\n")
-    return value if done.returncode == 0 and value else None
+        sub, tail = rest[0], rest[1:]
+        values = alias_candidates(sub, options, cwd=cwd, env=env, host_path=host_path) if depth < MAX_ALIAS_DEPTH \
+            else []
+        if not values:
+            found.append(GitCommand(("git", PLUMBING.get(sub, sub), *tail)))
+        for value in values:
+            if value.startswith("!"):
+                found.append(GitCommand(("git", sub, *tail), shell_alias=value[1:]))
+                continue
+            try:
+                pending.append(([*shlex.split(value), *tail], options, depth + 1))
+            except ValueError:
+                found.append(GitCommand(("git", sub, *tail)))
+    return found or [GitCommand(("git", *args))]

@@ -1,12 +1,16 @@
 /* llmmixer guard: bind-mounted inside the sandbox over every binary a policy rule names.
  *
- * Its orders are a trailer appended to the binary itself ("\nLLMMIXER-GUARD\t<mode>\t<program>\t<rule>\n"), read
- * through /proc/self/exe, so a copy (cp /bin/rm zz) or a link (ln -s /bin/rm r) still knows what it stands for.
+ * The file is exec-only (mode 0111): nothing in the sandbox can read, copy or trace it, and the kernel makes a
+ * process started from an unreadable file non-dumpable, so no other process of the sandbox can open its
+ * /proc/<pid>/mem, /proc/<pid>/exe or /proc/<pid>/fd. Its orders (refuse or ask, the program, the rule) stay on the
+ * host: the runner knows each guard file by its inode, and tells this process's from the peer of the control
+ * socket (SO_PEERCRED, then /proc/<pid>/exe). A client of the socket that is not a guard is refused.
  *
- *   refuse  print "llmmixer: <program> refused by policy rule <rule>", tell the runner, exit 126.
- *   ask     send argv, cwd and environment to the runner over the sandbox's control socket; on "allow" the runner
- *           answers with a descriptor of the real program (never reachable by any path inside the sandbox), which
- *           is executed in place; on "deny" print the runner's message and exit 126.
+ * It sends argv, cwd and the environment to the runner over the sandbox's control socket (/dev/llmmixer/control).
+ * On "allow" the runner answers with a descriptor of an exec-only copy of the real program (never reachable by any
+ * path inside the sandbox), which is executed in place, with the loader's variables (LD_PRELOAD and friends)
+ * removed: the approved process is non-dumpable too, so what it starts cannot re-execute it through
+ * /proc/<pid>/exe with other arguments. On "deny" it prints the runner's message and exits 126.
  *
  * It is static, reads no environment variable, runs no shell and loads no library, so nothing the sandboxed
  * command controls changes what it does.
@@ -18,50 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #define SOCKET_PATH "/dev/llmmixer/control"
-#define MARKER "\nLLMMIXER-GUARD\t"
-#define TRAILER_MAX 4096
 
 extern char **environ;
-
-static char trailer[TRAILER_MAX + 1];
-static char *mode = "refuse", *program = "?", *rule = "?";
-
-static void read_orders(void) {
-    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    off_t size = lseek(fd, 0, SEEK_END);
-    off_t from = size > TRAILER_MAX ? size - TRAILER_MAX : 0;
-    ssize_t got = pread(fd, trailer, (size_t)(size - from), from);
-    close(fd);
-    if (got <= 0) return;
-    trailer[got] = 0;
-    char *found = NULL, *at = trailer;
-    for (;;) { /* the last marker: memmem over the tail, which may hold NUL bytes of the ELF */
-        char *next = memmem(at, (size_t)(trailer + got - at), MARKER, sizeof(MARKER) - 1);
-        if (!next) break;
-        found = next;
-        at = next + 1;
-    }
-    if (!found) return;
-    char *fields = found + sizeof(MARKER) - 1;
-    char *end = strchr(fields, '\n');
-    if (end) *end = 0;
-    char *tab1 = strchr(fields, '\t');
-    if (!tab1) return;
-    *tab1 = 0;
-    char *tab2 = strchr(tab1 + 1, '\t');
-    if (!tab2) return;
-    *tab2 = 0;
-    mode = fields;
-    program = tab1 + 1;
-    rule = tab2 + 1;
-}
 
 static int connect_runner(void) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -107,11 +76,11 @@ static int send_request(int fd) {
     return send_all(fd, (const char *)head, 4) || send_all(fd, request, request_size);
 }
 
-static void begin(const char *kind, int argc, char **argv) {
+static void begin(int argc, char **argv) {
     char number[32], cwd[8192], exe[8192];
-    field(kind);
-    field(program);
-    field(rule);
+    field("exec"); /* kind, program and rule: the runner knows them from this file's inode */
+    field("");
+    field("");
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     exe[n > 0 ? n : 0] = 0;
     field(exe);
@@ -121,28 +90,37 @@ static void begin(const char *kind, int argc, char **argv) {
     for (int i = 0; i < argc; i++) field(argv[i]);
 }
 
-static int refuse(int argc, char **argv) {
-    dprintf(2, "llmmixer: %s refused by policy rule %s\n", program, rule);
-    int fd = connect_runner();
-    if (fd >= 0) {
-        begin("refused", argc, argv);
-        send_request(fd);
-        close(fd);
+/* Variables the dynamic loader and libc act on before main (glibc's list for secure execution). */
+static const char *const LOADER_VARS[] = {"LD_", "GCONV_PATH=", "GETCONF_DIR=", "GLIBC_TUNABLES=", "HOSTALIASES=",
+                                          "LOCALDOMAIN=", "LOCPATH=", "MALLOC_", "NIS_PATH=", "NLSPATH=",
+                                          "RESOLV_HOST_CONF=", "RES_OPTIONS=", "TZDIR=", NULL};
+
+static char **without_loader_vars(void) {
+    size_t n = 0;
+    for (char **e = environ; *e; e++) n++;
+    char **out = calloc(n + 1, sizeof(char *));
+    if (!out) _exit(125);
+    size_t k = 0;
+    for (char **e = environ; *e; e++) {
+        int drop = 0;
+        for (const char *const *v = LOADER_VARS; *v && !drop; v++) drop = strncmp(*e, *v, strlen(*v)) == 0;
+        if (!drop) out[k++] = *e;
     }
-    return 126;
+    out[k] = NULL;
+    return out;
 }
 
 static int ask(int argc, char **argv) {
+    const char *name = argc > 0 ? argv[0] : "?";
     int fd = connect_runner();
     if (fd < 0) {
-        dprintf(2, "llmmixer: %s refused: the runner that decides policy rule %s cannot be reached\n", program,
-                rule);
+        dprintf(2, "llmmixer: %s refused: the runner that decides its policy rule cannot be reached\n", name);
         return 126;
     }
-    begin("ask", argc, argv);
+    begin(argc, argv);
     for (char **e = environ; *e; e++) field(*e);
     if (send_request(fd)) {
-        dprintf(2, "llmmixer: %s refused: the runner did not take the request\n", program);
+        dprintf(2, "llmmixer: %s refused: the runner did not take the request\n", name);
         return 126;
     }
     char answer[4096];
@@ -161,17 +139,17 @@ static int ask(int argc, char **argv) {
         dprintf(2, "%s\n", got > 1 ? answer + 1 : "llmmixer: refused: no answer from the runner");
         return 126;
     }
-    syscall(SYS_execveat, real, "", argv, environ, AT_EMPTY_PATH);
+    char **env = without_loader_vars();
+    syscall(SYS_execveat, real, "", argv, env, AT_EMPTY_PATH);
     if (errno == ENOENT) { /* a script: its interpreter reopens it through /dev/fd, which must stay open */
         fcntl(real, F_SETFD, 0);
-        syscall(SYS_execveat, real, "", argv, environ, AT_EMPTY_PATH);
+        syscall(SYS_execveat, real, "", argv, env, AT_EMPTY_PATH);
     }
-    dprintf(2, "llmmixer: %s: cannot execute: %s\n", program, strerror(errno));
+    dprintf(2, "llmmixer: %s: cannot execute: %s\n", name, strerror(errno));
     return 126;
 }
 
 int main(int argc, char **argv) {
-    read_orders();
-    if (strcmp(mode, "ask") == 0) return ask(argc, argv);
-    return refuse(argc, argv);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* already so (an exec-only file); also for a guard someone made readable */
+    return ask(argc, argv);
 }

@@ -4,14 +4,18 @@ The guard (``guard.c``) is a small static C program, compiled once with the mach
 into the user's cache directory and reused while its source is unchanged. It was chosen over a ``#!/bin/sh`` stub
 because it needs no interpreter (a rule may deny ``sh`` or ``bash`` themselves, and an interpreter reads
 ``BASH_ENV``/``ENV`` and friends), loads no shared library (``LD_PRELOAD`` cannot change it) and reads no variable.
-One file is written per (mode, program, rule): the compiled guard with its orders appended as a trailer, so a copy
-keeps them.
+One file is written per (mode, program, rule): the compiled guard with its orders appended as a trailer, so each has
+an inode of its own, by which the runner knows it (:attr:`Guard.source`). Every file here is exec-only (mode 0111:
+nothing in the sandbox can read, copy or trace it, see ``guard.c``) and checked against its SHA-256 before use (a
+file that does not match is rebuilt); the directory is outside every path a command may write
+(:mod:`.roots`). :func:`exec_only` keeps, the same way, the exec-only copies of approved programs that a guard
+executes.
 
 Which files a rule covers (:func:`covered_paths`): for program ``p``, every entry of every ``PATH`` directory and of
 the usual aliases (``/bin``, ``/usr/bin``, ``/usr/local/bin``, ``/sbin``, ``/usr/sbin``, ``/usr/local/sbin``, the
-runner's own interpreter's ``bin``) named ``p`` or one of its family: ``p`` followed by digits and dots
-(``python`` covers ``python3`` and ``python3.11``; ``perl`` covers ``perl5.36.0``). Also the targets of those
-entries' symbolic links, every other file in those directories that is the same file (a hard link), and the
+runner's own interpreter's ``bin``) named ``p`` or one of its family: ``p`` followed by digits and dots, and up to
+two ABI letters (``python`` covers ``python3``, ``python3.11``, ``python3.6m`` and ``python3.13t``; ``perl`` covers
+``perl5.36.0``). Also the targets of those entries' symbolic links, every other file in those directories that is the same file (a hard link), and the
 program's private exec directory (``/usr/lib/git-core/git`` and its links, and ``git-http-push``, for ``git``). A copy of the program somewhere else on
 disk is not found: that is what the README's "what a deny rule cannot promise" says.
 """
@@ -33,11 +37,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
-
 from ..core.errors import UnavailableError
+from ..core.workspace import guard_cache_dir
 
-__all__ = ["GuardMode", "Guard", "guard_binary", "covered_paths", "search_dirs", "family_pattern", "compiler"]
+__all__ = ["GuardMode", "Guard", "guard_binary", "exec_only", "covered_paths", "search_dirs", "family_pattern",
+           "compiler"]
 
 log = logging.getLogger("llmmixer.pty.guards")
 
@@ -66,26 +70,98 @@ def compiler() -> str | None:
 
 
 def _cache_dir() -> Path:
-    path = Path(platformdirs.user_cache_dir("llmmixer")) / "guards"
+    path = guard_cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 _built: dict[str, bytes] = {}  # compiled once per process, whatever the cache directory
+EXEC_ONLY = 0o111
 
 
-def _compiled(cache: Path) -> Path:
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_own(path: Path) -> bytes | None:
+    """The bytes of one of our exec-only files (made readable for the moment when we are not root); None if absent."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        try:
+            os.chmod(path, 0o500, follow_symlinks=False)
+            return path.read_bytes()
+        except OSError:
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                os.chmod(path, EXEC_ONLY, follow_symlinks=False)
+
+
+def _install(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, exec-only."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(temporary, EXEC_ONLY)
+    os.replace(temporary, path)
+
+
+def _verified(path: Path, digest: str) -> bool:
+    """``path`` is a regular file of ours whose content has this SHA-256 (else it is removed, to be made again)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        _remove(path)
+        return False
+    data = _read_own(path)
+    if data is None:
+        return False
+    if _sha256(data) != digest:
+        log.warning("guard file %s does not match its hash: replaced", path)
+        _remove(path)
+        return False
+    return True
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _compiled(cache: Path) -> tuple[Path, bytes]:
+    """The compiled guard in the cache, checked: (path, bytes)."""
     source = resources.files(__package__).joinpath("guard.c").read_bytes()
-    digest = hashlib.sha256(source).hexdigest()[:16]
+    digest = _sha256(source)[:16]
     binary = cache / f"guard-{digest}"
-    if binary.exists():
-        return binary
-    if digest in _built:
-        temporary = cache / f".guard-{digest}.{os.getpid()}"
-        temporary.write_bytes(_built[digest])
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, binary)
-        return binary
+    recorded = cache / f"guard-{digest}.sha256"
+    if digest not in _built:
+        try:
+            expected = recorded.read_text().strip()
+        except OSError:
+            expected = ""
+        if expected and _verified(binary, expected):
+            data = _read_own(binary)
+            if data is not None:
+                _built[digest] = data
+    if digest not in _built:
+        _built[digest] = _compile(source)
+    data = _built[digest]
+    if not _verified(binary, _sha256(data)):
+        _install(binary, data)
+        temporary = recorded.with_name(f".{recorded.name}.{os.getpid()}")
+        temporary.write_text(_sha256(data) + "\n")
+        os.replace(temporary, recorded)
+    return binary, data
+
+
+def _compile(source: bytes) -> bytes:
     cc = compiler()
     if cc is None:
         raise UnavailableError("the sandbox's exec-time guard needs a C compiler to build it once (install gcc, "
@@ -100,35 +176,50 @@ def _compiled(cache: Path) -> Path:
                 break
         else:
             raise UnavailableError(f"could not build the exec-time guard with {cc}: {done.stderr.strip()[-500:]}")
-        _built[digest] = Path(out).read_bytes()
-        temporary = cache / f".guard-{digest}.{os.getpid()}"
-        shutil.copyfile(out, temporary)
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, binary)
-    return binary
+        return Path(out).read_bytes()
 
 
 def guard_binary(mode: GuardMode, program: str, rule: str) -> str:
-    """The guard file for these orders (built on first use).
+    """The guard file for these orders (built on first use, checked against its hash on every use).
 
     Raises: UnavailableError when no C compiler can build the guard.
     """
     cache = _cache_dir()
-    base = _compiled(cache)
+    base, data = _compiled(cache)
     orders = MARKER + "\t".join((mode, program, rule)).replace("\n", " ").encode() + b"\n"
-    digest = hashlib.sha256(base.name.encode() + orders).hexdigest()[:16]
-    path = cache / f"{mode}-{re.sub(r'[^A-Za-z0-9_.-]', '_', program)[:40]}-{digest}"
-    if not path.exists():
-        temporary = cache / f".{path.name}.{os.getpid()}"
-        temporary.write_bytes(base.read_bytes() + orders)
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, path)
+    name_digest = _sha256(base.name.encode() + orders)[:16]
+    path = cache / f"{mode}-{re.sub(r'[^A-Za-z0-9_.-]', '_', program)[:40]}-{name_digest}"
+    content = data + orders
+    if not _verified(path, _sha256(content)):
+        _install(path, content)
+    return str(path)
+
+
+def exec_only(real: str) -> str:
+    """An exec-only copy of the program at ``real`` (an ELF file), for a guard to execute once it is approved.
+
+    A process started from a file it cannot read is not dumpable: nothing it starts can open its
+    ``/proc/<pid>/exe`` and run the real program again with other arguments. A script is returned as it is (its
+    interpreter must read it; what it runs meets the guards again).
+    """
+    try:
+        with open(real, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return real
+    if not data.startswith(b"\x7fELF"):
+        return real
+    digest = _sha256(data)
+    path = _cache_dir() / f"exec-{re.sub(r'[^A-Za-z0-9_.-]', '_', os.path.basename(real))[:40]}-{digest[:16]}"
+    if not _verified(path, digest):
+        _install(path, data)
     return str(path)
 
 
 def family_pattern(program: str) -> re.Pattern[str]:
-    """``python`` matches ``python``, ``python3``, ``python3.11``; ``git`` only ``git``... and ``git2``."""
-    return re.compile(re.escape(program) + r"[0-9][0-9.]*$|" + re.escape(program) + "$")
+    """``python`` matches ``python``, ``python3``, ``python3.11``, ``python3.6m``, ``python3.13t``; ``git`` only ``git``
+    and ``git2``: the name, then optionally a version (digits and dots) with ABI letters after it."""
+    return re.compile(re.escape(program) + r"(?:[0-9][0-9.]*[a-z]{0,2})?$")
 
 
 def search_dirs(path_env: str | None) -> list[str]:

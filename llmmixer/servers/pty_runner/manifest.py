@@ -8,6 +8,8 @@ MANIFEST = ServerManifest(
     module="llmmixer.servers.pty_runner",
     title="PTY command runner",
     script="llmmixer-pty",
-    env_vars=("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND"),
+    # its roots (the agents' directory) and the directories no command may write are found where the orchestrator's
+    env_vars=("LLMMIXER_PTY_POLICY", "LLMMIXER_PTY_BACKEND", "LLMMIXER_PTY_ROOTS", "LLMMIXER_AGENTS_DIR",
+              "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"),
     order=90,
 )

@@ -38,6 +38,7 @@ from .exec_rules import Asker
 from .secrets import EnvPolicy
 from .keyboard import KEYS, TypedLine
 from .output import OutputBuffer
+from .roots import Roots
 from .run import ProcessGroups, RunResult, run_command, shell_argv
 from .sessions import AutoRespond, Session, SessionView, ShellContext
 from .waiting import Waiting
@@ -105,6 +106,7 @@ class PtyRunner:
         sandbox: str | None = None,
         protect: tuple[str, ...] = (),
         containment: Containment | None = None,
+        roots: tuple[str, ...] = (),
     ) -> None:
         """``sandbox``: auto | on | off (default ``$LLMMIXER_PTY_SANDBOX``, else auto).
 
@@ -115,6 +117,8 @@ class PtyRunner:
         self.containment = containment or Containment(mode=sandbox, env_policy=env_policy, environ=environ,
                                                       protect=protect)
         self.cwd = os.path.abspath(cwd or os.getcwd())
+        self.extra_roots = roots
+        self._roots: tuple[tuple[str, ...], Roots] | None = None
         self.groups = ProcessGroups()
         self.sessions: dict[str, Session] = {}
         self._prepared: dict[str, Prepared] = {}
@@ -161,12 +165,35 @@ class PtyRunner:
         """``bubblewrap`` when children are sandboxed, else ``off`` and why."""
         return self.containment.info
 
+    @property
+    def roots(self) -> Roots:
+        """Where a call's ``cwd`` and ``writable`` may point (:mod:`.roots`), from the policy and ``--root``."""
+        configured = (*self.containment.settings.roots, *self.extra_roots)
+        if self._roots is None or self._roots[0] != configured:
+            self._roots = (configured, Roots.build(self.cwd, configured))
+        return self._roots[1]
+
     def resolve_cwd(self, cwd: str | None) -> str:
-        """Raises: InvalidInputError when ``cwd`` is not a directory."""
+        """Raises: InvalidInputError when ``cwd`` is not a directory; PolicyError when it is outside the roots."""
         path = os.path.abspath(os.path.join(self.cwd, os.path.expanduser(cwd))) if cwd else self.cwd
         if not os.path.isdir(path):
             raise InvalidInputError(f"cwd {path!r} is not a directory")
-        return path
+        return self.roots.check(path, "cwd")
+
+    def resolve_writable(self, writable: tuple[str, ...]) -> tuple[str, ...]:
+        """A call's extra writable directories, each resolved once: absolute, existing, not a symbolic link, and
+        inside the roots.
+
+        Raises: InvalidInputError (relative, missing or a link), PolicyError (outside the roots).
+        """
+        resolved: list[str] = []
+        for entry in writable:
+            if not os.path.isabs(entry):
+                raise InvalidInputError(f"writable path {entry!r} must be absolute")
+            if os.path.islink(entry) or not os.path.isdir(entry):
+                raise InvalidInputError(f"writable path {entry!r} must be an existing directory, not a link")
+            resolved.append(self.roots.check(entry, "writable"))
+        return tuple(resolved)
 
     def check_command(self, command: str) -> None:
         """Raises: InvalidInputError (too long, empty, NUL byte)."""
@@ -205,8 +232,9 @@ class PtyRunner:
         if stdin is not None and "\x00" in stdin:
             raise InvalidInputError("stdin contains a NUL byte")
         path = self.resolve_cwd(cwd)
-        prepared = self.containment.prepare(shell_argv(command), cwd=path, cols=120, rows=40, writable=writable,
-                                            env=env, secrets=secrets, asker=asker, approvals=approvals)
+        prepared = self.containment.prepare(shell_argv(command), cwd=path, cols=120, rows=40,
+                                            writable=self.resolve_writable(writable), env=env, secrets=secrets,
+                                            asker=asker, approvals=approvals, roots=self.roots)
         try:
             async with anyio.create_task_group() as tg:
                 await prepared.start_control(tg)
@@ -246,8 +274,9 @@ class PtyRunner:
         if live >= self.limits.max_sessions:
             raise UnavailableError(f"{live} sessions are running; the limit is {self.limits.max_sessions} "
                                    "(kill one first)")
-        prepared = self.containment.prepare(shell_argv(command), cwd=path, cols=cols, rows=rows, writable=writable,
-                                            env=env, secrets=secrets, approvals=approvals)
+        prepared = self.containment.prepare(shell_argv(command), cwd=path, cols=cols, rows=rows,
+                                            writable=self.resolve_writable(writable), env=env, secrets=secrets,
+                                            approvals=approvals, roots=self.roots)
         try:
             if prepared.control is not None:
                 await prepared.control.open()

@@ -35,11 +35,15 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..core.errors import InvalidInputError, UnavailableError
+from ..core.errors import InvalidInputError, PolicyError, UnavailableError
+from ..core.workspace import llmmixer_dirs
 from .backend import signal_env
 from .guards import Guard
+
+if TYPE_CHECKING:
+    from .roots import Roots
 
 __all__ = ["SandboxMode", "SandboxSettings", "Sandbox", "Jail", "probe", "resolve_sandbox", "CONTROL_DIR",
            "SANDBOX_ENV"]
@@ -54,12 +58,27 @@ MISSING = ("bubblewrap is not installed: the `bwrap` program (Debian/Ubuntu pack
            "`bubblewrap`) is needed for --sandbox on")
 
 
+# Where a host keeps its unix sockets; each gets an empty tmpfs under network = "deny" (/tmp is private anyway).
+SOCKET_DIRS = ("/run", "/var/run", "/var/lib/mysql", "/var/spool/postfix/private")
+
+
+def _hidden(paths: Iterable[str]) -> list[str]:
+    args: list[str] = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if os.path.isdir(real) and not any(args[i + 1] == real for i in range(0, len(args), 2)):
+            args += ["--tmpfs", real]
+    return args
+
+
 @dataclass(frozen=True, slots=True)
 class SandboxSettings:
     mode: SandboxMode = "auto"
     writable: tuple[str, ...] = (".",)
     network: Literal["allow", "deny"] = "allow"
     pass_env: tuple[str, ...] = ()
+    roots: tuple[str, ...] = ()  # where cwd and writable may point (:mod:`.roots`); empty: the defaults
+    sockets: tuple[str, ...] = ()  # host unix sockets a command may still reach under network = "deny"
 
     @classmethod
     def from_table(cls, table: object) -> SandboxSettings:
@@ -68,7 +87,7 @@ class SandboxSettings:
             return cls()
         if not isinstance(table, dict):
             raise InvalidInputError("[sandbox] must be a table")
-        unknown = set(table) - {"mode", "writable", "network", "pass_env"}
+        unknown = set(table) - {"mode", "writable", "network", "pass_env", "roots", "sockets"}
         if unknown:
             raise InvalidInputError(f"unknown [sandbox] keys: {', '.join(sorted(unknown))}")
         mode = table.get("mode", "auto")
@@ -78,12 +97,13 @@ class SandboxSettings:
         if network not in ("allow", "deny"):
             raise InvalidInputError(f"[sandbox] network must be allow or deny (got {network!r})")
         lists = {}
-        for key in ("writable", "pass_env"):
+        for key in ("writable", "pass_env", "roots", "sockets"):
             value = table.get(key, ["."] if key == "writable" else [])
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise InvalidInputError(f"[sandbox] {key} must be a list of strings")
             lists[key] = tuple(value)
-        return cls(mode=mode, network=network, writable=lists["writable"], pass_env=lists["pass_env"])
+        return cls(mode=mode, network=network, writable=lists["writable"], pass_env=lists["pass_env"],
+                   roots=lists["roots"], sockets=lists["sockets"])
 
 
 _probe_cache: dict[str, str | None] = {}
@@ -161,36 +181,49 @@ class Sandbox:
     guards: list[Guard] = field(default_factory=list)
     bwrap: str = "bwrap"
 
-    def jail(self, cwd: str, extra_writable: Iterable[str] = ()) -> Jail:
-        """A fresh :class:`Jail` for one child working in ``cwd``.
+    def jail(self, cwd: str, extra_writable: Iterable[str] = (), roots: Roots | None = None) -> Jail:
+        """A fresh :class:`Jail` for one child working in ``cwd`` (already checked against the roots, as are
+        ``extra_writable``'s resolved directories).
 
         Raises: InvalidInputError for a writable path that cannot be used.
         """
-        root = tempfile.mkdtemp(prefix="llmmixer-sbx-")
+        root = tempfile.mkdtemp(prefix=JAIL_PREFIX)
         try:
+            with open(os.path.join(root, OWNER_FILE), "w", encoding="ascii") as handle:
+                handle.write(f"{os.getpid()}\n")
             os.mkdir(os.path.join(root, "tmp"), 0o1777)
             os.chmod(os.path.join(root, "tmp"), 0o1777)
             os.mkdir(os.path.join(root, "ctl"), 0o700)
-            writable = self._writable(cwd, extra_writable)
+            writable = self._writable(cwd, extra_writable, roots)
             prefix = self._prefix(root, cwd, writable)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
         return Jail(root=root, prefix=prefix, writable=tuple(writable))
 
-    def _writable(self, cwd: str, extra: Iterable[str]) -> list[str]:
+    def _writable(self, cwd: str, extra: Iterable[str], roots: Roots | None) -> list[str]:
+        """cwd, the policy's entries that exist now as real directories or files (never through a symbolic link,
+        which a command could have planted, and only inside the roots), and the call's extras."""
         paths: list[str] = [cwd]
         for entry in self.settings.writable:
-            path = os.path.realpath(os.path.join(cwd, os.path.expanduser(entry)))
-            if os.path.isdir(path) or os.path.isfile(path):
-                paths.append(path)
+            joined = os.path.normpath(os.path.join(cwd, os.path.expanduser(entry)))
+            path = os.path.realpath(joined)
+            if path != joined and entry != ".":
+                log.warning("writable entry %r is reached through a symbolic link: not made writable", entry)
+                continue
+            if not (os.path.isdir(path) or os.path.isfile(path)):
+                continue
+            if roots is not None:
+                try:
+                    roots.check(path, "writable")
+                except PolicyError as refused:
+                    log.warning("writable entry %r not made writable: %s", entry, refused.message)
+                    continue
+            paths.append(path)
         for entry in extra:
-            if not os.path.isabs(entry):
-                raise InvalidInputError(f"writable path {entry!r} must be absolute")
             path = os.path.realpath(entry)
             if path in ("/", "/proc", "/dev", "/sys"):
                 raise InvalidInputError(f"writable path {entry!r} cannot be made writable")
-            os.makedirs(path, exist_ok=True)
             paths.append(path)
         return list(dict.fromkeys(paths))
 
@@ -201,6 +234,8 @@ class Sandbox:
                            "--cap-drop", "ALL"]
         if self.settings.network == "deny":
             args.append("--unshare-net")
+            args += self._hidden_sockets()
+        args += _hidden(llmmixer_dirs()[1:2])  # the runtime directory: the service's token
         for path in writable:
             args += ["--bind", path, path]
         for guard in self.guards:
@@ -212,6 +247,17 @@ class Sandbox:
             args += ["--ro-bind", env, SIGNAL_ENV]
         args += self._protection(writable)
         args += ["--chdir", cwd]
+        return args
+
+    def _hidden_sockets(self) -> list[str]:
+        """Empty directories over where host unix sockets live (the network namespace already cuts abstract ones),
+        then each socket the policy names, bound back."""
+        args = _hidden(SOCKET_DIRS)
+        for path in self.settings.sockets:
+            if os.path.exists(path):
+                args += ["--bind", path, path]
+            else:
+                log.warning("[sandbox] sockets entry %r does not exist: skipped", path)
         return args
 
     def _protection(self, writable: Sequence[str]) -> list[str]:
@@ -237,6 +283,45 @@ class Sandbox:
     def describe(self) -> dict[str, Any]:
         return {"network": self.settings.network, "writable": list(self.settings.writable),
                 "guards": len(self.guards)}
+
+    def orders_of_process(self, pid: int) -> tuple[str, str, str] | None:
+        """(mode, program, rule) of the guard file process ``pid`` runs, or None when it runs no guard."""
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            return None
+        for guard in self.guards:
+            with contextlib.suppress(OSError):
+                source = os.stat(guard.source)
+                if (source.st_dev, source.st_ino) == (st.st_dev, st.st_ino):
+                    return guard.mode, guard.program, guard.rule
+        return None
+
+
+JAIL_PREFIX = "llmmixer-sbx-"
+OWNER_FILE = "runner.pid"
+
+
+def remove_stale_jails() -> None:
+    """Remove the jail directories a runner that is gone (killed with SIGKILL) left in the temp directory (each
+    runner does it when it builds its sandbox). A jail whose runner is alive, or that is not ours, is left alone."""
+    import psutil  # here: a runner that never sandboxes anything never loads it
+
+    top = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(top):
+            path = os.path.join(top, name)
+            if not name.startswith(JAIL_PREFIX) or os.path.islink(path) or not os.path.isdir(path):
+                continue
+            try:
+                if os.stat(path).st_uid != os.getuid():
+                    continue
+                with open(os.path.join(path, OWNER_FILE), encoding="ascii") as handle:
+                    pid = int(handle.read().strip() or "0")
+            except (OSError, ValueError):
+                continue
+            if pid > 0 and not psutil.pid_exists(pid):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def remove_quietly(path: str) -> None:

@@ -17,9 +17,12 @@
 
 from __future__ import annotations
 
+import base64
 import fnmatch
+import json
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -119,6 +122,22 @@ def parent_environment() -> dict[str, str]:
     return env
 
 
+def encodings(value: str) -> list[str]:
+    """What ``value`` looks like base64-encoded (standard and URL-safe, at each of the three byte alignments it can
+    have inside a longer text: the characters that depend on it alone), hex-encoded, percent-encoded and
+    JSON-escaped. Each is redacted like the value itself."""
+    raw = value.encode()
+    forms: list[str] = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        start = 4 if offset else 0
+        end = (offset + len(raw)) // 3 * 4
+        core = encoded[start:end]
+        forms += [core, core.replace("+", "-").replace("/", "_")]
+    forms += [raw.hex(), raw.hex().upper(), urllib.parse.quote(value, safe=""), json.dumps(value)[1:-1]]
+    return [f for f in dict.fromkeys(forms) if f != value]
+
+
 @dataclass(slots=True)
 class Redactor:
     """Replaces known secret values, whole, in bytes and text."""
@@ -128,9 +147,13 @@ class Redactor:
     _text: re.Pattern[str] | None = None
 
     def add(self, name: str, value: str) -> None:
-        if len(value) >= MIN_SECRET and value not in self.values:
-            self.values[value] = name
-            self._pattern = self._text = None
+        """``value`` and the ways a command may print it encoded (:func:`encodings`), each as ``[redacted:name]``."""
+        if len(value) < MIN_SECRET:
+            return
+        for form in (value, *encodings(value)):
+            if len(form) >= MIN_SECRET and form not in self.values:
+                self.values[form] = name
+                self._pattern = self._text = None
 
     def extend(self, items: Mapping[str, str]) -> None:
         for name, value in items.items():

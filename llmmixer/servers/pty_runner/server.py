@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from ..core.errors import InvalidInputError, LLMMixerError, PolicyError
 from ..core.mcp import LLMMixerMCPServer
 from ..core.redact import redact_inline
+from ..core.annotations import acts, reads
 from ..core.results import error_result, ok_result
 from .output import plain_text
 from .policy import Policy, Verdict, strictest
@@ -148,8 +149,8 @@ class PolicyGate:
         try:
             self.runner.check_command(command)
             path = self.runner.resolve_cwd(cwd)
-        except InvalidInputError:
-            return Verdict("allow")
+        except (InvalidInputError, PolicyError):
+            return Verdict("allow")  # the tool body refuses it, with the same error
         return self.policy.check(command, cwd=path, stdin=stdin)
 
     async def send_verdict(self, session_id: str, text: str | None, keys: list[str] | None) -> Verdict:
@@ -263,7 +264,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
     def approved(outcome: ElicitationResult[Any], verdict: Verdict) -> tuple[str, ...]:
         return verdict.asks if verdict.action == "ask" and isinstance(outcome, AcceptedElicitation) else ()
 
-    @server.tool(description="Run one shell command (bash) to completion in a pseudo-terminal. Output streams as "
+    @server.tool(annotations=acts("Run a shell command", destructive=True, open_world=True),
+                 description="Run one shell command (bash) to completion in a pseudo-terminal. Output streams as "
                              "progress notifications; on timeout the whole process group is killed. " + note)
     async def run(
         command: str,
@@ -310,7 +312,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             return error_result(error)
         return ok_result(body)
 
-    @server.tool(description="Start an interactive session (bash -c COMMAND) in a pseudo-terminal. auto_respond "
+    @server.tool(annotations=acts("Start a terminal session", destructive=True, open_world=True),
+                 description="Start an interactive session (bash -c COMMAND) in a pseudo-terminal. auto_respond "
                              "rules answer known prompts; each answer is reported as an event. auto_respond text "
                              "is not parsed: the sandbox contains it. " + note)
     async def start(
@@ -339,7 +342,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         return ok_result({"session_id": session.id, "pid": session.child.pid, "backend": session.backend,
                           "sandbox": runner.sandbox_info if session.child.sandboxed else "off"})
 
-    @server.tool(description="Type text and/or press named keys in a session: enter, tab, esc, backspace, up, "
+    @server.tool(annotations=acts("Type into a session", destructive=True, open_world=True),
+                 description="Type text and/or press named keys in a session: enter, tab, esc, backspace, up, "
                              "down, left, right, ctrl-c, ctrl-d, ctrl-z. Lines typed into a shell are checked "
                              "against the policy when they end; lines read by another program (a REPL) are not "
                              "parsed: the sandbox contains them.")
@@ -368,7 +372,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             return error_result(_redacted(runner, error))
         return ok_result({"session_id": session.id, "sent_bytes": plan.size, "held_bytes": len(session.held)})
 
-    @server.tool(description="Read a session's output after `since` (default: where the last read ended), "
+    @server.tool(annotations=reads("Read a session's output", open_world=False),
+                 description="Read a session's output after `since` (default: where the last read ended), "
                              "waiting up to wait_s for some. Tells whether the program waits for input.")
     async def read(
         session_id: str,
@@ -383,7 +388,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             return error_result(error)
         return ok_result(view.to_dict())
 
-    @server.tool(description="Wait until the session's program waits for input (until='input') or exits "
+    @server.tool(annotations=reads("Wait for a session", open_world=False),
+                 description="Wait until the session's program waits for input (until='input') or exits "
                              "(until='exit'), at most timeout_s; returns the output since the last read.")
     async def wait(
         session_id: str,
@@ -399,7 +405,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             return error_result(error)
         return ok_result(view.to_dict())
 
-    @server.tool(description="Change a session's terminal size (the program gets SIGWINCH).")
+    @server.tool(annotations=acts("Resize a session", destructive=False, open_world=False, idempotent=True),
+                 description="Change a session's terminal size (the program gets SIGWINCH).")
     async def resize(session_id: str, cols: int, rows: int) -> Annotated[CallToolResult, ResizeOutput]:
         try:
             session = runner.get(session_id)
@@ -408,7 +415,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
             return error_result(error)
         return ok_result({"session_id": session.id, "cols": session.cols, "rows": session.rows})
 
-    @server.tool(description="Send a signal (default TERM, escalating to KILL) to a session's whole process "
+    @server.tool(annotations=acts("Signal a session", destructive=True, open_world=False, idempotent=True),
+                 description="Send a signal (default TERM, escalating to KILL) to a session's whole process "
                              "group.")
     async def kill(session_id: str, signal: str = "TERM") -> Annotated[CallToolResult, KillOutput]:
         try:
@@ -418,7 +426,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         return ok_result({"session_id": session.id, "signal": signal.upper().removeprefix("SIG"),
                           "exited": session.exited, "exit_code": session.exit_code})
 
-    @server.tool(description="Every session: live ones and recently exited ones.")
+    @server.tool(annotations=reads("List sessions", open_world=False, idempotent=True),
+                 description="Every session: live ones and recently exited ones.")
     async def list_sessions() -> Annotated[CallToolResult, SessionsOutput]:
         return ok_result({"sessions": runner.list()})
 

@@ -395,8 +395,11 @@ class Runs:
         budget = self.config.settings.budget
         if max_cost_usd is None and budget is None:
             return
-        models = [model_for.get(s) or self.mixer.model_for.get(s) or self.pool.default_model(s)
-                  or getattr(manifest_for(s), "default_model", None) for s in sources]
+        models = []
+        for source in sources:  # a leg name: its own model, else the server's (legs.py)
+            server, model = parse_leg(source)
+            models.append(model or model_for.get(source) or model_for.get(server) or self.mixer.model_for.get(server)
+                          or self.pool.default_model(server) or getattr(manifest_for(server), "default_model", None))
         estimate = costcap.estimate_usd(prompt_chars, models, max_tokens, dict(self.config.settings.prices))
         if max_cost_usd is not None and estimate > max_cost_usd:
             raise BudgetError(f"this run would cost at least ${estimate:.6f} ({len(sources)} legs, their prompts"

@@ -154,6 +154,9 @@ def ask(
                          reasoning=reasoning, images=[{"path": path} for path in image],
                          mix=MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers,
                                         deadline_s=deadline))
+    if data_only and schema is None:
+        raise _fail_usage("--data prints the typed answer of --schema: give --schema too (e.g. --schema 'name, "
+                          "age int'), or use --json for the whole result")
     output = "data" if data_only else ("json" if as_json else "live")
     service = _service(config, store, standalone, start=True)
     if service is not None:
@@ -541,14 +544,25 @@ async def _servers(config: str | None, as_json: bool, service: RuntimeInfo | Non
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error", "cooling down until")
+        table = Table("server", "transport", "status", "key", "endpoint", "tools", "latency ms", "info", "error",
+                      "cooling down until")
         for s in statuses:
             cooling = f"{s['cooling_until']} ({s['cooldown_reason']})" if s.get("cooling_until") else ""
-            table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
-                          "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
+            key = s.get("key_var") or ""
+            if s.get("key_set") is False:
+                key = f"{key} (not set)"
+            table.add_row(s["name"], s["transport"], _server_state(s), key, s.get("endpoint") or "",
+                          ", ".join(s["tools"]), "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
                           s.get("info") or "", s["last_error"] or "", cooling)
         Console().print(table)
-    return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
+    return EXIT_OK if all(_server_state(s) == "ready" for s in statuses) else EXIT_FAILED
+
+
+def _server_state(status: dict[str, Any]) -> str:
+    """A model server that started but has no key cannot answer: ``no key``, not ``ready``."""
+    if status["status"] == "ready" and status.get("key_set") is False:
+        return "no key"
+    return str(status["status"])
 
 
 @app.command()

@@ -29,10 +29,12 @@ SUITES = {
     "mcp": "bench.mcp_bench",  # llmmixer mcp vs llmmixer ask --json
     "stdio": "bench.stdio_bench",  # the stdio writer: coalesced, response after the drain, vs one write per message
     "stores": "bench.store_bench",  # RSS over 10,000 runs, the writer's spool, group commit under 50 asks
+    "reliability": "bench.reliability_bench",  # SQLite FULL vs NORMAL; serve RSS over 500 runs of 1 MB
     "resident": "bench.resident_bench",  # warm/first ask through the resident service vs one openai-SDK call
     "agents": "bench.agents_bench",  # coding-agent legs: losers stopped, leg overhead over the CLI directly
     "startup": "bench.startup_bench",  # spawn to tools/list for each server vs a minimal MCP stdio server
     "telemetry": "bench.telemetry_bench",  # tracing on vs off per ask; the SDK kept out of cold start
+    "gateway": "bench.gateway_bench",  # the vendors' APIs on serve: TTFT overhead, race of 3, hedged p99
     "peers": "bench.peers_bench",  # the same figures through LiteLLM, side by side (--peers)
 }
 DEFAULT_SUITES = [name for name in SUITES if name != "peers"]

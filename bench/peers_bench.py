@@ -238,4 +238,7 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
             await runs.__aexit__(None, None, None)
         for size in ((3,) if quick else (3, 6, 12)):
             rows += await bench_race(emulator, size, 5 if quick else 20)
+    from .gateway_bench import peer_rows
+
+    rows += await peer_rows(quick)  # the gateway's TTFT overhead beside LiteLLM's proxy
     return rows

@@ -27,7 +27,8 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def gateway(aliases: dict[str, str] | None = None, **settings: Any) -> AsyncIterator[Gateway]:
-    config = Config(servers=default_servers(), settings=Settings(aliases=aliases or {}, **settings))
+    config = Config(servers=default_servers(inprocess=True), settings=Settings(aliases=aliases or {}, **settings))
     async with Runs(config, open_store("memory")) as runs:
+        await runs.pool.check()  # every server up: a race's legs then all reach their vendor
         async with running(create_app(runs, runs.store, token=TOKEN)) as url:
             yield Gateway(url=url, runs=runs)

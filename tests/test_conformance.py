@@ -201,7 +201,8 @@ def test_conformance_suite_over_streamable_http(name: str, node_tools: Path, env
         statuses = [c["status"] for c in results[scenario]]
         verdict = "FAIL" if "FAILURE" in statuses else "pass"
         print(f"  {verdict:4} {'applicable' if scenario in APPLICABLE else 'n/a':10} {scenario}")
-        if scenario in APPLICABLE and (verdict == "FAIL" or "SUCCESS" not in statuses):
+        if scenario in APPLICABLE and (verdict == "FAIL" or "SUCCESS" not in statuses or "WARNING" in statuses):
+            # A warning counts too: POST SSE streams are resumable (event ids, a priming event, retry:), issue 25.
             failures.append((scenario, [c for c in results[scenario] if c["status"] != "INFO"]))
     missing = APPLICABLE.keys() - results.keys()
     assert not missing, f"scenarios did not run: {missing}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

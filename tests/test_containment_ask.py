@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from llmmixer.servers.core.workspace import guard_cache_dir
 from llmmixer.servers.pty_runner.sandbox import probe
 from tests.test_containment import POLICY, pushed, repo, runner_for, work
 
@@ -100,8 +101,18 @@ def compile_into(directory: Path, name: str, source: str, *flags: str) -> Path:
     return out
 
 
+@pytest.fixture
+def visible_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The guard cache outside /tmp (which a sandbox replaces by a private one), as on a user's machine."""
+    top = Path(tempfile.mkdtemp(prefix="llmmixer-cache-", dir="/var/tmp"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(top))
+    yield top
+    subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
 @BACKENDS
-async def test_an_approved_git_cannot_be_re_executed_as_git_push(work: Path, repo: Path, backend: str) -> None:
+async def test_an_approved_git_cannot_be_re_executed_as_git_push(work: Path, repo: Path, backend: str,
+                                                                 visible_cache: Path) -> None:
     runner = runner_for(work, backend=backend)
     compile_into(work, "preload.so", PRELOAD_C, "-shared", "-fPIC")
     compile_into(work, "client", CLIENT_C)
@@ -117,6 +128,13 @@ async def test_an_approved_git_cannot_be_re_executed_as_git_push(work: Path, rep
                                 "git -c user.name=t -c user.email=t@t commit -q --allow-empty -m ok && git log -1 "
                                 "--format=%s")
     assert harmless.exit_code == 0 and "hook-ran" in harmless.output and "ok" in harmless.output, harmless.output
+    # The exec-only copies an approval runs are not reachable by path: the guard cache is empty inside.
+    cache = guard_cache_dir()
+    assert cache.is_relative_to(visible_cache) and list(cache.glob("exec-git-*"))  # the host made one for the approved `git status` runs above
+    direct = await runner.run(f"ls -A {cache} | wc -l; cd repo && for f in {cache}/exec-*; do \"$f\" push origin main; "
+                              "done")
+    assert direct.output.strip().splitlines()[0].strip() == "0", direct.output
+    assert not pushed(work), direct.output
     # Approved for real (the host said yes before the command started): the push lands, so the test can fail.
     approved = await runner.run("cd repo && git push origin main", approvals=("ask: git push",))
     assert approved.exit_code == 0, approved.output
@@ -186,3 +204,45 @@ async def test_the_child_holds_no_capability_and_no_new_privileges(work: Path) -
     fields = dict(line.split(":\t") for line in result.output.replace("\r", "").strip().splitlines())
     assert fields["NoNewPrivs"].strip() == "1", result.output
     assert all(int(fields[k], 16) == 0 for k in ("CapPrm", "CapEff", "CapAmb")), result.output
+
+
+CAP_PROBE = r"""
+import socket
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect('/dev/llmmixer/control')
+    return s
+request = b'\0'.join([b'exec', b'', b'', b'/usr/bin/x', b'/', b'1', b'x']) + b'\0'
+def ask(s):
+    try:
+        s.sendall(len(request).to_bytes(4, 'little') + request)
+        return s.recv(100)[:1]
+    except OSError:  # closed before it could be written to
+        return b""
+big = connect()
+big.sendall((1 << 24).to_bytes(4, 'little'))
+print('big', big.recv(1))
+held = [connect() for _ in range(8)]
+for s in held:
+    s.sendall((1 << 20).to_bytes(4, 'little') + b'x' * 1000)
+extra = [ask(connect()) for _ in range(4)]
+print('extra', extra)
+for s in held:
+    s.close()
+for _ in range(2000):  # until the runner has seen the closes and a slot is free again
+    after = ask(connect())
+    if after:
+        break
+print('after', after)
+"""
+
+
+async def test_the_control_socket_caps_what_one_command_can_hold(work: Path) -> None:
+    """A command holds at most 8 connections, each of at most 1 MiB: beyond that it is cut off, not buffered."""
+    from tests.test_containment import OPEN_POLICY
+
+    (work / "probe.py").write_text(CAP_PROBE)
+    result = await runner_for(work, OPEN_POLICY).run("python3 probe.py", timeout_s=60)
+    assert "big b''" in result.output, result.output  # a 16 MiB request: closed unread
+    assert "extra [b'', b'', b'', b'']" in result.output, result.output  # 8 held: the rest closed, unanswered
+    assert "after b'D'" in result.output, result.output  # a free slot again: answered (refused: not a guard)

@@ -55,6 +55,8 @@ def _trace2_attacks(target: Path) -> list[str]:
         f"printf '{config}' > /tmp/inc.cfg && git config include.path /tmp/inc.cfg && git p origin main",
         f"git config core.fsmonitor 'touch {target}' && git config alias.p push && git p origin main",
         f"mkfifo /tmp/fifo && GIT_CONFIG_GLOBAL=/tmp/fifo git -c alias.p=push p origin main",
+        # aliases nested deeper than the runner follows: refused, not taken for what the last level names
+        " ".join(["git", *(f"-c alias.a{i}=a{i + 1}" for i in range(12)), "-c alias.a12=push", "a0 origin main"]),
     ]
 
 
@@ -361,3 +363,16 @@ def test_an_agent_rewriting_its_git_file_runs_nothing_on_the_host(agent_world: A
     assert "+new" in leg["diff"], leg["diff"]
     assert not marker.exists()  # the planted fsmonitor never ran on the host
     shutil.rmtree(holder, ignore_errors=True)
+
+
+@sandboxed
+async def test_the_orchestrators_run_tool_refuses_a_cwd_outside_the_roots(emu: Any, tmp_path: Path,
+                                                                          outside: Path) -> None:
+    from tests.test_mcp_server import error_of, orchestrator
+
+    async with Client(orchestrator(emu, tmp_path)) as client:
+        for arguments in ({"command": f"rm -f {outside}", "cwd": "/"},
+                          {"command": f"rm -f {outside}", "cwd": str(outside.parent)}):
+            error = error_of(await client.call_tool("run_command", arguments))
+            assert error["kind"] == "policy" and "roots" in error["message"], error
+    assert outside.read_text() == "keep me"

@@ -117,3 +117,48 @@ async def test_sigterm_on_mcp_answers_the_waiting_call_and_stores_the_run(emu: A
     assert answer["status"] == "interrupted", answer
     events, result = await stored_run(db, answer["job_id"])
     assert_interrupted_with_partial_leg(events, result)
+
+
+def _wait_listening(url: str, process: subprocess.Popen[bytes]) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, "the server exited before it listened"
+        assert time.monotonic() < deadline, "the server did not start"
+        try:
+            httpx2.get(url, timeout=2)
+            return
+        except httpx2.TransportError:
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("transport", ["streamable-http", "stdio"])
+def test_an_idle_mcp_stops_quietly_on_a_signal(emu: Any, tmp_path: Path, transport: str) -> None:
+    """Issue 25: idle, SIGTERM over HTTP gives no traceback; over stdio a host's SIGINT at exit logs no
+    "interrupting the runs in flight" with nothing in flight. Either way the exit is clean (0)."""
+    port = free_port()
+    args = ["--transport", "streamable-http", "--port", str(port)] if transport != "stdio" else []
+    process = subprocess.Popen([str(Path(sys.executable).with_name("llmmixer")), "mcp", *args],
+                               env=server_env(emu), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        if transport == "stdio":
+            hello = ('{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+                     '"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n')
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(hello.encode())
+            process.stdin.flush()
+            assert b'"result"' in process.stdout.readline()  # serving
+            process.send_signal(signal.SIGINT)
+        else:
+            _wait_listening(f"http://127.0.0.1:{port}/mcp", process)
+            process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = stderr.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert "Traceback" not in text and "interrupting" not in text and "CancelledError" not in text, text

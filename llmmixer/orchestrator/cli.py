@@ -323,6 +323,8 @@ def chat(
 
 @app.command()
 def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+           refresh: Annotated[bool, typer.Option("--refresh", help="ask every server now, not the cache (starts "
+                                                                  "them without a running service)")] = False,
            standalone: StandaloneOpt = False) -> None:
     """Every model server's models, their aliases and prices; the default of each server is marked."""
     service = _service(config, None, standalone, start=False)
@@ -333,11 +335,22 @@ def models(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--js
 
             async with RemoteRuns(service) as remote:
                 listings = await remote.models()
-        else:
+        elif refresh:
             from .models import list_all_models
 
             async with await _open_runs(config, "memory") as runs:
                 listings = await list_all_models(runs)
+        else:  # the manifests plus what the servers listed last (model_cache.py); only a never-listed one is asked
+            from .config import load_config
+            from .model_cache import cached_listings
+            from .models import list_all_models
+
+            listings = cached_listings(load_config(config))
+            never = [listing["source"] for listing in listings if listing["listed_at"] is None]
+            if never:
+                async with await _open_runs(config, "memory") as runs:
+                    live = {item["source"]: item for item in await list_all_models(runs, never)}
+                listings = [live.get(listing["source"], listing) for listing in listings]
         if as_json:
             typer.echo(json.dumps({"servers": listings}, indent=2))
         else:

@@ -200,6 +200,8 @@ class Settings(_Strict):
     hedge_delay_ms: WaitMs | None = Field(default=None, ge=0)  # None: the primary's observed p95 TTFT
     hedge_budget: float = Field(default=0.15, ge=0, le=1)  # extra hedge legs as a fraction of runs, over time
     call_timeout_s: TimeoutSeconds = Field(default=600.0, gt=0)
+    # A model call with no streamed output for this long is cancelled as a `timeout` (0: no idle limit).
+    idle_timeout_s: TimeoutSeconds = Field(default=60.0, ge=0)
     prices: dict[str, Any] = Field(default_factory=dict)  # model -> [input, output] USD per million tokens
     # Cooldowns (orchestrator/cooldown.py): the circuit opens after this many server errors in a row, for this long.
     breaker_failures: int = Field(default=3, ge=1)

@@ -384,14 +384,18 @@ def main_mcp(args: argparse.Namespace) -> None:
             async with anyio.create_task_group() as tg:
                 # SIGTERM/SIGINT: the runs in flight end as interrupted (their waiting tool calls answer with
                 # that), they are stored, then serving stops.
+                stopped = anyio.Event()
+
                 async def stop_serving() -> None:
                     await stop.wait()
                     await anyio.sleep(STOP_GRACE_S)  # let the interrupted calls' results go out
-                    tg.cancel_scope.cancel()
+                    stopped.set()  # HTTP: uvicorn shuts down gracefully (no traceback from a cut lifespan)
+                    if args.transport == "stdio":
+                        tg.cancel_scope.cancel()
 
                 tg.start_soon(on_signal, runs, stop)
                 tg.start_soon(stop_serving)
-                await serve_async(build_server(runs, max_wait_s=args.max_wait_s), args)
+                await serve_async(build_server(runs, max_wait_s=args.max_wait_s), args, stop=stopped)
                 tg.cancel_scope.cancel()
 
     anyio.run(run)

@@ -288,7 +288,8 @@ class Mixer:
 
         with leg.scope:
             try:
-                result = await self.pool.call(leg.target, "generate", call_args, progress, on_state=on_state)
+                result = await self.pool.call(leg.target, "generate", call_args, progress, on_state=on_state,
+                                              idle_timeout_s=self.pool.config.settings.idle_timeout_s)
             except LLMMixerError as error:
                 self._fail(leg, error.to_dict()["error"], started, emit)
                 return

@@ -6,7 +6,10 @@ Each adapter lists its vendor's models (``list_models``) and says which one it u
 - the undated id of a dated snapshot (``claude-haiku-4-5`` for ``claude-haiku-4-5-20251001``,
   ``gpt-5`` for ``gpt-5-2025-08-07``), which the vendors accept as well.
 
-``-m/--model ID`` finds the server listing ``ID`` (or an alias of it) and runs that model there.
+``-m/--model ID`` finds the server listing ``ID`` (or an alias of it) and runs that model there. It reads the
+listings from :mod:`.model_cache` (the manifests plus each server's last listing), so it starts no server to
+decide: an unknown id is an error at once, and a model whose server has no key names the variable to set. Only a
+server that has never been listed is asked, and only when the id is not found elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..servers.core.errors import InvalidInputError, LLMMixerError, ServerError
+from ..servers.core.errors import AuthError, InvalidInputError, LLMMixerError, ServerError
 from ..servers.core.results import result_payload
 
 if TYPE_CHECKING:
@@ -70,11 +73,14 @@ async def _server_models(runs: Runs, source: str) -> dict[str, Any]:
     return out
 
 
-async def list_all_models(runs: Runs) -> list[dict[str, Any]]:
-    """Every model server's models, side by side (servers that fail say why in ``error``)."""
+async def list_all_models(runs: Runs, sources: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every model server's models (or those of ``sources``), asked now, side by side (servers that fail say why in
+    ``error``); what they list is remembered for :func:`.model_cache.cached_listings`."""
     import anyio
 
-    sources = runs.config.model_sources
+    from .model_cache import remember
+
+    sources = runs.config.model_sources if sources is None else sources
     found: dict[str, dict[str, Any]] = {}
 
     async def one(source: str) -> None:
@@ -83,28 +89,45 @@ async def list_all_models(runs: Runs) -> list[dict[str, Any]]:
     async with anyio.create_task_group() as tg:
         for source in sources:
             tg.start_soon(one, source)
-    return [found[source] for source in sources]
+    listings = [found[source] for source in sources]
+    remember(runs.config, listings)
+    return listings
+
+
+def _find(listings: list[dict[str, Any]], name: str) -> tuple[str, str] | None:
+    for listing in listings:
+        for model in listing["models"]:
+            if name == model["id"] or name in model["aliases"]:
+                return listing["source"], model["id"] if name == listing["source"] else name
+    return None
 
 
 async def resolve_model_ids(runs: Runs, wanted: list[str]) -> list[tuple[str, str]]:
-    """``[(source, model id)]`` for model ids or aliases, each on the server that lists it.
+    """``[(source, model id)]`` for model ids or aliases, each on the server that lists it (see the module doc).
 
     Raises:
         InvalidInputError: a model no server lists.
+        AuthError: the model's server has no API key (the message names the variable).
     """
-    listings = await list_all_models(runs)
+    from .model_cache import cached_listings, missing_key
+
+    listings = cached_listings(runs.config)
+    if any(_find(listings, name) is None for name in wanted):
+        never_listed = [listing["source"] for listing in listings if listing["listed_at"] is None]
+        if never_listed:
+            live = {listing["source"]: listing for listing in await list_all_models(runs, never_listed)}
+            listings = [live.get(listing["source"], listing) for listing in listings]
     chosen: list[tuple[str, str]] = []
     for name in wanted:
-        hits = []
-        for listing in listings:
-            for model in listing["models"]:
-                if name == model["id"] or name in model["aliases"]:
-                    hits.append((listing["source"], model["id"] if name == listing["source"] else name))
-                    break
-        if not hits:
+        hit = _find(listings, name)
+        if hit is None:
             known = ", ".join(m["id"] for listing in listings for m in listing["models"][:4])
             failed = [listing["source"] for listing in listings if listing["error"]]
             hint = f" ({', '.join(failed)} could not list models)" if failed else ""
             raise InvalidInputError(f"unknown model {name!r}{hint}; `llmmixer models` lists them, e.g. {known}")
-        chosen.append(hits[0])
+        source, model = hit  # two models of one server: a leg each (legs.py)
+        variable = missing_key(runs.config.server_for(source))
+        if variable is not None:
+            raise AuthError(f"-m {name}: the {source} server has no API key; set {variable}")
+        chosen.append((source, model))
     return chosen

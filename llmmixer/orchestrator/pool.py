@@ -11,6 +11,11 @@ Admission control: each server also has a bounded queue (``maxQueue``, default
 ends; beyond ``maxConcurrency + maxQueue`` places the run is refused at once with ``rate_limit`` and a
 ``retry_after_s`` (the HTTP API answers 429), instead of queueing without limit. A call that has to wait
 reports ``queued`` through ``on_state`` and ``running`` once it has its slot.
+
+Timeouts clean up: a call past ``call_timeout_s`` (or, for a model's ``generate``, ``idle_timeout_s`` without a
+streamed delta) is cancelled on the server, which closes its upstream, and fails with ``timeout``. The server must
+then answer within :data:`CANCEL_ANSWER_S`, or its session is dropped and its process ended, so no timed-out
+server is left running beside its replacement.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from typing import Any, Literal, Self
 import anyio
 import anyio.abc
 
-from ..servers.core.errors import ConnectionError_, LLMMixerError, RateLimitError, UnavailableError
+from ..servers.core.errors import (ConnectionError_, ConnectTimeoutError, LLMMixerError, RateLimitError,
+                                   UnavailableError)
 from .statuses import ServerState
 from .config import Config, ServerSpec, manifest_for
 
@@ -41,6 +47,30 @@ MAX_RETRY_AFTER_S = 60.0
 CONNECT_TIMEOUT_S = 30.0
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 10.0
+CANCEL_ANSWER_S = 5.0  # how long a server whose call timed out has to answer before it is restarted
+
+
+class _Deadline:
+    """A call's two limits in one cancel scope: ``total_s`` from the start, and ``idle_s`` after the last progress
+    notification (a silent or dripping vendor), whichever comes first."""
+
+    def __init__(self, total_s: float, idle_s: float | None) -> None:
+        now = anyio.current_time()
+        self.total_s, self.idle_s = total_s, idle_s or None
+        self.end = now + total_s
+        self.scope = anyio.CancelScope(deadline=self._next(now))
+
+    def _next(self, now: float) -> float:
+        return min(self.end, now + self.idle_s) if self.idle_s else self.end
+
+    def progressed(self) -> None:
+        if self.idle_s:
+            self.scope.deadline = self._next(anyio.current_time())
+
+    def reason(self) -> str:
+        if anyio.current_time() < self.end - 0.001 and self.idle_s:
+            return f"no output for {self.idle_s:g} s (idle_timeout_s)"
+        return f"no answer within {self.total_s:g} s (call_timeout_s)"
 
 
 @dataclass
@@ -89,7 +119,7 @@ class _Connection:
         self._tg = task_group
         self._client: Any = None
         self._ready: anyio.Event | None = None
-        self._stop = anyio.Event()
+        self._stop = anyio.Event()  # this session's; a replaced session's own event stops its process
         self._lock = anyio.Lock()
         self.limit = anyio.Semaphore(spec.max_concurrency)
         self.active = 0  # calls holding a slot
@@ -126,8 +156,9 @@ class _Connection:
         return StdioServerParameters(command=spec.command or "", args=spec.args, env=spec.child_env(),
                                      encoding_error_handler="replace")
 
-    async def _own(self, ready: anyio.Event) -> None:
-        """Hold one session open until the pool stops or the server goes away."""
+    async def _own(self, ready: anyio.Event, stop: anyio.Event) -> None:
+        """Hold one session open until the pool stops, the session is dropped (:meth:`mark_dead`: leaving the
+        ``Client`` ends a stdio server's process), or the server goes away."""
         from mcp import Client
 
         generation = self.generation
@@ -139,7 +170,7 @@ class _Connection:
                 self._client, self.state = client, "ready"
                 self.consecutive_failures = 0
                 ready.set()
-                await self._stop.wait()
+                await stop.wait()
         except Exception as exc:  # noqa: BLE001 - any failure to start or keep the server is reported, not raised
             self.last_error = _describe(exc)
             log.warning("server %s: %s", self.spec.name, self.last_error)
@@ -157,9 +188,11 @@ class _Connection:
             if self.consecutive_failures:
                 delay = min(BACKOFF_BASE_S * 2 ** (self.consecutive_failures - 1), BACKOFF_MAX_S)
                 await anyio.sleep(max(0.0, self.last_failure_at + delay - time.monotonic()))
+            if self._stop.is_set() and self.state != "closed":  # the last session was dropped: a new one's event
+                self._stop = anyio.Event()
             self.state, self.generation = "starting", self.generation + 1
             ready = anyio.Event()
-            self._tg.start_soon(self._own, ready, name=f"mcp-session-{self.spec.name}")
+            self._tg.start_soon(self._own, ready, self._stop, name=f"mcp-session-{self.spec.name}")
             with anyio.move_on_after(CONNECT_TIMEOUT_S):
                 await ready.wait()
             if self._client is None:
@@ -182,10 +215,13 @@ class _Connection:
         self.last_failure_at = time.monotonic()
 
     def mark_dead(self, reason: str) -> None:
+        """Drop the session: its process is ended (never left running beside its replacement), and the next call
+        starts a new one."""
         self.last_error = reason
         self._note_failure()
         self.state = "dead"
         self._client = None
+        self._stop.set()
 
     def close(self) -> None:
         self.state = "closed"
@@ -328,34 +364,46 @@ class ServerPool:
 
     async def call(self, source: str, tool: str, arguments: dict[str, Any],
                    progress: ProgressCallback | None = None, *,
-                   on_state: Callable[[CallState], None] | None = None) -> Any:
+                   on_state: Callable[[CallState], None] | None = None, idle_timeout_s: float | None = None) -> Any:
         """Call ``tool`` on the server playing ``source``; returns the ``CallToolResult``.
 
         ``on_state("queued")`` is called when the call must wait for a concurrency slot, and
-        ``on_state("running")`` once it has one (always, queued or not).
+        ``on_state("running")`` once it has one (always, queued or not). The call is cancelled on the server after
+        ``settings.call_timeout_s`` in all, or after ``idle_timeout_s`` without a progress notification.
 
         Raises:
-            LLMMixerError: ``connection`` when the server died mid-call, ``unavailable`` when it cannot start.
+            LLMMixerError: ``connection`` when the server died mid-call, ``unavailable`` when it cannot start,
+                ``timeout`` when the call was cancelled for taking too long.
         """
         connection = self._connection(source)
         await self._slot(connection, on_state)
         try:
             if on_state is not None:
                 on_state("running")
-            return await self._call(connection, tool, arguments, progress)
+            return await self._call(connection, tool, arguments, progress, idle_timeout_s)
         finally:
             connection.active -= 1
             connection.limit.release()
 
     async def _call(self, connection: _Connection, tool: str, arguments: dict[str, Any],
-                    progress: ProgressCallback | None) -> Any:
+                    progress: ProgressCallback | None, idle_timeout_s: float | None) -> Any:
         client = await connection.client()
         generation = connection.generation
         started = time.perf_counter()
         connection.calls += 1
+        settings = self.config.settings
+        limit = _Deadline(settings.call_timeout_s, idle_timeout_s)
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            limit.progressed()
+            if progress is not None:
+                await progress(value, total, message)
+
         try:
-            result = await client.call_tool(tool, arguments, progress_callback=progress,
-                                            read_timeout_seconds=self.config.settings.call_timeout_s)
+            with limit.scope:
+                # Cancelling this scope cancels the request on the server (notifications/cancelled), which closes
+                # its upstream; the session stays open for the next call.
+                result = await client.call_tool(tool, arguments, progress_callback=on_progress)
         except LLMMixerError:
             raise
         except Exception as exc:  # noqa: BLE001 - the transport's failures all mean the same to a caller
@@ -363,8 +411,25 @@ class ServerPool:
                 connection.mark_dead(_describe(exc))
             raise ConnectionError_(f"server {connection.spec.name!r} failed during {tool}: {_describe(exc)}",
                                    details={"server": connection.spec.name}) from exc
+        if limit.scope.cancelled_caught:
+            await self._after_timeout(connection, generation, client)
+            raise ConnectTimeoutError(f"server {connection.spec.name!r}: {limit.reason()}; the call was cancelled",
+                                      details={"server": connection.spec.name})
         connection.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
         return result
+
+    @staticmethod
+    async def _after_timeout(connection: _Connection, generation: int, client: Any) -> None:
+        """A server whose call timed out must still answer: if it does not within :data:`CANCEL_ANSWER_S`, it is
+        restarted (its process ended), never left running beside a new one."""
+        answered = False
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_ANSWER_S):
+            with contextlib.suppress(Exception):
+                await client.list_tools()
+                answered = True
+        if not answered and connection.generation == generation:
+            log.warning("server %s did not answer after a cancelled call; restarting it", connection.spec.name)
+            connection.mark_dead(f"did not answer within {CANCEL_ANSWER_S:g} s after a call was cancelled")
 
     async def prepare(self, sources: list[str]) -> None:
         """Open the sessions of ``sources`` side by side, so a race measures the models, not process start-up.

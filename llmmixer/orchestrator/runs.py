@@ -69,6 +69,7 @@ CACHE_RUNS = 16  # finished runs kept in memory; older ones are read back from t
 CACHE_CHARS = 8 << 20  # ...and at most about this much of their text
 RECENT_IDS = 1000  # run ids (and titles) remembered for the history list
 SHUTDOWN_S = 5.0  # how long leaving Runs waits for interrupted runs and the store
+RECORD_WAIT_S = 2.0  # how long starting a run waits for its record to be written (a frozen disk: it goes on)
 INTERRUPTED = "interrupted: the service stopped while this run was in flight; each leg keeps what it had produced"
 
 
@@ -545,10 +546,10 @@ class Runs:
     # -- the run log and conversations -------------------------------------------------------------------------------
 
     async def _put_record(self, record: dict[str, Any]) -> None:
-        try:
-            await self.store.put_run(record)
-        except LLMMixerError as error:  # history is worth less than the run itself: say so, go on
-            log.error("run log write failed for %s: %s", record.get("run_id"), error.message)
+        """The record goes through the writer (spooled and retried through an outage, like the events); while the
+        store takes writes, this returns once it is written, so the history lists the run at once."""
+        self.writer.submit_record(record)
+        await self.writer.flush_record(record["run_id"], RECORD_WAIT_S)
 
     async def _thread(self, conversation_id: str | None, system: str | None
                       ) -> tuple[list[dict[str, str]], str | None]:

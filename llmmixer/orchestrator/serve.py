@@ -52,8 +52,14 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
     except LLMMixerError as error:
         sys.stderr.write(f"llmmixer serve: {error.message}\n")
         return 2
+    busy = _port_in_use(host, port)
+    if busy is not None:
+        sys.stderr.write(f"llmmixer serve: cannot listen on {host}:{port}: {busy} (another service on that port? "
+                         "pick one with --port, or stop it: llmmixer serve --stop)\n")
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     identity = runtime.config_identity(config_path)
+    unwritten = [0, 0]  # events, run records the store never took (a shutdown during an outage)
     activity = Activity()
     published = False
 
@@ -95,13 +101,39 @@ def serve_web(*, host: str, port: int, store_url: str | None, config_path: str |
                     if published:
                         runtime.release(identity)
                 tg.cancel_scope.cancel()
+        unwritten[:] = [runs.writer.unwritten, runs.writer.records_pending]
 
     try:
         anyio.run(run)
     except _Refused as refused:
         sys.stderr.write(f"llmmixer serve: {refused}\n")
         return 2
+    if any(unwritten):
+        sys.stderr.write(f"llmmixer serve: {unwritten[0]} events and {unwritten[1]} run records could not be "
+                         f"stored before stopping (the event store {store.url} was failing)\n")
+        return 1
     return 0
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on now (a busy port), else None; asked before anything starts."""
+    import errno
+    import socket
+
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return None  # an unresolvable host: the server's own error says so
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no reason
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return "the address is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return None
 
 
 async def exit_when_idle(runs: Any, activity: Any, idle_s: float) -> None:
@@ -133,6 +165,12 @@ async def start_servers(runs: Any) -> None:
             line += f" - {status['last_error']}"
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
+    # Warm now: refresh the model lists `llmmixer models` and `-m` read without starting anything (model_cache.py).
+    from .models import list_all_models
+
+    ready = [s["source"] for s in statuses if s["status"] == "ready" and s["source"] in runs.config.model_sources]
+    if ready:
+        await list_all_models(runs, ready)
 
 
 class _Refused(Exception):

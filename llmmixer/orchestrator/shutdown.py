@@ -24,7 +24,8 @@ async def on_signal(runs: Any, stop: anyio.Event, *, timeout_s: float = 10.0) ->
     """Wait for SIGTERM/SIGINT, then interrupt ``runs`` (bounded by ``timeout_s``) and set ``stop``."""
     with anyio.open_signal_receiver(*SIGNALS) as signals:
         async for signum in signals:
-            log.warning("%s: interrupting the runs in flight, then stopping", signal.Signals(signum).name)
+            # Said only when there is something to interrupt: a host sends SIGINT at every exit, idle or not.
+            log.debug("%s: interrupting the runs in flight, then stopping", signal.Signals(signum).name)
             break
         async with anyio.create_task_group() as tg:
             async def second_signal() -> None:
@@ -36,6 +37,6 @@ async def on_signal(runs: Any, stop: anyio.Event, *, timeout_s: float = 10.0) ->
             tg.start_soon(second_signal)
             interrupted = await runs.interrupt(timeout_s)
             if interrupted:
-                log.warning("%d runs ended as interrupted", interrupted)
+                log.warning("%s: %d runs ended as interrupted", signal.Signals(signum).name, interrupted)
             tg.cancel_scope.cancel()
     stop.set()

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ...servers.core.workspace import ROOTS_ENV
+
 __all__ = ["run_agents_demo", "DEMO_SCRIPTS", "DEMO_CHECK"]
 
 FIX = "sed -i s/wrold/world/ greet.py && python3 greet.py"
@@ -73,7 +75,8 @@ async def run_agents_demo(as_json: bool) -> int:
             for agent in installed:
                 vendor, turns = _turns(agent)
                 emulator.set_script(vendor, turns)
-            os.environ.update({**emulator.env, **DEMO_KEYS})
+            # The throwaway repository is a root of the runner: its legs' git admin directories are in it.
+            os.environ.update({**emulator.env, **DEMO_KEYS, ROOTS_ENV: str(repo)})
             request = AgentRequest(task=DEMO_TASK, agents=installed, check=DEMO_CHECK, mode="race", cwd=str(repo))
             async with Runs(Config(servers=default_servers()), open_store("memory")) as runs:
                 if not as_json:

@@ -110,10 +110,14 @@ def _tool_choice(choice: dict[str, Any] | None) -> Any:
 
 def messages_request(body: MessagesBody) -> GatewayRequest:
     turns: list[dict[str, Any]] = []
+    system = [_text(body.system)] if body.system is not None else []
     for index, message in enumerate(body.messages):
         role = message.get("role")
+        if role == "system":  # newer clients put system reminders among the turns
+            system.append(_text(message.get("content")))
+            continue
         if role not in ("user", "assistant"):
-            raise InvalidInputError(f"messages.{index}.role: must be user or assistant; got {role!r}")
+            raise InvalidInputError(f"messages.{index}.role: must be user, assistant or system; got {role!r}")
         parts = _parts(message.get("content"), f"messages.{index}")
         if not parts:
             continue
@@ -124,8 +128,8 @@ def messages_request(body: MessagesBody) -> GatewayRequest:
     tools = [{"name": tool.get("name"), "description": tool.get("description"),
               "input_schema": tool.get("input_schema") or {"type": "object", "properties": {}}}
              for tool in body.tools or [] if tool.get("type") in (None, "custom")]
-    system = _text(body.system) if body.system is not None else None
-    return validated({"model": body.model, "system": system or None, "messages": turns, "tools": tools or None,
+    return validated({"model": body.model, "system": "\n\n".join(part for part in system if part) or None,
+                      "messages": turns, "tools": tools or None,
                       "tool_choice": _tool_choice(body.tool_choice), "max_tokens": body.max_tokens,
                       "temperature": body.temperature, "stream": body.stream})
 
@@ -167,7 +171,8 @@ class MessagesDialect(Dialect):
         index = 0
         text_open = False
         try:
-            message: dict[str, Any] = {"id": f"msg_{new_call_id('')}", "type": "message", "role": "assistant", "model": request.model,
+            message: dict[str, Any] = {"id": f"msg_{new_call_id('')}", "type": "message", "role": "assistant",
+                                       "model": request.model,
                        "content": [], "stop_reason": None, "stop_sequence": None,
                        "usage": {"input_tokens": 0, "output_tokens": 0}}
             started = False

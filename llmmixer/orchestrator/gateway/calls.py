@@ -182,7 +182,7 @@ def _run_error(result: dict[str, Any], legs: list[dict[str, Any]]) -> LLMMixerEr
     return error
 
 
-# -- statuses and headers, for every dialect ----------------------------------------------------------------------------
+# -- statuses and headers, for every dialect ---------------------------------------------------------------------
 
 _STATUS: dict[ErrorKind, int] = {
     ErrorKind.BAD_REQUEST: 400, ErrorKind.INVALID_INPUT: 400, ErrorKind.CONTEXT_LENGTH: 400,

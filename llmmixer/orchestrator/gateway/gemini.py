@@ -1,7 +1,8 @@
 """The Gemini dialect: ``POST /v1beta/models/{model}:streamGenerateContent`` (``alt=sse``), ``:generateContent``,
 ``:countTokens``, ``GET /v1beta/models`` and ``GET /v1beta/models/{model}`` (base URL ``http://HOST:PORT``).
 
-The same routes answer under ``/v1`` (the SDK's default API version). The model is part of the path, so a virtual model's slashes and commas are too:
+The same routes answer under ``/v1`` (the SDK's default API version). The model is part of the path, so a
+virtual model's slashes and commas are too:
 ``/v1beta/models/race/claude,gpt:generateContent`` (the method is what follows the last ``:``).
 
 Gemini's quirks, on the client's side, live here:

@@ -4,7 +4,8 @@
 ``None``, ``memory``                a bounded ring in this process (10,000 events, 64 MiB);
                                     ``memory://?maxlen=N&max_bytes=M``
 ``sqlite:///path``                  a SQLite file in WAL mode, survives restarts; capped at 256 MiB of events by
-                                    default, oldest first; ``?maxlen=N&max_bytes=M`` (M: bytes, or 64m, 1g)
+                                    default, oldest first; ``?maxlen=N&max_bytes=M`` (M: bytes, or 64m, 1g);
+                                    ``?synchronous=normal`` trades durability for commit speed (default full)
 ``redis://host:port/db``            a Redis Stream shared by replicas; ``?stream=NAME&maxlen=N`` (default
                                     ``llmmixer:events``, 10,000); ``rediss://`` for TLS
 ==================================  ==========================================================================
@@ -23,7 +24,7 @@ from ...servers.core.redact import redact_url
 from .base import DEFAULT_MAXLEN, DEFAULT_MEMORY_BYTES, EventStore, StoreHealth, id_key, parse_maxlen, parse_size
 from .memory import MemoryStore
 from .redis import DEFAULT_STREAM, RedisStore
-from .sqlite import DEFAULT_MAX_BYTES, SqliteStore
+from .sqlite import DEFAULT_MAX_BYTES, SYNCHRONOUS, SqliteStore
 from .writer import StoreWriter
 
 __all__ = ["EventStore", "MemoryStore", "SqliteStore", "RedisStore", "StoreWriter", "StoreHealth", "open_store",
@@ -74,9 +75,13 @@ def _open(url: str, shown: str) -> EventStore:
         if not path:
             raise InvalidInputError(f"bad event store URL {shown!r}: the database path is missing "
                                     "(sqlite:///path/to/events.db)")
-        options = _query(shown, query, {"maxlen", "max_bytes"})
+        options = _query(shown, query, {"maxlen", "max_bytes", "synchronous"})
+        synchronous = options.get("synchronous", SYNCHRONOUS).upper()
+        if synchronous not in ("FULL", "NORMAL"):
+            raise InvalidInputError(f"bad event store URL {shown!r}: synchronous must be full or normal")
         return SqliteStore(path, maxlen=parse_maxlen(options.get("maxlen"), shown, None), url=shown,
-                           max_bytes=parse_size(options.get("max_bytes"), shown, DEFAULT_MAX_BYTES))
+                           max_bytes=parse_size(options.get("max_bytes"), shown, DEFAULT_MAX_BYTES),
+                           synchronous=synchronous)
     if scheme in ("redis", "rediss"):
         parts = urlsplit(url)
         if not parts.hostname:

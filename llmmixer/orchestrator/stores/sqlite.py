@@ -19,7 +19,12 @@ so the file stops growing at about the cap.
 Group commit: :meth:`SqliteStore.append_many` inserts a batch in one ``BEGIN IMMEDIATE`` transaction; a failure
 (a full disk, a read-only file system) rolls it back whole and raises :class:`UnavailableError`.
 
-A database file deleted (or replaced) while the store has it open is noticed on the next call (its inode changed):
+Durability: ``synchronous=FULL`` (:data:`SYNCHRONOUS`): what a commit acknowledged survives a file-system error
+or a power cut. If a reopened file nonetheless holds fewer ids than were acknowledged, the missing ones are
+reported as an incident (a ``store.gap``), like a replaced file.
+
+A database file deleted (or replaced) while the store has it open is noticed on the next call (its inode changed,
+checked on every call, including the first after a failed reopen):
 the store reopens the path, so a new file is created, and continues the id sequence after the highest id it knew;
 everything the old file held is gone, which readers learn as a ``gap`` and the writer records as ``store.gap``
 events (:meth:`SqliteStore.take_incidents`).
@@ -54,6 +59,9 @@ POLL_S = 0.05  # how soon an append by another process is noticed
 DEFAULT_MAX_BYTES = 256 << 20  # of event payload; the file stays about this size
 EVICT_TO = 0.9  # a trim frees down to this fraction of the cap, so it does not run on every write
 ROW_OVERHEAD = 64  # bytes counted per row besides its data and run id
+# FULL: a commit is on disk (the WAL fsynced) before the writer counts it as stored, so a file-system error or a
+# power cut cannot take acknowledged events. bench/sqlite_sync_bench.py measures what it costs against NORMAL.
+SYNCHRONOUS = "FULL"
 
 
 def m001_events(db: sqlite3.Connection) -> None:
@@ -105,8 +113,9 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
 
 class SqliteStore(SqliteRunLog, StoreBase):
     def __init__(self, path: str | Path, *, maxlen: int | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES,
-                 url: str | None = None, poll_s: float = POLL_S) -> None:
+                 url: str | None = None, poll_s: float = POLL_S, synchronous: str = SYNCHRONOUS) -> None:
         self.path = Path(path)
+        self.synchronous = synchronous  # FULL, or NORMAL (``?synchronous=normal``: faster commits, see SYNCHRONOUS)
         self.url = url or f"sqlite:///{self.path}"
         self.maxlen = maxlen
         self.max_bytes = max_bytes
@@ -139,8 +148,9 @@ class SqliteStore(SqliteRunLog, StoreBase):
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA synchronous={'NORMAL' if self.synchronous == 'NORMAL' else 'FULL'}")
             _migrate(db)
+            self._check_kept(db)
             if self._high:
                 # A new file under the old path: ids go on after the highest the old one gave.
                 db.execute("BEGIN IMMEDIATE")
@@ -158,19 +168,34 @@ class SqliteStore(SqliteRunLog, StoreBase):
         self._file = self._identity() if self._on_disk else None
         return db
 
-    def _ensure_same_file(self) -> None:
-        """On a worker thread, before each call: reopen when the file under our path is not the one we have open."""
-        if self._db is None:  # a reconnect failed earlier: try again now
-            self._db = self._connect()
+    def _check_kept(self, db: sqlite3.Connection) -> None:
+        """On a reopen of the same file: every id this object acknowledged must still be there. After a file-system
+        error (a disk forced read-only, then repaired) the tail of what was committed may be gone; say which ids."""
+        if not self._high or self._identity() != self._file:
+            return  # first open, or a new file (reported as a replaced file)
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        kept = int(row[0]) if row else 0
+        if kept < self._high:
+            self._incident(f"the database file {self.path} lost events {kept + 1}..{self._high} it had "
+                           f"acknowledged (a file-system error)")
+
+    def _ensure_same_file(self, force: bool = False) -> None:
+        """On a worker thread, before each call (``force``: on :meth:`reconnect`): reopen when the file under our
+        path is not the one we have open, or when an earlier reopen failed; on every reopen, report a file that is
+        not the one we had, or that lost what it acknowledged."""
+        if not force and self._db is not None and (not self._on_disk or self._identity() == self._file):
             return
-        if not self._on_disk or self._identity() == self._file:
-            return
-        old, self._db = self._db, None
-        old.close()
-        self._incidents = [*self._incidents[-9:],
-                           f"the database file {self.path} was deleted or replaced while in use; the events it "
-                           f"held up to id {self._high} are gone"]
-        self._db = self._connect()
+        known = self._file
+        if self._db is not None:
+            old, self._db = self._db, None
+            old.close()
+        self._db = self._connect()  # raises while the path still cannot be opened; the next call tries again
+        if known is not None and self._file != known:
+            self._incident(f"the database file {self.path} was deleted or replaced while in use; the events it "
+                           f"held up to id {self._high} are gone")
+
+    def _incident(self, reason: str) -> None:
+        self._incidents = [*self._incidents[-9:], reason]
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         async with self._lock:
@@ -208,11 +233,8 @@ class SqliteStore(SqliteRunLog, StoreBase):
         async with self._lock:
             if not self._opened:
                 raise UnavailableError(f"event store {self.url} is not open")
-            db, self._db = self._db, None
-            if db is not None:
-                await anyio.to_thread.run_sync(db.close)
             try:
-                self._db = await anyio.to_thread.run_sync(self._connect)
+                await anyio.to_thread.run_sync(lambda: self._ensure_same_file(force=True))
             except (sqlite3.Error, OSError) as exc:
                 raise UnavailableError(f"cannot reopen event store {self.url}: {exc}") from exc
 

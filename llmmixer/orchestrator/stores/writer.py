@@ -22,6 +22,12 @@ of that run numbered ``seq[0]..seq[1]`` is gone, and every other accepted event 
 is stored in the position those events would have had, and it is a stored event like any other: it survives the
 outage and reaches every reader, live or replaying. A database file deleted under the store is reported the same
 way, for each run still in progress (its earlier events went with the file).
+
+The run log goes the same way: :meth:`StoreWriter.submit_record` queues a run's record (its prompt, then its final
+status and result), only the newest version of each run's record is kept, and it is written with
+``put_run`` before the next batch of events, retried through the same outage as the events. A run that finished
+during an outage reads ``done`` with its text once the store is back, and every run started during it is in the
+history.
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
 
 from ...servers.core.events import Event
 from .base import EventStore, StoreHealth, WriteToken, event_size
+
+if TYPE_CHECKING:
+    from ..history import RunLog
 
 __all__ = ["StoreWriter", "BACKOFF_S", "DEFAULT_SPOOL_EVENTS", "DEFAULT_SPOOL_BYTES"]
 
@@ -110,6 +119,7 @@ class StoreWriter:
         self._token: WriteToken | None = None
         self._wseq = 0  # write sequence numbers handed to WriteTokens
         self._losses: OrderedDict[str, _Loss] = OrderedDict()
+        self._records: OrderedDict[str, dict[str, Any]] = OrderedDict()  # run id -> newest record not yet written
         self._active: OrderedDict[str, int] = OrderedDict()  # run -> events stored, until its run.done
         self._wake = anyio.Event()
         self._changed = anyio.Event()
@@ -131,6 +141,27 @@ class StoreWriter:
         self._sync_health()
         self._wake.set()
         return item.seq  # type: ignore[return-value]
+
+    def submit_record(self, record: dict[str, Any]) -> None:
+        """Queue a run's record for the run log (``put_run``); a newer record of the same run replaces it."""
+        run_id = str(record["run_id"])
+        self._records.pop(run_id, None)
+        self._records[run_id] = record
+        self._wake.set()
+
+    @property
+    def records_pending(self) -> int:
+        return len(self._records)
+
+    async def flush_record(self, run_id: str, timeout: float | None = None) -> bool:
+        """Wait until ``run_id``'s record is written; False at once while the store is failing (it stays queued)."""
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")):
+            while run_id in self._records:
+                if not self.health.ok or self._stopped:
+                    return False
+                await self._changed.wait()
+            return True
+        return False
 
     @property
     def pending(self) -> int:
@@ -163,7 +194,7 @@ class StoreWriter:
         target = self.accepted
         with anyio.move_on_after(timeout if timeout is not None else float("inf")):
             # Later events in flight do not hold this up: under steady load the writer is never idle.
-            while self.settled_through < target or self._markers_pending():
+            while self.settled_through < target or self._markers_pending() or self._records:
                 if not self.health.ok or self._stopped:
                     return False
                 await self._changed.wait()
@@ -181,14 +212,17 @@ class StoreWriter:
         failures = 0
         try:
             while True:
-                if not self._inflight and not self._take_next():
+                if not self._records and not self._inflight and not self._take_next():
                     if self._closing:
                         return
                     self._wake = anyio.Event()
-                    if not self._spool and not self._losses:
+                    if not self._spool and not self._losses and not self._records:
                         await self._wake.wait()
                     continue
                 try:
+                    if self._records:
+                        await self._write_records()
+                        continue
                     assert self._token is not None
                     await self.store.append_many([item.event for item in self._inflight], self._token)
                 except Exception as exc:  # noqa: BLE001 - every failure is retried; the spool holds the events
@@ -213,7 +247,10 @@ class StoreWriter:
             self._stopped = True
             if self.pending or self._losses:
                 log.error("event store %s: %d events could not be stored before the writer stopped",
-                          getattr(self.store, "url", "?"), self.pending + sum(x.lost for x in self._losses.values()))
+                          getattr(self.store, "url", "?"), self.unwritten)
+            if self._records:
+                log.error("event store %s: %d run records could not be stored before the writer stopped",
+                          getattr(self.store, "url", "?"), len(self._records))
             self._notify()
 
     async def aclose(self, timeout: float = 5.0) -> bool:
@@ -221,18 +258,32 @@ class StoreWriter:
         task running :meth:`run`. True when everything was written; otherwise the rest is logged as lost."""
         done = False
         with anyio.move_on_after(timeout):
-            while self.pending or self._losses or self._inflight:
+            while self.pending or self._losses or self._inflight or self._records:
                 if self._stopped:
                     break
                 await self._changed.wait()
-            done = not (self.pending or self._losses or self._inflight)
+            done = not (self.pending or self._losses or self._inflight or self._records)
         self._closing = True
         self._wake.set()
         if not done:
             self._scope.cancel()
         return done
 
+    @property
+    def unwritten(self) -> int:
+        """Events accepted that are neither stored nor covered by a stored marker (what a stop leaves behind)."""
+        return self.pending + sum(loss.lost for loss in self._losses.values())
+
     # -- internals ------------------------------------------------------------------------------------------------
+
+    async def _write_records(self) -> None:
+        """Write every queued run record, oldest first; a failure leaves the rest (and that one) queued."""
+        for run_id, record in list(self._records.items()):
+            await cast("RunLog", self.store).put_run(record)
+            if self._records.get(run_id) is record:  # not replaced by a newer version meanwhile
+                del self._records[run_id]
+        self.health.recovered()
+        self._notify()
 
     def _take_next(self) -> bool:
         """Move the next batch in flight: the markers owed first, then the oldest spooled events."""

@@ -4,7 +4,8 @@ Each stream sends ``retry:`` once, then every event as ``id:`` (its store id), `
 ``data:`` line (the event's JSON), and a ``: keepalive`` comment when idle (every 15 s by default).
 
 Without an id, ``/events`` is live from now on, and ``/events?run=ID`` starts at that run's first event (a client
-that started a run and then connects misses nothing).
+that started a run and then connects misses nothing). A finished run whose first events the store has evicted
+starts with ``event: gap`` (``last_event_id`` empty) before what is left of it.
 
 Resuming: the ``Last-Event-ID`` header (which browsers send on their own reconnects) or, for clients that cannot
 set headers, ``?last_event_id=``; the header wins when both are present, since a browser keeps the original query
@@ -56,6 +57,17 @@ def _gap(after: str, first: str | None) -> bytes:
     return ServerSentEvent(data=body, event="gap", sep="\n").encode()
 
 
+async def _run_evicted(store: EventStore, run: str) -> bool:
+    """A finished run (its record says so) whose first event the store no longer holds: its replay starts with a
+    ``gap``, never with a silent hole. A run in flight may simply not have its first event stored yet."""
+    head = await store.read_after(None, 1, run)
+    if head and head[0].type == "run.started":
+        return False
+    get_run = getattr(store, "get_run", None)
+    record = await get_run(run) if get_run is not None else None
+    return record is not None and record.get("status") not in (None, "running")
+
+
 async def _replay(store: EventStore, sub: Subscription, after: str | None,
                   run: str | None) -> AsyncIterator[tuple[bytes, str | None]]:
     """Stored events after ``after`` up to the subscription's start, as ``(chunk, last id in it)``."""
@@ -90,6 +102,9 @@ async def _stream(store: EventStore, hub: EventHub, after: str | None, run: str 
             floor = id_key(newest) if newest is not None else None
         elif after is None:
             # Following one run: it is wanted from its first event, also the ones sent before we connected.
+            assert run is not None
+            if await _run_evicted(store, run):
+                yield _gap("", await store.first_id())
             async for chunk, last_sent in _replay(store, sub, None, run):
                 yield chunk
                 floor = id_key(last_sent or "")

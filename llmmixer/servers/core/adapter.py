@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -74,6 +75,8 @@ __all__ = [
     "prebuild_models",
 ]
 
+# What an HTTP header value may hold (visible ASCII): anything else in a key is refused before any SDK sees it.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 DEFAULT_MAX_PROMPT_BYTES = int(ADAPTER_NUMBERS["LLMMIXER_MAX_PROMPT_BYTES"][1])
 
 
@@ -373,10 +376,18 @@ class BaseAdapter(abc.ABC):
             await http.head(url)
 
     def api_key(self) -> str:
-        """The key from the environment, or an ``auth`` error naming the variable to set."""
+        """The key from the environment, stripped of surrounding whitespace (a key pasted with its newline), or an
+        ``auth`` error naming the variable to set. The error never quotes the value.
+
+        Raises:
+            AuthError: no key, an unexpanded ``${VAR}``, or a character no HTTP header can carry.
+        """
         for name in self.key_env_vars:
-            value = os.environ.get(name)
+            value = (os.environ.get(name) or "").strip()
             if value and not (value.startswith("${") and value.endswith("}")):
+                if not _HEADER_SAFE.fullmatch(value):
+                    raise AuthError(f"{name} holds a character an HTTP header cannot carry (a control character or "
+                                    f"non-ASCII); set it to the key alone", vendor=self.vendor)
                 return value
             if value:  # a host that does not expand ${VAR} in its config passed the placeholder itself
                 raise AuthError(f"{name} holds the unexpanded placeholder {value}: put the key itself in the "

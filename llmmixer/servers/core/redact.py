@@ -12,9 +12,11 @@ vendor may echo the key back in an error, and a one-letter key must not cut "k" 
 
 from __future__ import annotations
 
+import json
 import re
 
-__all__ = ["looks_secret", "redact_inline", "inline_secrets", "redact_secrets", "redact_url", "REDACTED"]
+__all__ = ["looks_secret", "redact_inline", "inline_secrets", "redact_secrets", "secret_forms", "redact_url",
+           "REDACTED"]
 
 REDACTED = "[redacted]"
 
@@ -63,11 +65,24 @@ def inline_secrets(command: str) -> dict[str, str]:
 _TOKEN_CHARS = r"A-Za-z0-9_\-"
 
 
+def secret_forms(secret: str) -> list[str]:
+    """The ways ``secret`` can show up in a message, longest first: as given, stripped of whitespace, and escaped
+    as ``repr``, JSON or a bytes literal would print it (``sk-abc\\n`` for a key read with its newline)."""
+    forms = {secret, secret.strip()}
+    for form in list(forms):
+        forms.update((repr(form)[1:-1], json.dumps(form)[1:-1], str(form.encode("utf-8", "backslashreplace"))[2:-1]))
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
 def redact_secrets(message: str, *secrets: str | None) -> str:
-    """``message`` with every whole-token occurrence of each secret replaced by ``[redacted]``."""
+    """``message`` with every whole-token occurrence of each secret (in any of its :func:`secret_forms`) replaced
+    by ``[redacted]``."""
     for secret in secrets:
-        if secret and secret in message:
-            message = re.sub(rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])", REDACTED, message)
+        if not secret:
+            continue
+        for form in secret_forms(secret):
+            if form in message:
+                message = re.sub(rf"(?<![{_TOKEN_CHARS}]){re.escape(form)}(?![{_TOKEN_CHARS}])", REDACTED, message)
     return message
 
 

@@ -8,6 +8,18 @@ vendor request. Here the same pipes are read and written non-blocking on the eve
 
 As the SDK does, fd 0 and fd 1 are diverted while serving (to the null device and to stderr), so a stray ``print``
 in a handler or a child process cannot corrupt the wire.
+
+Two promises the SDK's own stdio loop does not keep (issue 24):
+
+- **Every line gets an answer.** A line that is not JSON (a lone ``\ud800`` escape, nesting deeper than the parser's
+  bound of about 200 levels) is answered with ``-32700``, a message that is not a JSON-RPC request with ``-32600``,
+  and ``params`` that is not an object with ``-32602``, carrying the request's ``id`` whenever one can be read. The
+  SDK would drop such a line, and the host would wait until its own timeout.
+- **No server outlives its host.** The server stops when stdin closes, when it is re-parented (its host died
+  while something else still held the pipe), or when its output can no longer be delivered: the reading end is
+  closed (``POLLERR``/``POLLHUP``), or a write has made no progress for :data:`STALL_S`. What is still queued when
+  stdin closes gets at most :data:`DRAIN_ON_EXIT_S` to go out. Its children (adapter servers, commands) are
+  closed on the way out by their owners' ``finally``, and see their own stdin close if this process is killed.
 """
 
 from __future__ import annotations
@@ -17,12 +29,14 @@ import collections
 import contextlib
 import fcntl
 import os
+import json
 import re
+import select
 import stat
 import sys
 import termios
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -30,9 +44,19 @@ import anyio.lowlevel
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-__all__ = ["FdLineReader", "FdWriter", "run_stdio", "unread_bytes_probe"]
+__all__ = ["FdLineReader", "FdWriter", "ReaderGone", "run_stdio", "unread_bytes_probe", "error_answer"]
 
 READ_CHUNK = 65536
+#: A write (or a wait for the reader to drain) that makes no progress for this long means the reader is gone.
+STALL_S = 30.0
+#: How long what is queued may take to go out once stdin has closed.
+DRAIN_ON_EXIT_S = 1.0
+#: How often the host is checked for (re-parenting).
+HOST_CHECK_S = 0.25
+
+
+class ReaderGone(Exception):
+    """Nobody will read this server's output any more: the host closed its end, or stopped reading."""
 
 
 class FdLineReader:
@@ -106,20 +130,38 @@ class FdWriter:
         self._settle_s = SOCKET_SETTLE_S if self._unread is not None and stat.S_ISSOCK(os.fstat(fd).st_mode) else 0.0
         #: ``os.write`` calls that wrote something (what coalescing saves; read by tests and the bench).
         self.writes = 0
+        #: Set when the reader is gone (:class:`ReaderGone`); the queue is dropped and writes are discarded.
+        self.gone = anyio.Event()
+        #: Set when :meth:`run` has ended, however it ended.
+        self.done = anyio.Event()
 
     async def write(self, text: str) -> None:
+        if self.gone.is_set():
+            return
         data = text.encode("utf-8")
         self._frames.append((data, _is_response(data)))
         self._queued_bytes += len(data)
 
     async def flush(self) -> None:
         self._wake.set()
-        while self._queued_bytes > self.HIGH_WATER and not self._closing:
+        while self._queued_bytes > self.HIGH_WATER and not self._closing and not self.gone.is_set():
             self._room = anyio.Event()
             await self._room.wait()
 
     async def run(self) -> None:
-        """Write queued messages until :meth:`close` has been called and the queue is empty."""
+        """Write queued messages until :meth:`close` has been called and the queue is empty, or the reader is gone
+        (then :attr:`gone` is set and the queue dropped)."""
+        try:
+            await self._run()
+        except ReaderGone:
+            self._frames.clear()
+            self._queued_bytes = 0
+            self.gone.set()
+            self._room.set()
+        finally:
+            self.done.set()
+
+    async def _run(self) -> None:
         while True:
             if not self._frames:
                 if self._closing:
@@ -175,12 +217,15 @@ class FdWriter:
             return
         while True:
             turns = 0
-            while self._unread():
+            stall = _Stall()
+            while unread := self._unread():
                 if turns < self.DRAIN_SPIN_TURNS:
                     turns += 1
                     await anyio.lowlevel.checkpoint()
-                else:
-                    await anyio.sleep(0.001)
+                    continue
+                stall.check(unread, self.fd)  # ReaderGone: the reader closed its end, or stopped reading
+                await anyio.sleep(min(0.001 * 2 ** min(turns - self.DRAIN_SPIN_TURNS, 6), 0.05))
+                turns += 1
             if not self._settle_s:
                 return
             await anyio.sleep(self._settle_s)
@@ -189,12 +234,17 @@ class FdWriter:
 
     async def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
+        stall = _Stall()
         while view:
             try:
                 written = os.write(self.fd, view)
             except BlockingIOError:
-                await anyio.wait_writable(self.fd)
+                stall.check(len(view), self.fd)
+                with anyio.move_on_after(HOST_CHECK_S):  # a reader that left is seen by the next check
+                    await anyio.wait_writable(self.fd)
                 continue
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise ReaderGone(str(exc)) from None
             self.writes += 1
             view = view[written:]
 
@@ -207,6 +257,31 @@ _NOT_A_RESPONSE = re.compile(rb'^\{"jsonrpc":"2\.0",(?:"id":(?:-?\d+|"(?:[^"\\]|
 
 def _is_response(data: bytes) -> bool:
     return _NOT_A_RESPONSE.match(data) is None
+
+
+class _Stall:
+    """Progress of one write: :class:`ReaderGone` once the reader has closed its end, or when ``pending`` has not
+    gone down for :data:`STALL_S`."""
+
+    def __init__(self) -> None:
+        self.pending = -1
+        self.since = 0.0
+
+    def check(self, pending: int, fd: int) -> None:
+        if _reader_closed(fd):
+            raise ReaderGone("the reading end of the output is closed")
+        now = anyio.current_time()
+        if pending != self.pending:
+            self.pending, self.since = pending, now
+        elif now - self.since > STALL_S:
+            raise ReaderGone(f"the reader took nothing for {STALL_S:g} s")
+
+
+def _reader_closed(fd: int) -> bool:
+    """True when nobody holds the reading end of ``fd`` (a pipe: ``POLLERR``; a socket: ``POLLHUP``)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, events in poller.poll(0))
 
 
 #: How long a response waits, once a socket's reader has taken every byte, before it is written (see FdWriter).
@@ -268,18 +343,96 @@ def _claimed_std_fds() -> Iterator[tuple[int, int]]:
 
 
 async def run_stdio(server: MCPServer) -> None:
-    """Serve ``server`` over this process's stdin/stdout until the client closes stdin."""
-    from mcp.server.stdio import stdio_server
+    """Serve ``server`` over this process's stdin/stdout until the client closes stdin or the host is gone."""
+    from mcp.shared.message import SessionMessage
 
     with _claimed_std_fds() as (wire_in, wire_out):
         reader, writer = FdLineReader(wire_in), FdWriter(wire_out)
+        # What the SDK's stdio_server does between the wire and the session, with an answer for every bad line.
+        read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
+
+        async def pump_in() -> None:
+            async with read_send:
+                async for line in reader:
+                    message = _parse(line)
+                    if isinstance(message, str):
+                        await writer.write(message)
+                        await writer.flush()
+                    else:
+                        await read_send.send(SessionMessage(message))
+
+        async def pump_out() -> None:
+            async with write_recv:
+                async for outgoing in write_recv:
+                    await writer.write(outgoing.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n")
+                    await writer.flush()
+
         async with anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
+            tg.start_soon(_watch_host, writer, tg.cancel_scope)
             try:
-                async with stdio_server(stdin=reader, stdout=writer) as (read_stream,  # type: ignore[arg-type]
-                                                                         write_stream):
+                async with anyio.create_task_group() as session:
+                    session.start_soon(pump_in)
+                    session.start_soon(pump_out)
                     # What MCPServer.run_stdio_async does, over our streams (the SDK has no public hook for them).
                     lowlevel = server._lowlevel_server  # noqa: SLF001
-                    await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+                    await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
+                    session.cancel_scope.cancel()
             finally:
-                writer.close()  # the writer task ends once everything queued is out
+                writer.close()  # the writer task ends once everything queued is out, or the reader is gone
+                with anyio.CancelScope(shield=True), anyio.move_on_after(DRAIN_ON_EXIT_S):
+                    await writer.done.wait()
+                tg.cancel_scope.cancel()
+
+
+async def _watch_host(writer: FdWriter, scope: anyio.CancelScope) -> None:
+    """Stop serving when the output can no longer be delivered, or when this process is re-parented (its host
+    died, though something else still holds the pipes)."""
+    parent = os.getppid()
+    while not writer.gone.is_set() and os.getppid() == parent:
+        with anyio.move_on_after(HOST_CHECK_S):
+            await writer.gone.wait()
+    scope.cancel()
+
+
+# JSON-RPC's error codes for a message that cannot be served.
+PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS = -32700, -32600, -32602
+
+
+def _parse(line: str) -> Any:
+    """The line as a JSON-RPC message, or (a str) the error answer to write back for it."""
+    import mcp_types
+
+    try:
+        return mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
+        if not line.strip():
+            return ""  # a blank line is no message: nothing to answer
+        return error_answer(line, exc)
+
+
+def error_answer(line: str, exc: Exception | None = None) -> str:
+    """The JSON-RPC error line answering ``line``, which the SDK could not take as a message."""
+    try:
+        body = json.loads(line)
+    except RecursionError:
+        return _error_line(None, PARSE_ERROR, "Parse error: nested too deeply")
+    except ValueError:
+        return _error_line(None, PARSE_ERROR, "Parse error: not valid JSON")
+    request_id = body.get("id") if isinstance(body, dict) else None
+    if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+        request_id = None
+    if not isinstance(body, dict) or body.get("jsonrpc") != "2.0" or (
+            "method" in body and not isinstance(body["method"], str)):
+        return _error_line(request_id, INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message")
+    if "params" in body and not isinstance(body["params"], dict):
+        return _error_line(request_id, INVALID_PARAMS, "Invalid params: params must be an object")
+    detail = "a string holds a lone surrogate or an invalid escape" if "\\u" in line else "not a valid message"
+    code = PARSE_ERROR if "json_invalid" in str(exc) else INVALID_REQUEST
+    return _error_line(request_id, code, f"{'Parse error' if code == PARSE_ERROR else 'Invalid Request'}: {detail}")
+
+
+def _error_line(request_id: str | int | None, code: int, message: str) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}},
+                      separators=(",", ":")) + "\n"

@@ -5,6 +5,9 @@
 bind (``0.0.0.0``, ``::``) answers to the machine's own addresses and names plus ``--allowed-host``. The rules
 themselves live in :mod:`.security`, shared with the web app.
 
+``/mcp`` streams are resumable (event ids, a priming event with ``retry:``, ``Last-Event-ID``): see
+:mod:`.event_store`.
+
 We always pass explicit :class:`TransportSecuritySettings` too: the SDK switches its Host/Origin guard off by
 itself for any host other than a loopback name, which is exactly when it matters most.
 """
@@ -31,6 +34,7 @@ from .security import (
 )
 
 if TYPE_CHECKING:
+    import anyio
     from mcp.server.mcpserver import MCPServer
     from mcp.server.transport_security import TransportSecuritySettings
     from starlette.types import ASGIApp
@@ -76,10 +80,35 @@ def streamable_http_app(server: MCPServer, *, host: str = "127.0.0.1", token: st
     Raises:
         BindRefused: ``host`` is not loopback and no token is set.
     """
+    from .event_store import RETRY_MS, MemoryEventStore
+
     policy = _policy(host, token, allowed_hosts)
     app = server.streamable_http_app(streamable_http_path="/mcp", host=host,
-                                     transport_security=transport_security_settings(policy))
+                                     transport_security=transport_security_settings(policy),
+                                     event_store=MemoryEventStore(), retry_interval=RETRY_MS)
+    _event_store_per_session(server.session_manager)
     return HTTPGuard(app, policy)
+
+
+def _event_store_per_session(manager: Any) -> None:
+    """Give each session its own event store (resumable streams; see :mod:`.event_store`).
+
+    The SDK hands the one ``event_store`` to every session's transport, and a stream's id is the client's own
+    request id, so two clients' request 2 would share a stream and one could replay the other's messages. The SDK
+    has no per-session factory; its session manager creates each transport in ``_admit_session``, so the store is
+    swapped there, before the session's first request is served.
+    """
+    from .event_store import MemoryEventStore
+
+    admit = manager._admit_session  # noqa: SLF001 - no public hook for a per-session store
+
+    def admit_with_own_store(*args: Any, **kwargs: Any) -> Any:
+        transport = admit(*args, **kwargs)
+        if transport is not None:
+            transport._event_store = MemoryEventStore()  # noqa: SLF001
+        return transport
+
+    manager._admit_session = admit_with_own_store  # noqa: SLF001
 
 
 def serve(
@@ -124,9 +153,14 @@ def exit_at_once(code: int = 0) -> NoReturn:
     os._exit(code)
 
 
-async def serve_async(server: MCPServer, args: argparse.Namespace) -> None:
+async def serve_async(server: MCPServer, args: argparse.Namespace, *, stop: anyio.Event | None = None) -> None:
     """:func:`serve` inside a running event loop: for servers whose state (a task group, a pool of child servers)
-    must outlive every session and be closed once, by the caller, when serving ends."""
+    must outlive every session and be closed once, by the caller, when serving ends.
+
+    ``stop``: when set, HTTP serving shuts down the way uvicorn does on a signal (open connections answered, the
+    app's lifespan ended), not by cancellation, which leaves a traceback from the lifespan it cut short. The stdio
+    caller cancels instead: there is nothing to shut down but reading stdin.
+    """
     token = os.environ.get(TOKEN_ENV) or None
     if args.transport == "stdio":
         from .stdio import run_stdio
@@ -142,22 +176,30 @@ async def serve_async(server: MCPServer, args: argparse.Namespace) -> None:
     import anyio
     import uvicorn
 
-    userver = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
+    http = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
     done = anyio.Event()
 
     async def run() -> None:
         try:
-            await userver.serve()
+            await http.serve()
         finally:
             done.set()
 
     async with anyio.create_task_group() as tg:
+        if stop is not None:
+            async def stop_when_told() -> None:
+                await stop.wait()
+                http.should_exit = True
+
+            tg.start_soon(stop_when_told)
         tg.start_soon(run)
         with anyio.move_on_after(120):  # uvicorn has no "listening" event: look until it says so, or gives up
-            while not (userver.started or done.is_set()):
+            while not (http.started or done.is_set()):
                 await anyio.sleep(0.02)
-        if userver.started:  # said once it listens (and handles Ctrl-C itself), not before
+        if http.started:  # said once it listens (and handles Ctrl-C itself), not before
             host = f"[{args.host}]" if ":" in args.host else args.host
             sys.stderr.write(f"{_name()}: MCP over Streamable HTTP at http://{host}:{args.port}/mcp"
                              f"{' (bearer token required)' if token else ''}; Ctrl-C stops it\n")
             sys.stderr.flush()
+        await done.wait()
+        tg.cancel_scope.cancel()

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["agents_dir", "guard_cache_dir", "llmmixer_dirs"]
+__all__ = ["agents_dir", "guard_cache_dir", "llmmixer_dirs", "ROOTS_ENV"]
 
 APP = "llmmixer"
+ROOTS_ENV = "LLMMIXER_PTY_ROOTS"  # more directories the runner's commands may name as cwd or writable
 
 
 def agents_dir(environ: Mapping[str, str] | None = None) -> Path:

@@ -17,6 +17,7 @@ The SDK's own retries are off (our BaseAdapter retries, only before the first de
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -29,7 +30,7 @@ from google.genai import types
 
 from .manifest import MANIFEST
 from ..core.adapter import BaseAdapter, Completion, GenerateRequest, TextDelta, Usage, prebuild_models, shielded_close
-from ..core.errors import ConnectionFailedError, ContentFilterError
+from ..core.errors import AuthError, ConnectionFailedError, ContentFilterError
 from ..core.messages import ToolCall, ToolCallDelta
 from .conversation import contents as to_contents, image_part as _image_part, tool_call, tools_config
 from .capabilities import TABLE, thinking_config
@@ -79,7 +80,10 @@ class GeminiAdapter(BaseAdapter):
 
             self._http = httpx2.AsyncClient(timeout=timeout,
                                             event_hooks={"request": [apply_timeouts], "response": [_record_response]})
-            self._client = genai.Client(http_options=types.HttpOptions(
+            key = None  # the cleaned key (the SDK would read the raw variable itself); a call checks it again
+            with contextlib.suppress(AuthError):
+                key = self.api_key()
+            self._client = genai.Client(api_key=key, http_options=types.HttpOptions(
                 httpx_async_client=self._http, retry_options=types.HttpRetryOptions(attempts=1)))
         return self._client
 

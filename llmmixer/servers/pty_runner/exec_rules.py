@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from .control import Decision, GuardRequest
-from .git_args import effective_git
+from .git_args import MAX_ALIAS_DEPTH, effective_git
 from .guards import GuardMode, exec_only
-from .policy import Policy, strictest
+from .policy import UNRESOLVED_RULE, Policy, strictest
 
 __all__ = ["ExecRules", "Asker", "Approvals"]
 
@@ -66,15 +66,17 @@ class ExecRules:
                 result.append(("ask", program, ", ".join(str(r) for r in rules if r.action != "allow")))
         return result
 
-    def candidates(self, request: GuardRequest, host_path: Callable[[str], str]) -> list[tuple[str, ...]]:
+    def candidates(self, request: GuardRequest, host_path: Callable[[str], str]) -> list[tuple[str, ...]] | None:
         """Every command line the exec could amount to (a git alias read from the child's files may be open).
 
         A ``!`` alias's shell runs inside the sandbox, where each program it runs meets the guards again: it adds
-        no candidate of its own.
+        no candidate of its own. None: aliases nested too deep to follow (refused).
         """
         argv = request.argv or (request.program,)
         if request.program == "git":
             commands = effective_git(argv, cwd=request.cwd, env=request.env, host_path=host_path)
+            if any(c.unresolved for c in commands):
+                return None
             return [c.words for c in commands if c.shell_alias is None]
         return [(request.program, *argv[1:])]
 
@@ -84,6 +86,9 @@ class ExecRules:
         if real is None or not os.path.exists(real):
             return Decision(False, f"llmmixer: {request.program} refused: {request.exe!r} is not a guarded program")
         candidates = self.candidates(request, host_path)
+        if candidates is None:
+            return Decision(False, f"llmmixer: {request.program} refused: its aliases nest deeper than "
+                                   f"{MAX_ALIAS_DEPTH} levels", rule=UNRESOLVED_RULE)
         if not candidates:
             return _allow(real)
         verdicts = [(self.policy.check_argv(words, cwd=host_path(request.cwd)), words) for words in candidates]

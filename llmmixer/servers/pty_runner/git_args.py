@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .git_config import alias_candidates
 
-__all__ = ["GitCommand", "effective_git", "PLUMBING"]
+__all__ = ["GitCommand", "effective_git", "PLUMBING", "MAX_ALIAS_DEPTH"]
 
 VALUE_OPTIONS = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--config-env",
                            "--list-cmds", "--attr-source"})
@@ -38,6 +38,7 @@ MAX_CANDIDATES = 32
 class GitCommand:
     words: tuple[str, ...]  # "git", subcommand, its arguments
     shell_alias: str | None = None  # a `!` alias: the shell command it runs
+    unresolved: bool = False  # aliases nested deeper (or branching wider) than are followed: refused
 
 
 def _split_options(args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -69,7 +70,9 @@ def effective_git(argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
         args = [program[4:], *args]
     found: list[GitCommand] = []
     pending: list[tuple[list[str], list[str], int]] = [(args, [], 0)]
-    while pending and len(found) < MAX_CANDIDATES:
+    steps = 0
+    while pending and len(found) < MAX_CANDIDATES and steps < MAX_CANDIDATES * 2:
+        steps += 1
         args, options, depth = pending.pop()
         more, rest = _split_options(args)
         options = [*options, *more]
@@ -77,8 +80,10 @@ def effective_git(argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
             found.append(GitCommand(("git",)))
             continue
         sub, tail = rest[0], rest[1:]
-        values = alias_candidates(sub, options, cwd=cwd, env=env, host_path=host_path) if depth < MAX_ALIAS_DEPTH \
-            else []
+        values = alias_candidates(sub, options, cwd=cwd, env=env, host_path=host_path)
+        if values and depth >= MAX_ALIAS_DEPTH:
+            found.append(GitCommand(("git", sub, *tail), unresolved=True))
+            continue
         if not values:
             found.append(GitCommand(("git", PLUMBING.get(sub, sub), *tail)))
         for value in values:
@@ -89,4 +94,6 @@ def effective_git(argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
                 pending.append(([*shlex.split(value), *tail], options, depth + 1))
             except ValueError:
                 found.append(GitCommand(("git", sub, *tail)))
+    if pending:  # more expansions than are worth reading
+        found.append(GitCommand(("git", *pending[0][0]), unresolved=True))
     return found or [GitCommand(("git", *args))]

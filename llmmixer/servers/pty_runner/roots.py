@@ -18,11 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..core.errors import PolicyError
-from ..core.workspace import agents_dir, guard_cache_dir, llmmixer_dirs
+from ..core.workspace import ROOTS_ENV, agents_dir, guard_cache_dir, llmmixer_dirs
 
 __all__ = ["Roots", "ROOTS_ENV", "ROOTS_RULE"]
 
-ROOTS_ENV = "LLMMIXER_PTY_ROOTS"
 ROOTS_RULE = "builtin: roots"
 
 

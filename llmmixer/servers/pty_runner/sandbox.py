@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..core.errors import InvalidInputError, PolicyError, UnavailableError
-from ..core.workspace import llmmixer_dirs
+from ..core.workspace import guard_cache_dir, llmmixer_dirs
 from .backend import signal_env
 from .guards import Guard
 
@@ -235,7 +235,9 @@ class Sandbox:
         if self.settings.network == "deny":
             args.append("--unshare-net")
             args += self._hidden_sockets()
-        args += _hidden(llmmixer_dirs()[1:2])  # the runtime directory: the service's token
+        # The runtime directory (the service's token) and the guard cache (the exec-only copies of approved programs
+        # are in it: run by path, they would be the real programs, unguarded) are empty inside.
+        args += _hidden([llmmixer_dirs()[1], str(guard_cache_dir())])
         for path in writable:
             args += ["--bind", path, path]
         for guard in self.guards:

@@ -1,0 +1,82 @@
+"""The tool tables of docs/hosts.md, generated from the servers themselves: each tool's annotations, and what each
+server's ``tools/list`` costs a host on every turn.
+
+    python scripts/tool_table.py           # rewrite the tables between the markers in docs/hosts.md
+    python scripts/tool_table.py --check   # exit 1 if they are stale (tests/test_tool_table.py runs this)
+
+Each server is started the way a host starts it (its console script over stdio, no keys) and asked for
+``tools/list``; cost is the compact JSON of the result in bytes, and bytes / 4 (rounded up) as tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "hosts.md"
+START, END = "<!-- tool-table:start -->", "<!-- tool-table:end -->"
+SERVERS = {"llmmixer mcp": ("llmmixer", ["mcp"]), "llmmixer-claude": ("llmmixer-claude", []),
+           "llmmixer-gpt": ("llmmixer-gpt", []), "llmmixer-gemini": ("llmmixer-gemini", []),
+           "llmmixer-pty": ("llmmixer-pty", [])}
+HINTS = (("read_only_hint", "read-only"), ("destructive_hint", "destructive"), ("idempotent_hint", "idempotent"),
+         ("open_world_hint", "open world"))
+
+
+async def _tools(script: str, args: list[str]) -> list[Any]:
+    command = str(Path(sys.executable).with_name(script))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    with anyio.fail_after(120):
+        async with Client(StdioServerParameters(command=command, args=args, env=env)) as client:
+            return list((await client.list_tools()).tools)
+
+
+def _yes(value: bool | None) -> str:
+    return "yes" if value else "no"
+
+
+def render() -> str:
+    """The Markdown between the markers."""
+    annotations = ["| server | tool | " + " | ".join(label for _, label in HINTS) + " |",
+                   "|---|---|" + "---|" * len(HINTS)]
+    costs = ["| server | tools | bytes | ≈ tokens |", "|---|---|---|---|"]
+    for name, (script, args) in SERVERS.items():
+        tools = anyio.run(_tools, script, args)
+        for tool in tools:
+            hints = tool.annotations
+            cells = [_yes(getattr(hints, field, None)) for field, _ in HINTS]
+            annotations.append(f"| `{name}` | `{tool.name}` | " + " | ".join(cells) + " |")
+        text = json.dumps({"tools": [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools]},
+                          ensure_ascii=False, separators=(",", ":"))
+        size = len(text.encode())
+        costs.append(f"| `{name}` | {len(tools)} | {size:,} | {-(-len(text) // 4):,} |")
+    return "\n".join(["", *annotations, "", *costs, ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when docs/hosts.md's tables are stale")
+    args = parser.parse_args(argv)
+    doc = DOC.read_text(encoding="utf-8")
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    fresh = f"{head}{START}\n{render()}\n{END}{tail}"
+    if args.check:
+        if fresh != doc:
+            print(f"{DOC.relative_to(ROOT)}: the tool tables are stale; run python scripts/tool_table.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    DOC.write_text(fresh, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,11 @@ is measured for both sides, interleaved sample by sample, against one emulator p
 - 1, 10 and 50 concurrent single-model calls, total latency;
 - a race over 3, 6 and 12 legs (LiteLLM: ``Router.abatch_completion_fastest_response``, its fastest-response
   router), its latency and how long each loser's upstream HTTP stays open after the race is decided, as the
-  emulator recorded it.
+  emulator recorded it. Every loser counts, on both sides alike (:func:`_loser_closes`): each side's losers get the
+  same grace, :data:`CLOSE_GRACE_S` from the decision, to be closed; a loser still open then counts as the grace,
+  and a loser that streamed to its end is counted apart (``streamed to the end``), never dropped;
+- the memory of those races: the resident set of the process (LiteLLM), against ours with one process per server
+  (the orchestrator plus its adapter children) and with every server ``inprocess``.
 
 Each leg of a race is its own deployment: for us an adapter server of its own (a user's ``mcpServers`` entry), for
 LiteLLM an entry of its ``model_list``. Both sides get the same per-request behaviours queued at the emulator, so
@@ -170,9 +174,27 @@ def _queue_race(emulator: Any, legs: list[tuple[str, str]], rank: list[int]) -> 
         emulator.queue(vendor, *behaviours)
 
 
-def _closes(emulator: Any, before: set[str], decided_at: float) -> list[float]:
-    return [(record["closed_at"] - decided_at) * 1000 for record in emulator.requests()
-            if record["id"] not in before and record["closed_at"]]
+#: How long after the decision each side's losers have to close their upstream, the same for both.
+CLOSE_GRACE_S = 2.0
+
+
+async def _loser_closes(emulator: Any, before: set[str], decided_at: float, losers: int) -> tuple[list[float], int]:
+    """Every loser's close, in ms after the decision, and how many losers streamed to their end instead.
+
+    Waits until every call of the race has ended (closed, completed or failed) or until :data:`CLOSE_GRACE_S`
+    after the decision; a loser still open then counts as closed at the grace, so no loser is left out.
+    """
+    deadline = decided_at + CLOSE_GRACE_S
+    while True:
+        calls = [r for r in emulator.requests() if r["id"] not in before and r["method"] == "POST"]
+        if (len(calls) > losers and all(r["outcome"] != "open" for r in calls)) or time.time() >= deadline:
+            break
+        await anyio.sleep(0.01)
+    closes = [(r["closed_at"] - decided_at) * 1000 for r in calls if r["outcome"] == "client_closed"]
+    completed = sum(1 for r in calls if r["outcome"] == "completed")
+    streamed_to_end = max(0, completed - 1)  # the winner completes; any other completed call was a loser
+    unclosed = max(0, losers - len(closes) - streamed_to_end)
+    return closes + [CLOSE_GRACE_S * 1000] * unclosed, streamed_to_end
 
 
 async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
@@ -184,6 +206,7 @@ async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
     names = ",".join(name for name, _ in legs)
     rng = random.Random(size)
     ours_latency, peer_latency, ours_close, peer_close = [], [], [], []
+    streamed = {"ours": 0, "peer": 0}
     try:
         await _ours_call(runs, names)  # warm every session
         for _ in range(n):
@@ -195,7 +218,9 @@ async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
             result, events, started = await _ours_call(runs, names)
             decided = next(e.ts for e in events if e.type == "leg.done" and e.source == result["winner"])
             ours_latency.append((decided - started) * 1000)
-            ours_close += _closes(emulator, before, decided)
+            closes, to_end = await _loser_closes(emulator, before, decided, size - 1)
+            ours_close += closes
+            streamed["ours"] += to_end
 
             emulator.reset()
             _queue_race(emulator, legs, rank)
@@ -203,8 +228,9 @@ async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
             await router.abatch_completion_fastest_response(model=names, messages=[{"role": "user", "content": PROMPT}])
             decided = time.time()
             peer_latency.append((decided - started) * 1000)
-            await anyio.sleep(0.3)  # let the cancelled calls reach the emulator's record
-            peer_close += _closes(emulator, set(), decided)
+            closes, to_end = await _loser_closes(emulator, set(), decided, size - 1)
+            peer_close += closes
+            streamed["peer"] += to_end
     finally:
         await runs.__aexit__(None, None, None)
     rows = [row(f"peers: race of {size}, latency p50", percentile(ours_latency, 50), percentile(peer_latency, 50),
@@ -214,7 +240,10 @@ async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
             rows.append(row(f"peers: race of {size}, loser close p{q}", percentile(ours_close, q),
                             percentile(peer_close, q), "≤ LiteLLM", unit="ms",
                             passed=percentile(ours_close, q) <= percentile(peer_close, q),
-                            note=f"{len(ours_close)} vs {len(peer_close)} closes"))
+                            note=f"every loser: {len(ours_close)} vs {len(peer_close)} closes"))
+    rows.append(row(f"peers: race of {size}, losers that streamed to the end", streamed["ours"], streamed["peer"],
+                    "0", unit="legs", passed=streamed["ours"] == 0, ratio=None,
+                    note=f"of {n * (size - 1)} losers per side"))
     return rows
 
 
@@ -238,7 +267,27 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
             await runs.__aexit__(None, None, None)
         for size in ((3,) if quick else (3, 6, 12)):
             rows += await bench_race(emulator, size, 5 if quick else 20)
+        for size in (3, 12):
+            rows += race_memory_rows(size)  # inside: each side's process reaches the emulator through the env
     from .gateway_bench import peer_rows
 
     rows += await peer_rows(quick)  # the gateway's TTFT overhead beside LiteLLM's proxy
     return rows
+
+
+def race_memory_rows(size: int) -> list[dict[str, Any]]:
+    """RSS after one race of ``size`` legs, each side in a fresh process (:mod:`bench.race_memory`); reported."""
+    import json
+    import subprocess
+    import sys
+
+    def measure(side: str) -> float:
+        done = subprocess.run([sys.executable, "-m", "bench.race_memory", side, str(size)], capture_output=True,
+                              text=True, timeout=600, env=os.environ.copy())
+        if done.returncode != 0:
+            raise RuntimeError(f"race_memory {side} {size}: {done.stderr[-500:]}")
+        return float(json.loads(done.stdout.strip().splitlines()[-1])["rss_mib"])
+
+    peer = measure("litellm")
+    return [row(f"peers: memory of a race of {size}, ours {side} vs LiteLLM", measure(side), peer, "reported",
+                unit="MiB") for side in ("processes", "inprocess")]

@@ -155,3 +155,31 @@ def test_demo_agents_races_the_installed_clis_without_a_key(agent_world: AgentWo
     for leg in legs.values():
         assert {"status", "check", "usage", "cost_usd", "duration_ms"} <= set(leg)
     assert world.ns.escapes() == []
+
+
+def test_every_candidate_is_kept_passed_or_failed(agent_world: AgentWorld, tmp_path: Path) -> None:
+    """Two agents pass and one fails: every leg ends with its diff, stat and check output, kept as a branch the
+    user can show and apply after the worktrees are gone."""
+    world = agent_world
+    world.reset()
+    world.emulator.set_script("anthropic", shell_turns("claude-code", TASK_COMMAND))
+    world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND + " && echo extra > extra.txt"))
+    world.emulator.set_script("gemini", shell_turns("gemini-cli", "echo wrong > edit.txt"))  # its check fails
+    repo = make_repo(tmp_path / "repo")
+    result = _run(world, repo, "--mode", "all")
+    legs = {leg["agent"]: leg for leg in result["legs"]}
+    assert result["kept"] is True
+    assert legs["gemini-cli"]["status"] == "failed" and legs["gemini-cli"]["check"]["exit_code"] != 0
+    assert "+wrong" in legs["gemini-cli"]["diff"]  # a failed leg keeps its diff too
+    assert legs["codex"]["kept"]["files_changed"] == ["created.txt", "edit.txt", "extra.txt"]
+    for agent, leg in legs.items():
+        branch = f"llmmixer/{result['run_id']}/{agent}"
+        assert leg["kept"]["branch"] == branch
+        assert subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", branch],
+                              capture_output=True).returncode == 0
+    assert _worktrees(repo) == [str(repo)]
+    shown = world.llmmixer("agent", "show", result["run_id"], "gemini-cli", cwd=repo)
+    assert shown.returncode == 0 and "+wrong" in shown.stdout
+    applied = world.llmmixer("agent", "apply", result["run_id"], "codex", cwd=repo)
+    assert applied.returncode == 0, applied.stderr
+    assert (repo / "extra.txt").read_text() == "extra\n" and (repo / "edit.txt").read_text() == "new\n"

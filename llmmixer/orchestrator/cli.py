@@ -41,6 +41,9 @@ app.add_typer(config_app, name="config")
 logs_app = typer.Typer(help="Browse the run log: prompts, answers, costs (llmmixer logs show ID for one run).",
                        invoke_without_command=True, rich_markup_mode=None)
 app.add_typer(logs_app, name="logs")
+from .agent_cli import agent_app  # noqa: E402 - beside the other groups
+
+app.add_typer(agent_app, name="agent")
 
 
 def _print_version(value: bool) -> None:
@@ -473,7 +476,7 @@ async def _follow_command(runs: Runs | RemoteRuns, run_id: str) -> int:
     return code if isinstance(code, int) and 0 <= code < 256 else EXIT_FAILED
 
 
-@app.command()
+@agent_app.command("run")
 def agent(
     task: Annotated[str, typer.Argument(help="what the agents should do")],
     check: Annotated[str, typer.Option("--check", help="shell command run in each agent's worktree; exit 0 wins")],
@@ -481,6 +484,8 @@ def agent(
     mode: Annotated[str, typer.Option(help=f"{' | '.join(AGENT_MODES)}")] = AGENT_MODES[0],
     timeout: Annotated[float | None, typer.Option(help="seconds each agent may run")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
+    keep: Annotated[bool | None, typer.Option("--keep/--no-keep", help="keep every leg as a branch "
+                                              "llmmixer/RUN/AGENT (default: in all mode)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -495,7 +500,7 @@ def agent(
         import os
 
         body = {"task": task, "check": check, "agents": names, "mode": mode, "cwd": os.getcwd(),
-                "timeout_s": timeout, "apply": apply}
+                "timeout_s": timeout, "apply": apply, "keep": keep}
 
         async def remote(runs: RemoteRuns, started: list[str]) -> int:
             from .agents.view import follow_agent_events
@@ -506,15 +511,16 @@ def agent(
             return _report_agents(await runs.snapshot(run_id), as_json)
 
         raise typer.Exit(_on_service(service, remote, config))
-    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, as_json, config, store)))
+    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, keep, as_json, config, store)))
 
 
 async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
-                 as_json: bool, config: str | None, store: str | None) -> int:
+                 keep: bool | None, as_json: bool, config: str | None, store: str | None) -> int:
     from .agents import AgentRequest
     from .agents.view import follow_agents
 
-    request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply)
+    request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply,
+                           keep=keep)
     async with await _open_runs(config, store) as runs:
         run_id = await runs.start_agents(request)
         final = await follow_agents(runs, run_id)
@@ -525,8 +531,8 @@ def _report_agents(final: dict[str, Any], as_json: bool) -> int:
     from .agents.view import summary
 
     if as_json:
-        keys = ("mode", "winner", "diff", "applied", "legs", "total_cost_usd", "duration_ms", "run_id", "status",
-                "error")
+        keys = ("mode", "winner", "diff", "applied", "kept", "legs", "total_cost_usd", "duration_ms", "run_id",
+                "status", "error")
         typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
     else:
         typer.echo(summary(final))

@@ -258,13 +258,15 @@ def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> Orchest
         mode: Annotated[str, Field(description="race (default) or all")] = "race",
         timeout_s: Annotated[float | None, Field(gt=0)] = None,
         apply: bool = False,
+        keep: Annotated[bool | None, Field(description="keep every leg as a branch llmmixer/RUN/AGENT "
+                                                       "(default: in all mode)")] = None,
         wait_s: WaitS = DEFAULT_WAIT_S,
     ) -> Annotated[CallToolResult, AgentOut]:
         from .agents import CLIS, AgentRequest
 
         try:
             request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
-                                   timeout_s=timeout_s, apply=apply, cwd=cwd or ".")
+                                   timeout_s=timeout_s, apply=apply, cwd=cwd or ".", keep=keep)
             job_id = await jobs.start_agents(request)
             return job_result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
         except LLMMixerError as error:

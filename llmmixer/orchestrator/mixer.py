@@ -244,10 +244,13 @@ class Mixer:
     # -- one leg ------------------------------------------------------------------------------------------------------
 
     async def _run_leg(self, leg: Leg, arguments: dict[str, Any], emit: Emit,
-                       on_first_token: Callable[[Leg], None] | None = None, *, fast: bool = False) -> None:
+                       on_first_token: Callable[[Leg], None] | None = None, *, fast: bool = False,
+                       on_success: Callable[[Leg], None] | None = None) -> None:
         """Run ``leg`` to its end inside ``leg.scope``; never raises (cancellation is recorded, then absorbed).
 
         ``fast``: another leg can take over, so the adapter must not sleep through a long retry wait.
+        ``on_success``: called the moment the leg's successful result arrives, before any bookkeeping, so a race
+        sends its losers' cancellation first (pricing, cooldowns and events can wait; an open upstream cannot).
         """
         call_args = dict(arguments)
         if leg.requested_model and "model" not in call_args:
@@ -296,6 +299,8 @@ class Mixer:
             except anyio.get_cancelled_exc_class():
                 self._cancelled(leg, call_args, started, emit)
                 raise
+            if on_success is not None and not result.is_error:
+                on_success(leg)
             payload = result_payload(result)
             if result.is_error:
                 wire = payload.get("error") if isinstance(payload.get("error"), dict) else None
@@ -364,9 +369,18 @@ class Mixer:
                 tg.start_soon(self._run_leg, leg, arguments, emit)
 
     async def _race(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
+        first: list[Leg] = []
+
+        def decided(leg: Leg) -> None:  # the first success: the others are cancelled before anything else
+            if not first:
+                first.append(leg)
+                for other in legs:
+                    if other is not leg:
+                        other.scope.cancel()
+
         async def run(leg: Leg) -> None:
-            await self._run_leg(leg, arguments, emit, fast=len(legs) > 1)
-            if leg.status == "done" and result.winner is None:
+            await self._run_leg(leg, arguments, emit, fast=len(legs) > 1, on_success=decided)
+            if leg.status == "done" and result.winner is None and (not first or first[0] is leg):
                 self._win(leg, legs, result)
 
         async with anyio.create_task_group() as tg:

@@ -43,6 +43,7 @@ class AgentLeg:
     ended_at: float | None = None
     check: dict[str, Any] | None = None
     diff: str | None = None
+    kept: dict[str, Any] | None = None  # its commit and stat, and the branch when kept (candidates.py)
     error: dict[str, Any] | None = None
     files_changed: list[str] = field(default_factory=list)
     stop_requested_at: float | None = None
@@ -67,7 +68,7 @@ class AgentLeg:
                 "exit_code": self.exit_code, "timed_out": self.timed_out, "model": report.model,
                 "usage": report.usage or None, "cost_usd": report.cost_usd, "text": report.text,
                 "check": self.check, "files_changed": self.files_changed, "error": self.error,
-                "stopped_ms": self.stopped_ms, "diff": self.diff}
+                "stopped_ms": self.stopped_ms, "diff": self.diff, "kept": self.kept}
 
 
 class _Lines:

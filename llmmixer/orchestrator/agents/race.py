@@ -27,7 +27,8 @@ from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, leg_environm
 from .leg import AgentLeg, Emit, missing_key, run_check, run_cli
 from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
-from .worktree import Repo, Worktree, add_worktree, apply_diff, remove_worktree, repo_root, worktree_diff
+from .candidates import forget_leg, keep_leg, leg_diff
+from .worktree import Repo, Worktree, add_worktree, apply_diff, remove_worktree, repo_root
 
 __all__ = ["AGENT_MODES", "AgentRequest", "AgentRun", "run_agents", "plan_agents", "DEFAULT_CHECK_TIMEOUT_S"]
 
@@ -44,6 +45,11 @@ class AgentRequest:
     apply: bool = False
     cwd: str = "."
     check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S
+    keep: bool | None = None  # keep every leg as a branch llmmixer/<run>/<agent> (default: in `all` mode)
+
+    @property
+    def keeps(self) -> bool:
+        return self.keep if self.keep is not None else self.mode == "all"
 
 
 @dataclass
@@ -61,11 +67,17 @@ class AgentRun:
     def ok(self) -> bool:
         return self.winner is not None
 
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
     def to_dict(self) -> dict[str, Any]:
+        request = self.request
         costs = [leg.report.cost_usd for leg in self.legs if leg.report.cost_usd is not None]
         return {"mode": self.request.mode, "task": self.request.task, "check": self.request.check,
                 "repo": str(self.repo), "winner": self.winner.name if self.winner else None,
                 "diff": self.winner.diff if self.winner else None, "applied": self.applied,
+                "kept": request.keeps,
                 "legs": [leg.to_dict() for leg in self.legs],
                 "total_cost_usd": round(sum(costs), 10) if costs else None,
                 "duration_ms": round(((self.ended_at or time.monotonic()) - self.started_at) * 1000, 1)}
@@ -133,8 +145,7 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                 emit("agent.exit", leg.name, {"exit_code": leg.exit_code, "timed_out": leg.timed_out,
                                               "error": leg.report.error})
                 leg.check = await run_check(leg, pool, request.check, request.check_timeout_s, emit, redact)
-                if leg.passed:
-                    leg.diff = await worktree_diff(tree)
+                await _keep(run, leg, tree)
                 if leg.passed and run.winner is None:
                     run.winner = leg
                     leg.status = "won"
@@ -180,6 +191,26 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
         await apply_diff(run.repo, run.winner.diff)
         run.applied = True
     return run
+
+
+async def _keep(run: AgentRun, leg: AgentLeg, tree: Worktree) -> None:
+    """Every leg that reached its check ends with its diff and stat, passed or not; kept as a branch on request."""
+    verdict = "passed" if leg.passed else "failed"
+    with anyio.CancelScope(shield=True):  # a race decided meanwhile must not lose the winner's commit half-made
+        kept = await keep_leg(tree, run.run_id, leg.name, f"llmmixer agent {leg.name}: check {verdict}\n\n"
+                                                          f"task: {run.request.task[:2000]}")
+
+        def diff_then_forget() -> str:
+            diff = leg_diff(run.repo, run.run_id, leg.name)
+            if not run.request.keeps:
+                forget_leg(run.repo, run.run_id, leg.name)  # the commit stays unreferenced; git's gc drops it
+            return diff
+
+        leg.diff = await anyio.to_thread.run_sync(diff_then_forget)
+    leg.kept = {**kept.to_dict(), "branch": kept.branch if run.request.keeps else None}
+    for path in kept.files:
+        if path not in leg.files_changed:
+            leg.files_changed.append(path)
 
 
 def _remove_tree(path: Path) -> None:

@@ -125,6 +125,7 @@ class AgentsRequest(BaseModel):
     cwd: str | None = Field(default=None, max_length=4096)
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)
     apply: bool = False
+    keep: bool | None = None  # every leg as a branch llmmixer/RUN/AGENT (default: in all mode)
 
     @field_validator("agents", mode="before")
     @classmethod
@@ -228,7 +229,7 @@ async def start_agents(request: Request) -> Response:
     body: AgentsRequest = await json_body(request, AgentsRequest)
     run_id = await _runs(request).start_agents(AgentRequest(
         task=body.task, check=body.check, agents=body.agents or list(CLIS), mode=body.mode, cwd=body.cwd or ".",
-        timeout_s=body.timeout_s, apply=body.apply))
+        timeout_s=body.timeout_s, apply=body.apply, keep=body.keep))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 

@@ -104,8 +104,12 @@ def test_each_command_shown_in_the_docs_exists_with_its_options(page: str, line:
     path: list[str] = []
     while words and hasattr(group, "list_commands") and not words[0].startswith("-"):
         sub = group.get_command(group.context_class(group), words[0])
-        assert sub is not None, f"{page}: `{line}`: no command {words[0]!r}"
-        path.append(words.pop(0))
+        if sub is None and path and group.get_command(group.context_class(group), "run") is not None:
+            sub, name = group.get_command(group.context_class(group), "run"), "run"  # `agent TASK` is `agent run TASK`
+        else:
+            assert sub is not None, f"{page}: `{line}`: no command {words[0]!r}"
+            name = words.pop(0)
+        path.append(name)
         group = sub
     options, passthrough = _options_of(path)
     if passthrough:

@@ -80,6 +80,7 @@ def streamable_http_app(server: MCPServer, *, host: str = "127.0.0.1", token: st
     Raises:
         BindRefused: ``host`` is not loopback and no token is set.
     """
+    from .abandoned import AbandonedCalls
     from .event_store import RETRY_MS, MemoryEventStore
 
     policy = _policy(host, token, allowed_hosts)
@@ -87,7 +88,7 @@ def streamable_http_app(server: MCPServer, *, host: str = "127.0.0.1", token: st
                                      transport_security=transport_security_settings(policy),
                                      event_store=MemoryEventStore(), retry_interval=RETRY_MS)
     _event_store_per_session(server.session_manager)
-    return HTTPGuard(app, policy)
+    return HTTPGuard(AbandonedCalls(app), policy)
 
 
 def _event_store_per_session(manager: Any) -> None:

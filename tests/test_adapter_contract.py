@@ -228,11 +228,14 @@ async def test_a_rejected_key_is_auth_and_the_key_is_never_echoed(case: VendorCa
 
 # -- cancellation ---------------------------------------------------------------------------------------------------
 
+NEVER_MS = 600_000  # longer than any test runs: the upstream can only end early by being closed
+
+
 def _slow(case: VendorCase, emu: EmulatorServer, phase: str) -> None:
     if phase == "mid-stream":
-        emu.set_behaviour(case.emulator, tokens=6, inter_token_ms=5000)
+        emu.set_behaviour(case.emulator, tokens=6, inter_token_ms=NEVER_MS)
     else:
-        emu.set_behaviour(case.emulator, ttft_ms=5000)
+        emu.set_behaviour(case.emulator, ttft_ms=NEVER_MS)
 
 
 async def _cancel_mid_call(case: VendorCase, client: Client, emu: EmulatorServer, phase: str) -> float:
@@ -255,9 +258,10 @@ async def _cancel_mid_call(case: VendorCase, client: Client, emu: EmulatorServer
 
 async def _closed_at_once_and_still_serving(case: VendorCase, client: Client, emu: EmulatorServer,
                                             cancelled_at: float) -> None:
+    # Closed by us, after the cancel: with NEVER_MS the vendor would have held it open for minutes.
     records = await eventually(lambda: [r for r in emu.requests(case.emulator) if r["closed_at"]])
     assert records[0]["outcome"] == "client_closed"
-    assert records[0]["closed_at"] - cancelled_at < 0.05
+    assert records[0]["closed_at"] >= cancelled_at
     emu.set_behaviour(case.emulator, reply="still here")
     again = await client.call_tool("generate", {"prompt": "again"})
     assert again.structured_content["text"] == "still here"
@@ -283,7 +287,7 @@ async def test_an_abandoned_stream_closes_the_upstream_at_once(case: VendorCase,
         abandoned_at = time.time()
         await stream.aclose()  # type: ignore[attr-defined]
         record = await eventually(lambda: [r for r in emu.requests(case.emulator) if r["closed_at"]])
-    assert record[0]["closed_at"] - abandoned_at < 0.05
+    assert record[0]["outcome"] == "client_closed" and record[0]["closed_at"] >= abandoned_at
 
 
 # -- the real server process over stdio -------------------------------------------------------------------------------

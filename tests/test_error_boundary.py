@@ -199,7 +199,7 @@ async def test_a_crash_is_a_server_error_with_a_message_and_its_traceback_is_log
 
 async def test_server_info_version_is_the_package_version() -> None:
     server = crashing_server()
-    assert server._lowlevel_server.version == package_version() != ""  # noqa: SLF001 - what initialize sends
+    assert server.version == package_version() != ""  # what initialize sends
     assert package_version() == __import__("importlib.metadata").metadata.version("llmmixer")
     with anyio.fail_after(10):
         async with Client(server) as client:

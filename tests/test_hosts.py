@@ -126,15 +126,21 @@ def test_a_cli_host_lists_calls_reads_errors_and_cancels(agent_world: AgentWorld
     # The leg's adapter retries a 429 twice (waiting the 2 s it is told) before it gives up.
     world.emulator.queue(leg_vendor, {"reply": REPLY}, *[{"error": {"status": 429, "retry_after_s": 2}}] * 3)
     first = FIRST_TURNS.get(name, [])
+    # Codex at its defaults also gets a destructive call: refused for want of approval, and nothing runs.
+    marker = tmp_path / "ran"
+    refused = [{"tool": host.tool("run_command"), "args": {"command": f"touch {marker}"}}] if name == "codex" else []
     world.emulator.set_script(vendor, [
         *first,
         {"tool": host.tool("ask"), "args": {"prompt": "What is six times seven?", "models": [leg]}},
         {"tool": host.tool("ask"), "args": {"prompt": "And again?", "models": [leg]}},
+        *refused,
         {"say": "All done."},
     ])
     done = host.run("Ask the mixer, twice.")
     outputs = _outputs(world, vendor)[len(first):]
-    assert len(outputs) == 2, (outputs, done.stdout[-3000:], done.stderr[-3000:])
+    assert len(outputs) == 2 + len(refused), (outputs, done.stdout[-3000:], done.stderr[-3000:])
+    if refused:
+        assert "approval" in outputs[2] and not marker.exists(), outputs[2]
     declared = _declared_tools(world, vendor)
     assert {"ask", "job", "cancel"} <= declared or host.tool("ask") in declared, declared  # Codex: namespaced
     assert REPLY in outputs[0], outputs[0]

@@ -94,6 +94,8 @@ def test_compact_schema_keeps_meaning_and_drops_noise():
         "xs": {"anyOf": [{"items": {"type": "string"}, "type": "array"}, {"type": "null"}], "default": None},
         "leg": {"anyOf": [{"$ref": "#/$defs/Leg"}, {"type": "null"}]},
         "mode": {"default": "race", "enum": ["race", "all"], "title": "Mode", "type": "string"},
+        "extra": {"type": "object", "additionalProperties": True},
+        "strict": {"type": "object", "additionalProperties": False},
     }, "required": ["title"]}
     assert compact_schema(schema) == {"type": "object", "properties": {
         "title": {"type": "string"},  # a property *named* title survives
@@ -101,6 +103,8 @@ def test_compact_schema_keeps_meaning_and_drops_noise():
         "xs": {"type": ["array", "null"], "items": {"type": "string"}},
         "leg": {"anyOf": [{"$ref": "#/$defs/Leg"}, {"type": "null"}]},  # a $ref keeps its anyOf
         "mode": {"default": "race", "enum": ["race", "all"], "type": "string"},
+        "extra": {"type": "object"},  # additionalProperties: true is the default
+        "strict": {"type": "object", "additionalProperties": False},
     }, "required": ["title"]}
 
 

@@ -4,7 +4,6 @@ Runs → MCP (stdio) → adapter servers → official SDKs → emulators, with w
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import anyio
@@ -12,7 +11,6 @@ import pytest
 from test_orchestrator import ask, config, legs_by_source, warm_up
 
 from llmmixer.orchestrator.cooldown import Cooldowns, default_path
-from llmmixer.orchestrator.mixer import MixOptions
 from llmmixer.orchestrator.runs import Runs
 from llmmixer.orchestrator.stores import open_store
 
@@ -66,7 +64,7 @@ async def test_synthesize_rounds_and_deadline(emu):
         emu.set_behaviour("anthropic", reply="claude says", ttft_ms=10)
         emu.set_behaviour("openai", reply="gpt says", ttft_ms=10)
         result, _ = await ask(runs, "q", models="claude,gpt", mode="synthesize",
-                              options=MixOptions(rounds=2, aggregator="gpt"))
+                              rounds=2, aggregator="gpt")
         legs = legs_by_source(result)
         assert {"claude.r2", "gpt.r2", "aggregator"} <= set(legs) and legs["claude.r2"]["round"] == 2
         assert legs["aggregator"]["server"] == "gpt" and result["winner"] == "aggregator"
@@ -79,7 +77,7 @@ async def test_synthesize_rounds_and_deadline(emu):
         emu.set_behaviour("anthropic", reply="claude on time", ttft_ms=10)
         emu.set_behaviour("openai", reply="gpt on time", ttft_ms=10)
         emu.set_behaviour("gemini", ttft_ms=30_000)
-        result, _ = await ask(runs, "q", mode="synthesize", options=MixOptions(deadline_s=1.5))
+        result, _ = await ask(runs, "q", mode="synthesize", deadline_s=1.5)
     legs = legs_by_source(result)
     assert legs["gemini"]["status"] == "cancelled" and "deadline" in legs["gemini"]["reason"]
     assert result["synthesis"]["answers"] == ["claude", "gpt"] and result["winner"] == "aggregator"
@@ -163,17 +161,14 @@ async def test_cooldown_skips_a_rate_limited_server_then_uses_it_again(emu):
 async def test_fallback_moves_on_at_once_after_a_long_retry_after(emu):
     async with Runs(config(), open_store("memory")) as runs:
         await warm_up(runs, emu)
-        emu.set_behaviour("anthropic", error={"status": 429, "retry_after_s": 30})
+        emu.set_behaviour("anthropic", error={"status": 429, "retry_after_s": 600})
         emu.set_behaviour("openai", reply="gpt answers")
-        started = time.monotonic()
-        result, events = await ask(runs, models="claude,gpt", mode="fallback")
-        elapsed = time.monotonic() - started
+        # Sleeping through the retry-after would take 10 minutes: ending at all means the run moved on.
+        with anyio.fail_after(300):
+            result, _ = await ask(runs, models="claude,gpt", mode="fallback")
         assert result["winner"] == "gpt"
-        claude_at = next(e.ts for e in events if e.type == "leg.started" and e.source == "claude")
-        gpt_at = next(e.ts for e in events if e.type == "leg.started" and e.source == "gpt")
-        # With the default retries the adapter would have slept 20 s; a generous bound for a loaded machine:
-        assert gpt_at - claude_at < 1.0 and elapsed < 5
-        assert len(emu.requests("anthropic")) == 1
+        assert legs_by_source(result)["claude"]["error"]["retry_after_s"] == 600
+        assert len(emu.requests("anthropic")) == 1  # no retry either
         # The retry-after is honoured on the next use instead: the next run goes straight to gpt.
         again, _ = await ask(runs, models="claude,gpt", mode="fallback")
     assert legs_by_source(again)["claude"]["status"] == "skipped" and again["winner"] == "gpt"

@@ -129,7 +129,7 @@ def _web_copies_at(path: Path, members: frozenset[str]) -> list[str]:
 # -- every face lists exactly the defined members ---------------------------------------------------------------------
 
 def test_the_http_ask_schema_enumerates_the_modes() -> None:
-    from llmmixer.orchestrator.web.api import AskRequest
+    from llmmixer.orchestrator.requests import AskRequest
 
     mode = AskRequest.model_json_schema()["properties"]["mode"]
     assert {"type": "string", "enum": list(MODES)} in mode["anyOf"]
@@ -164,7 +164,7 @@ def test_api_meta_serves_both_lists_to_the_dashboard() -> None:
 
 
 def test_every_mode_has_its_strategy() -> None:
-    from llmmixer.orchestrator.mixer import Mixer
-    from llmmixer.orchestrator.modes import strategy_name
+    from llmmixer.orchestrator.strategies import STRATEGIES, registered_modes
 
-    assert all(callable(getattr(Mixer, strategy_name(mode), None)) for mode in MODES)
+    assert registered_modes() == list(MODES)
+    assert set(STRATEGIES) == set(MODES)  # and no strategy for a mode that is not one

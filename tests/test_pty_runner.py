@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -99,11 +98,9 @@ async def test_run_exit_codes_pass_through(backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_run_timeout_kills_the_whole_group(backend: str) -> None:
     async with connect(backend) as client:
-        started = time.monotonic()
-        body = await call(client, "run", command="sleep 60", timeout_s=1)
-        elapsed = time.monotonic() - started
+        with anyio.fail_after(300):  # the sleep would take 600 s: only the timeout ends it sooner
+            body = await call(client, "run", command="sleep 600", timeout_s=1)
         assert body["timed_out"] is True and body["exit_code"] is None
-        assert elapsed < 2.0
         assert not [p for p in descendants() if p.name() == "sleep"]
         # A background child in the same group goes too.
         body = await call(client, "run", command="sleep 60 & sleep 60; wait", timeout_s=0.5)
@@ -204,11 +201,9 @@ async def test_ctrl_c_interrupts_a_running_sleep(backend: str) -> None:
         sid = (await call(client, "start", command="sleep 60"))["session_id"]
         waiting = await call(client, "wait", session_id=sid, until="input", timeout_s=0.3)
         assert waiting["waiting_for_input"] is False and waiting["timed_out"] is True
-        started = time.monotonic()
         await call(client, "send", session_id=sid, keys=["ctrl-c"])
-        done = await call(client, "wait", session_id=sid, until="exit", timeout_s=10)
-        assert done["exited"] is True and done["exit_code"] == -signal.SIGINT
-        assert time.monotonic() - started < 5
+        done = await call(client, "wait", session_id=sid, until="exit", timeout_s=30)
+        assert done["exited"] is True and done["exit_code"] == -signal.SIGINT  # not the sleep's own end
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -312,7 +307,7 @@ async def test_a_100_mb_flood_is_capped_and_the_server_stays_responsive(backend:
     limit = 256 * 1024
     async with connect(backend, limits=Limits(output_limit=limit, stream_limit=limit)) as client:
         result: dict[str, Any] = {}
-        latencies: list[float] = []
+        answered_during_flood = 0
 
         async def flood() -> None:
             result.update(await call(client, "run", command="head -c 100000000 /dev/zero | tr '\\0' y; echo END",
@@ -321,13 +316,12 @@ async def test_a_100_mb_flood_is_capped_and_the_server_stays_responsive(backend:
         async with anyio.create_task_group() as tg:
             tg.start_soon(flood)
             while not result:
-                started = time.monotonic()
                 await call(client, "list_sessions")
-                latencies.append(time.monotonic() - started)
+                answered_during_flood += not result  # answered while the flood still ran
                 await anyio.sleep(0.2)
         assert result["exit_code"] == 0 and result["truncated"] is True
         assert len(result["output"].encode()) <= limit and result["output"].rstrip().endswith("END")
-        assert max(latencies) < 2.0
+        assert answered_during_flood >= 1  # a server blocked by the flood answers only once it is over
 
 
 # -- stdio: the console module as a real subprocess -------------------------------------------------------------

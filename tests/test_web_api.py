@@ -17,6 +17,7 @@ from sse_support import opened_store
 
 from llmmixer.orchestrator.web.__main__ import NoRuns
 from llmmixer.orchestrator.web.app import create_app, running
+from llmmixer.orchestrator.requests import AgentRequest, CommandRequest, RunRequest
 from llmmixer.orchestrator.web.security import COOKIE_NAME, BindRefused
 from llmmixer.servers.core.errors import (
     AuthError,
@@ -51,13 +52,14 @@ class FakeRuns:
         self.finished[run_id] = anyio.Event()
         return run_id
 
-    async def start_ask(self, *, prompt: str, models: list[str] | None, mode: str | None,
-                        system: str | None, **extra: Any) -> str:
-        self.extra = extra
-        return self._start("ask", prompt=prompt, models=models, mode=mode, system=system)
-
-    async def start_command(self, *, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
-        return self._start("command", command=command, cwd=cwd, timeout_s=timeout_s)
+    async def start(self, request: RunRequest) -> str:
+        self.request = request
+        if isinstance(request, CommandRequest):
+            return self._start("command", command=request.command, cwd=request.cwd, timeout_s=request.timeout_s)
+        if isinstance(request, AgentRequest):
+            return self._start("agent", task=request.task, agents=request.agents, check=request.check)
+        return self._start("ask", prompt=request.prompt, models=request.models, mode=request.mode,
+                           system=request.system)
 
     def finish(self, run_id: str, **result: Any) -> None:
         self.snapshots[run_id] = {**self.snapshots[run_id], "status": "done", **result}
@@ -162,11 +164,11 @@ async def test_synthesize_judge_reasoning_and_images_reach_the_run_service() -> 
                                                              {"data": "iVBORw0KGgo=", "media_type": "image/png"}]})
         assert started.status_code == 202, started.text
         assert runs.calls[-1][1]["mode"] == "synthesize"
-        options = runs.extra["options"]
-        assert (options.aggregator, options.rounds, options.min_answers, options.deadline_s) == ("gpt", 2, 2, 30)
-        assert runs.extra["reasoning"] == "low"
-        assert runs.extra["images"] == [{"url": "https://example.com/a.png"},
-                                        {"data": "iVBORw0KGgo=", "media_type": "image/png"}]
+        request = runs.request
+        assert (request.aggregator, request.rounds, request.min_answers, request.deadline_s) == ("gpt", 2, 2, 30)
+        assert request.reasoning == "low"
+        assert [image.model_dump(exclude_none=True) for image in request.images] == [
+            {"url": "https://example.com/a.png"}, {"data": "iVBORw0KGgo=", "media_type": "image/png"}]
         assert (await client.post("/api/runs", json={"prompt": "x", "mode": "judge"})).status_code == 202
         # a web client may not name files on the server's disk
         refused = await client.post("/api/runs", json={"prompt": "x", "images": [{"path": "/etc/passwd"}]})

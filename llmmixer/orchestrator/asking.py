@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .mixer import MixOptions
+    from .requests import AskRequest
     from .runs import Runs
 
-__all__ = ["AskOptions", "default_log_store", "public_result", "start_ask", "resolve_choice", "request_body",
+__all__ = ["AskOptions", "ask_request", "default_log_store", "public_result", "start_ask", "request_body",
            "PUBLIC_KEYS"]
 
 PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_partial", "latency_ms", "run_id",
@@ -22,17 +22,21 @@ PUBLIC_KEYS = ("mode", "winner", "data", "legs", "total_cost_usd", "total_cost_p
 
 @dataclass
 class AskOptions:
-    models: str | list[str] | None = None  # servers (--models)
-    mode: str | None = None
-    system: str | None = None
-    model_for: dict[str, str] = field(default_factory=dict)
-    model_ids: list[str] = field(default_factory=list)  # -m/--model: model ids or aliases, servers found for them
-    schema: dict[str, Any] | None = None
-    continue_latest: bool = False
-    conversation_id: str | None = None
-    reasoning: str | None = None  # off | low | medium | high
-    images: list[dict[str, Any]] = field(default_factory=list)  # [{"path"} | {"url"} | {"data", "media_type"}]
-    mix: MixOptions | None = None  # synthesize / judge: aggregator, rounds, min_answers, deadline_s
+    """An ask as the CLI's options give it: the :class:`~.requests.AskRequest` fields but the prompt (``-m`` is
+    ``model_ids``, ``-c`` is ``continue_latest``: the service resolves them)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def ask_request(prompt: str, options: AskOptions, **update: Any) -> AskRequest:
+    """The request for ``prompt``: ``options.fields`` and ``update`` validated together.
+
+    Raises:
+        InvalidInputError: a field the request refuses (saying which and why).
+    """
+    from .requests import AskRequest, validate_request
+
+    return validate_request(AskRequest, {**options.fields, **update, "prompt": prompt})
 
 
 def default_log_store() -> str:
@@ -49,63 +53,27 @@ def public_result(final: dict[str, Any]) -> dict[str, Any]:
     return {k: final[k] for k in PUBLIC_KEYS if k in final}
 
 
-async def resolve_choice(runs: Any, options: AskOptions) -> tuple[str | None, str | list[str] | None, dict[str, str]]:
-    """``(conversation_id, models, model_for)`` for ``-c``/``--cid``, ``--models``, ``-m`` and ``--model-for``.
-
-    Raises:
-        LLMMixerError: ``invalid_input`` for an unknown model or server, ``not_found`` when there is no conversation
-            to continue.
-    """
-    from ..servers.core.errors import NotFoundError
-
-    conversation_id = options.conversation_id
-    if options.continue_latest and conversation_id is None:
-        conversation_id = await runs.latest_conversation()
-        if conversation_id is None:
-            raise NotFoundError("no conversation to continue yet: ask something first (without -c)")
-    models, model_for = options.models, dict(options.model_for)
-    if options.model_ids:
-        from .models import resolve_model_ids
-
-        chosen = await resolve_model_ids(runs, options.model_ids)
-        models = [source for source, _ in chosen]
-        model_for.update(dict(chosen))
-    return conversation_id, models, model_for
-
-
 async def start_ask(runs: Runs, prompt: str, options: AskOptions) -> str:
-    """Start the ask ``options`` describe (resolving ``-c`` and ``-m``); returns the run id.
+    """Start the ask ``options`` describe; returns the run id.
 
     Raises:
         LLMMixerError: ``invalid_input`` for an unknown model or server, ``not_found`` for an unknown conversation.
     """
-    conversation_id, models, model_for = await resolve_choice(runs, options)
-    return await runs.start_ask(prompt, models=models, mode=options.mode, system=options.system,
-                                model_for=model_for or None, response_schema=options.schema,
-                                conversation_id=conversation_id, reasoning=options.reasoning,
-                                images=options.images or None, options=options.mix)
+    return await runs.start(ask_request(prompt, options))
 
 
 def request_body(prompt: str, options: AskOptions) -> dict[str, Any]:
-    """The ``POST /api/runs`` body for the same ask (the thin client's): image files are read here, as the
-    service may not see this filesystem the same way."""
-    mix = options.mix
-    body: dict[str, Any] = {
-        "prompt": prompt, "models": options.models, "mode": options.mode, "system": options.system,
-        "model_for": options.model_for or None, "model_ids": options.model_ids or None,
-        "response_schema": options.schema, "continue_latest": options.continue_latest or None,
-        "conversation_id": options.conversation_id, "reasoning": options.reasoning,
-        "aggregator": mix.aggregator if mix else None, "min_answers": mix.min_answers if mix else None,
-        "deadline_s": mix.deadline_s if mix else None,
-    }
-    if mix is not None and mix.rounds != 1:
-        body["rounds"] = mix.rounds
-    if options.images:
-        from ..servers.core.images import load
+    """The ``POST /api/runs`` body for the same ask (the thin client's): the request's JSON, with image files read
+    here, as the service may not see this filesystem the same way.
 
-        body["images"] = []
-        for image in options.images:
-            loaded = load(image)
-            body["images"].append({"url": loaded.url} if loaded.url else
-                                  {"data": loaded.data, "media_type": loaded.media_type})
-    return {key: value for key, value in body.items() if value is not None}
+    Raises:
+        InvalidInputError: a field the request refuses; an unreadable image.
+    """
+    from ..servers.core.images import load
+
+    request = ask_request(prompt, options)
+    body = request.model_dump(mode="json", exclude_defaults=True)
+    if request.images:
+        body["images"] = [{"url": image.url} if image.url else {"data": image.data, "media_type": image.media_type}
+                          for image in map(load, request.images)]
+    return body

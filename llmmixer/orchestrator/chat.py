@@ -62,5 +62,6 @@ async def run_chat(runs: Runs | RemoteRuns, options: AskOptions,
         final = await follow_ask(runs, run_id, live=True)
         code = 0 if final.get("status") == "done" else 1
         if final.get("conversation_id"):
-            options = replace(options, continue_latest=False, conversation_id=final["conversation_id"])
+            options = replace(options, fields={**options.fields, "continue_latest": False,
+                                               "conversation_id": final["conversation_id"]})
     return code

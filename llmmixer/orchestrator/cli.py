@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .asking import AskOptions, default_log_store, public_result, start_ask
-from .modes import AGENT_MODES, DEFAULT_MODE, MODES, modes_help
+from .modes import AGENT_MODES, DEFAULT_MODE, modes_help
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from .remote import RemoteRuns
+    from .requests import R, AgentRequest, CommandRequest
     from .runs import Runs
     from .runtime import RuntimeInfo
 
@@ -127,7 +128,10 @@ def ask(
     min_answers: Annotated[int | None, typer.Option(help="synthesize: answers needed to aggregate (default 2)")
                            ] = None,
     deadline: Annotated[float | None, typer.Option(help="synthesize and judge: seconds to wait for the answers")] = None,
-    reasoning: Annotated[str | None, typer.Option(help="off | low | medium | high")] = None,
+    reasoning: Annotated[str | None, typer.Option(help=_reasoning_help())] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="the most tokens each model may write")] = None,
+    temperature: Annotated[float | None, typer.Option(help="sampling temperature, 0 to 2")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="the most this run may cost, in USD")] = None,
     image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
@@ -140,23 +144,15 @@ def ask(
     standalone: StandaloneOpt = False,
 ) -> None:
     """Ask several models one prompt; each streams live in its own panel."""
-    from .modes import MixOptions
-
     text = _read_prompt(prompt)
-    if mode is not None and mode not in MODES:
-        raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
-    if models is not None and not [m for m in models.split(",") if m.strip()]:
-        raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
-    if reasoning is not None and reasoning not in ("off", "low", "medium", "high"):
-        raise _fail_usage("--reasoning must be one of off, low, medium, high")
-    overrides = _parse_model_for(model_for)
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
-    options = AskOptions(models=models, mode=mode, system=system, model_for=overrides, model_ids=list(model),
-                         schema=_parse_schema(schema), continue_latest=continue_, conversation_id=cid,
-                         reasoning=reasoning, images=[{"path": path} for path in image],
-                         mix=MixOptions(aggregator=aggregator, rounds=rounds, min_answers=min_answers,
-                                        deadline_s=deadline))
+    options = AskOptions(fields=ask_fields(models=models, mode=mode, model_for=model_for, system=system,
+                                           aggregator=aggregator, rounds=rounds, min_answers=min_answers,
+                                           deadline=deadline, reasoning=reasoning, max_tokens=max_tokens,
+                                           temperature=temperature, image=image, cid=cid, schema=schema,
+                                           model=model, continue_=continue_, max_cost=max_cost))
+    _check_request(text, options)
     output = "data" if data_only else ("json" if as_json else "live")
     service = _service(config, store, standalone, start=True)
     if service is not None:
@@ -164,6 +160,42 @@ def ask(
                                      config))
     code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
+
+
+def _reasoning_help() -> str:
+    from ..servers.core.capabilities import REASONING_LEVELS
+
+    return " | ".join(REASONING_LEVELS)
+
+
+def ask_fields(*, models: str | None = None, mode: str | None = None, model_for: list[str] | None = None,
+               system: str | None = None, aggregator: str | None = None, rounds: int = 1,
+               min_answers: int | None = None, deadline: float | None = None, reasoning: str | None = None,
+               max_tokens: int | None = None, temperature: float | None = None, image: list[str] | None = None,
+               cid: str | None = None, schema: str | None = None, model: list[str] | None = None,
+               continue_: bool = False, max_cost: float | None = None) -> dict[str, Any]:
+    """The :class:`~.requests.AskRequest` fields (all but the prompt) that ``ask``'s options name, by field name.
+
+    Raises:
+        typer.Exit: a malformed ``--model-for`` or ``--schema``.
+    """
+    if models is not None and not [m for m in models.split(",") if m.strip()]:
+        raise _fail_usage("--models is empty: name servers such as claude,gpt, or leave it out for all of them")
+    fields: dict[str, Any] = {
+        "models": models, "mode": mode, "system": system, "model_for": _parse_model_for(model_for or []),
+        "aggregator": aggregator, "rounds": rounds, "min_answers": min_answers, "deadline_s": deadline,
+        "reasoning": reasoning, "max_tokens": max_tokens, "temperature": temperature,
+        "images": [{"path": path} for path in image or []], "conversation_id": cid,
+        "response_schema": _parse_schema(schema), "model_ids": model, "continue_latest": continue_ or None,
+        "max_cost_usd": max_cost}
+    return {name: value for name, value in fields.items() if value not in (None, [], {})}
+
+
+def _check_request(prompt: str, options: AskOptions) -> None:
+    """Refuse a bad option before anything starts (exit 2), as the request would."""
+    from .requests import AskRequest
+
+    _request(AskRequest, {**options.fields, "prompt": prompt})
 
 
 def _parse_schema(schema: str | None) -> dict[str, Any] | None:
@@ -291,12 +323,11 @@ def chat(
     """Chat in a loop: each message goes to the models with the conversation so far ('exit' or Ctrl-D ends)."""
     from .chat import run_chat
 
-    if mode is not None and mode not in MODES:
-        raise _fail_usage(f"--mode must be one of {', '.join(MODES)}")
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
-    options = AskOptions(models=models, mode=mode, system=system, model_ids=list(model), continue_latest=continue_,
-                         conversation_id=cid)
+    options = AskOptions(fields=ask_fields(models=models, mode=mode, system=system, cid=cid, model=model,
+                                           continue_=continue_))
+    _check_request("(chat)", options)
 
     service = _service(config, store, standalone, start=True)
     if service is not None:
@@ -434,25 +465,60 @@ def run(
     standalone: StandaloneOpt = False,
 ) -> None:
     """Run a shell command through the PTY runner (its policy applies); the exit code passes through."""
+    from .requests import CommandRequest
+
+    request = _request(CommandRequest, command_fields(command=command, cwd=cwd, timeout=timeout))
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
 
-        body = {"command": command, "cwd": os.path.abspath(cwd or "."), "timeout_s": timeout}
+        # The service may run elsewhere: the directory is this one, spelled out.
+        body = request.model_copy(update={"cwd": os.path.abspath(cwd or ".")}).model_dump(mode="json",
+                                                                                          exclude_none=True)
 
         async def remote(runs: RemoteRuns, started: list[str]) -> int:
-            run_id = await runs.start_command({k: v for k, v in body.items() if v is not None})
+            run_id = await runs.start_command(body)
             started.append(run_id)
             return await _follow_command(runs, run_id)
 
         raise typer.Exit(_on_service(service, remote, config))
-    raise typer.Exit(_run_async(_run_command(command, cwd, timeout, config, store)))
+    raise typer.Exit(_run_async(_run_command(request, config, store)))
 
 
-async def _run_command(command: str, cwd: str | None, timeout: float | None, config: str | None,
-                       store: str | None) -> int:
+def command_fields(*, command: str, cwd: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+    """The :class:`~.requests.CommandRequest` fields ``run``'s options name."""
+    return {"command": command, "cwd": cwd, "timeout_s": timeout}
+
+
+# A request field's option where its name is not the field's (``--max-tokens`` is ``max_tokens``).
+OPTION_FOR_FIELD = {"deadline_s": "--deadline", "conversation_id": "--cid", "response_schema": "--schema",
+                    "images": "--image", "timeout_s": "--timeout", "prompt": "the prompt", "model_ids": "--model",
+                    "continue_latest": "--continue", "max_cost_usd": "--max-cost", "task": "the task",
+                    "command": "the command"}
+
+
+def _request(model: type[R], fields: dict[str, Any]) -> R:
+    """``fields`` as the request ``model``; a field it refuses is a usage error (exit 2) naming its option."""
+    from ..servers.core.errors import LLMMixerError
+    from .requests import validate_request
+
+    try:
+        return validate_request(model, fields)
+    except LLMMixerError as error:
+        problems = (error.details or {}).get("problems") or []
+        named = [f"{_option(p['field'])}: {p['problem']}" for p in problems]
+        raise _fail_usage("; ".join(named) or error.message) from error
+
+
+def _option(field: str) -> str:
+    name, _, rest = field.partition(".")
+    option = OPTION_FOR_FIELD.get(name) or "--" + name.replace("_", "-")
+    return f"{option} ({rest})" if rest else option
+
+
+async def _run_command(request: CommandRequest, config: str | None, store: str | None) -> int:
     async with await _open_runs(config, store) as runs:
-        run_id = await runs.start_command(command, cwd=cwd, timeout_s=timeout)
+        run_id = await runs.start(request)
         return await _follow_command(runs, run_id)
 
 
@@ -475,12 +541,15 @@ async def _follow_command(runs: Runs | RemoteRuns, run_id: str) -> int:
 def agent(
     task: Annotated[str, typer.Argument(help="what the agents should do")],
     check: Annotated[str, typer.Option("--check", help="shell command run in each agent's worktree; exit 0 wins")],
-    agents: Annotated[str, typer.Option("--agents", "-a", help="comma list")] = "claude-code,codex,gemini-cli",
+    agents: Annotated[str | None, typer.Option("--agents", "-a", help="comma list (default: every agent CLI)")] = None,
     mode: Annotated[str, typer.Option(help=f"{' | '.join(AGENT_MODES)}")] = AGENT_MODES[0],
+    cwd: Annotated[str | None, typer.Option(help="the git repository (default: this directory)")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds each agent may run")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
     keep: Annotated[bool | None, typer.Option("--keep/--no-keep", help="keep every leg as a branch "
                                               "llmmixer/RUN/AGENT (default: in all mode)")] = None,
+    setup: Annotated[str | None, typer.Option("--setup", help="shell command run in each worktree, in its sandbox, "
+                                              "before the agent (e.g. npm ci)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -489,35 +558,42 @@ def agent(
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
         raise _fail_usage(f"--mode must be one of {', '.join(AGENT_MODES)}")
-    names = [name.strip() for name in agents.split(",") if name.strip()]
+    from .requests import AgentRequest
+
+    request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
+                                                  timeout=timeout, apply=apply, keep=keep, setup=setup))
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
 
-        body = {"task": task, "check": check, "agents": names, "mode": mode, "cwd": os.getcwd(),
-                "timeout_s": timeout, "apply": apply, "keep": keep}
+        body = request.model_copy(update={"cwd": os.path.abspath(cwd or ".")}).model_dump(mode="json",
+                                                                                          exclude_none=True)
 
         async def remote(runs: RemoteRuns, started: list[str]) -> int:
             from .agents.view import follow_agent_events
 
-            run_id = await runs.start_agents({k: v for k, v in body.items() if v is not None})
+            run_id = await runs.start_agents(body)
             started.append(run_id)
             await follow_agent_events(runs.events(run_id))
             return _report_agents(await runs.snapshot(run_id), as_json)
 
         raise typer.Exit(_on_service(service, remote, config))
-    raise typer.Exit(_run_async(_agent(task, names, check, mode, timeout, apply, keep, as_json, config, store)))
+    raise typer.Exit(_run_async(_agent(request, as_json, config, store)))
 
 
-async def _agent(task: str, names: list[str], check: str, mode: str, timeout: float | None, apply: bool,
-                 keep: bool | None, as_json: bool, config: str | None, store: str | None) -> int:
-    from .agents import AgentRequest
+def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
+                 cwd: str | None = None, timeout: float | None = None, apply: bool = False,
+                 keep: bool | None = None, setup: str | None = None) -> dict[str, Any]:
+    """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
+    return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
+            "apply": apply, "keep": keep, "setup": setup}
+
+
+async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
     from .agents.view import follow_agents
 
-    request = AgentRequest(task=task, agents=names, check=check, mode=mode, timeout_s=timeout, apply=apply,
-                           keep=keep)
     async with await _open_runs(config, store) as runs:
-        run_id = await runs.start_agents(request)
+        run_id = await runs.start(request)
         final = await follow_agents(runs, run_id)
     return _report_agents(final, as_json)
 

@@ -32,6 +32,13 @@ class WriteOutcome:
     changed: bool
     backup: Path | None
 
+    def describe(self, servers: int, host_title: str) -> str:
+        """What ``--write`` tells the user."""
+        if not self.changed:
+            return f"{self.path} already up to date"
+        backup = f" (backup: {self.backup})" if self.backup else ""
+        return f"wrote {servers} server(s) to {self.path}{backup}; restart {host_title} to load them"
+
 
 def is_reference(value: Any) -> bool:
     """A value that names a variable or prompt rather than holding a key."""

@@ -253,11 +253,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if outcome.changed:
-        backup = f" (backup: {outcome.backup})" if outcome.backup else ""
-        print(f"wrote {len(entries)} server(s) to {outcome.path}{backup}; restart Claude Desktop to load them")
-    else:
-        print(f"{outcome.path} already up to date")
+    print(outcome.describe(len(entries), "Claude Desktop"))
     return 0
 
 

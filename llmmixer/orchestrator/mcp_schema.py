@@ -1,9 +1,10 @@
 """Compact JSON Schemas for ``tools/list``: the same meaning in fewer tokens.
 
 An MCP host sends every tool schema to its model on every turn, so each byte costs context. Pydantic's schemas
-carry a ``title`` on every property and spell "optional" as ``anyOf: [X, {"type": "null"}], default: null``.
-:func:`compact_schema` drops the titles and writes the nullable form as ``type: [X, "null"]`` - an equivalent
-schema, so the client's validation of structured results against it is unchanged.
+carry a ``title`` on every property, spell "optional" as ``anyOf: [X, {"type": "null"}], default: null`` and say
+``additionalProperties: true``, which is what JSON Schema assumes anyway. :func:`compact_schema` drops the titles
+and that default and writes the nullable form as ``type: [X, "null"]`` - an equivalent schema, so the client's
+validation of structured results against it is unchanged.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def compact_schema(schema: Any) -> Any:
-    """A copy of ``schema`` without titles, ``default: null`` or ``anyOf``-with-null; the same instances validate."""
+    """A copy of ``schema`` without titles, ``default: null``, ``additionalProperties: true`` or ``anyOf``-with-null;
+    the same instances validate."""
     if isinstance(schema, list):
         return [compact_schema(item) for item in schema]
     if not isinstance(schema, dict):
@@ -42,6 +44,8 @@ def compact_schema(schema: Any) -> Any:
         if key == "title" and isinstance(value, str):
             continue
         if key == "default" and value is None:
+            continue
+        if key == "additionalProperties" and value is True:  # the default: any other property is allowed
             continue
         if key in _NAME_MAPS and isinstance(value, dict):
             out[key] = {name: compact_schema(sub) for name, sub in value.items()}

@@ -23,10 +23,11 @@ errors up.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -41,10 +42,8 @@ from ..servers.core.results import error_result, job_result
 from ..servers.core.transport import add_transport_arguments, exit_at_once, serve_async
 
 from .mcp_schema import compact_schema
-from .config import ModeName
-from .mixer import MixOptions
 from .modes import DEFAULT_MODE, MODES, described_modes
-from .schemas import parse_schema
+from .requests import AgentRequest, AskRequest, CommandRequest, request_parameters, validate_request
 from .runs import Runs
 from .service import RunService
 from .shutdown import on_signal
@@ -167,7 +166,7 @@ def _unknown_job(job_id: str) -> InvalidInputError:
 
 
 ASK_DESCRIPTION = (
-    f"Ask several models one prompt. mode (default {DEFAULT_MODE}): {described_modes()}. Deltas stream as "
+    f"Ask several models one prompt. mode (default {DEFAULT_MODE} unless configured): {described_modes()}. Deltas stream as "
     "progress. If the run outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
@@ -199,78 +198,26 @@ def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> Orchest
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
     )
 
-    @server.tool(description=ASK_DESCRIPTION, annotations=reads("Ask several models", open_world=True))
-    async def ask(
-        prompt: str,
-        ctx: Context,
-        models: list[str] | None = None,
-        mode: ModeName = DEFAULT_MODE,
-        system: str | None = None,
-        conversation_id: Annotated[str | None, Field(description="continue this conversation")] = None,
-        response_schema: Annotated[dict[str, Any] | str | None, Field(
-            description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")] = None,
-        model_for: Annotated[dict[str, str] | None, Field(description="model id per server")] = None,
-        wait_s: WaitS = DEFAULT_WAIT_S,
-        aggregator: Annotated[str | None, Field(description="the aggregating (synthesize) or judging (judge) model")
-                              ] = None,
-        rounds: Annotated[int, Field(ge=1, le=5, description="synthesize: mixture-of-agents layers")] = 1,
-        reasoning: Literal["off", "low", "medium", "high"] | None = None,
-        images: Annotated[list[dict[str, Any]] | None, Field(
-            description="images: [{url}] or [{data: base64, media_type}] or [{path}]")] = None,
-    ) -> Annotated[CallToolResult, AskOut]:
-        try:
-            if not prompt.strip():
-                raise InvalidInputError("prompt is empty: give the question to ask the models")
-            schema = None if response_schema is None else parse_schema(response_schema)
-            job_id = await jobs.start_ask(prompt=prompt, models=models, mode=mode, system=system,
-                                          conversation_id=conversation_id, response_schema=schema,
-                                          model_for=model_for, reasoning=reasoning, images=images,
-                                          options=MixOptions(aggregator=aggregator, rounds=rounds))
-            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
-        except LLMMixerError as error:
-            return error_result(error)
+    async def ask(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
+        job_id = await jobs.start(validate_request(AskRequest, fields))
+        return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
 
-    @server.tool(description=RUN_DESCRIPTION,
-                 annotations=acts("Run a shell command", destructive=True, open_world=True))
-    async def run_command(
-        command: str,
-        ctx: Context,
-        cwd: str | None = None,
-        timeout_s: Annotated[float | None, Field(gt=0, description="kill the command after this")] = None,
-        wait_s: WaitS = DEFAULT_WAIT_S,
-    ) -> Annotated[CallToolResult, CommandOut]:
-        try:
-            if not command.strip():
-                raise InvalidInputError("command is empty: give the shell command to run")
-            job_id = await jobs.start_command(command=command, cwd=cwd, timeout_s=timeout_s)
-            return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
-        except LLMMixerError as error:
-            return error_result(error)
+    async def run_command(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
+        job_id = await jobs.start(validate_request(CommandRequest, fields))
+        return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
 
-    @server.tool(description=AGENT_DESCRIPTION,
-                 annotations=acts("Race coding agents", destructive=True, open_world=True))
-    async def agent(
-        task: str,
-        check: str,
-        ctx: Context,
-        cwd: Annotated[str | None, Field(description="the git repository (default: the server's cwd)")] = None,
-        agents: list[str] | None = None,
-        mode: Annotated[str, Field(description="race (default) or all")] = "race",
-        timeout_s: Annotated[float | None, Field(gt=0)] = None,
-        apply: bool = False,
-        keep: Annotated[bool | None, Field(description="keep every leg as a branch llmmixer/RUN/AGENT "
-                                                       "(default: in all mode)")] = None,
-        wait_s: WaitS = DEFAULT_WAIT_S,
-    ) -> Annotated[CallToolResult, AgentOut]:
-        from .agents import CLIS, AgentRequest
+    async def agent(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
+        job_id = await jobs.start(validate_request(AgentRequest, fields))
+        return job_result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
 
-        try:
-            request = AgentRequest(task=task, agents=list(agents or CLIS), check=check, mode=mode,
-                                   timeout_s=timeout_s, apply=apply, cwd=cwd or ".", keep=keep)
-            job_id = await jobs.start_agents(request)
-            return job_result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
-        except LLMMixerError as error:
-            return error_result(error)
+    server.tool(description=ASK_DESCRIPTION, annotations=reads("Ask several models", open_world=True))(
+        _request_tool(ask, AskRequest, AskOut))
+    server.tool(description=RUN_DESCRIPTION, annotations=acts("Run a shell command", destructive=True,
+                                                              open_world=True))(
+        _request_tool(run_command, CommandRequest, CommandOut))
+    server.tool(description=AGENT_DESCRIPTION, annotations=acts("Race coding agents", destructive=True,
+                                                                open_world=True))(
+        _request_tool(agent, AgentRequest, AgentOut))
 
     @server.tool(description=JOB_DESCRIPTION, annotations=reads("Read a job", open_world=False))
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
@@ -294,6 +241,25 @@ def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> Orchest
             return error_result(error)
 
     return server
+
+
+# Request fields the MCP tools leave out: a host brings its own conversation and tools (they are for the gateway's
+# API callers), and passes conversation_id back rather than continue a shared service's newest conversation; every
+# property costs tokens in every turn of the host. Images are declared as plain objects there, for the same reason.
+NOT_ON_MCP = frozenset({"messages", "tools", "tool_choice", "continue_latest"})
+LOOSE_ON_MCP = frozenset({"images"})
+
+
+def _request_tool(fn: Callable[..., Any], model: type[BaseModel], out: type[BaseModel]) -> Callable[..., Any]:
+    """``fn`` (``ctx``, ``wait_s`` and the request's fields as ``**fields``) with the signature the MCP SDK reads:
+    the request model's fields (less :data:`NOT_ON_MCP`) as the tool's arguments, then ``wait_s``; ``out`` as the
+    declared output schema."""
+    fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*request_parameters(model, skip=NOT_ON_MCP, loose=LOOSE_ON_MCP, size_caps=False),
+         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
+         inspect.Parameter("wait_s", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_WAIT_S, annotation=WaitS)],
+        return_annotation=Annotated[CallToolResult, out])
+    return fn
 
 
 def _result(job: dict[str, Any]) -> CallToolResult:

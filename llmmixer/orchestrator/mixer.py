@@ -1,5 +1,5 @@
-"""Strategies for one prompt across several model servers, one method per mode of :mod:`.modes` (``_race``...;
-the combining modes ``_synthesize`` and ``_judge`` run :mod:`.moa`).
+"""One prompt across several model servers: the legs, the leg runner, and the mix that runs a mode's strategy (one
+object per mode of :mod:`.modes`, in :mod:`.strategies`; the combining ones in :mod:`.moa`).
 
 A *leg* is one ``generate`` call on one adapter server. Every strategy runs legs in their own cancel scopes;
 cancelling a leg cancels its MCP ``tools/call``, which makes the adapter close its upstream HTTP stream, so a lost
@@ -31,16 +31,18 @@ from ..servers.core.events import EventType
 from ..servers.core.messages import ToolCall, ToolCallDelta, read_progress
 from ..servers.core.results import result_payload
 from .cooldown import Cooldowns
-from .modes import COMBINING_MODES, MODES, SKIPPING_MODES, MixOptions, strategy_name
+from .modes import COMBINING_MODES, MODES, SKIPPING_MODES
 from .statuses import LegStatus
 from .pool import CallState, ServerPool
+from .requests import MixOptions
+from .results import AskResult, LegResult
+from .strategies import strategy_for
 
 __all__ = ["MODES", "Leg", "MixResult", "MixOptions", "Mixer", "HedgeBudget", "FALLBACK_KINDS"]
 
 # Errors after which `fallback` moves on to the next model: the next vendor may well be up.
 FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.QUOTA, ErrorKind.OVERLOADED, ErrorKind.SERVER,
                             ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.NOT_FOUND})
-DEFAULT_HEDGE_DELAY_MS = 1000.0
 MIN_TTFT_SAMPLES = 20
 # A leg with another to fall back on waits at most this long between retries; a longer retry-after ends it at once.
 FAST_RETRY_WAIT_S = 0.5
@@ -85,19 +87,28 @@ class Leg:
     def streamed(self) -> str:
         return "".join(self.parts)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {"source": self.source, "status": self.status, "model": self.model,
-               "text": self.text if self.text is not None else self.streamed, "usage": self.usage,
-               "cost_usd": self.cost_usd, "ttft_ms": self.ttft_ms, "latency_ms": self.latency_ms,
-               "stop_reason": self.stop_reason, "error": self.error}
+    @property
+    def priced(self) -> bool | None:
+        """Whether ``cost_usd`` covers the tokens used; None for a leg that used none (skipped, or failed early)."""
         if self.status != "skipped" and (self.usage or self.status in ("won", "done", "cancelled")):
-            out["priced"] = self.cost_usd is not None
+            return self.cost_usd is not None
+        return None
+
+    def result(self) -> LegResult:
+        """The leg's outcome (a leg that never streamed nor finished has ``text`` None)."""
+        fields: dict[str, Any] = {
+            "source": self.source, "status": self.status, "model": self.model,
+            "text": self.text if self.text is not None else self.streamed, "usage": self.usage,
+            "cost_usd": self.cost_usd, "ttft_ms": self.ttft_ms, "latency_ms": self.latency_ms,
+            "stop_reason": self.stop_reason, "error": self.error}
+        if self.priced is not None:
+            fields["priced"] = self.priced
         if self.has_data:
-            out["data"] = self.data
+            fields["data"] = self.data
         for key in ("server", "role", "round", "reason", "dropped", "tool_calls"):
             if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        return out
+                fields[key] = getattr(self, key)
+        return LegResult(**fields)
 
 
 @dataclass
@@ -122,16 +133,18 @@ class MixResult:
     @property
     def total_cost_partial(self) -> bool:
         """True when some leg used tokens that have no price, so the total leaves them out."""
-        return any(leg.to_dict().get("priced") is False for leg in self.legs)
+        return any(leg.priced is False for leg in self.legs)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {"mode": self.mode, "winner": self.winner, "legs": [leg.to_dict() for leg in self.legs],
-               "total_cost_usd": self.total_cost_usd, "total_cost_partial": self.total_cost_partial,
-               "latency_ms": self.latency_ms, **self.extra}
+    def result(self) -> AskResult:
+        """The ask's outcome so far (the whole of it once :meth:`Mixer.mix` has returned)."""
+        fields: dict[str, Any] = {
+            "mode": self.mode, "winner": self.winner, "legs": [leg.result() for leg in self.legs],
+            "total_cost_usd": self.total_cost_usd, "total_cost_partial": self.total_cost_partial,
+            "latency_ms": self.latency_ms, **self.extra}
         winner = next((leg for leg in self.legs if leg.source == self.winner), None)
         if winner is not None and winner.has_data:
-            out["data"] = winner.data
-        return out
+            fields["data"] = winner.data
+        return AskResult(**fields)
 
 
 class HedgeBudget:
@@ -200,7 +213,7 @@ class Mixer:
         ``model_for`` picks a model per source for this run, over the mixer's configured ones; ``options`` holds
         the combining modes' settings.
         """
-        strategy = getattr(self, strategy_name(mode))  # raises InvalidInputError for a mode that is not one
+        strategy = strategy_for(mode)  # raises InvalidInputError for a mode that is not one
         if not sources:
             raise InvalidInputError("no models to ask")
         await self.pool.prepare(sources)
@@ -213,8 +226,7 @@ class Mixer:
             result.mode, result.legs = mode, legs
         active = self._skip_cooling(legs, emit) if mode in SKIPPING_MODES else legs
         try:
-            extra = {"options": options or MixOptions()} if mode in COMBINING_MODES else {}
-            await strategy(active, arguments, emit, result, **extra)
+            await strategy.run(self, active, arguments, emit, result, options or MixOptions())
         finally:
             for leg in result.legs:  # a run cancelled as a whole: each leg still says how it ended
                 if leg.status in ("pending", "queued", "running") and leg.parts:
@@ -238,10 +250,11 @@ class Mixer:
 
     # -- one leg ------------------------------------------------------------------------------------------------------
 
-    async def _run_leg(self, leg: Leg, arguments: dict[str, Any], emit: Emit,
-                       on_first_token: Callable[[Leg], None] | None = None, *, fast: bool = False,
-                       on_success: Callable[[Leg], None] | None = None) -> None:
-        """Run ``leg`` to its end inside ``leg.scope``; never raises (cancellation is recorded, then absorbed).
+    async def run_leg(self, leg: Leg, arguments: dict[str, Any], emit: Emit,
+                      on_first_token: Callable[[Leg], None] | None = None, *, fast: bool = False,
+                      on_success: Callable[[Leg], None] | None = None) -> None:
+        """The leg runner every strategy uses: run ``leg`` to its end inside ``leg.scope``, streaming its deltas,
+        recording its outcome, usage and cost; never raises (cancellation is recorded, then absorbed).
 
         ``fast``: another leg can take over, so the adapter must not sleep through a long retry wait.
         ``on_success``: called the moment the leg's successful result arrives, before any bookkeeping, so a race
@@ -327,7 +340,7 @@ class Mixer:
         self.cooldowns.note_success(leg.target)
         if leg.ttft_ms is not None:
             self.ttft.add(leg.target, leg.ttft_ms)
-        emit("leg.done", leg.source, leg.to_dict())
+        emit("leg.done", leg.source, leg.result().wire())
 
     def _fail(self, leg: Leg, error: dict[str, Any], started: float, emit: Emit) -> None:
         leg.status = "error"
@@ -356,139 +369,8 @@ class Mixer:
         emit("leg.cancelled", leg.source, {"usage": leg.usage, "cost_usd": leg.cost_usd,
                                            "text_chars": len(leg.streamed)})
 
-    # -- strategies ---------------------------------------------------------------------------------------------------
-
-    async def _all(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
-        async with anyio.create_task_group() as tg:
-            for leg in legs:
-                tg.start_soon(self._run_leg, leg, arguments, emit)
-
-    async def _race(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
-        first: list[Leg] = []
-
-        def decided(leg: Leg) -> None:  # the first success: the others are cancelled before anything else
-            if not first:
-                first.append(leg)
-                for other in legs:
-                    if other is not leg:
-                        other.scope.cancel()
-
-        async def run(leg: Leg) -> None:
-            await self._run_leg(leg, arguments, emit, fast=len(legs) > 1, on_success=decided)
-            if leg.status == "done" and result.winner is None and (not first or first[0] is leg):
-                self._win(leg, legs, result)
-
-        async with anyio.create_task_group() as tg:
-            for leg in legs:
-                tg.start_soon(run, leg)
-
-    async def _first_token(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit,
-                           result: MixResult) -> None:
-        committed: list[Leg] = []
-        fast = len(legs) > 1
-
-        def commit(leg: Leg) -> None:
-            if not committed:
-                committed.append(leg)
-                for other in legs:
-                    if other is not leg:
-                        other.scope.cancel()
-
-        async def run(leg: Leg) -> None:
-            await self._run_leg(leg, arguments, emit, on_first_token=commit, fast=fast)
-            if leg.status == "done" and result.winner is None and (not committed or committed[0] is leg):
-                self._win(leg, legs, result)
-
-        async with anyio.create_task_group() as tg:
-            for leg in legs:
-                tg.start_soon(run, leg)
-        failed = committed[0] if committed else None
-        if result.winner is not None or failed is None or failed.status != "error":
-            return
-        # Recovery: the committed leg failed before completing. The others were cancelled at its first token;
-        # start them again, fastest first by observed time to first token, and commit to the first that streams.
-        others = sorted((leg for leg in legs if leg is not failed and leg.status == "cancelled"),
-                        key=lambda leg: self.ttft.p50(leg.target) or math.inf)
-        if not others:
-            return
-        retry = [Leg(source=leg.source, server=leg.server, requested_model=leg.requested_model, role="recovery")
-                 for leg in others]
-        result.extra.setdefault("recovery", []).append(
-            {"from": failed.source, "error": (failed.error or {}).get("kind"), "streamed_chars": len(failed.streamed),
-             "to": [leg.source for leg in retry]})
-        emit("leg.recovery", failed.source, {"from": failed.source, "error": failed.error,
-                                             "to": [leg.source for leg in retry]})
-        result.legs.extend(retry)
-        await self._first_token(retry, arguments, emit, result)
-
-    async def _hedge(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
-        self.budget.note_run()
-        primary = legs[0].source
-        delay_ms = self.hedge_delay_ms or self.ttft.p95(primary) or DEFAULT_HEDGE_DELAY_MS
-        changed = anyio.Event()
-        started: list[Leg] = []
-
-        def poke(_leg: Leg | None = None) -> None:
-            changed.set()
-
-        async def run(leg: Leg) -> None:
-            await self._run_leg(leg, arguments, emit, on_first_token=poke, fast=len(legs) > 1)
-            if leg.status == "done" and result.winner is None:
-                self._win(leg, legs, result)
-            poke()
-
-        async with anyio.create_task_group() as tg:
-            last_launch = 0.0
-
-            def launch(leg: Leg) -> None:
-                nonlocal last_launch
-                started.append(leg)
-                last_launch = time.perf_counter()
-                tg.start_soon(run, leg)
-
-            launch(legs[0])
-            while result.winner is None:
-                running = [leg for leg in started if leg.status in ("pending", "queued", "running")]
-                remaining = legs[len(started):]
-                if not remaining and not running:
-                    break
-                if remaining and not running:  # every started leg failed: move on now, no budget needed
-                    launch(remaining[0])
-                    continue
-                streaming = any(leg.ttft_ms is not None for leg in running)
-                wait_s = math.inf
-                if remaining and not streaming:
-                    wait_s = max(0.0, last_launch + delay_ms / 1000 - time.perf_counter())
-                with anyio.move_on_after(wait_s) as waited:
-                    await changed.wait()
-                changed = anyio.Event()
-                if waited.cancelled_caught and remaining and self.budget.try_spend():
-                    launch(remaining[0])
-                elif waited.cancelled_caught:
-                    delay_ms = math.inf  # the budget is spent: no more hedges in this run
-
-    async def _fallback(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult) -> None:
-        for index, leg in enumerate(legs):
-            await self._run_leg(leg, arguments, emit, fast=index < len(legs) - 1)
-            if leg.status == "done":
-                self._win(leg, legs, result)
-                break
-            if leg.status != "error" or _kind(leg.error) not in FALLBACK_KINDS:
-                break
-
-    async def _synthesize(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult, *,
-                          options: MixOptions) -> None:
-        from . import moa
-
-        await moa.synthesize_answers(self, legs, arguments, emit, result, options)
-
-    async def _judge(self, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult, *,
-                     options: MixOptions) -> None:
-        from . import moa
-
-        await moa.judge_answers(self, legs, arguments, emit, result, options)
-
-    def _win(self, leg: Leg, legs: list[Leg], result: MixResult) -> None:
+    def win(self, leg: Leg, legs: list[Leg], result: MixResult) -> None:
+        """``leg`` wins: the run's winner; every other leg of ``legs`` is cancelled."""
         leg.status = "won"
         result.winner = leg.source
         for other in legs:
@@ -496,7 +378,8 @@ class Mixer:
                 other.scope.cancel()
 
 
-def _kind(error: dict[str, Any] | None) -> ErrorKind | None:
+def error_kind(error: dict[str, Any] | None) -> ErrorKind | None:
+    """The kind of a wire error, None when it names none we know."""
     try:
         return ErrorKind((error or {}).get("kind"))
     except ValueError:

@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .aggregation import AGGREGATION_VERSION, JUDGE_VERSION, aggregation_system, judge_prompt, labels, verdict_schema
-from .mixer import Emit, Leg, MixOptions, MixResult
+from .mixer import Emit, Leg, MixResult
+from .requests import MixOptions
+from .strategies import register
 
 if TYPE_CHECKING:
     from .mixer import Mixer
 
-__all__ = ["synthesize_answers", "judge_answers"]
+__all__ = ["Synthesize", "Judge", "synthesize_answers", "judge_answers"]
 
 
 async def _gather(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit,
@@ -37,7 +39,7 @@ async def _gather(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit
     with anyio.move_on_after(deadline_s if deadline_s is not None else float("inf")) as waited:
         async with anyio.create_task_group() as tg:
             for leg in legs:
-                tg.start_soon(mixer._run_leg, leg, arguments, emit)  # noqa: SLF001 - the mixer's own leg runner
+                tg.start_soon(mixer.run_leg, leg, arguments, emit)
     if not waited.cancelled_caught:
         return False
     for leg in legs:
@@ -97,16 +99,16 @@ async def synthesize_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str,
         return
     if len(answers) < need and not cut:
         synthesis["skipped"] = f"only {len(answers)} of {len(current)} proposers answered (min {need})"
-        mixer._win(answers[0], [], result)  # noqa: SLF001
+        mixer.win(answers[0], [], result)
         return
     aggregator = Leg(source="aggregator", server=server, requested_model=_model_of(mixer, legs, server),
                      role="aggregator")
     result.legs.append(aggregator)
     aggregate_args = {**arguments, "system": aggregation_system([leg.text or "" for leg in answers],
                                                                  arguments.get("system"))}
-    await mixer._run_leg(aggregator, aggregate_args, emit)  # noqa: SLF001
+    await mixer.run_leg(aggregator, aggregate_args, emit)
     if aggregator.succeeded:
-        mixer._win(aggregator, [], result)  # noqa: SLF001
+        mixer.win(aggregator, [], result)
 
 
 async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
@@ -123,7 +125,7 @@ async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any]
         return
     if len(answers) == 1:
         verdict.update(winner=answers[0].source, skipped="only one answer: nothing to judge")
-        mixer._win(answers[0], [], result)  # noqa: SLF001
+        mixer.win(answers[0], [], result)
         return
     shown = list(answers)
     mixer.rng.shuffle(shown)
@@ -137,7 +139,7 @@ async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any]
                     role="judge")
     result.legs.append(judge_leg)
     verdict["order"] = [leg.source for leg in shown]
-    await mixer._run_leg(judge_leg, judge_args, emit)  # noqa: SLF001
+    await mixer.run_leg(judge_leg, judge_args, emit)
     if not judge_leg.succeeded or not isinstance(judge_leg.data, dict):
         verdict["error"] = judge_leg.error or {"kind": "invalid_output", "message": "the judge gave no verdict"}
         return
@@ -151,4 +153,22 @@ async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any]
                    scores={leg.source: scores.get(name) for name, leg in by_label.items()},
                    labels={name: leg.source for name, leg in by_label.items()})
     judge_leg.status = "done"
-    mixer._win(chosen, [], result)  # noqa: SLF001
+    mixer.win(chosen, [], result)
+
+
+@register("synthesize")
+class Synthesize:
+    """Every proposer answers (in ``rounds`` layers), then an aggregator writes one answer from them."""
+
+    async def run(self, mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
+                  options: MixOptions) -> None:
+        await synthesize_answers(mixer, legs, arguments, emit, result, options)
+
+
+@register("judge")
+class Judge:
+    """Every leg answers; a judge picks the best of the anonymised, shuffled answers."""
+
+    async def run(self, mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
+                  options: MixOptions) -> None:
+        await judge_answers(mixer, legs, arguments, emit, result, options)

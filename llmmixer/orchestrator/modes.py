@@ -4,18 +4,14 @@
 schemas, the MCP tool description, the config validation and the dashboard's mode picker (through ``/api/meta``)
 all derive from it (``ModeName`` in :mod:`.config` is the pydantic form; this module stays import-light for the
 CLI's ``--help``); ``tests/test_one_list.py`` fails when a copy appears anywhere else. Adding a mode is one line
-here plus its strategy, the :class:`~llmmixer.orchestrator.mixer.Mixer` method named after it (``first-token`` ->
-``_first_token``).
+here plus its strategy, a class registered with ``@register("<mode>")`` (:mod:`.strategies`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..servers.core.errors import InvalidInputError
 
-__all__ = ["MixOptions", "AGENT_MODES", "DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help",
-           "strategy_name"]
+__all__ = ["AGENT_MODES", "DEFAULT_MODE", "MODES", "MODE_HELP", "SKIPPING_MODES", "COMBINING_MODES", "check_mode", "described_modes", "modes_help"]
 
 # mode -> what it does, for people (help text, tool descriptions, the dashboard). The first is the default.
 MODE_HELP: dict[str, str] = {
@@ -32,7 +28,7 @@ MODES: tuple[str, ...] = tuple(MODE_HELP)
 DEFAULT_MODE = MODES[0]
 # Modes that skip a cooling server while another leg exists (``all`` asks every server: comparing them is its point).
 SKIPPING_MODES = frozenset(MODES) - {"all"}
-# Modes that combine the answers (orchestrator/moa.py); their strategies take MixOptions.
+# Modes that combine the answers (orchestrator/moa.py); their strategies take requests.MixOptions.
 COMBINING_MODES = frozenset({"synthesize", "judge"})
 # Coding-agent runs (orchestrator/agents) take two of them: the first agent whose check passes wins, or every agent
 # to the end.
@@ -58,18 +54,3 @@ def modes_help(separator: str = " | ") -> str:
 def described_modes() -> str:
     """``race (first complete answer wins ...), all (...)``: for a tool description."""
     return ", ".join(f"{mode} ({text})" for mode, text in MODE_HELP.items())
-
-
-def strategy_name(mode: str) -> str:
-    """The name of the Mixer method that runs ``mode``."""
-    return "_" + check_mode(mode).replace("-", "_")
-
-
-@dataclass
-class MixOptions:
-    """Options of the combining modes (see :mod:`.moa`); here, not in the mixer, so the CLI builds them cheaply."""
-
-    aggregator: str | None = None  # the server that aggregates (synthesize) or judges (judge); default the first
-    rounds: int = 1  # mixture-of-agents layers
-    min_answers: int | None = None  # answers needed before aggregating; default min(2, proposers)
-    deadline_s: float | None = None  # stop waiting for proposers after this long

@@ -44,6 +44,7 @@ from ..servers.core.errors import (
     UnexpectedError,
 )
 from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
+from ..servers.core.images import ImageInput, load
 from ..servers.core.redact import redact_inline
 from ..servers.core.results import result_payload
 from ..servers.core.manifest import manifest_for
@@ -51,9 +52,11 @@ from . import costcap, history, run_record, stats, timeline
 from .costcap import SpendMeter
 from .config import Config
 from .cooldown import Cooldowns, default_path
-from .mixer import MixOptions, MixResult, Mixer
+from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
+from .requests import AgentRequest, AskRequest, CommandRequest, MixOptions, RunRequest, validate_request
+from .results import RUN_RESULT, AgentResult, AskResult, CommandResult, RunResult
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
 from .telemetry import open_telemetry
@@ -79,7 +82,8 @@ class RunState:
     mode: str | None = None
     status: RunStatus = "running"
     deltas: list[tuple[str, str]] = field(default_factory=list)
-    result: dict[str, Any] | None = None
+    result: RunResult | None = None
+    wire: dict[str, Any] | None = None  # result.wire(), made once when the run ends
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     finished: anyio.Event = field(default_factory=anyio.Event)
     # Set (then dropped) at the next change; made only when someone waits, so a delta nobody follows costs no Event.
@@ -114,8 +118,8 @@ class RunState:
         base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
         if self.record is not None and self.record.get("conversation_id"):
             base["conversation_id"] = self.record["conversation_id"]
-        if self.result is not None:
-            return {**base, **self.result, "status": self.status}
+        if self.wire is not None:
+            return {**base, **self.wire, "status": self.status}
         if self.kind in ("ask", "agent"):
             partial: dict[str, str] = {}
             for source, text in self.deltas:
@@ -260,66 +264,112 @@ class Runs:
                                     f"{', '.join(available)}")
         return list(models)
 
-    async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
-                        system: str | None = None, *, max_tokens: int | None = None,
-                        temperature: float | None = None, response_schema: dict[str, Any] | None = None,
-                        model_for: dict[str, str] | None = None, conversation_id: str | None = None,
-                        reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
-                        options: MixOptions | None = None, messages: list[dict[str, Any]] | None = None,
-                        tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
-                        max_cost_usd: float | None = None) -> str:
-        """Start an ask; returns its run id at once. ``conversation_id`` continues that conversation (its history
-        goes to the models as ``messages``); without one the run starts a new conversation. ``options`` holds the
-        settings of the combining modes (aggregator, rounds, min_answers, deadline_s). Images given as ``path`` are read
-        here and sent on as base64 (see servers/core/images.py). ``messages`` are earlier turns in the normalized
-        message model (servers/core/messages.py, tool calls and results included) after the conversation's own;
-        ``prompt`` may then be empty when they end with the user's turn. ``tools``/``tool_choice`` go to every leg.
+    async def start(self, request: RunRequest) -> str:
+        """Start the run ``request`` describes (an ask, a command, coding agents); its run id at once.
 
         ``max_cost_usd`` caps the run's spend: refused before dispatch when the estimate is over it, legs
         cancelled when the spend crosses it (costcap.py); ``settings.budget`` caps the day's.
 
         Raises:
-            InvalidInputError: empty prompt, unknown mode or model server, bad options or images.
-            NotFoundError: ``conversation_id`` names no conversation the store holds.
-            BudgetError: the run's estimate is over ``max_cost_usd``, or the daily budget is used up.
+            InvalidInputError: what only the service can check: an unknown mode, model server, aggregator or agent,
+                unreadable images, a malformed conversation id.
+            NotFoundError: ``conversation_id`` names no conversation the store holds; an agent CLI is missing.
+            RateLimitError, UnavailableError: a server's queue is full; the event store is failing.
+            BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up.
         """
-        if not isinstance(prompt, str) or (not prompt.strip() and not messages):
-            raise InvalidInputError("prompt is empty: give the question to ask the models")
-        mode = mode or self.config.settings.mode
+        if isinstance(request, AskRequest):
+            return await self._start_ask(request)
+        if isinstance(request, CommandRequest):
+            return await self._start_command(request)
+        return await self._start_agents(request)
+
+    async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
+                        system: str | None = None, **fields: Any) -> str:
+        """``start(AskRequest(prompt=prompt, ...))`` for callers in Python; ``fields`` are :class:`AskRequest`'s.
+
+        Raises:
+            InvalidInputError: a field :class:`AskRequest` refuses; see :meth:`start`.
+        """
+        return await self.start(validate_request(AskRequest, {"prompt": prompt, "models": models, "mode": mode,
+                                                             "system": system, **fields}))
+
+    async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
+        """``start(CommandRequest(...))`` for callers in Python."""
+        return await self.start(validate_request(CommandRequest, {"command": command, "cwd": cwd,
+                                                                  "timeout_s": timeout_s}))
+
+    async def start_agents(self, request: AgentRequest) -> str:
+        """``start(request)`` for callers in Python."""
+        return await self.start(request)
+
+    async def _start_ask(self, request: AskRequest) -> str:
+        """Start an ask. ``conversation_id`` continues that conversation (its history goes to the models as
+        ``messages``); without one the run starts a new conversation. Images given as ``path`` are read here and
+        sent on as base64 (see servers/core/images.py)."""
+        request = await self._resolve_choice(request)
+        mode = request.mode or self.config.settings.mode
         check_mode(mode)
-        sources = self.resolve_models(models)
-        mix_options = _check_options(options or MixOptions(), self.config.model_sources)
-        portable_images = _portable_images(images)
-        thread, system = await self._thread(conversation_id, system)
-        if max_cost_usd is not None and (not math.isfinite(max_cost_usd) or max_cost_usd <= 0):
-            raise InvalidInputError(f"max_cost_usd must be a positive number of dollars (got {max_cost_usd!r})")
-        prompt_chars = len(prompt) + len(system or "") + sum(len(str(m.get("content", "")))
-                                                             for m in [*thread, *(messages or [])])
-        await self._check_cost(prompt_chars, sources, model_for or {}, max_tokens, max_cost_usd)
+        sources = self.resolve_models(request.models)
+        _check_aggregator(request, self.config.model_sources)
+        portable_images = _portable_images(request.images)
+        conversation_id, model_for = request.conversation_id, request.model_for
+        thread, system = await self._thread(conversation_id, request.system)
+        messages = [message.model_dump(mode="json", exclude_none=True) for message in request.messages or ()]
+        prompt_chars = len(request.prompt) + len(system or "") + sum(len(str(m.get("content", "")))
+                                                                     for m in [*thread, *messages])
+        await self._check_cost(prompt_chars, sources, model_for or {}, request.max_tokens, request.max_cost_usd)
         self._check_store()
         admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
+        prompt = request.prompt
         arguments: dict[str, Any] = {"prompt": prompt}
-        for key, value in (("system", system), ("max_tokens", max_tokens), ("temperature", temperature),
-                           ("response_schema", response_schema), ("reasoning", reasoning),
-                           ("images", portable_images), ("tools", tools), ("tool_choice", tool_choice)):
+        tools = [tool.model_dump(mode="json", exclude_none=True) for tool in request.tools or ()] or None
+        tool_choice = request.tool_choice
+        for key, value in (("system", system), ("max_tokens", request.max_tokens),
+                           ("temperature", request.temperature), ("response_schema", request.response_schema),
+                           ("reasoning", request.reasoning), ("images", portable_images), ("tools", tools),
+                           ("tool_choice", tool_choice if isinstance(tool_choice, str | None)
+                            else tool_choice.model_dump())):
             if value is not None:
                 arguments[key] = value
         if thread or messages:
-            arguments["messages"] = [*thread, *(messages or [])]
-        record_options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
-                                            ("response_schema", response_schema), ("reasoning", reasoning),
+            arguments["messages"] = [*thread, *messages]
+        record_options = {k: v for k, v in (("max_tokens", request.max_tokens),
+                                            ("temperature", request.temperature),
+                                            ("response_schema", request.response_schema),
+                                            ("reasoning", request.reasoning),
                                             ("model_for", model_for or None)) if v is not None}
         state = self._new_run("ask", mode, {"prompt": prompt[:200]})
-        if max_cost_usd is not None:
-            state.spend = SpendMeter(max_cost_usd, prompt_chars, dict(self.config.settings.prices))
+        if request.max_cost_usd is not None:
+            state.spend = SpendMeter(request.max_cost_usd, prompt_chars, dict(self.config.settings.prices))
         state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
                                           history.new_conversation_id(), prompt=prompt, system=system,
                                           models=sources, mode=mode, options=record_options)
         await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
         self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,
-                            model_for or {}, mix_options)
+                            model_for or {}, request)
         return state.run_id
+
+    async def _resolve_choice(self, request: AskRequest) -> AskRequest:
+        """``request`` with ``continue_latest`` (ask -c) and ``model_ids`` (ask -m) resolved into the conversation,
+        the servers and the model per server they name.
+
+        Raises:
+            NotFoundError: there is no conversation to continue.
+            InvalidInputError: a model id or alias no server offers.
+        """
+        update: dict[str, Any] = {}
+        if request.continue_latest and request.conversation_id is None:
+            update["conversation_id"] = await self.latest_conversation()
+            if update["conversation_id"] is None:
+                raise NotFoundError("no conversation to continue yet: ask something first (without -c)")
+        if request.model_ids:
+            from .models import resolve_model_ids
+
+            chosen = await resolve_model_ids(self, request.model_ids)
+            update["models"] = [source for source, _ in chosen]
+            update["model_for"] = {**(request.model_for or {}), **dict(chosen)}
+        return request.model_copy(update=update) if update else request
 
     @staticmethod
     async def _admitting(admission: Admission, step: Awaitable[None]) -> None:
@@ -345,10 +395,12 @@ class Runs:
             return
         error = UnexpectedError("internal error in this run; see the server log").to_dict()["error"]
         try:
-            await self._finish(state, "error", {"mode": state.mode, "winner": None, "legs": [], "error": error})
+            await self._finish(state, "error", RUN_RESULT.validate_python(
+                {"kind": state.kind, "mode": state.mode, "winner": None, "legs": [], "error": error}))
         except Exception:  # noqa: BLE001
             log.exception("run %s could not be finished", state.run_id)
-            state.status, state.result = "error", {"error": error}
+            state.status, state.result = "error", RUN_RESULT.validate_python({"kind": state.kind, "error": error})
+            state.wire = state.result.wire()
             state.finished.set()
             state.touch()
 
@@ -374,16 +426,16 @@ class Runs:
             with state.scope:
                 await self.mixer.mix(arguments, sources, mode, emit, result, model_for, options)
         except LLMMixerError as error:
-            await self._finish(state, "error", {"mode": mode, "winner": None, "legs": [], "total_cost_usd": None,
-                                                "error": error.to_dict()["error"]})
+            await self._finish(state, "error", AskResult(mode=mode, winner=None, legs=[], total_cost_usd=None,
+                                                         error=error.to_dict()["error"]))
             return
         if state.interrupted:
-            await self._finish(state, "interrupted", {**result.to_dict(), "message": INTERRUPTED})
+            await self._finish(state, "interrupted", result.result().model_copy(update={"message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
-        final = result.to_dict()
+        final = result.result()
         if state.spend is not None:
-            final["cost_cap"] = state.spend.to_dict()
+            final = final.model_copy(update={"cost_cap": state.spend.to_dict()})
             if state.spend.stopped and not state.cancel_requested:
                 status = "done" if result.ok else "cancelled"
         await self._finish(state, status, final)
@@ -414,18 +466,11 @@ class Runs:
             self._spent_today = (start, total)
         return self._spent_today[1]
 
-    async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
-        if not isinstance(command, str) or not command.strip():
-            raise InvalidInputError("command is empty: give the shell command to run")
-        if timeout_s is not None and timeout_s <= 0:
-            raise InvalidInputError("timeout_s must be positive")
+    async def _start_command(self, request: CommandRequest) -> str:
         self._check_store()
         admission = self.pool.admit(["pty"])  # also checks that a pty server is configured
-        arguments: dict[str, Any] = {"command": command}
-        if cwd is not None:
-            arguments["cwd"] = cwd
-        if timeout_s is not None:
-            arguments["timeout_s"] = timeout_s
+        command = request.command
+        arguments: dict[str, Any] = request.model_dump(exclude_none=True)
         shown = redact_inline(command)  # FOO=sk-... cmd: the key never shows, nor is it kept
         state = self._new_run("command", title={"command": shown[:200]})
         state.record = history.new_record(state.run_id, "command", command=shown,
@@ -458,17 +503,17 @@ class Runs:
                 final = {"error": error.to_dict()["error"]}
         if final is None and state.interrupted:
             output = "".join(text for _, text in state.deltas)
-            await self._finish(state, "interrupted", {"output": output, "message": INTERRUPTED,
-                                                      "error": CancelledError_(INTERRUPTED).to_dict()["error"]})
+            await self._finish(state, "interrupted", CommandResult(
+                output=output, message=INTERRUPTED, error=CancelledError_(INTERRUPTED).to_dict()["error"]))
             return
         if final is None:
-            await self._finish(state, "cancelled", {"error": CancelledError_("cancelled").to_dict()["error"]})
+            await self._finish(state, "cancelled", CommandResult(error=CancelledError_("cancelled").to_dict()["error"]))
             return
         self._emit(state, "pty.exit", "pty", final)
-        await self._finish(state, "error" if "error" in final else "done", final)
+        await self._finish(state, "error" if "error" in final else "done", CommandResult.model_validate(final))
 
-    async def start_agents(self, request: Any) -> str:
-        """Start coding agents on a task (an ``agents.AgentRequest``); checked before anything starts.
+    async def _start_agents(self, request: AgentRequest) -> str:
+        """Start coding agents on a task; checked before anything starts.
 
         Raises:
             InvalidInputError, NotFoundError: see ``agents.plan_agents``.
@@ -509,31 +554,37 @@ class Runs:
             with state.scope:
                 await run_agents(plan, self.pool, emit)
         except LLMMixerError as error:
-            await self._finish(state, "error", {**plan.to_dict(), "error": error.to_dict()["error"]})
+            await self._finish(state, "error", AgentResult.model_validate({**plan.to_dict(),
+                                                                           "error": error.to_dict()["error"]}))
             return
         if state.interrupted:
-            await self._finish(state, "interrupted", {**plan.to_dict(), "message": INTERRUPTED})
+            await self._finish(state, "interrupted", AgentResult.model_validate({**plan.to_dict(),
+                                                                                 "message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
-        await self._finish(state, status, plan.to_dict())
+        await self._finish(state, status, AgentResult.model_validate(plan.to_dict()))
 
-    async def _finish(self, state: RunState, status: RunStatus, result: dict[str, Any]) -> None:
+    async def _finish(self, state: RunState, status: RunStatus, result: RunResult) -> None:
         with anyio.CancelScope(shield=True):
-            if state.record is not None and state.record.get("conversation_id"):
-                result = {**result, "conversation_id": state.record["conversation_id"]}
-            if state.kind == "ask":
+            if isinstance(result, AskResult):
                 state.marks.append(("run.done", "orchestrator", time.time()))
-                result = {**result, "timeline": timeline.build(state.marks, result.get("legs"))}
+                legs = [leg.wire() for leg in result.legs]
+                update: dict[str, Any] = {"timeline": timeline.build(state.marks, legs)}
+                if state.record is not None and state.record.get("conversation_id"):
+                    update = {"conversation_id": state.record["conversation_id"], **update}
+                result = result.model_copy(update=update)
             state.status, state.result = status, result
+            wire = result.wire()  # the one serialization, for the event, the run log and every snapshot
+            state.wire = wire
             if self._spent_today is not None:
-                self._spent_today = (self._spent_today[0], self._spent_today[1] + _run_cost(result))
-            self._emit(state, "run.done", "orchestrator", {"status": status, **result})
+                self._spent_today = (self._spent_today[0], self._spent_today[1] + _run_cost(wire))
+            self._emit(state, "run.done", "orchestrator", {"status": status, **wire})
             await self.flush()
             if state.record is not None:
-                state.record = history.finish_record(state.record, status, result)
+                state.record = history.finish_record(state.record, status, wire)
                 # The log keeps the result with its streamed texts left in the events (run_record).
                 await self._put_record({**state.record, "result": run_record.compact(
-                    "run.done", "orchestrator", result, state.deltas)})
+                    "run.done", "orchestrator", wire, state.deltas)})
         state.finished.set()
         state.touch()
         self._retire(state)
@@ -681,24 +732,15 @@ def _run_cost(result: Any) -> float:
     return float(cost) if isinstance(cost, (int, float)) and math.isfinite(cost) else 0.0
 
 
-def _check_options(options: MixOptions, available: list[str]) -> MixOptions:
+def _check_aggregator(options: MixOptions, available: list[str]) -> None:
     if options.aggregator is not None and options.aggregator not in available:
         raise InvalidInputError(f"unknown aggregator {options.aggregator!r}; available: {', '.join(available)}")
-    if not isinstance(options.rounds, int) or not 1 <= options.rounds <= 5:
-        raise InvalidInputError("rounds must be an integer from 1 to 5")
-    if options.min_answers is not None and (not isinstance(options.min_answers, int) or options.min_answers < 1):
-        raise InvalidInputError("min_answers must be a positive integer")
-    if options.deadline_s is not None and not options.deadline_s > 0:
-        raise InvalidInputError("deadline_s must be a positive number of seconds")
-    return options
 
 
-def _portable_images(images: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+def _portable_images(images: list[ImageInput] | None) -> list[dict[str, Any]] | None:
     """Images as the adapters take them, with files read here (an adapter may not share this filesystem)."""
     if not images:
         return None
-    from ..servers.core.images import load
-
     out = []
     for index, image in enumerate(images):
         checked = load(image, f"images[{index}]")

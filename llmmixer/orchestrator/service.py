@@ -13,37 +13,19 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .mixer import MixOptions
+    from .requests import RunRequest
 
 __all__ = ["RunService"]
 
 
 class RunService(Protocol):
-    async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
-                        system: str | None = None, *, max_tokens: int | None = None,
-                        temperature: float | None = None, response_schema: dict[str, Any] | None = None,
-                        model_for: dict[str, str] | None = None, conversation_id: str | None = None,
-                        reasoning: str | None = None, images: list[dict[str, Any]] | None = None,
-                        options: MixOptions | None = None, messages: list[dict[str, Any]] | None = None,
-                        tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> str:
-        """Start one prompt across the models; the run id, at once. ``options``: the combining modes' settings;
-        ``messages``, ``tools``, ``tool_choice``: the normalized conversation and tools (servers/core/messages.py).
+    async def start(self, request: RunRequest) -> str:
+        """Start the run ``request`` describes (an ask, a shell command on the PTY runner, coding agents); the run
+        id, at once.
 
         Raises:
-            InvalidInputError: an empty prompt, an unknown model or mode.
-        """
-        ...
-
-    async def start_command(self, command: str, cwd: str | None = None, timeout_s: float | None = None) -> str:
-        """Start a shell command on the PTY runner; the run id, at once."""
-        ...
-
-    async def start_agents(self, request: Any) -> str:
-        """Start coding agents on a task (an ``agents.AgentRequest``); the run id, at once.
-
-        Raises:
-            InvalidInputError: an empty task or check, an unknown agent or mode, not in a git repository.
-            NotFoundError: an agent's CLI is not installed.
+            InvalidInputError: an unknown model, mode or agent; unreadable images; not in a git repository.
+            NotFoundError: an unknown conversation; an agent's CLI is not installed.
         """
         ...
 

@@ -22,34 +22,19 @@ import anyio
 from ...servers.core.errors import InvalidInputError, LLMMixerError
 from ..modes import AGENT_MODES
 from ..pool import ServerPool
+from ..requests import AgentRequest
 from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, leg_environment, prepare_home, secrets_for,
                      shell_command)
 from .leg import AgentLeg, Emit, missing_key, run_check, run_cli
 from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
+from .bootstrap import bring_included, run_setup
 from .candidates import forget_leg, keep_leg, leg_diff
 from .worktree import Repo, Worktree, add_worktree, apply_diff, remove_worktree, repo_root
 
 __all__ = ["AGENT_MODES", "AgentRequest", "AgentRun", "run_agents", "plan_agents", "DEFAULT_CHECK_TIMEOUT_S"]
 
 DEFAULT_CHECK_TIMEOUT_S = 300.0
-
-
-@dataclass
-class AgentRequest:
-    task: str
-    agents: list[str]
-    check: str
-    mode: str = "race"
-    timeout_s: float | None = None  # overrides each agent's own timeout
-    apply: bool = False
-    cwd: str = "."
-    check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S
-    keep: bool | None = None  # keep every leg as a branch llmmixer/<run>/<agent> (default: in `all` mode)
-
-    @property
-    def keeps(self) -> bool:
-        return self.keep if self.keep is not None else self.mode == "all"
 
 
 @dataclass
@@ -107,7 +92,7 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str)
         raise InvalidInputError("--timeout must be a positive number of seconds")
     for name in request.agents:
         find_command(specs[name])
-    repo = repo_root(request.cwd)
+    repo = repo_root(request.cwd or ".")
     run_dir = agents_dir() / run_id
     legs = [AgentLeg(spec=specs[name], adapter=specs[name].adapter(),
                      layout=LegLayout(root=run_dir / name, leg_id=f"{run_id}-{name}-{uuid.uuid4().hex[:6]}"))
@@ -134,6 +119,9 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                     raise missing_key(adapter)
                 binary = find_command(spec)
                 tree = await add_worktree(run.repo, leg.layout.work)
+                leg.included = await bring_included(run.repo, tree.work)
+                if request.setup:
+                    await run_setup(leg, pool, request.setup, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
                 base_url = endpoint_for(adapter, spec)
                 prepare_home(adapter, spec, leg.layout, base_url=base_url)
                 command = shell_command(adapter, spec, leg.layout, binary=binary, task=request.task)
@@ -144,7 +132,7 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                               secrets=secrets, writable=writable)
                 emit("agent.exit", leg.name, {"exit_code": leg.exit_code, "timed_out": leg.timed_out,
                                               "error": leg.report.error})
-                leg.check = await run_check(leg, pool, request.check, request.check_timeout_s, emit, redact)
+                leg.check = await run_check(leg, pool, request.check, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
                 await _keep(run, leg, tree)
                 if leg.passed and run.winner is None:
                     run.winner = leg

@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
 from ...servers.core.errors import InvalidInputError, LLMMixerError, UnavailableError
 from ...servers.core.security import TOKEN_ENV
+
+if TYPE_CHECKING:
+    from ..requests import RunRequest
 
 __all__ = ["NoRuns", "main"]
 
@@ -26,13 +29,7 @@ class NoRuns:
     def _refuse(self) -> NoReturn:
         raise UnavailableError("this server only streams events; start runs through `llmmixer serve`")
 
-    async def start_ask(self, *args: Any, **kwargs: Any) -> str:
-        self._refuse()
-
-    async def start_command(self, *args: Any, **kwargs: Any) -> str:
-        self._refuse()
-
-    async def start_agents(self, *args: Any, **kwargs: Any) -> str:
+    async def start(self, request: RunRequest) -> str:
         self._refuse()
 
     async def wait(self, run_id: str, timeout_s: float) -> bool:

@@ -12,25 +12,24 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, NotFoundError, ServerError
-from ..config import ModeName
+from ...servers.core.images import ImageInput
+from ..requests import R, AgentRequest, AskRequest, CommandRequest, validate_request
 from ..service import RunService
 from .meta import get_meta, server_facts
 from .security import BodyTooLarge, error_response, too_large_response
 
-__all__ = ["STATUS_BY_KIND", "AskRequest", "CommandRequest", "routes", "exception_handlers", "status_for",
-           "json_body"]
+__all__ = ["STATUS_BY_KIND", "WebAskRequest", "routes", "exception_handlers", "status_for", "json_body"]
 
-MAX_PROMPT_CHARS = 200_000
 MAX_WAIT_S = 60.0
 MAX_JSON_DEPTH = 32  # a request is a prompt and a few fields; deeper nesting is an attack, not a request
 
@@ -60,79 +59,23 @@ def status_for(error: LLMMixerError) -> int:
     return STATUS_BY_KIND.get(error.kind, 500)
 
 
-class WebImage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WebImage(ImageInput):
+    """An image over HTTP: a URL or base64 only; a web client has no business naming files on this machine."""
 
     url: str | None = Field(default=None, max_length=8192)
     data: str | None = Field(default=None, max_length=8_000_000)
-    media_type: str | None = None
 
-
-class AskRequest(BaseModel):
-    """``POST /api/runs``. ``models`` is a list or a comma-separated string; absent means the configured default."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    models: list[str] | None = None
-    mode: ModeName | None = None
-    system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
-    continue_latest: bool = Field(default=False, description="continue the newest conversation (llmmixer ask -c)")
-    model_ids: list[str] | None = Field(default=None, max_length=16,
-                                        description="model ids or aliases; each one's server is found (ask -m)")
-    response_schema: dict[str, Any] | str | None = Field(
-        default=None, description="a JSON Schema, or the concise form 'name, age int, bio: one sentence'")
-    model_for: dict[str, str] | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    # synthesize / judge
-    aggregator: str | None = None
-    rounds: int = Field(default=1, ge=1, le=5)
-    min_answers: int | None = Field(default=None, ge=1)
-    deadline_s: float | None = Field(default=None, gt=0, le=3600)
-    reasoning: Literal["off", "low", "medium", "high"] | None = None
-    # URLs or base64 only: a web client has no business naming files on this machine.
-    images: list[WebImage] | None = Field(default=None, max_length=20)
-
-    @field_validator("models", mode="before")
+    @field_validator("path")
     @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return value or None
+    def _no_path(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError("over HTTP an image is a url or base64 data, not a path on the server")
 
 
-class CommandRequest(BaseModel):
-    """``POST /api/commands``: one shell command line for the PTY runner (its policy decides)."""
+class WebAskRequest(AskRequest):
+    """``POST /api/runs``: :class:`AskRequest`, with images as URLs or base64 only."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    command: str = Field(min_length=1, max_length=100_000)
-    cwd: str | None = Field(default=None, max_length=4096)
-    timeout_s: float | None = Field(default=None, gt=0, le=86_400)
-
-
-class AgentsRequest(BaseModel):
-    """``POST /api/agents``: coding agents on a task in a git repository (``llmmixer agent``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    check: str = Field(min_length=1, max_length=100_000)
-    agents: list[str] | None = None
-    mode: str = Field(default="race", max_length=20)  # an agent mode (modes.AGENT_MODES), checked when it starts
-    cwd: str | None = Field(default=None, max_length=4096)
-    timeout_s: float | None = Field(default=None, gt=0, le=86_400)
-    apply: bool = False
-    keep: bool | None = None  # every leg as a branch llmmixer/RUN/AGENT (default: in all mode)
-
-    @field_validator("agents", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return value or None
+    images: list[WebImage] | None = Field(default=None, max_length=20)  # type: ignore[assignment]
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
@@ -150,7 +93,7 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-async def json_body(request: Request, model: type[BaseModel]) -> Any:
+async def json_body(request: Request, model: type[R]) -> R:
     """Parse and validate the body, turning every failure into an ``invalid_input`` error that says what is wrong.
 
     Raises:
@@ -166,14 +109,7 @@ async def json_body(request: Request, model: type[BaseModel]) -> Any:
         raise InvalidInputError(f"request body is not valid JSON: {str(exc)[:200]}") from None
     if _depth_exceeds(payload, MAX_JSON_DEPTH):
         raise InvalidInputError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
-    if not isinstance(payload, dict):
-        raise InvalidInputError("request body must be a JSON object")
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        problems = [{"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]} for err in exc.errors()]
-        summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems)
-        raise InvalidInputError(f"invalid request: {summary}", details={"problems": problems}) from None
+    return validate_request(model, payload)
 
 
 def _runs(request: Request) -> RunService:
@@ -188,28 +124,8 @@ def _run_id(request: Request) -> str:
 
 
 async def start_run(request: Request) -> Response:
-    from ..schemas import parse_schema
-
-    body: AskRequest = await json_body(request, AskRequest)
-    from ..mixer import MixOptions
-
-    from ..asking import AskOptions, resolve_choice
-
     runs = _runs(request)
-    mix = MixOptions(aggregator=body.aggregator, rounds=body.rounds, min_answers=body.min_answers,
-                     deadline_s=body.deadline_s)
-    conversation_id, models, model_for = await resolve_choice(runs, AskOptions(
-        models=body.models, model_for=body.model_for or {}, model_ids=body.model_ids or [],
-        continue_latest=body.continue_latest, conversation_id=body.conversation_id))
-    extra: dict[str, Any] = {
-        "conversation_id": conversation_id, "model_for": model_for or None, "max_tokens": body.max_tokens,
-        "temperature": body.temperature,
-        "response_schema": None if body.response_schema is None else parse_schema(body.response_schema),
-        "reasoning": body.reasoning,
-        "images": [image.model_dump(exclude_none=True) for image in body.images] if body.images else None,
-        "options": mix if mix != MixOptions() else None}
-    run_id = await runs.start_ask(prompt=body.prompt, models=models, mode=body.mode, system=body.system,
-                                  **{k: v for k, v in extra.items() if v is not None})
+    run_id = await runs.start(await json_body(request, WebAskRequest))
     started = {"run_id": run_id}
     conversation_id = (await runs.snapshot(run_id)).get("conversation_id")
     if conversation_id:
@@ -218,18 +134,12 @@ async def start_run(request: Request) -> Response:
 
 
 async def start_command(request: Request) -> Response:
-    body: CommandRequest = await json_body(request, CommandRequest)
-    run_id = await _runs(request).start_command(command=body.command, cwd=body.cwd, timeout_s=body.timeout_s)
+    run_id = await _runs(request).start(await json_body(request, CommandRequest))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 
 async def start_agents(request: Request) -> Response:
-    from ..agents import CLIS, AgentRequest
-
-    body: AgentsRequest = await json_body(request, AgentsRequest)
-    run_id = await _runs(request).start_agents(AgentRequest(
-        task=body.task, check=body.check, agents=body.agents or list(CLIS), mode=body.mode, cwd=body.cwd or ".",
-        timeout_s=body.timeout_s, apply=body.apply, keep=body.keep))
+    run_id = await _runs(request).start(await json_body(request, AgentRequest))
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .errors import InvalidInputError
-from .images import MEDIA_TYPES
 
 if TYPE_CHECKING:
     from .adapter import GenerateRequest
 
 __all__ = ["Reasoning", "REASONING_LEVELS", "ModelCaps", "CapabilityTable", "Dropped", "fit"]
 
+# The image formats every vendor takes (PNG, JPEG, GIF, WebP; see images.py).
+MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 Reasoning = Literal["off", "low", "medium", "high"]
 REASONING_LEVELS: tuple[Reasoning, ...] = ("off", "low", "medium", "high")
 

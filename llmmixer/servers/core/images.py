@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from .capabilities import MEDIA_TYPES
 from .errors import InvalidInputError
 
 __all__ = ["ImageInput", "Image", "MEDIA_TYPES", "MAX_IMAGE_BYTES", "sniff_media_type", "load", "from_path"]
 
-MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 # Anthropic's per-image limit, the smallest of the three vendors'.
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 

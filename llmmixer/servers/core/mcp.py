@@ -36,6 +36,7 @@ from .errors import InvalidInputError, LLMMixerError, UnexpectedError
 from .lazy import LazyAdapter
 from .manifest import ServerManifest
 from .results import error_result, ok_result
+from .sdk_compat import tool_parameters, unregister_requests
 from .transport import add_transport_arguments, exit_at_once, serve
 
 __all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
@@ -89,9 +90,7 @@ class LLMMixerMCPServer(MCPServer):
         kwargs.setdefault("subscriptions", False)  # our tool lists never change: nothing to listen for
         kwargs.setdefault("version", package_version())
         super().__init__(*args, **kwargs)
-        handlers = self._lowlevel_server._request_handlers  # noqa: SLF001 - the SDK has no way to unregister
-        for method in _UNSERVED_METHODS:
-            handlers.pop(method, None)
+        unregister_requests(self, _UNSERVED_METHODS)
 
     def explain_tool_error(self, exc: ToolError) -> str:
         """The message of an ``invalid_input`` result for a rejected call (a subclass may say it better)."""
@@ -104,10 +103,10 @@ class LLMMixerMCPServer(MCPServer):
 
     def unknown_arguments(self, name: str, arguments: dict[str, Any] | None) -> InvalidInputError | None:
         """An ``invalid_input`` error naming the arguments tool ``name`` does not take; None when all are known."""
-        tool = self._tool_manager.get_tool(name)
-        if tool is None or not arguments:
+        parameters = tool_parameters(self, name)
+        if parameters is None or not arguments:
             return None
-        known = set(tool.parameters.get("properties") or {})
+        known = set(parameters.get("properties") or {})
         unknown = sorted(set(arguments) - known)
         if not unknown:
             return None

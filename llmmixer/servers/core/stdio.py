@@ -28,9 +28,8 @@ import array
 import collections
 import contextlib
 import fcntl
-import os
 import json
-import re
+import os
 import select
 import stat
 import sys
@@ -249,14 +248,15 @@ class FdWriter:
             view = view[written:]
 
 
-# A message the server sends that is not a response: a notification or a request ("method" follows "jsonrpc" and,
-# for a request, "id"). This is the SDK's own key order (``model_dump_json`` of mcp_types); anything else counts as
-# a response, which at worst waits for the reader once more than it had to.
-_NOT_A_RESPONSE = re.compile(rb'^\{"jsonrpc":"2\.0",(?:"id":(?:-?\d+|"(?:[^"\\]|\\.)*"),)?"method":')
-
-
 def _is_response(data: bytes) -> bool:
-    return _NOT_A_RESPONSE.match(data) is None
+    """Whether the JSON-RPC message ``data`` is a response: an object without ``method`` (a notification or a
+    request has one). Read from the parsed message, so it holds whatever order the serializer writes the keys in;
+    anything unreadable counts as a response, which at worst waits for the reader once more than it had to."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return True
+    return not (isinstance(message, dict) and "method" in message)
 
 
 class _Stall:
@@ -346,6 +346,8 @@ async def run_stdio(server: MCPServer) -> None:
     """Serve ``server`` over this process's stdin/stdout until the client closes stdin or the host is gone."""
     from mcp.shared.message import SessionMessage
 
+    from .sdk_compat import lowlevel_server
+
     with _claimed_std_fds() as (wire_in, wire_out):
         reader, writer = FdLineReader(wire_in), FdWriter(wire_out)
         # What the SDK's stdio_server does between the wire and the session, with an answer for every bad line.
@@ -376,7 +378,7 @@ async def run_stdio(server: MCPServer) -> None:
                     session.start_soon(pump_in)
                     session.start_soon(pump_out)
                     # What MCPServer.run_stdio_async does, over our streams (the SDK has no public hook for them).
-                    lowlevel = server._lowlevel_server  # noqa: SLF001
+                    lowlevel = lowlevel_server(server)
                     await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
                     session.cancel_scope.cancel()
             finally:

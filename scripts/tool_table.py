@@ -20,6 +20,8 @@ from typing import Any
 import anyio
 from mcp import Client, StdioServerParameters
 
+from llmmixer.servers.core.annotations import DEFAULTS
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "hosts.md"
 START, END = "<!-- tool-table:start -->", "<!-- tool-table:end -->"
@@ -38,7 +40,12 @@ async def _tools(script: str, args: list[str]) -> list[Any]:
             return list((await client.list_tools()).tools)
 
 
-def _yes(value: bool | None) -> str:
+def _hint(annotations: Any, field: str) -> str:
+    """A hint as a host reads it: unset means the spec's default; a read-only tool is never destructive."""
+    value = getattr(annotations, field, None)
+    if value is None:
+        read_only = getattr(annotations, "read_only_hint", None) is True
+        value = False if field == "destructive_hint" and read_only else DEFAULTS.get(field, False)
     return "yes" if value else "no"
 
 
@@ -50,8 +57,7 @@ def render() -> str:
     for name, (script, args) in SERVERS.items():
         tools = anyio.run(_tools, script, args)
         for tool in tools:
-            hints = tool.annotations
-            cells = [_yes(getattr(hints, field, None)) for field, _ in HINTS]
+            cells = [_hint(tool.annotations, field) for field, _ in HINTS]
             annotations.append(f"| `{name}` | `{tool.name}` | " + " | ".join(cells) + " |")
         text = json.dumps({"tools": [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools]},
                           ensure_ascii=False, separators=(",", ":"))

@@ -162,11 +162,17 @@ async def bench_serve_rss(emulator: Any, tmp: str, total: int, step: int) -> dic
                 while (await client.get(f"/api/runs/{run_id}?wait_s=30")).json().get("status") == "running":
                     await anyio.sleep(0.05)
 
+            limiter = anyio.CapacityLimiter(8)  # 8 runs at once, as a busy user's tools would
+
+            async def limited() -> None:
+                async with limiter:
+                    await one()
+
             done = 0
             while done < total:
                 async with anyio.create_task_group() as tg:
                     for _ in range(step):
-                        tg.start_soon(one)
+                        tg.start_soon(limited)
                 done += step
                 marks[done] = _rss_mib(proc.pid)
                 print(f"[reliability] serve RSS after {done} runs: {marks[done]:.1f} MiB", file=sys.stderr, flush=True)

@@ -553,6 +553,8 @@ def agent(
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
     keep: Annotated[bool | None, typer.Option("--keep/--no-keep", help="keep every leg as a branch "
                                               "llmmixer/RUN/AGENT (default: in all mode)")] = None,
+    setup: Annotated[str | None, typer.Option("--setup", help="shell command run in each worktree, in its sandbox, "
+                                              "before the agent (e.g. npm ci)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -564,7 +566,7 @@ def agent(
     from .requests import AgentRequest
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
-                                                  timeout=timeout, apply=apply, keep=keep))
+                                                  timeout=timeout, apply=apply, keep=keep, setup=setup))
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
@@ -586,10 +588,10 @@ def agent(
 
 def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
                  cwd: str | None = None, timeout: float | None = None, apply: bool = False,
-                 keep: bool | None = None) -> dict[str, Any]:
+                 keep: bool | None = None, setup: str | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
     return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
-            "apply": apply, "keep": keep}
+            "apply": apply, "keep": keep, "setup": setup}
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:

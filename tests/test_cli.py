@@ -30,8 +30,9 @@ def test_help_lists_every_command():
 
 def test_ask_json_prints_one_final_object(emu):
     emu.set_behaviour("anthropic", ttft_ms=20, reply="from claude 🚀")
-    emu.set_behaviour("openai", ttft_ms=600)
-    emu.set_behaviour("gemini", ttft_ms=600)
+    # The others never answer: claude wins however long its server takes to load its SDK on this first call.
+    emu.set_behaviour("openai", hang=True)
+    emu.set_behaviour("gemini", hang=True)
     done = llmmixer("ask", "hello", "--json", env=server_env(emu))
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

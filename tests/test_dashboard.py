@@ -69,7 +69,10 @@ async def store_deltas(url: str, run_id: str) -> dict[str, str]:
 
 async def test_race_streams_three_columns_and_survives_a_cut_stream(emu: Any, browser: Any, tmp_path: Path) -> None:
     async with Runs(Config(servers=default_servers()), open_store("memory")) as runs:
-        await runs.pool.prepare(["claude", "gpt", "gemini"])
+        # Every server makes one call first: each loads its SDK then, so the race below measures the models.
+        warm = await runs.start_ask("warm-up", models=["claude", "gpt", "gemini"], mode="all")
+        assert await runs.wait(warm, 120)
+        emu.reset()
         for vendor, (ttft, gap) in TIMING.items():
             emu.set_behaviour(vendor, ttft_ms=ttft, inter_token_ms=gap, tokens=TOKENS, reply=REPLIES[vendor])
         app = create_app(runs, runs.store)

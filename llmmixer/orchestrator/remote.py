@@ -18,14 +18,12 @@ from typing import Any
 import httpx2
 
 from ..servers.core.errors import ConnectionFailedError, LLMMixerError, error_from_dict
-from ..servers.core.events import TEXT_EVENT_TYPES
+from ..servers.core.events import LEG_STATUS_AFTER, TEXT_EVENT_TYPES
 from .runtime import RuntimeInfo
 
 __all__ = ["RemoteRuns", "MAX_WAIT_S"]
 
-# A leg's status after each of its events (the run's own snapshot says the same once it ends).
-LEG_STATUS = {"leg.queued": "queued", "leg.started": "running", "leg.first_token": "running", "leg.done": "done",
-              "leg.error": "error", "leg.cancelled": "cancelled", "leg.skipped": "skipped"}
+LEG_STATUS = LEG_STATUS_AFTER
 MAX_WAIT_S = 60.0  # the service answers a ?wait= at most this long; longer waits ask again
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..servers.core.events import TEXT_EVENT_TYPES, Event
+from ..servers.core.events import LEG_ENDS, TEXT_EVENT_TYPES, Event
 
 __all__ = ["compact", "expand", "needs_events", "snapshot", "streamed_text"]
 
@@ -115,13 +115,10 @@ def expand(result: dict[str, Any], events: Sequence[Event]) -> dict[str, Any]:
 def _legs_from(events: Sequence[Event]) -> list[dict[str, Any]]:
     """The legs of a run that never finished: one per source that started or streamed, with its text so far."""
     streamed, _ = streamed_text((e.source, e.data.get("text", "")) for e in events if e.type == "delta")
-    ended = {e.source: e.type for e in events if e.type in ("leg.done", "leg.error", "leg.cancelled")}
+    ended = {e.source: LEG_ENDS[e.type] for e in events if e.type in LEG_ENDS}
     sources = [e.source for e in events if e.type == "leg.started"] + list(streamed)
-    return [{"source": source, "status": _ENDED.get(ended.get(source, ""), "interrupted"),
-             "text": streamed.get(source, "")} for source in dict.fromkeys(sources)]
-
-
-_ENDED = {"leg.done": "done", "leg.error": "error", "leg.cancelled": "cancelled"}
+    return [{"source": source, "status": ended.get(source, "interrupted"), "text": streamed.get(source, "")}
+            for source in dict.fromkeys(sources)]
 
 
 def snapshot(run_id: str, events: Sequence[Event]) -> dict[str, Any]:

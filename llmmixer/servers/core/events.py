@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 __all__ = ["Event", "EventType", "Source", "EVENT_TYPES", "EVENT_TYPE_ORDER", "TEXT_EVENT_TYPES", "TIMELINE_TYPES",
-           "LEG_ENDS"]
+           "LEG_ENDS", "LEG_STATUS_AFTER"]
 
 EventType = Literal[
     "run.started",
@@ -51,6 +51,9 @@ EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPE_ORDER)
 # The types that mark a run's timeline (orchestrator/timeline.py; the dashboard's timeline.js through /api/meta): the
 # run's bounds and each leg's start, first token and end, with the end each leg type stands for.
 LEG_ENDS: dict[str, str] = {"leg.done": "done", "leg.error": "error", "leg.cancelled": "cancelled"}
+# A leg's status after each of its events (a run's own snapshot says the same once it ends).
+LEG_STATUS_AFTER: dict[str, str] = {"leg.queued": "queued", "leg.started": "running", "leg.first_token": "running",
+                                    **LEG_ENDS, "leg.skipped": "skipped"}
 TIMELINE_TYPES: frozenset[str] = frozenset({"run.started", "leg.started", "leg.first_token", "run.done", *LEG_ENDS})
 # The types whose ``data.text`` is streamed output (a model's delta, a terminal's bytes).
 TEXT_EVENT_TYPES: frozenset[str] = frozenset({"delta", "pty.output", "agent.output"})

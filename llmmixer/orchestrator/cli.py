@@ -75,11 +75,11 @@ def _fail_usage(message: str) -> typer.Exit:
 
 
 def _read_prompt(prompt: str | None) -> str:
-    if prompt in (None, "-"):
+    if prompt is None or prompt == "-":
         if sys.stdin.isatty():
             raise _fail_usage("give a prompt, or pipe one on stdin: echo hi | llmmixer ask -")
         prompt = sys.stdin.read()
-    if not prompt.strip():
+    if not prompt or not prompt.strip():
         raise _fail_usage("the prompt is empty")
     return prompt
 
@@ -109,6 +109,12 @@ async def _open_runs(config_path: str | None, store_url: str | None, *, logging_
     except LLMMixerError as error:
         raise _fail_usage(error.message) from error
     return Runs(config, store)
+
+
+def _reasoning_help() -> str:
+    from ..servers.core.capabilities import REASONING_LEVELS
+
+    return " | ".join(REASONING_LEVELS)
 
 
 @app.command()
@@ -160,12 +166,6 @@ def ask(
                                      config))
     code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
-
-
-def _reasoning_help() -> str:
-    from ..servers.core.capabilities import REASONING_LEVELS
-
-    return " | ".join(REASONING_LEVELS)
 
 
 def ask_fields(*, models: str | None = None, mode: str | None = None, model_for: list[str] | None = None,

@@ -52,6 +52,9 @@ class NoRuns:
     async def servers(self) -> list[dict[str, Any]]:
         return []
 
+    def server_statuses(self) -> list[dict[str, Any]]:
+        return []
+
     def check_id(self, run_id: str) -> str:
         self._refuse()
 

@@ -216,9 +216,8 @@ async def list_servers(request: Request) -> Response:
     ``?wait=0`` answers at once with what is known (``starting`` while a server comes up; the dashboard polls);
     without it, every server is checked first."""
     runs = _runs(request)
-    known_now = getattr(runs, "server_statuses", None)  # the service in this process; not a NoRuns
-    if request.query_params.get("wait") == "0" and known_now is not None:
-        statuses = known_now()
+    if request.query_params.get("wait") == "0":
+        statuses = runs.server_statuses()
     else:
         statuses = await runs.servers()
     return JSONResponse({"servers": [{**server_facts(s.get("source") or s["name"]), **s} for s in statuses]})

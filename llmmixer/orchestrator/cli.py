@@ -552,6 +552,9 @@ def agent(
     config: ConfigOpt = None,
     store: StoreOpt = None,
     standalone: StandaloneOpt = False,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="a gateway model for every agent (race/claude,gpt, an alias, a model id): each CLI "
+                              "uses the mixer's own endpoint")] = None,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
@@ -559,7 +562,7 @@ def agent(
     from .requests import AgentRequest
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
-                                                  timeout=timeout, apply=apply, keep=keep))
+                                                  timeout=timeout, apply=apply, keep=keep, model=model))
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
@@ -581,16 +584,25 @@ def agent(
 
 def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
                  cwd: str | None = None, timeout: float | None = None, apply: bool = False,
-                 keep: bool | None = None) -> dict[str, Any]:
+                 keep: bool | None = None, model: str | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
     return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
-            "apply": apply, "keep": keep}
+            "apply": apply, "keep": keep, "model": model}
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
+    import contextlib
+    import secrets
+
     from .agents.view import follow_agents
 
-    async with await _open_runs(config, store) as runs:
+    async with await _open_runs(config, store) as runs, contextlib.AsyncExitStack() as stack:
+        if request.model is not None:
+            # No resident service: this process serves the gateway on loopback for the agents' run.
+            from .web.app import create_app, running
+
+            await stack.enter_async_context(running(create_app(runs, runs.store,
+                                                               token=secrets.token_urlsafe(24))))
         run_id = await runs.start(request)
         final = await follow_agents(runs, run_id)
     return _report_agents(final, as_json)

@@ -146,6 +146,9 @@ class AgentRequest(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)  # seconds each agent may run
     apply: bool = False  # apply the winner's diff to the repository
     keep: bool | None = Field(default=None, description="keep each leg as a branch (all mode: on)")
+    model: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="a gateway model for every agent (race/claude,gpt): each CLI then uses "
+                                          "the service's own endpoint (orchestrator/gateway)")
 
     @property
     def keeps(self) -> bool:

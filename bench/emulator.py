@@ -21,16 +21,16 @@ def emulator_process(pin: bool = False, tls: bool = False) -> Iterator[EmulatorC
     with ``tls``, over https from a local authority that the client and ``env`` (``SSL_CERT_FILE``) trust."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llmmixer.servers.emulators", "--port", str(port),
-                             *(["--tls"] if tls else [])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if tls else subprocess.DEVNULL, text=True)
+                             "--profile", "flat", *(["--tls"] if tls else [])],
+                            stdout=subprocess.PIPE if tls else subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     ca_file = None
     if tls:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # the exports it prints first: the authority's PEM among them
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the exports it prints first: the authority's PEM among them
             if line.startswith("export SSL_CERT_FILE="):
                 ca_file = line.strip().split("=", 1)[1]
                 break
-        proc.stderr.close()
+        proc.stdout.close()
     ours = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     pinned = pin and len(ours) >= 2
     try:

@@ -112,3 +112,25 @@ def test_agent_task_still_starts_a_run(repo: Path) -> None:
     assert done.returncode == 2 and "--check" in done.stderr
     helped = subprocess.run([LLMMIXER, "agent", "--help"], capture_output=True, text=True, timeout=60)
     assert all(word in helped.stdout for word in ("show", "apply", "prune", "run"))
+
+
+def test_worktreeinclude_brings_only_the_ignored_files_it_names(repo: Path, tmp_path: Path) -> None:
+    from llmmixer.orchestrator.agents.bootstrap import bring_included
+
+    (repo / ".gitignore").write_text(".env\n*.log\nnode_modules/\n")
+    (repo / ".worktreeinclude").write_text(".env\nconfig/local.json\n")
+    git(repo, "add", ".gitignore", ".worktreeinclude")
+    git(repo, "commit", "-qm", "ignore")
+    (repo / ".env").write_text("TOKEN=abc\n")
+    (repo / "debug.log").write_text("noise\n")  # ignored, but not named: stays behind
+    (repo / "notes.txt").write_text("untracked, not ignored\n")  # not ignored: stays behind
+
+    async def go() -> tuple[list[str], Path]:
+        found = repo_root(repo)
+        tree = await add_worktree(found, tmp_path / "legs" / "codex")
+        return await bring_included(found, tree.work), tree.work
+
+    copied, work = anyio.run(go)
+    assert copied == [".env"]
+    assert (work / ".env").read_text() == "TOKEN=abc\n"
+    assert not (work / "debug.log").exists() and not (work / "notes.txt").exists()

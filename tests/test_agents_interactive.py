@@ -80,7 +80,8 @@ async def test_an_interactive_start_answers_first_run_prompts_and_shows_the_answ
     rules, idle = FIRST_RUN[agent]
     params = StdioServerParameters(command=world.ns.exec_prefix[0],
                                    args=[*world.ns.exec_prefix[1:], sys.executable, "-m",
-                                         "llmmixer.servers.pty_runner"], env=world.env())
+                                         "llmmixer.servers.pty_runner"], env=world.env(),
+                                   cwd=str(tmp_path))  # the runner's roots: where the legs live
     try:
         with anyio.fail_after(480):
             async with Client(params) as client:

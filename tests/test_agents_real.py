@@ -183,3 +183,28 @@ def test_every_candidate_is_kept_passed_or_failed(agent_world: AgentWorld, tmp_p
     applied = world.llmmixer("agent", "apply", result["run_id"], "codex", cwd=repo)
     assert applied.returncode == 0, applied.stderr
     assert (repo / "extra.txt").read_text() == "extra\n" and (repo / "edit.txt").read_text() == "new\n"
+
+
+def test_worktrees_build_with_worktreeinclude_and_setup(agent_world: AgentWorld, tmp_path: Path) -> None:
+    """The check needs a git-ignored .env (brought by .worktreeinclude) and a file the --setup step makes."""
+    world = agent_world
+    world.reset()
+    for agent, vendor in VENDOR_OF.items():
+        world.emulator.set_script(vendor, shell_turns(agent, TASK_COMMAND))
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".gitignore").write_text(".env\nbuild/\n")
+    (repo / ".worktreeinclude").write_text(".env\n")
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-C", str(repo), "add", "."],
+                   check=True)
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-C", str(repo), "commit", "-qm",
+                    "ignores"], check=True)
+    (repo / ".env").write_text("SECRET_VALUE=ok\n")
+    check = f"grep -qx SECRET_VALUE=ok .env && test -f build/ready && {CHECK}"
+    done = world.llmmixer("agent", "Create created.txt and change old to new in edit.txt.", "--check", check,
+                          "--setup", "mkdir -p build && touch build/ready", "--mode", "all", "--json", cwd=repo)
+    result = json.loads(done.stdout)
+    legs = {leg["agent"]: leg for leg in result["legs"]}
+    for agent, leg in legs.items():
+        assert leg["check"]["passed"] is True, (agent, leg["check"])
+        assert leg["included"] == [".env"] and leg["setup"]["exit_code"] == 0
+        assert ".env" not in leg["diff"] and "build/" not in leg["diff"]  # ignored files stay out of the diff

@@ -92,8 +92,8 @@ def test_demo_runs_with_no_key_and_no_config(tmp_path):
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["winner"] == "claude"
-    assert sorted(result["upstream_close_ms"]) == ["gemini", "gpt"]
+    assert result["winner"] in ("claude", "gpt", "gemini")
+    assert sorted(result["upstream_close_ms"]) == sorted({"claude", "gpt", "gemini"} - {result["winner"]})
 
 
 def test_run_streams_output_and_passes_the_exit_code_through(tmp_path):
@@ -116,10 +116,11 @@ def test_run_refused_by_policy_is_a_policy_error(tmp_path):
 def test_servers_reports_each_server_and_its_tools(tmp_path):
     done = subprocess.run([LLMMIXER, "servers", "--json"], capture_output=True, text=True,
                           env=server_env(None, keys=False), timeout=60, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # started, but no model server has its key (test_traps.py)
     servers = {s["name"]: s for s in json.loads(done.stdout)}
     assert set(servers) == {"claude", "gpt", "gemini", "pty"}
     assert all(s["status"] == "ready" and s["transport"] == "stdio" for s in servers.values())
+    assert [servers[name]["key_set"] for name in ("claude", "gpt", "gemini")] == [False, False, False]
     assert {"generate", "list_models"} <= set(servers["claude"]["tools"])
     assert {"run", "start", "send", "read", "wait", "kill"} <= set(servers["pty"]["tools"])
     from llmmixer.servers.pty_runner.sandbox import probe

@@ -109,7 +109,7 @@ async def test_the_agent_diff_never_runs_git_in_the_agents_tree(tmp_path: Path) 
     diff = await worktree_diff(tree)
     assert not marker.exists()  # no fsmonitor, no hook: the planted git directory was never used
     assert "+new" in diff and "+created" in diff and "edit.txt" in diff
-    assert "fsmonitor" not in diff or "evil.git" in diff  # the planted files are just files of the tree
+    assert "evil.git/config" in diff  # the planted git directory is just files of the tree, shown as such
     await remove_worktree(tree)
     assert not marker.exists() and not tree.work.exists()
     listing = subprocess.run(["git", "-C", str(user_repo), "worktree", "list", "--porcelain"], capture_output=True,
@@ -376,3 +376,24 @@ async def test_the_orchestrators_run_tool_refuses_a_cwd_outside_the_roots(emu: A
             error = error_of(await client.call_tool("run_command", arguments))
             assert error["kind"] == "policy" and "roots" in error["message"], error
     assert outside.read_text() == "keep me"
+
+
+@sandboxed
+@BACKENDS
+async def test_a_planted_guard_is_found_out_and_rebuilt(work: Path, backend: str) -> None:
+    """A guard in the cache replaced by the real ``rm`` (as a command that could write the cache did): the next
+    runner checks every guard against its hash before use, so ``rm`` is still refused."""
+    from llmmixer.servers.core.workspace import guard_cache_dir
+
+    first = await runner_for(work, backend=backend).run("rm x")
+    assert first.refused and (work / "x").exists(), first.output
+    real_rm = Path(os.path.realpath(shutil.which("rm") or "/bin/rm")).read_bytes()
+    planted = [p for p in guard_cache_dir().iterdir() if p.name.startswith(("refuse-rm-", "guard-"))
+               and not p.name.endswith(".sha256")]
+    assert planted
+    for path in planted:
+        path.chmod(0o755)
+        path.write_bytes(real_rm)
+    again = await runner_for(work, backend=backend).run("rm x")
+    assert (work / "x").read_text() == "precious", again.output
+    assert again.refused and again.refused[0]["rule"] == "deny: rm", again.output

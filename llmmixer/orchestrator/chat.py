@@ -1,8 +1,8 @@
 """``llmmixer chat``: an interactive loop over one conversation, with the same live panels as ``ask``.
 
 Each line typed is one ask in the conversation (the first starts it, unless ``-c``/``--cid`` continues one); the
-models see the thread so far. ``exit``, ``quit`` or end of input (Ctrl-D) ends the loop; Ctrl-C ends it at once
-(the answer being streamed is cancelled with every leg, as for ``ask``).
+models see the thread so far. Ctrl-C while an answer streams stops that answer (every leg is cancelled, the text
+stays on screen) and the chat goes on; ``exit``, ``quit``, end of input (Ctrl-D) or Ctrl-C at the prompt leaves.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import anyio
-import anyio.to_thread
-
 from ..servers.core.errors import LLMMixerError
 from .asking import AskOptions
+from .ctrl_c import read_line
 from .live import follow_ask
 
 if TYPE_CHECKING:
@@ -45,11 +43,15 @@ async def run_chat(runs: Runs | RemoteRuns, options: AskOptions,
     one ask (in this process, or on the resident service)."""
     interactive = sys.stdin.isatty()
     if interactive:
-        sys.stdout.write("Chatting: type a message; 'exit' or Ctrl-D to leave.\n")
+        sys.stdout.write("Chatting: type a message; Ctrl-C stops an answer; 'exit', Ctrl-D or Ctrl-C here leaves.\n")
     code = 0
     while True:
-        line = await anyio.to_thread.run_sync(_read_line, "> " if interactive else "")
-        if line is None or line.strip().lower() in EXIT_WORDS:
+        line = await read_line("> " if interactive else "", _read_line)
+        if line is None:
+            if interactive:
+                sys.stdout.write("\n")
+            break
+        if line.strip().lower() in EXIT_WORDS:
             break
         if not line.strip():
             continue
@@ -60,7 +62,7 @@ async def run_chat(runs: Runs | RemoteRuns, options: AskOptions,
             code = 1
             continue
         final = await follow_ask(runs, run_id, live=True)
-        code = 0 if final.get("status") == "done" else 1
+        code = 0 if final.get("status") == "done" or final.get("interrupted") else 1
         if final.get("conversation_id"):
             options = replace(options, fields={**options.fields, "continue_latest": False,
                                                "conversation_id": final["conversation_id"]})

@@ -147,6 +147,9 @@ def ask(
     text = _read_prompt(prompt)
     if continue_ and cid:
         raise _fail_usage("give -c (the latest conversation) or --cid ID, not both")
+    if data_only and schema is None:
+        raise _fail_usage("--data prints the typed answer of --schema: give --schema too (e.g. --schema 'name, "
+                          "age int'), or use --json for the whole result")
     options = AskOptions(fields=ask_fields(models=models, mode=mode, model_for=model_for, system=system,
                                            aggregator=aggregator, rounds=rounds, min_answers=min_answers,
                                            deadline=deadline, reasoning=reasoning, max_tokens=max_tokens,
@@ -248,6 +251,8 @@ def _report_ask(final: dict[str, Any], output: str) -> int:
             typer.echo("error: no typed answer (give --schema, and see the legs' errors with --json)", err=True)
             return EXIT_FAILED
         typer.echo(json.dumps(final["data"], ensure_ascii=False, indent=2))
+    if final.get("interrupted"):
+        return EXIT_INTERRUPTED
     return EXIT_OK if final.get("status") == "done" else EXIT_FAILED
 
 
@@ -548,6 +553,8 @@ def agent(
     apply: Annotated[bool, typer.Option("--apply", help="apply the winner's diff to this tree")] = False,
     keep: Annotated[bool | None, typer.Option("--keep/--no-keep", help="keep every leg as a branch "
                                               "llmmixer/RUN/AGENT (default: in all mode)")] = None,
+    setup: Annotated[str | None, typer.Option("--setup", help="shell command run in each worktree, in its sandbox, "
+                                              "before the agent (e.g. npm ci)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -562,7 +569,8 @@ def agent(
     from .requests import AgentRequest
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
-                                                  timeout=timeout, apply=apply, keep=keep, model=model))
+                                                  timeout=timeout, apply=apply, keep=keep, setup=setup,
+                                                  model=model))
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
@@ -584,10 +592,10 @@ def agent(
 
 def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
                  cwd: str | None = None, timeout: float | None = None, apply: bool = False,
-                 keep: bool | None = None, model: str | None = None) -> dict[str, Any]:
+                 keep: bool | None = None, setup: str | None = None, model: str | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
     return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
-            "apply": apply, "keep": keep, "model": model}
+            "apply": apply, "keep": keep, "setup": setup, "model": model}
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
@@ -644,14 +652,25 @@ async def _servers(config: str | None, as_json: bool, service: RuntimeInfo | Non
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("server", "transport", "status", "tools", "latency ms", "info", "error", "cooling down until")
+        table = Table("server", "transport", "status", "key", "endpoint", "tools", "latency ms", "info", "error",
+                      "cooling down until")
         for s in statuses:
             cooling = f"{s['cooling_until']} ({s['cooldown_reason']})" if s.get("cooling_until") else ""
-            table.add_row(s["name"], s["transport"], s["status"], ", ".join(s["tools"]),
-                          "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
+            key = s.get("key_var") or ""
+            if s.get("key_set") is False:
+                key = f"{key} (not set)"
+            table.add_row(s["name"], s["transport"], _server_state(s), key, s.get("endpoint") or "",
+                          ", ".join(s["tools"]), "" if s["last_latency_ms"] is None else f"{s['last_latency_ms']:.1f}",
                           s.get("info") or "", s["last_error"] or "", cooling)
         Console().print(table)
-    return EXIT_OK if all(s["status"] == "ready" for s in statuses) else EXIT_FAILED
+    return EXIT_OK if all(_server_state(s) == "ready" for s in statuses) else EXIT_FAILED
+
+
+def _server_state(status: dict[str, Any]) -> str:
+    """A model server that started but has no key cannot answer: ``no key``, not ``ready``."""
+    if status["status"] == "ready" and status.get("key_set") is False:
+        return "no key"
+    return str(status["status"])
 
 
 @app.command()
@@ -659,6 +678,7 @@ def demo(
     prompt: Annotated[str, typer.Argument()] = "Say hello in three languages.",
     mode: Annotated[str, typer.Option(help=modes_help())] = DEFAULT_MODE,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    seed: Annotated[int | None, typer.Option(help="seed the emulators' jitter: the same seed, the same race")] = None,
 ) -> None:
     """Race Claude, GPT and Gemini against the bundled vendor emulators: no API key, no network.
 
@@ -669,7 +689,15 @@ def demo(
         raise typer.Exit(_run_async(run_agents_demo(as_json)))
     from .demo import run_demo
 
-    raise typer.Exit(_run_async(run_demo(prompt, mode, as_json)))
+    raise typer.Exit(_run_async(run_demo(prompt, mode, as_json, seed)))
+
+
+@app.command(context_settings=PASSTHROUGH, add_help_option=False)
+def emulators(ctx: typer.Context) -> None:
+    """Serve fake Anthropic, OpenAI and Gemini APIs here; print the export lines (dummy keys too). --help for flags."""
+    from ..servers.emulators.__main__ import main as emulators_main
+
+    raise typer.Exit(emulators_main(ctx.args))
 
 
 @app.command()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import shlex
 import shutil
@@ -254,7 +255,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(outcome.describe(len(entries), "Claude Desktop"))
+    left = _placeholders_in(outcome.path, entries)
+    if left:
+        print(f"note: {', '.join(left)} {'is' if len(left) == 1 else 'are'} written as ${{NAME}} placeholders, which "
+              f"the host passes on as they are: put each key into {outcome.path}, or rerun with --with-env to copy "
+              "them from this shell", file=sys.stderr)
     return 0
+
+
+def _placeholders_in(path: str | Path, entries: dict[str, Any]) -> list[str]:
+    """The variables still written as ``${NAME}`` in the file's entries for ``entries`` (a key the user typed into an
+    existing entry was kept, so the file is read back)."""
+    try:
+        servers = json.loads(Path(path).read_text(encoding="utf-8")).get("mcpServers", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return sorted({name for server in entries for name, value in (servers.get(server, {}).get("env") or {}).items()
+                   if is_placeholder(value)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,7 +63,7 @@ async def list_logs(url: str, *, count: int, as_json: bool, query: str | None, c
         return EXIT_OK
     if not records:
         where = "" if url.startswith(("sqlite", "redis")) else " (the memory store keeps nothing between commands)"
-        sys.stdout.write(f"no runs in {url}{where}\n")
+        sys.stdout.write(f"no runs in {store.url}{where}\n")  # the store's own: its password hidden
         return EXIT_OK
     for record in records:
         line = history.summary(record)

@@ -31,6 +31,7 @@ from ..servers.core.events import EventType
 from ..servers.core.messages import ToolCall, ToolCallDelta, read_progress
 from ..servers.core.results import result_payload
 from .cooldown import Cooldowns
+from .legs import parse_leg, server_of
 from .modes import COMBINING_MODES, MODES, SKIPPING_MODES
 from .statuses import LegStatus
 from .pool import CallState, ServerPool
@@ -216,9 +217,13 @@ class Mixer:
         strategy = strategy_for(mode)  # raises InvalidInputError for a mode that is not one
         if not sources:
             raise InvalidInputError("no models to ask")
-        await self.pool.prepare(sources)
+        await self.pool.prepare([server_of(source) for source in sources])
         models = {**self.model_for, **(model_for or {})}
-        legs = [Leg(source=source, requested_model=models.get(source)) for source in sources]
+        legs = []
+        for source in sources:  # a leg name: a server, SERVER:MODEL, or either with #N (see legs.py)
+            server, model = parse_leg(source)
+            legs.append(Leg(source=source, server=server if server != source else None,
+                            requested_model=model or models.get(source) or models.get(server)))
         started = time.perf_counter()
         if result is None:
             result = MixResult(mode=mode, legs=legs)

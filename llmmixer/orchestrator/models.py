@@ -106,7 +106,7 @@ async def resolve_model_ids(runs: Runs, wanted: list[str]) -> list[tuple[str, st
     """``[(source, model id)]`` for model ids or aliases, each on the server that lists it (see the module doc).
 
     Raises:
-        InvalidInputError: a model no server lists, or two models on one server (a run has one leg per server).
+        InvalidInputError: a model no server lists.
         AuthError: the model's server has no API key (the message names the variable).
     """
     from .model_cache import cached_listings, missing_key
@@ -125,10 +125,7 @@ async def resolve_model_ids(runs: Runs, wanted: list[str]) -> list[tuple[str, st
             failed = [listing["source"] for listing in listings if listing["error"]]
             hint = f" ({', '.join(failed)} could not list models)" if failed else ""
             raise InvalidInputError(f"unknown model {name!r}{hint}; `llmmixer models` lists them, e.g. {known}")
-        source, model = hit
-        if any(source == s for s, _ in chosen):
-            raise InvalidInputError(f"-m {name}: {source} already runs {dict(chosen)[source]} in this run; one model "
-                                    "per server")
+        source, model = hit  # two models of one server: a leg each (legs.py)
         variable = missing_key(runs.config.server_for(source))
         if variable is not None:
             raise AuthError(f"-m {name}: the {source} server has no API key; set {variable}")

@@ -35,7 +35,7 @@ import anyio.abc
 from ..servers.core.errors import (ConnectionError_, ConnectTimeoutError, LLMMixerError, RateLimitError,
                                    UnavailableError)
 from .statuses import ServerState
-from .config import Config, ServerSpec
+from .config import Config, ServerSpec, manifest_for
 
 __all__ = ["ServerPool", "ServerStatus", "ProgressCallback", "Admission", "CallState"]
 
@@ -89,9 +89,28 @@ class ServerStatus:
     max_concurrency: int = 0
     max_queue: int = 0
     info: str | None = None  # the server's own "Status: ..." line from its instructions (e.g. the PTY sandbox)
+    # Which key variable the server reads (a name, never a value), whether the orchestrator passes it one (None:
+    # not known here, e.g. a server someone else runs), and the vendor endpoint it calls.
+    key_var: str | None = None
+    key_set: bool | None = None
+    endpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _key_and_endpoint(spec: ServerSpec) -> dict[str, Any]:
+    """What ``llmmixer servers`` shows of a model server's configuration: its key variable's name and whether it is
+    set in what the server is launched with, and the endpoint it calls (its base-URL variable, else the vendor's)."""
+    manifest = manifest_for(spec.source)
+    if manifest is None or not manifest.key_vars:
+        return {}
+    if spec.url:  # someone else runs it, with keys of its own
+        return {"key_var": manifest.key_vars[0], "key_set": None, "endpoint": None}
+    env = spec.child_env()
+    endpoint = env.get(manifest.base_url_var) if manifest.base_url_var else None
+    return {"key_var": manifest.key_vars[0], "key_set": any(env.get(var) for var in manifest.key_vars),
+            "endpoint": endpoint or "the vendor's default"}
 
 
 class _Connection:
@@ -214,7 +233,7 @@ class _Connection:
                             calls=self.calls, failures=self.failures, last_error=self.last_error,
                             active=self.active, queued=max(self.admitted, self.waiting),
                             max_concurrency=self.spec.max_concurrency, max_queue=self.spec.max_queue,
-                            info=self.info)
+                            info=self.info, **_key_and_endpoint(self.spec))
 
     @property
     def capacity(self) -> int:

@@ -23,6 +23,9 @@ from .runtime import RuntimeInfo
 
 __all__ = ["RemoteRuns", "MAX_WAIT_S"]
 
+# A leg's status after each of its events (the run's own snapshot says the same once it ends).
+LEG_STATUS = {"leg.queued": "queued", "leg.started": "running", "leg.first_token": "running", "leg.done": "done",
+              "leg.error": "error", "leg.cancelled": "cancelled", "leg.skipped": "skipped"}
 MAX_WAIT_S = 60.0  # the service answers a ?wait= at most this long; longer waits ask again
 
 
@@ -100,6 +103,18 @@ class RemoteRuns:
         async for event in self.events(run_id):
             if event["type"] in TEXT_EVENT_TYPES:
                 yield event["source"], event["data"].get("text", "")
+
+    async def follow(self, run_id: str) -> AsyncIterator[tuple[list[tuple[str, str]], dict[str, str]]]:
+        """At each event of the run: its text deltas (if any) and each leg's status so far, as ``Runs.follow``."""
+        statuses: dict[str, str] = {}
+        async for event in self.events(run_id):
+            fresh = []
+            if event["type"] in TEXT_EVENT_TYPES:
+                fresh.append((event["source"], event["data"].get("text", "")))
+            status = LEG_STATUS.get(event["type"])
+            if status is not None:
+                statuses[event["source"]] = status
+            yield fresh, dict(statuses)
 
     async def events(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
         """The run's events from its first (``/events?run=ID`` replays what came before), until ``run.done``."""

@@ -146,6 +146,8 @@ class AgentRequest(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)  # seconds each agent may run
     apply: bool = False  # apply the winner's diff to the repository
     keep: bool | None = Field(default=None, description="keep each leg as a branch (all mode: on)")
+    setup: str | None = Field(default=None, max_length=MAX_COMMAND_CHARS,
+                              description="shell command run in each worktree, in its sandbox, before the agent")
     model: str | None = Field(default=None, min_length=1, max_length=1000,
                               description="a gateway model for every agent (race/claude,gpt): each CLI then uses "
                                           "the service's own endpoint (orchestrator/gateway)")

@@ -52,6 +52,7 @@ from . import costcap, history, run_record, stats, timeline
 from .costcap import SpendMeter
 from .config import Config
 from .cooldown import Cooldowns, default_path
+from .legs import name_legs, parse_leg, server_of
 from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
@@ -207,7 +208,6 @@ class Runs:
             text = data.get("text", "")
             state.deltas.append((source, text))
             state.chars += len(text)
-            state.touch()
         else:
             data = run_record.compact(type_, source, data, state.deltas)
         event = Event(run=state.run_id, source=source, type=type_, data=data)
@@ -220,6 +220,7 @@ class Runs:
             log.info("run %s crossed its cost cap ($%s): cancelling its remaining legs", state.run_id,
                      state.spend.max_cost_usd)
             state.scope.cancel()
+        state.touch()  # deltas and status changes alike wake whoever follows the run
 
     # -- starting runs ------------------------------------------------------------------------------------------------
 
@@ -261,11 +262,12 @@ class Runs:
             return chosen
         if isinstance(models, str):
             models = [m.strip() for m in models.split(",") if m.strip()]
-        unknown = [m for m in models if m not in available]
+        specs = [parse_leg(m) for m in models]
+        unknown = [m for m, (server, _) in zip(models, specs) if server not in available]
         if unknown:
             raise InvalidInputError(f"unknown model server(s) {', '.join(unknown)}; available: "
-                                    f"{', '.join(available)}")
-        return list(models)
+                                    f"{', '.join(available)} (a server may be written SERVER:MODEL, e.g. gpt:gpt-5)")
+        return name_legs(specs)  # one server twice: legs told apart (gpt:gpt-5, gpt:gpt-5-mini; claude#1, claude#2)
 
     async def start(self, request: RunRequest) -> str:
         """Start the run ``request`` describes (an ask, a command, coding agents); its run id at once.
@@ -322,7 +324,8 @@ class Runs:
                                                                      for m in [*thread, *messages])
         await self._check_cost(prompt_chars, sources, model_for or {}, request.max_tokens, request.max_cost_usd)
         self._check_store()
-        admission = self.pool.admit(sources)  # RateLimitError (HTTP 429) when a server's queue is full
+        # RateLimitError (HTTP 429) when a server's queue is full; a leg holds a place on its server (legs.py)
+        admission = self.pool.admit([server_of(source) for source in sources])
         prompt = request.prompt
         arguments: dict[str, Any] = {"prompt": prompt}
         tools = [tool.model_dump(mode="json", exclude_none=True) for tool in request.tools or ()] or None
@@ -370,8 +373,12 @@ class Runs:
             from .models import resolve_model_ids
 
             chosen = await resolve_model_ids(self, request.model_ids)
-            update["models"] = [source for source, _ in chosen]
-            update["model_for"] = {**(request.model_for or {}), **dict(chosen)}
+            servers = [source for source, _ in chosen]
+            if len(set(servers)) == len(servers):
+                update["models"] = servers
+                update["model_for"] = {**(request.model_for or {}), **dict(chosen)}
+            else:  # two models of one server: a leg each, named SERVER:MODEL (legs.py)
+                update["models"] = [f"{source}:{model}" for source, model in chosen]
         return request.model_copy(update=update) if update else request
 
     @staticmethod
@@ -449,8 +456,11 @@ class Runs:
         budget = self.config.settings.budget
         if max_cost_usd is None and budget is None:
             return
-        models = [model_for.get(s) or self.mixer.model_for.get(s) or self.pool.default_model(s)
-                  or getattr(manifest_for(s), "default_model", None) for s in sources]
+        models = []
+        for source in sources:  # a leg name: its own model, else the server's (legs.py)
+            server, model = parse_leg(source)
+            models.append(model or model_for.get(source) or model_for.get(server) or self.mixer.model_for.get(server)
+                          or self.pool.default_model(server) or getattr(manifest_for(server), "default_model", None))
         estimate = costcap.estimate_usd(prompt_chars, models, max_tokens, dict(self.config.settings.prices))
         if max_cost_usd is not None and estimate > max_cost_usd:
             raise BudgetError(f"this run would cost at least ${estimate:.6f} ({len(sources)} legs, their prompts"
@@ -692,6 +702,22 @@ class Runs:
             while index < len(state.deltas):
                 yield state.deltas[index]
                 index += 1
+            if state.finished.is_set():
+                return
+            await changed.wait()
+
+    async def follow(self, run_id: str) -> AsyncIterator[tuple[list[tuple[str, str]], dict[str, str]]]:
+        """At each change of a run held here: the ``(source, text)`` deltas since the previous step, and each leg's
+        status now (``queued``, ``running``, ``done``, ``cancelled``...); ends when the run ends."""
+        state = self._runs.get(run_id)
+        if state is None:
+            return
+        index = 0
+        while True:
+            changed = state.next_change()
+            fresh = state.deltas[index:]
+            index += len(fresh)
+            yield fresh, {leg.source: leg.status for leg in (state.mix.legs if state.mix else [])}
             if state.finished.is_set():
                 return
             await changed.wait()

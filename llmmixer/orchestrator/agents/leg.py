@@ -23,7 +23,7 @@ from .base import AgentCLI, StreamReport
 from .launch import LegLayout, Redactor
 from .spec import AgentSpec
 
-__all__ = ["AgentLeg", "run_cli", "run_check", "Emit", "TAIL_CHARS"]
+__all__ = ["AgentLeg", "run_cli", "run_check", "Emit", "TAIL_CHARS", "strip_ansi"]
 
 Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 TAIL_CHARS = 4000
@@ -44,6 +44,8 @@ class AgentLeg:
     check: dict[str, Any] | None = None
     diff: str | None = None
     kept: dict[str, Any] | None = None  # its commit and stat, and the branch when kept (candidates.py)
+    setup: dict[str, Any] | None = None  # the --setup command's outcome (bootstrap.py)
+    included: list[str] = field(default_factory=list)  # files .worktreeinclude brought into its worktree
     error: dict[str, Any] | None = None
     files_changed: list[str] = field(default_factory=list)
     stop_requested_at: float | None = None
@@ -68,7 +70,8 @@ class AgentLeg:
                 "exit_code": self.exit_code, "timed_out": self.timed_out, "model": report.model,
                 "usage": report.usage or None, "cost_usd": report.cost_usd, "text": report.text,
                 "check": self.check, "files_changed": self.files_changed, "error": self.error,
-                "stopped_ms": self.stopped_ms, "diff": self.diff, "kept": self.kept}
+                "stopped_ms": self.stopped_ms, "diff": self.diff, "kept": self.kept, "setup": self.setup,
+                "included": self.included}
 
 
 class _Lines:
@@ -102,6 +105,10 @@ def _handle_line(leg: AgentLeg, raw: str, emit: Emit, redact: Redactor) -> None:
         if type_ == "agent.file_changed" and data.get("path") and data["path"] not in leg.files_changed:
             leg.files_changed.append(data["path"])
         emit(type_, leg.name, data)
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
 
 
 def _error_of(payload: dict[str, Any]) -> dict[str, Any]:

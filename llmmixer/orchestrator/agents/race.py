@@ -30,6 +30,7 @@ from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, leg_environm
 from .leg import AgentLeg, Emit, missing_key, run_check, run_cli
 from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
+from .bootstrap import bring_included, run_setup
 from .candidates import forget_leg, keep_leg, leg_diff
 from .worktree import Repo, Worktree, add_worktree, apply_diff, remove_worktree, repo_root
 
@@ -135,6 +136,9 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                     raise missing_key(adapter)
                 binary = find_command(spec)
                 tree = await add_worktree(run.repo, leg.layout.work)
+                leg.included = await bring_included(run.repo, tree.work)
+                if request.setup:
+                    await run_setup(leg, pool, request.setup, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
                 base_url = endpoint_for(adapter, spec)
                 prepare_home(adapter, spec, leg.layout, base_url=base_url)
                 command = shell_command(adapter, spec, leg.layout, binary=binary, task=request.task)

@@ -123,9 +123,16 @@ def serve(
 
     try:
         anyio.run(serve_async, server, args)
+    except KeyboardInterrupt:  # Ctrl-C on a server run by hand: it has shut down cleanly; no traceback
+        if args.transport != "stdio":
+            sys.stderr.write(f"{_name()}: stopped\n")
     finally:
         if on_shutdown is not None:
             on_shutdown()
+
+
+def _name() -> str:
+    return os.path.basename(sys.argv[0]) or "llmmixer"
 
 
 def exit_at_once(code: int = 0) -> NoReturn:
@@ -167,19 +174,33 @@ async def serve_async(server: MCPServer, args: argparse.Namespace, *, stop: anyi
     except BindRefused as exc:
         sys.stderr.write(f"{exc}\n")
         raise SystemExit(2) from None
+    import anyio
     import uvicorn
 
     http = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
-    if stop is None:
-        await http.serve()
-        return
-    import anyio
+    done = anyio.Event()
+
+    async def run() -> None:
+        try:
+            await http.serve()
+        finally:
+            done.set()
 
     async with anyio.create_task_group() as tg:
-        async def stop_when_told() -> None:
-            await stop.wait()
-            http.should_exit = True
+        if stop is not None:
+            async def stop_when_told() -> None:
+                await stop.wait()
+                http.should_exit = True
 
-        tg.start_soon(stop_when_told)
-        await http.serve()
+            tg.start_soon(stop_when_told)
+        tg.start_soon(run)
+        with anyio.move_on_after(120):  # uvicorn has no "listening" event: look until it says so, or gives up
+            while not (http.started or done.is_set()):
+                await anyio.sleep(0.02)
+        if http.started:  # said once it listens (and handles Ctrl-C itself), not before
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            sys.stderr.write(f"{_name()}: MCP over Streamable HTTP at http://{host}:{args.port}/mcp"
+                             f"{' (bearer token required)' if token else ''}; Ctrl-C stops it\n")
+            sys.stderr.flush()
+        await done.wait()
         tg.cancel_scope.cancel()

@@ -158,7 +158,7 @@ def _reply_text(behaviour: Behaviour, body: dict[str, Any]) -> str:
         return behaviour.reply
     value = behaviour.reply_json
     if value is None:
-        value = example_for_schema(output_format.get("schema"))
+        value = example_for_schema(output_format.get("schema"), plausible=behaviour.plausible)
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -36,6 +36,7 @@ class Behaviour(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ttft_ms: float = 0.0
+    ttft_jitter_ms: float = Field(default=0.0, ge=0.0, description="the first token comes up to this much sooner or later")
     inter_token_ms: float = 0.0
     # Heavy tail: this fraction of requests waits slow_ttft_ms instead of ttft_ms.
     slow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -57,10 +58,13 @@ class Behaviour(BaseModel):
     split_utf8: bool = True
     stop_reason: str | None = None
     input_tokens: int | None = None
+    # A typed answer with varied, plausible values (a judge's scores and reason) instead of the smallest valid one.
+    plausible: bool = False
 
     def first_token_delay_s(self, rng: random.Random) -> float:
         slow = self.slow_fraction > 0 and rng.random() < self.slow_fraction
-        return (self.slow_ttft_ms if slow else self.ttft_ms) / 1000
+        jitter = rng.uniform(-self.ttft_jitter_ms, self.ttft_jitter_ms) if self.ttft_jitter_ms else 0.0
+        return max(0.0, (self.slow_ttft_ms if slow else self.ttft_ms) + jitter) / 1000
 
 
 def split_tokens(text: str, count: int | None = None) -> list[str]:

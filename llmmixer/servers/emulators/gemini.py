@@ -187,7 +187,7 @@ def _reply_text(behaviour: Behaviour, body: dict[str, Any]) -> str:
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
     if (schema is None and config.get("responseMimeType") != "application/json") or behaviour.ignore_schema:
         return behaviour.reply
-    value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {})
+    value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {}, plausible=behaviour.plausible)
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -228,7 +228,7 @@ class _Reply:
         self.created = CREATED
         wants_json, schema = _requested_schema(body, api)
         if wants_json and not behaviour.ignore_schema:
-            value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {})
+            value = behaviour.reply_json if behaviour.reply_json is not None else example_for_schema(schema or {}, plausible=behaviour.plausible)
             text = json.dumps(value, ensure_ascii=False)
         else:
             text = behaviour.reply

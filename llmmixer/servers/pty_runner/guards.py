@@ -170,12 +170,13 @@ def _compile(source: bytes) -> bytes:
         src = os.path.join(work, "guard.c")
         Path(src).write_bytes(source)
         out = os.path.join(work, "guard")
-        for flags in (["-static", "-O2", "-s"], ["-O2", "-s"]):  # static where libc.a exists
-            done = subprocess.run([cc, *flags, "-o", out, src], capture_output=True, text=True, check=False)
-            if done.returncode == 0:
-                break
-        else:
-            raise UnavailableError(f"could not build the exec-time guard with {cc}: {done.stderr.strip()[-500:]}")
+        # Static only: a dynamically linked guard would load what LD_PRELOAD names, inside the one process the
+        # runner trusts to ask.
+        done = subprocess.run([cc, "-static", "-O2", "-s", "-o", out, src], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            raise UnavailableError(f"could not build the exec-time guard (static) with {cc}: "
+                                   f"{done.stderr.strip()[-500:]} (Debian/Ubuntu package `libc6-dev` has libc.a)")
         return Path(out).read_bytes()
 
 

@@ -29,7 +29,7 @@ async def _ours(size: int, inprocess: bool) -> float:
 
     legs = _legs(size)
     builtin = default_servers()
-    servers = {name: ServerSpec(name=name, source=source, command=builtin[source].command,
+    servers = {name: ServerSpec(name=name, source=name, command=builtin[source].command,
                                 args=list(builtin[source].args), passthrough=builtin[source].passthrough,
                                 inprocess=inprocess)
                for name, source in legs}

@@ -397,3 +397,27 @@ async def test_a_planted_guard_is_found_out_and_rebuilt(work: Path, backend: str
     again = await runner_for(work, backend=backend).run("rm x")
     assert (work / "x").read_text() == "precious", again.output
     assert again.refused and again.refused[0]["rule"] == "deny: rm", again.output
+
+
+@sandboxed
+async def test_the_resident_services_runner_takes_home_as_its_root_but_not_home_itself(outside: Path) -> None:
+    from llmmixer.servers.core.workspace import service_dir
+
+    home = Path(os.environ["HOME"])
+    state = service_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    project = home / "project-x"
+    project.mkdir(exist_ok=True)
+    runner = PtyRunner(backend="pipe", cwd=str(state), sandbox="on")  # where the CLI starts a detached service
+    made = await runner.run("echo ok > made.txt", cwd=str(project))
+    assert made.exit_code == 0 and (project / "made.txt").read_text() == "ok\n"
+    import platformdirs
+
+    config_parent = Path(platformdirs.user_config_dir("llmmixer")).parent  # holds llmmixer's config directory
+    config_parent.mkdir(parents=True, exist_ok=True)
+    for cwd in (str(home), str(state), str(config_parent), "/", str(outside.parent)):
+        with pytest.raises(PolicyError):
+            await runner.run(f"rm -f {outside}", cwd=cwd)
+    with pytest.raises(PolicyError):
+        await runner.run("true")  # its own directory: no cwd given is no cwd at all
+    assert outside.read_text() == "keep me"

@@ -67,3 +67,31 @@ async def test_a_run_whose_events_were_evicted_replays_as_a_gap(emu: Any, tmp_pa
                         first_event = line.split(":", 1)[1].strip()
                         break
     assert first_event == "gap"
+
+
+async def test_a_run_interrupted_by_sigkill_is_rebuilt_from_its_stored_deltas(emu: Any, tmp_path: Path) -> None:
+    from llmmixer.orchestrator.config import Config, Settings, default_servers
+    from llmmixer.orchestrator.runs import Runs
+    from llmmixer.orchestrator.stores import open_store
+
+    reply = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+    emu.set_behaviour("anthropic", ttft_ms=50, inter_token_ms=500, reply=reply, tokens=16)
+    db = tmp_path / "events.db"
+    async with serve(server_env(emu), tmp_path, "--store", f"sqlite:///{db}") as server:
+        started = await server.client.post("/api/runs", json={"prompt": "count", "models": ["claude"], "mode": "all"})
+        run_id = started.json()["run_id"]
+
+        async def three_deltas_stored() -> bool:
+            snap = (await server.client.get(f"/api/runs/{run_id}")).json()
+            return len(snap.get("partial", {}).get("claude", "")) > 12
+
+        await until(three_deltas_stored)
+        await until(lambda: server.client.get("/healthz"))
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(30)
+    async with Runs(Config(servers=default_servers(), settings=Settings()), open_store(f"sqlite:///{db}")) as runs:
+        snap = await runs.snapshot(run_id)
+    assert snap["status"] == "interrupted" and snap["prompt"] == "count"
+    [leg] = snap["legs"]
+    assert leg["source"] == "claude" and leg["status"] == "interrupted"
+    assert leg["text"] and reply.startswith(leg["text"]) and leg["text"] != reply

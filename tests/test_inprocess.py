@@ -67,13 +67,14 @@ async def test_a_cancelled_race_closes_the_losers_upstream_over_inprocess(emu: A
     emu.set_behaviour("openai", ttft_ms=10, inter_token_ms=300, tokens=100)
     emu.set_behaviour("gemini", ttft_ms=10, inter_token_ms=300, tokens=100)
     async with Runs(_config(inprocess=True), open_store("memory")) as runs:
-        with anyio.fail_after(60):
+        with anyio.fail_after(120):
+            await runs.pool.prepare(["claude", "gpt", "gemini"])  # in process: ready means the SDK is imported
             run_id = await runs.start_ask("hi", mode="race")
             assert await runs.wait(run_id, 60)
             result = await runs.snapshot(run_id)
             assert result["winner"] == "claude"
             for vendor in ("openai", "gemini"):
-                while not (records := emu.requests(vendor)) or records[0]["outcome"] is None:
+                while not (records := emu.requests(vendor)) or records[0]["outcome"] == "open":
                     await anyio.sleep(0.01)
                 assert records[0]["outcome"] == "client_closed"
                 assert records[0]["tokens_sent"] < 100

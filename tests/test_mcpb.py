@@ -20,7 +20,7 @@ from llmmixer.servers.core.mcp import package_version
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "packaging" / "mcpb"
 MCPB = Path(os.environ.get("LLMMIXER_MCPB_CLI") or ROOT / ".ci" / "node" / "node_modules" / ".bin" / "mcpb")
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tools"))
 from tool_table import _tools  # noqa: E402
 
 
@@ -34,7 +34,8 @@ def test_the_bundle_describes_the_server_it_runs() -> None:
     assert tomllib.loads((BUNDLE / "pyproject.toml").read_text())["project"]["dependencies"] == [
         f"llmmixer=={package_version()}"]
     served = anyio.run(_tools, "llmmixer", ["mcp"])
-    assert [(t["name"], t["description"]) for t in data["tools"]] == [(t.name, t.description) for t in served]
+    listed = [(t["name"], t["description"]) for t in data["tools"]]
+    assert listed == [(t.name, t.description) for t in served], "stale: run python tools/tool_table.py"
     server = data["server"]
     assert server["type"] == "uv" and (BUNDLE / server["entry_point"]).is_file()
     # Every adapter's key is a sensitive user_config value, handed to the server's env and nowhere else.

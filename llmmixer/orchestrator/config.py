@@ -170,11 +170,13 @@ class ServerEntry(_Strict):
         return self
 
     def spec(self, name: str) -> ServerSpec:
+        from .inprocess import manifest_of
+
         source = self.source or name
-        if self.transport == "inprocess" and manifest_for(source) is None:
+        if self.transport == "inprocess" and manifest_of(source, self.command, self.args)[0] is None:
             known = ", ".join(m.name for m in load_manifests())
             raise InvalidInputError(f"mcpServers.{name}: an inprocess server must play a registered server "
-                                    f"(its name or 'source': {known})")
+                                    f"(its name, 'source' or 'command': {known})")
         return ServerSpec(name=name, source=source, command=self.command, args=list(self.args), env=dict(self.env),
                           url=self.url, headers=dict(self.headers), max_concurrency=self.max_concurrency,
                           max_queue=self.max_queue, passthrough=passthrough_for(source),

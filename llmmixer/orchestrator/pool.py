@@ -163,9 +163,12 @@ class _Connection:
 
         generation = self.generation
         try:
-            async with Client(self._transport()) as client:
+            transport = self._transport()
+            async with Client(transport) as client:
                 tools = await client.list_tools()
                 self._note_tools(tools.tools)
+                if self.spec.inprocess:
+                    await _loaded(transport)
                 self.info = _status_line(getattr(client, "instructions", None))
                 self._client, self.state = client, "ready"
                 self.consecutive_failures = 0
@@ -284,6 +287,17 @@ def _status_line(instructions: str | None) -> str | None:
         if line.startswith("Status: "):
             return line.removeprefix("Status: ").strip()[:200]
     return None
+
+
+async def _loaded(server: Any) -> None:
+    """An in-process adapter's class and SDK, imported before its session counts as ready: one process imports
+    every SDK, one at a time, so a first race would otherwise be decided by import order, not by the models (a
+    server process imports its own after answering ``tools/list``, in parallel with the others)."""
+    adapter = getattr(server, "adapter", None)
+    loaded = getattr(adapter, "loaded", None)
+    if loaded is not None:
+        with contextlib.suppress(Exception):  # a failed import is each call's error (see servers/core/lazy.py)
+            await loaded()
 
 
 def _describe(exc: BaseException) -> str:

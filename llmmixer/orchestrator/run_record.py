@@ -112,6 +112,18 @@ def expand(result: dict[str, Any], events: Sequence[Event]) -> dict[str, Any]:
     return data
 
 
+def _legs_from(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """The legs of a run that never finished: one per source that started or streamed, with its text so far."""
+    streamed, _ = streamed_text((e.source, e.data.get("text", "")) for e in events if e.type == "delta")
+    ended = {e.source: e.type for e in events if e.type in ("leg.done", "leg.error", "leg.cancelled")}
+    sources = [e.source for e in events if e.type == "leg.started"] + list(streamed)
+    return [{"source": source, "status": _ENDED.get(ended.get(source, ""), "interrupted"),
+             "text": streamed.get(source, "")} for source in dict.fromkeys(sources)]
+
+
+_ENDED = {"leg.done": "done", "leg.error": "error", "leg.cancelled": "cancelled"}
+
+
 def snapshot(run_id: str, events: Sequence[Event]) -> dict[str, Any]:
     """The run's result from its stored events alone (oldest first, non-empty): its ``run.done`` with the texts
     put back, or ``interrupted`` when it never finished."""
@@ -127,6 +139,8 @@ def snapshot(run_id: str, events: Sequence[Event]) -> dict[str, Any]:
                                   "message": "the process running this job stopped before it finished"}
         if kind == "command":
             result["output"] = "".join(e.data.get("text", "") for e in events if e.type == "pty.output")
+        else:  # each leg from its stored deltas (the process was killed: no run.done said what they had)
+            result["legs"] = _legs_from(events)
         result = expand(result, events)
     else:
         result = expand({**base, "kind": kind, **title, **done.data}, events)

@@ -666,7 +666,8 @@ class Runs:
         """
         record = await self.store.get_run(run_id)
         snap = history.snapshot(record) if record is not None else None
-        if snap is not None and not run_record.needs_events(snap):
+        unfinished = record is not None and record.get("result") is None  # killed, or its last record not written
+        if snap is not None and not unfinished and not run_record.needs_events(snap):
             return snap
         events: list[Event] = []
         after: str | None = None
@@ -676,6 +677,8 @@ class Runs:
                 break
             events.extend(batch)
             after = batch[-1].id
+        if snap is not None and unfinished and events:
+            return {**snap, **run_record.snapshot(run_id, events)}  # rebuilt from its stored deltas
         if snap is not None:
             return run_record.expand(snap, events)
         if not events:

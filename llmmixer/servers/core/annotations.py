@@ -15,16 +15,24 @@ from __future__ import annotations
 
 from mcp_types import ToolAnnotations
 
-__all__ = ["reads", "acts"]
+__all__ = ["DEFAULTS", "reads", "acts"]
+
+
+# The spec's defaults. A hint equal to its default is left out: every host's turn pays for each property, and the
+# meaning is the same (readOnlyHint is always sent, since it is the one hosts decide approval on).
+DEFAULTS = {"destructive_hint": True, "idempotent_hint": False, "open_world_hint": True}
+
+
+def _hints(title: str, read_only: bool, **hints: bool) -> ToolAnnotations:
+    return ToolAnnotations(title=title, read_only_hint=read_only,
+                           **{name: value for name, value in hints.items() if value != DEFAULTS[name]})
 
 
 def reads(title: str, *, open_world: bool, idempotent: bool = False) -> ToolAnnotations:
-    """A tool that does not modify its environment (``readOnlyHint: true``)."""
-    return ToolAnnotations(title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=idempotent,
-                           open_world_hint=open_world)
+    """A tool that does not modify its environment (``readOnlyHint: true``; destructiveHint does not apply)."""
+    return _hints(title, True, idempotent_hint=idempotent, open_world_hint=open_world)
 
 
 def acts(title: str, *, destructive: bool, open_world: bool, idempotent: bool = False) -> ToolAnnotations:
     """A tool that modifies its environment (``readOnlyHint: false``)."""
-    return ToolAnnotations(title=title, read_only_hint=False, destructive_hint=destructive,
-                           idempotent_hint=idempotent, open_world_hint=open_world)
+    return _hints(title, False, destructive_hint=destructive, idempotent_hint=idempotent, open_world_hint=open_world)

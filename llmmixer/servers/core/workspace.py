@@ -12,7 +12,7 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["agents_dir", "guard_cache_dir", "llmmixer_dirs", "ROOTS_ENV"]
+__all__ = ["agents_dir", "guard_cache_dir", "llmmixer_dirs", "service_dir", "ROOTS_ENV"]
 
 APP = "llmmixer"
 ROOTS_ENV = "LLMMIXER_PTY_ROOTS"  # more directories the runner's commands may name as cwd or writable
@@ -27,6 +27,11 @@ def agents_dir(environ: Mapping[str, str] | None = None) -> Path:
 def guard_cache_dir() -> Path:
     """The sandbox's compiled guards (outside every path a command may write)."""
     return Path(platformdirs.user_cache_dir(APP)) / "guards"
+
+
+def service_dir() -> Path:
+    """Where the detached resident service (``llmmixer serve`` started by the CLI) runs: the user state directory."""
+    return Path(platformdirs.user_state_dir(APP))
 
 
 def llmmixer_dirs() -> list[str]:

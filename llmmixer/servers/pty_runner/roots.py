@@ -8,7 +8,11 @@ the runtime directory (where the service's token lives). A path is resolved once
 checked; everything else is refused with a ``policy`` error naming the rule ``builtin: roots``.
 
 A runner started in ``/`` or ``$HOME`` without ``--cwd`` (as an MCP host may start it) therefore has no default
-root: every command is refused until it is given ``--cwd`` or roots.
+root: every command is refused until it is given ``--cwd`` or roots. A root named explicitly may hold those
+directories (``--root ~``): what is under it is allowed, but never they themselves or their parents. The runner of
+the detached resident service (started by the CLI in llmmixer's state directory, reachable only with its token,
+which no sandbox can read) takes ``$HOME`` as such a root, so ``llmmixer run`` works from any of the user's
+directories.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..core.errors import PolicyError
-from ..core.workspace import ROOTS_ENV, agents_dir, guard_cache_dir, llmmixer_dirs
+from ..core.workspace import ROOTS_ENV, agents_dir, guard_cache_dir, llmmixer_dirs, service_dir
 
 __all__ = ["Roots", "ROOTS_ENV", "ROOTS_RULE"]
 
@@ -51,12 +55,14 @@ class Roots:
     def build(cls, start: str, configured: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> Roots:
         """The start directory, the agents' directory and ``configured`` (relative entries are under ``start``)."""
         environ = os.environ if environ is None else environ
-        entries = [start, str(agents_dir(environ)), *configured,
-                   *filter(None, environ.get(ROOTS_ENV, "").split(os.pathsep))]
         never = never_writable(environ)
-        roots = [_real(os.path.join(start, e)) for e in entries]
-        return cls(roots=tuple(dict.fromkeys(r for r in roots if not cls._forbidden(r, never))), never=never,
-                   start=_real(start))
+        start = _real(start)
+        named = [str(agents_dir(environ)), *configured, *filter(None, environ.get(ROOTS_ENV, "").split(os.pathsep))]
+        if start == _real(str(service_dir())) and environ.get("HOME"):
+            named.append(environ["HOME"])  # the resident service: it acts for its token's holder, wherever they are
+        roots = [] if cls._forbidden(start, never) else [start]  # started in / or $HOME: no root of its own
+        roots += [r for r in (_real(os.path.join(start, e)) for e in named) if r != "/"]
+        return cls(roots=tuple(dict.fromkeys(roots)), never=never, start=start)
 
     @staticmethod
     def _forbidden(path: str, never: Iterable[str]) -> str | None:

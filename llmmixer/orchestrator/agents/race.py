@@ -32,6 +32,7 @@ from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
 from .bootstrap import bring_included, run_setup
 from .candidates import forget_leg, keep_leg, leg_diff
+from .pick import judge_candidates
 from .worktree import Repo, Worktree, add_worktree, apply_diff, remove_worktree, repo_root
 
 __all__ = ["AGENT_MODES", "AgentRequest", "AgentRun", "run_agents", "plan_agents", "DEFAULT_CHECK_TIMEOUT_S"]
@@ -46,6 +47,7 @@ class AgentRun:
     legs: list[AgentLeg]
     run_dir: Path
     winner: AgentLeg | None = None
+    verdict: dict[str, Any] | None = None  # --pick best: the judge's (pick.py)
     applied: bool = False
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
@@ -65,7 +67,7 @@ class AgentRun:
         return {"mode": self.request.mode, "task": self.request.task, "check": self.request.check,
                 "repo": str(self.repo), "winner": self.winner.name if self.winner else None,
                 "diff": self.winner.diff if self.winner else None, "applied": self.applied,
-                "kept": request.keeps,
+                "kept": request.keeps, "pick": request.pick, "verdict": self.verdict,
                 "legs": [leg.to_dict() for leg in self.legs],
                 "total_cost_usd": round(sum(costs), 10) if costs else None,
                 "duration_ms": round(((self.ended_at or time.monotonic()) - self.started_at) * 1000, 1)}
@@ -120,6 +122,22 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
     """Run every leg as the mode says; the run's winner, legs and (with ``apply``) the applied diff."""
     request = run.request
     decided = anyio.Event()
+    passers: list[AgentLeg] = []  # --pick best: the legs that passed, in the order they passed
+    grace = anyio.CancelScope()
+
+    def stop_running(leg: AgentLeg | None) -> None:
+        decided_at = time.monotonic()
+        for other in run.legs:
+            if other is not leg and other.status == "running":
+                other.status = "cancelled"
+                other.stop_requested_at = decided_at
+                other.scope.cancel()
+
+    async def then_stop() -> None:
+        """--pick best in a race: after the first pass, the others have --grace seconds to pass too."""
+        with grace:
+            await anyio.sleep(request.grace_s)
+            stop_running(None)
 
     async def one(leg: AgentLeg) -> None:
         spec, adapter = leg.spec, leg.adapter
@@ -151,17 +169,17 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                                               "error": leg.report.error})
                 leg.check = await run_check(leg, pool, request.check, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
                 await _keep(run, leg, tree)
-                if leg.passed and run.winner is None:
+                if leg.passed and request.pick == "best":
+                    leg.status = "done"
+                    passers.append(leg)
+                    if request.mode == "race" and len(passers) == 1:
+                        tg.start_soon(then_stop)
+                elif leg.passed and run.winner is None:
                     run.winner = leg
                     leg.status = "won"
                     emit("race.won", leg.name, {"agent": leg.name, "mode": request.mode})
                     if request.mode == "race":
-                        decided_at = time.monotonic()
-                        for other in run.legs:
-                            if other is not leg and other.status == "running":
-                                other.status = "cancelled"
-                                other.stop_requested_at = decided_at
-                                other.scope.cancel()
+                        stop_running(leg)
                         decided.set()
                 else:
                     leg.status = "done" if leg.passed else "failed"
@@ -184,6 +202,8 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
             emit("leg.cancelled", leg.name, {"agent": leg.name, "stopped_ms": leg.stopped_ms})
         elif leg.status != "error":
             emit("leg.done", leg.name, {k: v for k, v in leg.to_dict().items() if k != "diff"})
+        if all(other.ended_at is not None for other in run.legs):
+            grace.cancel()  # nobody left to wait for
 
     try:
         async with anyio.create_task_group() as tg:
@@ -192,10 +212,26 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
     finally:
         run.ended_at = time.monotonic()
         _remove_tree(run.run_dir)
+    if passers:
+        await _pick(run, pool, passers, emit)
     if request.apply and run.winner is not None and run.winner.diff:
         await apply_diff(run.repo, run.winner.diff)
         run.applied = True
     return run
+
+
+async def _pick(run: AgentRun, pool: ServerPool, passers: list[AgentLeg], emit: Emit) -> None:
+    """--pick best: one passer wins as it is; several go to the judge (pick.py)."""
+    winner, run.verdict = passers[0], None
+    if len(passers) > 1:
+        judge = run.request.judge or (pool.config.model_sources or [""])[0]
+        emit("agent.check", "judge", {"phase": "judging", "candidates": [leg.name for leg in passers],
+                                      "judge": judge})
+        winner, run.verdict = await judge_candidates(pool, judge, run.request.task, run.request.check, passers)
+    run.winner = winner
+    winner.status = "won"
+    emit("race.won", winner.name, {"agent": winner.name, "mode": run.request.mode, "pick": "best",
+                                   "verdict": run.verdict})
 
 
 async def _keep(run: AgentRun, leg: AgentLeg, tree: Worktree) -> None:

@@ -208,3 +208,30 @@ def test_worktrees_build_with_worktreeinclude_and_setup(agent_world: AgentWorld,
         assert leg["check"]["passed"] is True, (agent, leg["check"])
         assert leg["included"] == [".env"] and leg["setup"]["exit_code"] == 0
         assert ".env" not in leg["diff"] and "build/" not in leg["diff"]  # ignored files stay out of the diff
+
+
+def test_pick_best_lets_the_judge_choose_among_the_passers(agent_world: AgentWorld, tmp_path: Path) -> None:
+    """Two agents pass and one fails; with --pick best the judge (a model server, on the emulator) sees the passers
+    anonymized and its choice wins, with every leg's diff in the result and every leg kept."""
+    world = agent_world
+    world.reset()
+    world.emulator.set_script("anthropic", shell_turns("claude-code", TASK_COMMAND))
+    world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND + " && echo extra > extra.txt"))
+    world.emulator.set_script("gemini", shell_turns("gemini-cli", "echo wrong > edit.txt"))  # its check fails
+    verdict = {"winner": "B", "scores": [{"candidate": "A", "score": 4}, {"candidate": "B", "score": 9}],
+               "reason": "B is the cleaner change"}
+    world.emulator.set_behaviour("gemini", reply_json=verdict)  # the judge's answer (its request has no tools)
+    repo = make_repo(tmp_path / "repo")
+    result = _run(world, repo, "--mode", "all", "--pick", "best", "--judge", "gemini")
+    legs = {leg["agent"]: leg for leg in result["legs"]}
+    judged = result["verdict"]
+    assert judged["judge"] == "gemini" and set(judged["labels"].values()) == {"claude-code", "codex"}
+    assert result["winner"] == judged["labels"]["B"] == judged["winner"]
+    assert judged["scores"] == {judged["labels"]["A"]: 4, judged["labels"]["B"]: 9}
+    assert legs[result["winner"]]["status"] == "won" and legs["gemini-cli"]["status"] == "failed"
+    assert all(leg["diff"] and leg["kept"]["branch"] for leg in legs.values())
+    # The judge saw the work, not who did it.
+    asked = [r for r in world.emulator.requests("gemini") if "Candidate A" in json.dumps(r["body"])]
+    assert len(asked) == 1
+    body = json.dumps(asked[0]["body"])
+    assert "+extra" in body and "claude-code" not in body and "codex" not in body

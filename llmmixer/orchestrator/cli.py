@@ -555,10 +555,19 @@ def agent(
                                               "llmmixer/RUN/AGENT (default: in all mode)")] = None,
     setup: Annotated[str | None, typer.Option("--setup", help="shell command run in each worktree, in its sandbox, "
                                               "before the agent (e.g. npm ci)")] = None,
+    pick: Annotated[str, typer.Option("--pick", help="first: the first to pass wins; best: a judge model ranks "
+                                      "every passer")] = "first",
+    grace: Annotated[float, typer.Option("--grace", help="--pick best in a race: seconds the others may still "
+                                         "pass after the first")] = 60.0,
+    judge: Annotated[str | None, typer.Option("--judge", help="--pick best: the judging model server "
+                                              "(default: the first configured)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
     standalone: StandaloneOpt = False,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="a gateway model for every agent (race/claude,gpt, an alias, a model id): each CLI "
+                              "uses the mixer's own endpoint")] = None,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
@@ -566,7 +575,8 @@ def agent(
     from .requests import AgentRequest
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
-                                                  timeout=timeout, apply=apply, keep=keep, setup=setup))
+                                                  timeout=timeout, apply=apply, keep=keep, setup=setup,
+                                                  pick=pick, grace=grace, judge=judge, model=model))
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
@@ -588,16 +598,27 @@ def agent(
 
 def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
                  cwd: str | None = None, timeout: float | None = None, apply: bool = False,
-                 keep: bool | None = None, setup: str | None = None) -> dict[str, Any]:
+                 keep: bool | None = None, setup: str | None = None, pick: str = "first", grace: float = 60.0,
+                 judge: str | None = None, model: str | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
     return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
-            "apply": apply, "keep": keep, "setup": setup}
+            "apply": apply, "keep": keep, "setup": setup, "pick": pick, "grace_s": grace, "judge": judge,
+            "model": model}
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
+    import contextlib
+    import secrets
+
     from .agents.view import follow_agents
 
-    async with await _open_runs(config, store) as runs:
+    async with await _open_runs(config, store) as runs, contextlib.AsyncExitStack() as stack:
+        if request.model is not None:
+            # No resident service: this process serves the gateway on loopback for the agents' run.
+            from .web.app import create_app, running
+
+            await stack.enter_async_context(running(create_app(runs, runs.store,
+                                                               token=secrets.token_urlsafe(24))))
         run_id = await runs.start(request)
         final = await follow_agents(runs, run_id)
     return _report_agents(final, as_json)
@@ -607,8 +628,8 @@ def _report_agents(final: dict[str, Any], as_json: bool) -> int:
     from .agents.view import summary
 
     if as_json:
-        keys = ("mode", "winner", "diff", "applied", "kept", "legs", "total_cost_usd", "duration_ms", "run_id",
-                "status", "error")
+        keys = ("mode", "winner", "diff", "applied", "kept", "pick", "verdict", "legs", "total_cost_usd",
+                "duration_ms", "run_id", "status", "error")
         typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
     else:
         typer.echo(summary(final))

@@ -20,7 +20,7 @@ adapters' use of it): see CONTRIBUTING.md.
 from __future__ import annotations
 
 import inspect
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -148,6 +148,15 @@ class AgentRequest(BaseModel):
     keep: bool | None = Field(default=None, description="keep each leg as a branch (all mode: on)")
     setup: str | None = Field(default=None, max_length=MAX_COMMAND_CHARS,
                               description="shell command run in each worktree, in its sandbox, before the agent")
+    model: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="a gateway model for every agent (race/claude,gpt): each CLI then uses "
+                                          "the service's own endpoint (orchestrator/gateway)")
+    pick: Literal["first", "best"] = Field(
+        default="first", description="first: the first to pass wins; best: a judge model ranks every passer")
+    grace_s: float = Field(default=60.0, ge=0, le=3600, description="pick best in a race: how long the others may "
+                                                                     "still pass after the first")
+    judge: str | None = Field(default=None, max_length=64, description="pick best: the judging model server "
+                                                                       "(default: the first configured)")
 
     @property
     def keeps(self) -> bool:

@@ -123,6 +123,9 @@ class AgentResult(WireModel):
     winner: str | None = None
     diff: str | None = None
     applied: bool | None = None
+    kept: bool | None = None  # every leg kept as a branch llmmixer/<run>/<agent>
+    pick: str | None = None  # first | best
+    verdict: dict[str, Any] | None = None  # --pick best: the judge's, its letters mapped back to the agents
     legs: list[dict[str, Any]] = Field(default_factory=list)
     total_cost_usd: float | None = None
     duration_ms: float | None = None

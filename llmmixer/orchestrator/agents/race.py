@@ -11,6 +11,8 @@ own JSON), check exit code and output tail. ``apply`` applies the winner's diff 
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
 from .bootstrap import bring_included, run_setup
 from .candidates import forget_leg, keep_leg, leg_diff
+from .pick import judge_candidates
 from .worktree import Repo, Worktree, add_worktree, apply_diff, remove_worktree, repo_root
 
 __all__ = ["AGENT_MODES", "AgentRequest", "AgentRun", "run_agents", "plan_agents", "DEFAULT_CHECK_TIMEOUT_S"]
@@ -44,9 +47,11 @@ class AgentRun:
     legs: list[AgentLeg]
     run_dir: Path
     winner: AgentLeg | None = None
+    verdict: dict[str, Any] | None = None  # --pick best: the judge's (pick.py)
     applied: bool = False
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
+    gateway_token: str | None = None  # the CLIs' API key when they use the gateway (AgentRequest.model)
 
     @property
     def ok(self) -> bool:
@@ -62,13 +67,14 @@ class AgentRun:
         return {"mode": self.request.mode, "task": self.request.task, "check": self.request.check,
                 "repo": str(self.repo), "winner": self.winner.name if self.winner else None,
                 "diff": self.winner.diff if self.winner else None, "applied": self.applied,
-                "kept": request.keeps,
+                "kept": request.keeps, "pick": request.pick, "verdict": self.verdict,
                 "legs": [leg.to_dict() for leg in self.legs],
                 "total_cost_usd": round(sum(costs), 10) if costs else None,
                 "duration_ms": round(((self.ended_at or time.monotonic()) - self.started_at) * 1000, 1)}
 
 
-def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str) -> AgentRun:
+def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str, *,
+                gateway: tuple[str, str] | None = None) -> AgentRun:
     """Check the request before anything starts.
 
     Raises:
@@ -94,21 +100,50 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str)
         find_command(specs[name])
     repo = repo_root(request.cwd or ".")
     run_dir = agents_dir() / run_id
+    token = None
+    if request.model is not None:
+        if gateway is None:
+            raise InvalidInputError("model: a gateway model needs the gateway; run the agents through llmmixer serve")
+        url, token = gateway
+        specs = {name: _on_gateway(specs[name], url, request.model) for name in request.agents}
     legs = [AgentLeg(spec=specs[name], adapter=specs[name].adapter(),
                      layout=LegLayout(root=run_dir / name, leg_id=f"{run_id}-{name}-{uuid.uuid4().hex[:6]}"))
             for name in request.agents]
-    return AgentRun(request=request, repo=repo, legs=legs, run_dir=run_dir)
+    return AgentRun(request=request, repo=repo, legs=legs, run_dir=run_dir, gateway_token=token)
+
+
+def _on_gateway(spec: AgentSpec, url: str, model: str) -> AgentSpec:
+    """``spec`` with the gateway ``model``, its endpoint the gateway at ``url`` (in the CLI's own dialect)."""
+    adapter = spec.adapter()
+    return dataclasses.replace(spec, model=model, env={**spec.env, adapter.base_url_var: url + adapter.gateway_path})
 
 
 async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
     """Run every leg as the mode says; the run's winner, legs and (with ``apply``) the applied diff."""
     request = run.request
     decided = anyio.Event()
+    passers: list[AgentLeg] = []  # --pick best: the legs that passed, in the order they passed
+    grace = anyio.CancelScope()
+
+    def stop_running(leg: AgentLeg | None) -> None:
+        decided_at = time.monotonic()
+        for other in run.legs:
+            if other is not leg and other.status == "running":
+                other.status = "cancelled"
+                other.stop_requested_at = decided_at
+                other.scope.cancel()
+
+    async def then_stop() -> None:
+        """--pick best in a race: after the first pass, the others have --grace seconds to pass too."""
+        with grace:
+            await anyio.sleep(request.grace_s)
+            stop_running(None)
 
     async def one(leg: AgentLeg) -> None:
         spec, adapter = leg.spec, leg.adapter
         tree: Worktree | None = None
-        secrets = secrets_for(adapter)
+        # On the gateway the CLI's API key is the service token; otherwise the vendor key from the environment.
+        secrets = {adapter.key_vars[0]: run.gateway_token} if run.gateway_token else secrets_for(adapter)
         redact = Redactor(secrets)
         leg.started_at = time.monotonic()
         leg.status = "running"
@@ -134,17 +169,17 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                                               "error": leg.report.error})
                 leg.check = await run_check(leg, pool, request.check, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
                 await _keep(run, leg, tree)
-                if leg.passed and run.winner is None:
+                if leg.passed and request.pick == "best":
+                    leg.status = "done"
+                    passers.append(leg)
+                    if request.mode == "race" and len(passers) == 1:
+                        tg.start_soon(then_stop)
+                elif leg.passed and run.winner is None:
                     run.winner = leg
                     leg.status = "won"
                     emit("race.won", leg.name, {"agent": leg.name, "mode": request.mode})
                     if request.mode == "race":
-                        decided_at = time.monotonic()
-                        for other in run.legs:
-                            if other is not leg and other.status == "running":
-                                other.status = "cancelled"
-                                other.stop_requested_at = decided_at
-                                other.scope.cancel()
+                        stop_running(leg)
                         decided.set()
                 else:
                     leg.status = "done" if leg.passed else "failed"
@@ -167,6 +202,8 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
             emit("leg.cancelled", leg.name, {"agent": leg.name, "stopped_ms": leg.stopped_ms})
         elif leg.status != "error":
             emit("leg.done", leg.name, {k: v for k, v in leg.to_dict().items() if k != "diff"})
+        if all(other.ended_at is not None for other in run.legs):
+            grace.cancel()  # nobody left to wait for
 
     try:
         async with anyio.create_task_group() as tg:
@@ -175,10 +212,26 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
     finally:
         run.ended_at = time.monotonic()
         _remove_tree(run.run_dir)
+    if passers:
+        await _pick(run, pool, passers, emit)
     if request.apply and run.winner is not None and run.winner.diff:
         await apply_diff(run.repo, run.winner.diff)
         run.applied = True
     return run
+
+
+async def _pick(run: AgentRun, pool: ServerPool, passers: list[AgentLeg], emit: Emit) -> None:
+    """--pick best: one passer wins as it is; several go to the judge (pick.py)."""
+    winner, run.verdict = passers[0], None
+    if len(passers) > 1:
+        judge = run.request.judge or (pool.config.model_sources or [""])[0]
+        emit("agent.check", "judge", {"phase": "judging", "candidates": [leg.name for leg in passers],
+                                      "judge": judge})
+        winner, run.verdict = await judge_candidates(pool, judge, run.request.task, run.request.check, passers)
+    run.winner = winner
+    winner.status = "won"
+    emit("race.won", winner.name, {"agent": winner.name, "mode": run.request.mode, "pick": "best",
+                                   "verdict": run.verdict})
 
 
 async def _keep(run: AgentRun, leg: AgentLeg, tree: Worktree) -> None:

@@ -102,6 +102,7 @@
         const leg = legFor(run, legSource(ev));
         if (d.role) leg.role = d.role;
         if (d.server) leg.server = d.server;
+        if (d.model) leg.model = d.model;
         if (leg.status === "waiting" || leg.status === "queued" || leg.status === "cancelled") leg.status = "streaming";
         changed.source = leg.source;
         break;
@@ -214,6 +215,7 @@
       if (l.status) leg.status = l.status;
       if (l.role) leg.role = l.role;
       if (l.server) leg.server = l.server;
+      if (l.model) leg.model = l.model;
       if (l.reason && !l.error) leg.error = { kind: l.status || "note", message: l.reason };
       if (typeof l.text === "string" && l.text.length >= leg.text.length && l.text.startsWith(leg.text)) {
         leg.text = l.text;
@@ -256,6 +258,10 @@
       // the aggregator or judge (or a recovery leg): its own column, saying which server plays the part
       col.dataset.role = leg.role;
       col.querySelector(".name").textContent = leg.server ? `${source} · ${leg.server}` : source;
+    } else if (leg.model) {
+      // Each column names the model it runs (gpt:gpt-5 already does).
+      col.querySelector(".name").textContent = source.includes(":") ? source : `${source} · ${leg.model}`;
+      col.dataset.model = leg.model;
     }
     const badge = col.querySelector(".badge");
     badge.dataset.status = leg.status;
@@ -418,8 +424,43 @@
     }
     if (id) state.lastEventId = id;
     if (!ev.type) ev.type = message.type;
+    if (ev.type === "run.started") runFor(ev.run).sawStart = true;
+    if (replays.has(ev.run)) return;  // that run is being replayed from its first event, in order
     state.stats.events++;
     render(apply(ev));
+  }
+
+  // A run this page did not see start (opened from the history after a reload, or started before the page was):
+  // its events from the first one, in order, then live (/events?run=ID), into a fresh copy of its state, so no
+  // character streamed before the page looked is lost. The main stream skips that run until the replay ends.
+  const replays = new Map();
+  function replayRun(runId) {
+    if (replays.has(runId)) return;
+    const fresh = runFor(runId);
+    state.runs.delete(runId);
+    const run = runFor(runId);
+    run.prompt = fresh.prompt;
+    run.sawStart = true;
+    const seenHere = new Set();
+    const replay = new EventSource(`/events?run=${encodeURIComponent(runId)}`);
+    replays.set(runId, replay);
+    const onReplay = (message) => {
+      let ev;
+      try { ev = JSON.parse(message.data); } catch (e) { return; }
+      const id = message.lastEventId || ev.id;
+      if (id && seenHere.has(id)) return;
+      if (id) seenHere.add(id);
+      if (!ev.type) ev.type = message.type;
+      state.stats.events++;
+      render(apply(ev));
+      if (ev.type === "run.done") {
+        replay.close();
+        replays.delete(runId);
+      }
+    };
+    for (const type of meta.event_types) replay.addEventListener(type, onReplay);
+    replay.addEventListener("message", onReplay);
+    replay.addEventListener("gap", () => { replay.close(); replays.delete(runId); refreshRun(runId); });
   }
 
   // Store ids are opaque but ordered: "42" or "1732500000123-0". Compare them as numbers, never as strings.
@@ -553,8 +594,13 @@
         const run = runFor(id);
         if (!run.prompt) run.prompt = item.prompt || item.command || null;
         show(id);
-        // A run this page did not watch (a reload, another process): its state and result from the run log.
-        if (!run.done || !run.result) refreshRun(id);
+        if (!run.done && !run.sawStart && item.status === "running") {
+          replayRun(id);  // still streaming: every event from its first, then live
+          show(id);
+        } else if (!run.done || !run.result) {
+          // A finished run this page did not watch (a reload, another process): its result from the run log.
+          refreshRun(id);
+        }
       });
       list.appendChild(li);
     }

@@ -35,7 +35,7 @@ async def test_openai_chat_streams_a_claude_tool_call_and_closes_the_losing_leg(
     import openai
 
     emu.set_script("anthropic", TURNS)
-    emu.set_behaviour("anthropic", ttft_ms=300)  # time for the loser's request to reach its vendor
+    emu.set_behaviour("anthropic", ttft_ms=1000)  # time for the loser's request to reach its vendor
     emu.set_behaviour("gemini", hang=True)  # the loser: it never answers, and must be cut off
     async with gateway() as gw, openai.AsyncOpenAI(api_key=TOKEN, base_url=f"{gw.url}/v1", max_retries=0) as client:
         messages: list[dict[str, Any]] = [{"role": "user", "content": "list files"}]
@@ -141,7 +141,7 @@ async def test_google_genai_streams_a_claude_tool_call_through_an_alias_and_a_sp
     from google.genai import types
 
     emu.set_script("anthropic", TURNS)
-    emu.set_behaviour("anthropic", ttft_ms=300)  # time for the loser's request to reach its vendor
+    emu.set_behaviour("anthropic", ttft_ms=1000)  # time for the loser's request to reach its vendor
     emu.set_behaviour("openai", hang=True)
     async with gateway(aliases={"fast": "race/claude,gpt"}) as gw, genai.Client(
             api_key=TOKEN, http_options=types.HttpOptions(base_url=gw.url)).aio as client:

@@ -94,3 +94,23 @@ def test_each_cli_completes_a_shell_task_on_a_leg_of_another_vendor(agent_world:
     assert len(scripted) >= 2
     assert os.path.exists(repo)
     world.assert_stayed_home(allowed=frozenset({"downloads.claude.ai", "github.com", "registry.npmjs.org"}))
+
+
+def test_agent_model_points_the_cli_at_the_mixers_own_gateway(agent_world: AgentWorld, tmp_path: Path) -> None:
+    """``llmmixer agent --model race/gpt``: the agent's model is the mixer's own gateway (here the command's own
+    process serves it, as no resident service runs), so Claude Code's calls are answered by the GPT leg."""
+    world = agent_world
+    world.reset()
+    tool, argument = SHELL_TOOLS["claude-code"]
+    world.emulator.set_script("openai", [{"tool": tool, "args": {argument: TASK_COMMAND,
+                                                                 "description": "scripted step"}},
+                                         {"say": "done through the mixer's gateway"}])
+    repo = make_repo(tmp_path / "repo")
+    done = world.llmmixer("agent", "Create created.txt.", "--check", CHECK, "--json", "--agents", "claude-code",
+                          "--model", "race/gpt", cwd=repo)
+    assert done.stdout.strip(), done.stderr
+    [leg] = json.loads(done.stdout)["legs"]
+    assert leg["status"] == "won", (leg, done.stderr[-3000:])
+    assert any("ok-from-tool" in r["output"] for r in world.emulator.tool_results("openai"))
+    # Claude Code spoke Anthropic's dialect to the gateway, never to the Anthropic emulator.
+    assert not [r for r in world.emulator.requests("anthropic") if r["method"] == "POST"]

@@ -41,19 +41,20 @@ JSON_SAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     CommandRequest: {"command": "echo hi", "cwd": "/tmp", "timeout_s": 9.0},
     AgentRequest: {"task": "fix it", "check": "make test", "agents": ["codex"], "mode": "all", "cwd": "/repo",
                    "timeout_s": 30.0, "apply": True, "keep": True, "setup": "npm ci",
-                   "pick": "best", "grace_s": 5.0, "judge": "gpt"},
+                   "pick": "best", "grace_s": 5.0, "judge": "gpt", "model": "race/claude,gpt"},
 }
 # the same samples as CLI arguments: (the command, with its group if it has one; its argv)
 CLI_SAMPLES: dict[type[BaseModel], tuple[str, list[str]]] = {
     AskRequest: ("ask", ["the prompt", "--models", "gpt,claude", "--mode", "hedge", "--system", "be brief",
-                         "--cid", "c0nversation", "-c", "-m", "gpt-5", "-m", "opus", "--schema", "name, age int", "--model-for", "claude=claude-x",
+                         "--cid", "c0nversation", "-c", "-m", "gpt-5", "-m", "opus", "--schema", "name, age int",
+                         "--model-for", "claude=claude-x",
                          "--max-tokens", "77", "--temperature", "0.25", "--reasoning", "low",
                          "--image", "/tmp/a.png", "--aggregator", "gpt", "--rounds", "3", "--min-answers", "2",
                          "--deadline", "12.5", "--max-cost", "0.5"]),
     CommandRequest: ("run", ["echo hi", "--cwd", "/tmp", "--timeout", "9"]),
     AgentRequest: ("agent run", ["fix it", "--check", "make test", "--agents", "codex", "--mode", "all",
                              "--cwd", "/repo", "--timeout", "30", "--apply", "--keep", "--setup", "npm ci",
-                             "--pick", "best", "--grace", "5", "--judge", "gpt"]),
+                             "--pick", "best", "--grace", "5", "--judge", "gpt", "--model", "race/claude,gpt"]),
 }
 # what a door delivers differently from the JSON sample, on purpose
 CLI_DIFFERS: dict[tuple[type[BaseModel], str], Any] = {

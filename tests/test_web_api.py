@@ -90,6 +90,9 @@ class FakeRuns:
     async def servers(self) -> list[dict[str, Any]]:
         return [{"name": "claude", "transport": "stdio", "status": "ok"}, {"name": "pty", "status": "ok"}]
 
+    def server_statuses(self) -> list[dict[str, Any]]:
+        return [{"name": "claude", "transport": "stdio", "status": "starting"}]
+
     async def list_runs(self, *, limit: int = 50, offset: int = 0, query: str | None = None,
                         conversation_id: str | None = None) -> list[dict[str, Any]]:
         newest_first = list(reversed(self.snapshots.values()))

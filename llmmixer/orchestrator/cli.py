@@ -75,11 +75,11 @@ def _fail_usage(message: str) -> typer.Exit:
 
 
 def _read_prompt(prompt: str | None) -> str:
-    if prompt in (None, "-"):
+    if prompt is None or prompt == "-":
         if sys.stdin.isatty():
             raise _fail_usage("give a prompt, or pipe one on stdin: echo hi | llmmixer ask -")
         prompt = sys.stdin.read()
-    if not prompt.strip():
+    if not prompt or not prompt.strip():
         raise _fail_usage("the prompt is empty")
     return prompt
 
@@ -109,6 +109,12 @@ async def _open_runs(config_path: str | None, store_url: str | None, *, logging_
     except LLMMixerError as error:
         raise _fail_usage(error.message) from error
     return Runs(config, store)
+
+
+def _reasoning_help() -> str:
+    from ..servers.core.capabilities import REASONING_LEVELS
+
+    return " | ".join(REASONING_LEVELS)
 
 
 @app.command()
@@ -163,12 +169,6 @@ def ask(
                                      config))
     code = _run_async(_ask(text, options, output, config, store))
     raise typer.Exit(code)
-
-
-def _reasoning_help() -> str:
-    from ..servers.core.capabilities import REASONING_LEVELS
-
-    return " | ".join(REASONING_LEVELS)
 
 
 def ask_fields(*, models: str | None = None, mode: str | None = None, model_for: list[str] | None = None,
@@ -565,6 +565,9 @@ def agent(
     config: ConfigOpt = None,
     store: StoreOpt = None,
     standalone: StandaloneOpt = False,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="a gateway model for every agent (race/claude,gpt, an alias, a model id): each CLI "
+                              "uses the mixer's own endpoint")] = None,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
@@ -573,7 +576,7 @@ def agent(
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
                                                   timeout=timeout, apply=apply, keep=keep, setup=setup,
-                                                  pick=pick, grace=grace, judge=judge))
+                                                  pick=pick, grace=grace, judge=judge, model=model))
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
@@ -596,16 +599,26 @@ def agent(
 def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
                  cwd: str | None = None, timeout: float | None = None, apply: bool = False,
                  keep: bool | None = None, setup: str | None = None, pick: str = "first", grace: float = 60.0,
-                 judge: str | None = None) -> dict[str, Any]:
+                 judge: str | None = None, model: str | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
     return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
-            "apply": apply, "keep": keep, "setup": setup, "pick": pick, "grace_s": grace, "judge": judge}
+            "apply": apply, "keep": keep, "setup": setup, "pick": pick, "grace_s": grace, "judge": judge,
+            "model": model}
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
+    import contextlib
+    import secrets
+
     from .agents.view import follow_agents
 
-    async with await _open_runs(config, store) as runs:
+    async with await _open_runs(config, store) as runs, contextlib.AsyncExitStack() as stack:
+        if request.model is not None:
+            # No resident service: this process serves the gateway on loopback for the agents' run.
+            from .web.app import create_app, running
+
+            await stack.enter_async_context(running(create_app(runs, runs.store,
+                                                               token=secrets.token_urlsafe(24))))
         run_id = await runs.start(request)
         final = await follow_agents(runs, run_id)
     return _report_agents(final, as_json)

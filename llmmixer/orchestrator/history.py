@@ -37,18 +37,22 @@ class RunLog(Protocol):
 
     async def put_run(self, record: dict[str, Any]) -> None:
         """Insert or replace the record of ``record["run_id"]``."""
+        ...
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None: ...
 
     async def list_runs(self, *, limit: int = 50, offset: int = 0, query: str | None = None,
                         conversation_id: str | None = None) -> list[dict[str, Any]]:
         """Records newest first; ``query`` matches prompt, system or answer (case-insensitive substring)."""
+        ...
 
     async def conversation_runs(self, conversation_id: str, limit: int = MAX_HISTORY_RUNS) -> list[dict[str, Any]]:
         """The conversation's newest ``limit`` records, oldest first."""
+        ...
 
     async def latest_conversation(self) -> str | None:
         """The conversation of the newest run that has one."""
+        ...
 
 
 def new_conversation_id() -> str:

@@ -84,8 +84,8 @@ class AskOut(BaseModel):
     winner: str | None = None
     legs: list[LegOut] | None = None
     total_cost_usd: float | None = None
-    conversation_id: str | None = Field(default=None, description="pass it back to continue the conversation")
-    data: Any = Field(default=None, description="the winner's typed answer, when response_schema was given")
+    conversation_id: str | None = Field(default=None, description="pass it back to continue")
+    data: Any = Field(default=None, description="the typed answer")
     partial: dict[str, str] | None = Field(default=None, description="text so far per model, while running")
 
 
@@ -166,7 +166,7 @@ def _unknown_job(job_id: str) -> InvalidInputError:
 
 
 ASK_DESCRIPTION = (
-    f"Ask several models one prompt. mode (default {DEFAULT_MODE} unless configured): {described_modes()}. Deltas stream as "
+    f"Ask several models one prompt. mode (default {DEFAULT_MODE}, or as configured): {described_modes()}. Deltas stream as "
     "progress. If the run outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
@@ -175,7 +175,7 @@ RUN_DESCRIPTION = (
 )
 AGENT_DESCRIPTION = (
     "Coding agents (claude-code, codex, gemini-cli) do a task in a git repository, each in its own worktree; `check` "
-    "(a shell command run in each worktree) decides. mode race: first passing agent wins, the rest are stopped; "
+    "(a shell command) decides. mode race: first passing agent wins, the rest are stopped; "
     "all: every agent to the end. Returns the winner's diff (apply=true applies it). Usually becomes a job."
 )
 JOB_DESCRIPTION = (

@@ -118,7 +118,6 @@ class _Connection:
         self.spec = spec
         self._tg = task_group
         self._client: Any = None
-        self._ready: anyio.Event | None = None
         self._stop = anyio.Event()  # this session's; a replaced session's own event stops its process
         self._lock = anyio.Lock()
         self.limit = anyio.Semaphore(spec.max_concurrency)

@@ -52,8 +52,8 @@ class MixOptions(BaseModel):
 
     aggregator: str | None = Field(default=None, description="the combining model")
     rounds: int = Field(default=1, ge=1, le=5, description="synthesize: layers")
-    min_answers: int | None = Field(default=None, ge=1, description="synthesize: answers to wait for")
-    deadline_s: float | None = Field(default=None, gt=0, le=3600, description="seconds to wait for the answers")
+    min_answers: int | None = Field(default=None, ge=1, description="synthesize: answers needed")
+    deadline_s: float | None = Field(default=None, gt=0, le=3600, description="seconds to wait for answers")
 
 
 class AskRequest(MixOptions):
@@ -66,16 +66,16 @@ class AskRequest(MixOptions):
     system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64, description="continue this conversation")
     continue_latest: bool = Field(default=False, description="continue the newest conversation (ask -c)")
-    model_ids: list[str] | None = Field(default=None, max_length=16, description="model ids or aliases (ask -m)")
+    model_ids: list[str] | None = Field(default=None, max_length=16, description="model ids or aliases")
     response_schema: dict[str, Any] | str | None = Field(
-        default=None, description="typed answer: a JSON Schema, or fields like 'name, age int, bio: one sentence'")
+        default=None, description="a JSON Schema, or 'name, age int, bio: one sentence'")
     model_for: dict[str, str] | None = Field(default=None, description="model id per server")
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     reasoning: Reasoning | None = None
     max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="USD cap for this run")
     images: list[ImageInput] | None = Field(default=None, max_length=20,
-                                            description="[{url}] or [{data: base64, media_type}] or [{path}]")
+                                            description="[{url}|{data, media_type}|{path}]")
     # Earlier turns (tool calls and results included) after the conversation's own; the prompt may then be empty
     # when they end with the user's turn. Tools go to every leg. (The vendor dialects of the gateway use them.)
     messages: list[ChatMessage] | None = Field(default=None, max_length=10_000)
@@ -142,18 +142,18 @@ class AgentRequest(BaseModel):
     agents: list[str] = Field(default_factory=_all_agents)
     mode: str = Field(default="race", max_length=20, description="race or all")
     cwd: str | None = Field(default=None, max_length=MAX_PATH_CHARS,
-                            description="the git repository (default: the server's cwd)")
+                            description="the git repository")
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)  # seconds each agent may run
     apply: bool = False  # apply the winner's diff to the repository
-    keep: bool | None = Field(default=None, description="keep each leg as a branch (all mode: on)")
+    keep: bool | None = Field(default=None, description="keep each leg as a branch")
     setup: str | None = Field(default=None, max_length=MAX_COMMAND_CHARS,
-                              description="shell command run in each worktree, in its sandbox, before the agent")
+                              description="run in each worktree before the agent")
+    model: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="one gateway model for every agent, e.g. race/claude,gpt")
     pick: Literal["first", "best"] = Field(
-        default="first", description="first: the first to pass wins; best: a judge model ranks every passer")
-    grace_s: float = Field(default=60.0, ge=0, le=3600, description="pick best in a race: how long the others may "
-                                                                     "still pass after the first")
-    judge: str | None = Field(default=None, max_length=64, description="pick best: the judging model server "
-                                                                       "(default: the first configured)")
+        default="first", description="first passer wins, or best: a judge ranks passers")
+    grace_s: float = Field(default=60.0, ge=0, le=3600, description="pick best: seconds others may still pass")
+    judge: str | None = Field(default=None, max_length=64, description="pick best: the judging server")
 
     @property
     def keeps(self) -> bool:
@@ -190,6 +190,15 @@ def validate_request(model: type[R], payload: Any) -> R:
         raise InvalidInputError(f"invalid request: {summary}", details={"problems": problems}) from None
 
 
+def _is_cap(constraint: Any) -> bool:
+    """A bound no caller comes near (a length, an hour or more, a million tokens): the model still applies it."""
+    from annotated_types import Le, MaxLen, MinLen
+
+    if isinstance(constraint, MaxLen | MinLen):
+        return True
+    return isinstance(constraint, Le) and isinstance(constraint.le, int | float) and constraint.le >= 3600
+
+
 def request_parameters(model: type[BaseModel], *, skip: frozenset[str] = frozenset(),
                        loose: frozenset[str] = frozenset(), size_caps: bool = True) -> list[inspect.Parameter]:
     """The fields of ``model`` as keyword parameters for a tool signature: the same types, bounds, defaults and
@@ -200,8 +209,6 @@ def request_parameters(model: type[BaseModel], *, skip: frozenset[str] = frozens
     body validates what it is given with :func:`validate_request`, which applies the model whole.
     """
     from typing import Annotated
-
-    from annotated_types import MaxLen
 
     params = []
     own = [name for name in model.model_fields if name in vars(model).get("__annotations__", {})]
@@ -215,7 +222,7 @@ def request_parameters(model: type[BaseModel], *, skip: frozenset[str] = frozens
             annotation, default = annotation | None, None
         if name in loose:
             annotation = list[dict[str, Any]] | None
-        metadata = [item for item in info.metadata if size_caps or not isinstance(item, MaxLen)]
+        metadata = [item for item in info.metadata if size_caps or not _is_cap(item)]
         annotation = Annotated[(annotation, *metadata, Field(description=info.description))]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=annotation))

@@ -142,6 +142,9 @@ class Runs:
         self.config = config
         self.store = store
         self.pool = pool or ServerPool(config)
+        # (base URL, token) of the gateway serving this service, set once its web app listens; agents given a
+        # gateway model (AgentRequest.model) are pointed at it.
+        self.gateway: tuple[str, str] | None = None
         settings = config.settings
         cooldowns = Cooldowns(consecutive_failures=settings.breaker_failures, breaker_s=settings.breaker_s,
                               path=settings.cooldown_file or default_path(), max_wait_s=settings.max_cooldown_s)
@@ -535,7 +538,7 @@ class Runs:
         try:
             state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
             try:
-                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id)
+                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway)
             except LLMMixerError:
                 self._runs.pop(state.run_id, None)
                 raise

@@ -61,6 +61,7 @@ def _check(schema: Any, origin: str) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise InvalidInputError(f"{origin} must be a JSON Schema object, got {type(schema).__name__}")
     import jsonschema
+    import jsonschema.validators
 
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)

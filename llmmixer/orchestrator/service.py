@@ -65,3 +65,7 @@ class RunService(Protocol):
     async def servers(self) -> list[dict[str, Any]]:
         """Each configured server's status."""
         ...
+
+    def server_statuses(self) -> list[dict[str, Any]]:
+        """What is known of each server now, without waiting for any (``GET /api/servers?wait=0``)."""
+        ...

@@ -70,6 +70,7 @@ class AgentCLI:
     npm_package: ClassVar[str]
     key_vars: ClassVar[tuple[str, ...]]  # secrets the CLI reads, the first one set is used
     base_url_var: ClassVar[str]  # the endpoint variable the orchestrator passes on when it is set
+    gateway_path: ClassVar[str] = ""  # the CLI's base URL under `llmmixer serve` (orchestrator/gateway)
     default_model: ClassVar[str | None] = None
 
     def home_files(self, home: Path, *, base_url: str | None, model: str | None) -> dict[str, str]:

@@ -34,6 +34,7 @@ class Codex(AgentCLI):
     npm_package = "@openai/codex"
     key_vars = ("OPENAI_API_KEY",)
     base_url_var = "OPENAI_BASE_URL"
+    gateway_path = "/v1"
     default_model = "gpt-5"
 
     def home_files(self, home: Path, *, base_url: str | None, model: str | None) -> dict[str, str]:

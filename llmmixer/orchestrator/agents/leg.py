@@ -50,7 +50,6 @@ class AgentLeg:
     files_changed: list[str] = field(default_factory=list)
     stop_requested_at: float | None = None
     stopped_ms: float | None = None  # cancelled legs: from the decision to the last process gone
-    output_tail: str = ""
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
     @property
@@ -120,14 +119,12 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
                   *, env: dict[str, str], secrets: dict[str, str], writable: list[str]) -> None:
     """Run the CLI to its end (or ``timeout_s``) through the runner; fills ``leg``'s report, exit code, output."""
     lines = _Lines()
-    tail: list[str] = []
 
     async def progress(_p: float, _t: float | None, message: str | None) -> None:
         if not message:
             return
         text = redact(message)
         emit("agent.output", leg.name, {"text": text})
-        tail.append(text)
         for raw in lines.feed(text):
             _handle_line(leg, raw, emit, redact)
 
@@ -140,7 +137,6 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
         raise _classified(_error_of(payload))
     leg.exit_code = payload.get("exit_code")
     leg.timed_out = bool(payload.get("timed_out"))
-    leg.output_tail = redact("".join(tail))[-TAIL_CHARS:] or redact(str(payload.get("output", "")))[-TAIL_CHARS:]
     leg.adapter.finish(leg.report)
 
 

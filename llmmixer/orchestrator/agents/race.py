@@ -11,6 +11,8 @@ own JSON), check exit code and output tail. ``apply`` applies the winner's diff 
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ class AgentRun:
     applied: bool = False
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
+    gateway_token: str | None = None  # the CLIs' API key when they use the gateway (AgentRequest.model)
 
     @property
     def ok(self) -> bool:
@@ -70,7 +73,8 @@ class AgentRun:
                 "duration_ms": round(((self.ended_at or time.monotonic()) - self.started_at) * 1000, 1)}
 
 
-def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str) -> AgentRun:
+def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str, *,
+                gateway: tuple[str, str] | None = None) -> AgentRun:
     """Check the request before anything starts.
 
     Raises:
@@ -96,10 +100,22 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str)
         find_command(specs[name])
     repo = repo_root(request.cwd or ".")
     run_dir = agents_dir() / run_id
+    token = None
+    if request.model is not None:
+        if gateway is None:
+            raise InvalidInputError("model: a gateway model needs the gateway; run the agents through llmmixer serve")
+        url, token = gateway
+        specs = {name: _on_gateway(specs[name], url, request.model) for name in request.agents}
     legs = [AgentLeg(spec=specs[name], adapter=specs[name].adapter(),
                      layout=LegLayout(root=run_dir / name, leg_id=f"{run_id}-{name}-{uuid.uuid4().hex[:6]}"))
             for name in request.agents]
-    return AgentRun(request=request, repo=repo, legs=legs, run_dir=run_dir)
+    return AgentRun(request=request, repo=repo, legs=legs, run_dir=run_dir, gateway_token=token)
+
+
+def _on_gateway(spec: AgentSpec, url: str, model: str) -> AgentSpec:
+    """``spec`` with the gateway ``model``, its endpoint the gateway at ``url`` (in the CLI's own dialect)."""
+    adapter = spec.adapter()
+    return dataclasses.replace(spec, model=model, env={**spec.env, adapter.base_url_var: url + adapter.gateway_path})
 
 
 async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
@@ -126,7 +142,8 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
     async def one(leg: AgentLeg) -> None:
         spec, adapter = leg.spec, leg.adapter
         tree: Worktree | None = None
-        secrets = secrets_for(adapter)
+        # On the gateway the CLI's API key is the service token; otherwise the vendor key from the environment.
+        secrets = {adapter.key_vars[0]: run.gateway_token} if run.gateway_token else secrets_for(adapter)
         redact = Redactor(secrets)
         leg.started_at = time.monotonic()
         leg.status = "running"

@@ -43,7 +43,8 @@ def describe(event: Event) -> str | None:
 
 async def follow_agents(runs: Runs, run_id: str, out: TextIO | None = None) -> dict[str, Any]:
     """Print the run's lines as they happen; return its final result."""
-    out = out or sys.stderr
+    out = out if out is not None else sys.stderr
+    assert out is not None  # sys.stderr is None only without a console, where nothing calls this
     after: str | None = None
     while True:
         finished = await runs.wait(run_id, 0.2)
@@ -62,7 +63,8 @@ async def follow_agent_events(events: AsyncIterator[dict[str, Any]], out: TextIO
     """Print the lines of a run's events (as the resident service streams them) until the run is done."""
     from ...servers.core.events import Event
 
-    out = out or sys.stderr
+    out = out if out is not None else sys.stderr
+    assert out is not None  # sys.stderr is None only without a console, where nothing calls this
     async for raw in events:
         line = describe(Event.from_dict(raw))
         if line:

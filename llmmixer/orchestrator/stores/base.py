@@ -45,6 +45,7 @@ class EventStore(Protocol):
 
     async def open(self) -> None:
         """Connect / create tables. Idempotent."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -52,6 +53,7 @@ class EventStore(Protocol):
 
     async def append(self, event: Event) -> Event:
         """Store ``event``; returns it with its new id (strictly greater than every earlier id)."""
+        ...
 
     async def append_many(self, events: Sequence[Event], token: WriteToken | None = None) -> list[Event | None]:
         """Store ``events`` in one transaction, ids increasing in the order given; all or nothing.
@@ -62,26 +64,33 @@ class EventStore(Protocol):
         Raises:
             UnavailableError: (or a subclass) nothing was stored.
         """
+        ...
 
     async def reconnect(self) -> None:
         """Drop and reopen connections after a failure (a restarted Redis, a replaced database file)."""
+        ...
 
     def take_incidents(self) -> list[str]:
         """What the store lost on its own since the last call (a database file deleted under it), each a reason
         the writer records as ``store.gap`` events."""
+        ...
 
     async def read_after(self, after: str | None, limit: int = READ_LIMIT, run: str | None = None) -> list[Event]:
         """Events with an id greater than ``after`` (``None``: from the oldest retained), oldest first, at most
         ``limit``; ``run`` keeps only that run's events."""
+        ...
 
     async def first_id(self) -> str | None:
         """The oldest retained id, ``None`` when empty."""
+        ...
 
     async def last_id(self) -> str | None:
         """The newest id, ``None`` when empty."""
+        ...
 
     async def wait_after(self, after: str | None, timeout: float) -> bool:
         """Block up to ``timeout`` seconds until an event newer than ``after`` exists; True if one does."""
+        ...
 
     def parse_id(self, raw: str) -> str:
         """Validate a client-given id (``Last-Event-ID``).
@@ -89,9 +98,11 @@ class EventStore(Protocol):
         Raises:
             InvalidInputError: ``raw`` is not an id this store could have given.
         """
+        ...
 
     def is_evicted(self, after: str, first: str | None) -> bool:
         """True when events newer than ``after`` may have been dropped before ``first`` (the oldest retained)."""
+        ...
 
     async def __aenter__(self) -> Self: ...
 

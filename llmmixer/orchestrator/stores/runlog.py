@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..history import MAX_HISTORY_RUNS, matches
@@ -187,7 +188,7 @@ class RedisRunLog:
             raw = await self.client.hget(self._keys()[0], run_id)
         return None if raw is None else json.loads(raw)
 
-    async def _newest_first(self, page: int = 200) -> Any:
+    async def _newest_first(self, page: int = 200) -> AsyncIterator[dict[str, Any]]:
         from .redis import _redis_errors
 
         records, order, _ = self._keys()

@@ -52,12 +52,15 @@ class NoRuns:
     async def servers(self) -> list[dict[str, Any]]:
         return []
 
+    def server_statuses(self) -> list[dict[str, Any]]:
+        return []
+
     def check_id(self, run_id: str) -> str:
         self._refuse()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llmmixer.orchestrator.web", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m llmmixer.orchestrator.web", description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--store", default="memory", help="memory | sqlite:///path | redis://host:port/db")
     parser.add_argument("--host", default="127.0.0.1", help=f"bind address (non-loopback requires ${TOKEN_ENV})")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")

@@ -216,7 +216,7 @@ async def list_servers(request: Request) -> Response:
     ``?wait=0`` answers at once with what is known (``starting`` while a server comes up; the dashboard polls);
     without it, every server is checked first."""
     runs = _runs(request)
-    if request.query_params.get("wait") == "0" and hasattr(runs, "server_statuses"):
+    if request.query_params.get("wait") == "0":
         statuses = runs.server_statuses()
     else:
         statuses = await runs.servers()

@@ -150,6 +150,10 @@ class _Server(uvicorn.Server):
             bound = self.servers[0].sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             self.url = f"http://{shown}:{bound[1]}"
+            state = getattr(self.config.app, "state", None)
+            runs, policy = getattr(state, "runs", None), getattr(state, "policy", None)
+            if runs is not None and hasattr(runs, "gateway") and policy is not None:
+                runs.gateway = (self.url, policy.token or "llmmixer")  # agents given a gateway model use it
             if self._on_ready is not None:
                 self._on_ready(self.url)
         self.ready.set()

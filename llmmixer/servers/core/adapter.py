@@ -407,6 +407,7 @@ class BaseAdapter(abc.ABC):
                 vendor=self.vendor)
         if request.response_schema is not None:
             import jsonschema
+            import jsonschema.validators
 
             try:
                 jsonschema.validators.validator_for(request.response_schema).check_schema(request.response_schema)

@@ -46,7 +46,7 @@ import enum
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, cast
 
 from .bounds import bounded_seconds
 from .redact import redact_secrets as redact
@@ -128,9 +128,10 @@ class LLMMixerError(Exception):
             raise TypeError(f"{cls.__name__}: kind {cls.kind.value!r} is {'' if cls.retryable else 'not '}retryable, "
                             f"so the class must {'' if cls.retryable else 'not '}derive from RetryableError")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> LLMMixerError:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # The base is not a leaf: raising it directly means nobody classified the failure.
-        return super().__new__(UnexpectedError if cls is LLMMixerError else cls, *args)
+        target = cast("type[Self]", UnexpectedError) if cls is LLMMixerError else cls
+        return super().__new__(target, *args)
 
     def __init__(
         self,

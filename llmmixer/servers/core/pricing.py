@@ -10,6 +10,7 @@ import functools
 import json
 import re
 from importlib import resources
+from typing import cast
 
 __all__ = ["price_per_million", "cost_usd", "parse_prices", "Prices"]
 
@@ -18,7 +19,7 @@ _SNAPSHOT_SUFFIX = re.compile(r"^-(\d{4}-\d{2}-\d{2}|\d{8}|latest|preview(-[\w-]
 
 @functools.cache
 def _table() -> dict[str, tuple[float, float]]:
-    raw = json.loads(resources.files(__package__).joinpath("prices.json").read_text())
+    raw = json.loads(resources.files(__name__.rpartition(".")[0]).joinpath("prices.json").read_text())
     return {name: (float(p[0]), float(p[1])) for name, p in raw["models"].items()}
 
 
@@ -63,5 +64,6 @@ def parse_prices(raw: object) -> Prices:
         if (not isinstance(price, list | tuple) or len(price) != 2
                 or not all(isinstance(p, int | float) and not isinstance(p, bool) and p >= 0 for p in price)):
             raise ValueError(f"prices.{model} must be [input, output] USD per million tokens, e.g. [1.0, 5.0]")
-        out[str(model)] = (float(price[0]), float(price[1]))
+        low, high = cast("tuple[float, float]", tuple(price))  # checked just above
+        out[str(model)] = (float(low), float(high))
     return out

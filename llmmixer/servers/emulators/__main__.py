@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
 
     from .tls import make_local_ca
 
-    out = out or sys.stdout
+    out = out if out is not None else sys.stdout
+    assert out is not None  # sys.stdout is None only without a console, where nobody reads the exports
     args = build_parser().parse_args(argv)
     local = make_local_ca() if args.tls else None
     scheme = "https" if local else "http"

@@ -137,7 +137,7 @@ def _remove(path: Path) -> None:
 
 def _compiled(cache: Path) -> tuple[Path, bytes]:
     """The compiled guard in the cache, checked: (path, bytes)."""
-    source = resources.files(__package__).joinpath("guard.c").read_bytes()
+    source = resources.files(__name__.rpartition(".")[0]).joinpath("guard.c").read_bytes()
     digest = _sha256(source)[:16]
     binary = cache / f"guard-{digest}"
     recorded = cache / f"guard-{digest}.sha256"

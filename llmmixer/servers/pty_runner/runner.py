@@ -112,7 +112,7 @@ class PtyRunner:
 
         Raises: UnavailableError for ``sandbox="on"`` where bubblewrap does not work.
         """
-        self.backend = backend
+        self.backend: BackendName = backend
         self.limits = limits or Limits()
         self.containment = containment or Containment(mode=sandbox, env_policy=env_policy, environ=environ,
                                                       protect=protect)

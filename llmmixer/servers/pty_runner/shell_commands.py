@@ -1,3 +1,5 @@
+# pyright: reportAttributeAccessIssue=false
+# (bashlex builds its AST nodes with attributes that depend on their kind; it ships no types for them)
 """Every simple command a shell command line would run, found with a real shell parser (bashlex).
 
 :func:`analyze` walks the whole parse tree: lists, pipelines, subshells, groups, loops, functions, ``$(...)``,

@@ -70,11 +70,13 @@ def test_logs_show_prompts_after_a_restart_on_sqlite(emu, tmp_path: Path):
     store = f"sqlite:///{tmp_path / 'logs.db'}"
     env = server_env(emu)
     emu.set_behaviour("anthropic", reply="the first answer", ttft_ms=10)
-    emu.set_behaviour("openai", ttft_ms=800)
-    emu.set_behaviour("gemini", ttft_ms=800)
+    # The others never answer: claude wins however long its server takes to load its SDK on this first call.
+    emu.set_behaviour("openai", hang=True)
+    emu.set_behaviour("gemini", hang=True)
     first = llmmixer("ask", "the first question", "--json", "--store", store, env=env)
     assert first.returncode == 0, first.stderr
     run_id, cid = json.loads(first.stdout)["run_id"], json.loads(first.stdout)["conversation_id"]
+    emu.set_behaviour("openai")  # answers again
     second = llmmixer("ask", "a different question", "--models", "gpt", "--json", "--store", store, env=env)
     assert second.returncode == 0, second.stderr
 

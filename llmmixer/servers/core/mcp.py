@@ -89,6 +89,9 @@ class LLMMixerMCPServer(MCPServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("subscriptions", False)  # our tool lists never change: nothing to listen for
         kwargs.setdefault("version", package_version())
+        # The SDK configures the root logger itself (rich, at INFO, unless told): a server built in the CLI's own
+        # process (the inprocess transport) would then print every HTTP request the vendor SDKs log.
+        kwargs.setdefault("log_level", "WARNING")
         super().__init__(*args, **kwargs)
         unregister_requests(self, _UNSERVED_METHODS)
 

@@ -82,12 +82,16 @@ async def stack(db: Path) -> Runs:
 async def test_history_after_a_restart_opens_stored_runs_and_draws_the_race_timeline(
         emu: Any, browser: Any, tmp_path: Path) -> None:  # noqa: F811
     db = tmp_path / "events.db"
-    for vendor, (ttft, gap) in TIMING.items():
-        emu.set_behaviour(vendor, ttft_ms=ttft, inter_token_ms=gap, tokens=TOKENS, reply=f"{vendor} says hello " * 4)
 
     # -- first life: a race through the API, a command cancelled from the page -----------------------------------
     async with await stack(db) as runs:
         await runs.pool.prepare(["claude", "gpt", "gemini", "pty"])
+        # Every server makes one call first: each loads its SDK then, so the race below measures the models.
+        warm = await runs.start_ask("warm-up", models=["claude", "gpt", "gemini"], mode="all")
+        assert await runs.wait(warm, 120)
+        for vendor, (ttft, gap) in TIMING.items():
+            emu.set_behaviour(vendor, ttft_ms=ttft, inter_token_ms=gap, tokens=TOKENS,
+                              reply=f"{vendor} says hello " * 4)
         async with running(create_app(runs, runs.store)) as url:
             async with httpx2.AsyncClient(base_url=url, timeout=30) as client:
                 started = await client.post("/api/runs", json={"prompt": PROMPT, "mode": "race"})

@@ -87,8 +87,8 @@ async def test_orchestrator_tools_refuse_unknown_arguments(emu: Any, tmp_path: P
 async def test_http_api_refuses_unknown_fields_and_query_parameters(emu: Any) -> None:
     async with Runs(Config(servers=default_servers(inprocess=True)), open_store("memory")) as runs:
         async with running(create_app(runs, runs.store)) as url, httpx2.AsyncClient(base_url=url) as client:
-            for path, body, name in (("/api/runs", {"prompt": "hi", "messages": []}, "messages"),
-                                     ("/api/runs", {"prompt": "hi", "model": "gpt-5"}, "model"),
+            for path, body, name in (("/api/runs", {"prompt": "hi", "prompts": []}, "prompts"),
+                                     ("/api/runs", {"prompt": "hi", "modle": "gpt-5"}, "modle"),
                                      ("/api/commands", {"command": "ls", "shell": "zsh"}, "shell")):
                 response = await client.post(path, json=body)
                 assert response.status_code == 400, response.text

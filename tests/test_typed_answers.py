@@ -35,15 +35,19 @@ def script_a_typed_race(emu: Any) -> None:
     emu.set_behaviour("gemini", ttft_ms=4000, reply_json=PERSON)
 
 
-def check_typed_race(result: dict[str, Any], emu: Any) -> None:
+def check_typed_race(result: dict[str, Any], emu: Any, *, cold: bool = False) -> None:
+    """``cold``: the servers start in this very command, and claude's loads its SDK on this first call, which may
+    take longer than gpt's answer: then claude is cancelled before its prose arrives, and still never wins."""
     legs = {leg["source"]: leg for leg in result["legs"]}
-    assert legs["claude"]["status"] == "error" and legs["claude"]["error"]["kind"] == "invalid_output", legs
+    if not (cold and legs["claude"]["status"] == "cancelled"):
+        assert legs["claude"]["status"] == "error" and legs["claude"]["error"]["kind"] == "invalid_output", legs
     assert result["winner"] == "gpt" and legs["gpt"]["status"] == "won"
     assert result["data"] == PERSON and legs["gpt"]["data"] == PERSON
     assert legs["gemini"]["status"] == "cancelled"
     # Each vendor was asked for its native structured output with the schema.
     assert "age" in json.dumps(emu.requests("openai")[-1]["body"]["text"]["format"])
-    assert "age" in json.dumps(emu.requests("anthropic")[-1]["body"]["output_config"])
+    if emu.requests("anthropic"):
+        assert "age" in json.dumps(emu.requests("anthropic")[-1]["body"]["output_config"])
 
 
 def test_concise_schema_reads_like_llms():
@@ -66,7 +70,7 @@ def test_cli_typed_race_with_concise_and_file_schemas(emu, tmp_path: Path):
     done = llmmixer("ask", "Describe Ada Lovelace", "--schema", CONCISE, "--json", "--store", "memory",
                     env=server_env(emu))
     assert done.returncode == 0, done.stderr
-    check_typed_race(json.loads(done.stdout), emu)
+    check_typed_race(json.loads(done.stdout), emu, cold=True)
 
     schema_file = tmp_path / "person.json"
     schema_file.write_text(json.dumps(concise_schema(CONCISE)))

@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # Variables the project, the vendors' SDKs or the servers read. Whatever a developer's shell holds under these
 # prefixes (LLMMIXER_CONFIG, LLMMIXER_STORE, a real ANTHROPIC_API_KEY, an OPENAI_BASE_URL...) must not reach a test.
-ISOLATED_PREFIXES = ("LLMMIXER_", "ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "CLAUDE_", "CODEX_")
+ISOLATED_PREFIXES = ("LLMMIXER_", "ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "CLAUDE_", "CODEX_", "OTEL_")
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ...servers.core.errors import BadRequestError, LLMMixerError
 from ...servers.core.host_git import host_git
 from ..pool import ServerPool
 from .launch import Redactor
-from .leg import TAIL_CHARS, AgentLeg, Emit, strip_ansi
+from .leg import AgentLeg, Emit, run_in_worktree
 from .worktree import Repo
 
 __all__ = ["INCLUDE_FILE", "included_files", "copy_included", "run_setup", "SetupFailed"]
@@ -74,21 +73,11 @@ async def bring_included(repo: Repo, work: Path) -> list[str]:
 async def run_setup(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: float, emit: Emit,
                     redact: Redactor) -> dict[str, Any]:
     """``command`` in the leg's worktree, through the runner; raises :class:`SetupFailed` when it fails."""
-    started = time.monotonic()
     emit("agent.command", leg.name, {"phase": "setup", "command": command, "status": "started"})
-    result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.work), "timeout_s": timeout_s})
-    payload = result.structured_content or {}
-    error = payload.get("error") if result.is_error else None
-    code = None if result.is_error else payload.get("exit_code")
-    tail = strip_ansi(redact(str(payload.get("output", ""))))[-TAIL_CHARS:]
-    outcome: dict[str, Any] = {"command": command, "exit_code": code, "timed_out": bool(payload.get("timed_out")),
-               "passed": code == 0 and not payload.get("timed_out"), "output_tail": tail,
-               "duration_ms": round((time.monotonic() - started) * 1000, 1)}
-    if error is not None:
-        outcome["error"] = error
-    leg.setup = outcome
+    outcome = leg.setup = await run_in_worktree(leg, pool, command, timeout_s, redact)
     emit("agent.command", leg.name, {"phase": "setup", "status": "done", **outcome})
     if not outcome["passed"]:
-        why = (error or {}).get("message") or ("timed out" if outcome["timed_out"] else f"exit code {code}")
-        raise SetupFailed(f"--setup failed in {leg.name}'s worktree ({why}): {tail[-300:]}")
+        error = outcome.get("error") or {}
+        why = error.get("message") or ("timed out" if outcome.get("timed_out") else f"exit code {outcome['exit_code']}")
+        raise SetupFailed(f"--setup failed in {leg.name}'s worktree ({why}): {outcome['output_tail'][-300:]}")
     return outcome

@@ -23,7 +23,7 @@ from .base import AgentCLI, StreamReport
 from .launch import LegLayout, Redactor
 from .spec import AgentSpec
 
-__all__ = ["AgentLeg", "run_cli", "run_check", "Emit", "TAIL_CHARS", "strip_ansi"]
+__all__ = ["AgentLeg", "run_cli", "run_check", "run_in_worktree", "Emit", "TAIL_CHARS"]
 
 Emit = Callable[[str, str, dict[str, Any]], None]  # (type, source, data)
 TAIL_CHARS = 4000
@@ -106,10 +106,6 @@ def _handle_line(leg: AgentLeg, raw: str, emit: Emit, redact: Redactor) -> None:
         emit(type_, leg.name, data)
 
 
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
 def _error_of(payload: dict[str, Any]) -> dict[str, Any]:
     error = payload.get("error")
     return error if isinstance(error, dict) else {"kind": "server", "message": "the PTY runner failed"}
@@ -143,22 +139,27 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
 async def run_check(leg: AgentLeg, pool: ServerPool, check: str, timeout_s: float, emit: Emit,
                     redact: Redactor) -> dict[str, Any]:
     """``check`` in the leg's worktree, through the runner: its exit code and the tail of its output."""
-    started = time.monotonic()
     emit("agent.check", leg.name, {"phase": "started", "command": check})
-    result = await pool.call("pty", "run", {"command": check, "cwd": str(leg.layout.work), "timeout_s": timeout_s})
-    payload = result.structured_content or {}
-    if result.is_error:
-        error = _error_of(payload)
-        outcome = {"command": check, "exit_code": None, "passed": False, "output_tail": "",
-                   "duration_ms": round((time.monotonic() - started) * 1000, 1), "error": error}
-    else:
-        code = payload.get("exit_code")
-        outcome = {"command": check, "exit_code": code, "passed": code == 0 and not payload.get("timed_out"),
-                   "timed_out": bool(payload.get("timed_out")),
-                   "output_tail": _ANSI.sub("", redact(str(payload.get("output", ""))))[-TAIL_CHARS:],
-                   "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+    outcome = await run_in_worktree(leg, pool, check, timeout_s, redact)
     emit("agent.check", leg.name, {"phase": "done", **outcome})
     return outcome
+
+
+async def run_in_worktree(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: float,
+                          redact: Redactor) -> dict[str, Any]:
+    """``command`` in the leg's worktree, through the runner (so in its sandbox): ``{"command", "exit_code",
+    "passed", "timed_out", "output_tail", "duration_ms"}``, or with ``error`` when the runner refused or failed."""
+    started = time.monotonic()
+    result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.work), "timeout_s": timeout_s})
+    payload = result.structured_content or {}
+    if result.is_error:
+        return {"command": command, "exit_code": None, "passed": False, "output_tail": "",
+                "duration_ms": round((time.monotonic() - started) * 1000, 1), "error": _error_of(payload)}
+    code = payload.get("exit_code")
+    return {"command": command, "exit_code": code, "passed": code == 0 and not payload.get("timed_out"),
+            "timed_out": bool(payload.get("timed_out")),
+            "output_tail": _ANSI.sub("", redact(str(payload.get("output", ""))))[-TAIL_CHARS:],
+            "duration_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
 def _classified(error: dict[str, Any]) -> LLMMixerError:

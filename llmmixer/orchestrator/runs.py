@@ -21,7 +21,6 @@ Shutting down (leaving ``async with``, or :meth:`Runs.interrupt` on SIGTERM) end
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 import uuid
@@ -757,8 +756,7 @@ class Runs:
 
 
 def _run_cost(result: Any) -> float:
-    cost = result.get("total_cost_usd") if isinstance(result, dict) else None
-    return float(cost) if isinstance(cost, (int, float)) and math.isfinite(cost) else 0.0
+    return stats.usd(result.get("total_cost_usd") if isinstance(result, dict) else None)
 
 
 def _check_aggregator(options: MixOptions, available: list[str]) -> None:

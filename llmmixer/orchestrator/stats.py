@@ -17,7 +17,7 @@ from typing import Any
 
 from ..servers.core.errors import InvalidInputError
 
-__all__ = ["parse_since", "Stats", "compute", "records_since", "render"]
+__all__ = ["parse_since", "Stats", "compute", "records_since", "render", "usd"]
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -73,7 +73,8 @@ class Stats:
         return {"since": self.since, "modes": self.modes, "models": self.models, "best_single": self.best_single}
 
 
-def _cost(value: Any) -> float:
+def usd(value: Any) -> float:
+    """A logged cost as dollars: 0 for a cost that is unknown (None) or not a finite number."""
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
@@ -96,7 +97,7 @@ def compute(records: Iterable[dict[str, Any]], since: float | None = None) -> St
             name = str(leg.get("model") or leg.get("source") or "?")
             per_model = models.setdefault(name, _Group())
             per_model.runs += 1
-            cost = _cost(leg.get("cost_usd"))
+            cost = usd(leg.get("cost_usd"))
             group.spend += cost
             per_model.spend += cost
             if leg.get("status") == "cancelled":

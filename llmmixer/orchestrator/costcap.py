@@ -21,12 +21,13 @@ from ..servers.core import pricing
 from ..servers.core.errors import BudgetError
 from ..servers.core.events import LEG_ENDS, Event
 
-__all__ = ["CHARS_PER_TOKEN", "estimate_usd", "SpendMeter", "check_budget", "day_start"]
+__all__ = ["CHARS_PER_TOKEN", "estimated_tokens", "estimate_usd", "SpendMeter", "check_budget", "day_start"]
 
-CHARS_PER_TOKEN = 4  # the same rough rate the mixer uses to price a cancelled leg's prompt
+CHARS_PER_TOKEN = 4  # a rough rate, where no vendor has counted: a cancelled leg's prompt, a cap, count_tokens
 
 
-def _tokens(chars: int) -> int:
+def estimated_tokens(chars: int) -> int:
+    """The tokens ``chars`` characters make at :data:`CHARS_PER_TOKEN`, rounded up."""
     return math.ceil(chars / CHARS_PER_TOKEN)
 
 
@@ -41,7 +42,7 @@ def estimate_usd(prompt_chars: int, models: list[str | None], max_tokens: int | 
         price = pricing.price_per_million(model, prices) if model else None
         if price is None:
             continue
-        total += _tokens(prompt_chars) * price[0] / 1e6 + (max_tokens or 0) * price[1] / 1e6
+        total += estimated_tokens(prompt_chars) * price[0] / 1e6 + (max_tokens or 0) * price[1] / 1e6
     return round(total, 10)
 
 
@@ -67,7 +68,8 @@ class SpendMeter:
         if event.type == "leg.started" and data.get("model"):
             self._models[source] = str(data["model"])
             self._settled.discard(source)
-            self._spent[source] = self._spent.get(source, 0.0) + self._price(source, _tokens(self.prompt_chars), 0)
+            prompt = estimated_tokens(self.prompt_chars)
+            self._spent[source] = self._spent.get(source, 0.0) + self._price(source, prompt, 0)
         elif event.type == "delta" and source not in self._settled:
             # One token a delta, as the mixer prices a cancelled leg, so the meter and the final figures agree.
             self._spent[source] = self._spent.get(source, 0.0) + self._price(source, 0, 1)

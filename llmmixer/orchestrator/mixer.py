@@ -31,6 +31,7 @@ from ..servers.core.events import EventType
 from ..servers.core.messages import ToolCall, ToolCallDelta, read_progress
 from ..servers.core.results import result_payload
 from .cooldown import Cooldowns
+from .costcap import estimated_tokens
 from .legs import parse_leg, server_of
 from .modes import COMBINING_MODES, MODES, SKIPPING_MODES
 from .statuses import LegStatus
@@ -366,7 +367,7 @@ class Mixer:
         prompt_chars += _chars(call_args.get("tools") or "")
         if never_sent:
             prompt_chars = 0
-        leg.usage = {"input_tokens": math.ceil(prompt_chars / 4), "output_tokens": len(leg.parts),
+        leg.usage = {"input_tokens": estimated_tokens(prompt_chars), "output_tokens": len(leg.parts),
                      "estimated": True}
         if leg.model:
             leg.cost_usd = pricing.cost_usd(leg.model, leg.usage["input_tokens"], leg.usage["output_tokens"],

@@ -9,7 +9,6 @@ over the request's system, messages and tools), the same estimate the mixer uses
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from ...servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError
 from ...servers.core.messages import new_call_id
+from ..costcap import estimated_tokens
 from .calls import Answer, GatewayRequest, TextOut
 from .models import listed_models
 from .wire import Dialect, guarded, listings_of, read_body, serve_call, sse, validated
@@ -224,7 +224,7 @@ def estimate_tokens(request: GatewayRequest) -> int:
     """About 4 characters a token over what the models would read (see the module docstring)."""
     chars = len(request.system or "") + len(json.dumps([m.model_dump(mode="json") for m in request.messages]))
     chars += len(json.dumps([tool.model_dump(mode="json") for tool in request.tools or []]))
-    return max(1, math.ceil(chars / 4))
+    return max(1, estimated_tokens(chars))
 
 
 async def count_tokens(request: Request) -> Response:

@@ -450,6 +450,7 @@
       const id = message.lastEventId || ev.id;
       if (id && seenHere.has(id)) return;
       if (id) seenHere.add(id);
+      remember(id);  // so the main stream, which may lag behind this one, never applies it a second time
       if (!ev.type) ev.type = message.type;
       state.stats.events++;
       render(apply(ev));

@@ -279,7 +279,7 @@
     }
     pre.dataset.len = String(leg.text.length);
     pre.scrollTop = pre.scrollHeight;
-    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg);
+    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg, run);
     const err = col.querySelector(".error");
     if (leg.error) {
       err.hidden = false;

@@ -37,6 +37,7 @@ TASK = "Create created.txt and change old to new in edit.txt."
 TASK_COMMAND = "echo {agent} > created.txt && sed -i s/old/new/ edit.txt && echo ok-from-tool"
 CHECK = "test -f created.txt && grep -qx new edit.txt"
 AGENTS = ("claude-code", "codex", "gemini-cli")
+MARKUP = "<img src=x onerror=window.pwned=1>wrong"
 TOKEN = "review-token-0123456789"
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "img"
 
@@ -73,8 +74,10 @@ async def test_review_shows_every_candidate_and_apply_writes_the_chosen_leg(
         monkeypatch.setenv(name, value)
     world.emulator.set_script("anthropic", shell_turns("claude-code", TASK_COMMAND.format(agent="claude-code"),
                                                            say="Created it, changed it."))
-    world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND.format(agent="codex") + " && echo extra > extra.txt"))
-    world.emulator.set_script("gemini", shell_turns("gemini-cli", "echo wrong > edit.txt"))  # its check fails
+    world.emulator.set_script("openai", shell_turns("codex", TASK_COMMAND.format(agent="codex") +
+                                                    " && echo extra > extra.txt"))
+    # Its check fails; its diff holds markup, which the page must show as text.
+    world.emulator.set_script("gemini", shell_turns("gemini-cli", f"echo '{MARKUP}' > edit.txt"))
     verdict = {"winner": "B", "scores": [{"candidate": "A", "score": 4}, {"candidate": "B", "score": 9}],
                "reason": "B is the cleaner change"}
     world.emulator.set_behaviour("gemini", reply_json=verdict)  # the judge's answer (its request has no tools)
@@ -102,7 +105,8 @@ async def test_review_shows_every_candidate_and_apply_writes_the_chosen_leg(
                     result = (await client.get(f"/api/runs/{run_id}", params={"wait": 60})).json()
                     while result["status"] in ("pending", "running"):
                         result = (await client.get(f"/api/runs/{run_id}", params={"wait": 60})).json()
-                assert result["status"] == "done", [(leg["agent"], leg["status"], leg["error"]) for leg in result["legs"]]
+                assert result["status"] == "done", [(leg["agent"], leg["status"], leg["error"])
+                                                    for leg in result["legs"]]
                 winner = result["winner"]
                 loser = "codex" if winner == "claude-code" else "claude-code"
                 assert winner in ("claude-code", "codex") and result["verdict"]["winner"] == winner
@@ -128,6 +132,10 @@ async def test_review_shows_every_candidate_and_apply_writes_the_chosen_leg(
                                   for agent in AGENTS}
                     check_text = await page.inner_text(
                         '#agent-review .candidate[data-agent="gemini-cli"] .candidate-check summary')
+                    gemini_diff = await page.inner_text('#agent-review .candidate[data-agent="gemini-cli"] '
+                                                        '.candidate-diff')
+                    injected = await page.evaluate("window.pwned !== undefined || !!document.querySelector("
+                                                   "'.candidate-diff img')")
                     side_by_side = await page.locator(
                         f'#agent-review .candidate[data-agent="{winner}"] .d2h-file-side-diff').count()
                     await _shot(page.locator(f'.column[data-source="{winner}"]'), "agents-cards.png", tmp_path)
@@ -146,11 +154,24 @@ async def test_review_shows_every_candidate_and_apply_writes_the_chosen_leg(
                     applied_note = await chosen.locator(".action-note").inner_text()
                     on_disk = {name: (repo / name).read_text() if (repo / name).exists() else None
                                for name in ("edit.txt", "created.txt", "extra.txt")}
-                    # The other passer wrote created.txt differently: applying it on top conflicts, and the page says so.
+                    # The other passer wrote created.txt differently: applying it on top conflicts, as the page says.
                     other = page.locator(f'#agent-review .candidate[data-agent="{loser}"]')
                     await other.locator("button.apply").click()
                     await other.locator('.action-note[data-state="error"]').wait_for()
                     conflict_note = await other.locator(".action-note").inner_text()
+
+                # A page opened after the run shows the same cards: it replays the run's events.
+                fresh = await browser.new_page(viewport={"width": 1500, "height": 1000})
+                fresh.on("pageerror", lambda error: errors.append(str(error)))
+                with anyio.fail_after(120):
+                    await fresh.goto(f"{url}/?token={TOKEN}")
+                    await fresh.locator(f'#history li[data-run="{run_id}"]').click()
+                    await fresh.wait_for_selector("#agent-review .candidate .d2h-file-side-diff")
+                    await fresh.locator('.column[data-source="gemini-cli"] .card[data-kind="check"] .exit.bad'
+                                        ).wait_for()
+                    replayed = {agent: await fresh.locator(f'.column[data-source="{agent}"] .card').all_inner_texts()
+                                for agent in AGENTS}
+                await fresh.close()
 
                 # The HTTP face: the token guards it; a leg the run does not have, or a malformed name, is refused.
                 async with httpx2.AsyncClient(base_url=url, timeout=30) as anonymous:
@@ -162,6 +183,8 @@ async def test_review_shows_every_candidate_and_apply_writes_the_chosen_leg(
             await page.close()
 
     assert errors == []
+    assert MARKUP in gemini_diff and not injected
+    assert replayed == cards
     assert candidates == list(AGENTS)
     for agent in ("claude-code", "codex"):
         assert "created.txt" in diff_files[agent] and "edit.txt" in diff_files[agent], diff_files

@@ -274,6 +274,12 @@
       box.append(table);
     }
     if (verdict.reason) box.append(el("p", "verdict-reason", verdict.reason));
+    const labels = Object.entries(verdict.labels || {});
+    if (labels.length) {
+      box.append(el("p", "muted", "the judge saw the candidates anonymized, as " +
+        labels.map(([letter, agent]) => `${letter} = ${agent}`).join(", ") +
+        (typeof verdict.cost_usd === "number" ? ` · judging cost $${verdict.cost_usd.toFixed(4)}` : "")));
+    }
     return box;
   }
 

@@ -595,8 +595,9 @@
         const run = runFor(id);
         if (!run.prompt) run.prompt = item.prompt || item.command || null;
         show(id);
-        if (!run.done && !run.sawStart && item.status === "running") {
-          replayRun(id);  // still streaming: every event from its first, then live
+        if (!run.sawStart && ((!run.done && item.status === "running") || item.kind === "agent")) {
+          // Still streaming, or an agent run (its cards come from its events): every event from its first.
+          replayRun(id);
           show(id);
         } else if (!run.done || !run.result) {
           // A finished run this page did not watch (a reload, another process): its result from the run log.

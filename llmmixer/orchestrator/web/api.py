@@ -42,6 +42,7 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.POLICY: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CANCELLED: 409,
+    ErrorKind.CONFLICT: 409,
     ErrorKind.CONTENT_FILTER: 422,
     ErrorKind.INVALID_OUTPUT: 502,
     ErrorKind.RATE_LIMIT: 429,

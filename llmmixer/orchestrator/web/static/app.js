@@ -283,7 +283,7 @@
     }
     pre.dataset.len = String(leg.text.length);
     pre.scrollTop = pre.scrollHeight;
-    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg);
+    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg, run);
     const err = col.querySelector(".error");
     if (leg.error) {
       err.hidden = false;
@@ -630,8 +630,9 @@
         if (!run.conversationId) run.conversationId = item.conversation_id || null;
         if (!run.models && Array.isArray(item.models)) run.models = item.models;
         show(id);
-        if (!run.done && !run.sawStart && item.status === "running") {
-          replayRun(id);  // still streaming: every event from its first, then live
+        if (!run.sawStart && ((!run.done && item.status === "running") || item.kind === "agent")) {
+          // Still streaming, or an agent run (its cards come from its events): every event from its first.
+          replayRun(id);
           show(id);
         } else if (!run.done || !run.result) {
           // A finished run this page did not watch (a reload, another process): its result from the run log.

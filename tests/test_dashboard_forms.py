@@ -114,7 +114,8 @@ async def test_another_clients_run_appears_live_with_model_ids_and_leads_on_a_ph
                 geometry = await page.evaluate("""() => ({
                     column: document.querySelector('.column').getBoundingClientRect().top,
                     form: document.querySelector('#ask-form').getBoundingClientRect().top,
-                    fold: window.innerHeight, scrolled: window.scrollY})""")
+                    fold: window.innerHeight, scrolled: window.scrollY,
+                    overflow: document.documentElement.scrollWidth - window.innerWidth})""")
                 await page.wait_for_selector('#run-info[data-done="true"]')
                 assert await page.evaluate("window.loadedOnce === true")  # no reload
                 texts = {s: await page.inner_text(f'.column[data-source="{s}"] .text') for s in ("claude", "gpt")}
@@ -125,4 +126,5 @@ async def test_another_clients_run_appears_live_with_model_ids_and_leads_on_a_ph
     # the answers are above the fold, before the new-run form
     assert geometry["scrolled"] == 0 and 0 <= geometry["column"] < geometry["fold"], geometry
     assert geometry["column"] < geometry["form"], geometry
+    assert geometry["overflow"] <= 0, geometry  # nothing wider than the phone
     assert errors == []

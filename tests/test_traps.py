@@ -45,6 +45,7 @@ def test_servers_says_no_key_instead_of_ready(emu: EmulatorServer, tmp_path: Pat
     assert done.returncode == 1  # not every server can answer
 
 
+@pytest.mark.e2e
 def test_data_without_schema_is_a_usage_error_before_anything_runs(emu: EmulatorServer, tmp_path: Path) -> None:
     done = subprocess.run([LLMMIXER, "ask", "hi", "--data"], capture_output=True, text=True,
                           env=server_env(emu), timeout=60, cwd=tmp_path)
@@ -77,6 +78,7 @@ def test_a_standalone_http_server_says_where_it_is_and_stops_without_a_traceback
     assert "stopped" in rest
 
 
+@pytest.mark.e2e
 def test_config_write_says_which_keys_are_left_as_placeholders(tmp_path: Path) -> None:
     target = tmp_path / "claude_desktop_config.json"
     done = subprocess.run([LLMMIXER, "config", "claude-desktop", "--write", "--config-path", str(target)],

@@ -19,7 +19,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import fcntl
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +75,22 @@ def repo_root(path: Path | str) -> Repo:
     if host_git("rev-parse", "--verify", "-q", "HEAD", git_dir=repo.git_dir).returncode != 0:
         raise InvalidInputError(f"the repository {repo.top} has no commit yet: agents start from HEAD")
     return repo
+
+
+@contextmanager
+def _admin_lock(repo: Repo) -> Iterator[None]:
+    """Turns for changing the repository's ``worktrees/``, across threads and processes.
+
+    git picks a worktree's admin name (``work``, ``work1``...) and prunes stale ones without a lock of its own: legs
+    that add and remove worktrees of one repository at once would read each other's half-made admin directories
+    ("failed to read .../commondir"). The lock is an ``flock`` on the git directory itself, so nothing is written.
+    """
+    fd = os.open(repo.git_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _admin_dir(repo: Repo, work: Path) -> Path:
@@ -138,9 +157,10 @@ async def add_worktree(repo: Repo, dest: Path, base: str | None = None) -> Workt
 
     def add() -> Worktree:
         start = base or head_commit(repo)
-        done = host_git("worktree", "add", "--detach", str(dest), start, git_dir=repo.git_dir, cwd=repo.top)
-        _checked(done, "worktree add")
-        return Worktree(repo=repo, work=dest, admin=_admin_dir(repo, dest), base=start)
+        with _admin_lock(repo):
+            done = host_git("worktree", "add", "--detach", str(dest), start, git_dir=repo.git_dir, cwd=repo.top)
+            _checked(done, "worktree add")
+            return Worktree(repo=repo, work=dest, admin=_admin_dir(repo, dest), base=start)
 
     return await anyio.to_thread.run_sync(add)
 
@@ -149,8 +169,9 @@ async def remove_worktree(tree: Worktree) -> None:
     """Remove the worktree's directory and git's record of it; never raises. Nothing in the tree is run or read."""
     def remove() -> None:
         shutil.rmtree(tree.work, ignore_errors=True)
-        shutil.rmtree(tree.admin, ignore_errors=True)
-        host_git("worktree", "prune", git_dir=tree.repo.git_dir)
+        with _admin_lock(tree.repo):
+            shutil.rmtree(tree.admin, ignore_errors=True)
+            host_git("worktree", "prune", git_dir=tree.repo.git_dir)
 
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(remove)

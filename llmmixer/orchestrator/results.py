@@ -101,6 +101,7 @@ class CommandResult(WireModel):
     exit_code: int | None = None
     output: str | None = None
     truncated: bool | None = None
+    output_bytes: int | None = None  # bytes the command wrote; ``output`` holds the last ones when ``truncated``
     timed_out: bool | None = None
     duration_ms: float | None = None
     backend: str | None = None

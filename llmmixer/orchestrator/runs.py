@@ -537,7 +537,8 @@ class Runs:
         try:
             state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
             try:
-                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway)
+                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway,
+                                   limits=self.config.settings.agent_limits)
             except LLMMixerError:
                 self._runs.pop(state.run_id, None)
                 raise
@@ -574,6 +575,8 @@ class Runs:
                                                                                  "message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
+        if plan.spend is not None and plan.spend.stopped and not state.cancel_requested:
+            status = "done" if plan.ok else "cancelled"  # stopped by its cost cap, as an ask is
         await self._finish(state, status, AgentResult.model_validate(plan.to_dict()))
 
     async def _finish(self, state: RunState, status: RunStatus, result: RunResult) -> None:

@@ -14,12 +14,37 @@
   // The run state and its rendering (run.js), shared with the MCP race view.
   const {
     state, runFor, legFor, remember, apply, mergeResult, fmtCost, renderLeg, renderRunInfo, renderTimeline,
-  } = window.LLMMixerRun.create({ onDone: () => scheduleHistory() });
+  } = window.LLMMixerRun.create({
+    onStarted: () => scheduleHistory(),
+    onDone: () => scheduleHistory(),
+    onRunInfo: (run) => renderFollowUp(run),
+  });
 
   // ---- rendering -----------------------------------------------------------------------------------------------
 
   let terminal = null;
   let terminalRun = null;
+
+  // A finished ask's conversation can be continued: the follow-up goes to the same models with the turns so far.
+  function renderFollowUp(run) {
+    const form = $("#follow-up");
+    form.hidden = !(run.done && run.conversationId && (run.kind === "ask" || run.kind === null) && !run.terminalChunks.length);
+    form.dataset.conversation = run.conversationId || "";
+  }
+
+  function followUpRequest(run, prompt) {
+    const body = { prompt, conversation_id: run.conversationId };
+    if (run.mode) body.mode = run.mode;
+    const models = run.models || run.order.filter((s) => !run.legs.get(s).role || run.legs.get(s).role === "proposer");
+    if (models.length) body.models = models;
+    const modelFor = {};
+    for (const source of models) {
+      const leg = run.legs.get(source);
+      if (leg && (leg.asked || leg.model) && !source.includes(":")) modelFor[source] = leg.asked || leg.model;
+    }
+    if (Object.keys(modelFor).length) body.model_for = modelFor;
+    return body;
+  }
 
   function renderTerminal(run, appended) {
     const pane = $("#terminal-pane");
@@ -60,6 +85,11 @@
   }
 
   function render(changed) {
+    if (changed.started && changed.run !== state.current) {
+      const shown = state.current && state.runs.get(state.current);
+      if (!shown || shown.done) show(changed.run);  // another client's run, live
+      return;
+    }
     if (changed.run !== state.current) return;
     const run = state.runs.get(state.current);
     if (changed.full) {
@@ -237,6 +267,7 @@
       run.kind = run.kind || result.kind || null;
       run.prompt = run.prompt || result.prompt || result.command || null;
       run.mode = run.mode || result.mode || null;
+      run.conversationId = run.conversationId || result.conversation_id || null;
       for (const m of result.models || []) legFor(run, m);
       if (result.legs) mergeResult(run, result);
       else if (result.kind === "command" || result.status !== "running") run.result = result;
@@ -265,6 +296,7 @@
     } catch (e) {
       return;
     }
+    if (window.LLMMixerSpend) window.LLMMixerSpend.refresh();
     const list = $("#history");
     list.textContent = "";
     for (const item of payload.runs || []) {
@@ -286,9 +318,12 @@
       li.addEventListener("click", () => {
         const run = runFor(id);
         if (!run.prompt) run.prompt = item.prompt || item.command || null;
+        if (!run.conversationId) run.conversationId = item.conversation_id || null;
+        if (!run.models && Array.isArray(item.models)) run.models = item.models;
         show(id);
-        if (!run.done && !run.sawStart && item.status === "running") {
-          replayRun(id);  // still streaming: every event from its first, then live
+        if (!run.sawStart && ((!run.done && item.status === "running") || item.kind === "agent")) {
+          // Still streaming, or an agent run (its cards come from its events): every event from its first.
+          replayRun(id);
           show(id);
         } else if (!run.done || !run.result) {
           // A finished run this page did not watch (a reload, another process): its result from the run log.
@@ -344,6 +379,7 @@
       state.textContent = { ready: "", idle: " (idle)", starting: " (starting…)", dead: " (down)" }[server.status] ??
         ` (${server.status})`;
       label.append(input, document.createTextNode(` ${server.name}`), state);
+      addModelPick(label, server.name);
       if (server.cooling_until) {
         const note = document.createElement("small");
         note.className = "cooling";
@@ -358,6 +394,55 @@
     }
   }
 
+  // Each server's models, to pick one per server (the server's default preselected). They come from the model cache
+  // (GET /api/models?cached=1 asks no server); `llmmixer serve` lists its servers once they are warm, so a server
+  // known only by its manifest's default is read again a little later.
+  let modelLists = null;
+  let modelListReads = 0;
+  const pickedModel = new Map();  // server -> the model id picked
+
+  async function loadModelLists() {
+    let listings = [];
+    try {
+      listings = (await api("GET", "/api/models?cached=1")).servers || [];
+    } catch (e) { return; }
+    modelLists = new Map(listings.filter((l) => !l.error && l.models && l.models.length).map((l) => [l.source, l]));
+    for (const label of document.querySelectorAll("#models label")) {
+      addModelPick(label, label.querySelector("input").value);
+    }
+    if (listings.some((l) => !l.listed_at) && modelListReads++ < 20) setTimeout(loadModelLists, 3000);
+  }
+
+  function addModelPick(label, server) {
+    const listing = modelLists && modelLists.get(server);
+    if (!listing) return;
+    const old = label.querySelector("select");
+    if (old && old.options.length === listing.models.length) return;
+    if (old) old.remove();
+    const select = document.createElement("select");
+    select.className = "model-pick";
+    select.dataset.server = server;
+    select.title = `the ${server} model to run`;
+    for (const model of listing.models) {
+      const option = document.createElement("option");
+      option.value = model.id;
+      option.textContent = model.id;
+      option.selected = pickedModel.has(server) ? pickedModel.get(server) === model.id : model.default;
+      select.appendChild(option);
+    }
+    select.addEventListener("change", () => pickedModel.set(server, select.value));
+    label.appendChild(select);
+  }
+
+  function modelChoices(servers) {
+    const chosen = {};
+    for (const server of servers) {
+      const select = document.querySelector(`#models select[data-server="${CSS.escape(server)}"]`);
+      if (select && select.value) chosen[server] = select.value;
+    }
+    return chosen;
+  }
+
   async function startAsk(event) {
     event.preventDefault();
     const prompt = $("#prompt").value.trim();
@@ -365,24 +450,43 @@
     const models = [...document.querySelectorAll("#models input:checked")].map((i) => i.value);
     const body = { prompt, mode: $("#mode").value };
     if (models.length) body.models = models;
+    const modelFor = modelChoices(models);
+    if (Object.keys(modelFor).length) body.model_for = modelFor;
     const system = $("#system").value.trim();
     if (system) body.system = system;
-    $("#run").disabled = true;
+    await submitAsk(body, $("#run"));
+  }
+
+  async function submitAsk(body, button) {
+    button.disabled = true;
     notice("");
     try {
-      const { run_id: runId } = await api("POST", "/api/runs", body);
+      const { run_id: runId, conversation_id: conversationId } = await api("POST", "/api/runs", body);
       const run = runFor(runId);
       run.kind = run.kind || "ask";
-      run.prompt = run.prompt || prompt;
+      run.prompt = run.prompt || body.prompt;
       run.mode = run.mode || body.mode;
-      for (const m of models) legFor(run, m);
+      run.conversationId = run.conversationId || conversationId || null;
+      for (const m of body.models || []) legFor(run, m);
       show(runId);
       scheduleHistory();
+      // On a small window the results are above the forms: bring them into view.
+      if (window.matchMedia("(max-width: 900px)").matches) $(".output").scrollIntoView({ block: "start" });
+      return true;
     } catch (e) {
       notice(`${e.kind || "error"}: ${e.message}`, "error");
+      return false;
     } finally {
-      $("#run").disabled = false;
+      button.disabled = false;
     }
+  }
+
+  async function continueConversation(event) {
+    event.preventDefault();
+    const run = state.current && state.runs.get(state.current);
+    const prompt = $("#follow-up-prompt").value.trim();
+    if (!run || !run.conversationId || !prompt) return;
+    if (await submitAsk(followUpRequest(run, prompt), $("#follow-up-run"))) $("#follow-up-prompt").value = "";
   }
 
   async function startCommand(event) {
@@ -440,8 +544,10 @@
     $("#ask-form").addEventListener("submit", startAsk);
     $("#command-form").addEventListener("submit", startCommand);
     $("#agent-form").addEventListener("submit", startAgents);
+    $("#follow-up").addEventListener("submit", continueConversation);
+    if (window.LLMMixerSpend) window.LLMMixerSpend.attach($("#spend"), api);
     $("#cancel").addEventListener("click", cancelCurrent);
-    loadMeta().then(() => { connect(); loadModels(); });
+    loadMeta().then(() => { connect(); loadModels(); loadModelLists(); });
     loadHistory();
   });
 })();

@@ -2,8 +2,9 @@
 // the timeline. Shared by the dashboard (app.js, fed by /events) and the race view of `llmmixer mcp` (race.js, fed
 // through an MCP Apps host), so both read the event model the same way.
 //
-// LLMMixerRun.create({onDone}) gives a fresh state and the functions over it; onDone(run) is called when a run's
-// run.done event is applied. Rendering expects the page's #columns, #run-info, #cancel and #timeline.
+// LLMMixerRun.create({onStarted, onDone, onRunInfo}) gives a fresh state and the functions over it; onStarted(run) and
+// onDone(run) are called when a run's run.started and run.done events are applied, onRunInfo(run) after the run's
+// line is drawn. Rendering expects the page's #columns, #run-info, #cancel and #timeline.
 "use strict";
 
 (function () {
@@ -22,7 +23,7 @@
     </section>`;
 
   function create(hooks) {
-    hooks = Object.assign({ onDone() {} }, hooks || {});
+    hooks = Object.assign({ onStarted() {}, onDone() {}, onRunInfo() {} }, hooks || {});
     // ---- state -------------------------------------------------------------------------------------------------
 
     const state = {
@@ -99,8 +100,12 @@
           run.kind = d.kind || (d.command ? "command" : "ask");
           run.mode = d.mode || run.mode;
           run.prompt = d.prompt || d.command || run.prompt;
+          if (d.conversation_id) run.conversationId = d.conversation_id;
+          if (Array.isArray(d.models)) run.models = d.models;
           for (const m of d.models || d.agents || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
           changed.full = true;
+          changed.started = true;
+          hooks.onStarted(run);
           break;
         case "leg.queued": {
           const leg = legFor(run, legSource(ev));
@@ -112,7 +117,7 @@
           const leg = legFor(run, legSource(ev));
           if (d.role) leg.role = d.role;
           if (d.server) leg.server = d.server;
-          if (d.model) leg.model = d.model;
+          if (d.model) leg.model = leg.asked = d.model;  // the model asked for (the vendor may answer a dated id)
           if (leg.status === "waiting" || leg.status === "queued" || leg.status === "cancelled") leg.status = "streaming";
           changed.source = leg.source;
           break;
@@ -287,7 +292,7 @@
       }
       pre.dataset.len = String(leg.text.length);
       pre.scrollTop = pre.scrollHeight;
-      if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg);
+      if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg, run);
       const err = col.querySelector(".error");
       if (leg.error) {
         err.hidden = false;
@@ -325,6 +330,7 @@
       info.dataset.run = run.id;
       info.dataset.done = run.done ? "true" : "false";
       $("#cancel").disabled = run.done;
+      hooks.onRunInfo(run);
     }
 
     function renderTimeline(run) {

@@ -211,6 +211,23 @@ def test_conformance_suite_over_streamable_http(name: str, node_tools: Path, env
     assert not failures, json.dumps(failures, indent=1)[:4000]
 
 
+@pytest.mark.conformance
+def test_the_resumability_scenario_finds_a_priming_event_and_a_retry_field(node_tools: Path, env: dict[str, str],
+                                                                          tmp_path: Path):
+    """server-sse-polling calls the suite's own fixture tool (so it cannot pass here), but its resumability checks
+    read our POST SSE stream: a priming event and a ``retry:`` field, though its raw POST sends an older
+    ``MCP-Protocol-Version`` header than its session negotiated (the stream is primed by the session's version)."""
+    out_dir = tmp_path / "results"
+    with http_server("claude", env, tmp_path) as url:
+        done = subprocess.run([str(node_tools / "conformance"), "server", "--scenario", "server-sse-polling", "--url",
+                               url, "-o", str(out_dir)], capture_output=True, text=True, timeout=300)
+    checks = {c["id"]: c["status"] for c in read_scenarios(out_dir).get("server-sse-polling", [])}
+    assert checks, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert checks.get("server-sse-priming-event") == "SUCCESS", checks
+    assert checks.get("server-sse-retry-field") == "SUCCESS", checks
+    assert "WARNING" not in checks.values(), checks
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The Inspector, launching each server by the command the printed host config holds
 

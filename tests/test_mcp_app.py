@@ -73,6 +73,11 @@ def wire(model: Any) -> dict[str, Any]:
     return model.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def without_ui(tool: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in tool.get("_meta", {}).items() if k != "ui"}
+    return {k: v for k, v in tool.items() if k != "_meta"} | ({"_meta": meta} if meta else {})
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -84,16 +89,18 @@ async def test_a_plain_host_sees_the_tools_it_always_saw_and_an_apps_host_gets_t
             app_tools = (await apps.list_tools()).tools
             resource = (await apps.read_resource(RACE_URI)).contents[0]
             listed = (await apps.list_resources()).resources
-    # Without MCP Apps: the same five tools; the only addition is _meta on ask and agent, which such hosts ignore.
+    # Without MCP Apps: the same five tools as ever, with no _meta.ui (their cost is the host's on every turn).
     assert {t.name for t in plain_tools} == TOOLS
-    for tool in plain_tools:
-        meta = (tool.meta or {}).get("ui")
-        assert meta == ({"resourceUri": RACE_URI} if tool.name in ("ask", "agent") else None), tool.name
-    # With it: the same tools, identical, plus race_events, which the host keeps from its model (visibility app).
+    assert all("ui" not in (tool.meta or {}) for tool in plain_tools)
+    # With it: ask and agent point at the view, and race_events is there, which the host keeps from its model
+    # (visibility app); apart from that _meta, the tools are the same.
     by_name = {t.name: t for t in app_tools}
     assert set(by_name) == TOOLS | {"race_events"}
     assert by_name["race_events"].meta == {"ui": {"resourceUri": RACE_URI, "visibility": ["app"]}}
-    assert [wire(t) for t in plain_tools] == [wire(by_name[t.name]) for t in plain_tools]
+    for name in TOOLS:
+        assert (by_name[name].meta or {}).get("ui") == ({"resourceUri": RACE_URI} if name in ("ask", "agent")
+                                                        else None), name
+    assert [wire(t) for t in plain_tools] == [without_ui(wire(by_name[t.name])) for t in plain_tools]
     assert [r.uri for r in listed] == [RACE_URI] and listed[0].mime_type == APP_MIME_TYPE
     assert resource.mime_type == APP_MIME_TYPE
     html = resource.text

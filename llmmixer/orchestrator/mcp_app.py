@@ -12,8 +12,8 @@ by itself (its CSP allows no connection): it calls tools through the host.
   each session started. Once the call's result is in, its ``job_id`` names the run.
 - ``cancel`` (an ordinary tool) stops the run from the view's Cancel button.
 
-Hosts without MCP Apps see what they always saw: the tools' ``_meta`` is new, and ``race_events`` is left out of
-``tools/list`` for a client that did not declare the extension (:class:`HideAppTools`).
+Hosts without MCP Apps see what they always saw: for a client that did not declare the extension, ``tools/list``
+has neither ``race_events`` nor the ``_meta.ui`` of ``ask`` and ``agent`` (:class:`HideAppTools`).
 """
 
 from __future__ import annotations
@@ -129,20 +129,29 @@ def race_app(jobs: RunService, calls: CallJobs) -> Apps:
 
 
 class HideAppTools:
-    """Server middleware: ``tools/list`` leaves the app-only tools out for a client that did not declare MCP Apps, so
-    such a host (and its model's token budget) sees the tools it always saw."""
+    """Server middleware: for a client that did not declare MCP Apps, ``tools/list`` is what it always was: the
+    app-only tools are left out and no tool carries ``_meta.ui`` (every byte of the list costs such a host's model
+    tokens on every turn, and the view is of no use to it)."""
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         result = await call_next(ctx)
         if ctx.method != "tools/list" or client_supports_apps(ctx):
             return result
         if isinstance(result, ListToolsResult):  # the handler's model, or its wire form (a dict) once serialized
-            return result.model_copy(update={"tools": [t for t in result.tools if not _app_only(t.meta)]})
+            result = result.model_dump(by_alias=True, exclude_none=True, mode="json")
         if isinstance(result, dict) and isinstance(result.get("tools"), list):
-            return {**result, "tools": [t for t in result["tools"] if not _app_only(t.get("_meta"))]}
+            return {**result, "tools": [_without_ui(t) for t in result["tools"] if not _app_only(t.get("_meta"))]}
         return result
 
 
 def _app_only(meta: Any) -> bool:
     ui = meta.get("ui") if isinstance(meta, dict) else None
     return isinstance(ui, dict) and ui.get("visibility") == ["app"]
+
+
+def _without_ui(tool: dict[str, Any]) -> dict[str, Any]:
+    meta = tool.get("_meta")
+    if not isinstance(meta, dict) or "ui" not in meta:
+        return tool
+    rest = {k: v for k, v in meta.items() if k != "ui"}
+    return {k: v for k, v in tool.items() if k != "_meta"} | ({"_meta": rest} if rest else {})

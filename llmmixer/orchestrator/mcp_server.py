@@ -179,16 +179,16 @@ RUN_DESCRIPTION = (
     "returns {job_id, status: running, partial}: call job later."
 )
 AGENT_DESCRIPTION = (
-    "Coding agents (claude-code, codex, gemini-cli) do a task in a git repository, each in its own worktree; `check` "
-    "(a shell command) decides. mode race: first passing agent wins, the rest are stopped; "
-    "all: every agent to the end. Returns the winner's diff (apply=true applies it). Usually becomes a job."
+    "Coding agents (claude-code, codex, gemini-cli) do a task, each in its own git worktree; `check` (shell) "
+    "decides. race: first passer wins, others stop; all: all run. Returns the winner's diff "
+    "(apply=true applies it). Usually a job."
 )
 JOB_DESCRIPTION = (
-    "A job's final result when done, else its partial output. wait_s waits for the end."
+    "An ask, run_command or agent job: its result when done, else partial output. wait_s waits for the end."
 )
-CANCEL_DESCRIPTION = "Cancel a running job: every model stream and command it started stops."
+CANCEL_DESCRIPTION = "Cancel a running job: every stream and command it started stops."
 
-JobId = Annotated[str, Field(description="job_id from ask, run_command or agent")]
+JobId = Annotated[str, Field(description="from ask, run_command or agent")]
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
 
 

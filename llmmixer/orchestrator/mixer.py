@@ -239,8 +239,6 @@ class Mixer:
                     leg.status = "cancelled"
             result.legs[:] = [leg for leg in result.legs if leg.status != "pending"]  # never started: not part of it
             result.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        if result.winner is not None:
-            emit("race.won", result.winner, {"winner": result.winner, "mode": mode})
         return result
 
     def _skip_cooling(self, legs: list[Leg], emit: Emit) -> list[Leg]:
@@ -375,13 +373,15 @@ class Mixer:
         emit("leg.cancelled", leg.source, {"usage": leg.usage, "cost_usd": leg.cost_usd,
                                            "text_chars": len(leg.streamed)})
 
-    def win(self, leg: Leg, legs: list[Leg], result: MixResult) -> None:
-        """``leg`` wins: the run's winner; every other leg of ``legs`` is cancelled."""
+    def win(self, leg: Leg, legs: list[Leg], result: MixResult, emit: Emit) -> None:
+        """``leg`` wins: the run's winner, said at once (``race.won``, before the losers have closed); every other leg
+        of ``legs`` is cancelled."""
         leg.status = "won"
         result.winner = leg.source
         for other in legs:
             if other is not leg:
                 other.scope.cancel()
+        emit("race.won", leg.source, {"winner": leg.source, "mode": result.mode})
 
 
 def error_kind(error: dict[str, Any] | None) -> ErrorKind | None:

@@ -56,7 +56,7 @@ from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
 from .requests import AgentRequest, AskRequest, CommandRequest, MixOptions, RunRequest, validate_request
-from .results import RUN_RESULT, AgentResult, AskResult, CommandResult, RunResult
+from .results import RUN_RESULT, AgentResult, AskResult, CommandResult, LegResult, RunResult
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
 from .telemetry import open_telemetry
@@ -539,7 +539,8 @@ class Runs:
         try:
             state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
             try:
-                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway)
+                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway,
+                                   limits=self.config.settings.agent_limits)
             except LLMMixerError:
                 self._runs.pop(state.run_id, None)
                 raise
@@ -576,6 +577,8 @@ class Runs:
                                                                                  "message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
+        if plan.spend is not None and plan.spend.stopped and not state.cancel_requested:
+            status = "done" if plan.ok else "cancelled"  # stopped by its cost cap, as an ask is
         await self._finish(state, status, AgentResult.model_validate(plan.to_dict()))
 
     async def _finish(self, state: RunState, status: RunStatus, result: RunResult) -> None:
@@ -694,6 +697,25 @@ class Runs:
         with anyio.move_on_after(max(timeout_s, 0.0)):
             await state.finished.wait()
         return state.finished.is_set()
+
+    async def decided(self, run_id: str, timeout_s: float) -> tuple[LegResult, float | None] | None:
+        """Wait up to ``timeout_s`` for an ask held here to have its winner: the winning leg's result and the cost
+        known so far, the moment the winner is known (before the losers have closed); None when the run ended, or
+        is not held here, without one (read :meth:`snapshot`)."""
+        state = self._runs.get(run_id)
+        if state is None:
+            return None
+        with anyio.move_on_after(max(timeout_s, 0.0)):
+            while True:
+                changed = state.next_change()
+                mix = state.mix
+                winner = next((leg for leg in mix.legs if leg.source == mix.winner), None) if mix else None
+                if winner is not None and mix is not None:
+                    return winner.result(), mix.total_cost_usd
+                if state.finished.is_set():
+                    return None
+                await changed.wait()
+        return None
 
     async def deltas(self, run_id: str) -> AsyncIterator[tuple[str, str]]:
         """``(source, text)`` of the run from its start, live until it ends."""

@@ -22,6 +22,7 @@ from ..pool import ServerPool
 from .base import AgentCLI, StreamReport
 from .launch import LegLayout, Redactor
 from .spec import AgentSpec
+from .worktree import readable
 
 __all__ = ["AgentLeg", "run_cli", "run_check", "run_in_worktree", "Emit", "TAIL_CHARS"]
 
@@ -69,7 +70,7 @@ class AgentLeg:
                 "exit_code": self.exit_code, "timed_out": self.timed_out, "model": report.model,
                 "usage": report.usage or None, "cost_usd": report.cost_usd, "text": report.text,
                 "check": self.check, "files_changed": self.files_changed, "error": self.error,
-                "stopped_ms": self.stopped_ms, "diff": self.diff, "kept": self.kept, "setup": self.setup,
+                "stopped_ms": self.stopped_ms, "diff": readable(self.diff), "kept": self.kept, "setup": self.setup,
                 "included": self.included}
 
 
@@ -112,8 +113,10 @@ def _error_of(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: float, emit: Emit, redact: Redactor,
-                  *, env: dict[str, str], secrets: dict[str, str], writable: list[str]) -> None:
-    """Run the CLI to its end (or ``timeout_s``) through the runner; fills ``leg``'s report, exit code, output."""
+                  *, env: dict[str, str], secrets: dict[str, str], writable: list[str],
+                  on_report: Callable[[], None] | None = None) -> None:
+    """Run the CLI to its end (or ``timeout_s``) through the runner; fills ``leg``'s report, exit code, output.
+    ``on_report`` is called after each line of the CLI's stream is read into the report, and once at its end."""
     lines = _Lines()
 
     async def progress(_p: float, _t: float | None, message: str | None) -> None:
@@ -123,6 +126,8 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
         emit("agent.output", leg.name, {"text": text})
         for raw in lines.feed(text):
             _handle_line(leg, raw, emit, redact)
+            if on_report is not None:
+                on_report()
 
     result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.root), "timeout_s": timeout_s,
                                             "env": env, "secrets": secrets, "writable": writable}, progress)
@@ -134,6 +139,8 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
     leg.exit_code = payload.get("exit_code")
     leg.timed_out = bool(payload.get("timed_out"))
     leg.adapter.finish(leg.report)
+    if on_report is not None:
+        on_report()
 
 
 async def run_check(leg: AgentLeg, pool: ServerPool, check: str, timeout_s: float, emit: Emit,

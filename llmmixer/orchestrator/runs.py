@@ -281,7 +281,8 @@ class Runs:
                 unreadable images, a malformed conversation id.
             NotFoundError: ``conversation_id`` names no conversation the store holds; an agent CLI is missing.
             RateLimitError, UnavailableError: a server's queue is full; the event store is failing.
-            BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up.
+            BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up (asks and
+                agents alike).
         """
         if isinstance(request, AskRequest):
             return await self._start_ask(request)
@@ -531,9 +532,12 @@ class Runs:
 
         Raises:
             InvalidInputError, NotFoundError: see ``agents.plan_agents``.
+            BudgetError: the daily budget is used up.
         """
         from .agents import agent_specs, plan_agents
 
+        if self.config.settings.budget is not None:  # nothing to estimate before agents start (costcap.py)
+            costcap.check_budget(self.config.settings.budget, await self.spent_today())
         self._check_store()
         admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
         try:

@@ -99,6 +99,7 @@ async def within_limits(limits: AgentLimits, leg_id: str, agent: str, run: Calla
         await run()
         return
     crossed: LimitExceeded | None = None
+    failed: Exception | None = None
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
@@ -109,7 +110,12 @@ async def within_limits(limits: AgentLimits, leg_id: str, agent: str, run: Calla
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
-        await run()
+        try:
+            await run()
+        except Exception as exc:  # noqa: BLE001 - raised below as it is: the task group would wrap it in a group
+            failed = exc
         tg.cancel_scope.cancel()
     if crossed is not None:
         raise crossed
+    if failed is not None:
+        raise failed

@@ -195,8 +195,10 @@ async def test_the_view_renders_a_live_race_in_the_host_and_its_cancel_stops_it(
                                                                                  for r in records), 60)
             before = {s: await view.locator(f'.column[data-source="{s}"] .text').text_content() for s in VENDOR}
             await view.locator(".timeline-row").first.wait_for(timeout=30_000)
-            IMG.mkdir(parents=True, exist_ok=True)
-            shot = IMG / "mcp-app-race.png"
+            # The docs' screenshots (docs/hosts.md) are rewritten with UPDATE_SCREENSHOTS=1, as the dashboard's are.
+            shots = IMG if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+            shots.mkdir(parents=True, exist_ok=True)
+            shot, shot_cancelled = shots / "mcp-app-race.png", shots / "mcp-app-race-cancelled.png"
             await page.locator("iframe#view").screenshot(path=str(shot))
             assert not await view.locator("#cancel").is_disabled()
             # Cancel in the view: the host relays `cancel`, the run stops, every vendor stream is closed.
@@ -210,15 +212,26 @@ async def test_the_view_renders_a_live_race_in_the_host_and_its_cancel_stops_it(
             await view.locator('body[data-done="true"]').wait_for(timeout=30_000)
             await view.locator("#cancel").wait_for(state="attached")
             assert await view.locator("#cancel").is_disabled()
-            await page.locator("iframe#view").screenshot(path=str(IMG / "mcp-app-race-cancelled.png"))
+            await page.locator("iframe#view").screenshot(path=str(shot_cancelled))
     final = result["ask"]["structuredContent"]
     assert final["status"] == "cancelled"
     for source in VENDOR:
         assert len(before[source] or "") > 0
         leg = next(leg for leg in final["legs"] if leg["source"] == source)
         assert leg["status"] == "cancelled"
-    for path in (shot, IMG / "mcp-app-race-cancelled.png"):
+    for path in (shot, shot_cancelled):
         assert path.stat().st_size < 200_000, path
     log = await page.evaluate("window.host.log")
     assert not errors, errors
     assert log[0] == "ui/notifications/initialized" and "tools/call cancel" in log, log
+
+
+def test_the_committed_screenshots_are_small_and_shown():
+    """docs/img/mcp-app-*.png (the test above takes them with UPDATE_SCREENSHOTS=1): PNGs under 200 KB, each shown
+    in docs/hosts.md."""
+    page = (ROOT / "docs" / "hosts.md").read_text(encoding="utf-8")
+    shots = sorted(IMG.glob("mcp-app-*.png"))
+    assert [shot.name for shot in shots] == ["mcp-app-race-cancelled.png", "mcp-app-race.png"]
+    for shot in shots:
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size < 200_000, shot
+        assert f"(img/{shot.name})" in page, shot.name

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..servers.core.errors import RETRYABLE_KINDS, ErrorKind, InvalidInputError, LLMMixerError, NotFoundError
 from ..servers.core.annotations import acts, reads
 from ..servers.core.mcp import LLMMixerMCPServer
-from ..servers.core.results import error_result, job_result
+from ..servers.core.results import job_result
 from ..servers.core.transport import add_transport_arguments, exit_at_once, serve_async
 
 from .mcp_app import UI_META, CallJobs, HideAppTools, race_app
@@ -231,24 +231,20 @@ def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> Orchest
 
     @server.tool(description=JOB_DESCRIPTION, annotations=reads("Read a job", open_world=False))
     async def job(job_id: JobId, ctx: Context, wait_s: WaitS = 0) -> Annotated[CallToolResult, JobOut]:
+        _job_id(jobs, job_id)
         try:
-            _job_id(jobs, job_id)
             return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=False))
         except NotFoundError:
-            return error_result(_unknown_job(job_id))
-        except LLMMixerError as error:
-            return error_result(error)
+            raise _unknown_job(job_id) from None
 
     @server.tool(description=CANCEL_DESCRIPTION,
                  annotations=acts("Cancel a job", destructive=False, open_world=False, idempotent=True))
     async def cancel(job_id: JobId) -> Annotated[CallToolResult, JobOut]:
+        _job_id(jobs, job_id)
         try:
-            _job_id(jobs, job_id)
             return _result(await jobs.cancel(job_id))
         except NotFoundError:
-            return error_result(_unknown_job(job_id))
-        except LLMMixerError as error:
-            return error_result(error)
+            raise _unknown_job(job_id) from None
 
     return server
 

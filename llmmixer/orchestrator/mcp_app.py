@@ -31,9 +31,9 @@ from mcp_types import CallToolResult, ListToolsResult
 from pydantic import BaseModel, Field
 
 from ..servers.core.annotations import reads
-from ..servers.core.errors import LLMMixerError, NotFoundError
+from ..servers.core.errors import NotFoundError
 from ..servers.core.events import LEG_ENDS, TIMELINE_TYPES
-from ..servers.core.results import error_result, ok_result
+from ..servers.core.results import ok_result
 from .service import RunService
 
 __all__ = ["RACE_URI", "UI_META", "CallJobs", "HideAppTools", "race_app", "race_html"]
@@ -117,10 +117,8 @@ def race_app(jobs: RunService, calls: CallJobs) -> Apps:
             if job_id is None:
                 return ok_result(RaceEventsOut(job_id=None, events=[], after=after).model_dump())
             events = await jobs.events(jobs.check_id(job_id), after, wait_s)
-        except NotFoundError:
+        except NotFoundError:  # not stored (yet): nothing to show; other errors answer as every tool's do
             events = []
-        except LLMMixerError as error:
-            return error_result(error)
         out = RaceEventsOut(job_id=job_id, events=[e.to_dict() for e in events],
                             after=events[-1].id if events else after)
         return ok_result(out.model_dump())

@@ -244,6 +244,19 @@ def _run_chat(reader: Reader, text: str) -> None:
     assert "winner" in done.stdout, done.stdout
 
 
+def _assert_json(out: str) -> None:
+    """``--json`` and ``--data`` print JSON: one document, or one per line; something, not nothing."""
+    assert out.strip(), "it printed nothing"
+    try:
+        json.loads(out)
+    except ValueError:
+        for line in out.splitlines():
+            try:
+                json.loads(line)
+            except ValueError as error:
+                raise AssertionError(f"not JSON: {line[:200]!r}") from error
+
+
 def _run_once(reader: Reader, text: str) -> None:
     """A command that ends: exit 0; what it exports reaches the page's next commands."""
     env_file = reader.work.parent / "env.after"
@@ -251,6 +264,8 @@ def _run_once(reader: Reader, text: str) -> None:
     done = subprocess.run(["bash", "-c", script], cwd=reader.work, env=reader.env, capture_output=True, text=True,
                           timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    if re.search(r"\s--(json|data)\b", text):
+        _assert_json(done.stdout)
     exported = dict(item.split("=", 1) for item in env_file.read_text().split("\0") if "=" in item)
     reader.env.update({k: v for k, v in exported.items() if k not in ("_", "SHLVL", "PWD", "OLDPWD")})
 

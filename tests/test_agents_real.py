@@ -235,3 +235,57 @@ def test_pick_best_lets_the_judge_choose_among_the_passers(agent_world: AgentWor
     assert len(asked) == 1
     body = json.dumps(asked[0]["body"])
     assert "+extra" in body and "claude-code" not in body and "codex" not in body
+
+
+FOLLOW_UP = "Also write notes.txt."
+
+
+def _git_out(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_continue_resumes_each_cli_session_and_commits_on_its_branch(agent_world: AgentWorld, tmp_path: Path) -> None:
+    """A kept leg continued: its CLI resumes its own session (the follow-up request carries the first run's
+    conversation), in a fresh worktree of its branch, and the follow-up's work is a new commit on that branch."""
+    world = agent_world
+    world.reset()
+    for agent, vendor in VENDOR_OF.items():
+        world.emulator.set_script(vendor, shell_turns(agent, TASK_COMMAND))
+    repo = make_repo(tmp_path / "repo")
+    first = _run(world, repo, "--mode", "all")
+    run_id = first["run_id"]
+    kept = {leg["agent"]: leg["kept"]["commit"] for leg in first["legs"]}
+    for agent, vendor in VENDOR_OF.items():
+        # The resumed conversation already holds the first run's tool result, so turn 1 answers the follow-up.
+        world.emulator.set_script(vendor, [{"say": "not used"}, *shell_turns(
+            agent, "echo more > notes.txt && echo ok-from-follow-up", say=f"{agent} followed up.")])
+        done = world.llmmixer("agent", "continue", run_id, agent, FOLLOW_UP, "--check",
+                              "test -f notes.txt && " + CHECK, "--json", cwd=repo)
+        assert done.stdout.strip(), done.stderr
+        result = json.loads(done.stdout)
+        assert done.returncode == 0, (agent, result)
+        (leg,) = result["legs"]
+        assert result["continued"] == run_id and leg["agent"] == agent and leg["status"] == "won", leg
+        assert f"{agent} followed up." in leg["text"]
+        # The CLI resumed its session: the follow-up went to the model with the first run's turns before it.
+        asked = [json.dumps(r["body"]) for r in world.emulator.requests(vendor) if FOLLOW_UP in json.dumps(r["body"])]
+        assert asked, agent
+        assert all("ok-from-tool" in body and "Create created.txt" in body for body in asked), agent
+        assert any("ok-from-follow-up" in r["output"] for r in world.emulator.tool_results(vendor)), agent
+        # A new commit on the leg's branch, on top of the first; the leg's diff is its whole work.
+        branch = f"llmmixer/{run_id}/{agent}"
+        assert _git_out(repo, "rev-parse", f"{branch}^").strip() == kept[agent]
+        assert _git_out(repo, "show", f"{branch}:notes.txt") == "more\n"
+        assert leg["kept"]["branch"] == branch and set(leg["kept"]["files_changed"]) == {
+            "created.txt", "edit.txt", "notes.txt"}
+        shown = world.llmmixer("agent", "show", run_id, agent, cwd=repo)
+        assert "+more" in shown.stdout and "+created" in shown.stdout
+    assert _worktrees(repo) == [str(repo)]
+    world.assert_stayed_home()
+
+
+def test_continue_names_what_is_missing(agent_world: AgentWorld, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    done = agent_world.llmmixer("agent", "continue", "0123456789abcdef", "codex", FOLLOW_UP, cwd=repo, timeout=120)
+    assert done.returncode == 1
+    assert "not_found" in done.stderr and "no kept leg 'codex' for run 0123456789abcdef" in done.stderr

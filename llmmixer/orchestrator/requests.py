@@ -125,7 +125,8 @@ class CommandRequest(BaseModel):
         return value
 
 
-def _all_agents() -> list[str]:
+def default_agents() -> list[str]:
+    """Every agent CLI: ``AgentRequest.agents`` when none are named."""
     from .agents.spec import CLIS
 
     return list(CLIS)
@@ -138,8 +139,8 @@ class AgentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str = Field(max_length=MAX_PROMPT_CHARS)
-    check: str = Field(max_length=MAX_COMMAND_CHARS)
-    agents: list[str] = Field(default_factory=_all_agents)
+    check: str = Field(default="", max_length=MAX_COMMAND_CHARS)  # required but when continuing
+    agents: list[str] = Field(default_factory=default_agents)
     mode: str = Field(default="race", max_length=20, description="race or all")
     cwd: str | None = Field(default=None, max_length=MAX_PATH_CHARS,
                             description="the git repository")
@@ -154,6 +155,8 @@ class AgentRequest(BaseModel):
         default="first", description="first passer wins, or best: a judge ranks passers")
     grace_s: float = Field(default=60.0, ge=0, le=3600, description="pick best: seconds others may still pass")
     judge: str | None = Field(default=None, max_length=64, description="pick best: the judging server")
+    continue_run: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                                     description="resume this run's kept legs (agents) with task as follow-up")
 
     @property
     def keeps(self) -> bool:
@@ -163,7 +166,7 @@ class AgentRequest(BaseModel):
     @field_validator("agents", mode="before")
     @classmethod
     def _agents(cls, value: Any) -> Any:
-        return _comma_list(value) or _all_agents()
+        return _comma_list(value) or default_agents()
 
 
 RunRequest = AskRequest | CommandRequest | AgentRequest

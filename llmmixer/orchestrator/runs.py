@@ -544,8 +544,11 @@ class Runs:
         except BaseException:
             admission.close()
             raise
+        request = plan.request  # a continuation's: its kept legs, in mode all
+        options = {"agents": request.agents, "check": request.check,
+                   **({"continue_run": request.continue_run} if request.continue_run else {})}
         state.record = history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode,
-                                          options={"agents": request.agents, "check": request.check})
+                                          options=options)
         await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
         self._tg.start_soon(self._admitted, admission, self._run_agents, state, plan)

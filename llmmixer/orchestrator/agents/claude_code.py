@@ -46,8 +46,10 @@ class ClaudeCode(AgentCLI):
             env[self.base_url_var] = base_url
         return env
 
-    def argv(self, task: str, *, model: str | None, extra: list[str]) -> list[str]:
+    def argv(self, task: str, *, model: str | None, extra: list[str], resume: str | None = None) -> list[str]:
         args = ["-p", task, "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
+        if resume:
+            args += ["--resume", resume]
         if model:
             args += ["--model", model]
         return args + extra

@@ -74,11 +74,12 @@ class Codex(AgentCLI):
     def environment(self, home: Path, *, base_url: str | None) -> dict[str, str]:
         return {"CODEX_HOME": str(home / ".codex")}
 
-    def argv(self, task: str, *, model: str | None, extra: list[str]) -> list[str]:
-        args = ["exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
+    def argv(self, task: str, *, model: str | None, extra: list[str], resume: str | None = None) -> list[str]:
+        args = ["exec", *(["resume"] if resume else []), "--json", "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox"]
         if model:
             args += ["--model", model]
-        return [*args, *extra, task]
+        return [*args, *extra, *([resume] if resume else []), task]
 
     def read(self, line: dict[str, Any], report: StreamReport) -> list[AgentEventData]:
         kind = line.get("type")

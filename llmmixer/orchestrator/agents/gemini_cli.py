@@ -52,8 +52,10 @@ class GeminiCLI(AgentCLI):
             env[self.base_url_var] = base_url
         return env
 
-    def argv(self, task: str, *, model: str | None, extra: list[str]) -> list[str]:
+    def argv(self, task: str, *, model: str | None, extra: list[str], resume: str | None = None) -> list[str]:
         args = ["-p", task, "--output-format", "stream-json", "--yolo", "--skip-trust"]
+        if resume:
+            args += ["--resume", resume]
         if model:
             args += ["--model", model]
         return args + extra

@@ -84,6 +84,10 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"  {leg['agent']:<12} {leg['status']:<10}{took}{tokens}{cost}{verdict}")
     winner = result.get("winner")
     head = f"winner: {winner}" if winner else "no agent passed the check"
+    if result.get("continued"):
+        kept = [str((leg.get("kept") or {}).get("branch")) for leg in result.get("legs", []) if leg.get("kept")]
+        head = (f"continued: {', '.join(kept) or 'nothing kept'}; "
+                + ("the follow-up succeeded" if winner else "the follow-up did not succeed"))
     if result.get("applied"):
         head += " (diff applied)"
     return "\n".join([head, *lines])

@@ -79,14 +79,16 @@ def _admin_dir(repo: Repo, work: Path) -> Path:
     raise LLMMixerError(f"git made no admin directory for the worktree {work}")
 
 
-async def add_worktree(repo: Repo, dest: Path) -> Worktree:
-    """Raises: LLMMixerError when git refuses."""
+async def add_worktree(repo: Repo, dest: Path, start: str = "HEAD") -> Worktree:
+    """A detached worktree of ``start`` (a commit or ref; HEAD by default) at ``dest``.
+
+    Raises: LLMMixerError when git refuses."""
     dest.parent.mkdir(parents=True, exist_ok=True)
 
     def add() -> Worktree:
-        head = host_git("rev-parse", "--verify", "HEAD^{commit}", git_dir=repo.git_dir)
+        head = host_git("rev-parse", "--verify", f"{start}^{{commit}}", git_dir=repo.git_dir)
         if head.returncode != 0:
-            raise LLMMixerError(f"git rev-parse HEAD failed: {head.stderr.strip()[-500:]}")
+            raise LLMMixerError(f"git rev-parse {start} failed: {head.stderr.strip()[-500:]}")
         base = head.stdout.strip()
         done = host_git("worktree", "add", "--detach", str(dest), base, git_dir=repo.git_dir, cwd=repo.top)
         if done.returncode != 0:

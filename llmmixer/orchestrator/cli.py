@@ -600,9 +600,16 @@ def agent_continue(
     the result is committed onto the same branch llmmixer/RUN/AGENT."""
     from .requests import AgentRequest
 
-    request = _request(AgentRequest, {"task": follow_up, "check": check, "agents": [agent], "cwd": cwd,
-                                      "timeout_s": timeout, "setup": setup, "continue_run": run_id})
+    request = _request(AgentRequest, continue_fields(run_id=run_id, agent=agent, follow_up=follow_up, check=check,
+                                                     cwd=cwd, timeout=timeout, setup=setup))
     _run_agent_request(request, cwd, as_json, config, store, standalone)
+
+
+def continue_fields(*, run_id: str, agent: str, follow_up: str, check: str = "", cwd: str | None = None,
+                    timeout: float | None = None, setup: str | None = None) -> dict[str, Any]:
+    """The :class:`~.requests.AgentRequest` fields ``agent continue``'s arguments and options name."""
+    return {"task": follow_up, "check": check, "agents": [agent], "cwd": cwd, "timeout_s": timeout, "setup": setup,
+            "continue_run": run_id}
 
 
 def _run_agent_request(request: AgentRequest, cwd: str | None, as_json: bool, config: str | None,

@@ -174,14 +174,14 @@ RUN_DESCRIPTION = (
     "outlives wait_s, returns {job_id, status: running, partial}: call job later."
 )
 AGENT_DESCRIPTION = (
-    "Coding agents (claude-code, codex, gemini-cli) do a task in a git repository, each in its own worktree; `check` "
-    "(a shell command) decides. mode race: first passing agent wins, the rest are stopped; "
-    "all: every agent to the end. Returns the winner's diff (apply=true applies it). Usually becomes a job."
+    "Coding agents (claude-code, codex, gemini-cli) do a task in a git repo, each in its own worktree; `check` "
+    "(shell command) decides. race: first to pass wins, the rest stop; all: every agent to the end. "
+    "Returns the winner's diff (apply=true applies it). Usually a job."
 )
 JOB_DESCRIPTION = (
-    "Status of an ask, run_command or agent job: the final result when done, else partial output. wait_s waits for the end."
+    "A job's status: its final result when done, else partial output. wait_s waits for the end."
 )
-CANCEL_DESCRIPTION = "Cancel a running job: every model stream and command it started is stopped."
+CANCEL_DESCRIPTION = "Cancel a running job and every stream and command it started."
 
 JobId = Annotated[str, Field(description="job_id from ask, run_command or agent")]
 WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]

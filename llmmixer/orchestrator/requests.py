@@ -20,6 +20,7 @@ adapters' use of it): see CONTRIBUTING.md.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,6 +37,7 @@ __all__ = ["MAX_PROMPT_CHARS", "MixOptions", "AskRequest", "CommandRequest", "Ag
 MAX_PROMPT_CHARS = 200_000
 MAX_COMMAND_CHARS = 100_000
 MAX_PATH_CHARS = 4096
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _comma_list(value: Any) -> Any:
@@ -148,15 +150,14 @@ class AgentRequest(BaseModel):
     apply: bool = False  # apply the winner's diff to the repository
     keep: bool | None = Field(default=None, description="keep each leg as a branch")
     setup: str | None = Field(default=None, max_length=MAX_COMMAND_CHARS,
-                              description="run in each worktree before the agent")
+                              description="run in each worktree first")
     model: str | None = Field(default=None, min_length=1, max_length=1000,
-                              description="one gateway model for every agent, e.g. race/claude,gpt")
+                              description="a gateway model for all, e.g. race/claude,gpt")
     pick: Literal["first", "best"] = Field(
-        default="first", description="first passer wins, or best: a judge ranks passers")
-    grace_s: float = Field(default=60.0, ge=0, le=3600, description="pick best: seconds others may still pass")
-    judge: str | None = Field(default=None, max_length=64, description="pick best: the judging server")
-    continue_run: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
-                                     description="resume this run's kept legs (agents) with task as follow-up")
+        default="first", description="first passer wins, or a judge ranks passers")
+    grace_s: float = Field(default=60.0, ge=0, le=3600, description="best: seconds others may still pass")
+    judge: str | None = Field(default=None, max_length=64, description="best: the judging server")
+    continue_run: str | None = Field(default=None, description="resume this run's kept legs with task")
 
     @property
     def keeps(self) -> bool:
@@ -167,6 +168,13 @@ class AgentRequest(BaseModel):
     @classmethod
     def _agents(cls, value: Any) -> Any:
         return _comma_list(value) or default_agents()
+
+    @field_validator("continue_run")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        if value is not None and not RUN_ID.fullmatch(value):
+            raise InvalidInputError(f"continue_run: {value[:80]!r} is not a run id")
+        return value
 
 
 RunRequest = AskRequest | CommandRequest | AgentRequest

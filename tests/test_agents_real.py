@@ -289,3 +289,59 @@ def test_continue_names_what_is_missing(agent_world: AgentWorld, tmp_path: Path)
     done = agent_world.llmmixer("agent", "continue", "0123456789abcdef", "codex", FOLLOW_UP, cwd=repo, timeout=120)
     assert done.returncode == 1
     assert "not_found" in done.stderr and "no kept leg 'codex' for run 0123456789abcdef" in done.stderr
+
+
+def _followed_up(repo: Path, run_id: str, agent: str, first_commit: str) -> None:
+    branch = f"llmmixer/{run_id}/{agent}"
+    assert _git_out(repo, "rev-parse", f"{branch}^").strip() == first_commit
+    assert _git_out(repo, "show", f"{branch}:notes.txt") == "more\n"
+
+
+@pytest.mark.anyio
+async def test_continue_over_mcp_and_http(agent_world: AgentWorld) -> None:
+    """The MCP agent tool continues a kept leg with continue_run; so does the HTTP API (the CLI on the resident
+    service posts the request to /api/agents)."""
+    import os
+
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    world = agent_world
+    world.reset()
+    for agent in ("claude-code", "codex"):
+        world.emulator.set_script(VENDOR_OF[agent], shell_turns(agent, TASK_COMMAND))
+    # In HOME: a resident service's runner takes HOME and the agents' directory as its roots, and a leg's
+    # worktree admin directory (in the repository's .git) must be inside them.
+    repo = make_repo(Path(os.environ["HOME"]) / "repo")
+    first = _run(world, repo, "--mode", "all", "--agents", "claude-code,codex")
+    run_id = first["run_id"]
+    kept = {leg["agent"]: leg["kept"]["commit"] for leg in first["legs"]}
+    for agent in ("claude-code", "codex"):
+        world.emulator.set_script(VENDOR_OF[agent], [{"say": "not used"}, *shell_turns(
+            agent, "echo more > notes.txt && echo ok-from-follow-up", say=f"{agent} followed up.")])
+    check = "test -f notes.txt && " + CHECK
+    params = StdioServerParameters(command=world.ns.exec_prefix[0], args=[*world.ns.exec_prefix[1:], LLMMIXER, "mcp"],
+                                   env=world.env(), cwd=str(repo))
+    with anyio.fail_after(600):
+        async with Client(params) as client:
+            started = (await client.call_tool("agent", {"task": FOLLOW_UP, "continue_run": run_id, "agents": ["codex"],
+                                                        "check": check, "cwd": str(repo), "wait_s": 0})
+                       ).structured_content
+            final = started
+            while final["status"] == "running":
+                final = (await client.call_tool("job", {"job_id": started["job_id"], "wait_s": 30})
+                         ).structured_content
+    assert final["status"] == "done" and final["winner"] == "codex", final
+    _followed_up(repo, run_id, "codex", kept["codex"])
+    # HTTP: the CLI starts the resident service and posts the continuation to its API.
+    runtime = Path(os.environ["XDG_RUNTIME_DIR"]) / "llmmixer"
+    try:
+        done = world.llmmixer("agent", "continue", run_id, "claude-code", FOLLOW_UP, "--check", check, "--json",
+                              cwd=repo, env={"LLMMIXER_RESIDENT": "1"})
+        assert list(runtime.glob("serve-*.json")), "no resident service served the continuation"
+    finally:
+        world.llmmixer("serve", "--stop", cwd=repo, env={"LLMMIXER_RESIDENT": "1"}, timeout=120)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert json.loads(done.stdout)["continued"] == run_id
+    _followed_up(repo, run_id, "claude-code", kept["claude-code"])
+    world.assert_stayed_home()

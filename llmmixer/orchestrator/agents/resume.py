@@ -51,8 +51,8 @@ def plan_continuation(repo: Repo, run_id: str, agents: list[str], specs: dict[st
         session = load_session(run_id, agent)
         spec = specs.get(agent)
         if spec is None or spec.cli != session.cli:
-            raise InvalidInputError(f"agent {agent!r} of run {run_id} ran {session.cli}, which the config no longer "
-                                    "names as that agent")
+            raise InvalidInputError(f"agent {agent!r} of run {run_id} ran {session.cli}; the config now names no "
+                                    "such agent, or it runs another CLI")
         if (run_dir / agent).exists():
             raise InvalidInputError(f"{agent!r} of run {run_id} is running now (its run or another continuation)")
         found[agent] = Continuation(session=session, tip=kept[agent], origin=origin)

@@ -7,6 +7,8 @@
 - Approvals: ``--dangerously-skip-permissions``, which Claude Code refuses as root unless ``IS_SANDBOX=1`` says it
   runs in a sandbox (it does: the runner's).
 - HOME: ``.claude.json`` marks onboarding as done and the API key as approved, so no first-run screen asks.
+- Resume: ``--resume SESSION`` (the ``session_id`` of ``system/init``), its transcript under HOME's
+  ``.claude/projects/<the worktree's path>/``.
 - Stream: ``system/init`` (model), ``assistant`` messages (text and ``tool_use`` blocks), ``user`` messages
   (``tool_result`` blocks), and one ``result`` line with ``usage`` and ``total_cost_usd``.
 """

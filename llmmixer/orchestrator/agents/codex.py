@@ -6,6 +6,8 @@
   checks, plugins and apps are off in the same file.
 - Approvals: ``--dangerously-bypass-approvals-and-sandbox`` (Codex's own sandbox off: the runner's is around it);
   ``--skip-git-repo-check`` because a worktree's ``.git`` is a file Codex's check may not follow.
+- Resume: ``codex exec resume [options] THREAD PROMPT`` (the ``thread_id`` of ``thread.started``), its
+  transcript under ``$CODEX_HOME/sessions/``.
 - Stream: ``thread.started``, ``turn.started``, ``item.started`` / ``item.completed`` (``agent_message``,
   ``command_execution``, ``file_change``, ``mcp_tool_call``…), ``turn.completed`` with ``usage``, ``turn.failed``.
   Codex reports no cost: it is priced from our table for the model, when the model is known.

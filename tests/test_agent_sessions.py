@@ -15,7 +15,7 @@ from llmmixer.orchestrator.agents.resume import plan_continuation
 from llmmixer.orchestrator.agents.sessions import copy_files, load_session, save_session, sessions_dir
 from llmmixer.orchestrator.agents.spec import AgentSpec
 from llmmixer.orchestrator.agents.worktree import add_worktree, remove_worktree, repo_root
-from llmmixer.servers.core.errors import InvalidInputError, NotFoundError
+from llmmixer.servers.core.errors import ConflictError, InvalidInputError, NotFoundError
 from tests.test_agent_candidates import git, kept_leg, repo
 
 __all__ = ["repo"]
@@ -101,5 +101,5 @@ def test_continuing_names_what_is_missing(repo: Path, tmp_path: Path, agents_dir
         plan_continuation(found, "r1", ["codex"], {"codex": AgentSpec.default("claude-code")}, False,
                           agents_dir / "r1")
     (agents_dir / "r1" / "codex").mkdir(parents=True)
-    with pytest.raises(InvalidInputError, match="is running now"):
+    with pytest.raises(ConflictError, match="is running now"):
         plan_continuation(found, "r1", ["codex"], SPECS, False, agents_dir / "r1")

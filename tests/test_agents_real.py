@@ -21,11 +21,13 @@ TASK_COMMAND = "echo created > created.txt && sed -i s/old/new/ edit.txt && echo
 CHECK = "test -f created.txt && grep -qx new edit.txt"
 
 
-def _leg_processes() -> list[psutil.Process]:
+def _leg_processes(legs_dir: Path) -> list[psutil.Process]:
+    """Processes of this world's legs (their TMPDIR is under its legs directory), not another test run's."""
     found = []
     for process in psutil.process_iter():
         try:
-            if any(key == LEG_MARKER for key in process.environ()):
+            environ = process.environ()
+            if LEG_MARKER in environ and environ.get("TMPDIR", "").startswith(str(legs_dir)):
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
@@ -84,11 +86,11 @@ def test_race_the_passing_agent_wins_and_the_loser_is_killed(agent_world: AgentW
     result = _run(world, repo, "--apply")
     legs = {leg["agent"]: leg for leg in result["legs"]}
     assert result["winner"] == "codex" and legs["codex"]["status"] == "won"
-    assert legs["gemini-cli"]["status"] == "cancelled" and legs["gemini-cli"]["stopped_ms"] is not None
-    assert legs["claude-code"]["status"] in ("failed", "cancelled")
+    assert legs["gemini-cli"]["status"] == "cancelled" and legs["gemini-cli"]["stopped_ms"] is not None, legs["gemini-cli"].get("error")
+    assert legs["claude-code"]["status"] in ("failed", "cancelled"), legs["claude-code"].get("error")
     if legs["claude-code"]["status"] == "failed":
         assert legs["claude-code"]["check"]["exit_code"] != 0
-    assert _leg_processes() == []
+    assert _leg_processes(world.legs_dir) == []
     assert not any(world.legs_dir.iterdir()) if world.legs_dir.exists() else True
     assert _worktrees(repo) == [str(repo)]
     # --apply: the winner's diff is now in the user's tree.
@@ -151,7 +153,7 @@ def test_demo_agents_races_the_installed_clis_without_a_key(agent_world: AgentWo
     assert set(legs) == {"claude-code", "codex", "gemini-cli"}
     assert legs["codex"]["check"]["passed"] is True and legs["codex"]["usage"]["output_tokens"] > 0
     assert legs["gemini-cli"]["status"] == "cancelled"
-    assert legs["claude-code"]["status"] in ("failed", "cancelled")
+    assert legs["claude-code"]["status"] in ("failed", "cancelled"), legs["claude-code"].get("error")
     for leg in legs.values():
         assert {"status", "check", "usage", "cost_usd", "duration_ms"} <= set(leg)
     assert world.ns.escapes() == []
@@ -224,6 +226,8 @@ def test_pick_best_lets_the_judge_choose_among_the_passers(agent_world: AgentWor
     repo = make_repo(tmp_path / "repo")
     result = _run(world, repo, "--mode", "all", "--pick", "best", "--judge", "gemini")
     legs = {leg["agent"]: leg for leg in result["legs"]}
+    passed = {agent for agent, leg in legs.items() if (leg.get("check") or {}).get("passed")}
+    assert passed == {"claude-code", "codex"}, {a: (l["status"], l.get("error"), l.get("check")) for a, l in legs.items()}
     judged = result["verdict"]
     assert judged["judge"] == "gemini" and set(judged["labels"].values()) == {"claude-code", "codex"}
     assert result["winner"] == judged["labels"]["B"] == judged["winner"]

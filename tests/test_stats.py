@@ -91,3 +91,20 @@ def test_logs_stats_reads_the_log(tmp_path: Path) -> None:
     bad = subprocess.run([LLMMIXER, "logs", "--stats", "--since", "soon", "--store", url], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_spend_over_time_buckets_each_models_spend() -> None:
+    now = 10 * 86400.0 + 5000  # 5000 s into day 10 (UTC)
+    runs = [record("a", "race", 100, [leg("claude", "won", 100, 0.01), leg("gpt", "cancelled", 100, 0.002)],
+                   winner="claude"),
+            record("b", "all", 100, [leg("gpt", "done", 100, 0.02)]),
+            record("c", "all", 100, [leg("gpt", "done", 100, 0.04)])]
+    for item, age_days in zip(runs, (2, 2, 0)):
+        item["created"] = now - age_days * 86400
+    week = stats.compute(runs, stats.parse_since("7d", now=now), now=now).to_dict()["spend_over_time"]
+    assert week["bucket_s"] == 86400
+    assert week["starts"] == [8 * 86400.0, 9 * 86400.0, 10 * 86400.0]  # contiguous: the empty day is there
+    assert week["models"] == {"claude-model": [0.01, 0.0, 0.0], "gpt-model": [pytest.approx(0.022), 0.0, 0.04]}
+    day = stats.compute(runs[2:], stats.parse_since("1d", now=now), now=now).to_dict()["spend_over_time"]
+    assert day["bucket_s"] == 3600 and day["starts"] == [10 * 86400.0 + 3600] and day["models"]["gpt-model"] == [0.04]
+    assert stats.compute([], None).to_dict()["spend_over_time"] == {"bucket_s": 86400, "starts": [], "models": {}}

@@ -3,7 +3,8 @@
 Per mode: runs, the run's latency p50/p95, and the same figures for the best single model over the same period (the
 model whose own legs had the lowest p50), so a race's latency reads against what one model alone would have given;
 spend, and the part of it paid for cancelled legs. Per model: legs, wins, latency p50/p95 of its finished legs,
-spend and cancelled spend.
+spend and cancelled spend. Over time: each model's spend per hour (a period of two days or less) or per day, the
+buckets contiguous from the first run to the last (the dashboard's spend chart).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any
 
 from ..servers.core.errors import InvalidInputError
 
-__all__ = ["parse_since", "Stats", "compute", "records_since", "render", "usd"]
+__all__ = ["parse_since", "Stats", "SpendSeries", "compute", "records_since", "render", "usd"]
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 PAGE = 200
+HOUR_S, DAY_S = 3600, 86400
+MAX_BUCKETS = 400  # a longer series is drawn in wider buckets
 
 
 def parse_since(text: str | None, now: float | None = None) -> float | None:
@@ -63,14 +66,46 @@ class _Group:
 
 
 @dataclass
+class SpendSeries:
+    """Each model's spend per bucket: ``starts[i]`` is the epoch start of bucket ``i``, ``models[name][i]`` its USD."""
+
+    bucket_s: int
+    starts: list[float] = field(default_factory=list)
+    models: dict[str, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, points: list[tuple[float, str, float]], bucket_s: int) -> SpendSeries:
+        """The series of ``(time, model, usd)`` points, in buckets of ``bucket_s`` (widened to keep at most
+        :data:`MAX_BUCKETS`)."""
+        if not points:
+            return cls(bucket_s)
+        first, last = min(t for t, _, _ in points), max(t for t, _, _ in points)
+        while (last - first) / bucket_s >= MAX_BUCKETS:
+            bucket_s *= 2
+        origin = math.floor(first / bucket_s) * bucket_s
+        count = int((last - origin) // bucket_s) + 1
+        models: dict[str, list[float]] = {}
+        for at, name, cost in points:
+            row = models.setdefault(name, [0.0] * count)
+            row[int((at - origin) // bucket_s)] += cost
+        return cls(bucket_s, [origin + i * bucket_s for i in range(count)],
+                   {name: [round(v, 6) for v in row] for name, row in sorted(models.items())})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bucket_s": self.bucket_s, "starts": self.starts, "models": self.models}
+
+
+@dataclass
 class Stats:
     since: float | None
     modes: dict[str, dict[str, Any]]
     models: dict[str, dict[str, Any]]
     best_single: dict[str, Any] | None
+    spend_over_time: SpendSeries = field(default_factory=lambda: SpendSeries(DAY_S))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"since": self.since, "modes": self.modes, "models": self.models, "best_single": self.best_single}
+        return {"since": self.since, "modes": self.modes, "models": self.models, "best_single": self.best_single,
+                "spend_over_time": self.spend_over_time.to_dict()}
 
 
 def usd(value: Any) -> float:
@@ -78,10 +113,11 @@ def usd(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
-def compute(records: Iterable[dict[str, Any]], since: float | None = None) -> Stats:
+def compute(records: Iterable[dict[str, Any]], since: float | None = None, now: float | None = None) -> Stats:
     """The figures of the ask runs in ``records`` (run-log records, any order)."""
     modes: dict[str, _Group] = {}
     models: dict[str, _Group] = {}
+    points: list[tuple[float, str, float]] = []
     for record in records:
         result = record.get("result")
         if record.get("kind", "ask") != "ask" or not isinstance(result, dict):
@@ -98,6 +134,8 @@ def compute(records: Iterable[dict[str, Any]], since: float | None = None) -> St
             per_model = models.setdefault(name, _Group())
             per_model.runs += 1
             cost = usd(leg.get("cost_usd"))
+            if cost and isinstance(record.get("created"), (int, float)):
+                points.append((float(record["created"]), name, cost))
             group.spend += cost
             per_model.spend += cost
             if leg.get("status") == "cancelled":
@@ -122,7 +160,9 @@ def compute(records: Iterable[dict[str, Any]], since: float | None = None) -> St
             entry["p95_vs_best_single"] = round(entry["p95_ms"] / best[1], 3)
         mode_out[mode] = entry
     model_out = {name: group.to_dict(wins=True) for name, group in sorted(models.items())}
-    return Stats(since=since, modes=mode_out, models=model_out, best_single=best_single)
+    short = since is not None and (now if now is not None else time.time()) - since <= 2 * DAY_S
+    return Stats(since=since, modes=mode_out, models=model_out, best_single=best_single,
+                 spend_over_time=SpendSeries.of(points, HOUR_S if short else DAY_S))
 
 
 async def records_since(runlog: Any, since: float | None, *, limit: int = 100_000) -> AsyncIterator[dict[str, Any]]:

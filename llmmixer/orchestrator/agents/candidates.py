@@ -20,13 +20,13 @@ from typing import Any
 
 import anyio.to_thread
 
-from ...servers.core.errors import InvalidInputError, LLMMixerError, NotFoundError
+from ...servers.core.errors import ConflictError, LLMMixerError, NotFoundError
 from ...servers.core.host_git import host_git
 from .sessions import forget_session
 from .worktree import Repo, Worktree
 
 __all__ = ["BRANCH_PREFIX", "Kept", "branch_name", "keep_leg", "kept_branches", "leg_base", "leg_diff", "apply_leg",
-           "forget_leg", "prune_branches"]
+           "restore_leg", "forget_leg", "prune_branches"]
 
 BRANCH_PREFIX = "llmmixer"
 _BASE_TRAILER = "LLMMixer-Base"
@@ -160,13 +160,13 @@ def apply_leg(repo: Repo, run_id: str, agent: str, *, checkout: bool = False) ->
 
     Raises:
         NotFoundError: no such kept leg.
-        InvalidInputError: the branch cannot be checked out (local changes in the way).
+        ConflictError: the branch cannot be checked out (local changes in the way), or its diff does not apply.
     """
     branch = _resolve(repo, run_id, agent)
     if checkout:
         done = host_git("checkout", branch, git_dir=repo.git_dir, work_tree=repo.top, cwd=repo.top)
         if done.returncode != 0:
-            raise InvalidInputError(f"cannot check out {branch}: {done.stderr.strip()[-500:]}")
+            raise ConflictError(f"cannot check out {branch}: {done.stderr.strip()[-500:]}")
         return {"applied": True, "branch": branch, "conflicts": []}
     patch = leg_diff(repo, run_id, agent)
     if not patch.strip():
@@ -176,8 +176,28 @@ def apply_leg(repo: Repo, run_id: str, agent: str, *, checkout: bool = False) ->
     conflicts = [line.removeprefix("U ").strip() for line in (done.stdout + done.stderr).splitlines()
                  if line.startswith("U ")]
     if done.returncode != 0 and not conflicts:
-        raise InvalidInputError(f"the diff of {branch} does not apply to {repo.top}: {done.stderr.strip()[-500:]}")
+        raise ConflictError(f"the diff of {branch} does not apply to {repo.top}: {done.stderr.strip()[-500:]}")
     return {"applied": done.returncode == 0, "branch": branch, "conflicts": conflicts}
+
+
+def restore_leg(repo: Repo, run_id: str, agent: str, commit: str) -> str:
+    """Point the leg's branch at ``commit`` (the one its run recorded) unless the branch exists; the branch.
+
+    A run that did not keep its legs (``--keep`` off) still wrote each leg's commit: it stays in the repository,
+    unreferenced, until git's gc, so the leg can be kept (or applied) after the run.
+
+    Raises:
+        NotFoundError: ``commit`` is not in the repository any more (or never was).
+    """
+    branch = branch_name(run_id, agent)
+    if host_git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", git_dir=repo.git_dir,
+                cwd=repo.git_dir).returncode == 0:
+        return branch
+    if host_git("cat-file", "-e", f"{commit}^{{commit}}", git_dir=repo.git_dir, cwd=repo.git_dir).returncode != 0:
+        raise NotFoundError(f"leg {agent!r} of run {run_id} is gone: its commit {commit[:12]} is no longer in "
+                            f"{repo.top}")
+    _git(repo, "update-ref", f"refs/heads/{branch}", commit, "")  # "": only if the branch does not exist
+    return branch
 
 
 def forget_leg(repo: Repo, run_id: str, agent: str) -> None:

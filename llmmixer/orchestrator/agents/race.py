@@ -84,8 +84,8 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str,
     ``continue_run``: the legs are that run's kept ones, resumed (resume.py); the check may then be empty.
 
     Raises:
-        InvalidInputError: empty task or check, unknown mode or agent, not in a git repository; a leg to continue
-            is running now.
+        InvalidInputError: empty task or check, unknown mode or agent, not in a git repository.
+        ConflictError: a leg to continue is running now.
         NotFoundError: an agent's CLI is not installed (the message names its npm package); no kept leg or
             session to continue.
     """

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...servers.core.errors import InvalidInputError
+from ...servers.core.errors import ConflictError, InvalidInputError
 from .candidates import kept_branches, leg_base
 from .sessions import Session, load_session
 from .spec import AgentSpec
@@ -36,8 +36,8 @@ def plan_continuation(repo: Repo, run_id: str, agents: list[str], specs: dict[st
 
     Raises:
         NotFoundError: no kept leg or no kept session for an agent.
-        InvalidInputError: the run kept no legs; an agent is no longer configured, or runs another CLI now; the
-            leg is being continued (or its run is still going) right now.
+        InvalidInputError: the run kept no legs; an agent is no longer configured, or runs another CLI now.
+        ConflictError: the leg is being continued (or its run is still going) right now.
     """
     kept = {leg["agent"]: leg["commit"] for leg in kept_branches(repo, run_id)}
     if default_agents:
@@ -54,6 +54,6 @@ def plan_continuation(repo: Repo, run_id: str, agents: list[str], specs: dict[st
             raise InvalidInputError(f"agent {agent!r} of run {run_id} ran {session.cli}; the config now names no "
                                     "such agent, or it runs another CLI")
         if (run_dir / agent).exists():
-            raise InvalidInputError(f"{agent!r} of run {run_id} is running now (its run or another continuation)")
+            raise ConflictError(f"{agent!r} of run {run_id} is running now (its run or another continuation)")
         found[agent] = Continuation(session=session, tip=kept[agent], origin=origin)
     return found

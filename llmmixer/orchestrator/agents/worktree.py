@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import fcntl
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +68,22 @@ def repo_root(path: Path | str) -> Repo:
     return repo
 
 
+@contextmanager
+def _admin_lock(repo: Repo) -> Iterator[None]:
+    """Turns for changing the repository's ``worktrees/``, across threads and processes.
+
+    git picks a worktree's admin name (``work``, ``work1``...) and prunes stale ones without a lock of its own: legs
+    that add and remove worktrees of one repository at once would read each other's half-made admin directories
+    ("failed to read .../commondir"). The lock is an ``flock`` on the git directory itself, so nothing is written.
+    """
+    fd = os.open(repo.git_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _admin_dir(repo: Repo, work: Path) -> Path:
     """The admin directory git made for ``work``: the one whose ``gitdir`` names ``work/.git``."""
     target = os.path.realpath(work / ".git")
@@ -90,10 +109,11 @@ async def add_worktree(repo: Repo, dest: Path, start: str = "HEAD") -> Worktree:
         if head.returncode != 0:
             raise LLMMixerError(f"git rev-parse {start} failed: {head.stderr.strip()[-500:]}")
         base = head.stdout.strip()
-        done = host_git("worktree", "add", "--detach", str(dest), base, git_dir=repo.git_dir, cwd=repo.top)
-        if done.returncode != 0:
-            raise LLMMixerError(f"git worktree add failed: {done.stderr.strip()[-500:]}")
-        return Worktree(repo=repo, work=dest, admin=_admin_dir(repo, dest), base=base)
+        with _admin_lock(repo):
+            done = host_git("worktree", "add", "--detach", str(dest), base, git_dir=repo.git_dir, cwd=repo.top)
+            if done.returncode != 0:
+                raise LLMMixerError(f"git worktree add failed: {done.stderr.strip()[-500:]}")
+            return Worktree(repo=repo, work=dest, admin=_admin_dir(repo, dest), base=base)
 
     return await anyio.to_thread.run_sync(add)
 
@@ -102,8 +122,9 @@ async def remove_worktree(tree: Worktree) -> None:
     """Remove the worktree's directory and git's record of it; never raises. Nothing in the tree is run or read."""
     def remove() -> None:
         shutil.rmtree(tree.work, ignore_errors=True)
-        shutil.rmtree(tree.admin, ignore_errors=True)
-        host_git("worktree", "prune", git_dir=tree.repo.git_dir)
+        with _admin_lock(tree.repo):
+            shutil.rmtree(tree.admin, ignore_errors=True)
+            host_git("worktree", "prune", git_dir=tree.repo.git_dir)
 
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(remove)

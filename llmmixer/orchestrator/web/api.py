@@ -42,6 +42,7 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.POLICY: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CANCELLED: 409,
+    ErrorKind.CONFLICT: 409,
     ErrorKind.CONTENT_FILTER: 422,
     ErrorKind.INVALID_OUTPUT: 502,
     ErrorKind.RATE_LIMIT: 429,
@@ -205,10 +206,20 @@ async def list_runs(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> Response:
-    """Every model server's models, aliases and prices (``llmmixer models``)."""
+    """Every model server's models, aliases and prices (``llmmixer models``). ``?cached=1`` answers from the model
+    cache without asking any server (each server's last listing, else its manifest's default model; ``listed_at``
+    is None for the latter): the dashboard's model pickers read it."""
+    cached = request.query_params.get("cached", "0")
+    if cached not in ("0", "1"):
+        raise InvalidInputError(f"cached must be 0 or 1, got {cached[:40]!r}")
+    runs = request.app.state.runs
+    if cached == "1":
+        from ..model_cache import cached_listings
+
+        return JSONResponse({"servers": cached_listings(runs.config)})
     from ..models import list_all_models
 
-    return JSONResponse({"servers": await list_all_models(request.app.state.runs)})
+    return JSONResponse({"servers": await list_all_models(runs)})
 
 
 async def list_servers(request: Request) -> Response:

@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 from ..service import RunService
 from ..stores.base import EventStore
 from .. import gateway
-from . import api, observability, sse
+from . import agent_actions, api, observability, sse
 from ..gateway.models import Listings
 from .activity import Activity, ActivityMiddleware
 from .fanout import DEFAULT_MAX_QUEUE, EventHub
@@ -106,6 +106,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         *api.routes(),
+        *agent_actions.routes(),
         *observability.routes(),
         *gateway.routes(),
         *sse.routes(),

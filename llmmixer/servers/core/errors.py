@@ -13,6 +13,7 @@
     ├── InvalidInputError              invalid_input
     ├── InvalidOutputError             invalid_output
     ├── BudgetError                    budget: a run's cost cap or the daily budget (settings.budget)
+    ├── ConflictError                  conflict: a change that does not fit the tree it is applied to
     └── RetryableError                 retryable = True
         ├── RateLimitError             rate_limit
         ├── OverloadedError            overloaded
@@ -68,6 +69,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidOutputError",
     "BudgetError",
+    "ConflictError",
     "RateLimitError",
     "OverloadedError",
     "ServerError",
@@ -106,6 +108,7 @@ class ErrorKind(str, enum.Enum):
     INVALID_INPUT = "invalid_input"
     INVALID_OUTPUT = "invalid_output"
     BUDGET = "budget"
+    CONFLICT = "conflict"
 
 
 # The one place that says which kinds are worth retrying (or falling back from).
@@ -224,6 +227,12 @@ class BudgetError(LLMMixerError):
     kind = ErrorKind.BUDGET
 
 
+class ConflictError(LLMMixerError):
+    """A change that does not fit where it is applied (a kept agent leg's diff against the user's tree)."""
+
+    kind = ErrorKind.CONFLICT
+
+
 class RateLimitError(RetryableError):
     kind = ErrorKind.RATE_LIMIT
 
@@ -277,6 +286,7 @@ _BY_KIND: dict[ErrorKind, type[LLMMixerError]] = {
         InvalidInputError,
         InvalidOutputError,
         BudgetError,
+        ConflictError,
         RateLimitError,
         OverloadedError,
         ServerError,

@@ -89,8 +89,12 @@
         run.kind = d.kind || (d.command ? "command" : "ask");
         run.mode = d.mode || run.mode;
         run.prompt = d.prompt || d.command || run.prompt;
+        if (d.conversation_id) run.conversationId = d.conversation_id;
+        if (Array.isArray(d.models)) run.models = d.models;
         for (const m of d.models || d.agents || d.legs || []) legFor(run, typeof m === "string" ? m : m.source || m.name);
         changed.full = true;
+        changed.started = true;
+        scheduleHistory();
         break;
       case "leg.queued": {
         const leg = legFor(run, legSource(ev));
@@ -102,7 +106,7 @@
         const leg = legFor(run, legSource(ev));
         if (d.role) leg.role = d.role;
         if (d.server) leg.server = d.server;
-        if (d.model) leg.model = d.model;
+        if (d.model) leg.model = leg.asked = d.model;  // the model asked for (the vendor may answer a dated id)
         if (leg.status === "waiting" || leg.status === "queued" || leg.status === "cancelled") leg.status = "streaming";
         changed.source = leg.source;
         break;
@@ -279,7 +283,7 @@
     }
     pre.dataset.len = String(leg.text.length);
     pre.scrollTop = pre.scrollHeight;
-    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg);
+    if (run.kind === "agent" && window.LLMMixerAgents) window.LLMMixerAgents.render(col, leg, run);
     const err = col.querySelector(".error");
     if (leg.error) {
       err.hidden = false;
@@ -317,6 +321,28 @@
     info.dataset.run = run.id;
     info.dataset.done = run.done ? "true" : "false";
     $("#cancel").disabled = run.done;
+    renderFollowUp(run);
+  }
+
+  // A finished ask's conversation can be continued: the follow-up goes to the same models with the turns so far.
+  function renderFollowUp(run) {
+    const form = $("#follow-up");
+    form.hidden = !(run.done && run.conversationId && (run.kind === "ask" || run.kind === null) && !run.terminalChunks.length);
+    form.dataset.conversation = run.conversationId || "";
+  }
+
+  function followUpRequest(run, prompt) {
+    const body = { prompt, conversation_id: run.conversationId };
+    if (run.mode) body.mode = run.mode;
+    const models = run.models || run.order.filter((s) => !run.legs.get(s).role || run.legs.get(s).role === "proposer");
+    if (models.length) body.models = models;
+    const modelFor = {};
+    for (const source of models) {
+      const leg = run.legs.get(source);
+      if (leg && (leg.asked || leg.model) && !source.includes(":")) modelFor[source] = leg.asked || leg.model;
+    }
+    if (Object.keys(modelFor).length) body.model_for = modelFor;
+    return body;
   }
 
   function renderTerminal(run, appended) {
@@ -368,6 +394,11 @@
   }
 
   function render(changed) {
+    if (changed.started && changed.run !== state.current) {
+      const shown = state.current && state.runs.get(state.current);
+      if (!shown || shown.done) show(changed.run);  // another client's run, live
+      return;
+    }
     if (changed.run !== state.current) return;
     const run = state.runs.get(state.current);
     if (changed.full) {
@@ -545,6 +576,7 @@
       run.kind = run.kind || result.kind || null;
       run.prompt = run.prompt || result.prompt || result.command || null;
       run.mode = run.mode || result.mode || null;
+      run.conversationId = run.conversationId || result.conversation_id || null;
       for (const m of result.models || []) legFor(run, m);
       if (result.legs) mergeResult(run, result);
       else if (result.kind === "command" || result.status !== "running") run.result = result;
@@ -573,6 +605,7 @@
     } catch (e) {
       return;
     }
+    if (window.LLMMixerSpend) window.LLMMixerSpend.refresh();
     const list = $("#history");
     list.textContent = "";
     for (const item of payload.runs || []) {
@@ -594,9 +627,12 @@
       li.addEventListener("click", () => {
         const run = runFor(id);
         if (!run.prompt) run.prompt = item.prompt || item.command || null;
+        if (!run.conversationId) run.conversationId = item.conversation_id || null;
+        if (!run.models && Array.isArray(item.models)) run.models = item.models;
         show(id);
-        if (!run.done && !run.sawStart && item.status === "running") {
-          replayRun(id);  // still streaming: every event from its first, then live
+        if (!run.sawStart && ((!run.done && item.status === "running") || item.kind === "agent")) {
+          // Still streaming, or an agent run (its cards come from its events): every event from its first.
+          replayRun(id);
           show(id);
         } else if (!run.done || !run.result) {
           // A finished run this page did not watch (a reload, another process): its result from the run log.
@@ -652,6 +688,7 @@
       state.textContent = { ready: "", idle: " (idle)", starting: " (starting…)", dead: " (down)" }[server.status] ??
         ` (${server.status})`;
       label.append(input, document.createTextNode(` ${server.name}`), state);
+      addModelPick(label, server.name);
       if (server.cooling_until) {
         const note = document.createElement("small");
         note.className = "cooling";
@@ -666,6 +703,55 @@
     }
   }
 
+  // Each server's models, to pick one per server (the server's default preselected). They come from the model cache
+  // (GET /api/models?cached=1 asks no server); `llmmixer serve` lists its servers once they are warm, so a server
+  // known only by its manifest's default is read again a little later.
+  let modelLists = null;
+  let modelListReads = 0;
+  const pickedModel = new Map();  // server -> the model id picked
+
+  async function loadModelLists() {
+    let listings = [];
+    try {
+      listings = (await api("GET", "/api/models?cached=1")).servers || [];
+    } catch (e) { return; }
+    modelLists = new Map(listings.filter((l) => !l.error && l.models && l.models.length).map((l) => [l.source, l]));
+    for (const label of document.querySelectorAll("#models label")) {
+      addModelPick(label, label.querySelector("input").value);
+    }
+    if (listings.some((l) => !l.listed_at) && modelListReads++ < 20) setTimeout(loadModelLists, 3000);
+  }
+
+  function addModelPick(label, server) {
+    const listing = modelLists && modelLists.get(server);
+    if (!listing) return;
+    const old = label.querySelector("select");
+    if (old && old.options.length === listing.models.length) return;
+    if (old) old.remove();
+    const select = document.createElement("select");
+    select.className = "model-pick";
+    select.dataset.server = server;
+    select.title = `the ${server} model to run`;
+    for (const model of listing.models) {
+      const option = document.createElement("option");
+      option.value = model.id;
+      option.textContent = model.id;
+      option.selected = pickedModel.has(server) ? pickedModel.get(server) === model.id : model.default;
+      select.appendChild(option);
+    }
+    select.addEventListener("change", () => pickedModel.set(server, select.value));
+    label.appendChild(select);
+  }
+
+  function modelChoices(servers) {
+    const chosen = {};
+    for (const server of servers) {
+      const select = document.querySelector(`#models select[data-server="${CSS.escape(server)}"]`);
+      if (select && select.value) chosen[server] = select.value;
+    }
+    return chosen;
+  }
+
   async function startAsk(event) {
     event.preventDefault();
     const prompt = $("#prompt").value.trim();
@@ -673,24 +759,43 @@
     const models = [...document.querySelectorAll("#models input:checked")].map((i) => i.value);
     const body = { prompt, mode: $("#mode").value };
     if (models.length) body.models = models;
+    const modelFor = modelChoices(models);
+    if (Object.keys(modelFor).length) body.model_for = modelFor;
     const system = $("#system").value.trim();
     if (system) body.system = system;
-    $("#run").disabled = true;
+    await submitAsk(body, $("#run"));
+  }
+
+  async function submitAsk(body, button) {
+    button.disabled = true;
     notice("");
     try {
-      const { run_id: runId } = await api("POST", "/api/runs", body);
+      const { run_id: runId, conversation_id: conversationId } = await api("POST", "/api/runs", body);
       const run = runFor(runId);
       run.kind = run.kind || "ask";
-      run.prompt = run.prompt || prompt;
+      run.prompt = run.prompt || body.prompt;
       run.mode = run.mode || body.mode;
-      for (const m of models) legFor(run, m);
+      run.conversationId = run.conversationId || conversationId || null;
+      for (const m of body.models || []) legFor(run, m);
       show(runId);
       scheduleHistory();
+      // On a small window the results are above the forms: bring them into view.
+      if (window.matchMedia("(max-width: 900px)").matches) $(".output").scrollIntoView({ block: "start" });
+      return true;
     } catch (e) {
       notice(`${e.kind || "error"}: ${e.message}`, "error");
+      return false;
     } finally {
-      $("#run").disabled = false;
+      button.disabled = false;
     }
+  }
+
+  async function continueConversation(event) {
+    event.preventDefault();
+    const run = state.current && state.runs.get(state.current);
+    const prompt = $("#follow-up-prompt").value.trim();
+    if (!run || !run.conversationId || !prompt) return;
+    if (await submitAsk(followUpRequest(run, prompt), $("#follow-up-run"))) $("#follow-up-prompt").value = "";
   }
 
   async function startCommand(event) {
@@ -748,8 +853,10 @@
     $("#ask-form").addEventListener("submit", startAsk);
     $("#command-form").addEventListener("submit", startCommand);
     $("#agent-form").addEventListener("submit", startAgents);
+    $("#follow-up").addEventListener("submit", continueConversation);
+    if (window.LLMMixerSpend) window.LLMMixerSpend.attach($("#spend"), api);
     $("#cancel").addEventListener("click", cancelCurrent);
-    loadMeta().then(() => { connect(); loadModels(); });
+    loadMeta().then(() => { connect(); loadModels(); loadModelLists(); });
     loadHistory();
   });
 })();

@@ -91,7 +91,9 @@ def test_race_the_passing_agent_wins_and_the_loser_is_killed(agent_world: AgentW
     if legs["claude-code"]["status"] == "failed":
         assert legs["claude-code"]["check"]["exit_code"] != 0
     assert _leg_processes(world.legs_dir) == []
-    assert not any(world.legs_dir.iterdir()) if world.legs_dir.exists() else True
+    # No leg's directory is left; earlier tests' kept legs have their sessions kept, this race kept none.
+    assert [p.name for p in world.legs_dir.iterdir() if p.name != ".sessions"] == []
+    assert not (world.legs_dir / ".sessions" / result["run_id"]).exists()
     assert _worktrees(repo) == [str(repo)]
     # --apply: the winner's diff is now in the user's tree.
     assert result["applied"] is True

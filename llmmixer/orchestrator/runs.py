@@ -535,7 +535,8 @@ class Runs:
         self._check_store()
         admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
         try:
-            state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
+            mode = "all" if request.continue_run else request.mode  # continued legs each run to their end
+            state = self._new_run("agent", mode, title={"task": request.task[:200]})
             try:
                 plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway)
             except LLMMixerError:

@@ -271,6 +271,7 @@ async def _keep(run: AgentRun, leg: AgentLeg, tree: Worktree) -> None:
                                                           f"{run.request.task[:2000]}",
                               origin=resume.origin if resume else None)
         if run.request.keeps:
+            await stop_leg_processes(leg.layout.leg_id)  # nothing of the leg's may change its HOME while it is copied
             session_id = leg.report.session_id or (resume.session.session_id if resume else None)
             await anyio.to_thread.run_sync(lambda: save_session(leg.layout.home, run.run_id, leg.name, leg.spec.cli,
                                                                 session_id))

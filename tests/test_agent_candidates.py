@@ -11,10 +11,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from llmmixer.orchestrator.agents.candidates import (apply_leg, branch_name, keep_leg, kept_branches, leg_diff,
-                                                     prune_branches)
+from llmmixer.orchestrator.agents.candidates import (apply_leg, branch_name, forget_leg, keep_leg, kept_branches,
+                                                     leg_diff, prune_branches, restore_leg)
 from llmmixer.orchestrator.agents.worktree import add_worktree, remove_worktree, repo_root
-from llmmixer.servers.core.errors import NotFoundError
+from llmmixer.servers.core.errors import ConflictError, NotFoundError
 
 LLMMIXER = str(Path(sys.executable).with_name("llmmixer"))
 LATIN1 = "caf\xe9 cr\xe8me\n".encode("latin-1")  # not UTF-8
@@ -83,6 +83,28 @@ def test_apply_reports_conflicts(repo: Path, tmp_path: Path) -> None:
     outcome = apply_leg(repo_root(repo), "r1", "codex")
     assert outcome["applied"] is False and outcome["conflicts"] == ["edit.txt"]
     assert "<<<<<<<" in (repo / "edit.txt").read_text()
+
+
+def test_a_diff_that_cannot_apply_is_a_conflict(repo: Path, tmp_path: Path) -> None:
+    kept_leg(repo, tmp_path, "codex", {"created.txt": b"from the agent\n"})
+    (repo / "created.txt").write_text("the user's own, not committed\n")
+    with pytest.raises(ConflictError, match="does not apply"):
+        apply_leg(repo_root(repo), "r1", "codex")
+    assert (repo / "created.txt").read_text() == "the user's own, not committed\n"
+
+
+def test_a_leg_not_kept_gets_its_branch_back_from_its_commit(repo: Path, tmp_path: Path) -> None:
+    """A run without --keep still wrote the leg's commit; restore_leg points the branch at it again, once."""
+    found = repo_root(repo)
+    commit = kept_leg(repo, tmp_path, "codex", {"edit.txt": b"new\n"})["commit"]
+    forget_leg(found, "r1", "codex")
+    assert kept_branches(found, "r1") == []
+    assert restore_leg(found, "r1", "codex", commit) == "llmmixer/r1/codex"
+    assert restore_leg(found, "r1", "codex", "0" * 40) == "llmmixer/r1/codex"  # it exists: left as it is
+    assert [k["commit"] for k in kept_branches(found, "r1")] == [commit]
+    assert "+new" in leg_diff(found, "r1", "codex")
+    with pytest.raises(NotFoundError, match="no longer in"):
+        restore_leg(found, "r1", "gemini-cli", "0" * 40)
 
 
 def test_show_lists_and_prints_and_prune_removes(repo: Path, tmp_path: Path) -> None:

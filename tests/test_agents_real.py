@@ -91,8 +91,9 @@ def test_race_the_passing_agent_wins_and_the_loser_is_killed(agent_world: AgentW
     if legs["claude-code"]["status"] == "failed":
         assert legs["claude-code"]["check"]["exit_code"] != 0
     assert _leg_processes(world.legs_dir) == []
-    # No leg's directory is left; earlier tests' kept legs have their sessions kept, this race kept none.
-    assert [p.name for p in world.legs_dir.iterdir() if p.name != ".sessions"] == []
+    # Nothing is left in the agents' directory but the .gitignore that keeps it out of any repository, and the
+    # sessions of earlier tests' kept legs (this race kept none).
+    assert [p.name for p in world.legs_dir.iterdir() if p.name != ".sessions"] == [".gitignore"]
     assert not (world.legs_dir / ".sessions" / result["run_id"]).exists()
     assert _worktrees(repo) == [str(repo)]
     # --apply: the winner's diff is now in the user's tree.

@@ -56,13 +56,18 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
 
 
-async def _shot(locator: Any, name: str, tmp: Path) -> None:
-    """A PNG of ``locator``, under 200 KB; written over docs/img/``name`` (the docs' screenshots) when
-    ``UPDATE_SCREENSHOTS=1``, else kept in the test's own directory."""
+async def _shot(locator: Any, name: str, tmp: Path, *, height: float | None = None) -> None:
+    """A PNG of ``locator`` (its top ``height`` pixels), under 200 KB; written over docs/img/``name`` (the docs'
+    screenshots) when ``UPDATE_SCREENSHOTS=1``, else kept in the test's own directory."""
     folder = SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    await locator.screenshot(path=str(path), type="png")
+    if height is None:
+        await locator.screenshot(path=str(path), type="png")
+    else:
+        box = await locator.bounding_box()
+        await locator.page.screenshot(path=str(path), type="png", full_page=True,
+                                      clip={**box, "height": min(box["height"], height)})
     assert path.stat().st_size < 200_000, (name, path.stat().st_size)
 
 
@@ -123,6 +128,7 @@ async def test_review_shows_every_candidate_and_apply_writes_the_chosen_leg(
                         await column.locator('.card[data-kind="command"] .card-command').first.wait_for()
                     cards = {agent: await page.locator(f'.column[data-source="{agent}"] .card').all_inner_texts()
                              for agent in AGENTS}
+                    judge_status = await page.get_attribute('.column[data-source="judge"] .badge', "data-status")
                     # The review: the verdict, then one candidate per leg with its check and its diff.
                     verdict_text = await page.inner_text("#agent-review .verdict")
                     candidates = await page.locator("#agent-review .candidate").evaluate_all(
@@ -138,10 +144,10 @@ async def test_review_shows_every_candidate_and_apply_writes_the_chosen_leg(
                                                    "'.candidate-diff img')")
                     side_by_side = await page.locator(
                         f'#agent-review .candidate[data-agent="{winner}"] .d2h-file-side-diff').count()
+                    await _shot(page.locator(".output"), "agents-dashboard.png", tmp_path, height=1100)
                     await _shot(page.locator(f'.column[data-source="{winner}"]'), "agents-cards.png", tmp_path)
                     await _shot(page.locator(f'#agent-review .candidate[data-agent="{winner}"]'), "agents-review.png",
                                 tmp_path)
-                    await _shot(page.locator("#agent-review .verdict"), "agents-verdict.png", tmp_path)
 
                     # Keep the failed leg: its branch comes back from the commit the run recorded.
                     gemini = page.locator('#agent-review .candidate[data-agent="gemini-cli"]')
@@ -192,6 +198,7 @@ async def test_review_shows_every_candidate_and_apply_writes_the_chosen_leg(
     assert diff_files["gemini-cli"] == ["edit.txt"]
     assert side_by_side >= 2  # diff2html's side-by-side view: two sides per file
     assert "exit 1" in check_text  # the failed check, with its exit code
+    assert judge_status == "done"  # its column ends with its verdict
     assert f"winner {winner}" in verdict_text and "B is the cleaner change" in verdict_text
     assert "9" in verdict_text and "4" in verdict_text
     assert any("Created it, changed it." in card for card in cards["claude-code"]), cards["claude-code"]

@@ -68,15 +68,31 @@ async def test_a_model_picked_per_server_is_asked_and_a_follow_up_carries_the_tu
                     f"() => {{ const i = document.querySelector('#run-info');"
                     f" return i.dataset.run !== '{first_run}' && i.dataset.done === 'true'; }}")
                 second_run = await page.get_attribute("#run-info", "data-run")
+
+                # after a reload, a run opened from the history continues its conversation too
+                await page.reload()
+                await page.wait_for_selector('#conn[data-state="live"]')
+                await page.click(f'#history li[data-run="{second_run}"]')
+                await page.wait_for_selector(f'#run-info[data-run="{second_run}"][data-done="true"]')
+                await page.wait_for_selector("#follow-up:not([hidden])")
+                await page.fill("#follow-up-prompt", "And a third?")
+                await page.click("#follow-up-run")
+                earlier = json.dumps([first_run, second_run])
+                await page.wait_for_function(
+                    f"() => {{ const i = document.querySelector('#run-info');"
+                    f" return !{earlier}.includes(i.dataset.run) && i.dataset.done === 'true'; }}")
             await page.close()
             async with httpx2.AsyncClient(base_url=url, timeout=30) as client:
                 first_result = (await client.get(f"/api/runs/{first_run}")).json()
                 second_result = (await client.get(f"/api/runs/{second_run}")).json()
-    follow_up = calls(emu, "openai")[len(first):]
-    assert len(follow_up) == 1 and follow_up[0]["body"]["model"] == "gpt-5-nano"
-    sent = json.dumps(follow_up[0]["body"])
+    follow_up, third = calls(emu, "openai")[len(first):]
+    assert follow_up["body"]["model"] == "gpt-5-nano"
+    sent = json.dumps(follow_up["body"])
     # the earlier turns, then the new prompt: the vendor saw the whole conversation
     assert sent.index(FIRST_PROMPT) < sent.index(FIRST_REPLY) < sent.index("And the next one?")
+    assert third["body"]["model"].startswith("gpt-5-nano")  # the model the run answered with (its dated id)
+    sent = json.dumps(third["body"])
+    assert sent.index(FIRST_PROMPT) < sent.index("And the next one?") < sent.index("And a third?")
     assert second_result["conversation_id"] == first_result["conversation_id"]
     assert errors == []
 
@@ -114,7 +130,8 @@ async def test_another_clients_run_appears_live_with_model_ids_and_leads_on_a_ph
                 geometry = await page.evaluate("""() => ({
                     column: document.querySelector('.column').getBoundingClientRect().top,
                     form: document.querySelector('#ask-form').getBoundingClientRect().top,
-                    fold: window.innerHeight, scrolled: window.scrollY})""")
+                    fold: window.innerHeight, scrolled: window.scrollY,
+                    overflow: document.documentElement.scrollWidth - window.innerWidth})""")
                 await page.wait_for_selector('#run-info[data-done="true"]')
                 assert await page.evaluate("window.loadedOnce === true")  # no reload
                 texts = {s: await page.inner_text(f'.column[data-source="{s}"] .text') for s in ("claude", "gpt")}
@@ -125,4 +142,5 @@ async def test_another_clients_run_appears_live_with_model_ids_and_leads_on_a_ph
     # the answers are above the fold, before the new-run form
     assert geometry["scrolled"] == 0 and 0 <= geometry["column"] < geometry["fold"], geometry
     assert geometry["column"] < geometry["form"], geometry
+    assert geometry["overflow"] <= 0, geometry  # nothing wider than the phone
     assert errors == []

@@ -51,7 +51,8 @@ async def test_the_spend_panel_draws_the_seeded_figures(emu: Any, browser: Any, 
                 race = {cell: await page.inner_text(f'#spend-modes tr[data-mode="race"] td[data-field="{cell}"]')
                         for cell in ("runs", "p50_ms", "p95_ms", "p50_vs_best_single", "spend_usd",
                                      "cancelled_spend_usd")}
-                gpt = {cell: await page.inner_text(f'#spend-per-model tr[data-model="gpt-model"] td[data-field="{cell}"]')
+                row = '#spend-per-model tr[data-model="gpt-model"]'
+                gpt = {cell: await page.inner_text(f'{row} td[data-field="{cell}"]')
                        for cell in ("runs", "wins", "p50_ms", "cancelled_spend_usd")}
                 best = await page.inner_text("#spend-best")
                 charts = await page.evaluate("""() => Object.fromEntries(['spend-time', 'spend-models'].map(id => {

@@ -121,3 +121,17 @@ def test_each_command_shown_in_the_docs_exists_with_its_options(page: str, line:
             name = word.split("=")[0]
             assert name in options, f"{page}: `{line}`: {' '.join(['llmmixer', *path])} has no option {name}"
 
+
+
+def test_the_dashboard_screenshots_are_small_and_shown() -> None:
+    """docs/img/dashboard-*.png (tools/dashboard_screenshots.py takes them): PNGs under 200 KB, each on the dashboard
+    page."""
+    import dashboard_screenshots
+
+    page = (ROOT / "docs" / "dashboard.md").read_text(encoding="utf-8")
+    shots = sorted((ROOT / "docs" / "img").glob("dashboard-*.png"))
+    assert [shot.name for shot in shots] == ["dashboard-phone.png", "dashboard-race.png", "dashboard-spend.png"]
+    for shot in shots:
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert shot.stat().st_size < dashboard_screenshots.MAX_BYTES, shot.name
+        assert f"](img/{shot.name})" in page, shot.name

@@ -41,8 +41,8 @@ JSON_SAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     CommandRequest: {"command": "echo hi", "cwd": "/tmp", "timeout_s": 9.0},
     AgentRequest: {"task": "fix it", "check": "make test", "agents": ["codex"], "mode": "all", "cwd": "/repo",
                    "timeout_s": 30.0, "apply": True, "keep": True, "setup": "npm ci",
-                   "pick": "best", "grace_s": 5.0, "judge": "gpt", "model": "race/claude,gpt",
-                   "continue_run": "0123456789abcdef"},
+                   "pick": "best", "grace_s": 5.0, "judge": "gpt", "model": "race/claude,gpt", "base": "worktree",
+                   "max_cost_usd": 0.25, "continue_run": "0123456789abcdef"},
 }
 # the same samples as CLI arguments: (the command, with its group if it has one; its argv)
 CLI_SAMPLES: dict[type[BaseModel], tuple[str, list[str]]] = {
@@ -55,7 +55,8 @@ CLI_SAMPLES: dict[type[BaseModel], tuple[str, list[str]]] = {
     CommandRequest: ("run", ["echo hi", "--cwd", "/tmp", "--timeout", "9"]),
     AgentRequest: ("agent run", ["fix it", "--check", "make test", "--agents", "codex", "--mode", "all",
                              "--cwd", "/repo", "--timeout", "30", "--apply", "--keep", "--setup", "npm ci",
-                             "--pick", "best", "--grace", "5", "--judge", "gpt", "--model", "race/claude,gpt"]),
+                             "--pick", "best", "--grace", "5", "--judge", "gpt", "--model", "race/claude,gpt",
+                             "--base", "worktree", "--max-cost", "0.25"]),
 }
 # what a door delivers differently from the JSON sample, on purpose
 CLI_DIFFERS: dict[tuple[type[BaseModel], str], Any] = {

@@ -108,3 +108,12 @@ def test_spend_over_time_buckets_each_models_spend() -> None:
     day = stats.compute(runs[2:], stats.parse_since("1d", now=now), now=now).to_dict()["spend_over_time"]
     assert day["bucket_s"] == 3600 and day["starts"] == [10 * 86400.0 + 3600] and day["models"]["gpt-model"] == [0.04]
     assert stats.compute([], None).to_dict()["spend_over_time"] == {"bucket_s": 86400, "starts": [], "models": {}}
+
+
+def test_a_dated_snapshot_counts_under_its_undated_model() -> None:
+    run = record("r", "race", 100, [leg("gpt", "won", 100, 0.01, model="gpt-5-mini-2025-08-07"),
+                                    leg("claude", "cancelled", 100, 0.002, model="claude-haiku-4-5")], winner="gpt")
+    again = record("s", "all", 100, [leg("gpt", "done", 100, 0.03, model="gpt-5-mini")])
+    models = stats.compute([run, again]).to_dict()["models"]
+    assert sorted(models) == ["claude-haiku-4-5", "gpt-5-mini"]
+    assert models["gpt-5-mini"]["runs"] == 2 and models["gpt-5-mini"]["spend_usd"] == pytest.approx(0.04)

@@ -62,7 +62,8 @@ def show(
     repo = _repo(cwd)
     try:
         if agent is not None:
-            typer.echo(leg_diff(repo, run_id, agent), nl=False)
+            # As bytes: a file that is not UTF-8 comes out as it is in the branch (git's output, surrogate-escaped).
+            typer.echo(leg_diff(repo, run_id, agent).encode("utf-8", "surrogateescape"), nl=False)
             return
         kept = kept_branches(repo, run_id)
     except LLMMixerError as error:

@@ -63,6 +63,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_print_ver
     """Use Claude, GPT and Gemini together: race them, fan out, fall back; run commands; watch it live."""
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="servers config (mcpServers JSON)")]
+MaxCostOpt = Annotated[float | None, typer.Option(help="the most this run may cost, in USD")]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="event store: memory | sqlite:///path | redis://…")]
 StandaloneOpt = Annotated[bool, typer.Option(
     "--standalone", help="run in this process, not on the resident service (also settings.resident = false)")]
@@ -137,7 +138,7 @@ def ask(
     reasoning: Annotated[str | None, typer.Option(help=_reasoning_help())] = None,
     max_tokens: Annotated[int | None, typer.Option(help="the most tokens each model may write")] = None,
     temperature: Annotated[float | None, typer.Option(help="sampling temperature, 0 to 2")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="the most this run may cost, in USD")] = None,
+    max_cost: MaxCostOpt = None,
     image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
@@ -568,6 +569,9 @@ def agent(
     model: Annotated[str | None, typer.Option(
         "--model", "-m", help="a gateway model for every agent (race/claude,gpt, an alias, a model id): each CLI "
                               "uses the mixer's own endpoint")] = None,
+    base: Annotated[str, typer.Option("--base", help="head: the legs start from HEAD; worktree: from this tree "
+                                      "with its uncommitted changes (a temporary commit no branch sees)")] = "head",
+    max_cost: MaxCostOpt = None,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
@@ -576,7 +580,8 @@ def agent(
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
                                                   timeout=timeout, apply=apply, keep=keep, setup=setup,
-                                                  pick=pick, grace=grace, judge=judge, model=model))
+                                                  pick=pick, grace=grace, judge=judge, model=model, base=base,
+                                                  max_cost=max_cost))
     _run_agent_request(request, cwd, as_json, config, store, standalone)
 
 
@@ -637,11 +642,12 @@ def _run_agent_request(request: AgentRequest, cwd: str | None, as_json: bool, co
 def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
                  cwd: str | None = None, timeout: float | None = None, apply: bool = False,
                  keep: bool | None = None, setup: str | None = None, pick: str = "first", grace: float = 60.0,
-                 judge: str | None = None, model: str | None = None) -> dict[str, Any]:
+                 judge: str | None = None, model: str | None = None, base: str = "head",
+                 max_cost: float | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
     return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
             "apply": apply, "keep": keep, "setup": setup, "pick": pick, "grace_s": grace, "judge": judge,
-            "model": model}
+            "model": model, "base": base, "max_cost_usd": max_cost}
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
@@ -666,8 +672,8 @@ def _report_agents(final: dict[str, Any], as_json: bool) -> int:
     from .agents.view import summary
 
     if as_json:
-        keys = ("mode", "winner", "diff", "applied", "kept", "pick", "verdict", "continued", "legs",
-                "total_cost_usd", "duration_ms", "run_id", "status", "error")
+        keys = ("mode", "winner", "diff", "applied", "kept", "pick", "verdict", "base", "cost_cap", "continued",
+                "legs", "total_cost_usd", "duration_ms", "run_id", "status", "error")
         typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
     else:
         typer.echo(summary(final))

@@ -118,7 +118,10 @@ async def show_log(url: str, run_id: str, *, timeline: bool = False, as_json: bo
     if result is None:
         out.write("(the run has not finished, or the process running it stopped)\n")
     elif record.get("kind") == "command":
-        out.write(str(result.get("output") or ""))
+        output = str(result.get("output") or "")
+        if result.get("truncated"):
+            out.write(f"[the last {len(output.encode())} of {result.get('output_bytes', '?')} bytes of output]\n")
+        out.write(output)
         out.write(f"\nexit {result.get('exit_code')}\n")
     else:
         print_plain(result, out)

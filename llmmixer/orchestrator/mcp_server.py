@@ -167,24 +167,24 @@ def _unknown_job(job_id: str) -> InvalidInputError:
 
 ASK_DESCRIPTION = (
     f"Ask several models one prompt. mode (default {DEFAULT_MODE}, or as configured): {described_modes()}. Deltas stream as "
-    "progress. If the run outlives wait_s, returns {job_id, status: running, partial}: call job later."
+    "progress. Past wait_s it returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
-    "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. If it "
-    "outlives wait_s, returns {job_id, status: running, partial}: call job later."
+    "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. Past "
+    "wait_s it returns {job_id, status: running, partial}: call job later."
 )
 AGENT_DESCRIPTION = (
-    "Coding agents (claude-code, codex, gemini-cli) do a task in a git repo, each in its own worktree; `check` "
-    "(shell command) decides. race: first to pass wins, the rest stop; all: every agent to the end. "
-    "Returns the winner's diff (apply=true applies it). Usually a job."
+    "Coding agents (claude-code, codex, gemini-cli) do a task, each in a git worktree; `check` (shell) "
+    "decides. race: first passer wins, others stop; all: all run. Returns the winner's diff "
+    "(apply=true applies it). Usually a job."
 )
 JOB_DESCRIPTION = (
-    "A job's status: its final result when done, else partial output. wait_s waits for the end."
+    "A job's result when done, else partial output. wait_s waits for the end."
 )
-CANCEL_DESCRIPTION = "Cancel a running job and every stream and command it started."
+CANCEL_DESCRIPTION = "Cancel a running job and all it started."
 
-JobId = Annotated[str, Field(description="job_id from ask, run_command or agent")]
-WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
+JobId = Annotated[str, Field(description="from ask, run_command or agent")]
+WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds, then return a job")]
 
 
 def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> OrchestratorMCPServer:

@@ -99,7 +99,7 @@ async def synthesize_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str,
         return
     if len(answers) < need and not cut:
         synthesis["skipped"] = f"only {len(answers)} of {len(current)} proposers answered (min {need})"
-        mixer.win(answers[0], [], result)
+        mixer.win(answers[0], [], result, emit)
         return
     aggregator = Leg(source="aggregator", server=server, requested_model=_model_of(mixer, legs, server),
                      role="aggregator")
@@ -108,7 +108,7 @@ async def synthesize_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str,
                                                                  arguments.get("system"))}
     await mixer.run_leg(aggregator, aggregate_args, emit)
     if aggregator.succeeded:
-        mixer.win(aggregator, [], result)
+        mixer.win(aggregator, [], result, emit)
 
 
 async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any], emit: Emit, result: MixResult,
@@ -125,7 +125,7 @@ async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any]
         return
     if len(answers) == 1:
         verdict.update(winner=answers[0].source, skipped="only one answer: nothing to judge")
-        mixer.win(answers[0], [], result)
+        mixer.win(answers[0], [], result, emit)
         return
     shown = list(answers)
     mixer.rng.shuffle(shown)
@@ -153,7 +153,7 @@ async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any]
                    scores={leg.source: scores.get(name) for name, leg in by_label.items()},
                    labels={name: leg.source for name, leg in by_label.items()})
     judge_leg.status = "done"
-    mixer.win(chosen, [], result)
+    mixer.win(chosen, [], result, emit)
 
 
 @register("synthesize")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -38,6 +38,10 @@ MAX_PROMPT_CHARS = 200_000
 MAX_COMMAND_CHARS = 100_000
 MAX_PATH_CHARS = 4096
 RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+# A run's spend cap in USD (costcap.py), for an ask and for agents alike.
+MaxCostUsd = Annotated[float | None, Field(gt=0, allow_inf_nan=False, description="USD cap")]
 
 
 def _comma_list(value: Any) -> Any:
@@ -75,7 +79,7 @@ class AskRequest(MixOptions):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     reasoning: Reasoning | None = None
-    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="USD cap for this run")
+    max_cost_usd: MaxCostUsd = None
     images: list[ImageInput] | None = Field(default=None, max_length=20,
                                             description="[{url}|{data, media_type}|{path}]")
     # Earlier turns (tool calls and results included) after the conversation's own; the prompt may then be empty
@@ -145,18 +149,20 @@ class AgentRequest(BaseModel):
     agents: list[str] = Field(default_factory=default_agents)
     mode: str = Field(default="race", max_length=20, description="race or all")
     cwd: str | None = Field(default=None, max_length=MAX_PATH_CHARS,
-                            description="the git repository")
+                            description="git repo")
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)  # seconds each agent may run
     apply: bool = False  # apply the winner's diff to the repository
-    keep: bool | None = Field(default=None, description="keep each leg as a branch")
+    keep: bool | None = Field(default=None, description="each leg as a branch")
     setup: str | None = Field(default=None, max_length=MAX_COMMAND_CHARS,
                               description="run in each worktree first")
     model: str | None = Field(default=None, min_length=1, max_length=1000,
-                              description="a gateway model for all, e.g. race/claude,gpt")
+                              description="gateway model for all, e.g. race/claude,gpt")
     pick: Literal["first", "best"] = Field(
-        default="first", description="first passer wins, or a judge ranks passers")
+        default="first", description="best: a judge ranks passers")
     grace_s: float = Field(default=60.0, ge=0, le=3600, description="best: seconds others may still pass")
-    judge: str | None = Field(default=None, max_length=64, description="best: the judging server")
+    judge: str | None = Field(default=None, max_length=64, description="best: judging server")
+    base: Literal["head", "worktree"] = Field(default="head", description="worktree: with uncommitted work")
+    max_cost_usd: MaxCostUsd = None
     continue_run: str | None = Field(default=None, description="resume this run's kept legs with task")
 
     @property

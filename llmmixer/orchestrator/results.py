@@ -101,6 +101,7 @@ class CommandResult(WireModel):
     exit_code: int | None = None
     output: str | None = None
     truncated: bool | None = None
+    output_bytes: int | None = None  # bytes the command wrote; ``output`` holds the last ones when ``truncated``
     timed_out: bool | None = None
     duration_ms: float | None = None
     backend: str | None = None
@@ -126,6 +127,8 @@ class AgentResult(WireModel):
     kept: bool | None = None  # every leg kept as a branch llmmixer/<run>/<agent>
     pick: str | None = None  # first | best
     verdict: dict[str, Any] | None = None  # --pick best: the judge's, its letters mapped back to the agents
+    base: str | None = None  # head | worktree: what the legs started from
+    cost_cap: dict[str, Any] | None = None  # a run with max_cost_usd: its cap and what it spent (costcap.py)
     continued: str | None = None  # the run whose kept legs this one continued (agent continue)
     legs: list[dict[str, Any]] = Field(default_factory=list)
     total_cost_usd: float | None = None

@@ -8,7 +8,10 @@ that is exactly what was streamed and leaves its length instead:
 - a leg (in ``leg.done`` and in ``run.done``'s ``legs``): ``text`` becomes ``"text_chars": N`` when it equals that
   source's deltas;
 - a command (``pty.exit``, ``run.done``): ``output`` becomes ``"output_chars": N`` when the streamed output ends
-  with it (the runner returns the last bytes of a long output).
+  with it. The runner streams every byte of an output once and returns its last bytes (all of them up to
+  its 8 MiB buffer), so the result always ends the stream, at every size: an output longer than the buffer plus
+  the first 8 MiB streamed has a line in the stream naming the bytes dropped between them, and the result says
+  ``truncated`` and counts every byte in ``output_bytes``.
 
 A copy that differs from the stream (an adapter that did not stream, a structured reply) is kept as it is.
 :func:`snapshot` is the reverse: the run's final result from its stored events, with the text put back; when the

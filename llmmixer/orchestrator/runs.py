@@ -56,7 +56,7 @@ from .mixer import MixResult, Mixer
 from .modes import check_mode
 from .pool import Admission, ServerPool
 from .requests import AgentRequest, AskRequest, CommandRequest, MixOptions, RunRequest, validate_request
-from .results import RUN_RESULT, AgentResult, AskResult, CommandResult, RunResult
+from .results import RUN_RESULT, AgentResult, AskResult, CommandResult, LegResult, RunResult
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
 from .telemetry import open_telemetry
@@ -279,7 +279,8 @@ class Runs:
                 unreadable images, a malformed conversation id.
             NotFoundError: ``conversation_id`` names no conversation the store holds; an agent CLI is missing.
             RateLimitError, UnavailableError: a server's queue is full; the event store is failing.
-            BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up.
+            BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up (asks and
+                agents alike).
         """
         if isinstance(request, AskRequest):
             return await self._start_ask(request)
@@ -529,16 +530,20 @@ class Runs:
 
         Raises:
             InvalidInputError, NotFoundError: see ``agents.plan_agents``.
+            BudgetError: the daily budget is used up.
         """
         from .agents import agent_specs, plan_agents
 
+        if self.config.settings.budget is not None:  # nothing to estimate before agents start (costcap.py)
+            costcap.check_budget(self.config.settings.budget, await self.spent_today())
         self._check_store()
         admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
         try:
             mode = "all" if request.continue_run else request.mode  # continued legs each run to their end
             state = self._new_run("agent", mode, title={"task": request.task[:200]})
             try:
-                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway)
+                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway,
+                                   limits=self.config.settings.agent_limits)
             except LLMMixerError:
                 self._runs.pop(state.run_id, None)
                 raise
@@ -578,6 +583,8 @@ class Runs:
                                                                                  "message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
+        if plan.spend is not None and plan.spend.stopped and not state.cancel_requested:
+            status = "done" if plan.ok else "cancelled"  # stopped by its cost cap, as an ask is
         await self._finish(state, status, AgentResult.model_validate(plan.to_dict()))
 
     async def _finish(self, state: RunState, status: RunStatus, result: RunResult) -> None:
@@ -696,6 +703,25 @@ class Runs:
         with anyio.move_on_after(max(timeout_s, 0.0)):
             await state.finished.wait()
         return state.finished.is_set()
+
+    async def decided(self, run_id: str, timeout_s: float) -> tuple[LegResult, float | None] | None:
+        """Wait up to ``timeout_s`` for an ask held here to have its winner: the winning leg's result and the cost
+        known so far, the moment the winner is known (before the losers have closed); None when the run ended, or
+        is not held here, without one (read :meth:`snapshot`)."""
+        state = self._runs.get(run_id)
+        if state is None:
+            return None
+        with anyio.move_on_after(max(timeout_s, 0.0)):
+            while True:
+                changed = state.next_change()
+                mix = state.mix
+                winner = next((leg for leg in mix.legs if leg.source == mix.winner), None) if mix else None
+                if winner is not None and mix is not None:
+                    return winner.result(), mix.total_cost_usd
+                if state.finished.is_set():
+                    return None
+                await changed.wait()
+        return None
 
     async def deltas(self, run_id: str) -> AsyncIterator[tuple[str, str]]:
         """``(source, text)`` of the run from its start, live until it ends."""

@@ -2,9 +2,10 @@
 
 Per mode: runs, the run's latency p50/p95, and the same figures for the best single model over the same period (the
 model whose own legs had the lowest p50), so a race's latency reads against what one model alone would have given;
-spend, and the part of it paid for cancelled legs. Per model: legs, wins, latency p50/p95 of its finished legs,
-spend and cancelled spend. Over time: each model's spend per hour (a period of two days or less) or per day, the
-buckets contiguous from the first run to the last (the dashboard's spend chart).
+spend, and the part of it paid for cancelled legs. Per model (a dated snapshot counts under its undated id): legs,
+wins, latency p50/p95 of its finished legs, spend and cancelled spend. Over time: each model's spend per hour (a
+period of two days or less) or per day, the buckets contiguous from the first run to the last (the dashboard's
+spend chart).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..servers.core.errors import InvalidInputError
+from .models import undated
 
 __all__ = ["parse_since", "Stats", "SpendSeries", "compute", "records_since", "render", "usd"]
 
@@ -131,6 +133,7 @@ def compute(records: Iterable[dict[str, Any]], since: float | None = None, now: 
             if not isinstance(leg, dict) or leg.get("status") == "skipped":
                 continue
             name = str(leg.get("model") or leg.get("source") or "?")
+            name = undated(name) or name  # a leg asked for gpt-5-mini is answered by gpt-5-mini-2025-08-07
             per_model = models.setdefault(name, _Group())
             per_model.runs += 1
             cost = usd(leg.get("cost_usd"))

@@ -94,7 +94,7 @@ class Race:
         async def run(leg: Leg) -> None:
             await mixer.run_leg(leg, arguments, emit, fast=len(legs) > 1, on_success=decided)
             if leg.status == "done" and result.winner is None and (not first or first[0] is leg):
-                mixer.win(leg, legs, result)
+                mixer.win(leg, legs, result, emit)
 
         async with anyio.create_task_group() as tg:
             for leg in legs:
@@ -122,7 +122,7 @@ class FirstToken:
         async def run(leg: Leg) -> None:
             await mixer.run_leg(leg, arguments, emit, on_first_token=commit, fast=fast)
             if leg.status == "done" and result.winner is None and (not committed or committed[0] is leg):
-                mixer.win(leg, legs, result)
+                mixer.win(leg, legs, result, emit)
 
         async with anyio.create_task_group() as tg:
             for leg in legs:
@@ -165,7 +165,7 @@ class Hedge:
         async def run(leg: Leg) -> None:
             await mixer.run_leg(leg, arguments, emit, on_first_token=poke, fast=len(legs) > 1)
             if leg.status == "done" and result.winner is None:
-                mixer.win(leg, legs, result)
+                mixer.win(leg, legs, result, emit)
             poke()
 
         async with anyio.create_task_group() as tg:
@@ -210,7 +210,7 @@ class Fallback:
         for index, leg in enumerate(legs):
             await mixer.run_leg(leg, arguments, emit, fast=index < len(legs) - 1)
             if leg.status == "done":
-                mixer.win(leg, legs, result)
+                mixer.win(leg, legs, result, emit)
                 break
             if leg.status != "error" or error_kind(leg.error) not in FALLBACK_KINDS:
                 break

@@ -23,7 +23,7 @@ import anyio.to_thread
 from ...servers.core.errors import ConflictError, LLMMixerError, NotFoundError
 from ...servers.core.host_git import host_git
 from .sessions import forget_session
-from .worktree import Repo, Worktree
+from .worktree import COMMIT_IDENTITY, Repo, Worktree
 
 __all__ = ["BRANCH_PREFIX", "Kept", "branch_name", "keep_leg", "kept_branches", "leg_base", "leg_diff", "apply_leg",
            "restore_leg", "forget_leg", "prune_branches"]
@@ -31,9 +31,7 @@ __all__ = ["BRANCH_PREFIX", "Kept", "branch_name", "keep_leg", "kept_branches", 
 BRANCH_PREFIX = "llmmixer"
 _BASE_TRAILER = "LLMMixer-Base"
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-# Who the kept commits are by (the agent's own commits, if it made any, are squashed into one).
-_IDENTITY = {"GIT_AUTHOR_NAME": "llmmixer", "GIT_AUTHOR_EMAIL": "llmmixer@localhost",
-             "GIT_COMMITTER_NAME": "llmmixer", "GIT_COMMITTER_EMAIL": "llmmixer@localhost"}
+# The agent's own commits, if it made any, are squashed into one kept commit (by worktree.COMMIT_IDENTITY).
 
 
 def branch_name(run_id: str, agent: str) -> str:
@@ -90,11 +88,11 @@ async def keep_leg(tree: Worktree, run_id: str, agent: str, message: str, *, ori
     def keep() -> Kept:
         repo = tree.repo
         with tempfile.TemporaryDirectory(prefix="llmmixer-keep-") as private:
-            env = {"GIT_INDEX_FILE": os.path.join(private, "index"), **_IDENTITY}
+            env = {"GIT_INDEX_FILE": os.path.join(private, "index"), **COMMIT_IDENTITY}
             _git(repo, "read-tree", tree.base, env=env, cwd=private)
             _git(repo, "add", "-A", "--", ".", env=env, work_tree=tree.work, cwd=private)
             written = _git(repo, "write-tree", env=env, cwd=private).strip()
-        commit = _git(repo, "commit-tree", written, "-p", tree.base, "-m", message, env=_IDENTITY).strip()
+        commit = _git(repo, "commit-tree", written, "-p", tree.base, "-m", message, env=COMMIT_IDENTITY).strip()
         branch = branch_name(run_id, agent)
         _git(repo, "update-ref", f"refs/heads/{branch}", commit)
         files, added, removed = _stat(repo, origin, commit)

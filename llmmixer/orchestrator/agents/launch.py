@@ -20,7 +20,7 @@ from ...servers.core.workspace import agents_dir
 from .base import AgentCLI
 from .spec import AgentSpec
 
-__all__ = ["LegLayout", "Redactor", "agents_dir", "endpoint_for", "secrets_for", "prepare_home", "leg_environment",
+__all__ = ["LegLayout", "Redactor", "agents_dir", "ignore_agents_dir", "endpoint_for", "secrets_for", "prepare_home", "leg_environment",
            "shell_command", "LEG_MARKER"]
 
 LEG_MARKER = "LLMMIXER_AGENT_LEG"  # set in every leg's environment: finds its processes, wherever they went
@@ -38,6 +38,16 @@ class LegLayout:
     @property
     def home(self) -> Path:
         return self.root / "home"
+
+
+def ignore_agents_dir(root: Path) -> None:
+    """Make ``root`` (the agents' directory) and a ``.gitignore`` in it that ignores everything there, itself
+    included: where ``LLMMIXER_AGENTS_DIR`` lies inside the user's repository, ``git status`` stays clean during and
+    after a run, and no leg's files reach a snapshot (``--base worktree``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if not ignore.is_file():
+        ignore.write_text("# llmmixer's agent legs: never part of the repository\n*\n", encoding="utf-8")
 
 
 class Redactor:

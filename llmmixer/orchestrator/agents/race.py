@@ -22,12 +22,15 @@ from typing import Any
 import anyio
 
 from ...servers.core.errors import InvalidInputError, LLMMixerError
+from ..config import AgentLimits
+from ..costcap import SpendMeter
 from ..modes import AGENT_MODES
 from ..pool import ServerPool
 from ..requests import AgentRequest, default_agents as _default_agents
-from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, leg_environment, prepare_home, secrets_for,
-                     shell_command)
+from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, ignore_agents_dir, leg_environment, prepare_home,
+                     secrets_for, shell_command)
 from .leg import AgentLeg, Emit, missing_key, run_check, run_cli
+from .limits import ulimit_prefix, within_limits
 from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
 from .bootstrap import bring_included, run_setup
@@ -35,7 +38,8 @@ from .resume import Continuation, plan_continuation
 from .sessions import restore_home, save_session
 from .candidates import forget_leg, keep_leg, leg_diff
 from .pick import judge_candidates
-from .worktree import Repo, Worktree, add_worktree, apply_diff, remove_worktree, repo_root
+from .worktree import (Repo, Worktree, add_worktree, apply_diff, head_commit, readable, remove_worktree,
+                       repo_root, snapshot_commit)
 
 __all__ = ["AGENT_MODES", "AgentRequest", "AgentRun", "run_agents", "plan_agents", "DEFAULT_CHECK_TIMEOUT_S"]
 
@@ -54,6 +58,9 @@ class AgentRun:
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
     gateway_token: str | None = None  # the CLIs' API key when they use the gateway (AgentRequest.model)
+    base: str | None = None  # the commit every leg starts from: HEAD, or a snapshot of the user's tree (--base)
+    spend: SpendMeter | None = None  # max_cost_usd: the legs' spend against the cap (costcap.py)
+    limits: AgentLimits = field(default_factory=AgentLimits)  # settings.agent_limits, for each leg (limits.py)
 
     @property
     def ok(self) -> bool:
@@ -69,16 +76,17 @@ class AgentRun:
         costs = [leg.report.cost_usd for leg in self.legs if leg.report.cost_usd is not None]
         return {"mode": self.request.mode, "task": self.request.task, "check": self.request.check,
                 "repo": str(self.repo), "winner": self.winner.name if self.winner else None,
-                "diff": self.winner.diff if self.winner else None, "applied": self.applied,
-                "kept": request.keeps, "pick": request.pick, "verdict": self.verdict,
+                "diff": readable(self.winner.diff) if self.winner else None, "applied": self.applied,
+                "kept": request.keeps, "pick": request.pick, "verdict": self.verdict, "base": request.base,
                 "continued": request.continue_run,
+                "cost_cap": self.spend.to_dict() if self.spend else None,
                 "legs": [leg.to_dict() for leg in self.legs],
                 "total_cost_usd": round(sum(costs), 10) if costs else None,
                 "duration_ms": round(((self.ended_at or time.monotonic()) - self.started_at) * 1000, 1)}
 
 
 def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str, *,
-                gateway: tuple[str, str] | None = None) -> AgentRun:
+                gateway: tuple[str, str] | None = None, limits: AgentLimits | None = None) -> AgentRun:
     """Check the request before anything starts.
 
     ``continue_run``: the legs are that run's kept ones, resumed (resume.py); the check may then be empty.
@@ -103,7 +111,7 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str,
         continuing = plan_continuation(repo, request.continue_run, request.agents, specs,
                                        request.agents == _default_agents(), agents_dir() / request.continue_run)
         request = request.model_copy(update={"agents": list(continuing), "mode": "all", "keep": True,
-                                             "pick": "first"})
+                                             "pick": "first", "base": "head"})
     unknown = [name for name in request.agents if name not in specs]
     if unknown:
         raise InvalidInputError(f"unknown agent(s) {', '.join(unknown)}; configured: {', '.join(specs)}")
@@ -124,7 +132,9 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str,
                      layout=LegLayout(root=run_dir / name, leg_id=f"{run_id}-{name}-{uuid.uuid4().hex[:6]}"),
                      resume=continuing.get(name))
             for name in request.agents]
-    return AgentRun(request=request, repo=repo, legs=legs, run_dir=run_dir, gateway_token=token)
+    spend = SpendMeter(request.max_cost_usd, 0) if request.max_cost_usd is not None else None
+    return AgentRun(request=request, repo=repo, legs=legs, run_dir=run_dir, gateway_token=token, spend=spend,
+                    limits=limits or AgentLimits())
 
 
 def _on_gateway(spec: AgentSpec, url: str, model: str) -> AgentSpec:
@@ -140,13 +150,20 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
     passers: list[AgentLeg] = []  # --pick best: the legs that passed, in the order they passed
     grace = anyio.CancelScope()
 
-    def stop_running(leg: AgentLeg | None) -> None:
+    def stop_running(leg: AgentLeg | None, why: dict[str, Any] | None = None) -> None:
         decided_at = time.monotonic()
         for other in run.legs:
             if other is not leg and other.status == "running":
                 other.status = "cancelled"
                 other.stop_requested_at = decided_at
+                other.error = why
                 other.scope.cancel()
+
+    def metered(leg: AgentLeg) -> None:
+        """max_cost_usd: the moment the legs' spend crosses it, every leg still running is stopped (this one too,
+        unless its CLI has already reported its last turn: its spend is final then, and its check may still win)."""
+        if run.spend is not None and run.spend.record(leg.name, leg.report.spent_usd):
+            stop_running(leg if leg.report.finished else None, run.spend.stop_error().to_dict()["error"])
 
     async def then_stop() -> None:
         """--pick best in a race: after the first pass, the others have --grace seconds to pass too."""
@@ -170,7 +187,7 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                 if not secrets:
                     raise missing_key(adapter)
                 binary = find_command(spec)
-                tree = await add_worktree(run.repo, leg.layout.work, resume.tip if resume else "HEAD")
+                tree = await add_worktree(run.repo, leg.layout.work, resume.tip if resume else run.base)
                 leg.included = await bring_included(run.repo, tree.work)
                 if request.setup:
                     await run_setup(leg, pool, request.setup, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
@@ -183,8 +200,13 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                 env = leg_environment(adapter, spec, leg.layout, base_url=base_url, binary=binary)
                 # The worktree's git admin dir (index, HEAD) so the agent's own git commands work; nothing else.
                 writable = [str(tree.admin)]
-                await run_cli(leg, pool, command, request.timeout_s or spec.timeout_s, emit, redact, env=env,
-                              secrets=secrets, writable=writable)
+                command = ulimit_prefix(run.limits) + command
+
+                async def agent_run() -> None:
+                    await run_cli(leg, pool, command, request.timeout_s or spec.timeout_s, emit, redact, env=env,
+                                  secrets=secrets, writable=writable, on_report=lambda: metered(leg))
+
+                await within_limits(run.limits, leg.layout.leg_id, leg.name, agent_run)
                 emit("agent.exit", leg.name, {"exit_code": leg.exit_code, "timed_out": leg.timed_out,
                                               "error": leg.report.error})
                 if request.check:  # a continuation may go without: then the CLI's own success decides
@@ -227,6 +249,9 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
             grace.cancel()  # nobody left to wait for
 
     try:
+        await anyio.to_thread.run_sync(ignore_agents_dir, run.run_dir.parent)
+        snapshot = snapshot_commit if request.base == "worktree" else head_commit
+        run.base = await anyio.to_thread.run_sync(snapshot, run.repo)
         async with anyio.create_task_group() as tg:
             for leg in run.legs:
                 tg.start_soon(one, leg)

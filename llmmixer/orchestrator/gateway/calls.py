@@ -135,6 +135,12 @@ async def answer(runs: Any, started: Started) -> AsyncGenerator[TextOut | Answer
                 started.committed.append(source)
             if source == started.committed[0] and text:
                 yield TextOut(text)
+    else:
+        early = await runs.decided(run_id, MAX_RUN_S)
+        if early is not None:  # the winner is known: answer now, while the losers are still being closed
+            leg, cost_usd = early
+            yield _answer(run_id, leg.wire(), cost_usd, streamed=False)
+            return
     await runs.wait(run_id, MAX_RUN_S)
     result = await runs.snapshot(run_id)
     legs = result.get("legs") or []
@@ -145,14 +151,19 @@ async def answer(runs: Any, started: Started) -> AsyncGenerator[TextOut | Answer
         raise ServerError(f"{started.committed[0]} failed after its answer had begun streaming: {error}")
     if winner is None:
         raise _run_error(result, legs)
+    yield _answer(run_id, winner, result.get("total_cost_usd"),
+                  streamed=bool(started.committed) and winner["source"] == started.committed[0])
+
+
+def _answer(run_id: str, winner: dict[str, Any], cost_usd: float | None, *, streamed: bool) -> Answer:
+    """The winning leg (as the run's result writes it) as the client's answer; ``streamed``: its text went out."""
     usage = winner.get("usage") or {}
     calls = [ToolCall.model_validate(call) for call in winner.get("tool_calls") or []]
-    yield Answer(run_id=run_id, winner=winner["source"], model=winner.get("model") or winner["source"],
-                 text="" if started.committed and winner["source"] == started.committed[0] else winner.get("text")
-                 or "", tool_calls=calls, stop_reason=winner.get("stop_reason") or ("tool_use" if calls else
-                                                                                   "end_turn"),
-                 input_tokens=int(usage.get("input_tokens") or 0), output_tokens=int(usage.get("output_tokens") or 0),
-                 cost_usd=result.get("total_cost_usd"))
+    return Answer(run_id=run_id, winner=winner["source"], model=winner.get("model") or winner["source"],
+                  text="" if streamed else winner.get("text") or "", tool_calls=calls,
+                  stop_reason=winner.get("stop_reason") or ("tool_use" if calls else "end_turn"),
+                  input_tokens=int(usage.get("input_tokens") or 0), output_tokens=int(usage.get("output_tokens") or 0),
+                  cost_usd=cost_usd)
 
 
 def _winner(result: dict[str, Any], legs: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -152,15 +152,18 @@ async def serve_call(request: Request, dialect: Dialect, gateway_request: Gatewa
             yield item
 
     async def body() -> AsyncIterator[bytes]:
+        answered = False
         try:
             async with contextlib.aclosing(items):
                 async for chunk in dialect.stream(gateway_request, replayed()):
                     yield chunk
+            answered = True  # the whole answer went out; the run may still be closing its losers
         finally:
-            # The client went away mid-stream: the run's legs stop costing now (cancelling a finished run is a
-            # no-op that returns its snapshot).
-            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                await runs.cancel(started.run_id)
+            if not answered:
+                # The client went away mid-stream: the run's legs stop costing now (cancelling a finished run is a
+                # no-op that returns its snapshot).
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await runs.cancel(started.run_id)
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})

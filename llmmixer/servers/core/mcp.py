@@ -39,7 +39,7 @@ from .results import error_result, ok_result
 from .sdk_compat import tool_parameters, unregister_requests
 from .transport import add_transport_arguments, exit_at_once, serve
 
-__all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
+__all__ = ["LLMMixerMCPServer", "ModelsOutput", "build_adapter_server", "adapter_main",
            "adapter_server", "DEFAULT_MODEL_META", "package_version", "tool_error"]
 
 log = logging.getLogger("llmmixer.mcp")
@@ -125,31 +125,6 @@ class LLMMixerMCPServer(MCPServer):
             return error_result(tool_error(name, exc, self.explain_tool_error))
 
 
-class UsageOut(BaseModel):
-    input_tokens: int | None
-    output_tokens: int | None
-    reasoning_tokens: int | None = Field(default=None, description="the part of output_tokens spent reasoning")
-
-
-class DroppedOut(BaseModel):
-    param: str
-    reason: str
-
-
-class GenerateOutput(BaseModel):
-    text: str
-    model: str
-    stop_reason: str | None
-    usage: UsageOut
-    cost_usd: float | None
-    ttft_ms: float | None
-    latency_ms: float
-    data: Any = Field(default=None, description="the parsed JSON reply, present when response_schema was given")
-    tool_calls: list[ToolCall] | None = Field(default=None, description="the tools the reply calls "
-                                              "(stop_reason tool_use)")
-    dropped: list[DroppedOut] | None = Field(default=None, description="parameters the model refuses, not sent")
-
-
 class ModelInfo(BaseModel):
     id: str
     display_name: str
@@ -216,7 +191,7 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
         reasoning: Reasoning | None = None,
         images: list[ImageInput] | None = None,
         max_retry_wait_s: float | None = None,
-    ) -> Annotated[CallToolResult, GenerateOutput]:
+    ) -> Annotated[CallToolResult, GenerateResult]:
         try:
             request = GenerateRequest(prompt=prompt, system=system, messages=messages, tools=tools,
                                       tool_choice=tool_choice, model=model,
@@ -243,7 +218,7 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
                             if span is not None:
                                 span.finished(item.model, item.stop_reason, item.usage.to_dict(), item.cost_usd,
                                               item.ttft_ms)
-                            return ok_result(item.to_dict())
+                            return ok_result(item.wire())
             except LLMMixerError as error:
                 log.info("generate failed: %s %s", error.kind.value, error.message)
                 if span is not None:

@@ -81,10 +81,16 @@ class OutputBuffer:
 
     def since(self, offset: int, *, final: bool = False, limit: int | None = None) -> Slice:
         """Everything from ``offset`` on (clamped to what is held), at most ``limit`` bytes; stops short of a split
-        character unless ``final`` (the child is done and no more bytes will come) and nothing was cut."""
+        character unless ``final`` (the child is done and no more bytes will come) and nothing was cut. A slice
+        whose start the buffer no longer holds begins on the first character it does hold, so it decodes to the
+        same text as the end of a decode from offset 0."""
         offset = max(0, min(offset, self.end))
         dropped = max(0, self._start - offset)
         begin = max(offset, self._start)
+        if dropped:  # start on a character: the bytes of one the buffer cut count as dropped too
+            while begin < self.end and begin - self._start < 3 and 0x80 <= self._data[begin - self._start] < 0xC0:
+                begin += 1
+            dropped = begin - offset
         stop = len(self._data) if limit is None else min(len(self._data), begin - self._start + limit)
         if stop < len(self._data):
             final = False

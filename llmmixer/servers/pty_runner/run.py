@@ -2,9 +2,9 @@
 
 The command runs under ``bash -c`` (the same language the policy parses) in a new process group. Output is read as
 fast as the child writes it: every byte goes into a bounded buffer (the result keeps the last ``output_limit``
-bytes and says ``truncated``), and up to ``stream_limit`` bytes are also handed to ``on_output`` as text while the
-command runs. The streaming side is decoupled from the reading side by a coalescing buffer, so a slow consumer
-of progress notifications never slows the child down; it just gets bigger chunks.
+bytes, says ``truncated`` and counts them all in ``output_bytes``). The stream hands ``on_output`` the first
+``stream_limit`` bytes as text while the command runs and what the buffer still holds after them once it has
+ended, each byte once (:class:`_Stream`), so the result's ``output`` is always the end of the stream.
 
 Ending: when the leader exits, any stragglers left in its group are killed (a one-shot command leaves nothing
 behind) and the remaining output is drained. On timeout the whole group is killed and the result says
@@ -13,8 +13,8 @@ behind) and the remaining output is drained. On timeout the whole group is kille
 
 from __future__ import annotations
 
-import codecs
 import contextlib
+import dataclasses
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +30,7 @@ from .secrets import StreamRedactor
 __all__ = ["RunResult", "run_command", "shell_argv", "ProcessGroups"]
 
 DRAIN_S = 2.0
+CHUNK = 1 << 20  # most bytes of output one ``on_output`` call carries
 
 
 def shell_argv(command: str) -> list[str]:
@@ -65,39 +66,42 @@ class RunResult:
     timed_out: bool
     duration_ms: float
     backend: BackendName
+    output_bytes: int = 0  # everything the command wrote; ``output`` is the last of it when ``truncated``
     sandbox: str = "off"  # "bubblewrap" when the command ran sandboxed
     refused: tuple[dict[str, Any], ...] = ()  # exec-time refusals by the guards: {program, rule, argv, cwd}
 
     def to_dict(self) -> dict[str, Any]:
         return {"exit_code": self.exit_code, "output": self.output, "truncated": self.truncated,
-                "timed_out": self.timed_out, "duration_ms": round(self.duration_ms, 3), "backend": self.backend,
+                "output_bytes": self.output_bytes, "timed_out": self.timed_out, "duration_ms": round(self.duration_ms, 3), "backend": self.backend,
                 "sandbox": self.sandbox}
 
     def with_containment(self, sandbox: str, refused: tuple[dict[str, Any], ...]) -> RunResult:
-        return RunResult(self.exit_code, self.output, self.truncated, self.timed_out, self.duration_ms,
-                         self.backend, sandbox, refused)
+        return dataclasses.replace(self, sandbox=sandbox, refused=refused)
+
+
+def gap_marker(size: int) -> str:
+    """The line the stream carries where ``size`` bytes of output were neither streamed nor kept."""
+    return f"\r\n[llmmixer: {size} bytes of output not kept]\r\n"
 
 
 class _Stream:
-    """Coalesces output for ``on_output``: the reader appends, the sender takes whatever accumulated."""
+    """Hands the run's output to ``on_output`` in order, read from the run's buffer by offset: up to ``limit``
+    bytes while the command runs, then, once it has ended, the rest the buffer still holds. The reader only appends
+    to the buffer, so a slow consumer never slows the child; it just gets bigger chunks (at most ``CHUNK``).
 
-    def __init__(self, on_output: Callable[[str], Awaitable[None]], limit: int) -> None:
+    So the stream holds every byte of the output at most once, and the result's ``output`` (the buffer's last
+    bytes) is the end of it. Bytes the buffer dropped before they were streamed (an output longer than ``limit``
+    plus the buffer) are a :func:`gap_marker` line naming how many, never a silent hole."""
+
+    def __init__(self, buffer: OutputBuffer, on_output: Callable[[str], Awaitable[None]], limit: int) -> None:
+        self._buffer = buffer
         self._on_output = on_output
         self._limit = limit
-        self._pending = bytearray()
-        self._sent = 0
-        self._over = False
+        self._offset = 0
         self._done = False
         self._wake = anyio.Event()
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    def feed(self, chunk: bytes) -> None:
-        if self._over:
-            return
-        room = self._limit - self._sent - len(self._pending)
-        if len(chunk) > room:
-            chunk, self._over = chunk[:max(room, 0)], True
-        self._pending += chunk
+    def wake(self) -> None:
         self._wake.set()
 
     def finish(self) -> None:
@@ -108,20 +112,15 @@ class _Stream:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
-            if self._pending:
-                data, self._pending = bytes(self._pending), bytearray()
-                self._sent += len(data)
-                text = self._decoder.decode(data, final=False)
-                if text:
-                    await self._on_output(text)
-            if self._over and not self._pending:
-                await self._on_output(f"\r\n[llmmixer: streamed the first {self._limit} bytes; the result keeps "
-                                      f"the last bytes of the output]\r\n")
-                return
-            if self._done and not self._pending:
-                tail = self._decoder.decode(b"", final=True)
-                if tail:
-                    await self._on_output(tail)
+            while (room := CHUNK if self._done else min(CHUNK, self._limit - self._offset)) > 0:
+                piece = self._buffer.since(self._offset, final=self._done, limit=room)
+                self._offset = piece.end
+                if piece.dropped:
+                    await self._on_output(gap_marker(piece.dropped))
+                if not piece.data:
+                    break
+                await self._on_output(decode(piece.data))
+            if self._done:
                 return
 
 
@@ -154,7 +153,7 @@ async def run_command(
                         sandboxed=sandboxed)
     groups.add(child)
     buffer = OutputBuffer(output_limit)
-    stream = _Stream(on_output, stream_limit) if on_output is not None else None
+    stream = _Stream(buffer, on_output, stream_limit) if on_output is not None else None
     eof = anyio.Event()
     timed_out = False
 
@@ -164,11 +163,9 @@ async def run_command(
                 chunk = redact.feed(chunk)
             buffer.append(chunk)
             if stream is not None:
-                stream.feed(chunk)
+                stream.wake()
         if redact is not None and (tail := redact.flush()):
             buffer.append(tail)
-            if stream is not None:
-                stream.feed(tail)
         eof.set()
 
     async def feed_input() -> None:
@@ -204,6 +201,7 @@ async def run_command(
         exit_code=None if timed_out else child.returncode,
         output=decode(whole.data),
         truncated=whole.dropped > 0,
+        output_bytes=buffer.end,
         timed_out=timed_out,
         duration_ms=(time.perf_counter() - started) * 1000,
         backend=child.backend,

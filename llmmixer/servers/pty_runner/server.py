@@ -55,6 +55,7 @@ class RunOutput(BaseModel):
                                               "sandbox an `exit 128+N` reads the same); null when it timed out")
     output: str = Field(description="terminal output, ANSI kept (the last bytes when truncated)")
     truncated: bool
+    output_bytes: int = Field(description="bytes the command wrote (more than `output` holds when truncated)")
     timed_out: bool
     duration_ms: float
     backend: Literal["pty", "pipe"]

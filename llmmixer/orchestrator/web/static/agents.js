@@ -65,6 +65,7 @@
         if (d.path && !leg.files.includes(d.path)) leg.files.push(d.path);
         break;
       case "agent.check":
+        if (d.phase === "judging") leg.status = "running"; // the judge's own column (source "judge")
         if (d.phase === "done") { const card = last(leg, "check"); if (card) card.result = d; }
         else push(leg, { kind: "check", command: d.command, phase: d.phase, candidates: d.candidates,
                          judge: d.judge, result: null });
@@ -191,6 +192,15 @@
       filesBox.dataset.files = files.join("\n");
       filesBox.replaceChildren(...(files.length ? [el("span", "card-label", "files changed"),
         ...files.map((f) => el("code", "file", f))] : []));
+    }
+    if (run && run.done && leg.source === "judge" && leg.status === "running") {
+      // The judge has no leg of its own in the result: its verdict ends it.
+      const failed = run.result && run.result.verdict && run.result.verdict.error;
+      leg.status = failed ? "error" : "done";
+      const badge = col.querySelector(".badge");
+      badge.dataset.status = leg.status;
+      badge.textContent = leg.status;
+      col.dataset.status = leg.status;
     }
     if (run) renderReview(run);
   }
@@ -379,6 +389,11 @@
       keep.textContent = "Kept";
       note.textContent = `branch ${out.branch}`;
     }));
+    if (run.result.applied && run.result.winner === leg.agent) {
+      apply.textContent = "Applied";
+      apply.disabled = true;
+      note.textContent = "applied by the run (--apply)";
+    }
     bar.append(apply, keep, note);
     return bar;
   }

@@ -688,7 +688,7 @@
       state.textContent = { ready: "", idle: " (idle)", starting: " (starting…)", dead: " (down)" }[server.status] ??
         ` (${server.status})`;
       label.append(input, document.createTextNode(` ${server.name}`), state);
-      addModelPick(label, server.name);
+      if (window.LLMMixerModelPicks) window.LLMMixerModelPicks.add(label, server.name);
       if (server.cooling_until) {
         const note = document.createElement("small");
         note.className = "cooling";
@@ -703,55 +703,6 @@
     }
   }
 
-  // Each server's models, to pick one per server (the server's default preselected). They come from the model cache
-  // (GET /api/models?cached=1 asks no server); `llmmixer serve` lists its servers once they are warm, so a server
-  // known only by its manifest's default is read again a little later.
-  let modelLists = null;
-  let modelListReads = 0;
-  const pickedModel = new Map();  // server -> the model id picked
-
-  async function loadModelLists() {
-    let listings = [];
-    try {
-      listings = (await api("GET", "/api/models?cached=1")).servers || [];
-    } catch (e) { return; }
-    modelLists = new Map(listings.filter((l) => !l.error && l.models && l.models.length).map((l) => [l.source, l]));
-    for (const label of document.querySelectorAll("#models label")) {
-      addModelPick(label, label.querySelector("input").value);
-    }
-    if (listings.some((l) => !l.listed_at) && modelListReads++ < 20) setTimeout(loadModelLists, 3000);
-  }
-
-  function addModelPick(label, server) {
-    const listing = modelLists && modelLists.get(server);
-    if (!listing) return;
-    const old = label.querySelector("select");
-    if (old && old.options.length === listing.models.length) return;
-    if (old) old.remove();
-    const select = document.createElement("select");
-    select.className = "model-pick";
-    select.dataset.server = server;
-    select.title = `the ${server} model to run`;
-    for (const model of listing.models) {
-      const option = document.createElement("option");
-      option.value = model.id;
-      option.textContent = model.id;
-      option.selected = pickedModel.has(server) ? pickedModel.get(server) === model.id : model.default;
-      select.appendChild(option);
-    }
-    select.addEventListener("change", () => pickedModel.set(server, select.value));
-    label.appendChild(select);
-  }
-
-  function modelChoices(servers) {
-    const chosen = {};
-    for (const server of servers) {
-      const select = document.querySelector(`#models select[data-server="${CSS.escape(server)}"]`);
-      if (select && select.value) chosen[server] = select.value;
-    }
-    return chosen;
-  }
-
   async function startAsk(event) {
     event.preventDefault();
     const prompt = $("#prompt").value.trim();
@@ -759,7 +710,7 @@
     const models = [...document.querySelectorAll("#models input:checked")].map((i) => i.value);
     const body = { prompt, mode: $("#mode").value };
     if (models.length) body.models = models;
-    const modelFor = modelChoices(models);
+    const modelFor = window.LLMMixerModelPicks ? window.LLMMixerModelPicks.choices(models) : {};
     if (Object.keys(modelFor).length) body.model_for = modelFor;
     const system = $("#system").value.trim();
     if (system) body.system = system;
@@ -856,7 +807,11 @@
     $("#follow-up").addEventListener("submit", continueConversation);
     if (window.LLMMixerSpend) window.LLMMixerSpend.attach($("#spend"), api);
     $("#cancel").addEventListener("click", cancelCurrent);
-    loadMeta().then(() => { connect(); loadModels(); loadModelLists(); });
+    loadMeta().then(() => {
+      connect();
+      loadModels();
+      if (window.LLMMixerModelPicks) window.LLMMixerModelPicks.attach(api);
+    });
     loadHistory();
   });
 })();

@@ -51,7 +51,7 @@
     charts[name] = new window.Chart(canvas, config);
   }
 
-  const money = { ticks: { callback: (v) => `$${Number(v).toFixed(3)}` } };
+  const money = { ticks: { callback: (v) => (Number(v) === 0 ? "$0" : `$${Number(Number(v).toPrecision(2))}`) } };
 
   function drawTime(series) {
     const names = Object.keys(series.models);

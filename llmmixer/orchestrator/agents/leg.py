@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from ...servers.core.errors import AuthError, LLMMixerError
+from ...servers.core.results import result_payload
 from ..pool import ServerPool
 from .base import AgentCLI, StreamReport
 from .launch import LegLayout, Redactor
@@ -133,7 +134,7 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
                                             "env": env, "secrets": secrets, "writable": writable}, progress)
     for raw in lines.rest():
         _handle_line(leg, raw, emit, redact)
-    payload = result.structured_content or {}
+    payload = result_payload(result)  # an error travels as text: its JSON says what the runner refused
     if result.is_error:
         raise _classified(_error_of(payload))
     leg.exit_code = payload.get("exit_code")
@@ -158,7 +159,7 @@ async def run_in_worktree(leg: AgentLeg, pool: ServerPool, command: str, timeout
     "passed", "timed_out", "output_tail", "duration_ms"}``, or with ``error`` when the runner refused or failed."""
     started = time.monotonic()
     result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.work), "timeout_s": timeout_s})
-    payload = result.structured_content or {}
+    payload = result_payload(result)  # an error travels as text: its JSON says what the runner refused
     if result.is_error:
         return {"command": command, "exit_code": None, "passed": False, "output_tail": "",
                 "duration_ms": round((time.monotonic() - started) * 1000, 1), "error": _error_of(payload)}

@@ -86,6 +86,8 @@ class LLMMixerMCPServer(MCPServer):
     ``server/discover`` advertise exactly what the server serves.
     """
 
+    unserved_methods: tuple[str, ...] = _UNSERVED_METHODS  # a subclass that serves some of them says which
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("subscriptions", False)  # our tool lists never change: nothing to listen for
         kwargs.setdefault("version", package_version())
@@ -93,7 +95,12 @@ class LLMMixerMCPServer(MCPServer):
         # process (the inprocess transport) would then print every HTTP request the vendor SDKs log.
         kwargs.setdefault("log_level", "WARNING")
         super().__init__(*args, **kwargs)
-        unregister_requests(self, _UNSERVED_METHODS)
+        unregister_requests(self, self.unserved_methods)
+
+    def classified(self, name: str, error: LLMMixerError) -> LLMMixerError:
+        """The error a failed call of tool ``name`` answers with: ``error`` itself here; a server whose errors may
+        quote what it must not send (a secret) cleans them in its subclass. The one place every tool error passes."""
+        return error
 
     def explain_tool_error(self, exc: ToolError) -> str:
         """The message of an ``invalid_input`` result for a rejected call (a subclass may say it better)."""
@@ -118,11 +125,11 @@ class LLMMixerMCPServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         if (refused := self.unknown_arguments(name, arguments)) is not None:
-            return error_result(refused)
+            return error_result(self.classified(name, refused))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            return error_result(tool_error(name, exc, self.explain_tool_error))
+            return error_result(self.classified(name, tool_error(name, exc, self.explain_tool_error)))
 
 
 class ModelInfo(BaseModel):
@@ -199,7 +206,7 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
                                       response_schema=response_schema, reasoning=reasoning, images=images,
                                       max_retry_wait_s=max_retry_wait_s)
         except ValueError as exc:
-            return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
+            raise InvalidInputError(str(exc), vendor=adapter.vendor) from None
         manifest = getattr(adapter, "manifest", None)
         provider = manifest.provider_name if manifest is not None else adapter.vendor
         with telemetry.chat_span(provider, request.model or default_model) as span:
@@ -223,17 +230,14 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
                 log.info("generate failed: %s %s", error.kind.value, error.message)
                 if span is not None:
                     span.failed(error.kind.value, error.message)
-                return error_result(error)
+                raise
         raise AssertionError("adapter stream ended without a result")  # pragma: no cover
 
     @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.",
                  annotations=reads(f"List {adapter.source} models", open_world=True, idempotent=True))
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
-        try:
-            live = await adapter.loaded()
-            return ok_result({"models": await live.list_models(), "default_model": default_model})
-        except LLMMixerError as error:
-            return error_result(error)
+        live = await adapter.loaded()
+        return ok_result({"models": await live.list_models(), "default_model": default_model})
 
     return server
 

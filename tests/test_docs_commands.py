@@ -35,7 +35,7 @@ from llmmixer.servers.emulators.server import EmulatorServer, free_port
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-from doc_commands import DocCommand, doc_pages, page_commands  # noqa: E402
+from doc_commands import DocCommand, doc_pages, page_commands, unshown_commands  # noqa: E402
 
 # What a marker may say a command needs, so the docs say it one way.
 NEEDS = ("a real key", "network", "docker", "Claude Desktop")
@@ -279,6 +279,31 @@ def test_each_marker_says_what_the_command_needs() -> None:
     odd = [f"{c.where}: needs {c.needs}" for page in PAGES for c in page_commands(page)
            if c.needs is not None and not c.needs.startswith(NEEDS)]
     assert not odd, f"a `# needs …` marker starts with one of {NEEDS}: {odd}"
+
+
+def test_commands_are_shown_in_shell_blocks() -> None:
+    """A command in a ``text`` or bare block would escape the test: it goes in a ``sh`` block."""
+    hidden = [line for page in doc_pages() for line in unshown_commands(page)]
+    assert not hidden, f"put these in a ```sh block (the test runs those): {hidden}"
+
+
+def test_the_markers_scope(tmp_path: Path) -> None:
+    """``# needs …`` alone covers the rest of its block, at a line's end that line; a quoted ``#`` is no comment."""
+    page = tmp_path / "page.md"
+    page.write_text("```sh\nllmmixer servers   # what runs\necho '# not a comment' \\\n  done   # needs network\n"
+                    "# needs a real key:\nllmmixer ask hi\nllmmixer ask ho\n```\n\n```sh\nllmmixer logs\n```\n"
+                    "```text\nllmmixer models\n```\n", encoding="utf-8")
+    assert [(c.line, c.text, c.needs) for c in page_commands(page)] == [
+        (2, "llmmixer servers", None), (3, "echo '# not a comment'  done", "network"),
+        (6, "llmmixer ask hi", "a real key:"), (7, "llmmixer ask ho", "a real key:"), (11, "llmmixer logs", None)]
+    assert unshown_commands(page) == ["page.md:14: llmmixer models"]
+
+
+def test_a_command_that_fails_fails_the_page(reader: Reader) -> None:
+    for text in ("llmmixer no-such-command", "llmmixer serve --port 1 --host 256.0.0.1", "llmmixer-claude --no-such"):
+        with pytest.raises(AssertionError):
+            run_command(reader, DocCommand("page.md", 1, text, None))
+        reader.stop_all()
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])

@@ -71,6 +71,22 @@ def page_commands(page: Path) -> list[DocCommand]:
     return found
 
 
+COMMAND_LIKE = re.compile(r"^\s*(\$ |llmmixer(-[a-z]+)?(\s|$))")
+
+
+def unshown_commands(page: Path) -> list[str]:
+    """Lines that look like commands (``llmmixer …``, ``$ …``) in a block that is not a shell block, where the tests
+    would not see them: ``page:line: text``."""
+    found, in_block, in_shell = [], False, False
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("```"):
+            in_shell = not in_block and line[3:].strip() in SHELL_BLOCKS
+            in_block = not in_block
+        elif in_block and not in_shell and COMMAND_LIKE.match(line):
+            found.append(f"{page.name}:{number}: {line.strip()}")
+    return found
+
+
 def doc_pages() -> list[Path]:
     """docs/*.md but the generated ones (README.md is docs/index.md)."""
     return [p for p in sorted((ROOT / "docs").glob("*.md")) if p.name not in GENERATED_PAGES]

@@ -179,17 +179,17 @@ RUN_DESCRIPTION = (
     "returns {job_id, status: running, partial}: call job later."
 )
 AGENT_DESCRIPTION = (
-    "Coding agents (claude-code, codex, gemini-cli) do a task, each in its own git worktree; `check` (shell) "
+    "Coding agents (claude-code, codex, gemini-cli) do a task, each in a git worktree; `check` (shell) "
     "decides. race: first passer wins, others stop; all: all run. Returns the winner's diff "
     "(apply=true applies it). Usually a job."
 )
 JOB_DESCRIPTION = (
-    "An ask, run_command or agent job: its result when done, else partial output. wait_s waits for the end."
+    "A job's result when done, else partial output. wait_s waits for the end."
 )
-CANCEL_DESCRIPTION = "Cancel a running job: every stream and command it started stops."
+CANCEL_DESCRIPTION = "Cancel a running job and all it started."
 
 JobId = Annotated[str, Field(description="from ask, run_command or agent")]
-WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
+WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds, then return a job")]
 
 
 def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> OrchestratorMCPServer:

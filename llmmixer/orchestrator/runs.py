@@ -541,7 +541,8 @@ class Runs:
         self._check_store()
         admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
         try:
-            state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
+            mode = "all" if request.continue_run else request.mode  # continued legs each run to their end
+            state = self._new_run("agent", mode, title={"task": request.task[:200]})
             try:
                 plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway,
                                    limits=self.config.settings.agent_limits)
@@ -551,8 +552,11 @@ class Runs:
         except BaseException:
             admission.close()
             raise
+        request = plan.request  # a continuation's: its kept legs, in mode all
+        options = {"agents": request.agents, "check": request.check,
+                   **({"continue_run": request.continue_run} if request.continue_run else {})}
         state.record = history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode,
-                                          options={"agents": request.agents, "check": request.check})
+                                          options=options)
         await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
         self._tg.start_soon(self._admitted, admission, self._run_agents, state, plan)

@@ -824,6 +824,28 @@ def mcp(ctx: typer.Context) -> None:
     raise typer.Exit(mcp_main(ctx.args))
 
 
+@app.command(context_settings=PASSTHROUGH, add_help_option=False)
+def server(ctx: typer.Context) -> None:
+    """One server on its own, as its own command runs it: llmmixer server NAME [FLAGS] (claude, gpt, gemini, pty or
+    a plugin's; stdio, or --transport streamable-http). NAME --help for its flags."""
+    import runpy
+
+    from ..servers.core.manifest import load_manifests
+
+    known = {manifest.name: manifest for manifest in load_manifests()}
+    if ctx.args[:1] in (["--help"], ["-h"]):
+        typer.echo(f"usage: llmmixer server NAME [FLAGS]\n\nRun one server on its own, exactly as its own command "
+                   f"does (llmmixer server gpt is llmmixer-gpt).\nNAME: {', '.join(known)}. "
+                   f"llmmixer server NAME --help lists its flags.")
+        return
+    if not ctx.args or ctx.args[0] not in known:
+        given = f"unknown server {ctx.args[0]!r}; " if ctx.args and not ctx.args[0].startswith("-") else ""
+        raise _fail_usage(f"{given}usage: llmmixer server NAME [FLAGS], NAME one of {', '.join(known)}")
+    manifest = known[ctx.args[0]]
+    sys.argv = [manifest.script or f"llmmixer server {manifest.name}", *ctx.args[1:]]
+    runpy.run_module(manifest.module, run_name="__main__", alter_sys=True)
+
+
 @config_app.command("claude-desktop", context_settings=PASSTHROUGH, add_help_option=False)
 def claude_desktop(ctx: typer.Context) -> None:
     """Print (or --write) the mcpServers entries for Claude Desktop; --format claude-code. --help for flags."""

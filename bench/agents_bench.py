@@ -4,6 +4,9 @@
   sleeps for ten minutes, a child process of its Bash tool). For each race, the time from the moment the winner is
   decided to the moment no process of the loser is left (``stopped_ms``, measured by the leg: the runner kills its
   sandbox, then the leg's marker sweep finds nothing). p95 over 20 races (goal ≤ 500 ms).
+- **Pick best**: Codex and Claude Code both pass; the same legs with ``--pick best`` (a judge model on the emulator
+  ranks the two) against ``--pick first``, in ``race`` mode (best waits for the second passer, then judges) and in
+  ``all`` mode (every leg runs either way: the judge alone). Interleaved; medians of the whole run (reported).
 - **Overhead**: the same scripted task for Codex, as an agent leg (worktree, seeded HOME, the CLI through the PTY
   runner over MCP, the check through the runner, the diff) against the same CLI command with the same environment
   and HOME run directly with ``subprocess``, followed by the same check. Interleaved; medians (goal ≤ 1.10×).
@@ -23,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import percentile, row
+from llmmixer.orchestrator.modes import AGENT_MODES
 
 __all__ = ["run_bench"]
 
 RACES, QUICK_RACES = 20, 3
+PICK_RUNS, QUICK_PICK_RUNS = 5, 2
 OVERHEAD_RUNS, QUICK_OVERHEAD_RUNS = 6, 2
 TASK = "Create created.txt and change old to new in edit.txt."
 FIX = "echo created > created.txt && sed -i s/old/new/ edit.txt"
@@ -48,10 +53,10 @@ def _turns(tool: str, argument: str, command: str, **extra: str) -> list[dict[st
     return [{"tool": tool, "args": {argument: command, **extra}}, {"say": "Done."}]
 
 
-async def _agent_run(runs: Any, repo: Path, agents: list[str]) -> dict[str, Any]:
+async def _agent_run(runs: Any, repo: Path, agents: list[str], **fields: Any) -> dict[str, Any]:
     from llmmixer.orchestrator.agents import AgentRequest
 
-    run_id = await runs.start_agents(AgentRequest(task=TASK, agents=agents, check=CHECK, cwd=str(repo)))
+    run_id = await runs.start_agents(AgentRequest(task=TASK, agents=agents, check=CHECK, cwd=str(repo), **fields))
     await runs.wait(run_id, 600)
     return await runs.snapshot(run_id)
 
@@ -79,11 +84,42 @@ def _direct(work_root: Path) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+async def _pick_rows(runs: Any, emulator: Any, scratch: Path, count: int) -> list[dict[str, Any]]:
+    """--pick best against --pick first, the same two passing legs, in race and in all mode."""
+    emulator.set_script("anthropic", _turns("Bash", "command", FIX, description="fix"))
+    emulator.set_behaviour("gemini", reply_json={"winner": "A", "reason": "both pass; A is as small",
+                                                 "scores": [{"candidate": "A", "score": 8},
+                                                            {"candidate": "B", "score": 7}]})
+    rows = []
+    for mode in AGENT_MODES:
+        times: dict[str, list[float]] = {"first": [], "best": []}
+        judged = 0
+        for index in range(count):
+            for pick in ("first", "best"):
+                started = time.perf_counter()
+                result = await _agent_run(runs, _repo(scratch / f"pick-{mode}-{pick}-{index}"),
+                                          ["codex", "claude-code"], mode=mode, pick=pick, judge="gemini")
+                if result.get("winner"):
+                    times[pick].append((time.perf_counter() - started) * 1000)
+                judged += bool(pick == "best" and (result.get("verdict") or {}).get("scores"))
+        if times["first"] and times["best"]:
+            best, first = statistics.median(times["best"]), statistics.median(times["first"])
+            rows.append(row(f"agents: --pick best over first, {mode} mode, Codex + Claude Code both passing, median",
+                            best, first, "reported", unit="ms", ratio=best / first, passed=None,
+                            note=f"+{best - first:.0f} ms; {len(times['best'])}/{len(times['first'])} runs, "
+                                 f"{judged} judged"))
+        else:
+            rows.append(row(f"agents: --pick best over first, {mode} mode", None, None, "reported", passed=False,
+                            note="no run had a winner"))
+    return rows
+
+
 async def run_bench(quick: bool) -> list[dict[str, Any]]:
     from llmmixer.orchestrator.agents.spec import AgentSpec, find_command
     from llmmixer.orchestrator.config import Config, default_servers
     from llmmixer.orchestrator.runs import Runs
     from llmmixer.orchestrator.stores import open_store
+    from llmmixer.servers.core.workspace import ROOTS_ENV
     from llmmixer.servers.emulators.server import EmulatorServer
 
     try:
@@ -96,7 +132,9 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
         with EmulatorServer(seed=5) as emulator:
-            os.environ.update({**emulator.env, **KEYS, "LLMMIXER_AGENTS_DIR": str(scratch / "legs")})
+            # The repositories live in the scratch directory: the runner may name their worktrees' admin dirs.
+            os.environ.update({**emulator.env, **KEYS, "LLMMIXER_AGENTS_DIR": str(scratch / "legs"),
+                               ROOTS_ENV: str(scratch)})
             emulator.set_script("openai", _turns("exec_command", "cmd", FIX))
             async with Runs(Config(servers=default_servers()), open_store("memory")) as runs:
                 # -- stop: loser decided -> its last process gone --------------------------------------------
@@ -118,6 +156,7 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
                 else:
                     rows.append(row("agents: loser decided -> last process gone", None, None, "≤ 500 ms",
                                     passed=False, note="no race was decided with a cancelled loser"))
+                rows += await _pick_rows(runs, emulator, scratch, QUICK_PICK_RUNS if quick else PICK_RUNS)
                 # -- overhead: a leg vs the same CLI command run directly -----------------------------------
                 ours: list[float] = []
                 direct: list[float] = []

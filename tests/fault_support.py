@@ -1,5 +1,6 @@
 """Real faults for the event-store tests: a redis-server of our own that we kill and restart (never the shared
-one on 6379), and small tmpfs mounts that fill up or turn read-only."""
+one on 6379), small tmpfs mounts that fill up or turn read-only, and an ext4 file system on a loop device that
+``fsfreeze`` freezes (every write to it blocks in the kernel until it is thawed)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from llmmixer.servers.emulators.server import free_port
 
-__all__ = ["OwnRedis", "own_redis", "tmpfs", "fill", "remount"]
+__all__ = ["OwnRedis", "own_redis", "tmpfs", "fill", "remount", "FrozenDisk", "freezable_disk"]
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -126,3 +127,48 @@ def remount(mount_point: Path, mode: str) -> None:
     """``mode``: ``ro`` or ``rw``."""
     subprocess.run(["mount", "-o", f"remount,{mode}", str(mount_point)], check=True, capture_output=True)
     os.sync()
+
+
+class FrozenDisk:
+    """A mounted ext4 loop device: :meth:`freeze` and :meth:`thaw` it (``fsfreeze``)."""
+
+    def __init__(self, mount_point: Path) -> None:
+        self.path = mount_point
+        self.frozen = False
+
+    def freeze(self) -> None:
+        subprocess.run(["fsfreeze", "--freeze", str(self.path)], check=True, capture_output=True)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        if self.frozen:
+            subprocess.run(["fsfreeze", "--unfreeze", str(self.path)], check=True, capture_output=True)
+            self.frozen = False
+
+
+@contextlib.contextmanager
+def freezable_disk(size_mb: int = 64) -> Iterator[FrozenDisk]:
+    """A fresh ext4 image loop-mounted at /tmp/frozen-XXXX (skips where loop mounts or fsfreeze are refused); thawed
+    and unmounted afterwards, whatever the test did (a process still writing to a frozen disk would never end)."""
+    if shutil.which("fsfreeze") is None or shutil.which("mkfs.ext4") is None:
+        pytest.skip("needs fsfreeze and mkfs.ext4")
+    work = Path(tempfile.mkdtemp(prefix="frozen-"))
+    image, mount_point = work / "disk.img", work / "mnt"
+    mount_point.mkdir()
+    with open(image, "wb") as handle:
+        handle.truncate(size_mb << 20)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True)
+    mounted = made.returncode == 0 and subprocess.run(["mount", "-o", "loop", str(image), str(mount_point)],
+                                                      capture_output=True, text=True).returncode == 0
+    if not mounted:
+        shutil.rmtree(work, ignore_errors=True)
+        pytest.skip(f"cannot loop-mount an ext4 image here: {made.stderr.strip()}")
+    disk = FrozenDisk(mount_point)
+    try:
+        yield disk
+    finally:
+        disk.frozen = True  # thaw even when a freeze failed halfway
+        with contextlib.suppress(subprocess.CalledProcessError):
+            disk.thaw()
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)

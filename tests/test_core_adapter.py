@@ -41,7 +41,7 @@ class ScriptedAdapter(BaseAdapter):
             if isinstance(step, Exception):
                 raise step
             yield TextDelta(step)
-        yield Completion(model=model, stop_reason="end_turn", usage=Usage(10, len(script)))
+        yield Completion(model=model, stop_reason="end_turn", usage=Usage(input_tokens=10, output_tokens=len(script)))
 
     async def list_models(self) -> list[dict[str, Any]]:
         return [{"id": "gpt-5-mini", "display_name": "GPT-5 mini"}]

@@ -105,3 +105,24 @@ async def test_cost_cap_must_be_a_positive_number(emu):
             with pytest.raises(InvalidInputError):
                 await runs.start_ask("hello", models=["claude"], max_cost_usd=bad)
     await anyio.sleep(0)
+
+
+async def test_agents_are_refused_once_the_daily_budget_is_used_up_and_their_cap_must_be_positive(emu, tmp_path):
+    """No agent run is estimated before it starts (what it spends depends on its turns), so only a used-up daily
+    budget or a cap that is not a positive number refuses one; both before any worktree or CLI."""
+    from llmmixer.orchestrator.agents import AgentRequest
+    from llmmixer.orchestrator.requests import validate_request
+    from llmmixer.servers.core.errors import InvalidInputError
+
+    store = open_store(f"sqlite:///{tmp_path / 'runs.db'}")
+    async with store:
+        await store.put_run(logged("today", time.time(), 2.0))
+    # tmp_path is no git repository: a run that got as far as planning would be refused for that instead.
+    request = AgentRequest(task="fix it", check="true", agents=["codex"], cwd=str(tmp_path), max_cost_usd=0.01)
+    async with Runs(config(budget=1.0), open_store(f"sqlite:///{tmp_path / 'runs.db'}")) as runs:
+        with pytest.raises(BudgetError) as refused:
+            await runs.start_agents(request)
+        assert "settings.budget" in refused.value.message
+    for cap in (0, -1, float("nan")):
+        with pytest.raises(InvalidInputError, match="max_cost_usd"):
+            validate_request(AgentRequest, {"task": "t", "check": "true", "max_cost_usd": cap})

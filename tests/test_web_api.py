@@ -321,7 +321,8 @@ async def test_dashboard_is_served_without_a_build_step() -> None:
         assert script.status_code == 200 and "EventSource" in script.text
         assert (await client.get("/static/ansi.js")).status_code == 200
         assert (await client.get("/static/app.css")).status_code == 200
-        assert (await client.get("/static/spend.js")).status_code == 200
+        for module in ("spend.js", "pickers.js"):
+            assert (await client.get(f"/static/{module}")).status_code == 200
         chart = await client.get("/static/vendor/chart.umd.min.js")  # vendored: the page needs no CDN
         assert chart.status_code == 200 and "Chart.js v4" in chart.text[:200]
         assert_error(await client.get("/api/models", params={"cached": "yes"}), 400, "invalid_input")

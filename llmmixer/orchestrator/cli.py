@@ -63,6 +63,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_print_ver
     """Use Claude, GPT and Gemini together: race them, fan out, fall back; run commands; watch it live."""
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="servers config (mcpServers JSON)")]
+MaxCostOpt = Annotated[float | None, typer.Option(help="the most this run may cost, in USD")]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="event store: memory | sqlite:///path | redis://…")]
 StandaloneOpt = Annotated[bool, typer.Option(
     "--standalone", help="run in this process, not on the resident service (also settings.resident = false)")]
@@ -137,7 +138,7 @@ def ask(
     reasoning: Annotated[str | None, typer.Option(help=_reasoning_help())] = None,
     max_tokens: Annotated[int | None, typer.Option(help="the most tokens each model may write")] = None,
     temperature: Annotated[float | None, typer.Option(help="sampling temperature, 0 to 2")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="the most this run may cost, in USD")] = None,
+    max_cost: MaxCostOpt = None,
     image: Annotated[list[str], typer.Option("--image", help="an image file to send, repeatable")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="continue the latest conversation")] = False,
@@ -568,6 +569,9 @@ def agent(
     model: Annotated[str | None, typer.Option(
         "--model", "-m", help="a gateway model for every agent (race/claude,gpt, an alias, a model id): each CLI "
                               "uses the mixer's own endpoint")] = None,
+    base: Annotated[str, typer.Option("--base", help="head: the legs start from HEAD; worktree: from this tree "
+                                      "with its uncommitted changes (a temporary commit no branch sees)")] = "head",
+    max_cost: MaxCostOpt = None,
 ) -> None:
     """Race coding agents (Claude Code, Codex, Gemini CLI) on a task, each in its own git worktree."""
     if mode not in AGENT_MODES:
@@ -576,7 +580,46 @@ def agent(
 
     request = _request(AgentRequest, agent_fields(task=task, check=check, agents=agents, mode=mode, cwd=cwd,
                                                   timeout=timeout, apply=apply, keep=keep, setup=setup,
-                                                  pick=pick, grace=grace, judge=judge, model=model))
+                                                  pick=pick, grace=grace, judge=judge, model=model, base=base,
+                                                  max_cost=max_cost))
+    _run_agent_request(request, cwd, as_json, config, store, standalone)
+
+
+@agent_app.command("continue")
+def agent_continue(
+    run_id: Annotated[str, typer.Argument(help="the agent run's id")],
+    agent: Annotated[str, typer.Argument(help="the kept leg to continue")],
+    follow_up: Annotated[str, typer.Argument(help="the next message to the agent")],
+    check: Annotated[str, typer.Option("--check", help="shell command run in the worktree afterwards; exit 0 "
+                                                       "passes (default: the agent's own success)")] = "",
+    cwd: Annotated[str | None, typer.Option(help="the git repository (default: this directory)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds the agent may run")] = None,
+    setup: Annotated[str | None, typer.Option("--setup", help="shell command run in the worktree, in its sandbox, "
+                                              "before the agent")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
+) -> None:
+    """Resume a kept leg's own CLI session with a follow-up, in a fresh worktree of its branch and a fresh sandbox;
+    the result is committed onto the same branch llmmixer/RUN/AGENT."""
+    from .requests import AgentRequest
+
+    request = _request(AgentRequest, continue_fields(run_id=run_id, agent=agent, follow_up=follow_up, check=check,
+                                                     cwd=cwd, timeout=timeout, setup=setup))
+    _run_agent_request(request, cwd, as_json, config, store, standalone)
+
+
+def continue_fields(*, run_id: str, agent: str, follow_up: str, check: str = "", cwd: str | None = None,
+                    timeout: float | None = None, setup: str | None = None) -> dict[str, Any]:
+    """The :class:`~.requests.AgentRequest` fields ``agent continue``'s arguments and options name."""
+    return {"task": follow_up, "check": check, "agents": [agent], "cwd": cwd, "timeout_s": timeout, "setup": setup,
+            "continue_run": run_id}
+
+
+def _run_agent_request(request: AgentRequest, cwd: str | None, as_json: bool, config: str | None,
+                       store: str | None, standalone: bool) -> None:
+    """Run ``request`` on the resident service when there is one, else in this process; exits with its outcome."""
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
@@ -599,11 +642,12 @@ def agent(
 def agent_fields(*, task: str, check: str, agents: str | None = None, mode: str = AGENT_MODES[0],
                  cwd: str | None = None, timeout: float | None = None, apply: bool = False,
                  keep: bool | None = None, setup: str | None = None, pick: str = "first", grace: float = 60.0,
-                 judge: str | None = None, model: str | None = None) -> dict[str, Any]:
+                 judge: str | None = None, model: str | None = None, base: str = "head",
+                 max_cost: float | None = None) -> dict[str, Any]:
     """The :class:`~.requests.AgentRequest` fields ``agent``'s options name."""
     return {"task": task, "check": check, "agents": agents, "mode": mode, "cwd": cwd, "timeout_s": timeout,
             "apply": apply, "keep": keep, "setup": setup, "pick": pick, "grace_s": grace, "judge": judge,
-            "model": model}
+            "model": model, "base": base, "max_cost_usd": max_cost}
 
 
 async def _agent(request: AgentRequest, as_json: bool, config: str | None, store: str | None) -> int:
@@ -628,8 +672,8 @@ def _report_agents(final: dict[str, Any], as_json: bool) -> int:
     from .agents.view import summary
 
     if as_json:
-        keys = ("mode", "winner", "diff", "applied", "kept", "pick", "verdict", "legs", "total_cost_usd",
-                "duration_ms", "run_id", "status", "error")
+        keys = ("mode", "winner", "diff", "applied", "kept", "pick", "verdict", "base", "cost_cap", "continued",
+                "legs", "total_cost_usd", "duration_ms", "run_id", "status", "error")
         typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
     else:
         typer.echo(summary(final))
@@ -778,6 +822,28 @@ def mcp(ctx: typer.Context) -> None:
     from .mcp_server import main as mcp_main
 
     raise typer.Exit(mcp_main(ctx.args))
+
+
+@app.command(context_settings=PASSTHROUGH, add_help_option=False)
+def server(ctx: typer.Context) -> None:
+    """One server on its own, as its own command runs it: llmmixer server NAME [FLAGS] (claude, gpt, gemini, pty or
+    a plugin's; stdio, or --transport streamable-http). NAME --help for its flags."""
+    import runpy
+
+    from ..servers.core.manifest import load_manifests
+
+    known = {manifest.name: manifest for manifest in load_manifests()}
+    if ctx.args[:1] in (["--help"], ["-h"]):
+        typer.echo(f"usage: llmmixer server NAME [FLAGS]\n\nRun one server on its own, exactly as its own command "
+                   f"does (llmmixer server gpt is llmmixer-gpt).\nNAME: {', '.join(known)}. "
+                   f"llmmixer server NAME --help lists its flags.")
+        return
+    if not ctx.args or ctx.args[0] not in known:
+        given = f"unknown server {ctx.args[0]!r}; " if ctx.args and not ctx.args[0].startswith("-") else ""
+        raise _fail_usage(f"{given}usage: llmmixer server NAME [FLAGS], NAME one of {', '.join(known)}")
+    manifest = known[ctx.args[0]]
+    sys.argv = [manifest.script or f"llmmixer server {manifest.name}", *ctx.args[1:]]
+    runpy.run_module(manifest.module, run_name="__main__", alter_sys=True)
 
 
 @config_app.command("claude-desktop", context_settings=PASSTHROUGH, add_help_option=False)

@@ -192,7 +192,25 @@ class TelemetrySettings(_Strict):
     prometheus: bool = False  # `llmmixer serve` answers GET /metrics with Prometheus text
 
 
-class Settings(_Strict):
+class _Dashed(_Strict):
+    """Keys may be written with ``-`` or ``_`` (``hedge-budget``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _underscores(cls, raw: Any) -> Any:
+        return {str(k).replace("-", "_"): v for k, v in raw.items()} if isinstance(raw, dict) else raw
+
+
+class AgentLimits(_Dashed):
+    """``settings.agent_limits`` (docs/agents.md): what each agent leg's CLI may use, its processes together; a leg
+    over one is stopped with an error naming the limit, and the other legs go on. Absent: no limit."""
+
+    memory_mb: int | None = Field(default=None, ge=16)  # resident memory, in MiB
+    cpu_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # CPU time, in seconds
+    processes: int | None = Field(default=None, ge=1)  # processes alive at once
+
+
+class Settings(_Dashed):
     """``settings`` in the config file. Keys may be written with ``-`` or ``_`` (``hedge-budget``)."""
 
     store: str | None = None
@@ -224,11 +242,7 @@ class Settings(_Strict):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     # Spend per calendar day (local time) over every run in the run log, in USD: a run is refused once it is reached.
     budget: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _underscores(cls, raw: Any) -> Any:
-        return {str(k).replace("-", "_"): v for k, v in raw.items()} if isinstance(raw, dict) else raw
+    agent_limits: AgentLimits = Field(default_factory=AgentLimits)
 
     @field_validator("models")
     @classmethod

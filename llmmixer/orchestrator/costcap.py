@@ -8,6 +8,10 @@ While it runs, :class:`SpendMeter` follows the run's events and keeps each leg's
 ``leg.started``, its streamed deltas as they arrive (a token each), then the exact cost from the leg's end. The moment the total
 crosses the cap, the run's remaining legs are cancelled (their upstream streams close, as in any lost race) and the
 result carries ``cost_cap: {"max_cost_usd", "spent_usd", "stopped": true}``.
+
+Coding agents (``llmmixer agent``) are metered the same way from each CLI's own report (:meth:`SpendMeter.record`):
+its usage or cost as the CLI reports it. Nothing is refused before dispatch there: what an agent will spend depends on
+how many turns it takes, which nothing knows beforehand, so only a cap that is not a positive number is refused.
 """
 
 from __future__ import annotations
@@ -76,10 +80,24 @@ class SpendMeter:
         elif LEG_ENDS.get(event.type) in ("done", "cancelled") and isinstance(data.get("cost_usd"), (int, float)):
             self._spent[source] = float(data["cost_usd"])
             self._settled.add(source)
+        return self._crossed()
+
+    def record(self, source: str, spent_usd: float) -> bool:
+        """A leg's spend so far, as its own report gives it (a coding CLI's usage or cost); True exactly once, as
+        :meth:`observe`."""
+        self._spent[source] = spent_usd
+        return self._crossed()
+
+    def _crossed(self) -> bool:
         if not self.stopped and self.spent_usd > self.max_cost_usd:
             self.stopped = True
             return True
         return False
+
+    def stop_error(self) -> BudgetError:
+        """Why a leg was cancelled when the run crossed its cap."""
+        return BudgetError(f"cancelled: the run's spend (${self.spent_usd:.6f}) crossed its max_cost_usd of "
+                           f"${self.max_cost_usd:.6f}", details=self.to_dict())
 
     def _price(self, source: str, input_tokens: int, output_tokens: int) -> float:
         model = self._models.get(source)

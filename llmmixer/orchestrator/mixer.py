@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
 from ..servers.core import pricing
-from ..servers.core.errors import ErrorKind, InvalidInputError, LLMMixerError, ServerError
+from ..servers.core.errors import ErrorKind, InvalidInputError, InvalidOutputError, LLMMixerError, ServerError
+from ..servers.core.generation import GenerateResult
 from ..servers.core.events import EventType
 from ..servers.core.messages import ToolCall, ToolCallDelta, read_progress
 from ..servers.core.results import result_payload
@@ -318,27 +320,34 @@ class Mixer:
                 wire = payload.get("error") if isinstance(payload.get("error"), dict) else None
                 self._fail(leg, wire or ServerError(_first_text(result)).to_dict()["error"], started, emit)
                 return
-            self._done(leg, payload, started, emit)
+            try:
+                reply = GenerateResult.from_wire(payload)
+            except ValidationError as exc:
+                malformed = InvalidOutputError(f"{leg.target} answered generate with a malformed result: "
+                                               f"{exc.errors()[0].get('msg', exc)}")
+                self._fail(leg, malformed.to_dict()["error"], started, emit)
+                return
+            self._done(leg, reply, started, emit)
         if leg.scope.cancelled_caught and leg.status in ("running", "queued"):
             self._cancelled(leg, call_args, started, emit)
 
-    def _done(self, leg: Leg, payload: dict[str, Any], started: float, emit: Emit) -> None:
+    def _done(self, leg: Leg, reply: GenerateResult, started: float, emit: Emit) -> None:
         leg.status = "done"
-        leg.text = payload.get("text", leg.streamed)
-        leg.model = payload.get("model")
-        leg.stop_reason = payload.get("stop_reason")
-        leg.usage = payload.get("usage")
-        leg.cost_usd = payload.get("cost_usd")
-        if leg.model and leg.usage and (leg.cost_usd is None or pricing.price_per_million(leg.model, self.prices)
-                                        != pricing.price_per_million(leg.model)):
-            leg.cost_usd = pricing.cost_usd(leg.model, leg.usage.get("input_tokens"), leg.usage.get("output_tokens"),
+        leg.text = reply.text
+        leg.model = reply.model
+        leg.stop_reason = reply.stop_reason
+        leg.usage = reply.usage.to_dict()
+        leg.cost_usd = reply.cost_usd
+        if leg.cost_usd is None or pricing.price_per_million(leg.model, self.prices) != pricing.price_per_million(
+                leg.model):
+            leg.cost_usd = pricing.cost_usd(leg.model, reply.usage.input_tokens, reply.usage.output_tokens,
                                             self.prices)
-        leg.ttft_ms = payload.get("ttft_ms", leg.ttft_ms) if leg.ttft_ms is None else leg.ttft_ms
+        leg.ttft_ms = reply.ttft_ms if leg.ttft_ms is None else leg.ttft_ms
         leg.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        if "data" in payload:
-            leg.data, leg.has_data = payload["data"], True
-        leg.dropped = payload.get("dropped") or None
-        leg.tool_calls = payload.get("tool_calls") or leg.tool_calls
+        if reply.has_data:
+            leg.data, leg.has_data = reply.data, True
+        leg.dropped = [item.model_dump() for item in reply.dropped] if reply.dropped else None
+        leg.tool_calls = [call.model_dump() for call in reply.tool_calls] if reply.tool_calls else leg.tool_calls
         if leg.model:
             self._models_seen[leg.target] = leg.model
         self.cooldowns.note_success(leg.target)

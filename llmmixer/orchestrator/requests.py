@@ -20,7 +20,8 @@ adapters' use of it): see CONTRIBUTING.md.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Literal, TypeVar
+import re
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -36,6 +37,11 @@ __all__ = ["MAX_PROMPT_CHARS", "MixOptions", "AskRequest", "CommandRequest", "Ag
 MAX_PROMPT_CHARS = 200_000
 MAX_COMMAND_CHARS = 100_000
 MAX_PATH_CHARS = 4096
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+# A run's spend cap in USD (costcap.py), for an ask and for agents alike.
+MaxCostUsd = Annotated[float | None, Field(gt=0, allow_inf_nan=False, description="USD cap")]
 
 
 def _comma_list(value: Any) -> Any:
@@ -73,7 +79,7 @@ class AskRequest(MixOptions):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     reasoning: Reasoning | None = None
-    max_cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="USD cap for this run")
+    max_cost_usd: MaxCostUsd = None
     images: list[ImageInput] | None = Field(default=None, max_length=20,
                                             description="[{url}|{data, media_type}|{path}]")
     # Earlier turns (tool calls and results included) after the conversation's own; the prompt may then be empty
@@ -125,7 +131,8 @@ class CommandRequest(BaseModel):
         return value
 
 
-def _all_agents() -> list[str]:
+def default_agents() -> list[str]:
+    """Every agent CLI: ``AgentRequest.agents`` when none are named."""
     from .agents.spec import CLIS
 
     return list(CLIS)
@@ -138,22 +145,25 @@ class AgentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str = Field(max_length=MAX_PROMPT_CHARS)
-    check: str = Field(max_length=MAX_COMMAND_CHARS)
-    agents: list[str] = Field(default_factory=_all_agents)
+    check: str = Field(default="", max_length=MAX_COMMAND_CHARS)  # required but when continuing
+    agents: list[str] = Field(default_factory=default_agents)
     mode: str = Field(default="race", max_length=20, description="race or all")
     cwd: str | None = Field(default=None, max_length=MAX_PATH_CHARS,
-                            description="the git repository")
+                            description="git repo")
     timeout_s: float | None = Field(default=None, gt=0, le=86_400)  # seconds each agent may run
     apply: bool = False  # apply the winner's diff to the repository
-    keep: bool | None = Field(default=None, description="keep each leg as a branch")
+    keep: bool | None = Field(default=None, description="each leg as a branch")
     setup: str | None = Field(default=None, max_length=MAX_COMMAND_CHARS,
-                              description="run in each worktree before the agent")
+                              description="run in each worktree first")
     model: str | None = Field(default=None, min_length=1, max_length=1000,
-                              description="one gateway model for every agent, e.g. race/claude,gpt")
+                              description="gateway model for all, e.g. race/claude,gpt")
     pick: Literal["first", "best"] = Field(
-        default="first", description="first passer wins, or best: a judge ranks passers")
-    grace_s: float = Field(default=60.0, ge=0, le=3600, description="pick best: seconds others may still pass")
-    judge: str | None = Field(default=None, max_length=64, description="pick best: the judging server")
+        default="first", description="best: a judge ranks passers")
+    grace_s: float = Field(default=60.0, ge=0, le=3600, description="best: seconds others may still pass")
+    judge: str | None = Field(default=None, max_length=64, description="best: judging server")
+    base: Literal["head", "worktree"] = Field(default="head", description="worktree: with uncommitted work")
+    max_cost_usd: MaxCostUsd = None
+    continue_run: str | None = Field(default=None, description="resume this run's kept legs with task")
 
     @property
     def keeps(self) -> bool:
@@ -163,7 +173,14 @@ class AgentRequest(BaseModel):
     @field_validator("agents", mode="before")
     @classmethod
     def _agents(cls, value: Any) -> Any:
-        return _comma_list(value) or _all_agents()
+        return _comma_list(value) or default_agents()
+
+    @field_validator("continue_run")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        if value is not None and not RUN_ID.fullmatch(value):
+            raise InvalidInputError(f"continue_run: {value[:80]!r} is not a run id")
+        return value
 
 
 RunRequest = AskRequest | CommandRequest | AgentRequest

@@ -74,6 +74,8 @@ SHUTDOWN_S = 5.0  # how long leaving Runs waits for interrupted runs and the sto
 RECORD_WAIT_S = 2.0  # how long starting a run waits for its record to be written (a frozen disk: it goes on)
 INTERRUPTED = "interrupted: the service stopped while this run was in flight; each leg keeps what it had produced"
 
+EVENTS_LIMIT = 500  # events in one read of a run's stored events (Runs.events)
+
 
 @dataclass
 class RunState:
@@ -279,7 +281,8 @@ class Runs:
                 unreadable images, a malformed conversation id.
             NotFoundError: ``conversation_id`` names no conversation the store holds; an agent CLI is missing.
             RateLimitError, UnavailableError: a server's queue is full; the event store is failing.
-            BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up.
+            BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up (asks and
+                agents alike).
         """
         if isinstance(request, AskRequest):
             return await self._start_ask(request)
@@ -529,23 +532,31 @@ class Runs:
 
         Raises:
             InvalidInputError, NotFoundError: see ``agents.plan_agents``.
+            BudgetError: the daily budget is used up.
         """
         from .agents import agent_specs, plan_agents
 
+        if self.config.settings.budget is not None:  # nothing to estimate before agents start (costcap.py)
+            costcap.check_budget(self.config.settings.budget, await self.spent_today())
         self._check_store()
         admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
         try:
-            state = self._new_run("agent", request.mode, title={"task": request.task[:200]})
+            mode = "all" if request.continue_run else request.mode  # continued legs each run to their end
+            state = self._new_run("agent", mode, title={"task": request.task[:200]})
             try:
-                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway)
+                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway,
+                                   limits=self.config.settings.agent_limits)
             except LLMMixerError:
                 self._runs.pop(state.run_id, None)
                 raise
         except BaseException:
             admission.close()
             raise
+        request = plan.request  # a continuation's: its kept legs, in mode all
+        options = {"agents": request.agents, "check": request.check,
+                   **({"continue_run": request.continue_run} if request.continue_run else {})}
         state.record = history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode,
-                                          options={"agents": request.agents, "check": request.check})
+                                          options=options)
         await self._admitting(admission, self._put_record(state.record))
         assert self._tg is not None
         self._tg.start_soon(self._admitted, admission, self._run_agents, state, plan)
@@ -574,6 +585,8 @@ class Runs:
                                                                                  "message": INTERRUPTED}))
             return
         status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
+        if plan.spend is not None and plan.spend.stopped and not state.cancel_requested:
+            status = "done" if plan.ok else "cancelled"  # stopped by its cost cap, as an ask is
         await self._finish(state, status, AgentResult.model_validate(plan.to_dict()))
 
     async def _finish(self, state: RunState, status: RunStatus, result: RunResult) -> None:
@@ -742,6 +755,20 @@ class Runs:
             if state.finished.is_set():
                 return
             await changed.wait()
+
+    async def events(self, run_id: str, after: str | None, wait_s: float, limit: int = EVENTS_LIMIT) -> list[Event]:
+        """The run's stored events after ``after`` (its first when None), at most ``limit``; when there are none yet
+        and the run goes on, waits up to ``wait_s`` for the next."""
+        self.check_id(run_id)
+        with anyio.move_on_after(max(wait_s, 0.0)):
+            while True:
+                newest = await self.store.last_id()
+                batch = await self.store.read_after(after, limit, run=run_id)
+                state = self._runs.get(run_id)
+                if batch or state is None or state.finished.is_set() and not self.writer.pending:
+                    return batch
+                await self.store.wait_after(newest, max(wait_s, 0.0))
+        return []
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         self.check_id(run_id)

@@ -51,11 +51,22 @@ class StreamReport:
             if isinstance(value, int):
                 self.usage[key] = self.usage.get(key, 0) + value
 
+    @property
+    def spent_usd(self) -> float:
+        """What the run has cost so far as far as the CLI has said: its own cost, else its usage at our prices."""
+        if self.cost_reported and self.cost_usd is not None:
+            return self.cost_usd
+        return self._priced() or 0.0
+
+    def _priced(self) -> float | None:
+        if not self.model or not self.usage:
+            return None
+        return pricing.cost_usd(self.model, self.usage.get("input_tokens"), self.usage.get("output_tokens"))
+
     def price(self) -> None:
         """Our own price for the usage, when the CLI does not report a cost."""
-        if self.cost_reported or not self.model or not self.usage:
-            return
-        self.cost_usd = pricing.cost_usd(self.model, self.usage.get("input_tokens"), self.usage.get("output_tokens"))
+        if not self.cost_reported and self.model and self.usage:
+            self.cost_usd = self._priced()
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "text": self.text, "usage": self.usage or None, "cost_usd": self.cost_usd,
@@ -81,8 +92,9 @@ class AgentCLI:
         """Variables the CLI needs that are not secrets."""
         raise NotImplementedError
 
-    def argv(self, task: str, *, model: str | None, extra: list[str]) -> list[str]:
-        """Arguments after the binary: the structured, non-interactive mode with approvals bypassed."""
+    def argv(self, task: str, *, model: str | None, extra: list[str], resume: str | None = None) -> list[str]:
+        """Arguments after the binary: the structured, non-interactive mode with approvals bypassed; ``resume``
+        continues that session of the CLI's (kept in its HOME) with ``task`` as the next message."""
         raise NotImplementedError
 
     def read(self, line: dict[str, Any], report: StreamReport) -> list[AgentEventData]:

@@ -19,7 +19,7 @@ import anyio.to_thread
 from ...servers.core.errors import BadRequestError, LLMMixerError
 from ...servers.core.host_git import host_git
 from ..pool import ServerPool
-from .launch import Redactor
+from .launch import Redactor, agents_dir
 from .leg import AgentLeg, Emit, run_in_worktree
 from .worktree import Repo
 
@@ -41,13 +41,15 @@ def _ignored(repo: Repo, *extra: str) -> set[str]:
 
 
 def included_files(repo: Repo) -> list[str]:
-    """The git-ignored files that ``.worktreeinclude`` names, relative to the repository's top; [] without one."""
+    """The git-ignored files that ``.worktreeinclude`` names, relative to the repository's top; [] without one.
+    Nothing under the agents' directory (when it lies in the repository): another leg's files are not the user's."""
     patterns = repo.top / INCLUDE_FILE
     if not patterns.is_file():
         return []
     ignored = _ignored(repo, "--exclude-standard")
     matched = _ignored(repo, f"--exclude-from={patterns}")
-    return sorted(ignored & matched)
+    legs = agents_dir().resolve()
+    return sorted(name for name in ignored & matched if not (repo.top / name).resolve().is_relative_to(legs))
 
 
 def copy_included(repo: Repo, work: Path, names: list[str]) -> list[str]:

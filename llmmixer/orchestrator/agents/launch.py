@@ -20,7 +20,7 @@ from ...servers.core.workspace import agents_dir
 from .base import AgentCLI
 from .spec import AgentSpec
 
-__all__ = ["LegLayout", "Redactor", "agents_dir", "endpoint_for", "secrets_for", "prepare_home", "leg_environment",
+__all__ = ["LegLayout", "Redactor", "agents_dir", "ignore_agents_dir", "endpoint_for", "secrets_for", "prepare_home", "leg_environment",
            "shell_command", "LEG_MARKER"]
 
 LEG_MARKER = "LLMMIXER_AGENT_LEG"  # set in every leg's environment: finds its processes, wherever they went
@@ -38,6 +38,16 @@ class LegLayout:
     @property
     def home(self) -> Path:
         return self.root / "home"
+
+
+def ignore_agents_dir(root: Path) -> None:
+    """Make ``root`` (the agents' directory) and a ``.gitignore`` in it that ignores everything there, itself
+    included: where ``LLMMIXER_AGENTS_DIR`` lies inside the user's repository, ``git status`` stays clean during and
+    after a run, and no leg's files reach a snapshot (``--base worktree``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if not ignore.is_file():
+        ignore.write_text("# llmmixer's agent legs: never part of the repository\n*\n", encoding="utf-8")
 
 
 class Redactor:
@@ -91,7 +101,9 @@ def leg_environment(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, ba
             **adapter.environment(home, base_url=base_url), **spec.env}
 
 
-def shell_command(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, binary: str, task: str) -> str:
-    """The bash command the runner runs: ``exec`` the CLI, in its structured mode, in the worktree."""
-    argv = [binary, *adapter.argv(task, model=spec.model, extra=spec.args)]
+def shell_command(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, binary: str, task: str,
+                  resume: str | None = None) -> str:
+    """The bash command the runner runs: ``exec`` the CLI, in its structured mode, in the worktree (``resume``:
+    continuing that session of the CLI's)."""
+    argv = [binary, *adapter.argv(task, model=spec.model, extra=spec.args, resume=resume)]
     return f"cd {shlex.quote(str(layout.work))} && exec {shlex.join(argv)}"

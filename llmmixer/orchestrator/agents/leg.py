@@ -18,10 +18,13 @@ from typing import Any
 import anyio
 
 from ...servers.core.errors import AuthError, LLMMixerError
+from ...servers.core.results import result_payload
 from ..pool import ServerPool
 from .base import AgentCLI, StreamReport
 from .launch import LegLayout, Redactor
+from .resume import Continuation
 from .spec import AgentSpec
+from .worktree import readable
 
 __all__ = ["AgentLeg", "run_cli", "run_check", "run_in_worktree", "Emit", "TAIL_CHARS"]
 
@@ -51,6 +54,7 @@ class AgentLeg:
     stop_requested_at: float | None = None
     stopped_ms: float | None = None  # cancelled legs: from the decision to the last process gone
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    resume: Continuation | None = None  # a kept leg continued: the session it resumes (resume.py)
 
     @property
     def name(self) -> str:
@@ -58,6 +62,9 @@ class AgentLeg:
 
     @property
     def passed(self) -> bool:
+        """Its check passed; a continued leg given no check: its CLI ran to a successful end."""
+        if self.check is None and self.resume is not None:
+            return self.exit_code == 0 and not self.timed_out and self.report.finished and not self.report.error
         return bool(self.check and self.check.get("passed"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,7 +76,7 @@ class AgentLeg:
                 "exit_code": self.exit_code, "timed_out": self.timed_out, "model": report.model,
                 "usage": report.usage or None, "cost_usd": report.cost_usd, "text": report.text,
                 "check": self.check, "files_changed": self.files_changed, "error": self.error,
-                "stopped_ms": self.stopped_ms, "diff": self.diff, "kept": self.kept, "setup": self.setup,
+                "stopped_ms": self.stopped_ms, "diff": readable(self.diff), "kept": self.kept, "setup": self.setup,
                 "included": self.included}
 
 
@@ -112,8 +119,10 @@ def _error_of(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: float, emit: Emit, redact: Redactor,
-                  *, env: dict[str, str], secrets: dict[str, str], writable: list[str]) -> None:
-    """Run the CLI to its end (or ``timeout_s``) through the runner; fills ``leg``'s report, exit code, output."""
+                  *, env: dict[str, str], secrets: dict[str, str], writable: list[str],
+                  on_report: Callable[[], None] | None = None) -> None:
+    """Run the CLI to its end (or ``timeout_s``) through the runner; fills ``leg``'s report, exit code, output.
+    ``on_report`` is called after each line of the CLI's stream is read into the report, and once at its end."""
     lines = _Lines()
 
     async def progress(_p: float, _t: float | None, message: str | None) -> None:
@@ -123,17 +132,21 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
         emit("agent.output", leg.name, {"text": text})
         for raw in lines.feed(text):
             _handle_line(leg, raw, emit, redact)
+            if on_report is not None:
+                on_report()
 
     result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.root), "timeout_s": timeout_s,
                                             "env": env, "secrets": secrets, "writable": writable}, progress)
     for raw in lines.rest():
         _handle_line(leg, raw, emit, redact)
-    payload = result.structured_content or {}
+    payload = result_payload(result)  # an error travels as text: its JSON says what the runner refused
     if result.is_error:
         raise _classified(_error_of(payload))
     leg.exit_code = payload.get("exit_code")
     leg.timed_out = bool(payload.get("timed_out"))
     leg.adapter.finish(leg.report)
+    if on_report is not None:
+        on_report()
 
 
 async def run_check(leg: AgentLeg, pool: ServerPool, check: str, timeout_s: float, emit: Emit,
@@ -151,7 +164,7 @@ async def run_in_worktree(leg: AgentLeg, pool: ServerPool, command: str, timeout
     "passed", "timed_out", "output_tail", "duration_ms"}``, or with ``error`` when the runner refused or failed."""
     started = time.monotonic()
     result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.work), "timeout_s": timeout_s})
-    payload = result.structured_content or {}
+    payload = result_payload(result)  # an error travels as text: its JSON says what the runner refused
     if result.is_error:
         return {"command": command, "exit_code": None, "passed": False, "output_tail": "",
                 "duration_ms": round((time.monotonic() - started) * 1000, 1), "error": _error_of(payload)}

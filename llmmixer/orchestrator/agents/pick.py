@@ -16,6 +16,7 @@ from ...servers.core.errors import LLMMixerError
 from ...servers.core.results import result_payload
 from ..pool import ServerPool
 from .leg import AgentLeg
+from .worktree import readable
 
 __all__ = ["PICKS", "judge_candidates", "MAX_DIFF_CHARS"]
 
@@ -40,7 +41,7 @@ def _prompt(task: str, check: str, shown: list[tuple[str, AgentLeg]]) -> str:
              f"minimal and clean. Judge only the work shown.\n\nTask: {task}\nCheck: {check}\n"]
     for label, leg in shown:
         kept = leg.kept or {}
-        diff = leg.diff or ""
+        diff = readable(leg.diff) or ""
         if len(diff) > MAX_DIFF_CHARS:
             diff = diff[:MAX_DIFF_CHARS] + f"\n... ({len(leg.diff or '') - MAX_DIFF_CHARS} more characters)"
         parts.append(f"\n## Candidate {label}\nFiles changed: {', '.join(kept.get('files_changed') or []) or 'none'}"

@@ -82,8 +82,18 @@ def summary(result: dict[str, Any]) -> str:
         took = "" if leg.get("duration_ms") is None else f" {leg['duration_ms'] / 1000:.1f}s"
         verdict = "" if not check else (" check ok" if check.get("passed") else f" check exit {check.get('exit_code')}")
         lines.append(f"  {leg['agent']:<12} {leg['status']:<10}{took}{tokens}{cost}{verdict}")
+        if leg.get("status") == "error" and leg.get("error"):
+            lines.append(f"    {leg['error'].get('message')}")  # a setup that failed, a limit crossed...
     winner = result.get("winner")
     head = f"winner: {winner}" if winner else "no agent passed the check"
+    if result.get("continued"):
+        kept = [str((leg.get("kept") or {}).get("branch")) for leg in result.get("legs", []) if leg.get("kept")]
+        head = (f"continued: {', '.join(kept) or 'nothing kept'}; "
+                + ("the follow-up succeeded" if winner else "the follow-up did not succeed"))
     if result.get("applied"):
         head += " (diff applied)"
+    cap = result.get("cost_cap") or {}
+    if cap.get("stopped"):
+        head += (f"; stopped at ${cap['spent_usd']:.4f} spent, over --max-cost ${cap['max_cost_usd']:g}: the legs "
+                 "still running were cancelled")
     return "\n".join([head, *lines])

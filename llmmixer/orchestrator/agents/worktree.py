@@ -1,4 +1,8 @@
-"""Git worktrees for agent legs: one fresh worktree of HEAD per agent, its diff, and applying a diff.
+"""Git worktrees for agent legs: one fresh worktree per agent, its diff, and applying a diff.
+
+Legs start from HEAD, or (``--base worktree``) from :func:`snapshot_commit`: a temporary commit of the user's
+uncommitted work on top of HEAD, made with a private index and referenced by no branch, so the user's branch, HEAD
+and index never see it (git's gc drops it with the run's unkept legs).
 
 The user's own tree is never touched except by :func:`apply_diff` (``--apply``). Worktrees are detached (no branch
 is created); removing one deletes its directory and prunes git's record of it.
@@ -27,7 +31,12 @@ import anyio.to_thread
 from ...servers.core.errors import InvalidInputError, LLMMixerError
 from ...servers.core.host_git import host_git
 
-__all__ = ["Repo", "Worktree", "repo_root", "add_worktree", "remove_worktree", "worktree_diff", "apply_diff"]
+__all__ = ["Repo", "Worktree", "repo_root", "head_commit", "snapshot_commit", "add_worktree", "remove_worktree",
+           "worktree_diff", "apply_diff", "readable", "COMMIT_IDENTITY"]
+
+# Who llmmixer's own commits are by: snapshots (--base worktree) and kept legs (candidates.py).
+COMMIT_IDENTITY = {"GIT_AUTHOR_NAME": "llmmixer", "GIT_AUTHOR_EMAIL": "llmmixer@localhost",
+                     "GIT_COMMITTER_NAME": "llmmixer", "GIT_COMMITTER_EMAIL": "llmmixer@localhost"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +107,60 @@ def _admin_dir(repo: Repo, work: Path) -> Path:
     raise LLMMixerError(f"git made no admin directory for the worktree {work}")
 
 
-async def add_worktree(repo: Repo, dest: Path) -> Worktree:
-    """Raises: LLMMixerError when git refuses."""
+def _checked(done: subprocess.CompletedProcess[str], what: str) -> str:
+    if done.returncode != 0:
+        raise LLMMixerError(f"git {what} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout.strip()
+
+
+def head_commit(repo: Repo) -> str:
+    """Raises: LLMMixerError when git cannot read HEAD."""
+    return _checked(host_git("rev-parse", "--verify", "HEAD^{commit}", git_dir=repo.git_dir), "rev-parse HEAD")
+
+
+def snapshot_commit(repo: Repo) -> str:
+    """A commit of the user's tree as it is now (tracked changes, and untracked files git does not ignore) whose
+    parent is HEAD; HEAD itself when nothing is uncommitted. Nothing of the user's changes: the index is a private
+    copy of theirs (its file stats spare git re-reading unchanged files), and no ref points at the commit.
+
+    Raises:
+        LLMMixerError: git failed.
+    """
+    head = head_commit(repo)
+    where = host_git("rev-parse", "--path-format=absolute", "--git-path", "index", git_dir=None, cwd=repo.top)
+    with tempfile.TemporaryDirectory(prefix="llmmixer-base-") as private:
+        index = os.path.join(private, "index")
+        theirs = Path(where.stdout.strip()) if where.returncode == 0 else None
+        env = {"GIT_INDEX_FILE": index}
+
+        def git(*args: str) -> str:
+            return _checked(host_git(*args, git_dir=repo.git_dir, work_tree=repo.top, env=env, cwd=repo.top), args[0])
+
+        if theirs is not None and theirs.is_file():
+            shutil.copyfile(theirs, index)
+        else:
+            git("read-tree", head)
+        git("add", "-A", "--", ".")
+        tree = git("write-tree")
+    if tree == _checked(host_git("rev-parse", f"{head}^{{tree}}", git_dir=repo.git_dir), "rev-parse"):
+        return head
+    message = "llmmixer: the uncommitted changes the agents started from (--base worktree)"
+    return _checked(host_git("commit-tree", tree, "-p", head, "-m", message, git_dir=repo.git_dir,
+                             env=COMMIT_IDENTITY), "commit-tree")
+
+
+async def add_worktree(repo: Repo, dest: Path, base: str | None = None) -> Worktree:
+    """A detached worktree of ``base`` (a commit; HEAD when None) at ``dest``.
+
+    Raises: LLMMixerError when git refuses."""
     dest.parent.mkdir(parents=True, exist_ok=True)
 
     def add() -> Worktree:
-        head = host_git("rev-parse", "--verify", "HEAD^{commit}", git_dir=repo.git_dir)
-        if head.returncode != 0:
-            raise LLMMixerError(f"git rev-parse HEAD failed: {head.stderr.strip()[-500:]}")
-        base = head.stdout.strip()
+        start = base or head_commit(repo)
         with _admin_lock(repo):
-            done = host_git("worktree", "add", "--detach", str(dest), base, git_dir=repo.git_dir, cwd=repo.top)
-            if done.returncode != 0:
-                raise LLMMixerError(f"git worktree add failed: {done.stderr.strip()[-500:]}")
-            return Worktree(repo=repo, work=dest, admin=_admin_dir(repo, dest), base=base)
+            done = host_git("worktree", "add", "--detach", str(dest), start, git_dir=repo.git_dir, cwd=repo.top)
+            _checked(done, "worktree add")
+            return Worktree(repo=repo, work=dest, admin=_admin_dir(repo, dest), base=start)
 
     return await anyio.to_thread.run_sync(add)
 
@@ -148,6 +197,14 @@ async def worktree_diff(tree: Worktree) -> str:
             return git("diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", tree.base).stdout
 
     return await anyio.to_thread.run_sync(diff)
+
+
+def readable(patch: str | None) -> str | None:
+    """``patch`` as text any JSON carries: a byte that is not UTF-8 (kept by git's output as a lone surrogate, so the
+    exact patch still applies) shown as U+FFFD. The exact patch stays in the kept commit and with the leg."""
+    if patch is None:
+        return None
+    return patch.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 async def apply_diff(repo: Repo, patch: str) -> None:

@@ -95,7 +95,7 @@ def _like(query: str) -> str:
 class SqliteRunLog:
     """Run records in the ``runs`` table; needs the store's ``_call(fn)`` (one serialised connection)."""
 
-    async def _call(self, fn: Any) -> Any:  # pragma: no cover - provided by SqliteStore
+    async def _call(self, fn: Any, *, write: bool = False) -> Any:  # pragma: no cover - provided by SqliteStore
         raise NotImplementedError
 
     async def put_run(self, record: dict[str, Any]) -> None:
@@ -108,7 +108,7 @@ class SqliteRunLog:
                        "conversation_id = excluded.conversation_id, status = excluded.status, "
                        "search = excluded.search, record = excluded.record", row)
 
-        await self._call(upsert)
+        await self._call(upsert, write=True)
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         row = await self._call(lambda db: db.execute("SELECT record FROM runs WHERE run_id = ?",

@@ -62,6 +62,7 @@ ROW_OVERHEAD = 64  # bytes counted per row besides its data and run id
 # FULL: a commit is on disk (the WAL fsynced) before the writer counts it as stored, so a file-system error or a
 # power cut cannot take acknowledged events. bench/sqlite_sync_bench.py measures what it costs against NORMAL.
 SYNCHRONOUS = "FULL"
+READ_WAIT_S = 5.0  # a read waiting this long for a write to end fails (503) rather than block its caller
 
 
 def m001_events(db: sqlite3.Connection) -> None:
@@ -197,8 +198,17 @@ class SqliteStore(SqliteRunLog, StoreBase):
     def _incident(self, reason: str) -> None:
         self._incidents = [*self._incidents[-9:], reason]
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        async with self._lock:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        """``fn(connection)`` on a worker thread, one call at a time. A read waits at most :data:`READ_WAIT_S` for
+        its turn (behind a write hung on a frozen disk, it fails instead); a write waits as long as it takes (the
+        writer bounds how long anyone waits on it)."""
+        try:
+            with anyio.fail_after(None if write else READ_WAIT_S):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise UnavailableError(f"event store {self.url}: busy with a write for over {READ_WAIT_S:g} s (a frozen "
+                                   "or stalled disk?)", retry_after_s=READ_WAIT_S) from None
+        try:
             if not self._opened:
                 raise UnavailableError(f"event store {self.url} is not open")
 
@@ -211,6 +221,8 @@ class SqliteStore(SqliteRunLog, StoreBase):
                 return await anyio.to_thread.run_sync(call)
             except (sqlite3.Error, OSError) as exc:
                 raise UnavailableError(f"event store {self.url}: {exc}") from exc
+        finally:
+            self._lock.release()
 
     async def open(self) -> None:
         async with self._lock:
@@ -287,7 +299,7 @@ class SqliteStore(SqliteRunLog, StoreBase):
             assert first is not None
             return int(first)
 
-        first = await self._call(insert)
+        first = await self._call(insert, write=True)
         stored: list[Event | None] = [event.with_id(first + i) for i, event in enumerate(events)]
         if self._appended is not None:
             self._appended.set()

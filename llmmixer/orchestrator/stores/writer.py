@@ -10,6 +10,12 @@ When a write fails the batch stays *in flight* and is retried, with backoff (:da
 the spool has room; the store's :class:`~.base.StoreHealth` says it is failing meanwhile (``/healthz`` answers 503).
 A retried batch carries the same :class:`~.base.WriteToken`, so a write whose reply was lost is not stored twice.
 
+A write that hangs (a frozen or stalled disk, a store that stopped answering) counts as failing once it has taken
+:data:`WRITE_TIMEOUT_S`: new events go on into the spool as always, and everything that waits on the store's health
+stops waiting (a run's start does not wait for its record, ``/healthz`` answers 503 at once, new runs are refused
+when the spool nearly fills). The hung write itself is never abandoned or repeated: its outcome, when it comes,
+decides whether the batch is stored or retried.
+
 Giving up is explicit. If the spool overflows, its oldest waiting events (never the batch in flight) are dropped,
 tallied per run, and the first thing written once the store takes writes again is one ``store.gap`` event per run
 that lost some::
@@ -35,7 +41,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -48,7 +54,7 @@ from .base import EventStore, StoreHealth, WriteToken, event_size
 if TYPE_CHECKING:
     from ..history import RunLog
 
-__all__ = ["StoreWriter", "BACKOFF_S", "DEFAULT_SPOOL_EVENTS", "DEFAULT_SPOOL_BYTES"]
+__all__ = ["StoreWriter", "BACKOFF_S", "DEFAULT_SPOOL_EVENTS", "DEFAULT_SPOOL_BYTES", "WRITE_TIMEOUT_S"]
 
 log = logging.getLogger("llmmixer.stores")
 
@@ -57,6 +63,7 @@ DEFAULT_SPOOL_BYTES = 64 << 20
 BATCH_EVENTS = 512
 BATCH_BYTES = 1 << 20
 BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+WRITE_TIMEOUT_S = 2.0  # a write still running after this long: the store counts as failing until it ends
 MAX_ACTIVE_RUNS = 10_000  # runs remembered as in progress, for reporting a lost database file
 STORE_SOURCE = "store"
 
@@ -99,7 +106,8 @@ class StoreWriter:
 
     def __init__(self, store: EventStore, *, max_events: int = DEFAULT_SPOOL_EVENTS,
                  max_bytes: int = DEFAULT_SPOOL_BYTES, batch_events: int = BATCH_EVENTS,
-                 batch_bytes: int = BATCH_BYTES, backoff: Sequence[float] = BACKOFF_S) -> None:
+                 batch_bytes: int = BATCH_BYTES, backoff: Sequence[float] = BACKOFF_S,
+                 write_timeout_s: float = WRITE_TIMEOUT_S) -> None:
         if max_events < 1 or max_bytes < 1 or batch_events < 1:
             raise ValueError("spool and batch limits must be positive")
         self.store = store
@@ -108,6 +116,7 @@ class StoreWriter:
         self.max_events, self.max_bytes = max_events, max_bytes
         self.batch_events, self.batch_bytes = batch_events, batch_bytes
         self.backoff = tuple(backoff) or BACKOFF_S
+        self.write_timeout_s = write_timeout_s
         self.writer_id = uuid.uuid4().hex[:12]
         self.accepted = 0  # accept numbers given so far
         self.stored = 0  # events stored (not counting our own markers)
@@ -221,10 +230,9 @@ class StoreWriter:
                     continue
                 try:
                     if self._records:
-                        await self._write_records()
+                        await self._bounded(self._write_records)
                         continue
-                    assert self._token is not None
-                    await self.store.append_many([item.event for item in self._inflight], self._token)
+                    await self._bounded(self._append_inflight)
                 except Exception as exc:  # noqa: BLE001 - every failure is retried; the spool holds the events
                     failures += 1
                     reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -275,6 +283,31 @@ class StoreWriter:
         return self.pending + sum(loss.lost for loss in self._losses.values())
 
     # -- internals ------------------------------------------------------------------------------------------------
+
+    async def _bounded(self, write: Callable[[], Awaitable[None]]) -> None:
+        """``write()`` to its end; if that takes over ``write_timeout_s``, the store is failing meanwhile."""
+
+        async def watch() -> None:
+            await anyio.sleep(self.write_timeout_s)
+            reason = f"a write has not finished after {self.write_timeout_s:g} s (a frozen or stalled disk?)"
+            log.warning("event store %s: %s; events wait in the spool", getattr(self.store, "url", "?"), reason)
+            self.health.failed(reason)
+            self._notify()
+
+        error: Exception | None = None
+        async with anyio.create_task_group() as watchdog:
+            watchdog.start_soon(watch)
+            try:
+                await write()
+            except Exception as exc:  # noqa: BLE001 - raised below, outside the task group
+                error = exc
+            watchdog.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _append_inflight(self) -> None:
+        assert self._token is not None
+        await self.store.append_many([item.event for item in self._inflight], self._token)
 
     async def _write_records(self) -> None:
         """Write every queued run record, oldest first; a failure leaves the rest (and that one) queued."""

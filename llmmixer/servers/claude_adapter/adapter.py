@@ -288,14 +288,15 @@ class ClaudeAdapter(BaseAdapter):
                             yield call
                     elif kind == "message_start":
                         replied_model = event.message.model or model
-                        usage = Usage(event.message.usage.input_tokens, event.message.usage.output_tokens)
+                        usage = Usage(input_tokens=event.message.usage.input_tokens,
+                                      output_tokens=event.message.usage.output_tokens)
                     elif kind == "message_delta":
                         stop_reason = event.delta.stop_reason or stop_reason
                         # message_delta's usage is cumulative; input_tokens there is newer than message_start's
                         details = event.usage.output_tokens_details
-                        usage = Usage(event.usage.input_tokens if event.usage.input_tokens is not None
-                                      else usage.input_tokens, event.usage.output_tokens,
-                                      details.thinking_tokens if details is not None else None)
+                        usage = Usage(input_tokens=event.usage.input_tokens if event.usage.input_tokens is not None
+                                      else usage.input_tokens, output_tokens=event.usage.output_tokens,
+                                      reasoning_tokens=details.thinking_tokens if details is not None else None)
                     elif kind == "message_stop":
                         finished = True
         finally:

@@ -46,7 +46,8 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from . import pricing
-from .capabilities import CapabilityTable, Dropped, ModelCaps, Reasoning, fit
+from .capabilities import CapabilityTable, ModelCaps, Reasoning, fit
+from .generation import GenerateResult, Usage
 from .manifest import ServerManifest
 from .errors import (
     AuthError,
@@ -129,19 +130,6 @@ class GenerateRequest(BaseModel):
         return size
 
 
-@dataclass(slots=True)
-class Usage:
-    input_tokens: int | None = None
-    output_tokens: int | None = None  # includes reasoning tokens: every vendor bills them as output
-    reasoning_tokens: int | None = None  # the part of output_tokens spent reasoning, when the vendor says
-
-    def to_dict(self) -> dict[str, int | None]:
-        out = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
-        if self.reasoning_tokens is not None:
-            out["reasoning_tokens"] = self.reasoning_tokens
-        return out
-
-
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
@@ -154,39 +142,6 @@ class Completion:
     model: str
     stop_reason: str | None  # "tool_use" when the reply asks for tools
     usage: Usage = field(default_factory=Usage)
-
-
-@dataclass(slots=True)
-class GenerateResult:
-    text: str
-    model: str
-    stop_reason: str | None
-    usage: Usage
-    cost_usd: float | None
-    ttft_ms: float | None
-    latency_ms: float
-    data: Any = None
-    has_data: bool = False
-    dropped: list[Dropped] = field(default_factory=list)
-    tool_calls: list[ToolCall] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "text": self.text,
-            "model": self.model,
-            "stop_reason": self.stop_reason,
-            "usage": self.usage.to_dict(),
-            "cost_usd": self.cost_usd,
-            "ttft_ms": self.ttft_ms,
-            "latency_ms": self.latency_ms,
-        }
-        if self.has_data:
-            out["data"] = self.data
-        if self.dropped:
-            out["dropped"] = [item.to_dict() for item in self.dropped]
-        if self.tool_calls:
-            out["tool_calls"] = [call.model_dump() for call in self.tool_calls]
-        return out
 
 
 @dataclass(slots=True)
@@ -502,7 +457,7 @@ class BaseAdapter(abc.ABC):
             tool_calls=calls,
         )
         if request.response_schema is not None:
-            result.data, result.has_data = self.parse_structured(text, request.response_schema), True
+            result.data = self.parse_structured(text, request.response_schema)  # now has_data
         yield result
 
     def parse_structured(self, text: str, schema: dict[str, Any]) -> Any:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import BaseModel
+
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -37,13 +39,11 @@ class ModelCaps:
     note: str = ""  # why, quoted in ``dropped`` reasons
 
 
-@dataclass(frozen=True, slots=True)
-class Dropped:
+class Dropped(BaseModel, frozen=True):
+    """A parameter the model refuses, left out of the vendor request, and why (``generate``'s ``dropped``)."""
+
     param: str
     reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"param": self.param, "reason": self.reason}
 
 
 class CapabilityTable:
@@ -66,16 +66,16 @@ def fit(request: GenerateRequest, model: str, caps: ModelCaps, vendor: str) -> t
     update: dict[str, object] = {}
     why = f" ({caps.note})" if caps.note else ""
     if request.temperature is not None and not caps.temperature:
-        dropped.append(Dropped("temperature", f"{model} does not accept temperature{why}"))
+        dropped.append(Dropped(param="temperature", reason=f"{model} does not accept temperature{why}"))
         update["temperature"] = None
     if request.reasoning is not None:
         if not caps.reasoning and request.reasoning != "off":
-            dropped.append(Dropped("reasoning", f"{model} has no reasoning control{why}"))
+            dropped.append(Dropped(param="reasoning", reason=f"{model} has no reasoning control{why}"))
             update["reasoning"] = None
         elif not caps.reasoning:
             update["reasoning"] = None  # "off" on a model that never reasons: already so
         elif request.reasoning == "off" and not caps.reasoning_off:
-            dropped.append(Dropped("reasoning", f"{model} cannot turn reasoning off; it reasons at its default"))
+            dropped.append(Dropped(param="reasoning", reason=f"{model} cannot turn reasoning off; it reasons at its default"))
             update["reasoning"] = None
     for index, image in enumerate(request.loaded_images()):
         if not caps.images:

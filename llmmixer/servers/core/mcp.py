@@ -39,7 +39,7 @@ from .results import error_result, ok_result
 from .sdk_compat import tool_parameters, unregister_requests
 from .transport import add_transport_arguments, exit_at_once, serve
 
-__all__ = ["LLMMixerMCPServer", "GenerateOutput", "ModelsOutput", "build_adapter_server", "adapter_main",
+__all__ = ["LLMMixerMCPServer", "ModelsOutput", "build_adapter_server", "adapter_main",
            "adapter_server", "DEFAULT_MODEL_META", "package_version", "tool_error"]
 
 log = logging.getLogger("llmmixer.mcp")
@@ -86,6 +86,8 @@ class LLMMixerMCPServer(MCPServer):
     ``server/discover`` advertise exactly what the server serves.
     """
 
+    unserved_methods: tuple[str, ...] = _UNSERVED_METHODS  # a subclass that serves some of them says which
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("subscriptions", False)  # our tool lists never change: nothing to listen for
         kwargs.setdefault("version", package_version())
@@ -93,7 +95,12 @@ class LLMMixerMCPServer(MCPServer):
         # process (the inprocess transport) would then print every HTTP request the vendor SDKs log.
         kwargs.setdefault("log_level", "WARNING")
         super().__init__(*args, **kwargs)
-        unregister_requests(self, _UNSERVED_METHODS)
+        unregister_requests(self, self.unserved_methods)
+
+    def classified(self, name: str, error: LLMMixerError) -> LLMMixerError:
+        """The error a failed call of tool ``name`` answers with: ``error`` itself here; a server whose errors may
+        quote what it must not send (a secret) cleans them in its subclass. The one place every tool error passes."""
+        return error
 
     def explain_tool_error(self, exc: ToolError) -> str:
         """The message of an ``invalid_input`` result for a rejected call (a subclass may say it better)."""
@@ -118,36 +125,11 @@ class LLMMixerMCPServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         if (refused := self.unknown_arguments(name, arguments)) is not None:
-            return error_result(refused)
+            return error_result(self.classified(name, refused))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            return error_result(tool_error(name, exc, self.explain_tool_error))
-
-
-class UsageOut(BaseModel):
-    input_tokens: int | None
-    output_tokens: int | None
-    reasoning_tokens: int | None = Field(default=None, description="the part of output_tokens spent reasoning")
-
-
-class DroppedOut(BaseModel):
-    param: str
-    reason: str
-
-
-class GenerateOutput(BaseModel):
-    text: str
-    model: str
-    stop_reason: str | None
-    usage: UsageOut
-    cost_usd: float | None
-    ttft_ms: float | None
-    latency_ms: float
-    data: Any = Field(default=None, description="the parsed JSON reply, present when response_schema was given")
-    tool_calls: list[ToolCall] | None = Field(default=None, description="the tools the reply calls "
-                                              "(stop_reason tool_use)")
-    dropped: list[DroppedOut] | None = Field(default=None, description="parameters the model refuses, not sent")
+            return error_result(self.classified(name, tool_error(name, exc, self.explain_tool_error)))
 
 
 class ModelInfo(BaseModel):
@@ -216,7 +198,7 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
         reasoning: Reasoning | None = None,
         images: list[ImageInput] | None = None,
         max_retry_wait_s: float | None = None,
-    ) -> Annotated[CallToolResult, GenerateOutput]:
+    ) -> Annotated[CallToolResult, GenerateResult]:
         try:
             request = GenerateRequest(prompt=prompt, system=system, messages=messages, tools=tools,
                                       tool_choice=tool_choice, model=model,
@@ -224,7 +206,7 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
                                       response_schema=response_schema, reasoning=reasoning, images=images,
                                       max_retry_wait_s=max_retry_wait_s)
         except ValueError as exc:
-            return error_result(InvalidInputError(str(exc), vendor=adapter.vendor))
+            raise InvalidInputError(str(exc), vendor=adapter.vendor) from None
         manifest = getattr(adapter, "manifest", None)
         provider = manifest.provider_name if manifest is not None else adapter.vendor
         with telemetry.chat_span(provider, request.model or default_model) as span:
@@ -243,22 +225,19 @@ def build_adapter_server(adapter: BaseAdapter | LazyAdapter) -> LLMMixerMCPServe
                             if span is not None:
                                 span.finished(item.model, item.stop_reason, item.usage.to_dict(), item.cost_usd,
                                               item.ttft_ms)
-                            return ok_result(item.to_dict())
+                            return ok_result(item.wire())
             except LLMMixerError as error:
                 log.info("generate failed: %s %s", error.kind.value, error.message)
                 if span is not None:
                     span.failed(error.kind.value, error.message)
-                return error_result(error)
+                raise
         raise AssertionError("adapter stream ended without a result")  # pragma: no cover
 
     @server.tool(description=f"List the models {adapter.vendor}'s API offers to this key.",
                  annotations=reads(f"List {adapter.source} models", open_world=True, idempotent=True))
     async def list_models() -> Annotated[CallToolResult, ModelsOutput]:
-        try:
-            live = await adapter.loaded()
-            return ok_result({"models": await live.list_models(), "default_model": default_model})
-        except LLMMixerError as error:
-            return error_result(error)
+        live = await adapter.loaded()
+        return ok_result({"models": await live.list_models(), "default_model": default_model})
 
     return server
 

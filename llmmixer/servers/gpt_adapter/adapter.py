@@ -259,8 +259,9 @@ class _ResponsesReader:
         usage = response.usage
         details = usage.output_tokens_details if usage else None
         return Completion(model=response.model or self.model, stop_reason=stop,
-                          usage=Usage(usage.input_tokens, usage.output_tokens,
-                                      details.reasoning_tokens if details else None) if usage else Usage())
+                          usage=Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                                      reasoning_tokens=details.reasoning_tokens if details else None)
+                          if usage else Usage())
 
     def finish(self) -> None:
         return None
@@ -281,8 +282,8 @@ class _ChatReader:
         self.served_by = chunk.model or self.served_by
         if chunk.usage is not None:  # the last chunk (choices: []) when include_usage was asked for
             details = chunk.usage.completion_tokens_details
-            self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens,
-                               details.reasoning_tokens if details else None)
+            self.usage = Usage(input_tokens=chunk.usage.prompt_tokens, output_tokens=chunk.usage.completion_tokens,
+                               reasoning_tokens=details.reasoning_tokens if details else None)
         deltas: list[TextDelta | ToolCallDelta | ToolCall | Completion] = []
         for choice in chunk.choices or []:
             if choice.index != 0:

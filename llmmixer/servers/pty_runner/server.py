@@ -33,7 +33,7 @@ from ..core.errors import InvalidInputError, LLMMixerError, PolicyError
 from ..core.mcp import LLMMixerMCPServer
 from ..core.redact import redact_inline
 from ..core.annotations import acts, reads
-from ..core.results import error_result, ok_result
+from ..core.results import ok_result
 from .output import plain_text
 from .policy import Policy, Verdict, strictest
 from .runner import PtyRunner
@@ -245,6 +245,19 @@ def _exec_refusal(result: Any, body: dict[str, Any]) -> PolicyError:
                                          "refused": list(result.refused), "result": body})
 
 
+class PtyMCPServer(LLMMixerMCPServer):
+    """The runner's server: every tool error is redacted of the runner's secrets at the one boundary."""
+
+    def __init__(self, runner: PtyRunner, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.runner = runner
+
+    def classified(self, name: str, error: LLMMixerError) -> LLMMixerError:
+        error = _redacted(self.runner, error)
+        log.info("%s refused or failed: %s %s", name, error.kind.value, error.message)
+        return error
+
+
 def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixerMCPServer:
     """The MCP server for ``runner``; its lifespan runs the runner (leaving it kills every child)."""
     policy = policy or Policy.permissive()
@@ -259,8 +272,8 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
     note = _sandbox_note(runner)
     status = ("sandbox on (" + runner.sandbox_info + ")" if runner.sandbox_info.startswith("bubblewrap")
               else "sandbox " + runner.sandbox_info)
-    server = LLMMixerMCPServer(name="llmmixer-pty", instructions=f"{INSTRUCTIONS}{note}\nStatus: {status}",
-                               lifespan=lifespan)
+    server = PtyMCPServer(runner, name="llmmixer-pty", instructions=f"{INSTRUCTIONS}{note}\nStatus: {status}",
+                          lifespan=lifespan)
 
     def approved(outcome: ElicitationResult[Any], verdict: Verdict) -> tuple[str, ...]:
         return verdict.asks if verdict.action == "ask" and isinstance(outcome, AcceptedElicitation) else ()
@@ -280,37 +293,32 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         env: Annotated[dict[str, str] | None, ENV] = None,
         secrets: Annotated[dict[str, str] | None, SECRETS] = None,
     ) -> Annotated[CallToolResult, RunOutput]:
-        try:
-            verdict = gate.run_verdict(command, cwd, stdin)
-            refusal = _refusal(approval, verdict)
-            if refusal is not None:
-                raise refusal
-            sent = 0
+        verdict = gate.run_verdict(command, cwd, stdin)
+        refusal = _refusal(approval, verdict)
+        if refusal is not None:
+            raise refusal
+        sent = 0
 
-            async def progress(text: str) -> None:
-                nonlocal sent
-                sent += 1
-                await ctx.report_progress(sent, None, text)
+        async def progress(text: str) -> None:
+            nonlocal sent
+            sent += 1
+            await ctx.report_progress(sent, None, text)
 
-            async def asker(message: str) -> bool:
-                try:  # a question in the middle of a call: legacy connections only
-                    answer = await ctx.elicit(message, Approval)
-                except Exception:  # noqa: BLE001 - cannot ask: the guard refuses
-                    return False
-                return isinstance(answer, AcceptedElicitation) and bool(answer.data.approve)
+        async def asker(message: str) -> bool:
+            try:  # a question in the middle of a call: legacy connections only
+                answer = await ctx.elicit(message, Approval)
+            except Exception:  # noqa: BLE001 - cannot ask: the guard refuses
+                return False
+            return isinstance(answer, AcceptedElicitation) and bool(answer.data.approve)
 
-            result = await runner.run(command, cwd=cwd, timeout_s=timeout_s, stdin=stdin, on_output=progress,
-                                      writable=tuple(writable or ()), env=env, secrets=secrets, asker=asker,
-                                      approvals=approved(approval, verdict))
-            body = result.to_dict()
-            if plain:
-                body["plain"] = plain_text(result.output)
-            if result.refused:
-                raise _exec_refusal(result, body)
-        except LLMMixerError as error:
-            error = _redacted(runner, error)
-            log.info("run refused or failed: %s %s", error.kind.value, error.message)
-            return error_result(error)
+        result = await runner.run(command, cwd=cwd, timeout_s=timeout_s, stdin=stdin, on_output=progress,
+                                  writable=tuple(writable or ()), env=env, secrets=secrets, asker=asker,
+                                  approvals=approved(approval, verdict))
+        body = result.to_dict()
+        if plain:
+            body["plain"] = plain_text(result.output)
+        if result.refused:
+            raise _exec_refusal(result, body)
         return ok_result(body)
 
     @server.tool(annotations=acts("Start a terminal session", destructive=True, open_world=True),
@@ -329,17 +337,14 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         secrets: Annotated[dict[str, str] | None, SECRETS] = None,
         screen: Annotated[bool, SCREEN] = False,
     ) -> Annotated[CallToolResult, StartOutput]:
-        try:
-            verdict = gate.run_verdict(command, cwd, None)
-            refusal = _refusal(approval, verdict)
-            if refusal is not None:
-                raise refusal
-            session = await runner.start(command, cwd=cwd, cols=cols, rows=rows,
-                                         auto_respond=[rule.model_dump() for rule in auto_respond or ()],
-                                         writable=tuple(writable or ()), env=env, secrets=secrets,
-                                         approvals=approved(approval, verdict), screen=screen)
-        except LLMMixerError as error:
-            return error_result(_redacted(runner, error))
+        verdict = gate.run_verdict(command, cwd, None)
+        refusal = _refusal(approval, verdict)
+        if refusal is not None:
+            raise refusal
+        session = await runner.start(command, cwd=cwd, cols=cols, rows=rows,
+                                     auto_respond=[rule.model_dump() for rule in auto_respond or ()],
+                                     writable=tuple(writable or ()), env=env, secrets=secrets,
+                                     approvals=approved(approval, verdict), screen=screen)
         return ok_result({"session_id": session.id, "pid": session.child.pid, "backend": session.backend,
                           "sandbox": runner.sandbox_info if session.child.sandboxed else "off"})
 
@@ -355,22 +360,19 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         keys: list[str] | None = None,
         keys_delay_ms: int = 100,
     ) -> Annotated[CallToolResult, SendOutput]:
-        try:
-            session = runner.get(session_id)
-            if not 0 <= keys_delay_ms <= 10_000:
-                raise InvalidInputError("keys_delay_ms must be between 0 and 10000")
-            plan = runner.plan_send(session, text, keys, keys_delay_ms / 1000)
-            context = await runner.shell_context(session)
-            verdict = await gate.send_verdict(session_id, text, keys)
-            refusal = _refusal(approval, verdict)
-            if refusal is not None:
-                await runner.refuse_send(session)
-                raise refusal
-            if plan.lines:
-                runner.set_approvals(session, approved(approval, verdict))
-            await runner.send(session, plan, hold_partial_lines=session.backend == "pipe" and context != "none")
-        except LLMMixerError as error:
-            return error_result(_redacted(runner, error))
+        session = runner.get(session_id)
+        if not 0 <= keys_delay_ms <= 10_000:
+            raise InvalidInputError("keys_delay_ms must be between 0 and 10000")
+        plan = runner.plan_send(session, text, keys, keys_delay_ms / 1000)
+        context = await runner.shell_context(session)
+        verdict = await gate.send_verdict(session_id, text, keys)
+        refusal = _refusal(approval, verdict)
+        if refusal is not None:
+            await runner.refuse_send(session)
+            raise refusal
+        if plan.lines:
+            runner.set_approvals(session, approved(approval, verdict))
+        await runner.send(session, plan, hold_partial_lines=session.backend == "pipe" and context != "none")
         return ok_result({"session_id": session.id, "sent_bytes": plan.size, "held_bytes": len(session.held)})
 
     @server.tool(annotations=reads("Read a session's output", open_world=False),
@@ -383,10 +385,7 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         plain: bool = False,
         screen: bool = False,
     ) -> Annotated[CallToolResult, SessionOutput]:
-        try:
-            view = await runner.read(runner.get(session_id), since=since, wait_s=wait_s, plain=plain, screen=screen)
-        except LLMMixerError as error:
-            return error_result(error)
+        view = await runner.read(runner.get(session_id), since=since, wait_s=wait_s, plain=plain, screen=screen)
         return ok_result(view.to_dict())
 
     @server.tool(annotations=reads("Wait for a session", open_world=False),
@@ -399,31 +398,22 @@ def build_pty_server(runner: PtyRunner, policy: Policy | None = None) -> LLMMixe
         plain: bool = False,
         screen: bool = False,
     ) -> Annotated[CallToolResult, SessionOutput]:
-        try:
-            view = await runner.wait(runner.get(session_id), until=until, timeout_s=timeout_s, plain=plain,
-                                     screen=screen)
-        except LLMMixerError as error:
-            return error_result(error)
+        view = await runner.wait(runner.get(session_id), until=until, timeout_s=timeout_s, plain=plain,
+                                 screen=screen)
         return ok_result(view.to_dict())
 
     @server.tool(annotations=acts("Resize a session", destructive=False, open_world=False, idempotent=True),
                  description="Change a session's terminal size (the program gets SIGWINCH).")
     async def resize(session_id: str, cols: int, rows: int) -> Annotated[CallToolResult, ResizeOutput]:
-        try:
-            session = runner.get(session_id)
-            runner.resize(session, cols, rows)
-        except LLMMixerError as error:
-            return error_result(error)
+        session = runner.get(session_id)
+        runner.resize(session, cols, rows)
         return ok_result({"session_id": session.id, "cols": session.cols, "rows": session.rows})
 
     @server.tool(annotations=acts("Signal a session", destructive=True, open_world=False, idempotent=True),
                  description="Send a signal (default TERM, escalating to KILL) to a session's whole process "
                              "group.")
     async def kill(session_id: str, signal: str = "TERM") -> Annotated[CallToolResult, KillOutput]:
-        try:
-            session = await runner.kill(runner.get(session_id), signal)
-        except LLMMixerError as error:
-            return error_result(error)
+        session = await runner.kill(runner.get(session_id), signal)
         return ok_result({"session_id": session.id, "signal": signal.upper().removeprefix("SIG"),
                           "exited": session.exited, "exit_code": session.exit_code})
 

@@ -13,8 +13,8 @@ def anyio_backend() -> str:
 
 
 # The e2e tier: tests that need real server processes, real MCP hosts (Node clients, Claude Code, Codex) or a real
-# browser. ``pytest -m "not e2e"`` runs the rest (servers in process, over the inprocess transport) in under two
-# minutes; the README's test command runs both. Whole modules are listed here; a module that is mostly in-process
+# browser. ``pytest -m "not e2e" -n 2`` runs the rest (servers in process, over the inprocess transport) in under two
+# minutes on two cores; the README's test command runs both. Whole modules are listed here; a module that is mostly in-process
 # marks its few process tests itself (``@pytest.mark.e2e``). The browser and conformance markers imply e2e.
 E2E_MODULES = frozenset({
     "test_adapter_servers", "test_agents_interactive", "test_agents_real", "test_cli", "test_cli_basics",

@@ -71,9 +71,10 @@ class AgentWorld:
         """``argv`` run inside the namespace."""
         return [*self.ns.exec_prefix, *argv]
 
-    def llmmixer(self, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(LLMMIXER, *args), cwd=cwd, env=self.env(), capture_output=True,
-                              text=True, timeout=timeout)
+    def llmmixer(self, *args: str, cwd: Path, timeout: float = 600,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(LLMMIXER, *args), cwd=cwd, env=self.env(**(env or {})),
+                              capture_output=True, text=True, timeout=timeout)
 
     def assert_stayed_home(self, allowed: frozenset[str] = frozenset()) -> None:
         """Nothing left loopback (but for ``allowed`` DNS names, which the namespace answers NXDOMAIN), and every

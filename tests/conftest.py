@@ -19,7 +19,7 @@ def anyio_backend() -> str:
 E2E_MODULES = frozenset({
     "test_adapter_servers", "test_agents_interactive", "test_agents_real", "test_cli", "test_cli_basics",
     "test_conformance", "test_containment", "test_containment_ask", "test_containment_host", "test_dashboard",
-    "test_dashboard_history", "test_host_config", "test_hosts", "test_isolation", "test_layout", "test_mcp_server",
+    "test_dashboard_history", "test_docs_commands", "test_host_config", "test_hosts", "test_isolation", "test_layout", "test_mcp_server",
     "test_netns_support", "test_remote_bind", "test_resident", "test_shutdown", "test_store_faults", "test_ts_sdk",
     "test_web_chaos",
 })

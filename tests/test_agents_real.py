@@ -91,8 +91,10 @@ def test_race_the_passing_agent_wins_and_the_loser_is_killed(agent_world: AgentW
     if legs["claude-code"]["status"] == "failed":
         assert legs["claude-code"]["check"]["exit_code"] != 0
     assert _leg_processes(world.legs_dir) == []
-    # Nothing is left in the agents' directory but the .gitignore that keeps it out of any repository.
-    assert [p.name for p in world.legs_dir.iterdir()] == [".gitignore"]
+    # Nothing is left in the agents' directory but the .gitignore that keeps it out of any repository, and the
+    # sessions of earlier tests' kept legs (this race kept none).
+    assert [p.name for p in world.legs_dir.iterdir() if p.name != ".sessions"] == [".gitignore"]
+    assert not (world.legs_dir / ".sessions" / result["run_id"]).exists()
     assert _worktrees(repo) == [str(repo)]
     # --apply: the winner's diff is now in the user's tree.
     assert result["applied"] is True
@@ -240,3 +242,113 @@ def test_pick_best_lets_the_judge_choose_among_the_passers(agent_world: AgentWor
     assert len(asked) == 1
     body = json.dumps(asked[0]["body"])
     assert "+extra" in body and "claude-code" not in body and "codex" not in body
+
+
+FOLLOW_UP = "Also write notes.txt."
+
+
+def _git_out(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_continue_resumes_each_cli_session_and_commits_on_its_branch(agent_world: AgentWorld, tmp_path: Path) -> None:
+    """A kept leg continued: its CLI resumes its own session (the follow-up request carries the first run's
+    conversation), in a fresh worktree of its branch, and the follow-up's work is a new commit on that branch."""
+    world = agent_world
+    world.reset()
+    for agent, vendor in VENDOR_OF.items():
+        world.emulator.set_script(vendor, shell_turns(agent, TASK_COMMAND))
+    repo = make_repo(tmp_path / "repo")
+    first = _run(world, repo, "--mode", "all")
+    run_id = first["run_id"]
+    kept = {leg["agent"]: leg["kept"]["commit"] for leg in first["legs"]}
+    for agent, vendor in VENDOR_OF.items():
+        # The resumed conversation already holds the first run's tool result, so turn 1 answers the follow-up.
+        world.emulator.set_script(vendor, [{"say": "not used"}, *shell_turns(
+            agent, "echo more > notes.txt && echo ok-from-follow-up", say=f"{agent} followed up.")])
+        done = world.llmmixer("agent", "continue", run_id, agent, FOLLOW_UP, "--check",
+                              "test -f notes.txt && " + CHECK, "--json", cwd=repo)
+        assert done.stdout.strip(), done.stderr
+        result = json.loads(done.stdout)
+        assert done.returncode == 0, (agent, result)
+        (leg,) = result["legs"]
+        assert result["continued"] == run_id and leg["agent"] == agent and leg["status"] == "won", leg
+        assert f"{agent} followed up." in leg["text"]
+        # The CLI resumed its session: the follow-up went to the model with the first run's turns before it.
+        asked = [json.dumps(r["body"]) for r in world.emulator.requests(vendor) if FOLLOW_UP in json.dumps(r["body"])]
+        assert asked, agent
+        assert all("ok-from-tool" in body and "Create created.txt" in body for body in asked), agent
+        assert any("ok-from-follow-up" in r["output"] for r in world.emulator.tool_results(vendor)), agent
+        # A new commit on the leg's branch, on top of the first; the leg's diff is its whole work.
+        branch = f"llmmixer/{run_id}/{agent}"
+        assert _git_out(repo, "rev-parse", f"{branch}^").strip() == kept[agent]
+        assert _git_out(repo, "show", f"{branch}:notes.txt") == "more\n"
+        assert leg["kept"]["branch"] == branch and set(leg["kept"]["files_changed"]) == {
+            "created.txt", "edit.txt", "notes.txt"}
+        shown = world.llmmixer("agent", "show", run_id, agent, cwd=repo)
+        assert "+more" in shown.stdout and "+created" in shown.stdout
+    assert _worktrees(repo) == [str(repo)]
+    world.assert_stayed_home()
+
+
+def test_continue_names_what_is_missing(agent_world: AgentWorld, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    done = agent_world.llmmixer("agent", "continue", "0123456789abcdef", "codex", FOLLOW_UP, cwd=repo, timeout=120)
+    assert done.returncode == 1
+    assert "not_found" in done.stderr and "no kept leg 'codex' for run 0123456789abcdef" in done.stderr
+
+
+def _followed_up(repo: Path, run_id: str, agent: str, first_commit: str) -> None:
+    branch = f"llmmixer/{run_id}/{agent}"
+    assert _git_out(repo, "rev-parse", f"{branch}^").strip() == first_commit
+    assert _git_out(repo, "show", f"{branch}:notes.txt") == "more\n"
+
+
+@pytest.mark.anyio
+async def test_continue_over_mcp_and_http(agent_world: AgentWorld) -> None:
+    """The MCP agent tool continues a kept leg with continue_run; so does the HTTP API (the CLI on the resident
+    service posts the request to /api/agents)."""
+    import os
+
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    world = agent_world
+    world.reset()
+    for agent in ("claude-code", "codex"):
+        world.emulator.set_script(VENDOR_OF[agent], shell_turns(agent, TASK_COMMAND))
+    # In HOME: a resident service's runner takes HOME and the agents' directory as its roots, and a leg's
+    # worktree admin directory (in the repository's .git) must be inside them.
+    repo = make_repo(Path(os.environ["HOME"]) / "repo")
+    first = _run(world, repo, "--mode", "all", "--agents", "claude-code,codex")
+    run_id = first["run_id"]
+    kept = {leg["agent"]: leg["kept"]["commit"] for leg in first["legs"]}
+    for agent in ("claude-code", "codex"):
+        world.emulator.set_script(VENDOR_OF[agent], [{"say": "not used"}, *shell_turns(
+            agent, "echo more > notes.txt && echo ok-from-follow-up", say=f"{agent} followed up.")])
+    check = "test -f notes.txt && " + CHECK
+    params = StdioServerParameters(command=world.ns.exec_prefix[0], args=[*world.ns.exec_prefix[1:], LLMMIXER, "mcp"],
+                                   env=world.env(), cwd=str(repo))
+    with anyio.fail_after(600):
+        async with Client(params) as client:
+            started = (await client.call_tool("agent", {"task": FOLLOW_UP, "continue_run": run_id, "agents": ["codex"],
+                                                        "check": check, "cwd": str(repo), "wait_s": 0})
+                       ).structured_content
+            final = started
+            while final["status"] == "running":
+                final = (await client.call_tool("job", {"job_id": started["job_id"], "wait_s": 30})
+                         ).structured_content
+    assert final["status"] == "done" and final["winner"] == "codex", final
+    _followed_up(repo, run_id, "codex", kept["codex"])
+    # HTTP: the CLI starts the resident service and posts the continuation to its API.
+    runtime = Path(os.environ["XDG_RUNTIME_DIR"]) / "llmmixer"
+    try:
+        done = world.llmmixer("agent", "continue", run_id, "claude-code", FOLLOW_UP, "--check", check, "--json",
+                              cwd=repo, env={"LLMMIXER_RESIDENT": "1"})
+        assert list(runtime.glob("serve-*.json")), "no resident service served the continuation"
+    finally:
+        world.llmmixer("serve", "--stop", cwd=repo, env={"LLMMIXER_RESIDENT": "1"}, timeout=120)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert json.loads(done.stdout)["continued"] == run_id
+    _followed_up(repo, run_id, "claude-code", kept["claude-code"])
+    world.assert_stayed_home()

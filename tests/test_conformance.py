@@ -5,7 +5,8 @@
 - The MCP Inspector CLI lists each server's tools when it launches the server by the exact command (and
   environment) that ``llmmixer config claude-desktop`` prints.
 - Over stdio, each server answers both the modern (2026-07-28) path and the legacy initialize handshake, advertises
-  only the tools capability, and gives every tool an input and an output schema.
+  only the tools capability (and the orchestrator resources, for its MCP Apps race view), and gives every tool an
+  input and an output schema.
 
 The npm tools live in ``.ci/node`` (``.ci/run`` installs them; so does the first test here that needs them). Only a
 machine without npm skips those tests. ``python tests/test_conformance.py`` prints the scenario table.
@@ -49,7 +50,8 @@ APPLICABLE = {
     "dns-rebinding-protection": "a foreign Host/Origin is refused with a 4xx on a loopback bind",
 }
 _FIXTURE = "calls the suite's own fixture tool {!r}; LLMMixer servers expose only their own tools"
-_NO_RESOURCES = "no resources capability: the servers are tools-only"
+_NO_RESOURCES = ("reads the suite's own fixture resources; the servers have none (the orchestrator's one resource is "
+                 "its MCP Apps race view, tests/test_mcp_app.py)")
 _NO_PROMPTS = "no prompts capability: the servers are tools-only"
 NOT_APPLICABLE = {
     "logging-set-level": "no logging capability: servers report through tool results and progress, not log messages",
@@ -209,6 +211,23 @@ def test_conformance_suite_over_streamable_http(name: str, node_tools: Path, env
     assert not failures, json.dumps(failures, indent=1)[:4000]
 
 
+@pytest.mark.conformance
+def test_the_resumability_scenario_finds_a_priming_event_and_a_retry_field(node_tools: Path, env: dict[str, str],
+                                                                          tmp_path: Path):
+    """server-sse-polling calls the suite's own fixture tool (so it cannot pass here), but its resumability checks
+    read our POST SSE stream: a priming event and a ``retry:`` field, though its raw POST sends an older
+    ``MCP-Protocol-Version`` header than its session negotiated (the stream is primed by the session's version)."""
+    out_dir = tmp_path / "results"
+    with http_server("claude", env, tmp_path) as url:
+        done = subprocess.run([str(node_tools / "conformance"), "server", "--scenario", "server-sse-polling", "--url",
+                               url, "-o", str(out_dir)], capture_output=True, text=True, timeout=300)
+    checks = {c["id"]: c["status"] for c in read_scenarios(out_dir).get("server-sse-polling", [])}
+    assert checks, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert checks.get("server-sse-priming-event") == "SUCCESS", checks
+    assert checks.get("server-sse-retry-field") == "SUCCESS", checks
+    assert "WARNING" not in checks.values(), checks
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The Inspector, launching each server by the command the printed host config holds
 
@@ -255,7 +274,8 @@ async def test_modern_and_legacy_handshake_tools_only_capabilities_and_schemas(
             caps = client.server_capabilities
             assert caps.tools is not None
             advertised = {k for k in ("prompts", "resources", "logging", "completions") if getattr(caps, k)}
-            assert not advertised, f"{name} advertises {advertised} but serves only tools"
+            served = {"resources"} if name == "orchestrator" else set()  # the race view (ui://llmmixer/race)
+            assert advertised == served, f"{name} advertises {advertised} but serves {served or 'only tools'}"
             tools = (await client.list_tools()).tools
     assert tools
     for tool in tools:

@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
+import doc_commands  # noqa: E402
 import docs as docs_tool  # noqa: E402
 
 
@@ -60,23 +61,15 @@ def test_every_doc_page_is_in_the_site_nav() -> None:
 
 def _doc_commands() -> list[tuple[str, str]]:
     found = []
-    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        if page.name == "cli-reference.md":
-            continue
-        in_block = False
-        text = page.read_text(encoding="utf-8").replace("\\\n", " ")  # line continuations
-        for line in text.splitlines():
-            if line.startswith("```"):
-                in_block = line.strip() in ("```sh", "```bash", "```console")
-                continue
-            if in_block:
-                # A command may follow an assignment or a pipe: `echo hi | llmmixer ask -`, `X=1 llmmixer serve`.
-                for part in re.split(r"\||&&|;", line.split("  #")[0]):
-                    words = part.strip().split()
-                    while words and re.match(r"^[A-Z_]+=", words[0]):
-                        words = words[1:]
-                    if words and words[0] in ("llmmixer", ".venv/bin/llmmixer"):
-                        found.append((page.name, " ".join(words)))
+    for page in [ROOT / "README.md", *doc_commands.doc_pages()]:
+        for command in doc_commands.page_commands(page):
+            # A command may follow an assignment or a pipe: `echo hi | llmmixer ask -`, `X=1 llmmixer serve`.
+            for part in re.split(r"\||&&|;", command.text):
+                words = part.strip().split()
+                while words and re.match(r"^[A-Z_]+=", words[0]):
+                    words = words[1:]
+                if words and words[0] in ("llmmixer", ".venv/bin/llmmixer"):
+                    found.append((page.name, " ".join(words)))
     return found
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from llmmixer.orchestrator.host_config import HOSTS, TIMEOUT_MARGIN_S
+from llmmixer.orchestrator.host_config import CLAUDE_CODE_CONNECT_WAIT_MS, HOSTS, TIMEOUT_MARGIN_S
 from tests.agent_support import NODE_BIN
 
 LLMMIXER = str(Path(sys.executable).with_name("llmmixer"))
@@ -36,10 +36,11 @@ def _servers(entry: dict[str, Any], key: str = "mcpServers", **top: Any) -> dict
 SCHEMAS: dict[str, dict[str, Any]] = {
     # Claude Desktop: command, args, env (docs: modelcontextprotocol.io/quickstart/user).
     "claude-desktop": _servers({"command": {"type": "string"}, "args": _ARGS, "env": _STRINGS}),
-    # Claude Code's own zod schema for a stdio server (type?, command, args, env, timeout ms, alwaysLoad).
+    # Claude Code's own zod schema for a stdio server (type?, command, args, env, timeout ms, alwaysLoad); its
+    # global config's env (strings) is applied to Claude Code itself.
     "claude-code": _servers({"type": {"const": "stdio"}, "command": {"type": "string", "minLength": 1},
                              "args": _ARGS, "env": _STRINGS, "timeout": {"type": "integer", "minimum": 1},
-                             "alwaysLoad": {"type": "boolean"}}),
+                             "alwaysLoad": {"type": "boolean"}}, env=_STRINGS),
     # Gemini CLI settings.json mcpServers (docs: gemini-cli docs/tools/mcp-server.md).
     "gemini-cli": _servers({"command": {"type": "string"}, "args": _ARGS, "env": _STRINGS, "cwd": {"type": "string"},
                             "timeout": {"type": "integer", "minimum": 1}, "trust": {"type": "boolean"}}),
@@ -83,8 +84,9 @@ def test_each_json_config_passes_its_hosts_schema_and_names_keys_its_way(host: s
     assert {"llmmixer", "llmmixer-claude", "llmmixer-gpt", "llmmixer-gemini", "llmmixer-pty"} <= set(servers)
     orchestrator = servers["llmmixer"]
     env = orchestrator.get("env", {})
-    if host == "claude-code":  # inherits Claude Code's environment
-        assert env == {}
+    if host == "claude-code":  # inherits Claude Code's environment; its first turn waits for our start
+        assert env == {} and orchestrator["alwaysLoad"] is True
+        assert document["env"] == {"MCP_CONNECT_TIMEOUT_MS": str(CLAUDE_CODE_CONNECT_WAIT_MS)}
     else:
         expected = {"claude-desktop": "${ANTHROPIC_API_KEY}", "gemini-cli": "${ANTHROPIC_API_KEY}",
                     "cursor": "${env:ANTHROPIC_API_KEY}", "vscode": "${input:llmmixer-anthropic-api-key}"}[host]
@@ -160,6 +162,22 @@ def test_write_merges_toml_keeps_comments_and_other_servers_and_is_idempotent(tm
                    env={"OPENAI_API_KEY": "sk-from-env"})
     assert again.returncode == 0 and "already up to date" in again.stdout
     assert path.read_bytes() == before and len(list(tmp_path.glob("*.bak"))) == 1
+
+
+def test_claude_code_gets_our_connect_wait_unless_the_user_set_one(tmp_path: Path) -> None:
+    """The user config's env raises how long Claude Code's first turn waits for our server; a value the user set
+    (and every other variable and setting) is kept; a project's .mcp.json, which has no env, gets none."""
+    path = tmp_path / ".claude.json"
+    mine = {"numStartups": 3, "env": {"MY_VAR": "1"}}
+    path.write_text(json.dumps(mine))
+    assert config("claude-code", "--write", "--servers", "orchestrator", "--config-path", str(path)).returncode == 0
+    merged = json.loads(path.read_text())
+    assert merged["env"] == {"MY_VAR": "1", "MCP_CONNECT_TIMEOUT_MS": str(CLAUDE_CODE_CONNECT_WAIT_MS)}
+    assert merged["numStartups"] == 3
+    path.write_text(json.dumps({"env": {"MCP_CONNECT_TIMEOUT_MS": "90000"}}))
+    assert config("claude-code", "--write", "--servers", "orchestrator", "--config-path", str(path)).returncode == 0
+    assert json.loads(path.read_text())["env"] == {"MCP_CONNECT_TIMEOUT_MS": "90000"}
+    assert "env" not in printed("claude-code", "--scope", "project")
 
 
 def test_write_keeps_a_typed_key_over_a_reference_and_merges_vscode_inputs(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ JSON_SAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     AgentRequest: {"task": "fix it", "check": "make test", "agents": ["codex"], "mode": "all", "cwd": "/repo",
                    "timeout_s": 30.0, "apply": True, "keep": True, "setup": "npm ci",
                    "pick": "best", "grace_s": 5.0, "judge": "gpt", "model": "race/claude,gpt", "base": "worktree",
-                   "max_cost_usd": 0.25},
+                   "max_cost_usd": 0.25, "continue_run": "0123456789abcdef"},
 }
 # the same samples as CLI arguments: (the command, with its group if it has one; its argv)
 CLI_SAMPLES: dict[type[BaseModel], tuple[str, list[str]]] = {
@@ -65,8 +65,9 @@ CLI_DIFFERS: dict[tuple[type[BaseModel], str], Any] = {
 # fields a door does not carry, with the reason
 _TURNS = "a conversation's own turns and tools: for API callers (the gateway's dialects, HTTP)"
 NOT_AT: dict[str, dict[tuple[type[BaseModel], str], str]] = {
-    "cli": {(AskRequest, field): _TURNS + "; the CLI continues a conversation with -c/--cid"
-            for field in ("messages", "tools", "tool_choice")},
+    "cli": {**{(AskRequest, field): _TURNS + "; the CLI continues a conversation with -c/--cid"
+               for field in ("messages", "tools", "tool_choice")},
+            (AgentRequest, "continue_run"): "its own command: agent continue RUN AGENT (test_agent_continue_...)"},
     "http": {},
     "mcp": {**{(AskRequest, field): _TURNS + "; an MCP host brings its own (mcp_server.NOT_ON_MCP)"
                for field in ("messages", "tools", "tool_choice")},
@@ -166,6 +167,19 @@ async def test_every_door_refuses_a_bad_value_with_the_same_classified_error() -
         result = await client.call_tool("ask", bad)
     assert result.is_error and "invalid_input" in result.content[0].text and "rounds" in result.content[0].text
     assert not runs.calls
+
+
+def test_agent_continue_carries_its_fields() -> None:
+    """``agent continue RUN AGENT FOLLOW-UP`` is an agent request continuing that run's leg."""
+    command: Any = typer.main.get_command(cli.app).commands["agent"].commands["continue"]
+    argv = ["0123456789abcdef", "codex", "and the tests", "--check", "make test", "--cwd", "/repo", "--timeout", "30",
+            "--setup", "npm ci"]
+    params = command.make_context("continue", argv).params
+    taken = set(inspect.signature(cli.continue_fields).parameters)
+    assert set(params) - CLI_ONLY <= taken, "a CLI option that reaches no request field"
+    got = AgentRequest.model_validate(cli.continue_fields(**{k: v for k, v in params.items() if k in taken}))
+    assert got == AgentRequest(task="and the tests", check="make test", agents=["codex"], cwd="/repo", timeout_s=30,
+                               setup="npm ci", continue_run="0123456789abcdef")
 
 
 def test_run_request_is_every_kind() -> None:

@@ -1,4 +1,5 @@
 """``llmmixer agent show|apply|prune``: the legs an agent run kept (agents/candidates.py), read from the repository.
+(``agent continue``, which runs agents, is with ``agent run`` in cli.py.)
 
 ``llmmixer agent TASK --check CMD`` itself stays the way to start a run: :class:`AgentGroup` sends any first word
 that is not one of these subcommands to ``run``.
@@ -25,8 +26,8 @@ class AgentGroup(TyperGroup):
 
 
 agent_app = typer.Typer(cls=AgentGroup, no_args_is_help=True, rich_markup_mode=None,
-                        help="Race coding agents on a task (llmmixer agent TASK --check CMD), then review, apply or "
-                             "prune the legs they kept (show, apply, prune).")
+                        help="Race coding agents on a task (llmmixer agent TASK --check CMD), then review, apply, "
+                             "continue or prune the legs they kept (show, apply, continue, prune).")
 
 CwdOpt = Annotated[str, typer.Option("--cwd", help="the repository (default: this directory)")]
 

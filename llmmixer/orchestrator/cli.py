@@ -582,6 +582,44 @@ def agent(
                                                   timeout=timeout, apply=apply, keep=keep, setup=setup,
                                                   pick=pick, grace=grace, judge=judge, model=model, base=base,
                                                   max_cost=max_cost))
+    _run_agent_request(request, cwd, as_json, config, store, standalone)
+
+
+@agent_app.command("continue")
+def agent_continue(
+    run_id: Annotated[str, typer.Argument(help="the agent run's id")],
+    agent: Annotated[str, typer.Argument(help="the kept leg to continue")],
+    follow_up: Annotated[str, typer.Argument(help="the next message to the agent")],
+    check: Annotated[str, typer.Option("--check", help="shell command run in the worktree afterwards; exit 0 "
+                                                       "passes (default: the agent's own success)")] = "",
+    cwd: Annotated[str | None, typer.Option(help="the git repository (default: this directory)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds the agent may run")] = None,
+    setup: Annotated[str | None, typer.Option("--setup", help="shell command run in the worktree, in its sandbox, "
+                                              "before the agent")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one final JSON object")] = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    standalone: StandaloneOpt = False,
+) -> None:
+    """Resume a kept leg's own CLI session with a follow-up, in a fresh worktree of its branch and a fresh sandbox;
+    the result is committed onto the same branch llmmixer/RUN/AGENT."""
+    from .requests import AgentRequest
+
+    request = _request(AgentRequest, continue_fields(run_id=run_id, agent=agent, follow_up=follow_up, check=check,
+                                                     cwd=cwd, timeout=timeout, setup=setup))
+    _run_agent_request(request, cwd, as_json, config, store, standalone)
+
+
+def continue_fields(*, run_id: str, agent: str, follow_up: str, check: str = "", cwd: str | None = None,
+                    timeout: float | None = None, setup: str | None = None) -> dict[str, Any]:
+    """The :class:`~.requests.AgentRequest` fields ``agent continue``'s arguments and options name."""
+    return {"task": follow_up, "check": check, "agents": [agent], "cwd": cwd, "timeout_s": timeout, "setup": setup,
+            "continue_run": run_id}
+
+
+def _run_agent_request(request: AgentRequest, cwd: str | None, as_json: bool, config: str | None,
+                       store: str | None, standalone: bool) -> None:
+    """Run ``request`` on the resident service when there is one, else in this process; exits with its outcome."""
     service = _service(config, store, standalone, start=True)
     if service is not None:
         import os
@@ -634,9 +672,8 @@ def _report_agents(final: dict[str, Any], as_json: bool) -> int:
     from .agents.view import summary
 
     if as_json:
-        keys = ("mode", "winner", "diff", "applied", "kept", "pick", "verdict", "base", "cost_cap", "legs",
-                "total_cost_usd",
-                "duration_ms", "run_id", "status", "error")
+        keys = ("mode", "winner", "diff", "applied", "kept", "pick", "verdict", "base", "cost_cap", "continued",
+                "legs", "total_cost_usd", "duration_ms", "run_id", "status", "error")
         typer.echo(json.dumps({k: final[k] for k in keys if k in final}, ensure_ascii=False, indent=2))
     else:
         typer.echo(summary(final))
@@ -785,6 +822,28 @@ def mcp(ctx: typer.Context) -> None:
     from .mcp_server import main as mcp_main
 
     raise typer.Exit(mcp_main(ctx.args))
+
+
+@app.command(context_settings=PASSTHROUGH, add_help_option=False)
+def server(ctx: typer.Context) -> None:
+    """One server on its own, as its own command runs it: llmmixer server NAME [FLAGS] (claude, gpt, gemini, pty or
+    a plugin's; stdio, or --transport streamable-http). NAME --help for its flags."""
+    import runpy
+
+    from ..servers.core.manifest import load_manifests
+
+    known = {manifest.name: manifest for manifest in load_manifests()}
+    if ctx.args[:1] in (["--help"], ["-h"]):
+        typer.echo(f"usage: llmmixer server NAME [FLAGS]\n\nRun one server on its own, exactly as its own command "
+                   f"does (llmmixer server gpt is llmmixer-gpt).\nNAME: {', '.join(known)}. "
+                   f"llmmixer server NAME --help lists its flags.")
+        return
+    if not ctx.args or ctx.args[0] not in known:
+        given = f"unknown server {ctx.args[0]!r}; " if ctx.args and not ctx.args[0].startswith("-") else ""
+        raise _fail_usage(f"{given}usage: llmmixer server NAME [FLAGS], NAME one of {', '.join(known)}")
+    manifest = known[ctx.args[0]]
+    sys.argv = [manifest.script or f"llmmixer server {manifest.name}", *ctx.args[1:]]
+    runpy.run_module(manifest.module, run_name="__main__", alter_sys=True)
 
 
 @config_app.command("claude-desktop", context_settings=PASSTHROUGH, add_help_option=False)

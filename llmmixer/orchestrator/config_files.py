@@ -3,7 +3,8 @@
 - Every other key, server and setting is kept (TOML comments and layout too: :mod:`tomlkit` edits in place).
 - An ``env`` value the user already typed into an existing entry survives when ours is only a reference to it
   (``${NAME}``, ``$NAME``, ``${env:NAME}``, ``${input:…}``).
-- VS Code's ``inputs`` (password prompts) are merged by ``id``.
+- VS Code's ``inputs`` (password prompts) are merged by ``id``; a top-level ``env`` (the variables a host applies to
+  itself) gets ours only where the user has not set them.
 - A timestamped backup is written before the file changes; a run that changes nothing writes nothing.
 - The new file is written next to the old one and renamed over it, so a crash never leaves a half-written config.
 """
@@ -106,14 +107,22 @@ def _keep_typed_env(old: Any, new: dict[str, Any]) -> None:
 
 def merge(existing: MutableMapping[str, Any], document: Mapping[str, Any], syntax: Syntax = "json"
           ) -> MutableMapping[str, Any]:
-    """A copy of ``existing`` with ``document``'s servers set (and its ``inputs`` merged by id).
+    """A copy of ``existing`` with ``document``'s servers set (its ``inputs`` merged by id, its ``env`` added).
 
     Raises:
-        ValueError: the servers key (or ``inputs``) exists but has the wrong type; fix it by hand first.
+        ValueError: the servers key (or ``inputs``, ``env``) exists but has the wrong type; fix it by hand first.
     """
     merged = copy.deepcopy(existing)
     for key, value in document.items():
         current = merged.get(key)
+        if key == "env":  # the variables a host applies to itself: one the user set stays theirs
+            if current is None:
+                current = merged[key] = {}
+            if not isinstance(current, MutableMapping):
+                raise ValueError("env in the existing config is not an object; fix it by hand first")
+            for var, setting in value.items():
+                current.setdefault(var, setting)
+            continue
         if key == "inputs":
             if current is None:
                 current = merged[key] = []

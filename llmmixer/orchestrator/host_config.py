@@ -16,8 +16,12 @@ names), and Gemini CLI strips every ``*_API_KEY`` from the environment it passes
 names it, so an inherited key never arrives there. With ``--with-env`` every host gets the values themselves.
 
 Claude Code connects servers in the background and its first turn may run before ours is up ("still connecting"),
-so its entries say ``alwaysLoad: true`` (connected before the first turn); Codex waits for servers up to
-``startup_timeout_sec`` (30 s here; its default 10 s is short for a first start); Gemini CLI waits by itself.
+so its entries say ``alwaysLoad: true`` (connected before the first turn). It waits for them only up to
+``MCP_CONNECT_TIMEOUT_MS`` (5 s by default), less than a cold ``llmmixer mcp`` takes on a loaded machine (the MCP
+SDK's import alone is about a CPU-second), so the user config also sets that variable in its ``env`` (which Claude
+Code applies to itself) to Claude Code's own connection timeout, 30 s; a value the user set is kept. Codex waits for
+servers up to ``startup_timeout_sec`` (30 s here; its default 10 s is short for a first start); Gemini CLI waits by
+itself.
 
 The orchestrator's entry carries ``--max-wait-s``: the host's tool timeout less a margin, so a long run comes back
 as a job before the host gives up on the call (and cancels the run).
@@ -40,12 +44,14 @@ from . import desktop_config
 from .config_files import WriteOutcome, dump, write_merged
 from .desktop_config import ORCHESTRATOR, ServerSpec, is_placeholder, servers
 
-__all__ = ["HOSTS", "HostFormat", "host_entries", "main", "TIMEOUT_MARGIN_S"]
+__all__ = ["CLAUDE_CODE_CONNECT_WAIT_MS", "HOSTS", "HostFormat", "host_entries", "main", "TIMEOUT_MARGIN_S"]
 
 TIMEOUT_MARGIN_S = 15.0  # between the longest wait and the host's timeout: the result still has to reach the host
 FIXED_TIMEOUT_S = 60.0  # hosts whose tool timeout is not configurable (Claude Desktop, Cursor, VS Code)
 CLI_TIMEOUT_S = 300.0  # what we configure where the host takes a per-server tool timeout
 CODEX_STARTUP_S = 30  # Codex's default (10 s) is short for a first start that imports three vendor SDKs
+# How long Claude Code's first turn waits for an alwaysLoad server: its own connection timeout (MCP_TIMEOUT's default)
+CLAUDE_CODE_CONNECT_WAIT_MS = 30_000
 
 KeyStyle = Literal["placeholder", "inherit", "forward", "dollar", "env-colon", "input"]
 
@@ -77,6 +83,7 @@ class HostFormat:
     syntax: Literal["json", "toml"] = "json"
     timeout_field: tuple[str, float] | None = None  # (field, units per second) when the host takes a timeout
     stdio_type: bool = False  # entries say "type": "stdio"
+    host_env: tuple[tuple[str, str], ...] = ()  # the user config's ``env``: variables the host applies to itself
 
     @property
     def max_wait_s(self) -> float:
@@ -102,7 +109,8 @@ HOSTS: dict[str, HostFormat] = {host.name: host for host in (
     HostFormat("claude-code", "Claude Code", "mcpServers", "inherit", CLI_TIMEOUT_S,
                lambda env, platform: Path(env["CLAUDE_CONFIG_DIR"]) / ".claude.json" if env.get("CLAUDE_CONFIG_DIR")
                else _home(env) / ".claude.json",
-               project_path=".mcp.json", timeout_field=("timeout", 1000), stdio_type=True),
+               project_path=".mcp.json", timeout_field=("timeout", 1000), stdio_type=True,
+               host_env=(("MCP_CONNECT_TIMEOUT_MS", str(CLAUDE_CODE_CONNECT_WAIT_MS)),)),
     HostFormat("codex", "Codex", "mcp_servers", "forward", CLI_TIMEOUT_S,
                lambda env, platform: Path(env.get("CODEX_HOME") or _home(env) / ".codex") / "config.toml",
                syntax="toml", timeout_field=("tool_timeout_sec", 1)),
@@ -172,9 +180,13 @@ def host_entries(host: HostFormat, names: Sequence[str] | None = None, *, with_e
             for name in chosen}
 
 
-def host_document(host: HostFormat, entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """What the printed config holds: the servers under the host's key (and VS Code's password prompts)."""
+def host_document(host: HostFormat, entries: Mapping[str, Mapping[str, Any]], scope: str = "user"
+                  ) -> dict[str, Any]:
+    """What the printed config holds: the servers under the host's key (and VS Code's password prompts, and in the
+    user config the variables the host applies to itself)."""
     document: dict[str, Any] = {host.servers_key: dict(entries)}
+    if host.host_env and scope == "user":
+        document["env"] = dict(host.host_env)
     if host.key_style == "input":
         document["inputs"] = _inputs(entries)
     return document
@@ -212,7 +224,7 @@ def run(host: HostFormat, args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    document = host_document(host, entries)
+    document = host_document(host, entries, args.scope)
     if not args.write:
         print(dump(document, host.syntax), end="")
         if any(is_placeholder(v) and host.key_style == "placeholder"

@@ -41,6 +41,7 @@ from ..servers.core.mcp import LLMMixerMCPServer
 from ..servers.core.results import job_result
 from ..servers.core.transport import add_transport_arguments, exit_at_once, serve_async
 
+from .mcp_app import UI_META, CallJobs, HideAppTools, race_app
 from .mcp_schema import compact_schema
 from .modes import DEFAULT_MODE, MODES, described_modes
 from .requests import AgentRequest, AskRequest, CommandRequest, request_parameters, validate_request
@@ -86,7 +87,7 @@ class AskOut(BaseModel):
     total_cost_usd: float | None = None
     conversation_id: str | None = Field(default=None, description="pass it back to continue")
     data: Any = Field(default=None, description="the typed answer")
-    partial: dict[str, str] | None = Field(default=None, description="text so far per model, while running")
+    partial: dict[str, str] | None = Field(default=None, description="text so far per model")
 
 
 class CommandOut(BaseModel):
@@ -99,7 +100,7 @@ class CommandOut(BaseModel):
     truncated: bool | None = None
     timed_out: bool | None = None
     duration_ms: float | None = None
-    partial: str | None = Field(default=None, description="output so far, while running")
+    partial: str | None = Field(default=None, description="output so far")
 
 
 class AgentOut(BaseModel):
@@ -140,7 +141,11 @@ def _explain(exc: ToolError) -> str:
 
 
 class OrchestratorMCPServer(LLMMixerMCPServer):
-    """Tools only (see the base class): compact schemas on the wire, argument errors that name the argument."""
+    """Tools, and the race view's resource for MCP Apps hosts (:mod:`.mcp_app`): compact schemas on the wire,
+    argument errors that name the argument."""
+
+    unserved_methods = tuple(m for m in LLMMixerMCPServer.unserved_methods
+                             if m not in ("resources/list", "resources/read"))
 
     async def list_tools(self) -> list[Tool]:
         tools = await super().list_tools()
@@ -167,24 +172,24 @@ def _unknown_job(job_id: str) -> InvalidInputError:
 
 ASK_DESCRIPTION = (
     f"Ask several models one prompt. mode (default {DEFAULT_MODE}, or as configured): {described_modes()}. Deltas stream as "
-    "progress. If the run outlives wait_s, returns {job_id, status: running, partial}: call job later."
+    "progress. Past wait_s, returns {job_id, status: running, partial}: call job later."
 )
 RUN_DESCRIPTION = (
-    "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. If it "
-    "outlives wait_s, returns {job_id, status: running, partial}: call job later."
+    "Run a shell command in a terminal (the PTY runner's policy applies). Output streams as progress. Past wait_s, "
+    "returns {job_id, status: running, partial}: call job later."
 )
 AGENT_DESCRIPTION = (
-    "Coding agents (claude-code, codex, gemini-cli) do a task, each in its own git worktree; `check` (shell) "
+    "Coding agents (claude-code, codex, gemini-cli) do a task, each in a git worktree; `check` (shell) "
     "decides. race: first passer wins, others stop; all: all run. Returns the winner's diff "
     "(apply=true applies it). Usually a job."
 )
 JOB_DESCRIPTION = (
-    "An ask, run_command or agent job: its result when done, else partial output. wait_s waits for the end."
+    "A job's result when done, else partial output. wait_s waits for the end."
 )
-CANCEL_DESCRIPTION = "Cancel a running job: every stream and command it started stops."
+CANCEL_DESCRIPTION = "Cancel a running job and all it started."
 
 JobId = Annotated[str, Field(description="from ask, run_command or agent")]
-WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds to wait before returning a job")]
+WaitS = Annotated[float, Field(ge=0, le=MAX_WAIT_S, description="seconds, then return a job")]
 
 
 def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> OrchestratorMCPServer:
@@ -193,13 +198,17 @@ def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> Orchest
     ``max_wait_s`` caps every ``wait_s``: the host's own tool-call timeout less a margin (``llmmixer config HOST``
     sets it), so a call becomes a job before the host gives up on it, whatever ``wait_s`` the model asked for.
     """
+    calls = CallJobs()
     server = OrchestratorMCPServer(
         name="llmmixer",
         instructions="LLMMixer: ask several models together (race them, hedge, fan out) and run shell commands.",
+        extensions=[race_app(jobs, calls)],
+        middleware=[HideAppTools()],
     )
 
     async def ask(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
         job_id = await jobs.start(validate_request(AskRequest, fields))
+        calls.started(ctx, job_id)
         return _result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
 
     async def run_command(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
@@ -208,15 +217,16 @@ def build_server(jobs: RunService, *, max_wait_s: float = MAX_WAIT_S) -> Orchest
 
     async def agent(ctx: Context, wait_s: float = DEFAULT_WAIT_S, **fields: Any) -> CallToolResult:
         job_id = await jobs.start(validate_request(AgentRequest, fields))
+        calls.started(ctx, job_id)
         return job_result(await _follow(jobs, job_id, min(wait_s, max_wait_s), ctx, cancel_on_abort=True))
 
-    server.tool(description=ASK_DESCRIPTION, annotations=reads("Ask several models", open_world=True))(
+    server.tool(description=ASK_DESCRIPTION, annotations=reads("Ask several models", open_world=True), meta=UI_META)(
         _request_tool(ask, AskRequest, AskOut))
     server.tool(description=RUN_DESCRIPTION, annotations=acts("Run a shell command", destructive=True,
                                                               open_world=True))(
         _request_tool(run_command, CommandRequest, CommandOut))
     server.tool(description=AGENT_DESCRIPTION, annotations=acts("Race coding agents", destructive=True,
-                                                                open_world=True))(
+                                                                open_world=True), meta=UI_META)(
         _request_tool(agent, AgentRequest, AgentOut))
 
     @server.tool(description=JOB_DESCRIPTION, annotations=reads("Read a job", open_world=False))

@@ -20,6 +20,7 @@ adapters' use of it): see CONTRIBUTING.md.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,6 +37,7 @@ __all__ = ["MAX_PROMPT_CHARS", "MixOptions", "AskRequest", "CommandRequest", "Ag
 MAX_PROMPT_CHARS = 200_000
 MAX_COMMAND_CHARS = 100_000
 MAX_PATH_CHARS = 4096
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # A run's spend cap in USD (costcap.py), for an ask and for agents alike.
@@ -129,7 +131,8 @@ class CommandRequest(BaseModel):
         return value
 
 
-def _all_agents() -> list[str]:
+def default_agents() -> list[str]:
+    """Every agent CLI: ``AgentRequest.agents`` when none are named."""
     from .agents.spec import CLIS
 
     return list(CLIS)
@@ -142,8 +145,8 @@ class AgentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str = Field(max_length=MAX_PROMPT_CHARS)
-    check: str = Field(max_length=MAX_COMMAND_CHARS)
-    agents: list[str] = Field(default_factory=_all_agents)
+    check: str = Field(default="", max_length=MAX_COMMAND_CHARS)  # required but when continuing
+    agents: list[str] = Field(default_factory=default_agents)
     mode: str = Field(default="race", max_length=20, description="race or all")
     cwd: str | None = Field(default=None, max_length=MAX_PATH_CHARS,
                             description="git repo")
@@ -160,6 +163,7 @@ class AgentRequest(BaseModel):
     judge: str | None = Field(default=None, max_length=64, description="best: judging server")
     base: Literal["head", "worktree"] = Field(default="head", description="worktree: with uncommitted work")
     max_cost_usd: MaxCostUsd = None
+    continue_run: str | None = Field(default=None, description="resume this run's kept legs with task")
 
     @property
     def keeps(self) -> bool:
@@ -169,7 +173,14 @@ class AgentRequest(BaseModel):
     @field_validator("agents", mode="before")
     @classmethod
     def _agents(cls, value: Any) -> Any:
-        return _comma_list(value) or _all_agents()
+        return _comma_list(value) or default_agents()
+
+    @field_validator("continue_run")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        if value is not None and not RUN_ID.fullmatch(value):
+            raise InvalidInputError(f"continue_run: {value[:80]!r} is not a run id")
+        return value
 
 
 RunRequest = AskRequest | CommandRequest | AgentRequest

@@ -129,6 +129,7 @@ class AgentResult(WireModel):
     verdict: dict[str, Any] | None = None  # --pick best: the judge's, its letters mapped back to the agents
     base: str | None = None  # head | worktree: what the legs started from
     cost_cap: dict[str, Any] | None = None  # a run with max_cost_usd: its cap and what it spent (costcap.py)
+    continued: str | None = None  # the run whose kept legs this one continued (agent continue)
     legs: list[dict[str, Any]] = Field(default_factory=list)
     total_cost_usd: float | None = None
     duration_ms: float | None = None

@@ -60,6 +60,8 @@ RECENT_IDS = 1000  # run ids (and titles) remembered for the history list
 SHUTDOWN_S = 5.0  # how long leaving Runs waits for interrupted runs and the store
 RECORD_WAIT_S = 2.0  # how long starting a run waits for its record to be written (a frozen disk: it goes on)
 
+EVENTS_LIMIT = 500  # events in one read of a run's stored events (Runs.events)
+
 
 @dataclass
 class RunState:
@@ -505,6 +507,20 @@ class Runs:
             if state.finished.is_set():
                 return
             await changed.wait()
+
+    async def events(self, run_id: str, after: str | None, wait_s: float, limit: int = EVENTS_LIMIT) -> list[Event]:
+        """The run's stored events after ``after`` (its first when None), at most ``limit``; when there are none yet
+        and the run goes on, waits up to ``wait_s`` for the next."""
+        self.check_id(run_id)
+        with anyio.move_on_after(max(wait_s, 0.0)):
+            while True:
+                newest = await self.store.last_id()
+                batch = await self.store.read_after(after, limit, run=run_id)
+                state = self._runs.get(run_id)
+                if batch or state is None or state.finished.is_set() and not self.writer.pending:
+                    return batch
+                await self.store.wait_after(newest, max(wait_s, 0.0))
+        return []
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         self.check_id(run_id)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ..servers.core.events import Event
     from .requests import RunRequest
 
 __all__ = ["RunService"]
@@ -51,6 +52,11 @@ class RunService(Protocol):
 
     def deltas(self, run_id: str) -> AsyncIterator[tuple[str, str]]:
         """``(source, text)`` of every streamed piece of the run, from its start until it ends."""
+        ...
+
+    async def events(self, run_id: str, after: str | None, wait_s: float) -> list[Event]:
+        """The run's stored events after the event id ``after`` (from its first when None); when none are there yet
+        and the run goes on, the next ones, waiting up to ``wait_s``."""
         ...
 
     async def cancel(self, run_id: str) -> dict[str, Any]:

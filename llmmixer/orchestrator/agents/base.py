@@ -92,8 +92,9 @@ class AgentCLI:
         """Variables the CLI needs that are not secrets."""
         raise NotImplementedError
 
-    def argv(self, task: str, *, model: str | None, extra: list[str]) -> list[str]:
-        """Arguments after the binary: the structured, non-interactive mode with approvals bypassed."""
+    def argv(self, task: str, *, model: str | None, extra: list[str], resume: str | None = None) -> list[str]:
+        """Arguments after the binary: the structured, non-interactive mode with approvals bypassed; ``resume``
+        continues that session of the CLI's (kept in its HOME) with ``task`` as the next message."""
         raise NotImplementedError
 
     def read(self, line: dict[str, Any], report: StreamReport) -> list[AgentEventData]:

@@ -13,6 +13,7 @@ files are only read as content.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +22,15 @@ import anyio.to_thread
 
 from ...servers.core.errors import ConflictError, LLMMixerError, NotFoundError
 from ...servers.core.host_git import host_git
+from .sessions import forget_session
 from .worktree import COMMIT_IDENTITY, Repo, Worktree
 
-__all__ = ["BRANCH_PREFIX", "Kept", "branch_name", "keep_leg", "kept_branches", "leg_diff", "apply_leg",
+__all__ = ["BRANCH_PREFIX", "Kept", "branch_name", "keep_leg", "kept_branches", "leg_base", "leg_diff", "apply_leg",
            "restore_leg", "forget_leg", "prune_branches"]
 
 BRANCH_PREFIX = "llmmixer"
+_BASE_TRAILER = "LLMMixer-Base"
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # The agent's own commits, if it made any, are squashed into one kept commit (by worktree.COMMIT_IDENTITY).
 
 
@@ -68,12 +72,19 @@ def _stat(repo: Repo, base: str, commit: str) -> tuple[list[str], int, int]:
     return files, added, removed
 
 
-async def keep_leg(tree: Worktree, run_id: str, agent: str, message: str) -> Kept:
+async def keep_leg(tree: Worktree, run_id: str, agent: str, message: str, *, origin: str | None = None) -> Kept:
     """Commit the worktree's files onto its base and point ``llmmixer/<run>/<agent>`` at it.
+
+    ``origin`` is the commit the leg first started from, when the worktree's base is the leg's own earlier commit
+    (a continued leg): the stat is against it, and the commit names it (a ``LLMMixer-Base:`` trailer) so the
+    leg's diff is always its whole work.
 
     Raises:
         LLMMixerError: git failed.
     """
+    origin = origin or tree.base
+    message = f"{message.rstrip()}\n\n{_BASE_TRAILER}: {origin}"
+
     def keep() -> Kept:
         repo = tree.repo
         with tempfile.TemporaryDirectory(prefix="llmmixer-keep-") as private:
@@ -84,8 +95,8 @@ async def keep_leg(tree: Worktree, run_id: str, agent: str, message: str) -> Kep
         commit = _git(repo, "commit-tree", written, "-p", tree.base, "-m", message, env=COMMIT_IDENTITY).strip()
         branch = branch_name(run_id, agent)
         _git(repo, "update-ref", f"refs/heads/{branch}", commit)
-        files, added, removed = _stat(repo, tree.base, commit)
-        return Kept(branch=branch, commit=commit, base=tree.base, files=files, insertions=added, deletions=removed)
+        files, added, removed = _stat(repo, origin, commit)
+        return Kept(branch=branch, commit=commit, base=origin, files=files, insertions=added, deletions=removed)
 
     return await anyio.to_thread.run_sync(keep)
 
@@ -115,14 +126,28 @@ def _resolve(repo: Repo, run_id: str, agent: str) -> str:
     return branch
 
 
+def leg_base(repo: Repo, run_id: str, agent: str) -> str:
+    """The commit the kept leg first started from: its tip's ``LLMMixer-Base:`` trailer, else the tip's parent.
+
+    Raises:
+        NotFoundError: no such kept leg.
+    """
+    branch = _resolve(repo, run_id, agent)
+    named = _git(repo, "log", "-1", f"--format=%(trailers:key={_BASE_TRAILER},valueonly,separator=%x20)",
+                 f"refs/heads/{branch}").strip()
+    if _COMMIT.fullmatch(named):
+        return named
+    return _git(repo, "rev-parse", "--verify", f"refs/heads/{branch}^").strip()
+
+
 def leg_diff(repo: Repo, run_id: str, agent: str) -> str:
     """The kept leg's patch against the commit it started from (binary-safe).
 
     Raises:
         NotFoundError: no such kept leg.
     """
-    branch = _resolve(repo, run_id, agent)
-    return _git(repo, "diff", "--binary", "--no-ext-diff", "--no-textconv", f"{branch}^", branch)
+    base = leg_base(repo, run_id, agent)
+    return _git(repo, "diff", "--binary", "--no-ext-diff", "--no-textconv", base, branch_name(run_id, agent))
 
 
 def apply_leg(repo: Repo, run_id: str, agent: str, *, checkout: bool = False) -> dict[str, Any]:
@@ -174,13 +199,15 @@ def restore_leg(repo: Repo, run_id: str, agent: str, commit: str) -> str:
 
 
 def forget_leg(repo: Repo, run_id: str, agent: str) -> None:
-    """Delete one kept leg's branch (its commit is left to git's gc)."""
+    """Delete one kept leg's branch (its commit is left to git's gc) and its kept session."""
     host_git("update-ref", "-d", f"refs/heads/{branch_name(run_id, agent)}", git_dir=repo.git_dir, cwd=repo.git_dir)
+    forget_session(run_id, agent)
 
 
 def prune_branches(repo: Repo, *, run_id: str | None = None, older_than_s: float | None = None,
                    now: float | None = None) -> list[str]:
-    """Delete kept legs' branches (one run's, or those older than ``older_than_s``, or all); the names deleted."""
+    """Delete kept legs' branches and their sessions (one run's, or those older than ``older_than_s``, or all);
+    the names deleted."""
     import time
 
     cutoff = None if older_than_s is None else (now if now is not None else time.time()) - older_than_s
@@ -189,5 +216,6 @@ def prune_branches(repo: Repo, *, run_id: str | None = None, older_than_s: float
         if cutoff is not None and int(kept["date"]) > cutoff:
             continue
         _git(repo, "update-ref", "-d", f"refs/heads/{kept['branch']}", kept["commit"])
+        forget_session(kept["run_id"], kept["agent"])
         gone.append(kept["branch"])
     return gone

@@ -7,6 +7,8 @@
 - Approvals: ``--dangerously-skip-permissions``, which Claude Code refuses as root unless ``IS_SANDBOX=1`` says it
   runs in a sandbox (it does: the runner's).
 - HOME: ``.claude.json`` marks onboarding as done and the API key as approved, so no first-run screen asks.
+- Resume: ``--resume SESSION`` (the ``session_id`` of ``system/init``), its transcript under HOME's
+  ``.claude/projects/<the worktree's path>/``.
 - Stream: ``system/init`` (model), ``assistant`` messages (text and ``tool_use`` blocks), ``user`` messages
   (``tool_result`` blocks), and one ``result`` line with ``usage`` and ``total_cost_usd``.
 """
@@ -46,8 +48,10 @@ class ClaudeCode(AgentCLI):
             env[self.base_url_var] = base_url
         return env
 
-    def argv(self, task: str, *, model: str | None, extra: list[str]) -> list[str]:
+    def argv(self, task: str, *, model: str | None, extra: list[str], resume: str | None = None) -> list[str]:
         args = ["-p", task, "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
+        if resume:
+            args += ["--resume", resume]
         if model:
             args += ["--model", model]
         return args + extra

@@ -6,6 +6,8 @@
   checks, plugins and apps are off in the same file.
 - Approvals: ``--dangerously-bypass-approvals-and-sandbox`` (Codex's own sandbox off: the runner's is around it);
   ``--skip-git-repo-check`` because a worktree's ``.git`` is a file Codex's check may not follow.
+- Resume: ``codex exec resume [options] THREAD PROMPT`` (the ``thread_id`` of ``thread.started``), its
+  transcript under ``$CODEX_HOME/sessions/``.
 - Stream: ``thread.started``, ``turn.started``, ``item.started`` / ``item.completed`` (``agent_message``,
   ``command_execution``, ``file_change``, ``mcp_tool_call``…), ``turn.completed`` with ``usage``, ``turn.failed``.
   Codex reports no cost: it is priced from our table for the model, when the model is known.
@@ -74,11 +76,12 @@ class Codex(AgentCLI):
     def environment(self, home: Path, *, base_url: str | None) -> dict[str, str]:
         return {"CODEX_HOME": str(home / ".codex")}
 
-    def argv(self, task: str, *, model: str | None, extra: list[str]) -> list[str]:
-        args = ["exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
+    def argv(self, task: str, *, model: str | None, extra: list[str], resume: str | None = None) -> list[str]:
+        args = ["exec", *(["resume"] if resume else []), "--json", "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox"]
         if model:
             args += ["--model", model]
-        return [*args, *extra, task]
+        return [*args, *extra, *([resume] if resume else []), task]
 
     def read(self, line: dict[str, Any], report: StreamReport) -> list[AgentEventData]:
         kind = line.get("type")

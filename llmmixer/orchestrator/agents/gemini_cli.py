@@ -5,6 +5,8 @@
 - Approvals: ``--yolo``; ``--skip-trust`` so the folder-trust question never comes up.
 - Its router first asks a small model to rate the task's complexity, with a response schema in Gemini's own
   upper-case dialect (``OBJECT``, ``STRING``); the emulators answer it.
+- Resume: ``--resume SESSION`` (the ``session_id`` of ``init``), its transcript under HOME's
+  ``.gemini/tmp/<project>/chats/``.
 - Stream: ``init`` (model), ``message`` (``role: assistant`` deltas), ``tool_use`` / ``tool_result``, ``error``, and
   one ``result`` with ``stats`` (tokens, no cost: priced from our table per model).
 """
@@ -52,8 +54,10 @@ class GeminiCLI(AgentCLI):
             env[self.base_url_var] = base_url
         return env
 
-    def argv(self, task: str, *, model: str | None, extra: list[str]) -> list[str]:
+    def argv(self, task: str, *, model: str | None, extra: list[str], resume: str | None = None) -> list[str]:
         args = ["-p", task, "--output-format", "stream-json", "--yolo", "--skip-trust"]
+        if resume:
+            args += ["--resume", resume]
         if model:
             args += ["--model", model]
         return args + extra

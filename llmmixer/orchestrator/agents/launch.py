@@ -101,7 +101,9 @@ def leg_environment(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, ba
             **adapter.environment(home, base_url=base_url), **spec.env}
 
 
-def shell_command(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, binary: str, task: str) -> str:
-    """The bash command the runner runs: ``exec`` the CLI, in its structured mode, in the worktree."""
-    argv = [binary, *adapter.argv(task, model=spec.model, extra=spec.args)]
+def shell_command(adapter: AgentCLI, spec: AgentSpec, layout: LegLayout, *, binary: str, task: str,
+                  resume: str | None = None) -> str:
+    """The bash command the runner runs: ``exec`` the CLI, in its structured mode, in the worktree (``resume``:
+    continuing that session of the CLI's)."""
+    argv = [binary, *adapter.argv(task, model=spec.model, extra=spec.args, resume=resume)]
     return f"cd {shlex.quote(str(layout.work))} && exec {shlex.join(argv)}"

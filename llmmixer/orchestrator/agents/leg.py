@@ -22,6 +22,7 @@ from ...servers.core.results import result_payload
 from ..pool import ServerPool
 from .base import AgentCLI, StreamReport
 from .launch import LegLayout, Redactor
+from .resume import Continuation
 from .spec import AgentSpec
 from .worktree import readable
 
@@ -53,6 +54,7 @@ class AgentLeg:
     stop_requested_at: float | None = None
     stopped_ms: float | None = None  # cancelled legs: from the decision to the last process gone
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    resume: Continuation | None = None  # a kept leg continued: the session it resumes (resume.py)
 
     @property
     def name(self) -> str:
@@ -60,6 +62,9 @@ class AgentLeg:
 
     @property
     def passed(self) -> bool:
+        """Its check passed; a continued leg given no check: its CLI ran to a successful end."""
+        if self.check is None and self.resume is not None:
+            return self.exit_code == 0 and not self.timed_out and self.report.finished and not self.report.error
         return bool(self.check and self.check.get("passed"))
 
     def to_dict(self) -> dict[str, Any]:

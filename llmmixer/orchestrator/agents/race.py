@@ -11,8 +11,8 @@ own JSON), check exit code and output tail. ``apply`` applies the winner's diff 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ from ..config import AgentLimits
 from ..costcap import SpendMeter
 from ..modes import AGENT_MODES
 from ..pool import ServerPool
-from ..requests import AgentRequest
+from ..requests import AgentRequest, default_agents as _default_agents
 from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, ignore_agents_dir, leg_environment, prepare_home,
                      secrets_for, shell_command)
 from .leg import AgentLeg, Emit, missing_key, run_check, run_cli
@@ -34,6 +34,8 @@ from .limits import ulimit_prefix, within_limits
 from .processes import stop_leg_processes
 from .spec import AgentSpec, find_command
 from .bootstrap import bring_included, run_setup
+from .resume import Continuation, plan_continuation
+from .sessions import restore_home, save_session
 from .candidates import forget_leg, keep_leg, leg_diff
 from .pick import judge_candidates
 from .worktree import (Repo, Worktree, add_worktree, apply_diff, head_commit, readable, remove_worktree,
@@ -66,6 +68,7 @@ class AgentRun:
 
     @property
     def run_id(self) -> str:
+        """The run whose branches the legs are kept on: this one, or the one it continues."""
         return self.run_dir.name
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +78,7 @@ class AgentRun:
                 "repo": str(self.repo), "winner": self.winner.name if self.winner else None,
                 "diff": readable(self.winner.diff) if self.winner else None, "applied": self.applied,
                 "kept": request.keeps, "pick": request.pick, "verdict": self.verdict, "base": request.base,
+                "continued": request.continue_run,
                 "cost_cap": self.spend.to_dict() if self.spend else None,
                 "legs": [leg.to_dict() for leg in self.legs],
                 "total_cost_usd": round(sum(costs), 10) if costs else None,
@@ -85,18 +89,29 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str,
                 gateway: tuple[str, str] | None = None, limits: AgentLimits | None = None) -> AgentRun:
     """Check the request before anything starts.
 
+    ``continue_run``: the legs are that run's kept ones, resumed (resume.py); the check may then be empty.
+
     Raises:
         InvalidInputError: empty task or check, unknown mode or agent, not in a git repository.
-        NotFoundError: an agent's CLI is not installed (the message names its npm package).
+        ConflictError: a leg to continue is running now.
+        NotFoundError: an agent's CLI is not installed (the message names its npm package); no kept leg or
+            session to continue.
     """
     if not request.task.strip():
         raise InvalidInputError("the task is empty: say what the agents should do")
-    if not request.check.strip():
+    if not request.check.strip() and request.continue_run is None:
         raise InvalidInputError("--check is empty: give the command that decides whether an agent succeeded")
     if request.mode not in AGENT_MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(AGENT_MODES)}; got {request.mode!r}")
     if not request.agents:
         raise InvalidInputError(f"no agents: choose from {', '.join(specs)}")
+    repo = repo_root(request.cwd or ".")
+    continuing: dict[str, Continuation] = {}
+    if request.continue_run is not None:  # every continued leg runs to its end, and is kept on its own branch
+        continuing = plan_continuation(repo, request.continue_run, request.agents, specs,
+                                       request.agents == _default_agents(), agents_dir() / request.continue_run)
+        request = request.model_copy(update={"agents": list(continuing), "mode": "all", "keep": True,
+                                             "pick": "first", "base": "head"})
     unknown = [name for name in request.agents if name not in specs]
     if unknown:
         raise InvalidInputError(f"unknown agent(s) {', '.join(unknown)}; configured: {', '.join(specs)}")
@@ -106,8 +121,7 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str,
         raise InvalidInputError("--timeout must be a positive number of seconds")
     for name in request.agents:
         find_command(specs[name])
-    repo = repo_root(request.cwd or ".")
-    run_dir = agents_dir() / run_id
+    run_dir = agents_dir() / (request.continue_run or run_id)  # a continued leg works where it worked before
     token = None
     if request.model is not None:
         if gateway is None:
@@ -115,7 +129,8 @@ def plan_agents(request: AgentRequest, specs: dict[str, AgentSpec], run_id: str,
         url, token = gateway
         specs = {name: _on_gateway(specs[name], url, request.model) for name in request.agents}
     legs = [AgentLeg(spec=specs[name], adapter=specs[name].adapter(),
-                     layout=LegLayout(root=run_dir / name, leg_id=f"{run_id}-{name}-{uuid.uuid4().hex[:6]}"))
+                     layout=LegLayout(root=run_dir / name, leg_id=f"{run_id}-{name}-{uuid.uuid4().hex[:6]}"),
+                     resume=continuing.get(name))
             for name in request.agents]
     spend = SpendMeter(request.max_cost_usd, 0) if request.max_cost_usd is not None else None
     return AgentRun(request=request, repo=repo, legs=legs, run_dir=run_dir, gateway_token=token, spend=spend,
@@ -164,19 +179,24 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
         redact = Redactor(secrets)
         leg.started_at = time.monotonic()
         leg.status = "running"
-        emit("leg.started", leg.name, {"agent": leg.name, "cli": spec.cli, "model": spec.model})
+        resume = leg.resume
+        emit("leg.started", leg.name, {"agent": leg.name, "cli": spec.cli, "model": spec.model,
+                                       **({"continues": resume.session.session_id} if resume else {})})
         try:
             with leg.scope:
                 if not secrets:
                     raise missing_key(adapter)
                 binary = find_command(spec)
-                tree = await add_worktree(run.repo, leg.layout.work, run.base)
+                tree = await add_worktree(run.repo, leg.layout.work, resume.tip if resume else run.base)
                 leg.included = await bring_included(run.repo, tree.work)
                 if request.setup:
                     await run_setup(leg, pool, request.setup, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
                 base_url = endpoint_for(adapter, spec)
+                if resume:
+                    await anyio.to_thread.run_sync(restore_home, resume.session, leg.layout.home)
                 prepare_home(adapter, spec, leg.layout, base_url=base_url)
-                command = shell_command(adapter, spec, leg.layout, binary=binary, task=request.task)
+                command = shell_command(adapter, spec, leg.layout, binary=binary, task=request.task,
+                                        resume=resume.session.session_id if resume else None)
                 env = leg_environment(adapter, spec, leg.layout, base_url=base_url, binary=binary)
                 # The worktree's git admin dir (index, HEAD) so the agent's own git commands work; nothing else.
                 writable = [str(tree.admin)]
@@ -189,7 +209,8 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                 await within_limits(run.limits, leg.layout.leg_id, leg.name, agent_run)
                 emit("agent.exit", leg.name, {"exit_code": leg.exit_code, "timed_out": leg.timed_out,
                                               "error": leg.report.error})
-                leg.check = await run_check(leg, pool, request.check, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
+                if request.check:  # a continuation may go without: then the CLI's own success decides
+                    leg.check = await run_check(leg, pool, request.check, DEFAULT_CHECK_TIMEOUT_S, emit, redact)
                 await _keep(run, leg, tree)
                 if leg.passed and request.pick == "best":
                     leg.status = "done"
@@ -236,7 +257,11 @@ async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
                 tg.start_soon(one, leg)
     finally:
         run.ended_at = time.monotonic()
-        _remove_tree(run.run_dir)
+        if request.continue_run is None:
+            _remove_tree(run.run_dir)
+        else:  # other legs of that run may be being continued meanwhile
+            with contextlib.suppress(OSError):
+                run.run_dir.rmdir()
     if passers:
         await _pick(run, pool, passers, emit)
     if request.apply and run.winner is not None and run.winner.diff:
@@ -260,11 +285,21 @@ async def _pick(run: AgentRun, pool: ServerPool, passers: list[AgentLeg], emit: 
 
 
 async def _keep(run: AgentRun, leg: AgentLeg, tree: Worktree) -> None:
-    """Every leg that reached its check ends with its diff and stat, passed or not; kept as a branch on request."""
+    """Every leg that reached its check ends with its diff and stat, passed or not; kept as a branch on request,
+    with its CLI's session (so it can be continued)."""
     verdict = "passed" if leg.passed else "failed"
+    resume = leg.resume
+    what = f"follow-up, {'check ' + verdict if leg.check else 'no check'}" if resume else f"check {verdict}"
     with anyio.CancelScope(shield=True):  # a race decided meanwhile must not lose the winner's commit half-made
-        kept = await keep_leg(tree, run.run_id, leg.name, f"llmmixer agent {leg.name}: check {verdict}\n\n"
-                                                          f"task: {run.request.task[:2000]}")
+        kept = await keep_leg(tree, run.run_id, leg.name, f"llmmixer agent {leg.name}: {what}\n\n"
+                                                          f"{'follow-up' if resume else 'task'}: "
+                                                          f"{run.request.task[:2000]}",
+                              origin=resume.origin if resume else None)
+        if run.request.keeps:
+            await stop_leg_processes(leg.layout.leg_id)  # nothing of the leg's may change its HOME while it is copied
+            session_id = leg.report.session_id or (resume.session.session_id if resume else None)
+            await anyio.to_thread.run_sync(lambda: save_session(leg.layout.home, run.run_id, leg.name, leg.spec.cli,
+                                                                session_id))
 
         def diff_then_forget() -> str:
             diff = leg_diff(run.repo, run.run_id, leg.name)

@@ -86,6 +86,10 @@ def summary(result: dict[str, Any]) -> str:
             lines.append(f"    {leg['error'].get('message')}")  # a setup that failed, a limit crossed...
     winner = result.get("winner")
     head = f"winner: {winner}" if winner else "no agent passed the check"
+    if result.get("continued"):
+        kept = [str((leg.get("kept") or {}).get("branch")) for leg in result.get("legs", []) if leg.get("kept")]
+        head = (f"continued: {', '.join(kept) or 'nothing kept'}; "
+                + ("the follow-up succeeded" if winner else "the follow-up did not succeed"))
     if result.get("applied"):
         head += " (diff applied)"
     cap = result.get("cost_cap") or {}

@@ -28,7 +28,7 @@ class Agents(RunKind):
 
     def __init__(self, runs: Runs, request: AgentRequest) -> None:
         self.runs, self.request = runs, request
-        self.mode = request.mode
+        self.mode = "all" if request.continue_run else request.mode  # continued legs each run to their end
         self.title = {"task": request.task[:200]}
         self.places = ["pty"] * max(1, len(request.agents))  # each leg holds one runner call
         self.error: LLMMixerError | None = None
@@ -52,13 +52,15 @@ class Agents(RunKind):
         runs, request = self.runs, self.request
         self.plan: AgentRun = plan_agents(request, agent_specs(runs.config.agents), state.run_id,
                                           gateway=runs.gateway, limits=runs.config.settings.agent_limits)
-        return history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode,
-                                  options={"agents": request.agents, "check": request.check})
+        request = self.plan.request  # a continuation's: its kept legs, in mode all
+        options = {"agents": request.agents, "check": request.check,
+                   **({"continue_run": request.continue_run} if request.continue_run else {})}
+        return history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode, options=options)
 
     async def run(self, emit: Emit, admission: Admission) -> None:
         from ..agents import run_agents
 
-        request = self.request
+        request = self.plan.request
         emit("run.started", "orchestrator", {"kind": "agent", "mode": request.mode, "agents": request.agents,
                                              "check": request.check, "task": request.task[:200]})
 

@@ -18,6 +18,7 @@ from ...servers.core.errors import InvalidInputError, LLMMixerError, Unavailable
 from ...servers.core.security import TOKEN_ENV
 
 if TYPE_CHECKING:
+    from ...servers.core.events import Event
     from ..requests import RunRequest
 
 __all__ = ["NoRuns", "main"]
@@ -47,6 +48,9 @@ class NoRuns:
         self._refuse()
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
+        self._refuse()
+
+    async def events(self, run_id: str, after: str | None, wait_s: float) -> list[Event]:
         self._refuse()
 
     async def servers(self) -> list[dict[str, Any]]:

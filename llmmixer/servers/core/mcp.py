@@ -86,6 +86,8 @@ class LLMMixerMCPServer(MCPServer):
     ``server/discover`` advertise exactly what the server serves.
     """
 
+    unserved_methods: tuple[str, ...] = _UNSERVED_METHODS  # a subclass that serves some of them says which
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("subscriptions", False)  # our tool lists never change: nothing to listen for
         kwargs.setdefault("version", package_version())
@@ -93,7 +95,7 @@ class LLMMixerMCPServer(MCPServer):
         # process (the inprocess transport) would then print every HTTP request the vendor SDKs log.
         kwargs.setdefault("log_level", "WARNING")
         super().__init__(*args, **kwargs)
-        unregister_requests(self, _UNSERVED_METHODS)
+        unregister_requests(self, self.unserved_methods)
 
     def classified(self, name: str, error: LLMMixerError) -> LLMMixerError:
         """The error a failed call of tool ``name`` answers with: ``error`` itself here; a server whose errors may

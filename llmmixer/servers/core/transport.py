@@ -107,9 +107,56 @@ def _event_store_per_session(manager: Any) -> None:
         transport = admit(*args, **kwargs)
         if transport is not None:
             transport._event_store = MemoryEventStore()  # noqa: SLF001
+            _prime_by_session(transport)
+            _end_cancelled_unanswered(transport)
         return transport
 
     manager._admit_session = admit_with_own_store  # noqa: SLF001
+
+
+def _prime_by_session(transport: Any) -> None:
+    """Prime a session's POST SSE streams (an id, empty data, ``retry:``) by the protocol version the session
+    negotiated, not by each request's ``MCP-Protocol-Version`` header alone.
+
+    The SDK primes a stream when the request's header says 2025-11-25 or later (older clients cannot parse an event
+    with empty data). A client that negotiated 2025-11-25 but sends an older header on a request (the conformance
+    suite's resumability scenario sends 2025-03-26 on its raw POST) can parse one all the same, and without it a
+    dropped stream could not be resumed. The version the ``initialize`` request asked for is kept per session
+    (this transport serves one session); each request is primed by the newer of the two.
+    """
+    create = transport._create_session_message  # noqa: SLF001 - no public hook for how a stream is primed
+    mint = transport._mint_priming_event  # noqa: SLF001
+    negotiated: list[str] = []
+
+    def newer(version: str) -> str:
+        return max(version, *negotiated)  # ISO dates: the later is the greater string
+
+    def create_session_message(message: Any, request: Any, request_id: Any, protocol_version: str) -> Any:
+        if getattr(message, "method", None) == "initialize" and not negotiated:
+            negotiated.append(protocol_version)
+        return create(message, request, request_id, newer(protocol_version))
+
+    async def mint_priming_event(stream_id: Any, protocol_version: str) -> Any:
+        return await mint(stream_id, newer(protocol_version))
+
+    transport._create_session_message = create_session_message  # noqa: SLF001
+    transport._mint_priming_event = mint_priming_event  # noqa: SLF001
+
+
+def _end_cancelled_unanswered(transport: Any) -> None:
+    """End a cancelled request's POST SSE stream without an answer.
+
+    A request settles unanswered only when it was cancelled: the client sent ``notifications/cancelled`` or dropped
+    its POST (an ``AbortSignal`` in the TypeScript SDK does both). The SDK then answers it with ``-32800 Request
+    cancelled`` on the 2025-era wire, which the spec's cancellation rules say not to send and which the TypeScript
+    client, having dropped the request, reports as a response "for an unknown message ID". Here the request's stream
+    is closed instead, and nothing is sent.
+    """
+
+    async def end_quietly(request_id: Any) -> None:
+        transport.close_sse_stream(str(request_id))
+
+    transport._terminate_unanswered_request = end_quietly  # noqa: SLF001 - no public hook for a cancelled request
 
 
 def serve(

@@ -106,7 +106,7 @@ class EmulatorContext:
             script = self._scripts.get(vendor)
         if script is None or not declares_tools:
             return None
-        return script.turn_for(len(results))
+        return script.turn_for(len({cid for cid, _, _ in results}))  # a repeated result (Gemini CLI resumed) is one
 
     def reset(self) -> None:
         with self._lock:

@@ -7,7 +7,7 @@ A script is set per vendor through the control API (``PUT /_emulator/script/{ven
 
 A turn may ``say`` text, call one ``tool`` with ``args``, or both (the text comes first). Which turn answers a
 request is decided by the request itself, not by a counter: turn *n* answers a conversation that already holds *n*
-tool results. A retried or repeated request therefore gets the same turn again, and requests that declare no tools
+tool results (distinct call ids: Gemini CLI repeats a result in a resumed session). A retried or repeated request therefore gets the same turn again, and requests that declare no tools
 (title generation, routing, quota probes) are never scripted: they get the vendor's behaviour as usual. After the
 last turn, a request gets the vendor's behaviour too (its default reply).
 

@@ -315,15 +315,16 @@ class Runs:
         def emit(type_: EventType, source: str, data: dict[str, Any]) -> None:
             self._emit(state, type_, source, data)
 
-        with self.pool.admitted(admission):
-            try:
-                with state.scope:
-                    await kind.run(emit, admission)
-                status, result = kind.result()
-                await self._finish(state, status, result)
-            except Exception:  # noqa: BLE001 - one run's bug must not end the task group every run lives in
-                log.exception("run %s failed unexpectedly", state.run_id)
-                await self._crashed(state)
+        try:
+            with state.scope:
+                await kind.run(emit, admission)
+            status, result = kind.result()
+            await self._finish(state, status, result)
+        except Exception:  # noqa: BLE001 - one run's bug must not end the task group every run lives in
+            log.exception("run %s failed unexpectedly", state.run_id)
+            await self._crashed(state)
+        finally:
+            admission.close()
 
     async def _crashed(self, state: RunState) -> None:
         """End a run whose own code raised (a bug) as ``error``, so its waiters, its record and the log agree."""

@@ -68,7 +68,7 @@ class Agents(RunKind):
             emit(cast("EventType", type_), source, data)  # Event checks the type at run time
 
         try:
-            await run_agents(self.plan, self.runs.pool, emit_any)
+            await run_agents(self.plan, self.runs.pool, emit_any, admission)
         except LLMMixerError as error:
             self.error = error
 

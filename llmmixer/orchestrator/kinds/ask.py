@@ -98,7 +98,7 @@ class Ask(RunKind):
                                              "history_turns": len(arguments.get("messages") or ())})
         try:
             await self.runs.mixer.mix(arguments, self.sources, self.mode, emit, self.mix,
-                                      self.request.model_for or {}, self.request)
+                                      self.request.model_for or {}, self.request, admission)
         except LLMMixerError as error:
             self.error = error
 

@@ -49,7 +49,7 @@ class Command(RunKind):
                 emit("pty.output", "pty", {"text": message})
 
         try:
-            result = await self.runs.pool.call("pty", "run", self.arguments, progress,
+            result = await self.runs.pool.call("pty", "run", self.arguments, progress, admission=admission,
                                                on_state=self.state.set_command_state)
         except LLMMixerError as error:
             self.final = {"error": error.to_dict()["error"]}

@@ -43,7 +43,7 @@ from .legs import name_legs, parse_leg
 from .mixer import MixResult, Mixer
 from .pool import Admission, ServerPool
 from .requests import AgentRequest, AskRequest, CommandRequest, RunRequest, validate_request
-from .results import RUN_RESULT, AskResult, LegResult, RunResult
+from .results import RUN_RESULT, AgentResult, AskResult, LegResult, RunResult
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
 from .telemetry import open_telemetry
@@ -80,6 +80,8 @@ class RunState:
     interrupted: bool = False  # ended by Runs.interrupt() (shutdown), not by a caller
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
     record: dict[str, Any] | None = None  # what the run log keeps (history.py)
+    conversation_id: str | None = None  # an ask's conversation
+    models: list[str] | None = None  # an ask's legs, in order
     marks: list[tuple[str, str, float]] = field(default_factory=list)  # (type, source, ts) for the timeline
     last_seq: int = 0  # the writer's accept number of this run's newest event
     chars: int = 0  # streamed text held in `deltas`
@@ -104,8 +106,8 @@ class RunState:
 
     def snapshot(self) -> dict[str, Any]:
         base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
-        if self.record is not None and self.record.get("conversation_id"):
-            base["conversation_id"] = self.record["conversation_id"]
+        if self.conversation_id:
+            base["conversation_id"] = self.conversation_id
         if self.wire is not None:
             return {**base, **self.wire, "status": self.status}
         if self.kind in ("ask", "agent"):
@@ -113,7 +115,7 @@ class RunState:
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
             legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
-            return {**base, "status": "running", "mode": self.mode, "models": (self.record or {}).get("models"),
+            return {**base, "status": "running", "mode": self.mode, "models": self.models,
                     "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
@@ -281,7 +283,7 @@ class Runs:
             except BaseException:
                 self._runs.pop(state.run_id, None)
                 raise
-            state.spend = kind.spend
+            state.spend, state.conversation_id, state.models = kind.spend, kind.conversation_id, kind.models
             await self._put_record(state.record)
         except BaseException:
             admission.close()  # the run never started: its places are given back
@@ -363,18 +365,19 @@ class Runs:
                 state.marks.append(("run.done", "orchestrator", time.time()))
                 legs = [leg.wire() for leg in result.legs]
                 update: dict[str, Any] = {"timeline": timeline.build(state.marks, legs)}
-                if state.record is not None and state.record.get("conversation_id"):
-                    update = {"conversation_id": state.record["conversation_id"], **update}
+                if state.conversation_id:
+                    update = {"conversation_id": state.conversation_id, **update}
                 result = result.model_copy(update=update)
             state.status, state.result = status, result
             wire = result.wire()  # the one serialization, for the event, the run log and every snapshot
             state.wire = wire
             if self._spent_today is not None:
-                self._spent_today = (self._spent_today[0], self._spent_today[1] + _run_cost(wire))
+                self._spent_today = (self._spent_today[0], self._spent_today[1] + stats.usd(
+                    result.total_cost_usd if isinstance(result, AskResult | AgentResult) else None))
             self._emit(state, "run.done", "orchestrator", {"status": status, **wire})
             await self.flush()
             if state.record is not None:
-                state.record = history.finish_record(state.record, status, wire)
+                state.record = history.finish_record(state.record, status, result, wire)
                 # The log keeps the result with its streamed texts left in the events (run_record).
                 await self._put_record({**state.record, "result": run_record.compact(
                     "run.done", "orchestrator", wire, state.deltas)})

@@ -41,6 +41,7 @@ class Ask(RunKind):
         self.runs, self.request = runs, request
         self.mode, self.sources, self.arguments, self.system = mode, sources, arguments, system
         self.title = {"prompt": request.prompt[:200]}
+        self.models = sources
         self.places = [server_of(source) for source in sources]  # a leg holds a place on its server (legs.py)
         self.conversation_id = request.conversation_id or history.new_conversation_id()
         if request.max_cost_usd is not None:

@@ -35,6 +35,8 @@ class RunKind(ABC):
     title: dict[str, str]  # {"prompt": ...}, {"command": ...} or {"task": ...}, for run lists
     places: list[str]  # a place in the queue of each server the run's legs call, one per leg (pool.Admission)
     spend: SpendMeter | None = None  # a cost cap Runs watches the run's events against (costcap.py)
+    conversation_id: str | None = None  # an ask's conversation (shown in its snapshot and result)
+    models: list[str] | None = None  # an ask's legs, in order (shown while it runs)
     state: RunState
 
     @classmethod

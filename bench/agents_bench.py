@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import percentile, row
+from llmmixer.orchestrator.modes import AGENT_MODES
 
 __all__ = ["run_bench"]
 
@@ -90,7 +91,7 @@ async def _pick_rows(runs: Any, emulator: Any, scratch: Path, count: int) -> lis
                                                  "scores": [{"candidate": "A", "score": 8},
                                                             {"candidate": "B", "score": 7}]})
     rows = []
-    for mode in ("race", "all"):
+    for mode in AGENT_MODES:
         times: dict[str, list[float]] = {"first": [], "best": []}
         judged = 0
         for index in range(count):

@@ -18,9 +18,11 @@ def anyio_backend() -> str:
 # marks its few process tests itself (``@pytest.mark.e2e``). The browser and conformance markers imply e2e.
 E2E_MODULES = frozenset({
     "test_adapter_servers", "test_agents_interactive", "test_agents_real", "test_cli", "test_cli_basics",
-    "test_conformance", "test_containment", "test_containment_ask", "test_containment_host", "test_dashboard",
-    "test_dashboard_history", "test_docs_commands", "test_host_config", "test_hosts", "test_isolation", "test_layout", "test_mcp_server",
-    "test_netns_support", "test_remote_bind", "test_resident", "test_shutdown", "test_store_faults", "test_ts_sdk",
+    "test_conformance", "test_containment", "test_containment_ask", "test_containment_host", "test_ctrl_c",
+    "test_dashboard", "test_dashboard_history", "test_docs_commands", "test_fault_http", "test_fault_runlog",
+    "test_fault_serve", "test_fault_stdio", "test_gateway_clis", "test_host_config", "test_hosts", "test_isolation",
+    "test_layout", "test_mcp_server", "test_netns_support", "test_remote_bind", "test_resident",
+    "test_resumable_http", "test_shutdown", "test_store_faults", "test_telemetry", "test_tool_table", "test_ts_sdk",
     "test_web_chaos",
 })
 E2E_MARKERS = frozenset({"browser", "conformance"})

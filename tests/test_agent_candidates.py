@@ -67,6 +67,7 @@ def test_a_kept_leg_outlives_its_worktree_with_its_diff_and_stat(repo: Path, tmp
     assert [k["agent"] for k in kept_branches(repo_root(repo), "r1")] == ["codex"]
 
 
+@pytest.mark.e2e
 def test_apply_brings_a_leg_into_the_tree_byte_for_byte(repo: Path, tmp_path: Path) -> None:
     kept_leg(repo, tmp_path, "codex", {"edit.txt": b"new\n", "menu.txt": LATIN1})
     done = subprocess.run([LLMMIXER, "agent", "apply", "r1", "codex"], cwd=repo, capture_output=True, text=True,
@@ -107,6 +108,7 @@ def test_a_leg_not_kept_gets_its_branch_back_from_its_commit(repo: Path, tmp_pat
         restore_leg(found, "r1", "gemini-cli", "0" * 40)
 
 
+@pytest.mark.e2e
 def test_show_lists_and_prints_and_prune_removes(repo: Path, tmp_path: Path) -> None:
     kept_leg(repo, tmp_path, "codex", {"edit.txt": b"new\n"})
     kept_leg(repo, tmp_path, "gemini-cli", {"edit.txt": b"other\n"})
@@ -128,6 +130,7 @@ def test_show_lists_and_prints_and_prune_removes(repo: Path, tmp_path: Path) -> 
         leg_diff(repo_root(repo), "r1", "codex")
 
 
+@pytest.mark.e2e
 def test_agent_task_still_starts_a_run(repo: Path) -> None:
     """The subcommands do not take the task's place: an unknown word is the task (here refused: no check)."""
     done = subprocess.run([LLMMIXER, "agent", "fix the bug"], cwd=repo, capture_output=True, text=True, timeout=60)

@@ -31,7 +31,7 @@ def logged(run_id: str, created: float, cost: float) -> dict[str, Any]:
 
 
 def config(**settings: Any) -> Config:
-    return Config(servers=default_servers(), settings=Settings(**settings))
+    return Config(servers=default_servers(inprocess=True), settings=Settings(**settings))
 
 
 async def test_a_run_whose_estimate_is_over_its_cap_is_refused_before_any_vendor_call(emu):

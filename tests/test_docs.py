@@ -3,6 +3,7 @@ from --help and current, the site builds with --strict, and the commands the doc
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import shlex
@@ -86,6 +87,14 @@ def _options_of(path: list[str]) -> tuple[set[str], bool]:
     return options, bool(command.context_settings.get("ignore_unknown_options"))
 
 
+@functools.cache
+def _help_options(path: tuple[str, ...]) -> set[str]:
+    """The options a command that passes its arguments on shows in its ``--help`` (one run per command path)."""
+    help_text = subprocess.run([sys.executable, "-m", "llmmixer", *path, "--help"], capture_output=True,
+                               text=True).stdout
+    return set(re.findall(r"(--[a-z][a-z0-9-]*|-[a-zA-Z])\b", help_text))
+
+
 @pytest.mark.parametrize(("page", "line"), _doc_commands())
 def test_each_command_shown_in_the_docs_exists_with_its_options(page: str, line: str) -> None:
     words = shlex.split(line.replace("…", ""), comments=True)[1:]
@@ -106,9 +115,7 @@ def test_each_command_shown_in_the_docs_exists_with_its_options(page: str, line:
         group = sub
     options, passthrough = _options_of(path)
     if passthrough:
-        help_text = subprocess.run([sys.executable, "-m", "llmmixer", *path, "--help"], capture_output=True,
-                                   text=True).stdout
-        options = set(re.findall(r"(--[a-z][a-z0-9-]*|-[a-zA-Z])\b", help_text))
+        options = _help_options(tuple(path))
     for word in words:
         if word.startswith("-") and word != "-":
             name = word.split("=")[0]

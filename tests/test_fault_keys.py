@@ -31,6 +31,7 @@ async def call(case: VendorCase, env: dict[str, str]) -> Any:
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+@pytest.mark.e2e
 async def test_a_key_with_a_trailing_newline_is_stripped_and_works(case: VendorCase, emu: Any) -> None:
     result = await call(case, server_env(emu, **{case.key_var: f"  {case.key}\r\n"}))
     assert not result.is_error, result.content[0].text

@@ -50,6 +50,7 @@ async def warm(runs: Runs, **limits: float) -> None:
         setattr(runs.config.settings, name, value)
 
 
+@pytest.mark.e2e
 async def test_timeouts_cancel_on_the_server_read_timeout_and_leak_no_adapter(emu: Any) -> None:
     async with Runs(Config(servers=default_servers(), settings=Settings()), open_store("memory")) as runs:
         await warm(runs, call_timeout_s=1.5, idle_timeout_s=0)
@@ -67,7 +68,7 @@ async def test_timeouts_cancel_on_the_server_read_timeout_and_leak_no_adapter(em
 
 
 async def test_a_dripping_vendor_is_stopped_by_the_idle_timeout(emu: Any) -> None:
-    async with Runs(Config(servers=default_servers(), settings=Settings()), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True), settings=Settings()), open_store("memory")) as runs:
         await warm(runs, idle_timeout_s=1)
         emu.reset()
         emu.set_behaviour("anthropic", ttft_ms=50, inter_token_ms=4000, tokens=50, reply="drip " * 50)
@@ -93,6 +94,7 @@ DEAF_SERVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 async def test_a_server_that_does_not_answer_after_a_cancel_is_restarted_never_leaked(tmp_path: Path) -> None:
     script = tmp_path / "deaf.py"
     script.write_text(DEAF_SERVER)

@@ -46,6 +46,7 @@ def test_the_bundle_describes_the_server_it_runs() -> None:
 
 
 @pytest.mark.skipif(not MCPB.exists(), reason="needs @anthropic-ai/mcpb under .ci/node (see .ci/run)")
+@pytest.mark.e2e
 def test_the_official_cli_validates_and_packs_the_bundle(tmp_path: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1"}
     done = subprocess.run([str(MCPB), "validate", str(BUNDLE / "manifest.json")], capture_output=True, text=True,

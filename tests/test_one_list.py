@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,10 +41,15 @@ def _strings(nodes: list[ast.expr | None]) -> list[str]:
     return [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
+@functools.cache
+def _list_pattern(members: frozenset[str]) -> re.Pattern[str]:
+    names = "|".join(re.escape(m) for m in sorted(members, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.-])({names})\s*[|,/]\s*({names})(?![\w-])")
+
+
 def _listed(text: str, members: frozenset[str]) -> bool:
     """Two members next to each other with list punctuation between them: ``a | b``, ``a, b``, ``a/b``."""
-    names = "|".join(re.escape(m) for m in sorted(members, key=len, reverse=True))
-    return re.search(rf"(?<![\w.-])({names})\s*[|,/]\s*({names})(?![\w-])", text) is not None
+    return _list_pattern(members).search(text) is not None
 
 
 def _python_copies(path: Path, members: frozenset[str]) -> list[str]:

@@ -73,6 +73,7 @@ def test_since_is_parsed_or_refused() -> None:
             stats.parse_since(bad)
 
 
+@pytest.mark.e2e
 def test_logs_stats_reads_the_log(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
 

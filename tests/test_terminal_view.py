@@ -60,6 +60,7 @@ def test_a_tall_answer_shows_its_newest_lines_within_the_screen(width: int, heig
 LLMMIXER = str(Path(sys.executable).parent / "llmmixer")
 
 
+@pytest.mark.e2e
 @needs_tmux
 def test_in_first_token_mode_the_losers_show_cancelled_while_the_winner_streams(
         tmp_path: Path, emu: EmulatorServer) -> None:

@@ -23,7 +23,7 @@ LLMMIXER = str(BIN / "llmmixer")
 @pytest.mark.anyio
 async def test_servers_names_each_key_variable_and_endpoint(emu: EmulatorServer, monkeypatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    async with Runs(Config(servers=default_servers()), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True)), open_store("memory")) as runs:
         statuses = {s["name"]: s for s in runs.server_statuses()}
     assert statuses["claude"]["key_var"] == "ANTHROPIC_API_KEY" and statuses["claude"]["key_set"] is False
     assert statuses["gpt"]["key_var"] == "OPENAI_API_KEY" and statuses["gpt"]["key_set"] is True
@@ -33,6 +33,7 @@ async def test_servers_names_each_key_variable_and_endpoint(emu: EmulatorServer,
     assert "sk-test" not in json.dumps(list(statuses.values()))
 
 
+@pytest.mark.e2e
 def test_servers_says_no_key_instead_of_ready(emu: EmulatorServer, tmp_path: Path) -> None:
     env = {**{k: v for k, v in server_env(emu).items() if k != "ANTHROPIC_API_KEY"}, "COLUMNS": "300"}
     done = subprocess.run([LLMMIXER, "servers", "--standalone"], capture_output=True, text=True, env=env,
@@ -44,6 +45,7 @@ def test_servers_says_no_key_instead_of_ready(emu: EmulatorServer, tmp_path: Pat
     assert done.returncode == 1  # not every server can answer
 
 
+@pytest.mark.e2e
 def test_data_without_schema_is_a_usage_error_before_anything_runs(emu: EmulatorServer, tmp_path: Path) -> None:
     done = subprocess.run([LLMMIXER, "ask", "hi", "--data"], capture_output=True, text=True,
                           env=server_env(emu), timeout=60, cwd=tmp_path)
@@ -52,6 +54,7 @@ def test_data_without_schema_is_a_usage_error_before_anything_runs(emu: Emulator
     assert emu.requests() == []  # no race was paid for
 
 
+@pytest.mark.e2e
 def test_a_standalone_http_server_says_where_it_is_and_stops_without_a_traceback(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen([str(BIN / "llmmixer-gpt"), "--transport", "streamable-http", "--port", str(port)],
@@ -75,6 +78,7 @@ def test_a_standalone_http_server_says_where_it_is_and_stops_without_a_traceback
     assert "stopped" in rest
 
 
+@pytest.mark.e2e
 def test_config_write_says_which_keys_are_left_as_placeholders(tmp_path: Path) -> None:
     target = tmp_path / "claude_desktop_config.json"
     done = subprocess.run([LLMMIXER, "config", "claude-desktop", "--write", "--config-path", str(target)],

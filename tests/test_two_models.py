@@ -53,7 +53,7 @@ async def _ask(runs: Runs, **kwargs: Any) -> dict[str, Any]:
 @pytest.mark.anyio
 async def test_two_models_of_one_vendor_in_every_mode(emu: EmulatorServer) -> None:
     settings = Settings(hedge_delay_ms=1, hedge_budget=1.0)
-    async with Runs(Config(servers=default_servers(), settings=settings), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True), settings=settings), open_store("memory")) as runs:
         for mode in MODES:
             emu.reset()
             emu.set_behaviour("openai", ttft_ms=200, inter_token_ms=5, reply="Teal.")
@@ -73,7 +73,7 @@ async def test_two_models_of_one_vendor_in_every_mode(emu: EmulatorServer) -> No
 @pytest.mark.anyio
 async def test_best_of_n_on_one_server(emu: EmulatorServer) -> None:
     emu.set_behaviour("anthropic", ttft_ms=0, reply="Blue.")
-    async with Runs(Config(servers=default_servers()), open_store("memory")) as runs:
+    async with Runs(Config(servers=default_servers(inprocess=True)), open_store("memory")) as runs:
         result = await _ask(runs, models="claude,claude", mode="all")
         with pytest.raises(InvalidInputError, match="SERVER:MODEL"):
             runs.resolve_models(["claude", "nope:x"])
@@ -82,6 +82,7 @@ async def test_best_of_n_on_one_server(emu: EmulatorServer) -> None:
     assert len(emu.requests("anthropic")) == 2
 
 
+@pytest.mark.e2e
 def test_dash_m_twice_on_one_vendor_from_the_cli(emu: EmulatorServer, tmp_path: Path) -> None:
     done = subprocess.run([LLMMIXER, "ask", "hi", "-m", "gpt-5", "-m", "gpt-5-mini", "--mode", "all", "--json",
                            "--store", "memory"], capture_output=True, text=True, env=server_env(emu), timeout=180,

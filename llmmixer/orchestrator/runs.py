@@ -3,6 +3,9 @@
 One :class:`Runs` service backs every way in: the CLI, the web app and the orchestrator's own MCP server. A run
 gets an id at once and goes on in the service's task group, so a caller may wait for it, follow its deltas, read a
 snapshot later (from memory, or from the store after a restart) or cancel it, which cancels every leg end to end.
+What a run does is its run kind's (:mod:`.kinds`: an ask, a command, coding agents), which :meth:`Runs.start`
+finds by the request's type; ``Runs`` keeps the lifecycle common to all of them (admission, ids, records, the
+cache, cancel and shutdown).
 
 Events go to the store through one :class:`~.stores.writer.StoreWriter`, in the order they were emitted: a progress
 callback never waits on a database; events ready together are written in one transaction; a failing store is

@@ -11,7 +11,8 @@ is measured for both sides, interleaved sample by sample, against one emulator p
   router), its latency and how long each loser's upstream HTTP stays open after the race is decided, as the
   emulator recorded it. Every loser counts, on both sides alike (:func:`_loser_closes`): each side's losers get the
   same grace, :data:`CLOSE_GRACE_S` from the decision, to be closed; a loser still open then counts as the grace,
-  and a loser that streamed to its end is counted apart (``streamed to the end``), never dropped;
+  one whose request never reached the vendor as 0 ms (and is counted apart in the note), and a loser that streamed
+  to its end is counted apart (``streamed to the end``), never dropped;
 - the memory of those races: the resident set of the process (LiteLLM), against ours with one process per server
   (the orchestrator plus its adapter children) and with every server ``inprocess``.
 
@@ -178,11 +179,14 @@ def _queue_race(emulator: Any, legs: list[tuple[str, str]], rank: list[int]) -> 
 CLOSE_GRACE_S = 2.0
 
 
-async def _loser_closes(emulator: Any, before: set[str], decided_at: float, losers: int) -> tuple[list[float], int]:
-    """Every loser's close, in ms after the decision, and how many losers streamed to their end instead.
+async def _loser_closes(emulator: Any, before: set[str], decided_at: float, losers: int
+                        ) -> tuple[list[float], int, int]:
+    """Every loser's close, in ms after the decision; how many losers streamed to their end instead; and how many
+    never reached the vendor (cancelled before their request went out: nothing to close).
 
     Waits until every call of the race has ended (closed, completed or failed) or until :data:`CLOSE_GRACE_S`
-    after the decision; a loser still open then counts as closed at the grace, so no loser is left out.
+    after the decision. A loser whose call is still open then counts as closed at the grace, so no loser is left
+    out; one with no call at the vendor by then counts as closed at once (0 ms), and is counted apart too.
     """
     deadline = decided_at + CLOSE_GRACE_S
     while True:
@@ -193,8 +197,9 @@ async def _loser_closes(emulator: Any, before: set[str], decided_at: float, lose
     closes = [(r["closed_at"] - decided_at) * 1000 for r in calls if r["outcome"] == "client_closed"]
     completed = sum(1 for r in calls if r["outcome"] == "completed")
     streamed_to_end = max(0, completed - 1)  # the winner completes; any other completed call was a loser
-    unclosed = max(0, losers - len(closes) - streamed_to_end)
-    return closes + [CLOSE_GRACE_S * 1000] * unclosed, streamed_to_end
+    still_open = sum(1 for r in calls if r["outcome"] == "open")
+    never_sent = max(0, losers + 1 - len(calls))  # every leg's call, the winner's included, or none
+    return (closes + [CLOSE_GRACE_S * 1000] * still_open + [0.0] * never_sent, streamed_to_end, never_sent)
 
 
 async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
@@ -207,8 +212,9 @@ async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
     rng = random.Random(size)
     ours_latency, peer_latency, ours_close, peer_close = [], [], [], []
     streamed = {"ours": 0, "peer": 0}
+    unsent = {"ours": 0, "peer": 0}
     try:
-        await _ours_call(runs, names)  # warm every session
+        await _ours_call(runs, names, mode="all")  # warm every session: each leg to its end, its SDK loaded
         for _ in range(n):
             rank = list(range(size))
             rng.shuffle(rank)
@@ -218,9 +224,10 @@ async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
             result, events, started = await _ours_call(runs, names)
             decided = next(e.ts for e in events if e.type == "leg.done" and e.source == result["winner"])
             ours_latency.append((decided - started) * 1000)
-            closes, to_end = await _loser_closes(emulator, before, decided, size - 1)
+            closes, to_end, never = await _loser_closes(emulator, before, decided, size - 1)
             ours_close += closes
             streamed["ours"] += to_end
+            unsent["ours"] += never
 
             emulator.reset()
             _queue_race(emulator, legs, rank)
@@ -228,9 +235,10 @@ async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
             await router.abatch_completion_fastest_response(model=names, messages=[{"role": "user", "content": PROMPT}])
             decided = time.time()
             peer_latency.append((decided - started) * 1000)
-            closes, to_end = await _loser_closes(emulator, set(), decided, size - 1)
+            closes, to_end, never = await _loser_closes(emulator, set(), decided, size - 1)
             peer_close += closes
             streamed["peer"] += to_end
+            unsent["peer"] += never
     finally:
         await runs.__aexit__(None, None, None)
     rows = [row(f"peers: race of {size}, latency p50", percentile(ours_latency, 50), percentile(peer_latency, 50),
@@ -240,7 +248,8 @@ async def bench_race(emulator: Any, size: int, n: int) -> list[dict[str, Any]]:
             rows.append(row(f"peers: race of {size}, loser close p{q}", percentile(ours_close, q),
                             percentile(peer_close, q), "≤ LiteLLM", unit="ms",
                             passed=percentile(ours_close, q) <= percentile(peer_close, q),
-                            note=f"every loser: {len(ours_close)} vs {len(peer_close)} closes"))
+                            note=f"every loser: {len(ours_close)} vs {len(peer_close)} closes, of which "
+                                 f"{unsent['ours']} vs {unsent['peer']} never reached the vendor"))
     rows.append(row(f"peers: race of {size}, losers that streamed to the end", streamed["ours"], streamed["peer"],
                     "0", unit="legs", passed=streamed["ours"] == 0, ratio=None,
                     note=f"of {n * (size - 1)} losers per side"))

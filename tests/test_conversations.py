@@ -12,6 +12,7 @@ from conftest import server_env
 from test_cli import llmmixer
 
 from llmmixer.orchestrator import history
+from llmmixer.orchestrator.results import AskResult, LegResult
 from llmmixer.orchestrator.config import Config, Settings, default_servers
 from llmmixer.orchestrator.runs import Runs
 from llmmixer.orchestrator.stores import open_store
@@ -98,9 +99,9 @@ async def test_every_store_keeps_run_records_and_conversations(url: str, tmp_pat
             record = history.new_record(f"run{i}", "ask", conversation_id="c1" if i % 2 == 0 else "c2",
                                         prompt=f"question {i}", models=["claude"], mode="race")
             await store.put_run(record)
-            result = {"mode": "race", "winner": "claude",
-                      "legs": [{"source": "claude", "status": "won", "text": f"answer {i}"}]}
-            await store.put_run(history.finish_record(record, "done", result))
+            result = AskResult(mode="race", winner="claude",
+                               legs=[LegResult(source="claude", status="won", text=f"answer {i}")])
+            await store.put_run(history.finish_record(record, "done", result, result.wire()))
         assert [r["run_id"] for r in await store.list_runs(limit=2)] == ["run4", "run3"]
         assert [r["run_id"] for r in await store.list_runs(limit=2, offset=2)] == ["run2", "run1"]
         assert [r["run_id"] for r in await store.list_runs(query="QUESTION 3")] == ["run3"]

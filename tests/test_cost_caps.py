@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from llmmixer.orchestrator import costcap, history
+from llmmixer.orchestrator.results import AskResult
 from llmmixer.orchestrator.config import Config, Settings, default_servers
 from llmmixer.orchestrator.runs import Runs
 from llmmixer.orchestrator.stores import open_store
@@ -25,7 +26,8 @@ DEAR = {"claude-haiku-4-5": [1.0, 2_000_000.0], "gpt-5-mini": [1.0, 2_000_000.0]
 def logged(run_id: str, created: float, cost: float) -> dict[str, Any]:
     """A finished run's record in the run log, as Runs writes it."""
     record = history.new_record(run_id, "ask", prompt="p", models=["claude"], mode="race")
-    return history.finish_record({**record, "created": created}, "done", {"total_cost_usd": cost, "legs": []})
+    result = AskResult(total_cost_usd=cost, legs=[])
+    return history.finish_record({**record, "created": created}, "done", result, result.wire())
 
 
 def config(**settings: Any) -> Config:

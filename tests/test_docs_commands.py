@@ -163,15 +163,19 @@ def _program(text: str) -> list[str]:
     return words[:2]
 
 
+def _is_mcp_server(words: list[str]) -> bool:
+    """``llmmixer-NAME``, ``llmmixer server NAME`` (the same), ``llmmixer mcp``."""
+    return bool(words) and (words[0].startswith("llmmixer-") or words in (["llmmixer", "mcp"], ["llmmixer", "server"]))
+
+
 def _is_stdio_mcp(words: list[str], text: str) -> bool:
-    mcp = words[:1] and (words[0].startswith("llmmixer-") or words == ["llmmixer", "mcp"])
-    return bool(mcp) and "--transport" not in text
+    return _is_mcp_server(words) and "--transport" not in text
 
 
 def _is_http_server(words: list[str], text: str) -> bool:
     if words == ["llmmixer", "serve"]:
         return not re.search(r"--(status|stop)\b", text)
-    return bool(words) and (words[0].startswith("llmmixer-") or words == ["llmmixer", "mcp"]) and "--transport" in text
+    return _is_mcp_server(words) and "--transport" in text
 
 
 def _port_of(text: str) -> int:
@@ -315,10 +319,15 @@ def test_the_markers_scope(tmp_path: Path) -> None:
 
 
 def test_a_command_that_fails_fails_the_page(reader: Reader) -> None:
-    for text in ("llmmixer no-such-command", "llmmixer serve --port 1 --host 256.0.0.1", "llmmixer-claude --no-such"):
+    for text in ("llmmixer no-such-command", "llmmixer serve --port 1 --host 256.0.0.1", "llmmixer-claude --no-such",
+                 "llmmixer server no-such-server"):
         with pytest.raises(AssertionError):
             run_command(reader, DocCommand("page.md", 1, text, None))
         reader.stop_all()
+
+
+def test_llmmixer_server_name_is_run_as_the_mcp_server_it_is(reader: Reader) -> None:
+    run_command(reader, DocCommand("page.md", 1, "llmmixer server claude", None))  # initialize answers
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])

@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from llmmixer.orchestrator import history, stats
+from llmmixer.orchestrator.results import AskResult
 from llmmixer.orchestrator.stores import open_store
 from llmmixer.servers.core.errors import InvalidInputError
 
@@ -30,7 +31,8 @@ def record(run_id: str, mode: str, latency_ms: float, legs: list[dict[str, Any]]
     base = history.new_record(run_id, "ask", prompt="p", models=[leg["source"] for leg in legs], mode=mode)
     result = {"mode": mode, "winner": winner, "latency_ms": latency_ms, "legs": legs,
               "total_cost_usd": sum(leg["cost_usd"] for leg in legs)}
-    return history.finish_record({**base, "created": time.time() - age_s}, "done", result)
+    typed = AskResult.model_validate(result)
+    return history.finish_record({**base, "created": time.time() - age_s}, "done", typed, typed.wire())
 
 
 SEEDED = [

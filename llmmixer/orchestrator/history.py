@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .results import RunResult
 
 __all__ = ["RunLog", "new_record", "finish_record", "answer_of", "messages_for", "summary", "new_conversation_id",
            "snapshot", "matches", "SUMMARY_KEYS", "MAX_HISTORY_RUNS"]
@@ -70,20 +73,29 @@ def new_record(run_id: str, kind: str, *, conversation_id: str | None = None, pr
     return record
 
 
-def finish_record(record: dict[str, Any], status: str, result: dict[str, Any]) -> dict[str, Any]:
+def finish_record(record: dict[str, Any], status: str, result: RunResult, wire: dict[str, Any]) -> dict[str, Any]:
+    """The record of a run that ended with ``result``; ``wire`` is ``result.wire()``, made once by the caller."""
     answer, source = answer_of(result) if status == "done" else (None, None)
-    return {**record, "status": status, "updated": time.time(), "result": result, "answer": answer,
+    return {**record, "status": status, "updated": time.time(), "result": wire, "answer": answer,
             "answer_source": source}
 
 
-def answer_of(result: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The text kept as the assistant turn: the winner's, else the first successful leg's; ``(text, source)``."""
-    legs = [leg for leg in result.get("legs") or [] if isinstance(leg, dict)]
-    winner = result.get("winner")
-    ordered = [leg for leg in legs if leg.get("source") == winner] + legs
-    for leg in ordered:
-        if leg.get("status") in ("won", "done") and isinstance(leg.get("text"), str):
-            return leg["text"], leg.get("source")
+def answer_of(result: RunResult) -> tuple[str | None, str | None]:
+    """The text kept as the assistant turn: the winner's, else the first successful leg's; ``(text, source)``.
+    A command has none; an agent leg names no source."""
+    from .results import AgentResult, AskResult
+
+    legs: list[tuple[str | None, Any, Any]]
+    if isinstance(result, AskResult):
+        legs = [(leg.source, leg.status, leg.text) for leg in result.legs]
+    elif isinstance(result, AgentResult):
+        legs = [(leg.get("source"), leg.get("status"), leg.get("text")) for leg in result.legs]
+    else:
+        return None, None
+    ordered = [leg for leg in legs if leg[0] == result.winner] + legs
+    for source, status, text in ordered:
+        if status in ("won", "done") and isinstance(text, str):
+            return text, source
     return None, None
 
 

@@ -37,7 +37,7 @@ from .costcap import estimated_tokens
 from .legs import parse_leg, server_of
 from .modes import COMBINING_MODES, MODES, SKIPPING_MODES
 from .statuses import LegStatus
-from .pool import CallState, ServerPool
+from .pool import Admission, CallState, ServerPool
 from .requests import MixOptions
 from .results import AskResult, LegResult
 from .strategies import strategy_for
@@ -77,6 +77,9 @@ class Leg:
     reason: str | None = None  # why it was skipped or left out
     dropped: list[dict[str, Any]] | None = None  # parameters the model refuses, not sent
     tool_calls: list[dict[str, Any]] | None = None  # the tools the reply calls ({id, name, arguments})
+    # The run's places in its servers' queues (pool.Admission): the leg gives back its own when it gets its slot.
+    # A leg a strategy adds (a later round, an aggregator, a recovery) carries its run's too.
+    admission: Admission | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
     @property
@@ -211,11 +214,12 @@ class Mixer:
 
     async def mix(self, arguments: dict[str, Any], sources: list[str], mode: str, emit: Emit,
                   result: MixResult | None = None, model_for: dict[str, str] | None = None,
-                  options: MixOptions | None = None) -> MixResult:
+                  options: MixOptions | None = None, admission: Admission | None = None) -> MixResult:
         """Run the strategy; ``result`` (filled in as it goes) lets a caller that cancels the run keep its legs.
 
         ``model_for`` picks a model per source for this run, over the mixer's configured ones; ``options`` holds
-        the combining modes' settings.
+        the combining modes' settings; ``admission`` holds the run's places in its servers' queues (each leg
+        gives back its own as it gets its slot).
         """
         strategy = strategy_for(mode)  # raises InvalidInputError for a mode that is not one
         if not sources:
@@ -226,7 +230,7 @@ class Mixer:
         for source in sources:  # a leg name: a server, SERVER:MODEL, or either with #N (see legs.py)
             server, model = parse_leg(source)
             legs.append(Leg(source=source, server=server if server != source else None,
-                            requested_model=model or models.get(source) or models.get(server)))
+                            requested_model=model or models.get(source) or models.get(server), admission=admission))
         started = time.perf_counter()
         if result is None:
             result = MixResult(mode=mode, legs=legs)
@@ -305,7 +309,8 @@ class Mixer:
 
         with leg.scope:
             try:
-                result = await self.pool.call(leg.target, "generate", call_args, progress, on_state=on_state,
+                result = await self.pool.call(leg.target, "generate", call_args, progress, admission=leg.admission,
+                                              on_state=on_state,
                                               idle_timeout_s=self.pool.config.settings.idle_timeout_s)
             except LLMMixerError as error:
                 self._fail(leg, error.to_dict()["error"], started, emit)

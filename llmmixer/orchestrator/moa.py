@@ -84,7 +84,7 @@ async def synthesize_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str,
         layer_args = {**arguments, "system": aggregation_system([leg.text or "" for leg in answers],
                                                                  arguments.get("system"))}
         current = [Leg(source=f"{leg.source}.r{round_}", server=leg.target, requested_model=leg.requested_model,
-                       role="proposer", round=round_) for leg in legs]
+                       role="proposer", round=round_, admission=leg.admission) for leg in legs]
         result.legs.extend(current)
         proposers.extend(current)
         cut = await _gather(mixer, current, layer_args, emit, options.deadline_s) or cut
@@ -102,7 +102,7 @@ async def synthesize_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str,
         mixer.win(answers[0], [], result, emit)
         return
     aggregator = Leg(source="aggregator", server=server, requested_model=_model_of(mixer, legs, server),
-                     role="aggregator")
+                     role="aggregator", admission=legs[0].admission)
     result.legs.append(aggregator)
     aggregate_args = {**arguments, "system": aggregation_system([leg.text or "" for leg in answers],
                                                                  arguments.get("system"))}
@@ -136,7 +136,7 @@ async def judge_answers(mixer: Mixer, legs: list[Leg], arguments: dict[str, Any]
         if key in arguments:
             judge_args[key] = arguments[key]
     judge_leg = Leg(source="judge", server=server, requested_model=_model_of(mixer, legs, server),
-                    role="judge")
+                    role="judge", admission=legs[0].admission)
     result.legs.append(judge_leg)
     verdict["order"] = [leg.source for leg in shown]
     await mixer.run_leg(judge_leg, judge_args, emit)

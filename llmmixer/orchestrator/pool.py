@@ -8,7 +8,8 @@ Each server has its own concurrency limit so one busy vendor cannot starve the o
 Admission control: each server also has a bounded queue (``maxQueue``, default
 :data:`~.config.DEFAULT_MAX_QUEUE`) of calls waiting for one of those slots. A run is admitted when it starts
 (:meth:`ServerPool.admit`), which holds one place per server it uses until that leg gets its slot or the run
-ends; beyond ``maxConcurrency + maxQueue`` places the run is refused at once with ``rate_limit`` and a
+ends; each call is given its run's :class:`Admission` (``pool.call(..., admission=...)``), and gives back that
+run's place on its server the moment it gets its slot. Beyond ``maxConcurrency + maxQueue`` places the run is refused at once with ``rate_limit`` and a
 ``retry_after_s`` (the HTTP API answers 429), instead of queueing without limit. A call that has to wait
 reports ``queued`` through ``on_state`` and ``running`` once it has its slot.
 
@@ -21,11 +22,10 @@ server is left running beside its replacement.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
@@ -275,11 +275,6 @@ class Admission:
         self._held.clear()
 
 
-# The admission of the run whose task is calling (set by :meth:`ServerPool.admitted`; child tasks inherit it),
-# so a strategy's legs give back their run's places without the strategy knowing about admission.
-_ADMISSION: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("llmmixer_admission", default=None)
-
-
 def _status_line(instructions: str | None) -> str | None:
     """A server states its condition in a last ``Status: ...`` line of its instructions."""
     for line in reversed((instructions or "").splitlines()):
@@ -349,17 +344,8 @@ class ServerPool:
                     retry_after_s=retry, details={"server": spec.name})
         return Admission(connections)
 
-    @contextlib.contextmanager
-    def admitted(self, admission: Admission) -> Iterator[None]:
-        """Run the block (and every task it starts) as ``admission``'s run; its places are given back at the end."""
-        token = _ADMISSION.set(admission)
-        try:
-            yield
-        finally:
-            _ADMISSION.reset(token)
-            admission.close()
-
-    async def _slot(self, connection: _Connection, on_state: Callable[[CallState], None] | None) -> None:
+    async def _slot(self, connection: _Connection, on_state: Callable[[CallState], None] | None,
+                    admission: Admission | None) -> None:
         try:
             connection.limit.acquire_nowait()
         except anyio.WouldBlock:
@@ -371,16 +357,16 @@ class ServerPool:
             finally:
                 connection.waiting -= 1
         connection.active += 1
-        admission = _ADMISSION.get()
         if admission is not None:
             admission.take(connection)
 
     async def call(self, source: str, tool: str, arguments: dict[str, Any],
-                   progress: ProgressCallback | None = None, *,
+                   progress: ProgressCallback | None = None, *, admission: Admission | None = None,
                    on_state: Callable[[CallState], None] | None = None, idle_timeout_s: float | None = None) -> Any:
         """Call ``tool`` on the server playing ``source``; returns the ``CallToolResult``.
 
-        ``on_state("queued")`` is called when the call must wait for a concurrency slot, and
+        ``admission``: the run the call is part of, whose place on this server the call gives back once it has its
+        slot (see the module docstring). ``on_state("queued")`` is called when the call must wait for a concurrency slot, and
         ``on_state("running")`` once it has one (always, queued or not). The call is cancelled on the server after
         ``settings.call_timeout_s`` in all, or after ``idle_timeout_s`` without a progress notification.
 
@@ -389,7 +375,7 @@ class ServerPool:
                 ``timeout`` when the call was cancelled for taking too long.
         """
         connection = self._connection(source)
-        await self._slot(connection, on_state)
+        await self._slot(connection, on_state, admission)
         try:
             if on_state is not None:
                 on_state("running")

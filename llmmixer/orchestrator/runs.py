@@ -3,6 +3,9 @@
 One :class:`Runs` service backs every way in: the CLI, the web app and the orchestrator's own MCP server. A run
 gets an id at once and goes on in the service's task group, so a caller may wait for it, follow its deltas, read a
 snapshot later (from memory, or from the store after a restart) or cancel it, which cancels every leg end to end.
+What a run does is its run kind's (:mod:`.kinds`: an ask, a command, coding agents), which :meth:`Runs.start`
+finds by the request's type; ``Runs`` keeps the lifecycle common to all of them (admission, ids, records, the
+cache, cancel and shutdown).
 
 Events go to the store through one :class:`~.stores.writer.StoreWriter`, in the order they were emitted: a progress
 callback never waits on a database; events ready together are written in one transaction; a failing store is
@@ -25,38 +28,25 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import anyio
 import anyio.abc
 
-from ..servers.core.errors import (
-    BudgetError,
-    CancelledError_,
-    InvalidInputError,
-    LLMMixerError,
-    NotFoundError,
-    ServerError,
-    UnavailableError,
-    UnexpectedError,
-)
+from ..servers.core.errors import InvalidInputError, NotFoundError, UnavailableError, UnexpectedError
 from ..servers.core.events import TEXT_EVENT_TYPES, Event, EventType
-from ..servers.core.images import ImageInput, load
-from ..servers.core.redact import redact_inline
-from ..servers.core.results import result_payload
-from ..servers.core.manifest import manifest_for
-from . import costcap, history, run_record, stats, timeline
-from .costcap import SpendMeter
+from . import history, run_record, stats, timeline
+from .costcap import SpendMeter, day_start
 from .config import Config
 from .cooldown import Cooldowns, default_path
-from .legs import name_legs, parse_leg, server_of
+from .kinds import RunKind, kind_for
+from .legs import name_legs, parse_leg
 from .mixer import MixResult, Mixer
-from .modes import check_mode
 from .pool import Admission, ServerPool
-from .requests import AgentRequest, AskRequest, CommandRequest, MixOptions, RunRequest, validate_request
-from .results import RUN_RESULT, AgentResult, AskResult, CommandResult, LegResult, RunResult
+from .requests import AgentRequest, AskRequest, CommandRequest, RunRequest, validate_request
+from .results import RUN_RESULT, AgentResult, AskResult, LegResult, RunResult
 from .statuses import RunStatus
 from .stores.writer import StoreWriter
 from .telemetry import open_telemetry
@@ -72,7 +62,6 @@ CACHE_CHARS = 8 << 20  # ...and at most about this much of their text
 RECENT_IDS = 1000  # run ids (and titles) remembered for the history list
 SHUTDOWN_S = 5.0  # how long leaving Runs waits for interrupted runs and the store
 RECORD_WAIT_S = 2.0  # how long starting a run waits for its record to be written (a frozen disk: it goes on)
-INTERRUPTED = "interrupted: the service stopped while this run was in flight; each leg keeps what it had produced"
 
 EVENTS_LIMIT = 500  # events in one read of a run's stored events (Runs.events)
 
@@ -94,6 +83,8 @@ class RunState:
     interrupted: bool = False  # ended by Runs.interrupt() (shutdown), not by a caller
     title: dict[str, str] = field(default_factory=dict)  # {"prompt": ...} or {"command": ...}, for run lists
     record: dict[str, Any] | None = None  # what the run log keeps (history.py)
+    conversation_id: str | None = None  # an ask's conversation
+    models: list[str] | None = None  # an ask's legs, in order
     marks: list[tuple[str, str, float]] = field(default_factory=list)  # (type, source, ts) for the timeline
     last_seq: int = 0  # the writer's accept number of this run's newest event
     chars: int = 0  # streamed text held in `deltas`
@@ -118,8 +109,8 @@ class RunState:
 
     def snapshot(self) -> dict[str, Any]:
         base = {"job_id": self.run_id, "run_id": self.run_id, "kind": self.kind, **self.title}
-        if self.record is not None and self.record.get("conversation_id"):
-            base["conversation_id"] = self.record["conversation_id"]
+        if self.conversation_id:
+            base["conversation_id"] = self.conversation_id
         if self.wire is not None:
             return {**base, **self.wire, "status": self.status}
         if self.kind in ("ask", "agent"):
@@ -127,7 +118,7 @@ class RunState:
             for source, text in self.deltas:
                 partial[source] = partial.get(source, "") + text
             legs = [{"source": leg.source, "status": leg.status} for leg in (self.mix.legs if self.mix else [])]
-            return {**base, "status": "running", "mode": self.mode, "models": (self.record or {}).get("models"),
+            return {**base, "status": "running", "mode": self.mode, "models": self.models,
                     "legs": legs,
                     "partial": {s: t[-PARTIAL_CHARS:] for s, t in partial.items()}}
         output = "".join(text for _, text in self.deltas)
@@ -284,11 +275,25 @@ class Runs:
             BudgetError: an ask's estimate is over its ``max_cost_usd``, or the daily budget is used up (asks and
                 agents alike).
         """
-        if isinstance(request, AskRequest):
-            return await self._start_ask(request)
-        if isinstance(request, CommandRequest):
-            return await self._start_command(request)
-        return await self._start_agents(request)
+        kind = await kind_for(request).prepare(self, request)
+        self._check_store()
+        # RateLimitError (HTTP 429) when a server's queue is full
+        admission = self.pool.admit(kind.places)
+        try:
+            state = self._new_run(kind.name, kind.mode, kind.title)
+            try:
+                state.record = kind.open(state)
+            except BaseException:
+                self._runs.pop(state.run_id, None)
+                raise
+            state.spend, state.conversation_id, state.models = kind.spend, kind.conversation_id, kind.models
+            await self._put_record(state.record)
+        except BaseException:
+            admission.close()  # the run never started: its places are given back
+            raise
+        assert self._tg is not None
+        self._tg.start_soon(self._execute, state, kind, admission)
+        return state.run_id
 
     async def start_ask(self, prompt: str, models: list[str] | str | None = None, mode: str | None = None,
                         system: str | None = None, **fields: Any) -> str:
@@ -309,97 +314,22 @@ class Runs:
         """``start(request)`` for callers in Python."""
         return await self.start(request)
 
-    async def _start_ask(self, request: AskRequest) -> str:
-        """Start an ask. ``conversation_id`` continues that conversation (its history goes to the models as
-        ``messages``); without one the run starts a new conversation. Images given as ``path`` are read here and
-        sent on as base64 (see servers/core/images.py)."""
-        request = await self._resolve_choice(request)
-        mode = request.mode or self.config.settings.mode
-        check_mode(mode)
-        sources = self.resolve_models(request.models)
-        _check_aggregator(request, self.config.model_sources)
-        portable_images = _portable_images(request.images)
-        conversation_id, model_for = request.conversation_id, request.model_for
-        thread, system = await self._thread(conversation_id, request.system)
-        messages = [message.model_dump(mode="json", exclude_none=True) for message in request.messages or ()]
-        prompt_chars = len(request.prompt) + len(system or "") + sum(len(str(m.get("content", "")))
-                                                                     for m in [*thread, *messages])
-        await self._check_cost(prompt_chars, sources, model_for or {}, request.max_tokens, request.max_cost_usd)
-        self._check_store()
-        # RateLimitError (HTTP 429) when a server's queue is full; a leg holds a place on its server (legs.py)
-        admission = self.pool.admit([server_of(source) for source in sources])
-        prompt = request.prompt
-        arguments: dict[str, Any] = {"prompt": prompt}
-        tools = [tool.model_dump(mode="json", exclude_none=True) for tool in request.tools or ()] or None
-        tool_choice = request.tool_choice
-        for key, value in (("system", system), ("max_tokens", request.max_tokens),
-                           ("temperature", request.temperature), ("response_schema", request.response_schema),
-                           ("reasoning", request.reasoning), ("images", portable_images), ("tools", tools),
-                           ("tool_choice", tool_choice if isinstance(tool_choice, str | None)
-                            else tool_choice.model_dump())):
-            if value is not None:
-                arguments[key] = value
-        if thread or messages:
-            arguments["messages"] = [*thread, *messages]
-        record_options = {k: v for k, v in (("max_tokens", request.max_tokens),
-                                            ("temperature", request.temperature),
-                                            ("response_schema", request.response_schema),
-                                            ("reasoning", request.reasoning),
-                                            ("model_for", model_for or None)) if v is not None}
-        state = self._new_run("ask", mode, {"prompt": prompt[:200]})
-        if request.max_cost_usd is not None:
-            state.spend = SpendMeter(request.max_cost_usd, prompt_chars, dict(self.config.settings.prices))
-        state.record = history.new_record(state.run_id, "ask", conversation_id=conversation_id or
-                                          history.new_conversation_id(), prompt=prompt, system=system,
-                                          models=sources, mode=mode, options=record_options)
-        await self._admitting(admission, self._put_record(state.record))
-        assert self._tg is not None
-        self._tg.start_soon(self._admitted, admission, self._run_ask, state, arguments, sources, mode,
-                            model_for or {}, request)
-        return state.run_id
+    async def _execute(self, state: RunState, kind: RunKind, admission: Admission) -> None:
+        """Run ``kind`` in the run's scope and end the run with its result; the run's places are given back at the
+        end (each leg gives back its own as it gets its slot)."""
+        def emit(type_: EventType, source: str, data: dict[str, Any]) -> None:
+            self._emit(state, type_, source, data)
 
-    async def _resolve_choice(self, request: AskRequest) -> AskRequest:
-        """``request`` with ``continue_latest`` (ask -c) and ``model_ids`` (ask -m) resolved into the conversation,
-        the servers and the model per server they name.
-
-        Raises:
-            NotFoundError: there is no conversation to continue.
-            InvalidInputError: a model id or alias no server offers.
-        """
-        update: dict[str, Any] = {}
-        if request.continue_latest and request.conversation_id is None:
-            update["conversation_id"] = await self.latest_conversation()
-            if update["conversation_id"] is None:
-                raise NotFoundError("no conversation to continue yet: ask something first (without -c)")
-        if request.model_ids:
-            from .models import resolve_model_ids
-
-            chosen = await resolve_model_ids(self, request.model_ids)
-            servers = [source for source, _ in chosen]
-            if len(set(servers)) == len(servers):
-                update["models"] = servers
-                update["model_for"] = {**(request.model_for or {}), **dict(chosen)}
-            else:  # two models of one server: a leg each, named SERVER:MODEL (legs.py)
-                update["models"] = [f"{source}:{model}" for source, model in chosen]
-        return request.model_copy(update=update) if update else request
-
-    @staticmethod
-    async def _admitting(admission: Admission, step: Awaitable[None]) -> None:
-        """A step between admission and the run's start: if it fails, the run's places are given back."""
         try:
-            await step
-        except BaseException:
+            with state.scope:
+                await kind.run(emit, admission)
+            status, result = kind.result()
+            await self._finish(state, status, result)
+        except Exception:  # noqa: BLE001 - one run's bug must not end the task group every run lives in
+            log.exception("run %s failed unexpectedly", state.run_id)
+            await self._crashed(state)
+        finally:
             admission.close()
-            raise
-
-    async def _admitted(self, admission: Admission, run: Callable[..., Awaitable[None]], state: RunState,
-                        *args: Any) -> None:
-        with self.pool.admitted(admission):
-            try:
-                await run(state, *args)
-            except Exception:  # noqa: BLE001 - one run's bug must not end the task group every run lives in
-                log.exception("run %s failed unexpectedly", state.run_id)
-                await self._crashed(state)
 
     async def _crashed(self, state: RunState) -> None:
         """End a run whose own code raised (a bug) as ``error``, so its waiters, its record and the log agree."""
@@ -422,58 +352,9 @@ class Runs:
             return "the run scheduler is not running"
         return self.writer.refusal()
 
-    async def _run_ask(self, state: RunState, arguments: dict[str, Any], sources: list[str], mode: str,
-                       model_for: dict[str, str], options: MixOptions) -> None:
-        def emit(type_: EventType, source: str, data: dict[str, Any]) -> None:
-            self._emit(state, type_, source, data)
-
-        emit("run.started", "orchestrator", {"kind": "ask", "mode": mode, "models": sources,
-                                             "prompt_chars": len(arguments["prompt"]),
-                                             "images": len(arguments.get("images") or []),
-                                             "prompt": arguments["prompt"][:200],
-                                             "conversation_id": (state.record or {}).get("conversation_id"),
-                                             "history_turns": len(arguments.get("messages") or ())})
-        result = state.mix = MixResult(mode=mode, legs=[])
-        try:
-            with state.scope:
-                await self.mixer.mix(arguments, sources, mode, emit, result, model_for, options)
-        except LLMMixerError as error:
-            await self._finish(state, "error", AskResult(mode=mode, winner=None, legs=[], total_cost_usd=None,
-                                                         error=error.to_dict()["error"]))
-            return
-        if state.interrupted:
-            await self._finish(state, "interrupted", result.result().model_copy(update={"message": INTERRUPTED}))
-            return
-        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if result.ok else "error")
-        final = result.result()
-        if state.spend is not None:
-            final = final.model_copy(update={"cost_cap": state.spend.to_dict()})
-            if state.spend.stopped and not state.cancel_requested:
-                status = "done" if result.ok else "cancelled"
-        await self._finish(state, status, final)
-
-    async def _check_cost(self, prompt_chars: int, sources: list[str], model_for: dict[str, str],
-                          max_tokens: int | None, max_cost_usd: float | None) -> None:
-        """Refuse a run whose certain spend is over its cap, or over what is left of the day's budget."""
-        budget = self.config.settings.budget
-        if max_cost_usd is None and budget is None:
-            return
-        models = []
-        for source in sources:  # a leg name: its own model, else the server's (legs.py)
-            server, model = parse_leg(source)
-            models.append(model or model_for.get(source) or model_for.get(server) or self.mixer.model_for.get(server)
-                          or self.pool.default_model(server) or getattr(manifest_for(server), "default_model", None))
-        estimate = costcap.estimate_usd(prompt_chars, models, max_tokens, dict(self.config.settings.prices))
-        if max_cost_usd is not None and estimate > max_cost_usd:
-            raise BudgetError(f"this run would cost at least ${estimate:.6f} ({len(sources)} legs, their prompts"
-                              f"{' and max_tokens' if max_tokens else ''}), over its max_cost_usd of "
-                              f"${max_cost_usd:.6f}; raise the cap, or ask fewer models",
-                              details={"estimate_usd": estimate, "max_cost_usd": max_cost_usd})
-        costcap.check_budget(budget, await self.spent_today(), estimate)
-
     async def spent_today(self) -> float:
         """USD spent by the runs in the log since local midnight (read once a day, then kept up to date)."""
-        start = costcap.day_start()
+        start = day_start()
         if self._spent_today is None or self._spent_today[0] != start:
             total = 0.0
             async for record in stats.records_since(self.store, start):
@@ -481,132 +362,25 @@ class Runs:
             self._spent_today = (start, total)
         return self._spent_today[1]
 
-    async def _start_command(self, request: CommandRequest) -> str:
-        self._check_store()
-        admission = self.pool.admit(["pty"])  # also checks that a pty server is configured
-        command = request.command
-        arguments: dict[str, Any] = request.model_dump(exclude_none=True)
-        shown = redact_inline(command)  # FOO=sk-... cmd: the key never shows, nor is it kept
-        state = self._new_run("command", title={"command": shown[:200]})
-        state.record = history.new_record(state.run_id, "command", command=shown,
-                                          options={k: v for k, v in arguments.items() if k != "command"})
-        await self._admitting(admission, self._put_record(state.record))
-        assert self._tg is not None
-        self._tg.start_soon(self._admitted, admission, self._run_command, state, arguments)
-        return state.run_id
-
-    async def _run_command(self, state: RunState, arguments: dict[str, Any]) -> None:
-        self._emit(state, "run.started", "orchestrator",
-                   {"kind": "command", "command": redact_inline(arguments["command"])})
-
-        async def progress(_p: float, _t: float | None, message: str | None) -> None:
-            if message:
-                self._emit(state, "pty.output", "pty", {"text": message})
-
-        final: dict[str, Any] | None = None
-        with state.scope:
-            try:
-                result = await self.pool.call("pty", "run", arguments, progress, on_state=state.set_command_state)
-                payload = result_payload(result)
-                if result.is_error:
-                    wire = payload.get("error")
-                    final = {"error": wire if isinstance(wire, dict) else ServerError(
-                        "the PTY runner failed without a classified error").to_dict()["error"]}
-                else:
-                    final = payload
-            except LLMMixerError as error:
-                final = {"error": error.to_dict()["error"]}
-        if final is None and state.interrupted:
-            output = "".join(text for _, text in state.deltas)
-            await self._finish(state, "interrupted", CommandResult(
-                output=output, message=INTERRUPTED, error=CancelledError_(INTERRUPTED).to_dict()["error"]))
-            return
-        if final is None:
-            await self._finish(state, "cancelled", CommandResult(error=CancelledError_("cancelled").to_dict()["error"]))
-            return
-        self._emit(state, "pty.exit", "pty", final)
-        await self._finish(state, "error" if "error" in final else "done", CommandResult.model_validate(final))
-
-    async def _start_agents(self, request: AgentRequest) -> str:
-        """Start coding agents on a task; checked before anything starts.
-
-        Raises:
-            InvalidInputError, NotFoundError: see ``agents.plan_agents``.
-            BudgetError: the daily budget is used up.
-        """
-        from .agents import agent_specs, plan_agents
-
-        if self.config.settings.budget is not None:  # nothing to estimate before agents start (costcap.py)
-            costcap.check_budget(self.config.settings.budget, await self.spent_today())
-        self._check_store()
-        admission = self.pool.admit(["pty"] * max(1, len(request.agents)))  # each leg holds one runner call
-        try:
-            mode = "all" if request.continue_run else request.mode  # continued legs each run to their end
-            state = self._new_run("agent", mode, title={"task": request.task[:200]})
-            try:
-                plan = plan_agents(request, agent_specs(self.config.agents), state.run_id, gateway=self.gateway,
-                                   limits=self.config.settings.agent_limits)
-            except LLMMixerError:
-                self._runs.pop(state.run_id, None)
-                raise
-        except BaseException:
-            admission.close()
-            raise
-        request = plan.request  # a continuation's: its kept legs, in mode all
-        options = {"agents": request.agents, "check": request.check,
-                   **({"continue_run": request.continue_run} if request.continue_run else {})}
-        state.record = history.new_record(state.run_id, "agent", prompt=request.task, mode=request.mode,
-                                          options=options)
-        await self._admitting(admission, self._put_record(state.record))
-        assert self._tg is not None
-        self._tg.start_soon(self._admitted, admission, self._run_agents, state, plan)
-        return state.run_id
-
-    async def _run_agents(self, state: RunState, plan: Any) -> None:
-        from .agents import run_agents
-
-        request = plan.request
-        self._emit(state, "run.started", "orchestrator", {"kind": "agent", "mode": request.mode,
-                                                          "agents": request.agents, "check": request.check,
-                                                          "task": request.task[:200]})
-
-        def emit(type_: str, source: str, data: dict[str, Any]) -> None:  # agents emit their own types
-            self._emit(state, cast(EventType, type_), source, data)  # Event checks the type at run time
-
-        try:
-            with state.scope:
-                await run_agents(plan, self.pool, emit)
-        except LLMMixerError as error:
-            await self._finish(state, "error", AgentResult.model_validate({**plan.to_dict(),
-                                                                           "error": error.to_dict()["error"]}))
-            return
-        if state.interrupted:
-            await self._finish(state, "interrupted", AgentResult.model_validate({**plan.to_dict(),
-                                                                                 "message": INTERRUPTED}))
-            return
-        status: RunStatus = "cancelled" if state.cancel_requested else ("done" if plan.ok else "error")
-        if plan.spend is not None and plan.spend.stopped and not state.cancel_requested:
-            status = "done" if plan.ok else "cancelled"  # stopped by its cost cap, as an ask is
-        await self._finish(state, status, AgentResult.model_validate(plan.to_dict()))
-
     async def _finish(self, state: RunState, status: RunStatus, result: RunResult) -> None:
         with anyio.CancelScope(shield=True):
             if isinstance(result, AskResult):
                 state.marks.append(("run.done", "orchestrator", time.time()))
                 legs = [leg.wire() for leg in result.legs]
                 update: dict[str, Any] = {"timeline": timeline.build(state.marks, legs)}
-                if state.record is not None and state.record.get("conversation_id"):
-                    update = {"conversation_id": state.record["conversation_id"], **update}
+                if state.conversation_id:
+                    update = {"conversation_id": state.conversation_id, **update}
                 result = result.model_copy(update=update)
             state.status, state.result = status, result
             wire = result.wire()  # the one serialization, for the event, the run log and every snapshot
             state.wire = wire
             if self._spent_today is not None:
-                self._spent_today = (self._spent_today[0], self._spent_today[1] + _run_cost(wire))
+                self._spent_today = (self._spent_today[0], self._spent_today[1] + stats.usd(
+                    result.total_cost_usd if isinstance(result, AskResult | AgentResult) else None))
             self._emit(state, "run.done", "orchestrator", {"status": status, **wire})
             await self.flush()
             if state.record is not None:
-                state.record = history.finish_record(state.record, status, wire)
+                state.record = history.finish_record(state.record, status, result, wire)
                 # The log keeps the result with its streamed texts left in the events (run_record).
                 await self._put_record({**state.record, "result": run_record.compact(
                     "run.done", "orchestrator", wire, state.deltas)})
@@ -621,21 +395,6 @@ class Runs:
         store takes writes, this returns once it is written, so the history lists the run at once."""
         self.writer.submit_record(record)
         await self.writer.flush_record(record["run_id"], RECORD_WAIT_S)
-
-    async def _thread(self, conversation_id: str | None, system: str | None
-                      ) -> tuple[list[dict[str, str]], str | None]:
-        """The ``messages`` continuing ``conversation_id`` and the system prompt to use (the thread's own unless
-        one is given)."""
-        if conversation_id is None:
-            return [], system
-        if not isinstance(conversation_id, str) or not RUN_ID.match(conversation_id):
-            raise InvalidInputError("malformed conversation id: pass the conversation_id a run returned")
-        records = await self.store.conversation_runs(conversation_id, history.MAX_HISTORY_RUNS)
-        if not records:
-            raise NotFoundError(f"no conversation {conversation_id!r} (unknown, or older than the store keeps)")
-        if system is None:
-            system = next((r.get("system") for r in reversed(records) if r.get("system")), None)
-        return history.messages_for(records), system
 
     async def latest_conversation(self) -> str | None:
         """The conversation of the newest run in the store (what ``llmmixer ask -c`` continues)."""
@@ -803,20 +562,3 @@ class Runs:
 
 def _run_cost(result: Any) -> float:
     return stats.usd(result.get("total_cost_usd") if isinstance(result, dict) else None)
-
-
-def _check_aggregator(options: MixOptions, available: list[str]) -> None:
-    if options.aggregator is not None and options.aggregator not in available:
-        raise InvalidInputError(f"unknown aggregator {options.aggregator!r}; available: {', '.join(available)}")
-
-
-def _portable_images(images: list[ImageInput] | None) -> list[dict[str, Any]] | None:
-    """Images as the adapters take them, with files read here (an adapter may not share this filesystem)."""
-    if not images:
-        return None
-    out = []
-    for index, image in enumerate(images):
-        checked = load(image, f"images[{index}]")
-        out.append({"url": checked.url} if checked.url is not None else
-                   {"data": checked.data, "media_type": checked.media_type})
-    return out

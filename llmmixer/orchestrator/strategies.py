@@ -136,7 +136,8 @@ class FirstToken:
                         key=lambda leg: mixer.ttft.p50(leg.target) or math.inf)
         if not others:
             return
-        retry = [Leg(source=leg.source, server=leg.server, requested_model=leg.requested_model, role="recovery")
+        retry = [Leg(source=leg.source, server=leg.server, requested_model=leg.requested_model, role="recovery",
+                     admission=leg.admission)
                  for leg in others]
         result.extra.setdefault("recovery", []).append(
             {"from": failed.source, "error": (failed.error or {}).get("kind"), "streamed_chars": len(failed.streamed),

@@ -19,7 +19,7 @@ import anyio
 
 from ...servers.core.errors import AuthError, LLMMixerError
 from ...servers.core.results import result_payload
-from ..pool import ServerPool
+from ..pool import Admission, ServerPool
 from .base import AgentCLI, StreamReport
 from .launch import LegLayout, Redactor
 from .resume import Continuation
@@ -54,6 +54,7 @@ class AgentLeg:
     stop_requested_at: float | None = None
     stopped_ms: float | None = None  # cancelled legs: from the decision to the last process gone
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    admission: Admission | None = None  # the run's places in the runner's queue: each leg gives back one (pool.py)
     resume: Continuation | None = None  # a kept leg continued: the session it resumes (resume.py)
 
     @property
@@ -136,7 +137,8 @@ async def run_cli(leg: AgentLeg, pool: ServerPool, command: str, timeout_s: floa
                 on_report()
 
     result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.root), "timeout_s": timeout_s,
-                                            "env": env, "secrets": secrets, "writable": writable}, progress)
+                                            "env": env, "secrets": secrets, "writable": writable}, progress,
+                             admission=leg.admission)
     for raw in lines.rest():
         _handle_line(leg, raw, emit, redact)
     payload = result_payload(result)  # an error travels as text: its JSON says what the runner refused
@@ -163,7 +165,8 @@ async def run_in_worktree(leg: AgentLeg, pool: ServerPool, command: str, timeout
     """``command`` in the leg's worktree, through the runner (so in its sandbox): ``{"command", "exit_code",
     "passed", "timed_out", "output_tail", "duration_ms"}``, or with ``error`` when the runner refused or failed."""
     started = time.monotonic()
-    result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.work), "timeout_s": timeout_s})
+    result = await pool.call("pty", "run", {"command": command, "cwd": str(leg.layout.work), "timeout_s": timeout_s},
+                             admission=leg.admission)
     payload = result_payload(result)  # an error travels as text: its JSON says what the runner refused
     if result.is_error:
         return {"command": command, "exit_code": None, "passed": False, "output_tail": "",

@@ -25,7 +25,7 @@ from ...servers.core.errors import InvalidInputError, LLMMixerError
 from ..config import AgentLimits
 from ..costcap import SpendMeter
 from ..modes import AGENT_MODES
-from ..pool import ServerPool
+from ..pool import Admission, ServerPool
 from ..requests import AgentRequest, default_agents as _default_agents
 from .launch import (LegLayout, Redactor, agents_dir, endpoint_for, ignore_agents_dir, leg_environment, prepare_home,
                      secrets_for, shell_command)
@@ -143,9 +143,12 @@ def _on_gateway(spec: AgentSpec, url: str, model: str) -> AgentSpec:
     return dataclasses.replace(spec, model=model, env={**spec.env, adapter.base_url_var: url + adapter.gateway_path})
 
 
-async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit) -> AgentRun:
-    """Run every leg as the mode says; the run's winner, legs and (with ``apply``) the applied diff."""
+async def run_agents(run: AgentRun, pool: ServerPool, emit: Emit, admission: Admission | None = None) -> AgentRun:
+    """Run every leg as the mode says; the run's winner, legs and (with ``apply``) the applied diff. ``admission``
+    holds the run's places in the runner's queue, one per leg (pool.py)."""
     request = run.request
+    for leg in run.legs:
+        leg.admission = admission
     decided = anyio.Event()
     passers: list[AgentLeg] = []  # --pick best: the legs that passed, in the order they passed
     grace = anyio.CancelScope()

@@ -116,6 +116,7 @@ async def bench_rewarm(n: int) -> list[dict[str, Any]]:
     with emulator_process(tls=True) as emulator:
         runs = await _runs(emulator)
         try:
+            await _ask(runs, models="claude,gpt", mode="all")  # each adapter's SDK loaded, so claude can win
             for _ in range(n):
                 emulator.set_behaviour("anthropic", ttft_ms=20, inter_token_ms=2, tokens=5)
                 emulator.set_behaviour("openai", ttft_ms=150, inter_token_ms=10, tokens=20)

@@ -31,7 +31,7 @@ from mcp import Client, StdioServerParameters
 
 from .emulator import emulator_process
 from .stats import percentile, row
-from llmmixer.orchestrator.desktop_config import SERVERS, script_path
+from llmmixer.orchestrator.desktop_config import script_path, servers
 from llmmixer.servers.emulators import EmulatorClient
 
 DUMMY_KEYS = {"ANTHROPIC_API_KEY": "bench-anthropic-key", "OPENAI_API_KEY": "bench-openai-key",
@@ -118,7 +118,7 @@ async def in_process_runs(env: dict[str, str]) -> Any:
 
 async def tools_list_size(env: dict[str, str], cwd: str, name: str) -> tuple[int, int, int]:
     """(tools, bytes, estimated tokens) of one server's ``tools/list`` result as compact JSON."""
-    spec = SERVERS[name]
+    spec = servers()[name]
     params = StdioServerParameters(command=script_path(spec.script), args=list(spec.args), env=env, cwd=cwd)
     with anyio.fail_after(60):
         async with Client(params) as client:
@@ -154,10 +154,10 @@ async def run_bench(quick: bool) -> list[dict[str, Any]]:
                     warm.append(await mcp_ask(client))
                     direct.append(await runs_ask(runs))
 
-        for name in SERVERS:
+        for name in servers():
             count, size, tokens = await tools_list_size(env, home, name)
             is_orchestrator = name == "orchestrator"
-            figure = f"tools/list tokens (chars/4), {SERVERS[name].entry_name} ({count} tools)"
+            figure = f"tools/list tokens (chars/4), {servers()[name].entry_name} ({count} tools)"
             rows.append(row(figure, tokens, None, f"< {TOKEN_BUDGET}" if is_orchestrator else "",
                             passed=tokens < TOKEN_BUDGET if is_orchestrator else None,
                             note=f"{size} bytes"))

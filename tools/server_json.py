@@ -41,31 +41,33 @@ def _variables(manifests: list[ServerManifest]) -> list[dict[str, Any]]:
              "format": "string"} for var, m in keys]
 
 
-def _entry(name: str, title: str, description: str, arguments: list[str], manifests: list[ServerManifest]
-           ) -> dict[str, Any]:
+def _entry(name: str, title: str, description: str, arguments: list[str], manifests: list[ServerManifest],
+           version: str) -> dict[str, Any]:
     if len(description) > MAX_DESCRIPTION:
         raise ValueError(f"{name}: the registry allows {MAX_DESCRIPTION} characters of description")
-    package: dict[str, Any] = {"registryType": "pypi", "identifier": "llmmixer", "version": _version(),
+    package: dict[str, Any] = {"registryType": "pypi", "identifier": "llmmixer", "version": version,
                                "runtimeHint": "uvx", "transport": {"type": "stdio"},
                                "packageArguments": _positional(*arguments)}
     variables = _variables(manifests)
     if variables:
         package["environmentVariables"] = variables
     return {"$schema": SCHEMA, "name": f"{NAMESPACE}/{name}", "title": title, "description": description,
-            "version": _version(), "packages": [package]}
+            "version": version, "packages": [package]}
 
 
 def render() -> dict[str, dict[str, Any]]:
     """Each server.json by its folder name."""
     manifests = [m for m in load_manifests() if m.module.startswith("llmmixer.servers.")]  # ours, not plugins
     models = [m for m in manifests if m.role == "model"]
+    version = _version()
     out = {"llmmixer": _entry("llmmixer", "LLMMixer", "Ask Claude, GPT and Gemini together: race, hedge, fall "
-                                                      "back, fan out; run shell commands.", ["mcp"], models)}
+                                                      "back, fan out; run shell commands.", ["mcp"], models, version)}
     for manifest in manifests:
         what = "generate and list_models" if manifest.role == "model" else "sandboxed shell commands in a terminal"
         name = manifest.script or f"llmmixer-{manifest.name}"
         out[name] = _entry(name, f"LLMMixer {manifest.title}",
-                           f"{manifest.title} as an MCP server: {what}.", ["server", manifest.name], [manifest])
+                           f"{manifest.title} as an MCP server: {what}.", ["server", manifest.name], [manifest],
+                           version)
     return out
 
 

@@ -387,14 +387,20 @@ class Mixer:
         emit("leg.cancelled", leg.source, {"usage": leg.usage, "cost_usd": leg.cost_usd,
                                            "text_chars": len(leg.streamed)})
 
+    @staticmethod
+    def cancel_others(leg: Leg, legs: list[Leg]) -> None:
+        """Cancel every leg of ``legs`` but ``leg``: their calls are cancelled on their servers, which close the
+        upstreams (a race decided, a first token committed to)."""
+        for other in legs:
+            if other is not leg:
+                other.scope.cancel()
+
     def win(self, leg: Leg, legs: list[Leg], result: MixResult, emit: Emit) -> None:
         """``leg`` wins: the run's winner, said at once (``race.won``, before the losers have closed); every other leg
         of ``legs`` is cancelled."""
         leg.status = "won"
         result.winner = leg.source
-        for other in legs:
-            if other is not leg:
-                other.scope.cancel()
+        self.cancel_others(leg, legs)
         emit("race.won", leg.source, {"winner": leg.source, "mode": result.mode})
 
 

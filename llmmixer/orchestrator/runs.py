@@ -476,8 +476,8 @@ class Runs:
             while True:
                 changed = state.next_change()
                 mix = state.mix
-                winner = next((leg for leg in mix.legs if leg.source == mix.winner), None) if mix else None
-                if winner is not None and mix is not None:
+                if mix is not None and mix.winner is not None:
+                    winner = next(leg for leg in mix.legs if leg.source == mix.winner)
                     return winner.result(), mix.total_cost_usd
                 if state.finished.is_set():
                     return None

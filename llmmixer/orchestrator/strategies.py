@@ -87,9 +87,7 @@ class Race:
         def decided(leg: Leg) -> None:  # the first success: the others are cancelled before anything else
             if not first:
                 first.append(leg)
-                for other in legs:
-                    if other is not leg:
-                        other.scope.cancel()
+                mixer.cancel_others(leg, legs)
 
         async def run(leg: Leg) -> None:
             await mixer.run_leg(leg, arguments, emit, fast=len(legs) > 1, on_success=decided)
@@ -115,9 +113,7 @@ class FirstToken:
         def commit(leg: Leg) -> None:
             if not committed:
                 committed.append(leg)
-                for other in legs:
-                    if other is not leg:
-                        other.scope.cancel()
+                mixer.cancel_others(leg, legs)
 
         async def run(leg: Leg) -> None:
             await mixer.run_leg(leg, arguments, emit, on_first_token=commit, fast=fast)
